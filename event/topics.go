@@ -1,0 +1,49 @@
+package event
+
+// Topics. Every record on them is a CloudEvent in structured JSON mode, keyed by the street
+// code of its area (see Area.Key) so one consumer owns all the state of a street.
+const (
+	TopicIngestSensor  = "city.ingest.sensor"  // raw sensor readings from producers
+	TopicIngestHotline = "city.ingest.hotline" // raw 12345 work orders
+	TopicIngestVideo   = "city.ingest.video"   // raw AI camera detections
+	TopicEvents        = "city.events"         // validated, located events (Event)
+	TopicSignals       = "city.signals"        // rule matches (Signal)
+	TopicCommands      = "city.commands"       // incident commands (Command)
+	TopicResults       = "city.command-results" // outcome of each command (CommandResult)
+	TopicIncidents     = "city.incidents"      // changelog, the system of record (IncidentChange)
+	TopicDispatch      = "city.dispatch"       // dispatch records (Dispatch)
+	TopicDeadLetter    = "city.deadletter"     // rejected input with its reason (DeadLetter)
+)
+
+// IngestTopics maps each raw ingest topic to the event type a bare payload on it has.
+var IngestTopics = map[string]string{
+	TopicIngestSensor:  TypeSensorReading,
+	TopicIngestHotline: TypeHotlineTicket,
+	TopicIngestVideo:   TypeVideoDetection,
+}
+
+// AllTopics lists every topic the system creates on start.
+func AllTopics() []string {
+	return []string{
+		TopicIngestSensor, TopicIngestHotline, TopicIngestVideo,
+		TopicEvents, TopicSignals, TopicCommands, TopicResults,
+		TopicIncidents, TopicDispatch, TopicDeadLetter,
+	}
+}
+
+// CloudEvents types.
+const (
+	TypeSensorReading  = "city.sensor.reading"
+	TypeHotlineTicket  = "city.hotline.ticket"
+	TypeVideoDetection = "city.video.detection"
+
+	TypeSignal          = "city.signal"
+	TypeCommand         = "city.incident.command"
+	TypeCommandResult   = "city.incident.command-result"
+	TypeIncidentChanged = "city.incident.changed"
+	TypeDispatch        = "city.dispatch.assigned"
+	TypeDeadLetter      = "city.deadletter"
+)
+
+// Source is the CloudEvents source urbanbrain writes on its own records.
+const Source = "urbanbrain"
