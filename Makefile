@@ -1,0 +1,23 @@
+# The two commands: `make run` starts the whole system on its embedded default (broker,
+# SQLite, demo city, simulated traffic); `make test` installs what the tests need and runs
+# every test with the race detector. .ci/run calls `make test`.
+GO ?= go
+
+.PHONY: run test build test-deps bench
+
+run:
+	$(GO) run ./cmd/urbanbrain serve --demo
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o urbanbrain ./cmd/urbanbrain
+
+test: test-deps
+	CGO_ENABLED=0 $(GO) build ./...
+	$(GO) vet ./...
+	URBANBRAIN_REQUIRE_TOOLS=$$(cat .ci/tools-ok 2>/dev/null || echo 0) $(GO) test -race -count=1 -timeout 60m ./...
+
+test-deps:
+	@bash .ci/install-test-deps
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...

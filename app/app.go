@@ -1,0 +1,438 @@
+// Package app is urbanbrain's composition root: it builds every component from the
+// configuration, connects them to Kafka topics (routes.go is the one place where topics meet
+// handlers) and serves the HTTP API, websockets, health and metrics. Domain packages never
+// import watermill; only this package and package transport do.
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/components/metrics"
+	"github.com/ThreeDotsLabs/watermill/message"
+	ce "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/urbanbrain/urbanbrain/auth"
+	"github.com/urbanbrain/urbanbrain/city"
+	cockpit "github.com/urbanbrain/urbanbrain/cockpit-ws"
+	"github.com/urbanbrain/urbanbrain/dispatch"
+	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/incidents"
+	"github.com/urbanbrain/urbanbrain/ingest"
+	"github.com/urbanbrain/urbanbrain/rules"
+	"github.com/urbanbrain/urbanbrain/simulate"
+	"github.com/urbanbrain/urbanbrain/storage/sqlite"
+	"github.com/urbanbrain/urbanbrain/transport"
+)
+
+// App is one urbanbrain process running some or all components.
+type App struct {
+	cfg        Config
+	log        *zap.Logger
+	wmLog      watermill.LoggerAdapter
+	registry   *prometheus.Registry
+	instanceID string
+
+	city      *city.Map
+	ruleSet   []rules.Rule
+	issuer    *auth.Issuer
+	store     *sqlite.Store
+	ingest    *ingest.Service
+	rules     *rules.Engine
+	incidents *incidents.Service
+	dispatch  *dispatch.Dispatcher
+	cockpit   *cockpit.Hub
+	results   *resultWaiter
+	out       *boundPublisher // domain publishers, bound to Kafka when Run starts
+
+	// Set while running.
+	brokers   []string
+	embedded  *transport.Embedded
+	publisher *transport.Publisher
+		router    *message.Router
+	httpAddr  atomic.Value // string: the bound address, for tests on port 0
+	ready     atomic.Bool
+}
+
+// route is one topic → handler line of routes.go.
+type route struct {
+	name        string
+	topic       string
+	perInstance bool
+	handle      message.NoPublishHandlerFunc
+}
+
+// New loads the city, the rules and the signing key and builds the components. It starts
+// nothing: Run does.
+func New(cfg Config, log *zap.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	a := &App{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+	a.wmLog = watermill.NewSlogLogger(slogFromZap(log.Named("watermill")))
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	id, err := loadOrCreateInstanceID(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	a.instanceID = id
+
+	cityFS, err := a.cityFS()
+	if err != nil {
+		return nil, err
+	}
+	if a.city, err = city.Load(cityFS); err != nil {
+		return nil, fmt.Errorf("load city: %w", err)
+	}
+	rulesFS, err := a.rulesFS(cityFS)
+	if err != nil {
+		return nil, err
+	}
+	if a.ruleSet, err = rules.Load(rulesFS); err != nil {
+		return nil, fmt.Errorf("load rules: %w", err)
+	}
+
+	key, err := auth.LoadOrCreateKey(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	a.issuer = auth.NewIssuer(key, TokenIssuer)
+	a.out = &boundPublisher{}
+	a.results = newResultWaiter()
+
+	if a.ingest, err = ingest.New(ingest.Config{Registerer: a.registry}, a.city, a.out, log.Named("ingest")); err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	if a.rules, err = rules.New(rules.Config{}, a.ruleSet, a.out, log.Named("rules")); err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	if a.incidents, err = incidents.New(incidents.Config{}, a.out, log.Named("incidents")); err != nil {
+		return nil, fmt.Errorf("incidents: %w", err)
+	}
+	if a.dispatch, err = dispatch.New(dispatch.Config{}, a.city, a.out, log.Named("dispatch")); err != nil {
+		return nil, fmt.Errorf("dispatch: %w", err)
+	}
+	if a.cockpit, err = cockpit.New(cockpit.Config{AllowedOrigins: cfg.AllowedOrigins}, a.issuer, log.Named("cockpit")); err != nil {
+		return nil, fmt.Errorf("cockpit: %w", err)
+	}
+	return a, nil
+}
+
+// TokenIssuer is the `iss` claim of tokens this deployment signs.
+const TokenIssuer = "urbanbrain"
+
+// Issuer signs and verifies this instance's tokens (for `urbanbrain token` and the demo).
+func (a *App) Issuer() *auth.Issuer { return a.issuer }
+
+// City is the loaded city map.
+func (a *App) City() *city.Map { return a.city }
+
+// HTTPAddr is the address the HTTP server is bound to, once Run has started it.
+func (a *App) HTTPAddr() string {
+	s, _ := a.httpAddr.Load().(string)
+	return s
+}
+
+// BrokerAddrs are the Kafka brokers in use, once Run has started.
+func (a *App) BrokerAddrs() []string { return slices.Clone(a.brokers) }
+
+// Ready reports whether every started part is up (used by /readyz).
+func (a *App) Ready() bool { return a.ready.Load() }
+
+// Run starts the broker (embedded default), the store, the router and the HTTP server, and
+// blocks until ctx is done; then it stops taking work, lets in-flight messages finish, and
+// closes everything in reverse order.
+func (a *App) Run(ctx context.Context) (err error) {
+	if err := a.startBroker(ctx); err != nil {
+		return err
+	}
+	defer a.stopBroker()
+
+	if a.store, err = sqlite.Open(sqlite.Config{Path: filepath.Join(a.cfg.DataDir, "urbanbrain.db")}, a.log.Named("storage")); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer func() { _ = a.store.Close() }()
+
+	if a.publisher, err = transport.NewPublisher(transport.PublisherConfig{Brokers: a.brokers}, a.log.Named("kafka")); err != nil {
+		return fmt.Errorf("publisher: %w", err)
+	}
+	defer func() { _ = a.publisher.Close() }()
+	a.out.bind(transport.NewDomainPublisher(a.publisher))
+
+	if err := a.restore(ctx); err != nil {
+		return err
+	}
+	if a.router, err = a.buildRouter(); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http listen %s: %w", a.cfg.HTTPAddr, err)
+	}
+	a.httpAddr.Store(ln.Addr().String())
+	srv := &http.Server{Handler: a.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.router.Run(context.WithoutCancel(gctx)) })
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		select {
+		case <-a.router.Running():
+			a.ready.Store(true)
+			a.log.Info("urbanbrain ready", zap.String("http", a.HTTPAddr()), zap.Strings("brokers", a.brokers),
+				zap.Strings("components", a.cfg.Components))
+		case <-gctx.Done():
+		}
+		return nil
+	})
+	if a.cfg.Demo && a.cfg.SimulateRate > 0 {
+		g.Go(func() error { return a.runSimulator(gctx) })
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		a.ready.Store(false)
+		a.log.Info("shutting down: finishing in-flight work")
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownGrace)
+		defer cancel()
+		a.cockpit.Close()
+		httpErr := srv.Shutdown(shutdownCtx)
+		routerErr := a.router.Close()
+		return errors.Join(httpErr, routerErr)
+	})
+	return g.Wait()
+}
+
+func (a *App) startBroker(ctx context.Context) error {
+	if !a.cfg.Embedded() {
+		a.brokers = a.cfg.KafkaBrokers
+		return transport.EnsureTopics(ctx, a.brokers, a.cfg.Partitions, event.AllTopics()...)
+	}
+	emb, err := transport.StartEmbedded(transport.EmbeddedConfig{
+		DataDir:    filepath.Join(a.cfg.DataDir, "kafka"),
+		Listen:     a.cfg.BrokerListen,
+		Partitions: a.cfg.Partitions,
+		Topics:     event.AllTopics(),
+	}, a.log.Named("broker"))
+	if err != nil {
+		return fmt.Errorf("embedded broker: %w", err)
+	}
+	a.embedded = emb
+	a.brokers = emb.Addrs()
+	a.log.Info("embedded Kafka-protocol broker started", zap.Strings("addrs", a.brokers))
+	return nil
+}
+
+func (a *App) stopBroker() {
+	if a.embedded != nil {
+		if err := a.embedded.Close(); err != nil {
+			a.log.Warn("embedded broker close", zap.Error(err))
+		}
+	}
+}
+
+// restore rebuilds the in-memory state of incidents, dispatch and cockpit from the
+// city.incidents changelog, the system of record, before any consumer starts.
+func (a *App) restore(ctx context.Context) error {
+	if !a.cfg.Runs(CompIncidents) && !a.cfg.Runs(CompDispatch) && !a.cfg.Runs(CompCockpit) {
+		return nil
+	}
+	start := time.Now()
+	n := 0
+	err := transport.ReadAll(ctx, a.brokers, event.TopicIncidents, func(_ string, value []byte) error {
+		var ch event.IncidentChange
+		if _, err := event.Decode(value, event.TypeIncidentChanged, &ch); err != nil {
+			a.log.Warn("restore: skipping undecodable changelog record", zap.Error(err))
+			return nil
+		}
+		n++
+		a.incidents.Restore(ch)
+		a.dispatch.Restore(ch)
+		a.cockpit.Restore(ch)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("restore from %s: %w", event.TopicIncidents, err)
+	}
+	a.log.Info("state restored from changelog", zap.Int("changes", n), zap.Int("open_incidents", len(a.incidents.Open())),
+		zap.Duration("took", time.Since(start)))
+	return nil
+}
+
+func (a *App) buildRouter() (*message.Router, error) {
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: a.cfg.ShutdownGrace}, a.wmLog)
+	if err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	metrics.NewPrometheusMetricsBuilder(a.registry, "urbanbrain", "").AddPrometheusRouterMetrics(r)
+	for _, rt := range a.routes() {
+		group := "urbanbrain." + rt.name
+		if rt.perInstance {
+			group += "." + a.instanceID
+		}
+		sub, err := transport.NewSubscriber(transport.SubscriberConfig{Brokers: a.brokers, GroupID: group}, a.log.Named("kafka"))
+		if err != nil {
+			return nil, fmt.Errorf("subscriber %s: %w", rt.name, err)
+		}
+		r.AddNoPublisherHandler(rt.name, rt.topic, sub, rt.handle)
+	}
+	return r, nil
+}
+
+// typed decodes a CloudEvent of one of the given types into T and hands it to fn. A record
+// that cannot be decoded is dead-lettered and acknowledged: it must not block its partition.
+func typed[T any](a *App, types []string, fn func(context.Context, T) error) message.NoPublishHandlerFunc {
+	return func(msg *message.Message) error {
+		var v T
+		if err := decodeAny(msg.Payload, types, &v); err != nil {
+			return a.deadLetter(msg, err)
+		}
+		return fn(msg.Context(), v)
+	}
+}
+
+func decodeAny(b []byte, types []string, out any) error {
+	var e ce.Event
+	if err := json.Unmarshal(b, &e); err != nil {
+		return fmt.Errorf("not a CloudEvent: %w", err)
+	}
+	if !slices.Contains(types, e.Type()) {
+		return fmt.Errorf("unexpected type %q", e.Type())
+	}
+	if err := e.DataAs(out); err != nil {
+		return fmt.Errorf("data of %s %s: %w", e.Type(), e.ID(), err)
+	}
+	return nil
+}
+
+func (a *App) deadLetter(msg *message.Message, reason error) error {
+	topic := msg.Metadata.Get(transport.MetadataTopic)
+	a.log.Warn("dead-lettering undecodable record", zap.String("topic", topic), zap.Error(reason))
+	dl := event.DeadLetter{Reason: reason.Error(), Topic: topic, Key: transport.MessageKey(msg), Original: msg.Payload, At: time.Now().UTC()}
+	b, err := event.Encode(event.TypeDeadLetter, uuid.NewString(), dl.At, dl)
+	if err != nil {
+		return err
+	}
+	key := dl.Key
+	if key == "" {
+		key = event.UnknownStreet
+	}
+	return a.out.Publish(msg.Context(), event.TopicDeadLetter, key, b)
+}
+
+// ingestRecord hands a raw producer record, with its headers (CloudEvents binary mode), to
+// ingest.
+func (a *App) ingestRecord(msg *message.Message) error {
+	headers := make(map[string]string, len(msg.Metadata))
+	for k, v := range msg.Metadata {
+		headers[k] = v
+	}
+	return a.ingest.HandleRecord(msg.Context(), ingest.Record{
+		Topic:   msg.Metadata.Get(transport.MetadataTopic),
+		Key:     transport.MessageKey(msg),
+		Headers: headers,
+		Value:   msg.Payload,
+	})
+}
+
+func (a *App) runSimulator(ctx context.Context) error {
+	sim, err := simulate.New(simulate.Config{Rate: a.cfg.SimulateRate}, a.city, kafkaSink{a.out}, a.log.Named("simulate"))
+	if err != nil {
+		return fmt.Errorf("simulator: %w", err)
+	}
+	select { // traffic starts once consumers are in place
+	case <-a.router.Running():
+	case <-ctx.Done():
+		return nil
+	}
+	if err := sim.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("simulator: %w", err)
+	}
+	return nil
+}
+
+// kafkaSink sends simulated producer records to the ingest topics.
+type kafkaSink struct{ out *boundPublisher }
+
+func (k kafkaSink) Send(ctx context.Context, topic, key string, value []byte) error {
+	return k.out.Publish(ctx, topic, key, value)
+}
+
+func (a *App) cityFS() (fs.FS, error) {
+	if a.cfg.CityDir == "" {
+		return fs.Sub(city.DemoFS, "demo")
+	}
+	if _, err := os.Stat(a.cfg.CityDir); err != nil {
+		return nil, fmt.Errorf("--city-dir: %w", err)
+	}
+	return os.DirFS(a.cfg.CityDir), nil
+}
+
+func (a *App) rulesFS(cityFS fs.FS) (fs.FS, error) {
+	if a.cfg.RulesDir != "" {
+		if _, err := os.Stat(a.cfg.RulesDir); err != nil {
+			return nil, fmt.Errorf("--rules-dir: %w", err)
+		}
+		return os.DirFS(a.cfg.RulesDir), nil
+	}
+	return fs.Sub(cityFS, "rules")
+}
+
+func loadOrCreateInstanceID(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "instance.id")
+	if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
+		return string(b), nil
+	}
+	id := "i" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if err := os.WriteFile(path, []byte(id), 0o640); err != nil {
+		return "", fmt.Errorf("instance id: %w", err)
+	}
+	return id, nil
+}
+
+func slogFromZap(log *zap.Logger) *slog.Logger { return slog.New(zapslog.NewHandler(log.Core())) }
+
+// boundPublisher lets components be built before the broker's address is known: Run binds it
+// to the Kafka publisher before any component can publish.
+type boundPublisher struct {
+	p atomic.Pointer[transport.DomainPublisher]
+}
+
+func (b *boundPublisher) bind(p *transport.DomainPublisher) { b.p.Store(p) }
+
+// Publish sends one record; it fails (and the caller's message is redelivered) before Run.
+func (b *boundPublisher) Publish(ctx context.Context, topic, key string, value []byte) error {
+	p := b.p.Load()
+	if p == nil {
+		return errors.New("publisher not started")
+	}
+	return p.Publish(ctx, topic, key, value)
+}

@@ -1,0 +1,126 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Components that `serve --components` can start. They talk only through Kafka topics, so
+// any subset can run in one process and the rest elsewhere.
+const (
+	CompIngest    = "ingest"
+	CompRules     = "rules"
+	CompIncidents = "incidents"
+	CompDispatch  = "dispatch"
+	CompStorage   = "storage"
+	CompCockpit   = "cockpit"
+	CompAPI       = "api"
+)
+
+// AllComponents is the default of --components.
+var AllComponents = []string{CompIngest, CompRules, CompIncidents, CompDispatch, CompStorage, CompCockpit, CompAPI}
+
+// Config is the whole configuration of `urbanbrain serve`. Every field has a flag; the same
+// names work as URBANBRAIN_* environment variables and as keys of the --config YAML file
+// (docs/operations.md lists them). Flags win over env, env over the file.
+type Config struct {
+	HTTPAddr       string
+	DataDir        string
+	KafkaBrokers   []string // empty: start the embedded broker
+	BrokerListen   string
+	Partitions     int
+	Components     []string
+	Demo           bool
+	SimulateRate   float64
+	CityDir        string // empty: the demo city shipped in the binary
+	RulesDir       string // empty: the city's rules/ folder
+	AllowedOrigins []string
+	LogLevel       string
+	LogFormat      string // json or console
+	CommandTimeout time.Duration
+	ShutdownGrace  time.Duration
+	PublicURL      string // how the printed demo links reach this server
+}
+
+// RegisterFlags binds c to fs; the defaults are the embedded single-binary setup.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "HTTP listen address for the API, websockets, /metrics and health")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for the embedded broker, SQLite database and signing key")
+	fs.Func("kafka-brokers", "comma-separated Kafka brokers; empty starts the embedded broker", func(s string) error {
+		c.KafkaBrokers = splitList(s)
+		return nil
+	})
+	fs.StringVar(&c.BrokerListen, "broker-listen", "127.0.0.1:9092", "listen address of the embedded Kafka-protocol broker")
+	fs.IntVar(&c.Partitions, "partitions", 6, "partitions per topic when topics are created")
+	c.Components = slices.Clone(AllComponents)
+	fs.Func("components", "comma-separated components to run (default all: "+strings.Join(AllComponents, ",")+")", func(s string) error {
+		c.Components = splitList(s)
+		return nil
+	})
+	fs.BoolVar(&c.Demo, "demo", false, "print ready-made tokens and run the traffic simulator in-process")
+	fs.Float64Var(&c.SimulateRate, "simulate-rate", 20, "events per second of simulated traffic with --demo")
+	fs.StringVar(&c.CityDir, "city-dir", "", "directory with the city's grids.geojson, categories, agencies, roster (default: demo city)")
+	fs.StringVar(&c.RulesDir, "rules-dir", "", "directory of rule files (default: the city's rules)")
+	fs.Func("allowed-origins", "comma-separated Origins allowed on websockets (default: same host)", func(s string) error {
+		c.AllowedOrigins = splitList(s)
+		return nil
+	})
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "console", "console or json")
+	fs.DurationVar(&c.CommandTimeout, "command-timeout", 10*time.Second, "how long an HTTP command waits for its outcome")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 15*time.Second, "how long shutdown waits for in-flight work")
+	fs.StringVar(&c.PublicURL, "public-url", "", "base URL printed in demo links (default http://127.0.0.1:<port>)")
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir is required"))
+	}
+	if c.Partitions < 1 || c.Partitions > 1024 {
+		errs = append(errs, fmt.Errorf("--partitions %d: want 1..1024", c.Partitions))
+	}
+	if len(c.Components) == 0 {
+		errs = append(errs, errors.New("--components: at least one component"))
+	}
+	for _, comp := range c.Components {
+		if !slices.Contains(AllComponents, comp) {
+			errs = append(errs, fmt.Errorf("--components: unknown component %q (known: %s)", comp, strings.Join(AllComponents, ",")))
+		}
+	}
+	if c.Demo && c.SimulateRate < 0 {
+		errs = append(errs, fmt.Errorf("--simulate-rate %v: must not be negative", c.SimulateRate))
+	}
+	if c.CommandTimeout <= 0 {
+		errs = append(errs, errors.New("--command-timeout must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Runs reports whether the component is enabled.
+func (c *Config) Runs(component string) bool { return slices.Contains(c.Components, component) }
+
+// Embedded reports whether serve starts its own broker.
+func (c *Config) Embedded() bool { return len(c.KafkaBrokers) == 0 }
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// DefaultConfig is the configuration with every flag at its default.
+func DefaultConfig() Config {
+	var c Config
+	c.RegisterFlags(flag.NewFlagSet("defaults", flag.ContinueOnError))
+	return c
+}

@@ -1,0 +1,186 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/urbanbrain/urbanbrain/auth"
+	"github.com/urbanbrain/urbanbrain/event"
+)
+
+// running is one urbanbrain process started by a test on loopback.
+type running struct {
+	t    *testing.T
+	app  *App
+	base string
+	stop func() error
+}
+
+// freeAddr reserves a loopback port number for a component that needs a fixed address
+// (the broker must come back on the same one after a restart).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+// start runs every component on the embedded broker with data in dir and waits for /readyz.
+func start(t *testing.T, dir, brokerAddr string) *running {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.DataDir = dir
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.BrokerListen = brokerAddr
+	cfg.Partitions = 3
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	a, err := New(cfg, log)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	r := &running{t: t, app: a}
+	var stopped bool
+	r.stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(60 * time.Second):
+			return fmt.Errorf("Run did not return within 60s of cancel")
+		}
+	}
+	t.Cleanup(func() {
+		if err := r.stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned early: %v", err)
+		default:
+		}
+		if addr := a.HTTPAddr(); addr != "" {
+			r.base = "http://" + addr
+			if resp, err := http.Get(r.base + "/readyz"); err == nil {
+				_ = resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return r
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready within 60s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (r *running) token(c auth.Claims) string {
+	r.t.Helper()
+	tok, err := r.app.Issuer().Issue(c, time.Hour)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return tok
+}
+
+// do sends a request with a bearer token and decodes a JSON answer into out (if not nil).
+func (r *running) do(method, path, token string, body any, out any) int {
+	r.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, r.base+path, rd)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			r.t.Fatalf("%s %s: decode %q: %v", method, path, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// eventually polls cond every 100ms until it holds or the timeout passes. It waits for an
+// asynchronous pipeline to deliver, it does not assert any timing.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// requireTool finds an external test peer. Under `make test` (which installs the peers) a
+// missing tool fails the test; a plain `go test` without it skips, saying why.
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv("URBANBRAIN_REQUIRE_TOOLS") == "1" {
+		t.Fatalf("%s is required (make test installs it) but not found: %v", name, err)
+	}
+	t.Skipf("SKIP: %s not installed (run `make test`, which installs it from Debian)", name)
+	return ""
+}
+
+// hotlineTicket builds a CloudEvents structured hotline ticket at p.
+func hotlineTicket(id, requestType, category, content, phone string, p event.Point) map[string]any {
+	return map[string]any{
+		"specversion": "1.0", "id": id, "source": "hotline-12345/test", "type": event.TypeHotlineTicket,
+		"time": time.Now().UTC().Format(time.RFC3339), "datacontenttype": "application/json",
+		"data": map[string]any{
+			"ticket_id": id, "channel": "phone", "caller_name": "王小明", "caller_phone": phone,
+			"request_type": requestType, "category_code": category, "content": content,
+			"lat": p.Lat, "lon": p.Lon, "urgency": "normal",
+		},
+	}
+}

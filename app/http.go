@@ -1,0 +1,282 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/urbanbrain/urbanbrain/auth"
+	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/storage"
+)
+
+// Error codes of the HTTP API (docs/api.md lists them). Every error body is
+// {"code": "...", "error": "..."}.
+const (
+	CodeInvalidRequest    = "invalid_request"
+	CodeNotFound          = "not_found"
+	CodeForbidden         = "forbidden"
+	CodeIllegalTransition = "illegal_transition"
+	CodeInvalidCommand    = "invalid_command"
+	CodeTimeout           = "timeout"
+	CodeUnavailable       = "unavailable"
+	CodeInternal          = "internal"
+)
+
+const maxCommandBody = 64 << 10
+
+func (a *App) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry}))
+
+	need := func(p auth.Permission, h http.Handler) http.Handler { return auth.Middleware(a.issuer, p)(h) }
+	if a.cfg.Runs(CompIngest) {
+		mux.Handle("POST /api/v1/events", need(auth.PermIngest, a.ingest))
+	}
+	if a.cfg.Runs(CompAPI) {
+		mux.Handle("GET /api/v1/incidents", need(auth.PermReadIncidents, http.HandlerFunc(a.listIncidents)))
+		mux.Handle("GET /api/v1/incidents/{id}", need(auth.PermReadIncidents, http.HandlerFunc(a.getIncident)))
+		mux.Handle("POST /api/v1/incidents/{id}/actions", need(auth.PermCommand, http.HandlerFunc(a.postAction)))
+	}
+	if a.cfg.Runs(CompCockpit) {
+		mux.Handle("GET /ws/cockpit", a.cockpit) // authenticates before upgrading
+	}
+	return mux
+}
+
+func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"broker": "ok", "store": "ok", "router": "ok"}
+	ok := true
+	if err := a.pingBroker(ctx); err != nil {
+		checks["broker"], ok = err.Error(), false
+	}
+	if a.store == nil {
+		checks["store"], ok = "not open", false
+	} else if err := a.store.Ping(ctx); err != nil {
+		checks["store"], ok = err.Error(), false
+	}
+	if !a.ready.Load() {
+		checks["router"], ok = "not running", false
+	}
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, map[string]any{"ready": ok, "checks": checks})
+}
+
+func (a *App) pingBroker(ctx context.Context) error {
+	if len(a.brokers) == 0 {
+		return errors.New("no broker")
+	}
+	var d net.Dialer
+	var lastErr error
+	for _, b := range a.brokers {
+		c, err := d.DialContext(ctx, "tcp", b)
+		if err == nil {
+			_ = c.Close()
+			return nil
+		}
+		lastErr = err
+	}
+	return lastErr
+}
+
+// listIncidents answers GET /api/v1/incidents?status=&category=&severity=&district=&street=&grid=&open=&limit=&offset=.
+// The caller's scope narrows the filter; it never widens it.
+func (a *App) listIncidents(w http.ResponseWriter, r *http.Request) {
+	claims, _ := auth.FromContext(r.Context())
+	q := r.URL.Query()
+	f := storage.IncidentFilter{
+		Category: q.Get("category"),
+		Severity: q.Get("severity"),
+		District: q.Get("district"),
+		Street:   q.Get("street"),
+		Grid:     q.Get("grid"),
+		OpenOnly: q.Get("open") == "true",
+	}
+	for _, s := range splitList(q.Get("status")) {
+		f.Status = append(f.Status, event.Status(s))
+	}
+	var err error
+	if f.Limit, err = intParam(q.Get("limit"), 100, 1, 1000); err != nil {
+		writeError(w, http.StatusBadRequest, CodeInvalidRequest, "limit: "+err.Error())
+		return
+	}
+	if f.Offset, err = intParam(q.Get("offset"), 0, 0, 1_000_000); err != nil {
+		writeError(w, http.StatusBadRequest, CodeInvalidRequest, "offset: "+err.Error())
+		return
+	}
+	if claims.District != "" && claims.Role != auth.RoleWorker {
+		if f.District != "" && f.District != claims.District {
+			writeError(w, http.StatusForbidden, CodeForbidden, "district "+f.District+" is outside your scope")
+			return
+		}
+		f.District = claims.District
+	}
+	list, err := a.store.ListIncidents(r.Context(), f)
+	if err != nil {
+		a.internalError(w, "list incidents", err)
+		return
+	}
+	out := make([]event.Incident, 0, len(list))
+	for _, inc := range list {
+		if claims.CanSee(inc.Area) { // workers: only their grids
+			out = append(out, auth.MaskIncident(inc, claims))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"incidents": out, "count": len(out)})
+}
+
+// getIncident answers GET /api/v1/incidents/{id} with the timeline and linked events. An
+// incident outside the caller's scope is reported as not found, so ids cannot be probed.
+func (a *App) getIncident(w http.ResponseWriter, r *http.Request) {
+	claims, _ := auth.FromContext(r.Context())
+	d, err := a.store.GetIncident(r.Context(), r.PathValue("id"))
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && !claims.CanSee(d.Incident.Area)) {
+		writeError(w, http.StatusNotFound, CodeNotFound, "no incident "+r.PathValue("id"))
+		return
+	}
+	if err != nil {
+		a.internalError(w, "get incident", err)
+		return
+	}
+	d.Incident = auth.MaskIncident(d.Incident, claims)
+	for i := range d.Events {
+		d.Events[i] = auth.MaskEvent(d.Events[i], claims)
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+// actionRequest is the body of POST /api/v1/incidents/{id}/actions.
+type actionRequest struct {
+	ID         string            `json:"id,omitempty"` // optional idempotency key
+	Action     string            `json:"action"`
+	Reason     string            `json:"reason,omitempty"`
+	Note       string            `json:"note,omitempty"`
+	Assignment *event.Assignment `json:"assignment,omitempty"`
+}
+
+// postAction sends a command through city.commands to the owner of the incident's partition
+// and answers with the outcome that owner publishes on city.command-results.
+func (a *App) postAction(w http.ResponseWriter, r *http.Request) {
+	claims, _ := auth.FromContext(r.Context())
+	id := r.PathValue("id")
+	street := event.IncidentStreet(id)
+	if street == "" {
+		writeError(w, http.StatusNotFound, CodeNotFound, "no incident "+id)
+		return
+	}
+	var req actionRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxCommandBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, CodeInvalidRequest, "body: "+err.Error())
+		return
+	}
+	if req.Action == "" {
+		writeError(w, http.StatusBadRequest, CodeInvalidRequest, "action is required")
+		return
+	}
+	// Object-level scope: the caller must be able to see the incident to act on it.
+	if d, err := a.store.GetIncident(r.Context(), id); err == nil && !claims.CanSee(d.Incident.Area) {
+		writeError(w, http.StatusNotFound, CodeNotFound, "no incident "+id)
+		return
+	}
+	cmd := event.Command{
+		ID: req.ID, IncidentID: id, Action: req.Action, Reason: req.Reason, Note: req.Note,
+		Assignment: req.Assignment, At: time.Now().UTC(),
+		Actor: event.Actor{Subject: claims.Subject, Role: claims.Role, District: claims.District, Grids: claims.Grids},
+	}
+	if cmd.ID == "" {
+		cmd.ID = uuid.NewString()
+	}
+	b, err := event.Encode(event.TypeCommand, cmd.ID, cmd.At, cmd)
+	if err != nil {
+		a.internalError(w, "encode command", err)
+		return
+	}
+	wait := a.results.expect(cmd.ID)
+	defer a.results.forget(cmd.ID)
+	if err := a.out.Publish(r.Context(), event.TopicCommands, street, b); err != nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "command not sent: "+err.Error())
+		return
+	}
+	a.log.Info("command sent", zap.String("command", cmd.ID), zap.String("incident", id), zap.String("action", cmd.Action),
+		zap.String("actor", claims.Subject), zap.String("role", claims.Role))
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.CommandTimeout)
+	defer cancel()
+	select {
+	case res := <-wait:
+		if !res.OK {
+			writeError(w, statusForCode(res.Code), res.Code, res.Error)
+			return
+		}
+		if res.Incident != nil {
+			masked := auth.MaskIncident(*res.Incident, claims)
+			res.Incident = &masked
+		}
+		writeJSON(w, http.StatusOK, res)
+	case <-ctx.Done():
+		writeJSON(w, http.StatusAccepted, map[string]string{"code": CodeTimeout, "command_id": cmd.ID,
+			"error": "command accepted but its outcome did not arrive within " + a.cfg.CommandTimeout.String()})
+	}
+}
+
+func statusForCode(code string) int {
+	switch code {
+	case CodeNotFound:
+		return http.StatusNotFound
+	case CodeForbidden:
+		return http.StatusForbidden
+	case CodeIllegalTransition:
+		return http.StatusConflict
+	case CodeInvalidCommand:
+		return http.StatusUnprocessableEntity
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+func (a *App) internalError(w http.ResponseWriter, what string, err error) {
+	a.log.Error(what, zap.Error(err))
+	writeError(w, http.StatusInternalServerError, CodeInternal, what+" failed")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]string{"code": code, "error": msg})
+}
+
+func intParam(s string, def, lo, hi int) (int, error) {
+	if strings.TrimSpace(s) == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a number", s)
+	}
+	if n < lo || n > hi {
+		return 0, fmt.Errorf("%d is outside %d..%d", n, lo, hi)
+	}
+	return n, nil
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/urbanbrain/urbanbrain/app"
+	"github.com/urbanbrain/urbanbrain/auth"
+	"github.com/urbanbrain/urbanbrain/city"
+)
+
+func serveCommand(stdout, stderr io.Writer) *ffcli.Command {
+	fs := flag.NewFlagSet("urbanbrain serve", flag.ContinueOnError)
+	var cfg app.Config
+	cfg.RegisterFlags(fs)
+	fs.String("config", "", "YAML configuration file (keys are the flag names)")
+	return &ffcli.Command{
+		Name:       "serve",
+		ShortUsage: "urbanbrain serve [--demo] [--kafka-brokers host:port,...] [flags]",
+		ShortHelp:  "run the components (all by default) on the embedded broker or a Kafka cluster",
+		FlagSet:    fs,
+		Options:    parseOptions(),
+		Exec: func(ctx context.Context, _ []string) error {
+			log, err := newLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = log.Sync() }()
+			a, err := app.New(cfg, log)
+			if err != nil {
+				return err
+			}
+			if cfg.Demo {
+				go printDemo(ctx, a, cfg, stdout)
+			}
+			return a.Run(ctx)
+		},
+	}
+}
+
+// printDemo waits until the server is ready, then prints tokens and links for a newcomer.
+func printDemo(ctx context.Context, a *app.App, cfg app.Config, w io.Writer) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !a.Ready() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+	base := cfg.PublicURL
+	if base == "" {
+		_, port, _ := net.SplitHostPort(a.HTTPAddr())
+		base = "http://127.0.0.1:" + port
+	}
+	worker := demoWorker(a)
+	tokens := []struct {
+		who    string
+		claims auth.Claims
+	}{
+		{"operator (whole city, phone numbers masked)", auth.Claims{Subject: "demo-operator", Role: auth.RoleOperator}},
+		{"supervisor (may see personal data)", auth.Claims{Subject: "demo-supervisor", Role: auth.RoleSupervisor}},
+		{"worker " + worker.Name + " (grids " + strings.Join(worker.Grids, ",") + ")", auth.Claims{Subject: worker.ID, Role: auth.RoleWorker, Grids: worker.Grids}},
+		{"rule author", auth.Claims{Subject: "demo-rule-author", Role: auth.RoleRuleAuthor}},
+		{"producer (ingest)", auth.Claims{Subject: "demo-producer", Role: auth.RoleIngest}},
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nurbanbrain demo is up: %s (Kafka-protocol broker on %s)\n\n", base, strings.Join(a.BrokerAddrs(), ","))
+	var operatorToken string
+	for _, t := range tokens {
+		tok, err := a.Issuer().Issue(t.claims, 7*24*time.Hour)
+		if err != nil {
+			fmt.Fprintf(&b, "  %s: cannot sign token: %v\n", t.who, err)
+			continue
+		}
+		if t.claims.Role == auth.RoleOperator {
+			operatorToken = tok
+		}
+		fmt.Fprintf(&b, "  %s:\n    %s\n", t.who, tok)
+	}
+	wsBase := "ws" + strings.TrimPrefix(base, "http")
+	fmt.Fprintf(&b, "\nTry:\n  curl -H 'Authorization: Bearer %s' '%s/api/v1/incidents?limit=5'\n", operatorToken, base)
+	fmt.Fprintf(&b, "  websocket: %s/ws/cockpit?access_token=%s\n", wsBase, operatorToken)
+	fmt.Fprintf(&b, "  metrics:   %s/metrics   health: %s/readyz\n\n", base, base)
+	fmt.Fprint(w, b.String())
+}
+
+// demoWorker picks the first grid worker of the city for the demo worker token.
+func demoWorker(a *app.App) city.Worker {
+	for _, g := range a.City().Grids() {
+		for _, w := range a.City().Workers(g.Code) {
+			if w.Role == "worker" {
+				return w
+			}
+		}
+	}
+	return city.Worker{ID: "demo-worker", Name: "demo-worker"}
+}
+
+func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	switch format {
+	case "json":
+		enc = zapcore.NewJSONEncoder(encCfg)
+	case "console":
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	default:
+		return nil, fmt.Errorf("--log-format %q: want console or json", format)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)), nil
+}

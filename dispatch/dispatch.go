@@ -1,0 +1,345 @@
+package dispatch
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/urbanbrain/urbanbrain/city"
+	"github.com/urbanbrain/urbanbrain/event"
+)
+
+// Roster is the part of the city map dispatch reads; *city.Map satisfies it.
+type Roster interface {
+	Workers(grid string) []city.Worker
+	Neighbours(grid string) []string
+	Supervisor(community string) (city.Worker, bool)
+	AgencyFor(category string) (city.Agency, bool)
+	Agency(code string) (city.Agency, bool)
+}
+
+// Publisher sends one record to a topic; key picks the partition (the street code).
+type Publisher interface {
+	Publish(ctx context.Context, topic, key string, value []byte) error
+}
+
+// Config configures a Dispatcher. The zero value is usable.
+type Config struct {
+	// Now is the clock that decides who is on duty (default time.Now). Records carry UTC.
+	Now func() time.Time
+	// FallbackAgency is the code of the agency that takes a category nobody owns in the
+	// 权责清单 (default "street", the 街道办事处). If the roster does not know it, such an
+	// incident goes to its worker without an agency.
+	FallbackAgency string
+}
+
+func (c *Config) setDefaults() {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.FallbackAgency == "" {
+		c.FallbackAgency = "street"
+	}
+}
+
+// Validate reports every problem of the configuration at once. Every field has a usable
+// default, so there is nothing to refuse yet.
+func (c Config) Validate() error { return nil }
+
+// Dispatcher assigns new incidents. It is safe for concurrent use by the handlers of several
+// partitions.
+type Dispatcher struct {
+	cfg    Config
+	roster Roster
+	pub    Publisher
+	log    *zap.Logger
+
+	mu        sync.Mutex
+	incidents map[string]tracked // by incident id, closed ones included (see tracked)
+	load      map[string]int     // worker id → open incidents assigned to them
+
+	stats struct {
+		dispatched, untriaged, stale atomic.Uint64
+	}
+}
+
+// tracked is what the dispatcher knows of one incident. Closed incidents stay as tombstones
+// holding their last version, so that a redelivered old change cannot count them again.
+type tracked struct {
+	version  int64
+	worker   string          // whose load the incident counts in, "" if none
+	decision *event.Dispatch // this dispatcher's decision while the incident is still new
+	decided  int64           // the version the decision was made at
+}
+
+// New returns a Dispatcher reading the roster and publishing through pub.
+func New(cfg Config, roster Roster, pub Publisher, log *zap.Logger) (*Dispatcher, error) {
+	cfg.setDefaults()
+	var errs []error
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if roster == nil {
+		errs = append(errs, errors.New("dispatch: nil Roster"))
+	}
+	if pub == nil {
+		errs = append(errs, errors.New("dispatch: nil Publisher"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Dispatcher{
+		cfg:       cfg,
+		roster:    roster,
+		pub:       pub,
+		log:       log,
+		incidents: make(map[string]tracked),
+		load:      make(map[string]int),
+	}, nil
+}
+
+// Restore learns one changelog record while rebuilding on start: it counts the incident in its
+// worker's load and never dispatches.
+func (d *Dispatcher) Restore(rec event.IncidentChange) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if t, ok := d.incidents[rec.Incident.ID]; !ok || rec.Incident.Version > t.version {
+		d.observe(rec.Incident)
+	}
+}
+
+// HandleIncidentChange is the city.incidents handler. It keeps the load counts and dispatches
+// every new incident it holds no decision for: normally on its open, and after a restart (the
+// decisions are not on the changelog) on the first change delivered at or after the version
+// Restore reached. An error means a publish failed: redeliver, and the same decision is
+// published again.
+func (d *Dispatcher) HandleIncidentChange(ctx context.Context, rec event.IncidentChange) error {
+	inc := rec.Incident
+	d.mu.Lock()
+	t, known := d.incidents[inc.ID]
+	if known && inc.Version < t.version {
+		d.mu.Unlock()
+		d.stats.stale.Add(1)
+		return nil
+	}
+	if !known || inc.Version > t.version {
+		d.observe(inc)
+		t = d.incidents[inc.ID]
+	}
+	if inc.Status != event.StatusNew || (t.decision != nil && t.decided != inc.Version) {
+		// Not for dispatch, or a report linked while our command is on its way.
+		d.mu.Unlock()
+		return nil
+	}
+	dec := t.decision
+	if dec == nil {
+		// Decide once. The decision is kept even if publishing it fails, so the redelivery
+		// publishes the same one rather than a second opinion.
+		var why string
+		dec, why = d.decide(inc)
+		if dec == nil {
+			d.mu.Unlock()
+			d.stats.untriaged.Add(1)
+			d.log.Info("incident left for operator triage", zap.String("incident", inc.ID), zap.String("why", why))
+			return nil
+		}
+		d.hold(inc.ID, dec)
+	}
+	d.mu.Unlock()
+
+	if err := d.publish(ctx, inc, *dec); err != nil {
+		return err
+	}
+	d.stats.dispatched.Add(1)
+	return nil
+}
+
+// observe records inc's latest state and moves it between workers' loads. d.mu is held.
+func (d *Dispatcher) observe(inc event.Incident) {
+	prev := d.incidents[inc.ID]
+	next := tracked{version: inc.Version}
+	switch {
+	case !inc.Status.Open():
+	case inc.Status == event.StatusNew && prev.decision != nil:
+		// A report linked before our dispatch command landed: the command is still on its
+		// way, so the incident still counts for the worker it names.
+		next.worker, next.decision, next.decided = prev.worker, prev.decision, prev.decided
+	default:
+		next.worker = inc.Assignment.WorkerID
+	}
+	d.move(prev.worker, next.worker)
+	d.incidents[inc.ID] = next
+}
+
+// hold counts a decision in its worker's load before the dispatched change comes back, so a
+// burst of incidents in one grid is spread rather than all given to the same worker. d.mu is
+// held.
+func (d *Dispatcher) hold(id string, dec *event.Dispatch) {
+	t := d.incidents[id]
+	d.move(t.worker, dec.Assignment.WorkerID)
+	t.worker, t.decision, t.decided = dec.Assignment.WorkerID, dec, t.version
+	d.incidents[id] = t
+}
+
+func (d *Dispatcher) move(from, to string) {
+	if from == to {
+		return
+	}
+	if from != "" {
+		if d.load[from]--; d.load[from] <= 0 {
+			delete(d.load, from)
+		}
+	}
+	if to != "" {
+		d.load[to]++
+	}
+}
+
+// Load is the number of open incidents assigned (or being dispatched) to a worker.
+func (d *Dispatcher) Load(workerID string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.load[workerID]
+}
+
+// Stats counts what the dispatcher has done since it started.
+type Stats struct {
+	Dispatched uint64 // dispatch commands published (republished decisions included)
+	Untriaged  uint64 // new incidents left for an operator: no grid, or nobody to send to
+	Stale      uint64 // redelivered changes older than what was already seen
+}
+
+// Stats returns a snapshot of the counters.
+func (d *Dispatcher) Stats() Stats {
+	return Stats{
+		Dispatched: d.stats.dispatched.Load(),
+		Untriaged:  d.stats.untriaged.Load(),
+		Stale:      d.stats.stale.Load(),
+	}
+}
+
+// decide chooses the owner of a new incident, or returns nil and why nobody. d.mu is held.
+func (d *Dispatcher) decide(inc event.Incident) (*event.Dispatch, string) {
+	if inc.Area.Grid == "" {
+		return nil, "no grid: needs operator triage"
+	}
+	now := d.cfg.Now().UTC()
+	a := event.Assignment{Grid: inc.Area.Grid}
+	if ag, ok := d.agency(inc); ok {
+		a.Agency, a.AgencyName = ag.Code, ag.Name
+	}
+
+	var reason string
+	if w, n, ok := d.leastLoaded(now, inc.Area.Grid); ok {
+		a.WorkerID, a.WorkerName = w.ID, w.Name
+		reason = fmt.Sprintf("grid %s on-duty least loaded (%d open)", inc.Area.Grid, n)
+	} else if w, grid, n, ok := d.neighbour(now, inc.Area.Grid); ok {
+		a.WorkerID, a.WorkerName = w.ID, w.Name
+		reason = fmt.Sprintf("neighbour grid %s on-duty least loaded (%d open)", grid, n)
+	} else if w, ok := d.roster.Supervisor(inc.Area.Community); ok {
+		a.WorkerID, a.WorkerName = w.ID, w.Name
+		reason = "community supervisor"
+		if !w.OnDuty(now) {
+			reason += " (off duty)"
+		}
+	} else if a.Agency != "" {
+		reason = "no worker on duty nearby and no supervisor: agency only"
+	} else {
+		return nil, "no worker, supervisor or agency for grid " + inc.Area.Grid
+	}
+	return &event.Dispatch{
+		ID:         inc.ID + "/" + strconv.FormatInt(inc.Version, 10),
+		IncidentID: inc.ID,
+		Assignment: a,
+		Reason:     reason,
+		At:         now,
+	}, ""
+}
+
+// agency is the owner of the incident's category: the rule's routing hint if the roster knows
+// it, else the 权责清单's owner, else the fallback agency.
+func (d *Dispatcher) agency(inc event.Incident) (city.Agency, bool) {
+	if hint := inc.Assignment.Agency; hint != "" {
+		if ag, ok := d.roster.Agency(hint); ok {
+			return ag, true
+		}
+		d.log.Debug("unknown agency hint ignored", zap.String("incident", inc.ID), zap.String("agency", hint))
+	}
+	if ag, ok := d.roster.AgencyFor(inc.Category); ok {
+		return ag, true
+	}
+	return d.roster.Agency(d.cfg.FallbackAgency)
+}
+
+// leastLoaded is the on-duty worker of grid with the fewest open incidents, ties broken by ID
+// so the choice is reproducible, and that worker's load.
+func (d *Dispatcher) leastLoaded(now time.Time, grid string) (city.Worker, int, bool) {
+	var best city.Worker
+	found := false
+	for _, w := range d.roster.Workers(grid) {
+		if !w.OnDuty(now) {
+			continue
+		}
+		if !found || cmp.Or(cmp.Compare(d.load[w.ID], d.load[best.ID]), cmp.Compare(w.ID, best.ID)) < 0 {
+			best, found = w, true
+		}
+	}
+	return best, d.load[best.ID], found
+}
+
+// neighbour is the least loaded on-duty worker over the grids around grid, and the grid they
+// were found in.
+func (d *Dispatcher) neighbour(now time.Time, grid string) (city.Worker, string, int, bool) {
+	var (
+		best     city.Worker
+		bestGrid string
+		found    bool
+	)
+	for _, g := range d.roster.Neighbours(grid) {
+		w, n, ok := d.leastLoaded(now, g)
+		if ok && (!found || cmp.Or(cmp.Compare(n, d.load[best.ID]), cmp.Compare(w.ID, best.ID)) < 0) {
+			best, bestGrid, found = w, g, true
+		}
+	}
+	return best, bestGrid, d.load[best.ID], found
+}
+
+// publish sends the dispatch command, which is what takes effect, then the record of why.
+func (d *Dispatcher) publish(ctx context.Context, inc event.Incident, dec event.Dispatch) error {
+	a := dec.Assignment
+	cmd := event.Command{
+		ID:         "dispatch:" + inc.ID,
+		IncidentID: inc.ID,
+		Action:     event.ActionDispatch,
+		Actor:      event.SystemActor,
+		Reason:     dec.Reason,
+		Assignment: &a,
+		At:         dec.At,
+	}
+	key := inc.Area.Key()
+	value, err := event.Encode(event.TypeCommand, cmd.ID, cmd.At, cmd)
+	if err != nil {
+		return err
+	}
+	if err := d.pub.Publish(ctx, event.TopicCommands, key, value); err != nil {
+		return fmt.Errorf("publish %s %s: %w", event.TopicCommands, cmd.ID, err)
+	}
+	value, err = event.Encode(event.TypeDispatch, dec.ID, dec.At, dec)
+	if err != nil {
+		return err
+	}
+	if err := d.pub.Publish(ctx, event.TopicDispatch, key, value); err != nil {
+		return fmt.Errorf("publish %s %s: %w", event.TopicDispatch, dec.ID, err)
+	}
+	return nil
+}

@@ -1,0 +1,472 @@
+package dispatch_test
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/urbanbrain/urbanbrain/city"
+	"github.com/urbanbrain/urbanbrain/dispatch"
+	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/incidents"
+	"github.com/urbanbrain/urbanbrain/incidents/incidentstest"
+)
+
+var _ dispatch.Roster = (*city.Map)(nil)
+
+var shanghai = time.FixedZone("CST", 8*3600)
+
+var (
+	tuesdayMorning = time.Date(2025, 6, 3, 10, 0, 0, 0, shanghai)
+	tuesdayNight   = time.Date(2025, 6, 3, 3, 0, 0, 0, shanghai)
+)
+
+func demo(t testing.TB) *city.Map {
+	t.Helper()
+	m, err := city.LoadDemo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+type harness struct {
+	t     *testing.T
+	clock *clockwork.FakeClock
+	pub   *incidentstest.Publisher
+	d     *dispatch.Dispatcher
+}
+
+func newHarness(t *testing.T, roster dispatch.Roster, at time.Time) *harness {
+	t.Helper()
+	h := &harness{t: t, clock: clockwork.NewFakeClockAt(at), pub: &incidentstest.Publisher{}}
+	d, err := dispatch.New(dispatch.Config{Now: h.clock.Now}, roster, h.pub, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.d = d
+	return h
+}
+
+func (h *harness) handle(c event.IncidentChange) {
+	h.t.Helper()
+	if err := h.d.HandleIncidentChange(h.t.Context(), c); err != nil {
+		h.t.Fatalf("HandleIncidentChange(%s v%d): %v", c.Incident.ID, c.Incident.Version, err)
+	}
+}
+
+// last returns the last dispatch command and record, checking that they agree.
+func (h *harness) last() (event.Command, event.Dispatch) {
+	h.t.Helper()
+	cmds, recs := h.pub.Commands(h.t), h.pub.Dispatches(h.t)
+	if len(cmds) == 0 || len(cmds) != len(recs) {
+		h.t.Fatalf("%d commands and %d dispatch records published, want the same non-zero number", len(cmds), len(recs))
+	}
+	c, r := cmds[len(cmds)-1], recs[len(recs)-1]
+	if c.Assignment == nil || *c.Assignment != r.Assignment || c.IncidentID != r.IncidentID {
+		h.t.Fatalf("command %+v disagrees with dispatch record %+v", c, r)
+	}
+	return c, r
+}
+
+// opened is the changelog record of a new incident in grid g (the first version).
+func opened(id string, g city.Grid, category string) event.IncidentChange {
+	inc := event.Incident{
+		ID: id, Version: 1, Status: event.StatusNew, Category: category, Severity: event.SeverityOrange,
+		Area: g.Area(), Reports: []event.Report{{EventID: "ev-" + id}}, ReportCount: 1,
+	}
+	return event.IncidentChange{Incident: inc, Change: event.Change{Action: incidents.ActionOpen, To: event.StatusNew}}
+}
+
+// assigned is a later version of an incident, dispatched to worker (or closed).
+func assigned(c event.IncidentChange, version int64, status event.Status, worker string) event.IncidentChange {
+	c.Incident.Version = version
+	c.Incident.Status = status
+	c.Incident.Assignment = event.Assignment{WorkerID: worker, Grid: c.Incident.Area.Grid}
+	c.Change = event.Change{Action: event.ActionDispatch, To: status}
+	return c
+}
+
+// onDuty lists the on-duty workers of a grid, sorted by ID.
+func onDuty(m dispatch.Roster, grid string, at time.Time) []city.Worker {
+	var ws []city.Worker
+	for _, w := range m.Workers(grid) {
+		if w.OnDuty(at) {
+			ws = append(ws, w)
+		}
+	}
+	slices.SortFunc(ws, func(a, b city.Worker) int { return strings.Compare(a.ID, b.ID) })
+	return ws
+}
+
+// findGrid is the first demo grid for which ok holds; the roster is generated, so tests pick
+// their cases by property rather than by name.
+func findGrid(t *testing.T, m *city.Map, ok func(city.Grid) bool) city.Grid {
+	t.Helper()
+	for _, g := range m.Grids() {
+		if ok(g) {
+			return g
+		}
+	}
+	t.Fatal("the demo city has no grid for this case")
+	return city.Grid{}
+}
+
+func TestLeastLoadedOnDutyWorkerOfTheGrid(t *testing.T) {
+	t.Parallel()
+	m := demo(t)
+	g := findGrid(t, m, func(g city.Grid) bool { return len(onDuty(m, g.Code, tuesdayMorning)) >= 2 })
+	ws := onDuty(m, g.Code, tuesdayMorning)
+	a, b := ws[0], ws[1]
+	h := newHarness(t, m, tuesdayMorning)
+
+	// Before: a holds two open incidents and b one (and one closed, which does not count),
+	// learnt from the changelog on start.
+	street := g.Street
+	for i, who := range []string{a.ID, a.ID, b.ID, b.ID} {
+		o := opened(fmt.Sprintf("INC-%s-old%d", street, i), g, "0202")
+		h.d.Restore(o)
+		h.d.Restore(assigned(o, 2, event.StatusDispatched, who))
+		if i == 3 {
+			h.d.Restore(assigned(o, 3, event.StatusClosed, who))
+		}
+	}
+	if h.pub.Len() != 0 {
+		t.Fatalf("Restore published %d records, want none", h.pub.Len())
+	}
+	if la, lb := h.d.Load(a.ID), h.d.Load(b.ID); la != 2 || lb != 1 {
+		t.Fatalf("loads after restore: %s %d, %s %d; want 2 and 1", a.ID, la, b.ID, lb)
+	}
+
+	id := "INC-" + street + "-0001"
+	h.handle(opened(id, g, "0202"))
+	cmd, rec := h.last()
+	wantA := event.Assignment{WorkerID: b.ID, WorkerName: b.Name, Grid: g.Code, Agency: "water", AgencyName: "市水务局"}
+	wantCmd := event.Command{
+		ID: "dispatch:" + id, IncidentID: id, Action: event.ActionDispatch, Actor: event.SystemActor,
+		Reason: fmt.Sprintf("grid %s on-duty least loaded (1 open)", g.Code), Assignment: &wantA, At: h.clock.Now().UTC(),
+	}
+	if !reflect.DeepEqual(cmd, wantCmd) {
+		t.Errorf("command\n got %+v\nwant %+v", cmd, wantCmd)
+	}
+	wantRec := event.Dispatch{ID: id + "/1", IncidentID: id, Assignment: wantA, Reason: wantCmd.Reason, At: h.clock.Now().UTC()}
+	if !reflect.DeepEqual(rec, wantRec) {
+		t.Errorf("dispatch record\n got %+v\nwant %+v", rec, wantRec)
+	}
+	for _, r := range h.pub.Records("") {
+		if r.Key != street {
+			t.Errorf("record on %s keyed %q, want the street %q", r.Topic, r.Key, street)
+		}
+	}
+
+	// The decision counts at once: with a and b now level at 2, the next goes by ID to a.
+	h.handle(opened("INC-"+street+"-0002", g, "0202"))
+	if cmd, _ := h.last(); cmd.Assignment.WorkerID != a.ID {
+		t.Errorf("next incident went to %s, want %s (tie at 2 open, lower ID)", cmd.Assignment.WorkerID, a.ID)
+	}
+	if la, lb := h.d.Load(a.ID), h.d.Load(b.ID); la != 3 || lb != 2 {
+		t.Errorf("loads %d and %d, want 3 and 2", la, lb)
+	}
+}
+
+func TestNeighbourGridAtNight(t *testing.T) {
+	t.Parallel()
+	m := demo(t)
+	g := findGrid(t, m, func(g city.Grid) bool {
+		return len(m.Workers(g.Code)) > 0 && len(onDuty(m, g.Code, tuesdayNight)) == 0
+	})
+	var want city.Worker
+	var wantGrid string
+	for _, n := range m.Neighbours(g.Code) {
+		for _, w := range onDuty(m, n, tuesdayNight) {
+			if wantGrid == "" || w.ID < want.ID {
+				want, wantGrid = w, n
+			}
+		}
+	}
+	if wantGrid == "" {
+		t.Fatalf("grid %s has no on-duty neighbour at night in the demo", g.Code)
+	}
+	h := newHarness(t, m, tuesdayNight)
+	h.handle(opened("INC-"+g.Street+"-0001", g, "0301"))
+	cmd, _ := h.last()
+	if cmd.Assignment.WorkerID != want.ID || cmd.Assignment.Grid != g.Code || cmd.Assignment.Agency != "urban" {
+		t.Errorf("assignment %+v, want %s for grid %s with agency urban", *cmd.Assignment, want.ID, g.Code)
+	}
+	if wantReason := fmt.Sprintf("neighbour grid %s on-duty least loaded (0 open)", wantGrid); cmd.Reason != wantReason {
+		t.Errorf("reason %q, want %q", cmd.Reason, wantReason)
+	}
+}
+
+// edgeOfTown is the demo map with no neighbours anywhere, as for a grid on the city's edge.
+type edgeOfTown struct{ *city.Map }
+
+func (edgeOfTown) Neighbours(string) []string { return nil }
+
+func TestCommunitySupervisorWhenNobodyNearIsOnDuty(t *testing.T) {
+	t.Parallel()
+	m := demo(t)
+	g := findGrid(t, m, func(g city.Grid) bool { return len(onDuty(m, g.Code, tuesdayNight)) == 0 })
+	sup, ok := m.Supervisor(g.Community)
+	if !ok {
+		t.Fatalf("community %s has no supervisor in the demo", g.Community)
+	}
+	h := newHarness(t, edgeOfTown{m}, tuesdayNight)
+	h.handle(opened("INC-"+g.Street+"-0001", g, "0103"))
+	cmd, _ := h.last()
+	want := event.Assignment{WorkerID: sup.ID, WorkerName: sup.Name, Grid: g.Code, Agency: "gas", AgencyName: "市燃气集团"}
+	if *cmd.Assignment != want {
+		t.Errorf("assignment %+v, want %+v", *cmd.Assignment, want)
+	}
+	wantReason := "community supervisor"
+	if !sup.OnDuty(tuesdayNight) {
+		wantReason += " (off duty)"
+	}
+	if cmd.Reason != wantReason {
+		t.Errorf("reason %q, want %q", cmd.Reason, wantReason)
+	}
+}
+
+func TestAgencyChoice(t *testing.T) {
+	t.Parallel()
+	m := demo(t)
+	g := m.Grids()[0]
+	for _, tc := range []struct {
+		name, category, hint, want string
+	}{
+		{"owner in the 权责清单", "0501", "", "fire"},
+		{"rule's routing hint first", "0202", "traffic", "traffic"},
+		{"unknown hint ignored", "0202", "nasa", "water"},
+		{"unknown category to the street office", "9999", "", "street"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, m, tuesdayMorning)
+			o := opened("INC-"+g.Street+"-0001", g, tc.category)
+			o.Incident.Assignment.Agency = tc.hint
+			h.handle(o)
+			cmd, _ := h.last()
+			ag, _ := m.Agency(tc.want)
+			if cmd.Assignment.Agency != tc.want || cmd.Assignment.AgencyName != ag.Name {
+				t.Errorf("agency %s %s, want %s %s", cmd.Assignment.Agency, cmd.Assignment.AgencyName, tc.want, ag.Name)
+			}
+		})
+	}
+}
+
+func TestNoGridIsLeftForTriage(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, demo(t), tuesdayMorning)
+	o := opened("INC-unknown-0001", city.Grid{}, "0202")
+	h.handle(o)
+	if n := h.pub.Len(); n != 0 {
+		t.Errorf("published %d records for an incident without a grid, want none", n)
+	}
+	if s := h.d.Stats(); s.Untriaged != 1 || s.Dispatched != 0 {
+		t.Errorf("stats %+v, want one untriaged", s)
+	}
+}
+
+func TestRedeliveredOpenRepeatsTheDecision(t *testing.T) {
+	t.Parallel()
+	m := demo(t)
+	g := findGrid(t, m, func(g city.Grid) bool { return len(onDuty(m, g.Code, tuesdayMorning)) >= 2 })
+	h := newHarness(t, m, tuesdayMorning)
+	o := opened("INC-"+g.Street+"-0001", g, "0202")
+
+	boom := errors.New("broker down")
+	h.pub.FailOn(event.TopicDispatch, boom) // the command goes out, its record does not
+	if err := h.d.HandleIncidentChange(t.Context(), o); !errors.Is(err, boom) {
+		t.Fatalf("HandleIncidentChange error %v, want %v", err, boom)
+	}
+	h.pub.FailOn(event.TopicDispatch, nil)
+	first := h.pub.Commands(t)[0]
+	worker := first.Assignment.WorkerID
+
+	h.clock.Advance(time.Minute)
+	h.handle(o) // the redelivery
+	h.handle(o) // and once more
+	cmds, recs := h.pub.Commands(t), h.pub.Dispatches(t)
+	if len(cmds) != 3 || len(recs) != 2 {
+		t.Fatalf("%d commands and %d records, want 3 and 2", len(cmds), len(recs))
+	}
+	for _, c := range cmds[1:] {
+		if !reflect.DeepEqual(c, first) {
+			t.Errorf("repeated command\n got %+v\nwant %+v (same id, same decision)", c, first)
+		}
+	}
+	if h.d.Load(worker) != 1 {
+		t.Errorf("load of %s is %d, want 1: one incident, however often it is delivered", worker, h.d.Load(worker))
+	}
+
+	// The incident moved on; an old open delivered late changes nothing.
+	h.handle(assigned(o, 2, event.StatusDispatched, worker))
+	before := h.pub.Len()
+	h.handle(o)
+	if h.pub.Len() != before || h.d.Stats().Stale != 1 {
+		t.Errorf("a stale open published %d records (stats %+v), want none", h.pub.Len()-before, h.d.Stats())
+	}
+	h.handle(assigned(o, 3, event.StatusClosed, worker))
+	if h.d.Load(worker) != 0 {
+		t.Errorf("load of %s after close is %d, want 0", worker, h.d.Load(worker))
+	}
+	h.handle(assigned(o, 2, event.StatusDispatched, worker)) // a late duplicate of v2
+	if h.d.Load(worker) != 0 {
+		t.Errorf("a late duplicate revived a closed incident's load: %d", h.d.Load(worker))
+	}
+}
+
+// Regression guard: a report linked between the open and the dispatch landing has no
+// assignment yet, and must not make the dispatcher forget the worker it chose.
+func TestLinkBeforeDispatchLandsKeepsTheLoad(t *testing.T) {
+	t.Parallel()
+	m := demo(t)
+	g := findGrid(t, m, func(g city.Grid) bool { return len(onDuty(m, g.Code, tuesdayMorning)) >= 1 })
+	h := newHarness(t, m, tuesdayMorning)
+	o := opened("INC-"+g.Street+"-0001", g, "0202")
+	h.handle(o)
+	cmd, _ := h.last()
+	worker := cmd.Assignment.WorkerID
+
+	link := o
+	link.Incident.Version, link.Incident.ReportCount = 2, 2
+	link.Change = event.Change{Action: incidents.ActionLink, From: event.StatusNew, To: event.StatusNew}
+	h.handle(link)
+	if n := h.d.Load(worker); n != 1 {
+		t.Errorf("after a link, load of %s is %d, want 1", worker, n)
+	}
+	h.handle(assigned(o, 3, event.StatusDispatched, worker))
+	if n := h.d.Load(worker); n != 1 {
+		t.Errorf("after the dispatch landed, load of %s is %d, want 1", worker, n)
+	}
+	if n := len(h.pub.Commands(t)); n != 1 {
+		t.Errorf("%d dispatch commands, want 1", n)
+	}
+}
+
+// After a restart the decisions are gone (they are not on the changelog). An incident still
+// new at the version Restore reached is dispatched when that record is delivered again, even
+// if it is a link and not the open.
+func TestRestartDispatchesAnIncidentStillNew(t *testing.T) {
+	t.Parallel()
+	m := demo(t)
+	g := findGrid(t, m, func(g city.Grid) bool { return len(onDuty(m, g.Code, tuesdayMorning)) >= 1 })
+	h := newHarness(t, m, tuesdayMorning)
+	o := opened("INC-"+g.Street+"-0001", g, "0202")
+	link := o
+	link.Incident.Version, link.Incident.ReportCount = 2, 2
+	link.Change = event.Change{Action: incidents.ActionLink, From: event.StatusNew, To: event.StatusNew}
+	h.d.Restore(o)
+	h.d.Restore(link)
+
+	h.handle(o) // older than what Restore reached
+	if n := h.pub.Len(); n != 0 {
+		t.Fatalf("a stale open published %d records", n)
+	}
+	h.handle(link)
+	cmd, rec := h.last()
+	if want := onDuty(m, g.Code, tuesdayMorning)[0].ID; cmd.Assignment.WorkerID != want || rec.ID != o.Incident.ID+"/2" {
+		t.Errorf("dispatched %s as %s, want %s as %s/2", cmd.Assignment.WorkerID, rec.ID, want, o.Incident.ID)
+	}
+}
+
+// The whole loop in one process: signal → incidents → changelog → dispatch → command →
+// incidents → result, with each record delivered as the composition root's router would.
+func TestDispatchLoop(t *testing.T) {
+	t.Parallel()
+	m := demo(t)
+	g := findGrid(t, m, func(g city.Grid) bool { return len(onDuty(m, g.Code, tuesdayMorning)) >= 1 })
+	clock := clockwork.NewFakeClockAt(tuesdayMorning)
+	pub := &incidentstest.Publisher{}
+	svc, err := incidents.New(incidents.Config{Now: clock.Now}, pub, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := dispatch.New(dispatch.Config{Now: clock.Now}, m, pub, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	disp := d // where changelog records go
+	delivered := 0
+	pump := func() {
+		t.Helper()
+		for ; delivered < pub.Len(); delivered++ {
+			r := pub.Records("")[delivered]
+			var err error
+			switch r.Topic {
+			case event.TopicIncidents:
+				err = disp.HandleIncidentChange(ctx, incidentstest.Decode[event.IncidentChange](t, r, event.TypeIncidentChanged))
+			case event.TopicCommands:
+				err = svc.HandleCommand(ctx, incidentstest.Decode[event.Command](t, r, event.TypeCommand))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sig := event.Signal{
+		ID: "flood@1/ev-1", RuleID: "flood", Category: "0202", Severity: event.SeverityOrange,
+		CorrelationKey: "flood:" + g.Code, At: clock.Now(),
+		Event: event.Event{ID: "ev-1", Type: event.TypeSensorReading, Time: clock.Now(), Area: g.Area()},
+	}
+	if err := svc.HandleSignal(ctx, sig); err != nil {
+		t.Fatal(err)
+	}
+	pump()
+
+	open := svc.Open()
+	if len(open) != 1 {
+		t.Fatalf("open incidents %+v, want one", open)
+	}
+	inc := open[0]
+	want := onDuty(m, g.Code, tuesdayMorning)[0]
+	if inc.Status != event.StatusDispatched || inc.Version != 2 || inc.Assignment.WorkerID != want.ID || inc.Assignment.Agency != "water" {
+		t.Fatalf("incident %s v%d assigned %+v, want dispatched v2 to %s and water", inc.Status, inc.Version, inc.Assignment, want.ID)
+	}
+	if rs := pub.Results(t); len(rs) != 1 || !rs[0].OK || rs[0].CommandID != "dispatch:"+inc.ID {
+		t.Errorf("results %+v, want the dispatch command's success", rs)
+	}
+	if d.Load(want.ID) != 1 {
+		t.Errorf("load of %s is %d, want 1", want.ID, d.Load(want.ID))
+	}
+
+	// A dispatcher that lost its state and its offsets reads the changelog again from the
+	// start: it decides again, and the incidents service answers the repeated command id with
+	// its first outcome, so nothing changes in effect.
+	disp, err = dispatch.New(dispatch.Config{Now: clock.Now}, m, pub, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes := pub.Changes(t)
+	for _, c := range changes {
+		if err := disp.HandleIncidentChange(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pump()
+	if got := len(pub.Changes(t)); got != len(changes) {
+		t.Errorf("replay wrote %d more changes, want none", got-len(changes))
+	}
+	rs := pub.Results(t)
+	if len(pub.Commands(t)) != 2 || len(rs) != 2 || !reflect.DeepEqual(rs[1], rs[0]) {
+		t.Errorf("replay: %d commands, results %+v; want the command again and the first result again", len(pub.Commands(t)), rs)
+	}
+	if inc2, _ := svc.Get(inc.ID); inc2.Version != 2 || disp.Load(want.ID) != 1 {
+		t.Errorf("after replay: v%d, load %d; want v2 and 1", inc2.Version, disp.Load(want.ID))
+	}
+}
+
+func TestNewRefusesMissingParts(t *testing.T) {
+	t.Parallel()
+	if _, err := dispatch.New(dispatch.Config{}, nil, nil, nil); err == nil ||
+		!strings.Contains(err.Error(), "Roster") || !strings.Contains(err.Error(), "Publisher") {
+		t.Errorf("New(nil, nil) error %v, want both problems", err)
+	}
+}

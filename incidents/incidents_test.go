@@ -1,0 +1,755 @@
+package incidents_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/incidents"
+	"github.com/urbanbrain/urbanbrain/incidents/incidentstest"
+)
+
+// t0 is a Tuesday, 10:00 in Yunchuan (UTC so that decoded records compare equal).
+var t0 = time.Date(2025, 6, 3, 2, 0, 0, 0, time.UTC)
+
+var area = event.Area{
+	District:  "990101",
+	Street:    "990101001",
+	Community: "990101001001",
+	Grid:      "990101001001-01",
+}
+
+// harness is one incidents service on a fake clock with a recording publisher.
+type harness struct {
+	t     *testing.T
+	ctx   context.Context
+	clock *clockwork.FakeClock
+	pub   *incidentstest.Publisher
+	svc   *incidents.Service
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	h := &harness{t: t, ctx: t.Context(), clock: clockwork.NewFakeClockAt(t0), pub: &incidentstest.Publisher{}}
+	h.svc = newService(t, h.clock, h.pub, "")
+	return h
+}
+
+// newService numbers incidents per service after tag, so ids read well in failures.
+func newService(t testing.TB, clock clockwork.Clock, pub incidents.Publisher, tag string) *incidents.Service {
+	t.Helper()
+	var mu sync.Mutex
+	n := 0
+	svc, err := incidents.New(incidents.Config{
+		Now: clock.Now,
+		NewID: func(street string) string {
+			mu.Lock()
+			defer mu.Unlock()
+			n++
+			return fmt.Sprintf("INC-%s-%s%04d", street, tag, n)
+		},
+	}, pub, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+func (h *harness) signal(sig event.Signal) {
+	h.t.Helper()
+	if err := h.svc.HandleSignal(h.ctx, sig); err != nil {
+		h.t.Fatalf("HandleSignal(%s): %v", sig.ID, err)
+	}
+}
+
+func (h *harness) command(c event.Command) {
+	h.t.Helper()
+	if err := h.svc.HandleCommand(h.ctx, c); err != nil {
+		h.t.Fatalf("HandleCommand(%s): %v", c.ID, err)
+	}
+}
+
+func (h *harness) lastResult() event.CommandResult {
+	h.t.Helper()
+	rs := h.pub.Results(h.t)
+	if len(rs) == 0 {
+		h.t.Fatal("no command result published")
+	}
+	return rs[len(rs)-1]
+}
+
+// sensorSignal is rule ruleID matching sensor event eventID.
+func sensorSignal(ruleID, eventID, key, severity string) event.Signal {
+	return event.Signal{
+		ID:             ruleID + "@1/" + eventID,
+		RuleID:         ruleID,
+		RuleVersion:    1,
+		Category:       "0202",
+		Severity:       severity,
+		Title:          "下穿隧道积水",
+		CorrelationKey: key,
+		At:             t0,
+		Event: event.Event{
+			ID:       eventID,
+			Type:     event.TypeSensorReading,
+			Time:     t0,
+			Location: &event.Point{Lon: 102.71, Lat: 25.04},
+			Area:     area,
+			Sensor: &event.SensorReading{
+				DeviceID: "WL-001", Kind: "water_level", Status: "alarm",
+				Metrics: map[string]float64{"level_cm": 42},
+			},
+		},
+	}
+}
+
+func hotlineSignal(ruleID, eventID, key, severity string) event.Signal {
+	sig := sensorSignal(ruleID, eventID, key, severity)
+	sig.Event.Type = event.TypeHotlineTicket
+	sig.Event.Sensor = nil
+	sig.Event.Hotline = &event.HotlineTicket{
+		TicketID: "T-" + eventID, Channel: "phone", CallerName: "李女士", CallerPhone: "13812345678",
+		RequestType: event.RequestReport, Content: "隧道里积水没过车轮",
+	}
+	return sig
+}
+
+func TestCorrelatedSignalsMakeOneIncident(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+
+	h.signal(sensorSignal("flood", "ev-1", "flood:tunnel-7", event.SeverityYellow))
+	h.clock.Advance(30 * time.Second)
+	h.signal(hotlineSignal("flood-12345", "ev-2", "flood:tunnel-7", event.SeverityRed))
+	h.clock.Advance(30 * time.Second)
+	h.signal(sensorSignal("flood", "ev-3", "flood:tunnel-7", event.SeverityBlue))
+	h.signal(sensorSignal("flood", "ev-4", "flood:tunnel-9", event.SeverityBlue)) // another place
+
+	recs := h.pub.Records(event.TopicIncidents)
+	changes := h.pub.Changes(t)
+	if len(changes) != 4 {
+		t.Fatalf("changelog has %d records, want 4", len(changes))
+	}
+	id := changes[0].Incident.ID
+	wantActions := []string{incidents.ActionOpen, incidents.ActionLink, incidents.ActionLink}
+	wantSeverity := []string{event.SeverityYellow, event.SeverityRed, event.SeverityRed}
+	for i, c := range changes[:3] {
+		v := int64(i + 1)
+		if c.Incident.ID != id || c.Incident.Version != v || c.Change.Action != wantActions[i] {
+			t.Errorf("record %d: %s v%d %q, want %s v%d %q", i, c.Incident.ID, c.Incident.Version, c.Change.Action, id, v, wantActions[i])
+		}
+		if c.Incident.ReportCount != i+1 || len(c.Incident.Reports) != i+1 {
+			t.Errorf("record %d: %d reports (count %d), want %d", i, len(c.Incident.Reports), c.Incident.ReportCount, i+1)
+		}
+		if c.Incident.Severity != wantSeverity[i] {
+			t.Errorf("record %d: severity %s, want %s (never lowered)", i, c.Incident.Severity, wantSeverity[i])
+		}
+		if c.Incident.Status != event.StatusNew || c.Change.To != event.StatusNew {
+			t.Errorf("record %d: status %s, change to %s, want new", i, c.Incident.Status, c.Change.To)
+		}
+		ce, _ := event.Decode(recs[i].Value, event.TypeIncidentChanged, &event.IncidentChange{})
+		if want := fmt.Sprintf("%s/%d", id, v); ce.ID() != want || recs[i].Key != area.Street {
+			t.Errorf("record %d: cloudevent id %q key %q, want %q key %q", i, ce.ID(), recs[i].Key, want, area.Street)
+		}
+	}
+	if got := event.IncidentStreet(id); got != area.Street {
+		t.Errorf("IncidentStreet(%s) = %q, want %q", id, got, area.Street)
+	}
+
+	inc, ok := h.svc.Get(id)
+	if !ok {
+		t.Fatalf("Get(%s) found nothing", id)
+	}
+	if !reflect.DeepEqual(inc, changes[2].Incident) {
+		t.Errorf("Get = %+v\nlast change = %+v", inc, changes[2].Incident)
+	}
+	wantReports := []event.Report{
+		{EventID: "ev-1", EventType: event.TypeSensorReading, SignalID: "flood@1/ev-1", RuleID: "flood", At: t0,
+			Location: &event.Point{Lon: 102.71, Lat: 25.04}, Summary: "water_level alarm level_cm=42"},
+		{EventID: "ev-2", EventType: event.TypeHotlineTicket, SignalID: "flood-12345@1/ev-2", RuleID: "flood-12345", At: t0,
+			Location: &event.Point{Lon: 102.71, Lat: 25.04}, Summary: "举报 隧道里积水没过车轮",
+			Caller: &event.Caller{Name: "李女士", Phone: "13812345678"}},
+		{EventID: "ev-3", EventType: event.TypeSensorReading, SignalID: "flood@1/ev-3", RuleID: "flood", At: t0,
+			Location: &event.Point{Lon: 102.71, Lat: 25.04}, Summary: "water_level alarm level_cm=42"},
+	}
+	if !reflect.DeepEqual(inc.Reports, wantReports) {
+		t.Errorf("reports:\n got %+v\nwant %+v", inc.Reports, wantReports)
+	}
+	if !inc.CreatedAt.Equal(t0) || !inc.UpdatedAt.Equal(t0.Add(time.Minute)) {
+		t.Errorf("created %v updated %v, want %v and %v", inc.CreatedAt, inc.UpdatedAt, t0, t0.Add(time.Minute))
+	}
+	if other := changes[3].Incident; other.ID == id || other.Version != 1 || changes[3].Change.Action != incidents.ActionOpen {
+		t.Errorf("another correlation key: %s v%d %s, want a new incident", other.ID, other.Version, changes[3].Change.Action)
+	}
+	if got := len(h.svc.Open()); got != 2 {
+		t.Errorf("Open() has %d incidents, want 2", got)
+	}
+	if s := h.svc.Stats(); s.Opened != 2 || s.Linked != 2 {
+		t.Errorf("stats %+v, want 2 opened and 2 linked", s)
+	}
+}
+
+func TestReplaysAndShadowsPublishNothing(t *testing.T) {
+	t.Parallel()
+	first := sensorSignal("flood", "ev-1", "flood:tunnel-7", event.SeverityYellow)
+	newVersion := first
+	newVersion.ID, newVersion.RuleVersion = "flood@2/ev-1", 2
+	otherRuleSameKey := sensorSignal("flood-b", "ev-1", "flood:tunnel-7", event.SeverityYellow)
+	shadow := sensorSignal("flood-draft", "ev-9", "flood:tunnel-7", event.SeverityRed)
+	shadow.Shadow = true
+	noID := sensorSignal("flood", "ev-8", "flood:tunnel-7", event.SeverityRed)
+	noID.ID = ""
+
+	for _, tc := range []struct {
+		name string
+		sig  event.Signal
+	}{
+		{"same signal again", first},
+		{"same rule and event under a new rule version", newVersion},
+		{"another rule, same event, same incident", otherRuleSameKey},
+		{"shadow mode", shadow},
+		{"no signal id", noID},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			h.signal(first)
+			before := h.pub.Len()
+			h.signal(tc.sig)
+			if got := h.pub.Len(); got != before {
+				t.Errorf("published %d records, want none", got-before)
+			}
+			if open := h.svc.Open(); len(open) != 1 || open[0].Version != 1 {
+				t.Errorf("open incidents %+v, want the first one unchanged", open)
+			}
+		})
+	}
+
+	t.Run("replay after close", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		h.signal(first)
+		id := h.pub.Changes(t)[0].Incident.ID
+		h.walk(id, event.StatusClosed)
+		before := h.pub.Len()
+		h.signal(first)
+		h.signal(newVersion) // its id is new, but not its (rule, event)
+		if got := h.pub.Len(); got != before {
+			t.Errorf("replay of a closed incident's signal published %d records", got-before)
+		}
+	})
+
+	t.Run("another rule, same event, other key opens its own incident", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		h.signal(first)
+		h.signal(sensorSignal("battery", "ev-1", "battery:WL-001", event.SeverityBlue))
+		if got := len(h.svc.Open()); got != 2 {
+			t.Errorf("%d open incidents, want 2", got)
+		}
+	})
+}
+
+// Commands of the happy path, by the actors who issue them.
+var (
+	operator   = event.Actor{Subject: "op-1", Role: "operator"}
+	supervisor = event.Actor{Subject: "S-990101001001", Role: "supervisor"}
+	workerA    = event.Actor{Subject: "W-990101001001-01-D", Role: "worker", Grids: []string{area.Grid}}
+	workerB    = event.Actor{Subject: "W-990101001001-02-D", Role: "worker"}
+	viewer     = event.Actor{Subject: "leader", Role: "viewer"}
+)
+
+var assignA = &event.Assignment{WorkerID: workerA.Subject, WorkerName: "汪静", Grid: area.Grid, Agency: "water", AgencyName: "市水务局"}
+
+// path is the first-cut lifecycle, each step with an actor allowed to take it.
+var path = []struct {
+	cmd event.Command
+	to  event.Status
+}{
+	{event.Command{ID: "c-dispatch", Action: event.ActionDispatch, Actor: event.SystemActor, Assignment: assignA, Reason: "grid on-duty"}, event.StatusDispatched},
+	{event.Command{ID: "c-accept", Action: event.ActionAccept, Actor: workerA}, event.StatusAccepted},
+	{event.Command{ID: "c-start", Action: event.ActionStart, Actor: workerA}, event.StatusInProgress},
+	{event.Command{ID: "c-resolve", Action: event.ActionResolve, Actor: workerA, Note: "泵车排水完毕, 照片 3 张"}, event.StatusResolved},
+	{event.Command{ID: "c-close", Action: event.ActionClose, Actor: operator}, event.StatusClosed},
+}
+
+// walk takes incident id along the happy path until it reaches status to.
+func (h *harness) walk(id string, to event.Status) {
+	h.t.Helper()
+	for _, step := range path {
+		c := step.cmd
+		c.ID, c.IncidentID = id+"/"+c.ID, id
+		h.command(c)
+		if step.to == to {
+			return
+		}
+	}
+}
+
+func TestHappyPath(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.signal(sensorSignal("flood", "ev-1", "flood:tunnel-7", event.SeverityOrange))
+	opened := h.pub.Changes(t)[0].Incident
+
+	prev := opened
+	for i, step := range path {
+		h.clock.Advance(10 * time.Minute)
+		cmd := step.cmd
+		cmd.IncidentID = opened.ID
+		h.command(cmd)
+
+		changes := h.pub.Changes(t)
+		if len(changes) != i+2 {
+			t.Fatalf("%s: changelog has %d records, want %d", cmd.Action, len(changes), i+2)
+		}
+		got := changes[i+1]
+		want := event.Change{
+			Action: cmd.Action, From: prev.Status, To: step.to, Actor: cmd.Actor,
+			Reason: cmd.Reason, Note: cmd.Note, CommandID: cmd.ID, At: h.clock.Now(),
+		}
+		if !reflect.DeepEqual(got.Change, want) {
+			t.Errorf("%s: change\n got %+v\nwant %+v", cmd.Action, got.Change, want)
+		}
+		if got.Incident.Version != prev.Version+1 || got.Incident.Status != step.to || !got.Incident.UpdatedAt.Equal(h.clock.Now()) {
+			t.Errorf("%s: incident v%d %s updated %v, want v%d %s updated %v", cmd.Action,
+				got.Incident.Version, got.Incident.Status, got.Incident.UpdatedAt, prev.Version+1, step.to, h.clock.Now())
+		}
+		if got.Incident.Assignment != *assignA {
+			t.Errorf("%s: assignment %+v, want %+v", cmd.Action, got.Incident.Assignment, *assignA)
+		}
+		res := h.lastResult()
+		if !res.OK || res.CommandID != cmd.ID || res.IncidentID != opened.ID || res.Code != "" ||
+			res.Incident == nil || !reflect.DeepEqual(*res.Incident, got.Incident) {
+			t.Errorf("%s: result %+v, want OK with the incident of the change", cmd.Action, res)
+		}
+		if rec := h.pub.Records(event.TopicResults); rec[len(rec)-1].Key != area.Street {
+			t.Errorf("%s: result keyed %q, want the street %q", cmd.Action, rec[len(rec)-1].Key, area.Street)
+		}
+		prev = got.Incident
+	}
+
+	if open := h.svc.Open(); len(open) != 0 {
+		t.Errorf("Open() after close = %+v, want none", open)
+	}
+	if inc, ok := h.svc.Get(opened.ID); !ok || inc.Status != event.StatusClosed {
+		t.Errorf("Get(%s) = %s, %v; want the closed incident", opened.ID, inc.Status, ok)
+	}
+	// The problem is back: a new report with the same key opens a new incident.
+	h.signal(sensorSignal("flood", "ev-2", "flood:tunnel-7", event.SeverityOrange))
+	if open := h.svc.Open(); len(open) != 1 || open[0].ID == opened.ID {
+		t.Errorf("after a new report of a closed problem, open = %+v, want one new incident", open)
+	}
+}
+
+func TestCommandRefusals(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		at    event.Status // where the incident is when the command arrives
+		cmd   event.Command
+		code  string
+		check func(*testing.T, error)
+	}{
+		{
+			name: "close a dispatched incident", at: event.StatusDispatched,
+			cmd:  event.Command{Action: event.ActionClose, Actor: operator},
+			code: incidents.CodeIllegalTransition,
+			check: func(t *testing.T, err error) {
+				var ill incidents.ErrIllegalTransition
+				if !errors.As(err, &ill) || ill.From != event.StatusDispatched || ill.Action != event.ActionClose {
+					t.Errorf("error %v, want ErrIllegalTransition{dispatched, close}", err)
+				}
+				if want := `cannot "close" an incident that is "dispatched"`; err.Error() != want {
+					t.Errorf("error text %q, want %q", err.Error(), want)
+				}
+			},
+		},
+		{name: "dispatch twice", at: event.StatusDispatched,
+			cmd:  event.Command{Action: event.ActionDispatch, Actor: event.SystemActor, Assignment: assignA},
+			code: incidents.CodeIllegalTransition},
+		{name: "worker accepts someone else's incident", at: event.StatusDispatched,
+			cmd:  event.Command{Action: event.ActionAccept, Actor: workerB},
+			code: incidents.CodeForbidden},
+		{name: "worker closes their own incident", at: event.StatusResolved,
+			cmd:  event.Command{Action: event.ActionClose, Actor: workerA},
+			code: incidents.CodeForbidden},
+		{name: "viewer accepts", at: event.StatusDispatched,
+			cmd:  event.Command{Action: event.ActionAccept, Actor: viewer},
+			code: incidents.CodeForbidden},
+		{name: "system closes", at: event.StatusResolved,
+			cmd:  event.Command{Action: event.ActionClose, Actor: event.SystemActor},
+			code: incidents.CodeForbidden},
+		{name: "unknown incident", at: event.StatusNew,
+			cmd:  event.Command{IncidentID: "INC-990101001-9999", Action: event.ActionAccept, Actor: supervisor},
+			code: incidents.CodeNotFound,
+			check: func(t *testing.T, err error) {
+				if !errors.Is(err, incidents.ErrNotFound) {
+					t.Errorf("error %v, want ErrNotFound", err)
+				}
+			}},
+		{name: "incident of a street never seen", at: event.StatusNew,
+			cmd:  event.Command{IncidentID: "INC-990299001-0001", Action: event.ActionAccept, Actor: supervisor},
+			code: incidents.CodeNotFound},
+		{name: "dispatch without assignment", at: event.StatusNew,
+			cmd:  event.Command{Action: event.ActionDispatch, Actor: operator},
+			code: incidents.CodeInvalidCommand,
+			check: func(t *testing.T, err error) {
+				if !errors.Is(err, incidents.ErrInvalidCommand) {
+					t.Errorf("error %v, want ErrInvalidCommand", err)
+				}
+			}},
+		{name: "resolve without evidence", at: event.StatusInProgress,
+			cmd:  event.Command{Action: event.ActionResolve, Actor: workerA},
+			code: incidents.CodeInvalidCommand},
+		{name: "unknown action", at: event.StatusNew,
+			cmd:  event.Command{Action: "teleport", Actor: operator},
+			code: incidents.CodeInvalidCommand},
+		{name: "no command id", at: event.StatusNew,
+			cmd:  event.Command{ID: "-", Action: event.ActionAccept, Actor: operator},
+			code: incidents.CodeInvalidCommand},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			h.signal(sensorSignal("flood", "ev-1", "flood:tunnel-7", event.SeverityOrange))
+			id := h.pub.Changes(t)[0].Incident.ID
+			h.walk(id, tc.at)
+			changesBefore := len(h.pub.Changes(t))
+			before, _ := h.svc.Get(id)
+
+			cmd := tc.cmd
+			switch cmd.ID {
+			case "":
+				cmd.ID = "c-refused"
+			case "-":
+				cmd.ID = ""
+			}
+			if cmd.IncidentID == "" {
+				cmd.IncidentID = id
+			}
+			_, err := h.svc.Execute(h.ctx, cmd)
+			if got := incidents.Code(err); got != tc.code {
+				t.Fatalf("Execute error %v (code %q), want code %q", err, got, tc.code)
+			}
+			if tc.check != nil {
+				tc.check(t, err)
+			}
+			res := h.lastResult()
+			if res.OK || res.Code != tc.code || res.Error != err.Error() || res.CommandID != cmd.ID ||
+				res.IncidentID != cmd.IncidentID || res.Incident != nil || !res.At.Equal(t0) {
+				t.Errorf("result %+v, want a refusal with code %q and error %q", res, tc.code, err)
+			}
+			if got := len(h.pub.Changes(t)); got != changesBefore {
+				t.Errorf("a refused command wrote %d changelog records", got-changesBefore)
+			}
+			if after, _ := h.svc.Get(id); !reflect.DeepEqual(after, before) {
+				t.Errorf("a refused command changed the incident:\n got %+v\nwant %+v", after, before)
+			}
+			// The router sees an answered command, not a failure to redeliver.
+			cmd.ID += "-again"
+			if err := h.svc.HandleCommand(h.ctx, cmd); err != nil {
+				t.Errorf("HandleCommand returned %v for a refusal, want nil", err)
+			}
+		})
+	}
+}
+
+func TestRepeatedCommandIDGetsFirstOutcome(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.signal(sensorSignal("flood", "ev-1", "flood:tunnel-7", event.SeverityOrange))
+	id := h.pub.Changes(t)[0].Incident.ID
+	h.walk(id, event.StatusDispatched)
+
+	// A refusal is a first outcome too: "start" before "accept" stays refused on retry even
+	// once the incident could be started.
+	early := event.Command{ID: "c-early-start", IncidentID: id, Action: event.ActionStart, Actor: workerA}
+	h.command(early)
+	refusal := h.lastResult()
+
+	accept := event.Command{ID: "c-accept", IncidentID: id, Action: event.ActionAccept, Actor: workerA}
+	h.command(accept)
+	first := h.lastResult()
+	changes := len(h.pub.Changes(t))
+
+	h.clock.Advance(time.Minute)
+	h.command(accept)
+	if again := h.lastResult(); !reflect.DeepEqual(again, first) {
+		t.Errorf("repeated accept: result\n got %+v\nwant %+v", again, first)
+	}
+	inc, err := h.svc.Execute(h.ctx, accept)
+	if err != nil || inc.Version != first.Incident.Version {
+		t.Errorf("Execute(repeat) = v%d, %v; want v%d, nil", inc.Version, err, first.Incident.Version)
+	}
+	h.command(early)
+	if again := h.lastResult(); !reflect.DeepEqual(again, refusal) || again.Code != incidents.CodeIllegalTransition {
+		t.Errorf("repeated early start: result\n got %+v\nwant %+v", again, refusal)
+	}
+	if _, err := h.svc.Execute(h.ctx, early); incidents.Code(err) != incidents.CodeIllegalTransition {
+		t.Errorf("Execute(repeated refusal) error %v, want the first illegal transition", err)
+	}
+	if got := len(h.pub.Changes(t)); got != changes {
+		t.Errorf("repeats wrote %d changelog records, want none", got-changes)
+	}
+	if inc, _ := h.svc.Get(id); inc.Status != event.StatusAccepted {
+		t.Errorf("status %s, want accepted", inc.Status)
+	}
+}
+
+func TestCommandMemoryIsBounded(t *testing.T) {
+	t.Parallel()
+	clock := clockwork.NewFakeClockAt(t0)
+	pub := &incidentstest.Publisher{}
+	svc, err := incidents.New(incidents.Config{Now: clock.Now, CommandMemory: 2}, pub, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := svc.HandleSignal(ctx, sensorSignal("flood", "ev-1", "k", event.SeverityRed)); err != nil {
+		t.Fatal(err)
+	}
+	id := pub.Changes(t)[0].Incident.ID
+	refused := func(cid string) event.Command {
+		return event.Command{ID: cid, IncidentID: id, Action: event.ActionClose, Actor: operator}
+	}
+	for _, cid := range []string{"c1", "c2", "c3"} { // c1 is forgotten once c3 is remembered
+		if err := svc.HandleCommand(ctx, refused(cid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dispatch := event.Command{ID: "c1", IncidentID: id, Action: event.ActionDispatch, Actor: operator, Assignment: assignA}
+	if _, err := svc.Execute(ctx, dispatch); err != nil {
+		t.Errorf("c1 was evicted, so it is a new command: got %v, want success", err)
+	}
+	dispatch.ID = "c3"
+	if _, err := svc.Execute(ctx, dispatch); incidents.Code(err) != incidents.CodeIllegalTransition {
+		t.Errorf("c3 is remembered: got %v, want its first outcome (illegal close)", err)
+	}
+}
+
+func TestPublishFailureChangesNothing(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("broker down")
+
+	t.Run("signal", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		sig := sensorSignal("flood", "ev-1", "k", event.SeverityRed)
+		h.pub.FailOn(event.TopicIncidents, boom)
+		if err := h.svc.HandleSignal(h.ctx, sig); !errors.Is(err, boom) {
+			t.Fatalf("HandleSignal error %v, want %v", err, boom)
+		}
+		if open := h.svc.Open(); len(open) != 0 {
+			t.Fatalf("open incidents after a failed publish: %+v", open)
+		}
+		h.pub.FailOn(event.TopicIncidents, nil)
+		h.signal(sig) // the redelivery
+		if c := h.pub.Changes(t); len(c) != 1 || c[0].Incident.Version != 1 || c[0].Change.Action != incidents.ActionOpen {
+			t.Errorf("after redelivery the changelog is %+v, want one open at v1", c)
+		}
+		link := sensorSignal("flood", "ev-2", "k", event.SeverityRed)
+		h.pub.FailOn(event.TopicIncidents, boom)
+		if err := h.svc.HandleSignal(h.ctx, link); !errors.Is(err, boom) {
+			t.Fatalf("HandleSignal(link) error %v, want %v", err, boom)
+		}
+		h.pub.FailOn(event.TopicIncidents, nil)
+		h.signal(link)
+		if c := h.pub.Changes(t); len(c) != 2 || c[1].Incident.Version != 2 || c[1].Incident.ReportCount != 2 {
+			t.Errorf("after redelivery of a link the changelog is %+v, want v2 with 2 reports", c)
+		}
+	})
+
+	t.Run("command", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		h.signal(sensorSignal("flood", "ev-1", "k", event.SeverityRed))
+		id := h.pub.Changes(t)[0].Incident.ID
+		cmd := event.Command{ID: "c-dispatch", IncidentID: id, Action: event.ActionDispatch, Actor: operator, Assignment: assignA}
+
+		h.pub.FailOn(event.TopicIncidents, boom)
+		if err := h.svc.HandleCommand(h.ctx, cmd); !errors.Is(err, boom) {
+			t.Fatalf("HandleCommand error %v, want %v", err, boom)
+		}
+		if inc, _ := h.svc.Get(id); inc.Status != event.StatusNew || inc.Version != 1 {
+			t.Fatalf("after a failed changelog publish the incident is %s v%d, want new v1", inc.Status, inc.Version)
+		}
+		h.pub.FailOn(event.TopicIncidents, nil)
+
+		// The change lands but its result is lost: the redelivery answers without a second change.
+		h.pub.FailOn(event.TopicResults, boom)
+		if err := h.svc.HandleCommand(h.ctx, cmd); !errors.Is(err, boom) {
+			t.Fatalf("HandleCommand error %v, want %v", err, boom)
+		}
+		h.pub.FailOn(event.TopicResults, nil)
+		h.command(cmd)
+		if c := h.pub.Changes(t); len(c) != 2 || c[1].Incident.Status != event.StatusDispatched {
+			t.Errorf("changelog %+v, want open then one dispatch", c)
+		}
+		if rs := h.pub.Results(t); len(rs) != 1 || !rs[0].OK || rs[0].Incident.Version != 2 {
+			t.Errorf("results %+v, want one OK result at v2", rs)
+		}
+	})
+}
+
+func TestRestoreRebuildsState(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	signals := []event.Signal{
+		sensorSignal("flood", "ev-1", "flood:tunnel-7", event.SeverityYellow),
+		hotlineSignal("flood-12345", "ev-2", "flood:tunnel-7", event.SeverityRed),
+		sensorSignal("lamp", "ev-3", "lamp:L-9", event.SeverityBlue),
+		sensorSignal("manhole", "ev-4", "manhole:M-1", event.SeverityOrange),
+	}
+	for _, sig := range signals {
+		h.signal(sig)
+		h.clock.Advance(time.Minute)
+	}
+	changes := h.pub.Changes(t)
+	flood, lamp := changes[0].Incident.ID, changes[2].Incident.ID
+	h.walk(flood, event.StatusInProgress)
+	h.walk(lamp, event.StatusClosed)
+	changes = h.pub.Changes(t)
+
+	fresh := newService(t, h.clock, &incidentstest.Publisher{}, "")
+	for _, c := range changes {
+		fresh.Restore(c)
+	}
+	fresh.Restore(changes[0]) // an old record again: the newer state stands
+
+	if got, want := fresh.Open(), h.svc.Open(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Open() after restore:\n got %+v\nwant %+v", got, want)
+	}
+	for _, id := range []string{flood, lamp, changes[3].Incident.ID} {
+		got, ok := fresh.Get(id)
+		want, _ := h.svc.Get(id)
+		if !ok || !reflect.DeepEqual(got, want) {
+			t.Errorf("Get(%s) after restore:\n got %+v\nwant %+v", id, got, want)
+		}
+	}
+
+	// Continue on the restored service with the original's publisher.
+	h2 := &harness{t: t, ctx: h.ctx, clock: h.clock, pub: &incidentstest.Publisher{}}
+	h2.svc = newServiceFrom(t, h2, changes)
+	for _, sig := range signals {
+		h2.signal(sig)
+	}
+	if n := h2.pub.Len(); n != 0 {
+		t.Errorf("replayed signals after restore published %d records, want none", n)
+	}
+	h2.command(event.Command{ID: flood + "/" + "c-accept", IncidentID: flood, Action: event.ActionAccept, Actor: workerA})
+	res := h2.lastResult()
+	if !res.OK || res.Incident == nil || res.Incident.Status != event.StatusAccepted || res.Incident.Version != 4 {
+		t.Errorf("repeated accept after restore: %+v, want the first outcome (accepted, v4)", res)
+	}
+	if n := len(h2.pub.Changes(t)); n != 0 {
+		t.Errorf("repeated command after restore wrote %d changes", n)
+	}
+	h2.signal(sensorSignal("flood", "ev-5", "flood:tunnel-7", event.SeverityBlue))
+	if c := h2.pub.Changes(t); len(c) != 1 || c[0].Incident.ID != flood || c[0].Incident.Version != 6 || c[0].Incident.ReportCount != 3 {
+		t.Errorf("a new report after restore: %+v, want flood v6 with 3 reports", c)
+	}
+	h2.signal(sensorSignal("lamp", "ev-6", "lamp:L-9", event.SeverityBlue))
+	if c := h2.pub.Changes(t); len(c) != 2 || c[1].Incident.ID == lamp || c[1].Change.Action != incidents.ActionOpen {
+		t.Errorf("a report of a closed problem after restore: %+v, want a new incident", c[len(c)-1])
+	}
+}
+
+// newServiceFrom restores a service from a changelog and gives it h's clock and publisher.
+func newServiceFrom(t *testing.T, h *harness, changes []event.IncidentChange) *incidents.Service {
+	t.Helper()
+	svc := newService(t, h.clock, h.pub, "r")
+	for _, c := range changes {
+		svc.Restore(c)
+	}
+	return svc
+}
+
+func TestDefaultIDsEmbedTheStreet(t *testing.T) {
+	t.Parallel()
+	clock := clockwork.NewFakeClockAt(t0)
+	pub := &incidentstest.Publisher{}
+	svc, err := incidents.New(incidents.Config{Now: clock.Now}, pub, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		sig := sensorSignal("flood", fmt.Sprintf("ev-%d", i), fmt.Sprintf("k-%d", i), event.SeverityBlue)
+		if i%2 == 1 {
+			sig.Event.Area = event.Area{} // unresolved: still owned, by the "unknown" street
+		}
+		if err := svc.HandleSignal(t.Context(), sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := make(map[string]bool)
+	for _, c := range pub.Changes(t) {
+		id := c.Incident.ID
+		if seen[id] {
+			t.Fatalf("id %s issued twice at the same instant", id)
+		}
+		seen[id] = true
+		if got := event.IncidentStreet(id); got != c.Incident.Area.Key() {
+			t.Errorf("IncidentStreet(%s) = %q, want %q", id, got, c.Incident.Area.Key())
+		}
+		if _, ok := svc.Get(id); !ok {
+			t.Errorf("Get(%s) found nothing", id)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	if _, err := incidents.New(incidents.Config{CommandMemory: -1}, &incidentstest.Publisher{}, nil); err == nil {
+		t.Error("negative CommandMemory accepted")
+	}
+	if _, err := incidents.New(incidents.Config{}, nil, nil); err == nil {
+		t.Error("nil Publisher accepted")
+	}
+}
+
+// Handlers run concurrently for different partitions; the same street is still serialised.
+func TestConcurrentHandlers(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	streets := []string{"990101001", "990101002", "990102001", "990102002"}
+	const perStreet = 50
+	var wg sync.WaitGroup
+	for _, st := range streets {
+		for worker := range 2 { // two goroutines per street, as during a rebalance
+			wg.Go(func() {
+				for i := range perStreet {
+					sig := sensorSignal("flood", fmt.Sprintf("%s-ev-%d", st, i), fmt.Sprintf("k-%d", i%5), event.SeverityBlue)
+					sig.Event.Area.Street = st
+					if err := h.svc.HandleSignal(h.ctx, sig); err != nil {
+						t.Error(err)
+						return
+					}
+					if worker == 0 {
+						_ = h.svc.Open()
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	open := h.svc.Open()
+	if len(open) != len(streets)*5 {
+		t.Fatalf("%d open incidents, want %d (5 keys per street)", len(open), len(streets)*5)
+	}
+	for _, inc := range open {
+		if inc.ReportCount != perStreet/5 {
+			t.Errorf("%s has %d reports, want %d", inc.ID, inc.ReportCount, perStreet/5)
+		}
+	}
+	if s := h.svc.Stats(); s.Duplicate != uint64(len(streets)*perStreet) {
+		t.Errorf("stats %+v, want every second copy dropped as duplicate", s)
+	}
+}

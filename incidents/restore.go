@@ -1,0 +1,39 @@
+package incidents
+
+import (
+	"go.uber.org/zap"
+
+	"github.com/urbanbrain/urbanbrain/event"
+)
+
+// Restore applies one changelog record while rebuilding on start, before any handler runs.
+// Records are applied in changelog order; one at or below the version already held changes no
+// state (last version wins) but still teaches the service its signal, event and command ids, so
+// that replays stay dropped and repeated commands keep their first answer.
+func (s *Service) Restore(rec event.IncidentChange) {
+	inc := rec.Incident
+	if inc.ID == "" || inc.Version < 1 {
+		s.log.Warn("changelog record without incident id or version skipped", zap.String("id", inc.ID))
+		return
+	}
+	sh := s.shard(streetOf(inc.ID))
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+
+	cur := sh.incidents[inc.ID]
+	if cur != nil && inc.Version <= cur.Version {
+		// Stale: the newer state is kept, but its ids are learnt all the same.
+		sh.learn(inc.ID, inc.Reports)
+		if rec.Change.CommandID != "" {
+			sh.outcomes.remember(rec.Change.CommandID, outcome{res: succeeded(&inc, rec.Change)})
+		}
+		return
+	}
+	// Reports only grow, so the ones the held state lacks are its new tail; indexing only them
+	// keeps a rebuild linear in the number of reports, not quadratic.
+	added := inc.Reports
+	if cur != nil && len(cur.Reports) <= len(added) {
+		added = added[len(cur.Reports):]
+	}
+	sh.commit(&inc, added, rec.Change)
+}

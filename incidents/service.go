@@ -1,0 +1,212 @@
+package incidents
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/urbanbrain/urbanbrain/event"
+)
+
+// Publisher sends one record to a topic; key picks the partition (the street code).
+type Publisher interface {
+	Publish(ctx context.Context, topic, key string, value []byte) error
+}
+
+// Config configures a Service. The zero value is usable.
+type Config struct {
+	// Now is the clock (default time.Now); tests inject a fake one. Records carry its time in UTC.
+	Now func() time.Time
+	// NewID returns a new incident id for a street. It must embed the street so that
+	// event.IncidentStreet recovers it (default "INC-<street>-<time-ordered base32>").
+	NewID func(street string) string
+	// CommandMemory is how many command outcomes each street remembers to answer a repeated
+	// command id with its first outcome (default 10000).
+	CommandMemory int
+}
+
+func (c *Config) setDefaults() {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.NewID == nil {
+		c.NewID = newIDFunc(c.Now)
+	}
+	if c.CommandMemory == 0 {
+		c.CommandMemory = 10000
+	}
+}
+
+// Validate reports every problem of the configuration at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.CommandMemory < 0 {
+		errs = append(errs, fmt.Errorf("incidents: CommandMemory %d is negative", c.CommandMemory))
+	}
+	return errors.Join(errs...)
+}
+
+// Service holds the open and closed incidents of the streets it owns. Closed incidents stay in
+// memory with their linked ids, so a replay of their signals stays dropped; a retention limit
+// belongs with the full loop (重办 needs them too).
+type Service struct {
+	cfg Config
+	pub Publisher
+	log *zap.Logger
+
+	mu     sync.RWMutex
+	shards map[string]*shard // by street
+
+	stats struct {
+		opened, linked, duplicate, shadow, invalid atomic.Uint64
+		commands, rejected                         atomic.Uint64
+	}
+}
+
+// New returns a Service that publishes through pub.
+func New(cfg Config, pub Publisher, log *zap.Logger) (*Service, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if pub == nil {
+		return nil, errors.New("incidents: nil Publisher")
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Service{cfg: cfg, pub: pub, log: log, shards: make(map[string]*shard)}, nil
+}
+
+// Stats counts what the service has done since it started.
+type Stats struct {
+	Opened    uint64 // incidents opened
+	Linked    uint64 // reports linked to an open incident
+	Duplicate uint64 // signals dropped as already linked (replays)
+	Shadow    uint64 // shadow-mode signals ignored
+	Invalid   uint64 // signals without an id, skipped
+	Commands  uint64 // commands evaluated (repeats excluded)
+	Rejected  uint64 // commands refused with a domain error
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Service) Stats() Stats {
+	return Stats{
+		Opened:    s.stats.opened.Load(),
+		Linked:    s.stats.linked.Load(),
+		Duplicate: s.stats.duplicate.Load(),
+		Shadow:    s.stats.shadow.Load(),
+		Invalid:   s.stats.invalid.Load(),
+		Commands:  s.stats.commands.Load(),
+		Rejected:  s.stats.rejected.Load(),
+	}
+}
+
+// Get returns an incident by id, open or closed. The result shares memory with the service:
+// treat it as read-only.
+func (s *Service) Get(id string) (event.Incident, bool) {
+	sh := s.lookupShard(streetOf(id))
+	if sh == nil {
+		return event.Incident{}, false
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	inc, ok := sh.incidents[id]
+	if !ok {
+		return event.Incident{}, false
+	}
+	return view(inc), true
+}
+
+// Open returns every incident that is not closed, oldest first. The results are read-only.
+func (s *Service) Open() []event.Incident {
+	s.mu.RLock()
+	shards := make([]*shard, 0, len(s.shards))
+	for _, sh := range s.shards {
+		shards = append(shards, sh)
+	}
+	s.mu.RUnlock()
+
+	var open []event.Incident
+	for _, sh := range shards {
+		sh.mu.Lock()
+		for _, inc := range sh.incidents {
+			if inc.Status.Open() {
+				open = append(open, view(inc))
+			}
+		}
+		sh.mu.Unlock()
+	}
+	slices.SortFunc(open, func(a, b event.Incident) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return open
+}
+
+// view returns a copy whose Reports cannot be appended to in place: an append by the caller
+// must not write into the backing array the next link will use.
+func view(inc *event.Incident) event.Incident {
+	v := *inc
+	v.Reports = slices.Clip(v.Reports)
+	return v
+}
+
+// streetOf is the street that owns an incident id (its partition key).
+func streetOf(id string) string {
+	if st := event.IncidentStreet(id); st != "" {
+		return st
+	}
+	return event.UnknownStreet
+}
+
+func (s *Service) lookupShard(street string) *shard {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.shards[street]
+}
+
+func (s *Service) shard(street string) *shard {
+	if sh := s.lookupShard(street); sh != nil {
+		return sh
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sh, ok := s.shards[street]
+	if !ok {
+		sh = newShard(s.cfg.CommandMemory)
+		s.shards[street] = sh
+	}
+	return sh
+}
+
+// publishChange writes one changelog record. Its CloudEvent id "<incident>/<version>" lets
+// every projection upsert it idempotently.
+func (s *Service) publishChange(ctx context.Context, inc *event.Incident, ch event.Change) error {
+	value, err := event.Encode(event.TypeIncidentChanged, fmt.Sprintf("%s/%d", inc.ID, inc.Version), ch.At,
+		event.IncidentChange{Incident: *inc, Change: ch})
+	if err != nil {
+		return err
+	}
+	if err := s.pub.Publish(ctx, event.TopicIncidents, inc.Area.Key(), value); err != nil {
+		return fmt.Errorf("publish %s %s/%d: %w", event.TopicIncidents, inc.ID, inc.Version, err)
+	}
+	return nil
+}
+
+func (s *Service) publishResult(ctx context.Context, res event.CommandResult) error {
+	value, err := event.Encode(event.TypeCommandResult, res.CommandID, res.At, res)
+	if err != nil {
+		return err
+	}
+	if err := s.pub.Publish(ctx, event.TopicResults, streetOf(res.IncidentID), value); err != nil {
+		return fmt.Errorf("publish %s %s: %w", event.TopicResults, res.CommandID, err)
+	}
+	return nil
+}

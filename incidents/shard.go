@@ -1,0 +1,132 @@
+package incidents
+
+import (
+	"sync"
+
+	"github.com/urbanbrain/urbanbrain/event"
+)
+
+// shard is the state of one street: everything one partition's consumer owns. mu is held for
+// a whole handler call, publish included, so the changelog carries a street's versions in order.
+type shard struct {
+	mu sync.Mutex
+
+	// incidents holds immutable snapshots: a change replaces the pointer, so a remembered
+	// command outcome keeps showing the state it produced.
+	incidents map[string]*event.Incident
+	byKey     map[string]string // correlation key → id of the open incident
+
+	// What has been linked, so a replayed signal joins nothing twice. A signal is known by its
+	// id, and by its (rule, event) pair so that a replay under a new rule version, whose signal
+	// id differs, is known too. An event already reported on an incident does not count twice
+	// there (two rules, one event, one correlation key); another rule's signal for the same
+	// event may still raise its own incident.
+	bySignal    map[string]string    // signal id → incident id
+	byRuleEvent map[ruleEvent]string // → incident id
+	reported    map[incidentEvent]struct{}
+
+	outcomes outcomes
+}
+
+type ruleEvent struct{ rule, event string }
+
+type incidentEvent struct{ incident, event string }
+
+func newShard(commandMemory int) *shard {
+	return &shard{
+		incidents:   make(map[string]*event.Incident),
+		byKey:       make(map[string]string),
+		bySignal:    make(map[string]string),
+		byRuleEvent: make(map[ruleEvent]string),
+		reported:    make(map[incidentEvent]struct{}),
+		outcomes:    newOutcomes(commandMemory),
+	}
+}
+
+// known reports whether a signal has been linked already, and to which incident.
+func (sh *shard) known(sig event.Signal) (string, bool) {
+	if id, ok := sh.bySignal[sig.ID]; ok {
+		return id, true
+	}
+	if sig.Event.ID != "" {
+		if id, ok := sh.byRuleEvent[ruleEvent{sig.RuleID, sig.Event.ID}]; ok {
+			return id, true
+		}
+	}
+	return "", false
+}
+
+// commit makes inc the current state. added are the reports inc has that the previous state
+// had not; ch is the change that produced it (its command id is remembered as a success).
+func (sh *shard) commit(inc *event.Incident, added []event.Report, ch event.Change) {
+	sh.incidents[inc.ID] = inc
+	if key := inc.CorrelationKey; key != "" {
+		switch {
+		case inc.Status.Open():
+			sh.byKey[key] = inc.ID
+		case sh.byKey[key] == inc.ID:
+			delete(sh.byKey, key)
+		}
+	}
+	sh.learn(inc.ID, added)
+	if ch.CommandID != "" {
+		sh.outcomes.remember(ch.CommandID, outcome{res: succeeded(inc, ch)})
+	}
+}
+
+// succeeded is the result of the command that made change ch, leaving inc.
+func succeeded(inc *event.Incident, ch event.Change) event.CommandResult {
+	return event.CommandResult{CommandID: ch.CommandID, IncidentID: inc.ID, OK: true, Incident: inc, At: ch.At}
+}
+
+// outcome is the first answer to a command id: the published result and, for a refusal, the
+// typed error behind it.
+type outcome struct {
+	res event.CommandResult
+	err error
+}
+
+// outcomes remembers the latest command outcomes, first in first out, so memory stays bounded
+// while a client's retry (seconds to minutes later) still gets the first answer.
+type outcomes struct {
+	size  int
+	byID  map[string]outcome
+	order []string // ring of ids, grown up to size; once full the oldest is at next
+	next  int
+}
+
+func newOutcomes(size int) outcomes {
+	return outcomes{size: size, byID: make(map[string]outcome)}
+}
+
+func (o *outcomes) get(id string) (outcome, bool) {
+	out, ok := o.byID[id]
+	return out, ok
+}
+
+func (o *outcomes) remember(id string, out outcome) {
+	if _, ok := o.byID[id]; ok {
+		return // the first outcome stands
+	}
+	if len(o.order) < o.size {
+		o.order = append(o.order, id)
+	} else {
+		delete(o.byID, o.order[o.next])
+		o.order[o.next] = id
+		o.next = (o.next + 1) % len(o.order)
+	}
+	o.byID[id] = out
+}
+
+// learn indexes the ids of reports linked to incident id.
+func (sh *shard) learn(id string, reports []event.Report) {
+	for _, r := range reports {
+		if r.SignalID != "" {
+			sh.bySignal[r.SignalID] = id
+		}
+		if r.EventID != "" {
+			sh.byRuleEvent[ruleEvent{r.RuleID, r.EventID}] = id
+			sh.reported[incidentEvent{id, r.EventID}] = struct{}{}
+		}
+	}
+}

@@ -1,0 +1,174 @@
+package incidents
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+
+	"github.com/urbanbrain/urbanbrain/event"
+)
+
+// HandleSignal opens an incident for a signal, or links it as one more report to the open
+// incident with the same correlation key. Shadow signals and replays change nothing. An error
+// means the change could not be published and nothing was applied: redeliver.
+func (s *Service) HandleSignal(ctx context.Context, sig event.Signal) error {
+	if sig.Shadow {
+		s.stats.shadow.Add(1)
+		return nil
+	}
+	if sig.ID == "" {
+		s.stats.invalid.Add(1)
+		s.log.Warn("signal without id skipped", zap.String("rule", sig.RuleID), zap.String("event", sig.Event.ID))
+		return nil
+	}
+
+	sh := s.shard(sig.Event.Area.Key())
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+
+	if id, ok := sh.known(sig); ok {
+		s.stats.duplicate.Add(1)
+		s.log.Debug("signal already linked", zap.String("signal", sig.ID), zap.String("incident", id))
+		return nil
+	}
+	now := s.cfg.Now().UTC()
+	rep := reportOf(sig)
+
+	var next event.Incident
+	ch := event.Change{Actor: event.SystemActor, Reason: "rule " + sig.RuleID, SignalID: sig.ID, At: now}
+	if cur := sh.openIncident(sig.CorrelationKey); cur != nil {
+		if _, dup := sh.reported[incidentEvent{cur.ID, rep.EventID}]; dup {
+			s.stats.duplicate.Add(1)
+			s.log.Debug("event already reported on incident", zap.String("signal", sig.ID), zap.String("incident", cur.ID))
+			return nil
+		}
+		next = *cur
+		next.Version++
+		next.Reports = append(cur.Reports, rep)
+		next.ReportCount++
+		next.Severity = maxSeverity(cur.Severity, sig.Severity)
+		next.UpdatedAt = now
+		ch.Action, ch.From, ch.To = ActionLink, cur.Status, cur.Status
+	} else {
+		street := sig.Event.Area.Key()
+		next = event.Incident{
+			ID:             s.cfg.NewID(street),
+			Version:        1,
+			Status:         event.StatusNew,
+			Category:       sig.Category,
+			Severity:       sig.Severity,
+			Title:          sig.Title,
+			CorrelationKey: sig.CorrelationKey,
+			Area:           sig.Event.Area,
+			Location:       sig.Event.Location,
+			Assignment:     event.Assignment{Agency: sig.Agency}, // the rule's routing hint
+			Reports:        []event.Report{rep},
+			ReportCount:    1,
+			CreatedAt:      now,
+			UpdatedAt:      now,
+		}
+		if _, taken := sh.incidents[next.ID]; taken {
+			return fmt.Errorf("incidents: NewID returned %s twice", next.ID)
+		}
+		ch.Action, ch.To = ActionOpen, event.StatusNew
+	}
+
+	if err := s.publishChange(ctx, &next, ch); err != nil {
+		return err
+	}
+	sh.commit(&next, next.Reports[len(next.Reports)-1:], ch)
+	if ch.Action == ActionOpen {
+		s.stats.opened.Add(1)
+	} else {
+		s.stats.linked.Add(1)
+	}
+	return nil
+}
+
+// openIncident is the open incident a correlation key joins, or nil. An empty key joins
+// nothing: such a rule raises one incident per signal.
+func (sh *shard) openIncident(key string) *event.Incident {
+	if key == "" {
+		return nil
+	}
+	id, ok := sh.byKey[key]
+	if !ok {
+		return nil
+	}
+	return sh.incidents[id]
+}
+
+func reportOf(sig event.Signal) event.Report {
+	ev := sig.Event
+	r := event.Report{
+		EventID:   ev.ID,
+		EventType: ev.Type,
+		SignalID:  sig.ID,
+		RuleID:    sig.RuleID,
+		At:        ev.Time,
+		Location:  ev.Location,
+		Summary:   summary(sig),
+	}
+	if r.At.IsZero() {
+		r.At = sig.At
+	}
+	if h := ev.Hotline; h != nil && (h.CallerName != "" || h.CallerPhone != "") {
+		r.Caller = &event.Caller{Name: h.CallerName, Phone: h.CallerPhone}
+	}
+	return r
+}
+
+// maxSummary bounds a report's summary in runes: the timeline shows a line, not the ticket.
+const maxSummary = 140
+
+// summary is one line about the event in an operator's words, falling back to the rule's title.
+func summary(sig event.Signal) string {
+	ev := sig.Event
+	var s string
+	switch {
+	case ev.Hotline != nil:
+		s = strings.TrimSpace(ev.Hotline.RequestType + " " + ev.Hotline.Content)
+	case ev.Sensor != nil:
+		var b strings.Builder
+		b.WriteString(ev.Sensor.Kind)
+		if ev.Sensor.Status != "" {
+			b.WriteString(" " + ev.Sensor.Status)
+		}
+		for _, k := range slices.Sorted(maps.Keys(ev.Sensor.Metrics)) {
+			fmt.Fprintf(&b, " %s=%g", k, ev.Sensor.Metrics[k])
+		}
+		s = b.String()
+	case ev.Video != nil:
+		s = fmt.Sprintf("%s %.2f", ev.Video.Algorithm, ev.Video.Confidence)
+		if ev.Video.ObjectCount > 0 {
+			s += fmt.Sprintf(" ×%d", ev.Video.ObjectCount)
+		}
+	}
+	if s == "" {
+		s = sig.Title
+	}
+	if utf8.RuneCountInString(s) > maxSummary {
+		s = string([]rune(s)[:maxSummary-1]) + "…"
+	}
+	return s
+}
+
+var severityRank = map[string]int{
+	event.SeverityBlue:   1,
+	event.SeverityYellow: 2,
+	event.SeverityOrange: 3,
+	event.SeverityRed:    4,
+}
+
+// maxSeverity is the more severe of two levels; an unknown level ranks below blue.
+func maxSeverity(a, b string) string {
+	if severityRank[b] > severityRank[a] {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,197 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+)
+
+// Media types of POST /api/v1/events.
+const (
+	MediaCloudEvent = "application/cloudevents+json"       // one structured event
+	MediaBatch      = "application/cloudevents-batch+json" // a JSON array of structured events
+	MediaJSON       = "application/json"                   // one structured event, or binary mode with ce-* headers
+)
+
+// OriginHTTP is the dead letter's Topic for input that came over HTTP.
+const OriginHTTP = "http"
+
+// ServeHTTP is POST /api/v1/events (the caller wraps it with authentication).
+//
+// One event (application/cloudevents+json or application/json, or binary mode: ce-* headers
+// and the data as the body): 202 {"id","status"} with status "accepted" or "duplicate"; a
+// rejected event gets {"code","error"} with 400 (malformed), 413 (too large), 415 (media
+// type) or 422 (invalid).
+//
+// A batch (application/cloudevents-batch+json): every item is handled on its own, and the
+// answer is {"accepted","duplicates","rejected","results":[{"index","id","status","code",
+// "reason"}]} with 200 when nothing was rejected, 422 when everything was, 207 when mixed.
+//
+// Every rejection is also dead-lettered (Topic "http"), so nothing is lost when a caller
+// ignores its answer. If publishing fails the answer is 503 and the caller should retry the
+// whole request: events already accepted come back as duplicates.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Code: "method_not_allowed", Error: "use POST"})
+		return
+	}
+	headers := keptHeaders(r.Header)
+	in := input{origin: OriginHTTP, headers: headers}
+	attrs, binary := binaryAttributes(headers, '-')
+	mt, _, mtErr := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch {
+	case mtErr == nil && mt == MediaBatch:
+		s.serveBatch(w, r, in)
+		return
+	case binary:
+		in.attrs = &attrs // the data's content type is checked with the event
+	case mtErr == nil && (mt == MediaCloudEvent || mt == MediaJSON):
+	default:
+		in.value, _ = s.readBody(w, r, s.cfg.MaxEventBytes)
+		s.refuse(r.Context(), w, in, reject(ClassMediaType,
+			"unsupported Content-Type %q (want %s, %s, or %s with ce-* headers)",
+			clip(r.Header.Get("Content-Type")), MediaCloudEvent, MediaBatch, MediaJSON))
+		return
+	}
+
+	var rej *RejectError
+	if in.value, rej = s.readBody(w, r, s.cfg.MaxEventBytes); rej != nil {
+		s.refuse(r.Context(), w, in, rej)
+		return
+	}
+	res, err := s.ingest(r.Context(), in)
+	switch {
+	case err != nil:
+		s.unavailable(w, err)
+	case res.rej != nil:
+		writeJSON(w, res.rej.Class.HTTPStatus(), errorBody{Code: res.Code, Error: res.Reason})
+	default:
+		writeJSON(w, http.StatusAccepted, struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		}{res.ID, res.Status})
+	}
+}
+
+// batchBody is the answer to a batch.
+type batchBody struct {
+	Accepted   int      `json:"accepted"`
+	Duplicates int      `json:"duplicates"`
+	Rejected   int      `json:"rejected"`
+	Results    []result `json:"results"`
+}
+
+func (s *Service) serveBatch(w http.ResponseWriter, r *http.Request, in input) {
+	var rej *RejectError
+	if in.value, rej = s.readBody(w, r, s.cfg.MaxBatchBytes); rej != nil {
+		s.refuse(r.Context(), w, in, rej)
+		return
+	}
+	// Syntax is checked for the whole body; UTF-8, nesting and everything else per item, so
+	// one bad item does not sink the others. encoding/json keeps the raw bytes of each item.
+	var items []json.RawMessage
+	if err := json.Unmarshal(in.value, &items); err != nil {
+		s.refuse(r.Context(), w, in, jsonReject(err, "array"))
+		return
+	}
+	switch {
+	case len(items) == 0:
+		s.refuse(r.Context(), w, in, reject(ClassMalformed, "empty batch: want a JSON array of CloudEvents"))
+		return
+	case len(items) > s.cfg.MaxBatchItems:
+		s.refuse(r.Context(), w, in, reject(ClassTooLarge, "batch of %d events, limit %d", len(items), s.cfg.MaxBatchItems))
+		return
+	}
+	body := batchBody{Results: make([]result, 0, len(items))}
+	for i, raw := range items {
+		item := in
+		item.value = raw
+		res, err := s.ingest(r.Context(), item)
+		if err != nil {
+			s.unavailable(w, err)
+			return
+		}
+		res.Index = i
+		switch res.Status {
+		case OutcomeAccepted:
+			body.Accepted++
+		case OutcomeDuplicate:
+			body.Duplicates++
+		default:
+			body.Rejected++
+		}
+		body.Results = append(body.Results, res)
+	}
+	status := http.StatusOK
+	switch {
+	case body.Rejected == len(items):
+		status = http.StatusUnprocessableEntity
+	case body.Rejected > 0:
+		status = http.StatusMultiStatus
+	}
+	writeJSON(w, status, body)
+}
+
+// readBody reads at most limit bytes. On a body over the limit it returns what it read, for
+// the dead letter.
+func (s *Service) readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, *RejectError) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return body, reject(ClassTooLarge, "payload too large: body over the %d-byte limit", limit)
+	case err != nil:
+		return body, reject(ClassMalformed, "cannot read body: %v", err)
+	}
+	return body, nil
+}
+
+// refuse dead-letters a request rejected as a whole and answers it.
+func (s *Service) refuse(ctx context.Context, w http.ResponseWriter, in input, rej *RejectError) {
+	if err := s.deadLetter(ctx, in, rej, s.cfg.Now()); err != nil {
+		s.unavailable(w, err)
+		return
+	}
+	s.counts.reject(TypeUnknown, rej.Class)
+	writeJSON(w, rej.Class.HTTPStatus(), errorBody{Code: rej.Class.String(), Error: rej.Reason})
+}
+
+func (s *Service) unavailable(w http.ResponseWriter, err error) {
+	s.log.Warn("ingest: publish failed", zap.Error(err))
+	w.Header().Set("Retry-After", "1")
+	writeJSON(w, http.StatusServiceUnavailable, errorBody{Code: "unavailable", Error: "cannot publish now, retry the request"})
+}
+
+// keptHeaders are the request headers a dead letter keeps: what says what the body is and
+// who sent it, never credentials (Authorization, cookies).
+func keptHeaders(h http.Header) map[string]string {
+	kept := make(map[string]string)
+	for k, v := range h {
+		if len(v) == 0 {
+			continue
+		}
+		lk := strings.ToLower(k)
+		if strings.HasPrefix(lk, "ce-") || lk == "content-type" || lk == "user-agent" || lk == "x-request-id" {
+			kept[lk] = v[0]
+		}
+	}
+	return kept
+}
+
+type errorBody struct {
+	Code  string `json:"code"`
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body) // the client went away; nothing left to tell it
+}

@@ -1,0 +1,365 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/urbanbrain/urbanbrain/event"
+)
+
+// compiled holds a rule's programs for each event type it listens to: the same text compiles
+// to different programs against different environments, and a field may exist in only one.
+type compiled struct {
+	byType map[string]*programs
+}
+
+type programs struct {
+	when           *vm.Program
+	category       value
+	severity       value
+	title          value
+	correlationKey value
+	agency         value
+}
+
+// value is a compiled raise field: either one expression (whole) or a template of literal
+// text and placeholder programs. A constant is a template with a single literal part.
+type value struct {
+	whole *vm.Program
+	parts []part
+}
+
+type part struct {
+	text string
+	prog *vm.Program
+}
+
+// constant returns the field's text if it has no expression in it.
+func (v value) constant() (string, bool) {
+	if v.whole != nil {
+		return "", false
+	}
+	var b strings.Builder
+	for _, p := range v.parts {
+		if p.prog != nil {
+			return "", false
+		}
+		b.WriteString(p.text)
+	}
+	return b.String(), true
+}
+
+func (v value) eval(m *vm.VM, env any) (string, error) {
+	if v.whole != nil {
+		out, err := m.Run(v.whole, env)
+		if err != nil {
+			return "", err
+		}
+		s, ok := out.(string)
+		if !ok {
+			return "", fmt.Errorf("expression gave %T %v, want a string", out, out)
+		}
+		return s, nil
+	}
+	if len(v.parts) == 1 && v.parts[0].prog == nil {
+		return v.parts[0].text, nil
+	}
+	var b strings.Builder
+	for _, p := range v.parts {
+		if p.prog == nil {
+			b.WriteString(p.text)
+			continue
+		}
+		out, err := m.Run(p.prog, env)
+		if err != nil {
+			return "", err
+		}
+		writeValue(&b, out)
+	}
+	return b.String(), nil
+}
+
+// writeValue renders a placeholder's value the way a person reads it: 85 not 8.5e+01, times in
+// Beijing time, nothing for nil.
+func writeValue(b *strings.Builder, v any) {
+	switch x := v.(type) {
+	case nil:
+	case string:
+		b.WriteString(x)
+	case float64:
+		b.WriteString(strconv.FormatFloat(x, 'f', -1, 64))
+	case int:
+		b.WriteString(strconv.Itoa(x))
+	case bool:
+		b.WriteString(strconv.FormatBool(x))
+	case time.Time:
+		b.WriteString(x.In(Beijing).Format(time.DateTime))
+	case *float64:
+		if x != nil {
+			writeValue(b, *x)
+		}
+	default:
+		fmt.Fprint(b, x)
+	}
+}
+
+// locator turns a position inside a field's text into a position in the rule's file.
+type locator interface {
+	at(field string, line, col int) Position
+}
+
+// compileRule compiles every expression of r once per event type it listens to. Errors are
+// CompileErrors; an identical error for several types is reported once.
+func compileRule(r *Rule, loc locator) (*compiled, []error) {
+	c := &compiled{byType: make(map[string]*programs, len(r.Types))}
+	var errs []error
+	seen := make(map[string]bool)
+	for _, t := range r.Types {
+		fc := fieldCompiler{rule: r, loc: loc, env: EnvFor(t)}
+		p := &programs{
+			when:     fc.expression("when", r.When, expr.AsBool()),
+			category: fc.value("raise.category", r.Raise.Category),
+			severity: fc.value("raise.severity", r.Raise.Severity),
+			title:    fc.value("raise.title", r.Raise.Title),
+			agency:   fc.value("raise.agency", r.Raise.Agency),
+			// Empty: the default "<rule id>:<event id>", which merges nothing.
+			correlationKey: fc.value("raise.correlation_key", r.Raise.CorrelationKey),
+		}
+		if r.Raise.Title == "" {
+			// The name is shown as it is, never read as a template.
+			p.title = value{parts: []part{{text: r.Name}}}
+		}
+		for _, ce := range fc.errs {
+			key := fmt.Sprint(ce.Field, ce.Line, ce.Column, ce.Msg)
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			if len(r.Types) > 1 {
+				ce.EventType = t
+			}
+			errs = append(errs, ce)
+		}
+		c.byType[t] = p
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	// Constants are checked once here rather than on every match.
+	p := c.byType[r.Types[0]]
+	if s, ok := p.severity.constant(); ok && !validSeverity(s) {
+		errs = append(errs, &ValidationError{Pos: loc.at("raise.severity", 0, 0), RuleID: r.ID,
+			Field: "raise.severity", Msg: fmt.Sprintf("%q is not one of red, orange, yellow, blue", s)})
+	}
+	if s, ok := p.category.constant(); ok {
+		if msg := checkCategory(s); msg != "" {
+			errs = append(errs, &ValidationError{Pos: loc.at("raise.category", 0, 0), RuleID: r.ID,
+				Field: "raise.category", Msg: msg})
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return c, nil
+}
+
+func validSeverity(s string) bool {
+	switch s {
+	case event.SeverityRed, event.SeverityOrange, event.SeverityYellow, event.SeverityBlue:
+		return true
+	}
+	return false
+}
+
+// checkCategory returns why s cannot be a category code, or "". The category list itself
+// belongs to the city map; rules only insist on something an index and a URL can carry.
+func checkCategory(s string) string {
+	if s == "" {
+		return "category is empty"
+	}
+	if len(s) > 32 {
+		return fmt.Sprintf("category %.32q… is longer than 32 bytes", s)
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '-' || r == '_' || r == '.') {
+			return fmt.Sprintf("category %q may hold only letters, digits, '-', '_' and '.'", s)
+		}
+	}
+	return ""
+}
+
+// fieldCompiler compiles the fields of one rule for one event type and collects the errors.
+type fieldCompiler struct {
+	rule *Rule
+	loc  locator
+	env  any
+	errs []*CompileError
+}
+
+// expression compiles text (which starts at rune offset off of the field's text src) and
+// records a positioned error on failure.
+func (fc *fieldCompiler) compileAt(field, src, text string, off int, opts ...expr.Option) *vm.Program {
+	all := make([]expr.Option, 0, len(baseOptions)+len(opts)+1)
+	all = append(all, expr.Env(fc.env))
+	all = append(all, baseOptions...)
+	all = append(all, opts...)
+	prog, err := compileSafe(text, all)
+	if err == nil {
+		return prog
+	}
+	ce := &CompileError{RuleID: fc.rule.ID, Field: field, Msg: err.Error(), Err: err}
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		ce.Msg = fe.Message
+		ce.Line, ce.Column, ce.Snippet = locate(src, off+fe.From)
+	} else {
+		// A whole-expression error ("expected bool, but got float64") points at its start.
+		ce.Line, ce.Column, ce.Snippet = locate(src, off)
+	}
+	ce.Pos = fc.loc.at(field, ce.Line, ce.Column)
+	fc.errs = append(fc.errs, ce)
+	return nil
+}
+
+// compileSafe is expr.Compile that turns a panic inside expr into an error: a rule author's
+// typo must never take the process down.
+func compileSafe(text string, opts []expr.Option) (prog *vm.Program, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			prog, err = nil, fmt.Errorf("expression compiler failed: %v", r)
+		}
+	}()
+	return expr.Compile(text, opts...)
+}
+
+func (fc *fieldCompiler) expression(field, src string, opts ...expr.Option) *vm.Program {
+	return fc.compileAt(field, src, src, 0, opts...)
+}
+
+// value compiles a raise field: "=expr" or a template.
+func (fc *fieldCompiler) value(field, src string) value {
+	if src == "" {
+		return value{}
+	}
+	if rest, ok := strings.CutPrefix(src, "="); ok {
+		p := fc.compileAt(field, src, rest, 1, expr.AsKind(reflect.String))
+		return value{whole: p}
+	}
+	segs, err := splitTemplate(src)
+	if err != nil {
+		ce := &CompileError{RuleID: fc.rule.ID, Field: field, Msg: err.msg}
+		ce.Line, ce.Column, ce.Snippet = locate(src, err.off)
+		ce.Pos = fc.loc.at(field, ce.Line, ce.Column)
+		fc.errs = append(fc.errs, ce)
+		return value{}
+	}
+	v := value{parts: make([]part, 0, len(segs))}
+	for _, s := range segs {
+		if !s.isExpr {
+			v.parts = append(v.parts, part{text: s.text})
+			continue
+		}
+		v.parts = append(v.parts, part{prog: fc.compileAt(field, src, s.text, s.off)})
+	}
+	return v
+}
+
+type segment struct {
+	text   string
+	isExpr bool
+	off    int // rune offset of text within the template
+}
+
+type templateError struct {
+	msg string
+	off int // rune offset within the template
+}
+
+// splitTemplate cuts "a {{ x }} b" into literal and expression segments. A "}}" inside a
+// string literal of the expression does not close the placeholder.
+func splitTemplate(src string) ([]segment, *templateError) {
+	var segs []segment
+	rest, base := src, 0 // base: byte offset of rest within src
+	for {
+		i := strings.Index(rest, "{{")
+		if i < 0 {
+			if rest != "" {
+				segs = append(segs, segment{text: rest})
+			}
+			return segs, nil
+		}
+		if i > 0 {
+			segs = append(segs, segment{text: rest[:i]})
+		}
+		start := i + 2
+		end := closePlaceholder(rest[start:])
+		if end < 0 {
+			return nil, &templateError{msg: "unclosed {{: missing }}", off: utf8.RuneCountInString(src[:base+i])}
+		}
+		inner := rest[start : start+end]
+		if strings.TrimSpace(inner) == "" {
+			return nil, &templateError{msg: "empty {{ }} placeholder", off: utf8.RuneCountInString(src[:base+i])}
+		}
+		segs = append(segs, segment{text: inner, isExpr: true, off: utf8.RuneCountInString(src[:base+start])})
+		base += start + end + 2
+		rest = rest[start+end+2:]
+	}
+}
+
+// closePlaceholder returns the byte index of the "}}" that closes a placeholder whose text
+// starts s, or -1.
+func closePlaceholder(s string) int {
+	var quote byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case quote == 0 && c == '}' && i+1 < len(s) && s[i+1] == '}':
+			return i
+		case quote == 0 && (c == '"' || c == '\'' || c == '`'):
+			quote = c
+		case quote != 0 && c == '\\' && quote != '`':
+			i++ // skip the escaped byte
+		case quote != 0 && c == quote:
+			quote = 0
+		}
+	}
+	return -1
+}
+
+// locate returns the 1-based line and column of rune offset off in src, and a snippet of that
+// line with a caret under the column, in expr's style.
+func locate(src string, off int) (line, col int, snippet string) {
+	line, col = 1, 1
+	lineStart := 0
+	n := 0
+	for i, r := range src {
+		if n == off {
+			break
+		}
+		n++
+		if r == '\n' {
+			line++
+			col = 1
+			lineStart = i + 1
+		} else {
+			col++
+		}
+	}
+	text := src[lineStart:]
+	if j := strings.IndexByte(text, '\n'); j >= 0 {
+		text = text[:j]
+	}
+	if text == "" {
+		return line, col, ""
+	}
+	return line, col, "\n | " + strings.ReplaceAll(text, "\t", " ") + "\n | " + strings.Repeat(".", col-1) + "^"
+}

@@ -1,0 +1,319 @@
+package rules_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/rules"
+	"github.com/urbanbrain/urbanbrain/rules/rulestest"
+)
+
+func mustParse(t testing.TB, src string) []rules.Rule {
+	t.Helper()
+	rs, err := rules.Parse("test.yaml", []byte(src))
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	return rs
+}
+
+func newEngine(t testing.TB, rs []rules.Rule, pub rules.Publisher, log *zap.Logger) *rules.Engine {
+	t.Helper()
+	eng, err := rules.New(rules.Config{}, rs, pub, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng
+}
+
+const failingAndFine = `
+- id: broken
+  name: 坏规则
+  types: [city.sensor.reading]
+  when: int(sensor.status) > 0          # "ok" is not a number: fails at run time
+  raise: {category: "0104", severity: red}
+- id: bad-severity
+  name: 坏级别
+  types: [city.sensor.reading]
+  when: "true"
+  raise: {category: "0104", severity: "=sensor.status"}
+- id: fine
+  name: 好规则
+  types: [city.sensor.reading]
+  when: sensor.metrics["level_cm"] > 80
+  raise: {category: "0104", severity: orange, correlation_key: "water:{{sensor.device_id}}"}
+`
+
+// TestRuntimeErrorDoesNotStopOtherRules: two rules fail on every event; the third still
+// fires, HandleEvent returns nil, and the failures are counted and logged sparingly.
+func TestRuntimeErrorDoesNotStopOtherRules(t *testing.T) {
+	core, logs := observer.New(zapcore.WarnLevel)
+	rec := &rulestest.Recorder{}
+	eng := newEngine(t, mustParse(t, failingAndFine), rec, zap.New(core))
+
+	ev := rulestest.Sensor("e1", "WL-1", "water_level", map[string]float64{"level_cm": 90})
+	sigs, errs := eng.Evaluate(ev)
+	if len(sigs) != 1 || sigs[0].RuleID != "fine" {
+		t.Fatalf("signals %+v, want one from rule fine", sigs)
+	}
+	var failed []string
+	for _, err := range errs {
+		var ee *rules.EvalError
+		if !errors.As(err, &ee) || ee.EventID != "e1" || ee.RuleVersion != 1 {
+			t.Fatalf("error %v is not an EvalError for e1", err)
+		}
+		failed = append(failed, ee.RuleID+"/"+ee.Field)
+	}
+	if got := strings.Join(failed, " "); got != "broken/when bad-severity/raise.severity" {
+		t.Errorf("failed rules %q", got)
+	}
+
+	for i := range 5 {
+		ev.ID = "e" + string(rune('1'+i))
+		if err := eng.HandleEvent(context.Background(), ev); err != nil {
+			t.Fatalf("HandleEvent: %v", err)
+		}
+	}
+	if n := len(rec.Records()); n != 5 {
+		t.Errorf("published %d signals, want 5", n)
+	}
+	stats := map[string]rules.RuleStats{}
+	for _, s := range eng.Stats() {
+		stats[s.RuleID] = s
+	}
+	if s := stats["broken"]; s.Failed != 5 || s.Matched != 0 {
+		t.Errorf("broken: %+v, want 5 failures", s)
+	}
+	if s := stats["fine"]; s.Failed != 0 || s.Matched != 5 {
+		t.Errorf("fine: %+v, want 5 matches", s)
+	}
+	// Failures 1, 2 and 4 of each failing rule are logged, not 3 and 5.
+	if n := logs.FilterField(zap.String("rule_id", "broken")).Len(); n != 3 {
+		t.Errorf("logged %d failures of broken, want 3", n)
+	}
+	if n := logs.FilterField(zap.String("rule_id", "bad-severity")).Len(); n != 3 {
+		t.Errorf("logged %d failures of bad-severity, want 3", n)
+	}
+}
+
+// TestReplayGivesSameSignals: a redelivered event publishes byte-identical records, so the
+// incident service sees the same signal ids.
+func TestReplayGivesSameSignals(t *testing.T) {
+	rec := &rulestest.Recorder{}
+	eng := newEngine(t, demoRules(t), rec, zaptest.NewLogger(t))
+	evs := []event.Event{
+		rulestest.Sensor("r1", "GAS-1", "gas", map[string]float64{"ppm": 300}),
+		rulestest.Hotline("r2", "投诉", "0103", "urgent", "闻到煤气味"),
+		rulestest.Video("r3", "CAM-1", "smoke_fire", 0.9, 1),
+	}
+	for range 2 {
+		for _, ev := range evs {
+			if err := eng.HandleEvent(context.Background(), ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	recs := rec.Records()
+	if len(recs) != 8 {
+		t.Fatalf("published %d records, want 2 × 4", len(recs))
+	}
+	sigs := rec.Signals(t)
+	for i := range 4 {
+		if !bytes.Equal(recs[i].Value, recs[i+4].Value) || recs[i].Key != recs[i+4].Key {
+			t.Errorf("replay of record %d differs:\n%s\n%s", i, recs[i].Value, recs[i+4].Value)
+		}
+		if sigs[i].ID != sigs[i].RuleID+":"+sigs[i].Event.ID {
+			t.Errorf("signal id %q is not rule:event", sigs[i].ID)
+		}
+	}
+	// The decoded signal carries the whole event, caller included: masking is downstream.
+	if sigs[1].Event.Hotline == nil || sigs[1].Event.Hotline.TicketID != "Tr2" {
+		t.Errorf("signal lost its event: %+v", sigs[1].Event)
+	}
+}
+
+func TestPublishFailureIsReturned(t *testing.T) {
+	rec := &rulestest.Recorder{}
+	eng := newEngine(t, demoRules(t), rec, zaptest.NewLogger(t))
+	boom := errors.New("broker down")
+	rec.FailWith(boom)
+	ev := rulestest.Sensor("p1", "GAS-1", "gas", map[string]float64{"ppm": 300})
+	if err := eng.HandleEvent(context.Background(), ev); !errors.Is(err, boom) {
+		t.Fatalf("HandleEvent = %v, want %v", err, boom)
+	}
+	rec.FailWith(nil)
+	if err := eng.HandleEvent(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rec.Records()); n != 1 {
+		t.Errorf("published %d after recovery, want 1", n)
+	}
+}
+
+func TestHandleEventSkipsBadData(t *testing.T) {
+	core, logs := observer.New(zapcore.WarnLevel)
+	rec := &rulestest.Recorder{}
+	eng := newEngine(t, demoRules(t), rec, zap.New(core))
+
+	noPayload := rulestest.Sensor("b1", "GAS-1", "gas", nil)
+	noPayload.Sensor = nil
+	// +Inf matches the rule but cannot be written as JSON.
+	inf := rulestest.Sensor("b2", "GAS-1", "gas", map[string]float64{"ppm": math.Inf(1)})
+	unknownType := rulestest.Sensor("b3", "GAS-1", "gas", map[string]float64{"ppm": 300})
+	unknownType.Type = "city.weather.report"
+	noStreet := rulestest.Sensor("b4", "GAS-1", "gas", map[string]float64{"ppm": 300})
+	noStreet.Area = event.Area{}
+
+	for _, ev := range []event.Event{noPayload, inf, unknownType, noStreet} {
+		if err := eng.HandleEvent(context.Background(), ev); err != nil {
+			t.Errorf("event %s: %v", ev.ID, err)
+		}
+	}
+	if _, errs := eng.Evaluate(noPayload); len(errs) != 1 || !errors.Is(errs[0], rules.ErrNoPayload) {
+		t.Errorf("no payload: errors %v", errs)
+	}
+	recs := rec.Records()
+	if len(recs) != 1 || recs[0].Key != event.UnknownStreet {
+		t.Fatalf("records %+v, want one keyed %q", recs, event.UnknownStreet)
+	}
+	if logs.FilterMessage("event not evaluated").Len() != 1 || logs.FilterField(zap.String("field", "signal")).Len() != 1 {
+		t.Errorf("logs: %v", logs.All())
+	}
+}
+
+func TestRaiseDefaultsDisabledAndShadow(t *testing.T) {
+	rs := mustParse(t, `
+- id: quiet
+  name: 停用
+  enabled: false
+  types: [city.video.detection]
+  when: "true"
+  raise: {category: "0301", severity: blue}
+- id: shadowed
+  name: 影子规则 {{ not a template }}
+  types: [city.video.detection]
+  when: "true"
+  raise: {category: "0301", severity: blue, shadow: true, agency: '=video.algorithm == "x" ? "urban" : ""'}
+`)
+	rec := &rulestest.Recorder{}
+	eng := newEngine(t, rs, rec, zaptest.NewLogger(t))
+	if got := len(eng.Rules()); got != 2 {
+		t.Errorf("Rules() has %d, want both, enabled or not", got)
+	}
+	sigs, errs := eng.Evaluate(rulestest.Video("d1", "CAM-1", "x", 0.5, 0))
+	if len(errs) > 0 || len(sigs) != 1 {
+		t.Fatalf("signals %+v errors %v, want only the enabled rule", sigs, errs)
+	}
+	s := sigs[0]
+	if s.RuleID != "shadowed" || !s.Shadow || s.Title != "影子规则 {{ not a template }}" ||
+		s.CorrelationKey != "shadowed:d1" || s.Agency != "urban" {
+		t.Errorf("signal %+v: want shadow, the name as title, rule:event key, agency urban", s)
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	rs := mustParse(t, "id: a\nname: n\ntypes: [city.video.detection]\nwhen: 'true'\nraise: {category: '0301', severity: blue}\n")
+	tests := []struct {
+		name  string
+		rules []rules.Rule
+		pub   rules.Publisher
+		msg   string
+	}{
+		{"nil publisher", rs, nil, "publisher is nil"},
+		{"rule not compiled", []rules.Rule{{ID: "raw", Types: []string{event.TypeVideoDetection}}}, &rulestest.Recorder{}, `"raw" was not compiled`},
+		{"duplicate id", append(rs, rs...), &rulestest.Recorder{}, `duplicate rule id "a"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := rules.New(rules.Config{}, tt.rules, tt.pub, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.msg) {
+				t.Errorf("New = %v, want an error containing %q", err, tt.msg)
+			}
+		})
+	}
+}
+
+// TestFunctions checks the allow-listed functions through real rules.
+func TestFunctions(t *testing.T) {
+	ev := rulestest.Sensor("f1", "D-1", "noise", map[string]float64{"db": 80}) // 14:30 Beijing, Wednesday
+	tests := []struct {
+		when string
+		want bool
+	}{
+		{`hour(time) == 14`, true},
+		{`weekday(time) == 3`, true},
+		{`hour(time - duration("15h")) == 23 && weekday(time - duration("15h")) == 2`, true},
+		{`contains_any("楼道里有煤气味", "燃气", "煤气")`, true},
+		{`contains_any("楼道里有异味", "燃气", "煤气")`, false},
+		{`contains_any("楼道里有异味", "")`, false},
+		{`contains_any("楼道里有异味")`, false},
+		{`abs(distance_m(location.lat, location.lon, 30.245, 120.173) - 960.6) < 1`, true},
+		{`distance_m(30, 120, 30, 120) == 0`, true},
+		{`location.known && area.grid_name == "第三网格"`, true},
+		{`len(split("a,b,c", ",")) == 3 && upper("x") == "X"`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.when, func(t *testing.T) {
+			src := "id: f\nname: f\ntypes: [city.sensor.reading]\nwhen: '" + tt.when + "'\nraise: {category: '0401', severity: blue}\n"
+			eng := newEngine(t, mustParse(t, src), &rulestest.Recorder{}, nil)
+			sigs, errs := eng.Evaluate(ev)
+			if len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			if got := len(sigs) == 1; got != tt.want {
+				t.Errorf("= %v, want %v", got, tt.want)
+			}
+		})
+	}
+	// Builtins left out of the allow-list do not compile.
+	for _, when := range []string{`now() > time`, `len(repeat("x", 1000000000)) > 0`, `date("2025-01-01") < time`, `fromJSON("{}") != nil`} {
+		src := "id: f\nname: f\ntypes: [city.sensor.reading]\nwhen: '" + when + "'\nraise: {category: '0401', severity: blue}\n"
+		var ce *rules.CompileError
+		if _, err := rules.Parse("f.yaml", []byte(src)); !errors.As(err, &ce) || !strings.Contains(ce.Msg, "unknown name") {
+			t.Errorf("%s: want unknown name, got %v", when, err)
+		}
+	}
+}
+
+func TestMaxNodes(t *testing.T) {
+	when := strings.Repeat("1 + ", rules.MaxNodes) + "1 > 0"
+	src := "id: big\nname: big\ntypes: [city.sensor.reading]\nwhen: '" + when + "'\nraise: {category: '0401', severity: blue}\n"
+	var ce *rules.CompileError
+	if _, err := rules.Parse("big.yaml", []byte(src)); !errors.As(err, &ce) {
+		t.Fatalf("a %d-node expression compiled: %v", 2*rules.MaxNodes, err)
+	}
+}
+
+// TestConcurrentHandleEvent runs partitions in parallel over one engine (meaningful with -race).
+func TestConcurrentHandleEvent(t *testing.T) {
+	rec := &rulestest.Recorder{}
+	eng := newEngine(t, demoRules(t), rec, zaptest.NewLogger(t))
+	var wg sync.WaitGroup
+	for p := range 4 {
+		wg.Go(func() {
+			for i := range 50 {
+				id := string(rune('a'+p)) + string(rune('0'+i%10)) + string(rune('0'+i/10))
+				ev := rulestest.Video(id, "CAM-1", "smoke_fire", 0.9, 1)
+				if err := eng.HandleEvent(context.Background(), ev); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(rec.Records()); n != 200 {
+		t.Errorf("published %d, want 200", n)
+	}
+}

@@ -1,0 +1,183 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/urbanbrain/urbanbrain/event"
+)
+
+// The environments below are what an expression sees. They are typed so that a misspelt or
+// forbidden field is a compile error when the rule is loaded, never a silent false at run time.
+// Field names follow the JSON schema (snake_case) through `expr` tags.
+//
+// They deliberately copy only what rules may use: the 12345 caller's name and phone are not
+// here, so no rule can put personal data into a title or a correlation key.
+
+// Common is what every event type shares.
+type Common struct {
+	ID       string    `expr:"id"`
+	Type     string    `expr:"type"`
+	Source   string    `expr:"source"`
+	Time     time.Time `expr:"time"` // when it happened; hour(time) and weekday(time) read it in Beijing time
+	Area     Area      `expr:"area"`
+	Location Location  `expr:"location"`
+}
+
+// Area is where the event happened: district (区) → street (街道) → community (社区) → grid (网格).
+type Area struct {
+	District      string `expr:"district"`
+	DistrictName  string `expr:"district_name"`
+	Street        string `expr:"street"`
+	StreetName    string `expr:"street_name"`
+	Community     string `expr:"community"`
+	CommunityName string `expr:"community_name"`
+	Grid          string `expr:"grid"`
+	GridName      string `expr:"grid_name"`
+}
+
+// Location is the event's position in WGS-84 degrees; Known is false (and Lon, Lat zero) when
+// the producer sent none.
+type Location struct {
+	Lon   float64 `expr:"lon"`
+	Lat   float64 `expr:"lat"`
+	Known bool    `expr:"known"`
+}
+
+// Sensor is a sensor reading as a rule sees it (`sensor.kind`, `sensor.metrics["level_cm"]`).
+// A metric the reading does not carry reads as 0; test `"name" in sensor.metrics` where 0 is a
+// meaningful value. Battery is nil when the device does not report it (`sensor.battery ?? 100`).
+type Sensor struct {
+	DeviceID string             `expr:"device_id"`
+	Kind     string             `expr:"kind"`
+	Metrics  map[string]float64 `expr:"metrics"`
+	Status   string             `expr:"status"`
+	Battery  *float64           `expr:"battery"`
+}
+
+// Hotline is a 12345 work order as a rule sees it. It has no caller name or phone on purpose.
+type Hotline struct {
+	TicketID     string `expr:"ticket_id"`
+	Channel      string `expr:"channel"`
+	RequestType  string `expr:"request_type"` // 咨询/求助/投诉/举报/建议
+	CategoryCode string `expr:"category_code"`
+	Content      string `expr:"content"`
+	Address      string `expr:"address"`
+	Urgency      string `expr:"urgency"` // normal, urgent, emergency
+	DistrictCode string `expr:"district_code"`
+}
+
+// Video is an AI camera detection as a rule sees it.
+type Video struct {
+	CameraID    string  `expr:"camera_id"`
+	Algorithm   string  `expr:"algorithm"`
+	Confidence  float64 `expr:"confidence"`
+	ObjectCount int     `expr:"object_count"`
+	SnapshotURL string  `expr:"snapshot_url"`
+}
+
+// SensorEnv is the environment of rules on city.sensor.reading.
+type SensorEnv struct {
+	Common
+	Sensor Sensor `expr:"sensor"`
+}
+
+// HotlineEnv is the environment of rules on city.hotline.ticket.
+type HotlineEnv struct {
+	Common
+	Hotline Hotline `expr:"hotline"`
+}
+
+// VideoEnv is the environment of rules on city.video.detection.
+type VideoEnv struct {
+	Common
+	Video Video `expr:"video"`
+}
+
+// EventTypes are the event types a rule may listen to, in a stable order.
+var EventTypes = []string{event.TypeSensorReading, event.TypeHotlineTicket, event.TypeVideoDetection}
+
+// EnvFor returns the zero environment that expressions for events of type t are compiled
+// against, or nil if t is not an event type rules can listen to.
+func EnvFor(t string) any {
+	switch t {
+	case event.TypeSensorReading:
+		return SensorEnv{}
+	case event.TypeHotlineTicket:
+		return HotlineEnv{}
+	case event.TypeVideoDetection:
+		return VideoEnv{}
+	}
+	return nil
+}
+
+// ErrNoPayload is returned for an event whose payload does not match its type; ingest
+// should never let one through, so it is reported rather than evaluated against zero values.
+var ErrNoPayload = errors.New("event has no payload for its type")
+
+// envOf builds the environment for one event. The result is shared by every rule evaluated on
+// the event; expressions cannot assign, so sharing the metrics map is safe.
+func envOf(ev event.Event) (any, error) {
+	c := Common{
+		ID:     ev.ID,
+		Type:   ev.Type,
+		Source: ev.Source,
+		Time:   ev.Time,
+		Area: Area{
+			District:      ev.Area.District,
+			DistrictName:  ev.Area.DistrictName,
+			Street:        ev.Area.Street,
+			StreetName:    ev.Area.StreetName,
+			Community:     ev.Area.Community,
+			CommunityName: ev.Area.CommunityName,
+			Grid:          ev.Area.Grid,
+			GridName:      ev.Area.GridName,
+		},
+	}
+	if ev.Location != nil {
+		c.Location = Location{Lon: ev.Location.Lon, Lat: ev.Location.Lat, Known: true}
+	}
+	switch ev.Type {
+	case event.TypeSensorReading:
+		s := ev.Sensor
+		if s == nil {
+			return nil, fmt.Errorf("event %s (%s): %w", ev.ID, ev.Type, ErrNoPayload)
+		}
+		return SensorEnv{Common: c, Sensor: Sensor{
+			DeviceID: s.DeviceID,
+			Kind:     s.Kind,
+			Metrics:  s.Metrics,
+			Status:   s.Status,
+			Battery:  s.Battery,
+		}}, nil
+	case event.TypeHotlineTicket:
+		h := ev.Hotline
+		if h == nil {
+			return nil, fmt.Errorf("event %s (%s): %w", ev.ID, ev.Type, ErrNoPayload)
+		}
+		return HotlineEnv{Common: c, Hotline: Hotline{
+			TicketID:     h.TicketID,
+			Channel:      h.Channel,
+			RequestType:  h.RequestType,
+			CategoryCode: h.CategoryCode,
+			Content:      h.Content,
+			Address:      h.Address,
+			Urgency:      h.Urgency,
+			DistrictCode: h.DistrictCode,
+		}}, nil
+	case event.TypeVideoDetection:
+		v := ev.Video
+		if v == nil {
+			return nil, fmt.Errorf("event %s (%s): %w", ev.ID, ev.Type, ErrNoPayload)
+		}
+		return VideoEnv{Common: c, Video: Video{
+			CameraID:    v.CameraID,
+			Algorithm:   v.Algorithm,
+			Confidence:  v.Confidence,
+			ObjectCount: v.ObjectCount,
+			SnapshotURL: v.SnapshotURL,
+		}}, nil
+	}
+	return nil, fmt.Errorf("event %s: type %q has no rule environment", ev.ID, ev.Type)
+}

@@ -1,0 +1,162 @@
+package rules
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr"
+)
+
+// Beijing is the city's wall-clock zone (Asia/Shanghai, UTC+8 without daylight saving). A fixed
+// zone rather than time.LoadLocation keeps hour() and weekday() independent of the host's
+// tzdata, which minimal containers and some 信创 servers lack.
+var Beijing = time.FixedZone("CST", 8*60*60)
+
+// Limits on what a rule may cost at compile time. The later sandboxing issue adds a memory
+// budget per rule; expr's VM already stops any single run at its default budget.
+const (
+	// MaxRuleBytes caps the text of one rule (all its expressions and templates together).
+	MaxRuleBytes = 64 << 10
+	// MaxNodes caps the syntax tree of one expression.
+	MaxNodes = 5000
+)
+
+// allowedBuiltins are the expr builtins a rule may call: pure, deterministic, and bounded by
+// their input. Left out on purpose: now (replays and backtests must give the same answer),
+// date and timezone (depend on the host's tzdata), repeat and replace (a few bytes of rule
+// text can ask for gigabytes), fromJSON/toJSON/base64 (rules read typed fields, not blobs).
+var allowedBuiltins = []string{
+	"all", "none", "any", "one", "filter", "map", "find", "findIndex", "findLast", "findLastIndex",
+	"count", "sum", "len", "abs", "ceil", "floor", "round", "int", "float", "string",
+	"trim", "trimPrefix", "trimSuffix", "upper", "lower", "split", "hasPrefix", "hasSuffix",
+	"indexOf", "lastIndexOf", "max", "min", "mean", "median", "first", "last", "get",
+	"keys", "values", "duration",
+}
+
+// baseOptions are the compile options every expression shares, whatever its event type.
+var baseOptions = func() []expr.Option {
+	opts := []expr.Option{expr.MaxNodes(MaxNodes), expr.DisableAllBuiltins()}
+	for _, name := range allowedBuiltins {
+		opts = append(opts, expr.EnableBuiltin(name))
+	}
+	return append(opts,
+		// contains_any(text, words...) reports whether text contains any of the words
+		// (包含任意关键词). Empty words are ignored: a blank keyword would match everything.
+		expr.Function("contains_any", containsAny, new(func(string, ...string) bool)),
+		// hour(t) is the hour of t in Beijing time, 0..23.
+		expr.Function("hour", hourOf, new(func(time.Time) int)),
+		// weekday(t) is the ISO day of the week of t in Beijing time: 1 Monday … 7 Sunday.
+		expr.Function("weekday", weekdayOf, new(func(time.Time) int)),
+		// distance_m(lat1, lon1, lat2, lon2) is the great-circle distance in metres.
+		expr.Function("distance_m", distanceM, new(func(float64, float64, float64, float64) float64)),
+	)
+}()
+
+// The functions below receive arguments the checker has already typed, but expr passes an int
+// literal where a float64 is declared, so numbers are converted, and anything unexpected is an
+// error rather than a panic.
+
+func containsAny(params ...any) (any, error) {
+	if len(params) == 0 {
+		return nil, fmt.Errorf("contains_any: no text")
+	}
+	text, ok := params[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("contains_any: text is %T, not a string", params[0])
+	}
+	for _, p := range params[1:] {
+		w, ok := p.(string)
+		if !ok {
+			return nil, fmt.Errorf("contains_any: word is %T, not a string", p)
+		}
+		if w != "" && strings.Contains(text, w) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func hourOf(params ...any) (any, error) {
+	t, err := timeArg("hour", params)
+	if err != nil {
+		return nil, err
+	}
+	return t.In(Beijing).Hour(), nil
+}
+
+func weekdayOf(params ...any) (any, error) {
+	t, err := timeArg("weekday", params)
+	if err != nil {
+		return nil, err
+	}
+	d := int(t.In(Beijing).Weekday())
+	if d == 0 {
+		d = 7
+	}
+	return d, nil
+}
+
+func timeArg(fn string, params []any) (time.Time, error) {
+	if len(params) != 1 {
+		return time.Time{}, fmt.Errorf("%s: want 1 argument, got %d", fn, len(params))
+	}
+	t, ok := params[0].(time.Time)
+	if !ok {
+		return time.Time{}, fmt.Errorf("%s: argument is %T, not a time", fn, params[0])
+	}
+	return t, nil
+}
+
+// earthRadiusM is the mean Earth radius (IUGG), good to about 0.5% for haversine distances.
+const earthRadiusM = 6371008.8
+
+func distanceM(params ...any) (any, error) {
+	if len(params) != 4 {
+		return nil, fmt.Errorf("distance_m: want 4 arguments, got %d", len(params))
+	}
+	var v [4]float64
+	for i, p := range params {
+		f, ok := toFloat(p)
+		if !ok {
+			return nil, fmt.Errorf("distance_m: argument %d is %T, not a number", i+1, p)
+		}
+		v[i] = f
+	}
+	lat1, lon1, lat2, lon2 := v[0]*math.Pi/180, v[1]*math.Pi/180, v[2]*math.Pi/180, v[3]*math.Pi/180
+	sinLat := math.Sin((lat2 - lat1) / 2)
+	sinLon := math.Sin((lon2 - lon1) / 2)
+	h := sinLat*sinLat + math.Cos(lat1)*math.Cos(lat2)*sinLon*sinLon
+	return 2 * earthRadiusM * math.Asin(math.Sqrt(math.Min(1, h))), nil
+}
+
+func toFloat(v any) (float64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return n, true
+	case float32:
+		return float64(n), true
+	case int:
+		return float64(n), true
+	case int8:
+		return float64(n), true
+	case int16:
+		return float64(n), true
+	case int32:
+		return float64(n), true
+	case int64:
+		return float64(n), true
+	case uint:
+		return float64(n), true
+	case uint8:
+		return float64(n), true
+	case uint16:
+		return float64(n), true
+	case uint32:
+		return float64(n), true
+	case uint64:
+		return float64(n), true
+	}
+	return 0, false
+}

@@ -1,0 +1,134 @@
+package sqlite_test
+
+import (
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/storage"
+	"github.com/urbanbrain/urbanbrain/storage/sqlite"
+	"github.com/urbanbrain/urbanbrain/storage/storagetest"
+)
+
+// paths gives each test its own database file and the same file when the test reopens.
+var paths sync.Map // testing.TB → string
+
+func openStore(tb testing.TB, cfg sqlite.Config, log *zap.Logger) *sqlite.Store {
+	tb.Helper()
+	path, ok := paths.Load(tb)
+	if !ok {
+		path, _ = paths.LoadOrStore(tb, filepath.Join(tb.TempDir(), "urbanbrain.db"))
+		tb.Cleanup(func() { paths.Delete(tb) })
+	}
+	cfg.Path = path.(string)
+	s, err := sqlite.Open(cfg, log)
+	if err != nil {
+		tb.Fatalf("open: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storagetest.Store {
+		return openStore(t, sqlite.Config{}, zaptest.NewLogger(t))
+	})
+}
+
+func TestConformanceMemory(t *testing.T) {
+	// Restart cannot keep an in-memory database, so only the single-life tests apply; they
+	// check that the shared read/write connection of MemoryPath works.
+	s, err := sqlite.Open(sqlite.Config{Path: sqlite.MemoryPath}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	a := event.Area{District: "d1", Street: "s1", Grid: "g1"}
+	e := event.Event{ID: "m-1", Type: event.TypeSensorReading, Area: a,
+		Sensor: &event.SensorReading{DeviceID: "dev-1", Kind: "gas"}}
+	if err := s.HandleEvents(ctx, []event.Event{e, e}); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.ListEvents(ctx, storage.EventFilter{Street: "s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Sensor.DeviceID != "dev-1" {
+		t.Fatalf("ListEvents = %+v, want the one event", evs)
+	}
+}
+
+func TestMigrationsRunOnce(t *testing.T) {
+	for range 3 {
+		s := openStore(t, sqlite.Config{}, zap.NewNop())
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Read goose's bookkeeping with a plain connection: one row per applied migration.
+	s := openStore(t, sqlite.Config{}, zap.NewNop())
+	versions, err := sqlite.AppliedMigrations(t.Context(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(versions) != 1 || versions[0] != 1 {
+		t.Fatalf("applied migrations = %v, want [1] once", versions)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     sqlite.Config
+		wantErr bool
+	}{
+		{"ok", sqlite.Config{Path: "/tmp/x.db", Synchronous: sqlite.SyncFull}, false},
+		{"normal sync", sqlite.Config{Path: "/tmp/x.db", Synchronous: sqlite.SyncNormal}, false},
+		{"no path", sqlite.Config{Synchronous: sqlite.SyncFull}, true},
+		{"query in path", sqlite.Config{Path: "/tmp/x.db?mode=ro", Synchronous: sqlite.SyncFull}, true},
+		{"bad sync", sqlite.Config{Path: "/tmp/x.db", Synchronous: "off"}, true},
+		{"negative timeout", sqlite.Config{Path: "/tmp/x.db", Synchronous: sqlite.SyncFull, BusyTimeout: -1}, true},
+		{"negative read conns", sqlite.Config{Path: "/tmp/x.db", Synchronous: sqlite.SyncFull, ReadConns: -1}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.cfg.Validate(); (err != nil) != tc.wantErr {
+				t.Errorf("Validate() = %v, want error: %v", err, tc.wantErr)
+			}
+		})
+	}
+	if _, err := sqlite.Open(sqlite.Config{}, nil); err == nil {
+		t.Error("Open without a path succeeded")
+	}
+}
+
+func BenchmarkHandleEvent(b *testing.B) {
+	for _, sync := range []string{sqlite.SyncFull, sqlite.SyncNormal} {
+		b.Run("sync="+sync, func(b *testing.B) {
+			storagetest.BenchmarkHandleEvent(b, func(b *testing.B) storagetest.Store {
+				return openStore(b, sqlite.Config{Synchronous: sync}, zap.NewNop())
+			})
+		})
+	}
+}
+
+func BenchmarkHandleIncidentChange(b *testing.B) {
+	storagetest.BenchmarkHandleIncidentChange(b, func(b *testing.B) storagetest.Store {
+		return openStore(b, sqlite.Config{}, zap.NewNop())
+	})
+}
+
+func BenchmarkListIncidents(b *testing.B) {
+	storagetest.BenchmarkListIncidents(b, func(b *testing.B) storagetest.Store {
+		return openStore(b, sqlite.Config{}, zap.NewNop())
+	})
+}

@@ -1,0 +1,269 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/storage/internal/canon"
+)
+
+// Every write is idempotent, so a replayed topic leaves the same rows: events and dispatches
+// are written once by their key, an incident row is replaced only by a newer version, and
+// timeline rows and report links are written once.
+const (
+	insertEventSQL = `INSERT OR IGNORE INTO events
+	(id, type, source, time_ms, received_ms, lon, lat, district, street, community, grid, device, payload)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+	upsertIncidentSQL = `INSERT INTO incidents
+	(id, version, status, open, category, severity, title, correlation_key,
+	 district, street, community, grid, lon, lat,
+	 assignee_worker_id, assignee_worker_name, agency, report_count, created_ms, updated_ms, doc)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (id) DO UPDATE SET
+	 version = excluded.version, status = excluded.status, open = excluded.open,
+	 category = excluded.category, severity = excluded.severity, title = excluded.title,
+	 correlation_key = excluded.correlation_key,
+	 district = excluded.district, street = excluded.street, community = excluded.community,
+	 grid = excluded.grid, lon = excluded.lon, lat = excluded.lat,
+	 assignee_worker_id = excluded.assignee_worker_id,
+	 assignee_worker_name = excluded.assignee_worker_name, agency = excluded.agency,
+	 report_count = excluded.report_count, created_ms = excluded.created_ms,
+	 updated_ms = excluded.updated_ms, doc = excluded.doc
+	WHERE excluded.version > incidents.version`
+
+	insertChangeSQL = `INSERT OR IGNORE INTO incident_changes
+	(incident_id, version, action, from_status, to_status, actor_subject, actor_role,
+	 reason, note, command_id, signal_id, at_ms, doc)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+	insertReportSQL = `INSERT OR IGNORE INTO incident_reports (incident_id, event_id, event_type)
+	VALUES (?, ?, ?)`
+
+	insertDispatchSQL = `INSERT OR IGNORE INTO dispatches
+	(id, incident_id, worker_id, worker_name, grid, agency, agency_name, reason, at_ms)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
+// writeStmts are prepared once on the write connection; transactions reuse them through
+// Tx.StmtContext, which finds them already prepared on that connection.
+type writeStmts struct {
+	event, incident, change, report, dispatch *sql.Stmt
+}
+
+func (ws *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		{&ws.event, insertEventSQL},
+		{&ws.incident, upsertIncidentSQL},
+		{&ws.change, insertChangeSQL},
+		{&ws.report, insertReportSQL},
+		{&ws.dispatch, insertDispatchSQL},
+	} {
+		st, err := db.PrepareContext(ctx, p.query)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare: %w", err)
+		}
+		*p.dst = st
+	}
+	return nil
+}
+
+func (ws *writeStmts) close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{ws.event, ws.incident, ws.change, ws.report, ws.dispatch} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// HandleEvent stores a validated event from city.events; a replayed event is ignored.
+// A record that cannot be stored (no id or type, unencodable payload) is logged and skipped:
+// redelivering it would fail the same way and block the partition.
+func (s *Store) HandleEvent(ctx context.Context, e event.Event) error {
+	args, ok := s.eventArgs(e)
+	if !ok {
+		return nil
+	}
+	if _, err := s.writes.event.ExecContext(ctx, args...); err != nil {
+		return fmt.Errorf("sqlite: store event %s %s: %w", e.Type, e.ID, err)
+	}
+	return nil
+}
+
+// HandleEvents stores a batch of events in one transaction, which is much faster than one
+// HandleEvent per event; replayed events are ignored and bad ones skipped as in HandleEvent.
+func (s *Store) HandleEvents(ctx context.Context, events []event.Event) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		st := tx.StmtContext(ctx, s.writes.event)
+		for _, e := range events {
+			args, ok := s.eventArgs(e)
+			if !ok {
+				continue
+			}
+			if _, err := st.ExecContext(ctx, args...); err != nil {
+				return fmt.Errorf("sqlite: store event %s %s: %w", e.Type, e.ID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// HandleIncidentChange applies one city.incidents changelog record in one transaction: the
+// incident row takes the record's state only if its version is newer than the stored one (so
+// a late or replayed record never rolls it back), and the timeline entry and report links are
+// added if missing.
+func (s *Store) HandleIncidentChange(ctx context.Context, ch event.IncidentChange) error {
+	return s.HandleIncidentChanges(ctx, []event.IncidentChange{ch})
+}
+
+// HandleIncidentChanges applies a batch of changelog records in one transaction, as
+// HandleIncidentChange does each; use it to replay the changelog quickly.
+func (s *Store) HandleIncidentChanges(ctx context.Context, changes []event.IncidentChange) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		incident := tx.StmtContext(ctx, s.writes.incident)
+		change := tx.StmtContext(ctx, s.writes.change)
+		report := tx.StmtContext(ctx, s.writes.report)
+		for _, ch := range changes {
+			if err := s.applyChange(ctx, incident, change, report, ch); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) applyChange(ctx context.Context, incident, change, report *sql.Stmt, ch event.IncidentChange) error {
+	inc := canon.Incident(ch.Incident)
+	c := canon.Change(ch.Change)
+	if inc.ID == "" {
+		s.log.Warn("skipping incident change without incident id", zap.String("action", c.Action))
+		return nil
+	}
+	incDoc, err := json.Marshal(inc)
+	if err != nil {
+		s.log.Warn("skipping unencodable incident", zap.String("incident", inc.ID),
+			zap.Int64("version", inc.Version), zap.Error(err))
+		return nil
+	}
+	changeDoc, err := json.Marshal(c)
+	if err != nil {
+		s.log.Warn("skipping unencodable incident change", zap.String("incident", inc.ID),
+			zap.Int64("version", inc.Version), zap.Error(err))
+		return nil
+	}
+
+	lon, lat := point(inc.Location)
+	res, err := incident.ExecContext(ctx,
+		inc.ID, inc.Version, string(inc.Status), inc.Status.Open(), inc.Category, inc.Severity,
+		inc.Title, inc.CorrelationKey,
+		inc.Area.District, inc.Area.Street, inc.Area.Community, inc.Area.Grid, lon, lat,
+		inc.Assignment.WorkerID, inc.Assignment.WorkerName, inc.Assignment.Agency,
+		inc.ReportCount, canon.Millis(inc.CreatedAt), canon.Millis(inc.UpdatedAt), string(incDoc))
+	if err != nil {
+		return fmt.Errorf("sqlite: store incident %s v%d: %w", inc.ID, inc.Version, err)
+	}
+	applied, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlite: store incident %s v%d: %w", inc.ID, inc.Version, err)
+	}
+
+	if _, err := change.ExecContext(ctx,
+		inc.ID, inc.Version, c.Action, string(c.From), string(c.To), c.Actor.Subject, c.Actor.Role,
+		c.Reason, c.Note, c.CommandID, c.SignalID, canon.Millis(c.At), string(changeDoc)); err != nil {
+		return fmt.Errorf("sqlite: store change %s v%d: %w", inc.ID, inc.Version, err)
+	}
+
+	// Reports only accumulate, so a stale version's reports are already linked by the newer
+	// version stored; skipping them saves a lookup per report on replay.
+	if applied == 0 {
+		return nil
+	}
+	for _, r := range inc.Reports {
+		if r.EventID == "" {
+			continue
+		}
+		if _, err := report.ExecContext(ctx, inc.ID, r.EventID, r.EventType); err != nil {
+			return fmt.Errorf("sqlite: link event %s to %s: %w", r.EventID, inc.ID, err)
+		}
+	}
+	return nil
+}
+
+// HandleDispatch stores a dispatch record from city.dispatch; a replayed one is ignored.
+func (s *Store) HandleDispatch(ctx context.Context, d event.Dispatch) error {
+	d = canon.Dispatch(d)
+	if d.ID == "" || d.IncidentID == "" {
+		s.log.Warn("skipping dispatch without id or incident id",
+			zap.String("dispatch", d.ID), zap.String("incident", d.IncidentID))
+		return nil
+	}
+	a := d.Assignment
+	if _, err := s.writes.dispatch.ExecContext(ctx, d.ID, d.IncidentID, a.WorkerID, a.WorkerName,
+		a.Grid, a.Agency, a.AgencyName, d.Reason, canon.Millis(d.At)); err != nil {
+		return fmt.Errorf("sqlite: store dispatch %s: %w", d.ID, err)
+	}
+	return nil
+}
+
+// eventArgs are the column values of e, or false if e cannot be stored.
+func (s *Store) eventArgs(e event.Event) ([]any, bool) {
+	e = canon.Event(e)
+	if e.ID == "" || e.Type == "" {
+		s.log.Warn("skipping event without id or type", zap.String("id", e.ID), zap.String("type", e.Type))
+		return nil, false
+	}
+	payload, err := json.Marshal(e)
+	if err != nil {
+		s.log.Warn("skipping unencodable event", zap.String("id", e.ID), zap.String("type", e.Type), zap.Error(err))
+		return nil, false
+	}
+	lon, lat := point(e.Location)
+	return []any{e.ID, e.Type, e.Source, canon.Millis(e.Time), canon.Millis(e.Received), lon, lat,
+		e.Area.District, e.Area.Street, e.Area.Community, e.Area.Grid, deviceID(e), string(payload)}, true
+}
+
+// deviceID is the id of the device that sent e: the sensor or the camera.
+func deviceID(e event.Event) string {
+	switch {
+	case e.Sensor != nil:
+		return e.Sensor.DeviceID
+	case e.Video != nil:
+		return e.Video.CameraID
+	}
+	return ""
+}
+
+// point is p as nullable column values.
+func point(p *event.Point) (lon, lat any) {
+	if p == nil {
+		return nil, nil
+	}
+	return p.Lon, p.Lat
+}
+
+func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		// The error that made us roll back is the one worth reporting.
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: commit: %w", err)
+	}
+	return nil
+}

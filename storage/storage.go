@@ -1,0 +1,152 @@
+// Package storage is the read model of urbanbrain: the query and filter types every store
+// backend answers, and the errors it returns. The backends live in subpackages (storage/sqlite
+// is the embedded default; a ClickHouse backend follows) and all pass the one conformance suite
+// in storage/storagetest.
+//
+// A store is a projection of the Kafka topics, never a system of record: the city.incidents
+// changelog is. Backends therefore write idempotently (events by type and id, incidents by id
+// and version) so that replaying a topic from the start never duplicates or rolls back a row.
+// Stores keep what they are given faithfully, personal data included; masking is the API
+// layer's job and must never happen here, or an unmasking role could not see the original.
+//
+// Times come back in UTC with millisecond precision, the resolution every backend stores.
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/urbanbrain/urbanbrain/event"
+)
+
+// ErrNotFound is returned when the incident or event asked for is not stored.
+var ErrNotFound = errors.New("storage: not found")
+
+// ErrInvalidFilter wraps every problem Validate finds in a filter, so the API layer can map
+// it to a 400 without knowing the details.
+var ErrInvalidFilter = errors.New("storage: invalid filter")
+
+// Page sizes of list queries.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+// IncidentFilter selects incidents. Empty fields do not filter; set fields are ANDed.
+// Results are ordered by UpdatedAt descending, then ID descending, so pages are stable.
+type IncidentFilter struct {
+	Status         []event.Status // any of these states
+	Category       string
+	Severity       string
+	District       string
+	Street         string
+	Grid           string
+	AssigneeWorker string // Assignment.WorkerID
+	OpenOnly       bool   // only incidents whose Status.Open() is true
+	// Since and Until bound UpdatedAt: Since <= UpdatedAt < Until. A zero value is unbounded.
+	Since, Until time.Time
+	// Limit is the page size: 0 means DefaultLimit, more than MaxLimit means MaxLimit.
+	// CountIncidents ignores Limit and Offset.
+	Limit  int
+	Offset int
+}
+
+// Validate reports every problem with the filter, wrapped in ErrInvalidFilter.
+func (f IncidentFilter) Validate() error {
+	var errs []error
+	errs = append(errs, validatePage(f.Limit, f.Offset)...)
+	errs = append(errs, validateRange(f.Since, f.Until)...)
+	for _, s := range f.Status {
+		if s == "" {
+			errs = append(errs, errors.New("status: empty value"))
+		}
+	}
+	return wrapInvalid(errs)
+}
+
+// PageLimit is the page size the filter asks for, with the default and the cap applied.
+func (f IncidentFilter) PageLimit() int { return pageLimit(f.Limit) }
+
+// EventFilter selects events. Empty fields do not filter; set fields are ANDed. Results are
+// ordered by Time descending, then type and ID descending.
+type EventFilter struct {
+	Type     string // CloudEvents type, e.g. event.TypeSensorReading
+	District string
+	Street   string
+	Grid     string
+	// DeviceID is the sensor's DeviceID or the camera's CameraID; hotline tickets have none.
+	DeviceID string
+	// Since and Until bound Time: Since <= Time < Until. A zero value is unbounded.
+	Since, Until time.Time
+	Limit        int // as in IncidentFilter
+	Offset       int
+}
+
+// Validate reports every problem with the filter, wrapped in ErrInvalidFilter.
+func (f EventFilter) Validate() error {
+	var errs []error
+	errs = append(errs, validatePage(f.Limit, f.Offset)...)
+	errs = append(errs, validateRange(f.Since, f.Until)...)
+	return wrapInvalid(errs)
+}
+
+// PageLimit is the page size the filter asks for, with the default and the cap applied.
+func (f EventFilter) PageLimit() int { return pageLimit(f.Limit) }
+
+// IncidentDetail is one incident with everything that explains it: how it got to its state,
+// the events reported about it and who it was sent to.
+type IncidentDetail struct {
+	Incident event.Incident `json:"incident"`
+	// Timeline holds every stored version's change, oldest first.
+	Timeline []TimelineEntry `json:"timeline"`
+	// Events are the stored events linked to the incident, oldest first. A report whose event
+	// is not stored (yet: the events and the changelog are consumed independently) is still
+	// listed in Incident.Reports but missing here.
+	Events []event.Event `json:"events"`
+	// Dispatches are the dispatch decisions for the incident, oldest first.
+	Dispatches []event.Dispatch `json:"dispatches"`
+}
+
+// TimelineEntry is the change that produced one version of an incident (the audit trail).
+type TimelineEntry struct {
+	Version int64 `json:"version"`
+	event.Change
+}
+
+func pageLimit(n int) int {
+	switch {
+	case n <= 0:
+		return DefaultLimit
+	case n > MaxLimit:
+		return MaxLimit
+	default:
+		return n
+	}
+}
+
+func validatePage(limit, offset int) []error {
+	var errs []error
+	if limit < 0 {
+		errs = append(errs, fmt.Errorf("limit %d: must not be negative", limit))
+	}
+	if offset < 0 {
+		errs = append(errs, fmt.Errorf("offset %d: must not be negative", offset))
+	}
+	return errs
+}
+
+func validateRange(since, until time.Time) []error {
+	if !since.IsZero() && !until.IsZero() && !since.Before(until) {
+		return []error{fmt.Errorf("since %s is not before until %s",
+			since.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339))}
+	}
+	return nil
+}
+
+func wrapInvalid(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrInvalidFilter, errors.Join(errs...))
+}

@@ -1,0 +1,154 @@
+package storagetest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/storage"
+)
+
+// BenchmarkHandleEvent measures storing events one at a time (as the consumer does now) and in
+// batches; each op is one event, and rows/s is reported. open must return an empty store.
+func BenchmarkHandleEvent(b *testing.B, open func(b *testing.B) Store) {
+	a := area("d1", "s1", "c1", "g1")
+	mk := func(i int) event.Event {
+		return sensorEvent(fmt.Sprintf("bench-%09d", i), a, fmt.Sprintf("dev-%d", i%500), at(time.Duration(i)*time.Millisecond))
+	}
+	b.Run("single", func(b *testing.B) {
+		s := open(b)
+		ctx := b.Context()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			if err := s.HandleEvent(ctx, mk(i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	})
+	for _, size := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			s := open(b)
+			ctx := b.Context()
+			batch := make([]event.Event, 0, size)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				batch = append(batch, mk(i))
+				if len(batch) == size || i == b.N-1 {
+					if err := s.HandleEvents(ctx, batch); err != nil {
+						b.Fatal(err)
+					}
+					batch = batch[:0]
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
+
+// BenchmarkHandleIncidentChange measures applying changelog records one at a time: each op
+// is one record of a seven-step lifecycle.
+func BenchmarkHandleIncidentChange(b *testing.B, open func(b *testing.B) Store) {
+	s := open(b)
+	ctx := b.Context()
+	b.ReportAllocs()
+	var log []event.IncidentChange
+	b.ResetTimer()
+	for i := range b.N {
+		if len(log) == 0 {
+			b.StopTimer()
+			spec := flood
+			spec.id = fmt.Sprintf("INC-s1-%09d", i)
+			log = spec.changelog()
+			b.StartTimer()
+		}
+		if err := s.HandleIncidentChange(ctx, log[0]); err != nil {
+			b.Fatal(err)
+		}
+		log = log[1:]
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchIncidents is how many incidents BenchmarkListIncidents stores: 20 districts of 5000.
+const BenchIncidents = 100_000
+
+// BenchmarkListIncidents measures list and count queries on BenchIncidents incidents, spread
+// over 20 districts, 200 streets and four severities, half of them closed.
+func BenchmarkListIncidents(b *testing.B, open func(b *testing.B) Store) {
+	s := open(b)
+	ctx := b.Context()
+	const batch = 2000
+	log := make([]event.IncidentChange, 0, batch)
+	for i := range BenchIncidents {
+		district := fmt.Sprintf("d%02d", i%20)
+		street := fmt.Sprintf("s%03d", i%200)
+		spec := incidentSpec{
+			id:       fmt.Sprintf("INC-%s-%07d", street, i),
+			category: []string{"waterlogging", "garbage", "gas", "parking"}[i%4],
+			severity: []string{event.SeverityRed, event.SeverityOrange, event.SeverityYellow, event.SeverityBlue}[i/4%4],
+			area:     area(district, street, "c"+street, "g"+street),
+			created:  at(time.Duration(i) * time.Minute),
+			worker:   fmt.Sprintf("w%03d", i%300),
+			steps:    []int{1, 7}[i/16%2],
+		}
+		ch := spec.changelog()
+		log = append(log, ch[len(ch)-1])
+		if len(log) == batch {
+			if err := s.HandleIncidentChanges(ctx, log); err != nil {
+				b.Fatal(err)
+			}
+			log = log[:0]
+		}
+	}
+
+	queries := []struct {
+		name string
+		f    storage.IncidentFilter
+	}{
+		{"district", storage.IncidentFilter{District: "d07"}},
+		{"district+open+severity", storage.IncidentFilter{District: "d07", OpenOnly: true, Severity: event.SeverityRed}},
+		{"district+offset=2000", storage.IncidentFilter{District: "d07", Offset: 2000}},
+		{"district+last-day", storage.IncidentFilter{District: "d07", Since: at(BenchIncidents*time.Minute - 24*time.Hour)}},
+	}
+	for _, q := range queries {
+		b.Run(q.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				incs, err := s.ListIncidents(ctx, q.f)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(incs) == 0 {
+					b.Fatal("no incidents matched")
+				}
+			}
+		})
+	}
+	b.Run("count/district+open", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			n, err := s.CountIncidents(ctx, storage.IncidentFilter{District: "d07", OpenOnly: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n == 0 {
+				b.Fatal("no incidents counted")
+			}
+		}
+	})
+	b.Run("get", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			id := fmt.Sprintf("INC-s%03d-%07d", i%200, i)
+			if _, err := s.GetIncident(ctx, id); err != nil {
+				b.Fatal(err)
+			}
+			i = (i + 7919) % BenchIncidents
+		}
+	})
+}

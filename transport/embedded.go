@@ -1,0 +1,174 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/zap"
+)
+
+// EmbeddedConfig configures the in-process broker.
+type EmbeddedConfig struct {
+	// DataDir is where topics, records, committed offsets and group state live. Starting
+	// again on the same directory brings them back. Empty keeps everything in memory.
+	DataDir string
+
+	// Listen is the host:port the broker listens on and advertises to clients (default
+	// 127.0.0.1:9092). The host must be a specific address, because clients are told to
+	// connect to exactly this; port 0 picks a free port (see Addrs).
+	Listen string
+
+	// Partitions is the partition count of Topics and of auto-created topics (default 6).
+	Partitions int
+
+	// Topics are created on start if they do not exist.
+	Topics []string
+
+	// SyncWrites fsyncs every produced batch. Off (the default), like Kafka's default,
+	// writes reach the disk through the page cache and at Close; a machine crash can lose
+	// the last records, a process crash cannot.
+	SyncWrites bool
+}
+
+func (c *EmbeddedConfig) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:9092"
+	}
+	if c.Partitions == 0 {
+		c.Partitions = 6
+	}
+}
+
+// Validate reports every problem in the configuration at once.
+func (c EmbeddedConfig) Validate() error {
+	var errs []error
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("embedded: listen %q: %w", c.Listen, err))
+	} else {
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			errs = append(errs, fmt.Errorf("embedded: listen %q: host must be a specific address (it is advertised to clients)", c.Listen))
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			errs = append(errs, fmt.Errorf("embedded: listen %q: bad port", c.Listen))
+		}
+	}
+	if c.Partitions < 1 {
+		errs = append(errs, fmt.Errorf("embedded: Partitions %d < 1", c.Partitions))
+	}
+	for _, t := range c.Topics {
+		if t == "" {
+			errs = append(errs, errors.New("embedded: empty topic name"))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Embedded is a Kafka-protocol broker running inside the process (kfake), the default when
+// no cluster is configured. Clients talk to it over TCP exactly as they would to Kafka.
+type Embedded struct {
+	cluster *kfake.Cluster
+	log     *zap.Logger
+	addrs   []string
+
+	mu        sync.Mutex
+	closing   bool
+	closeErrs []error
+	closed    bool
+}
+
+// StartEmbedded starts the broker, reloading DataDir if it holds an earlier run, and makes
+// sure cfg.Topics exist.
+func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	e := &Embedded{log: log.Named("embedded-kafka")}
+
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		// kfake listens on 127.0.0.1:<port>; listening ourselves lets Listen pick the host.
+		// kfake advertises whatever address the listener reports.
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, cfg.Listen)
+		}),
+		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(cfg.Partitions),
+		kfake.WithLogger(kfakeLogger{log: e.log, onError: e.recordError}),
+	}
+	if cfg.DataDir != "" {
+		opts = append(opts, kfake.DataDir(cfg.DataDir))
+	}
+	if cfg.SyncWrites {
+		opts = append(opts, kfake.SyncWrites())
+	}
+	if len(cfg.Topics) > 0 {
+		// Seeds apply only to a fresh data directory; EnsureTopics below covers topics
+		// added to the list since.
+		opts = append(opts, kfake.SeedTopics(int32(cfg.Partitions), cfg.Topics...))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded kafka on %s: %w", cfg.Listen, err)
+	}
+	e.cluster = c
+	e.addrs = c.ListenAddrs()
+
+	if len(cfg.Topics) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := EnsureTopics(ctx, e.addrs, cfg.Partitions, cfg.Topics...)
+		cancel()
+		if err != nil {
+			return nil, errors.Join(err, e.Close())
+		}
+	}
+	e.log.Info("embedded kafka started", zap.Strings("addrs", e.addrs), zap.String("data_dir", cfg.DataDir))
+	return e, nil
+}
+
+// Addrs returns the addresses clients bootstrap from (the real port when Listen had port 0).
+func (e *Embedded) Addrs() []string { return slices.Clone(e.addrs) }
+
+// Close stops the broker and writes its state to DataDir. It reports a failure to persist.
+// It is safe to call more than once.
+func (e *Embedded) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	e.closing = true
+	e.mu.Unlock()
+
+	e.cluster.Close()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closing = false
+	if len(e.closeErrs) > 0 {
+		return fmt.Errorf("close embedded kafka: %w", errors.Join(e.closeErrs...))
+	}
+	e.log.Info("embedded kafka stopped", zap.Strings("addrs", e.addrs))
+	return nil
+}
+
+// recordError keeps the errors kfake logs while it shuts down (persisting happens then).
+func (e *Embedded) recordError(msg string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		e.closeErrs = append(e.closeErrs, errors.New(msg))
+	}
+}

@@ -1,0 +1,106 @@
+package transport_test
+
+import (
+	"flag"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
+	"go.uber.org/zap"
+
+	"github.com/urbanbrain/urbanbrain/transport"
+	"github.com/urbanbrain/urbanbrain/transport/transporttest"
+)
+
+var kafkaLog = flag.Bool("kafka.log", false, "log the transport and kafka-go at debug level to stderr")
+
+func TestMain(m *testing.M) { os.Exit(transporttest.Main(m)) }
+
+func testLogger(t testing.TB) *zap.Logger {
+	if !*kafkaLog {
+		return zap.NewNop()
+	}
+	l, err := zap.NewDevelopment()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.With(zap.String("test", t.Name()))
+}
+
+// suiteClient builds the publisher/subscriber pairs the watermill suite asks for.
+type suiteClient struct {
+	broker *transporttest.Broker
+	// group returns the consumer group of the suite's plain constructor; "" means none.
+	group func(t *testing.T) string
+	// keyByPayload keys records by their payload, the suite's notion of an ordering key
+	// (TestPublishSubscribeInOrder sends payloads "0".."15" and checks order per payload).
+	keyByPayload bool
+}
+
+func (c suiteClient) pubSub(t *testing.T) (message.Publisher, message.Subscriber) {
+	return c.pubSubWithGroup(t, c.group(t))
+}
+
+func (c suiteClient) pubSubWithGroup(t *testing.T, group string) (message.Publisher, message.Subscriber) {
+	log := testLogger(t)
+	pcfg := transport.PublisherConfig{Brokers: c.broker.Addrs()}
+	if c.keyByPayload {
+		pcfg.KeyFunc = func(_ string, m *message.Message) string { return string(m.Payload) }
+	}
+	pub, err := transport.NewPublisher(pcfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := transport.NewSubscriber(suiteSubscriberConfig(c.broker, group), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub, sub
+}
+
+// suiteSubscriberConfig shortens the waits that only exist to be gentle with a production
+// cluster: the suite nacks hundreds of times and rebalances groups of 50 members.
+func suiteSubscriberConfig(b *transporttest.Broker, group string) transport.SubscriberConfig {
+	return transport.SubscriberConfig{
+		Brokers:           b.Addrs(),
+		GroupID:           group,
+		NackBackoff:       5 * time.Millisecond,
+		HeartbeatInterval: 250 * time.Millisecond,
+		SessionTimeout:    6 * time.Second, // kfake's minimum
+		RebalanceTimeout:  6 * time.Second,
+		JoinGroupBackoff:  200 * time.Millisecond,
+		RetryBackoffMax:   time.Second,
+	}
+}
+
+// groupPerTest gives every suite test its own consumer group: subscribers created within a
+// test share it (so a new one continues where the last stopped, as the suite expects),
+// while tests running in parallel do not trigger each other's rebalances.
+func groupPerTest(t *testing.T) string {
+	return "cg-" + strings.NewReplacer("/", "-", " ", "_").Replace(t.Name())
+}
+
+func noGroup(*testing.T) string { return "" }
+
+// TestPubSub runs watermill's universal suite with consumer groups and the default keying
+// (the message UUID, spreading records over all partitions), including the reconnect test,
+// which restarts the broker on the same data directory and port twice while 100
+// publishers write 10 000 messages. Order across partitions is not promised, so
+// GuaranteedOrder is off here; TestPubSubOrderedByKey covers the per-key order.
+func TestPubSub(t *testing.T) {
+	b := transporttest.NewBroker(t, transport.EmbeddedConfig{})
+	c := suiteClient{broker: b, group: groupPerTest}
+	features := tests.Features{
+		ConsumerGroups:      true,
+		ExactlyOnceDelivery: false,
+		GuaranteedOrder:     false,
+		Persistent:          true,
+	}
+	if !raceEnabled {
+		features.RestartServiceCommand = b.RestartCommand()
+	}
+	tests.TestPubSub(t, features, c.pubSub, c.pubSubWithGroup)
+}

@@ -1,0 +1,235 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+var dialer = &kafka.Dialer{Timeout: 5 * time.Second, DualStack: true}
+
+// dialAny connects to the first broker that answers.
+func dialAny(ctx context.Context, brokers []string) (*kafka.Conn, error) {
+	if len(brokers) == 0 {
+		return nil, errors.New("no brokers")
+	}
+	var errs []error
+	for _, b := range brokers {
+		conn, err := dialer.DialContext(ctx, "tcp", b)
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, fmt.Errorf("dial brokers %v: %w", brokers, errors.Join(errs...))
+}
+
+// withDeadline applies ctx's deadline (or a default) to conn's next operations.
+func withDeadline(ctx context.Context, conn *kafka.Conn, def time.Duration) error {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(def)
+	}
+	return conn.SetDeadline(deadline)
+}
+
+// EnsureTopics creates the topics that do not exist yet, each with the given number of
+// partitions and a replication factor of min(3, brokers in the cluster). Topics that exist
+// are left as they are, whatever their partition count. The request goes to the controller,
+// the only broker allowed to create topics.
+func EnsureTopics(ctx context.Context, brokers []string, partitions int, topics ...string) error {
+	if len(topics) == 0 {
+		return nil
+	}
+	if partitions < 1 {
+		return fmt.Errorf("ensure topics: partitions %d < 1", partitions)
+	}
+	conn, err := dialAny(ctx, brokers)
+	if err != nil {
+		return fmt.Errorf("ensure topics: %w", err)
+	}
+	defer conn.Close()
+	if err := withDeadline(ctx, conn, 10*time.Second); err != nil {
+		return fmt.Errorf("ensure topics: %w", err)
+	}
+	controller, err := conn.Controller()
+	if err != nil {
+		return fmt.Errorf("ensure topics: find controller: %w", err)
+	}
+	cluster, err := conn.Brokers()
+	if err != nil {
+		return fmt.Errorf("ensure topics: list brokers: %w", err)
+	}
+	rf := min(3, len(cluster))
+
+	cconn, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort(controller.Host, strconv.Itoa(controller.Port)))
+	if err != nil {
+		return fmt.Errorf("ensure topics: dial controller: %w", err)
+	}
+	defer cconn.Close()
+	if err := withDeadline(ctx, cconn, 10*time.Second); err != nil {
+		return fmt.Errorf("ensure topics: %w", err)
+	}
+	cfgs := make([]kafka.TopicConfig, len(topics))
+	for i, t := range topics {
+		cfgs[i] = kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: rf}
+	}
+	// kafka-go already drops TopicAlreadyExists from the response; the check stays in case
+	// a version of it stops doing so.
+	if err := cconn.CreateTopics(cfgs...); err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+		return fmt.Errorf("ensure topics %v: %w", topics, err)
+	}
+	return nil
+}
+
+// partitionIDs lists a topic's partitions in ascending order.
+func partitionIDs(ctx context.Context, brokers []string, topic string) ([]int, error) {
+	conn, err := dialAny(ctx, brokers)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if err := withDeadline(ctx, conn, 10*time.Second); err != nil {
+		return nil, err
+	}
+	parts, err := conn.ReadPartitions(topic)
+	if err != nil {
+		return nil, fmt.Errorf("partitions of %s: %w", topic, err)
+	}
+	ids := make([]int, 0, len(parts))
+	for _, p := range parts {
+		if p.Topic == topic {
+			ids = append(ids, p.ID)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// ReadAll calls fn for every record of topic, partition by partition, from the first offset
+// up to the high-water marks the partitions had when ReadAll was called, then returns.
+// Records with the same key are seen in the order they were written. An error from fn
+// stops the read and is returned as is. The incident service rebuilds its state from the
+// changelog this way on start.
+func ReadAll(ctx context.Context, brokers []string, topic string, fn func(key string, value []byte) error) error {
+	ids, err := partitionIDs(ctx, brokers, topic)
+	if err != nil {
+		return fmt.Errorf("read all %s: %w", topic, err)
+	}
+	// Take every partition's bounds before reading any, so records written while we read
+	// are left for the caller's subscription, on all partitions alike.
+	parts := make([]partitionRange, 0, len(ids))
+	defer func() {
+		for _, p := range parts {
+			p.conn.Close()
+		}
+	}()
+	for _, id := range ids {
+		p, err := openPartition(ctx, brokers, topic, id)
+		if err != nil {
+			return err
+		}
+		parts = append(parts, p)
+	}
+	for _, p := range parts {
+		if err := p.read(ctx, topic, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type partitionRange struct {
+	conn       *kafka.Conn
+	id         int
+	first, end int64
+}
+
+func openPartition(ctx context.Context, brokers []string, topic string, id int) (partitionRange, error) {
+	var errs []error
+	for _, b := range brokers {
+		conn, err := dialer.DialLeader(ctx, "tcp", b, topic, id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := withDeadline(ctx, conn, 10*time.Second); err != nil {
+			conn.Close()
+			return partitionRange{}, err
+		}
+		first, end, err := conn.ReadOffsets()
+		if err != nil {
+			conn.Close()
+			return partitionRange{}, fmt.Errorf("read all %s/%d: offsets: %w", topic, id, err)
+		}
+		return partitionRange{conn: conn, id: id, first: first, end: end}, nil
+	}
+	return partitionRange{}, fmt.Errorf("read all %s/%d: dial leader: %w", topic, id, errors.Join(errs...))
+}
+
+// errFn marks an error returned by the caller's callback, so it is passed through unwrapped.
+type errFn struct{ err error }
+
+func (e errFn) Error() string { return e.err.Error() }
+
+func (p partitionRange) read(ctx context.Context, topic string, fn func(string, []byte) error) error {
+	conn, next, end := p.conn, p.first, p.end
+	for next < end {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, err := conn.Seek(next, kafka.SeekAbsolute); err != nil {
+			return fmt.Errorf("read all %s/%d: seek %d: %w", topic, p.id, next, err)
+		}
+		if err := withDeadline(ctx, conn, 10*time.Second); err != nil {
+			return err
+		}
+		before := next
+		batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: 10 << 20})
+		err := func() error {
+			for {
+				m, err := batch.ReadMessage()
+				if err != nil {
+					return err
+				}
+				if m.Offset < next {
+					continue
+				}
+				if m.Offset >= end {
+					return io.EOF
+				}
+				next = m.Offset + 1
+				if err := fn(string(m.Key), m.Value); err != nil {
+					return errFn{err}
+				}
+			}
+		}()
+		closeErr := batch.Close()
+		var fe errFn
+		switch {
+		case errors.As(err, &fe):
+			return fe.err
+		case err != nil && !errors.Is(err, io.EOF):
+			return fmt.Errorf("read all %s/%d at %d: %w", topic, p.id, next, err)
+		case closeErr != nil:
+			return fmt.Errorf("read all %s/%d at %d: %w", topic, p.id, next, closeErr)
+		}
+		if next == before {
+			// Only control records (transaction markers) or a compacted gap lay ahead: take
+			// the batch's own idea of the next offset, or give up rather than spin.
+			if o := batch.Offset(); o > next {
+				next = o
+				continue
+			}
+			return fmt.Errorf("read all %s/%d: no progress at offset %d (end %d)", topic, p.id, next, end)
+		}
+	}
+	return nil
+}
