@@ -68,7 +68,7 @@ type App struct {
 	brokers   []string
 	embedded  *transport.Embedded
 	publisher *transport.Publisher
-		router    *message.Router
+	router    *message.Router
 	httpAddr  atomic.Value // string: the bound address, for tests on port 0
 	ready     atomic.Bool
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/urbanbrain/urbanbrain/auth"
+	"github.com/urbanbrain/urbanbrain/city"
 	"github.com/urbanbrain/urbanbrain/event"
 )
 
@@ -68,12 +69,8 @@ func TestKcatHotlineTicketBecomesDispatchedIncident(t *testing.T) {
 	if inc.Category != "0401" || inc.Area.Grid != grid.Code {
 		t.Errorf("incident category %q grid %q; want 0401 in %s", inc.Category, inc.Area.Grid, grid.Code)
 	}
-	var workerIDs []string
-	for _, w := range r.app.City().Workers(grid.Code) {
-		workerIDs = append(workerIDs, w.ID)
-	}
-	if !slices.Contains(workerIDs, inc.Assignment.WorkerID) {
-		t.Errorf("dispatched to %q; want one of the grid's workers %v", inc.Assignment.WorkerID, workerIDs)
+	if want := eligibleWorkers(r.app.City(), grid.Code, time.Now()); !slices.Contains(want, inc.Assignment.WorkerID) {
+		t.Errorf("dispatched to %q; want one of %v (on-duty in the grid, else a neighbour grid, else the supervisor)", inc.Assignment.WorkerID, want)
 	}
 	if c := inc.Reports[0].Caller; c == nil || c.Phone != "138****5678" {
 		t.Errorf("operator sees caller %+v; want phone 138****5678", c)
@@ -217,4 +214,31 @@ func TestRestartKeepsStateAndReplayCreatesNoDuplicates(t *testing.T) {
 			t.Errorf("incident %s has %d reports after replay; want 1", i.ID, i.ReportCount)
 		}
 	}
+}
+
+// eligibleWorkers is who the dispatch policy may choose for a grid at t: its on-duty workers,
+// else the on-duty workers of its neighbours, else its community supervisor.
+func eligibleWorkers(m *city.Map, grid string, t time.Time) []string {
+	onDuty := func(grids ...string) []string {
+		var ids []string
+		for _, g := range grids {
+			for _, w := range m.Workers(g) {
+				if w.OnDuty(t) {
+					ids = append(ids, w.ID)
+				}
+			}
+		}
+		return ids
+	}
+	if ids := onDuty(grid); len(ids) > 0 {
+		return ids
+	}
+	if ids := onDuty(m.Neighbours(grid)...); len(ids) > 0 {
+		return ids
+	}
+	g, _ := m.Grid(grid)
+	if s, ok := m.Supervisor(g.Community); ok {
+		return []string{s.ID}
+	}
+	return nil
 }

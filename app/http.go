@@ -37,7 +37,9 @@ const maxCommandBody = 64 << 10
 
 func (a *App) httpHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry}))
 
@@ -129,6 +131,10 @@ func (a *App) listIncidents(w http.ResponseWriter, r *http.Request) {
 		f.District = claims.District
 	}
 	list, err := a.store.ListIncidents(r.Context(), f)
+	if errors.Is(err, storage.ErrInvalidFilter) {
+		writeError(w, http.StatusBadRequest, CodeInvalidRequest, err.Error())
+		return
+	}
 	if err != nil {
 		a.internalError(w, "list incidents", err)
 		return

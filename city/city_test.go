@@ -466,6 +466,36 @@ func TestGridsGeoJSON(t *testing.T) {
 			t.Errorf("reloaded map resolves %s to %q", g.Code, a.Grid)
 		}
 	}
+	// On request the same grids come in GCJ-02, a few hundred metres off, labelled as such.
+	gcj, err := m.GridsGeoJSONIn(event.CoordGCJ02)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fcGCJ struct {
+		CoordSys string `json:"coordsys"`
+		Features []struct {
+			Geometry struct {
+				Coordinates [][][2]float64 `json:"coordinates"`
+			} `json:"geometry"`
+		} `json:"features"`
+	}
+	if err := json.Unmarshal(gcj, &fcGCJ); err != nil {
+		t.Fatal(err)
+	}
+	w0 := fc.Features[0].Geometry.Coordinates[0][0]
+	g0 := fcGCJ.Features[0].Geometry.Coordinates[0][0]
+	want := city.WGS84ToGCJ02(event.Point{Lon: w0[0], Lat: w0[1]})
+	if fcGCJ.CoordSys != "gcj02" || len(fcGCJ.Features) != 144 ||
+		math.Abs(g0[0]-want.Lon) > 1e-6 || math.Abs(g0[1]-want.Lat) > 1e-6 {
+		t.Errorf("gcj02 collection: coordsys %q, first vertex %v, want %v", fcGCJ.CoordSys, g0, want)
+	}
+	if b, err := m.GridsGeoJSONIn(event.CoordBD09); err != nil || !strings.Contains(string(b), `"coordsys":"bd09"`) {
+		t.Errorf("bd09 collection: %v", err)
+	}
+	if _, err := m.GridsGeoJSONIn("utm"); err == nil {
+		t.Error("unknown coordsys accepted")
+	}
+
 	raw[0] = 'X' // the caller owns the bytes
 	if m.GridsGeoJSON()[0] != '{' {
 		t.Error("GridsGeoJSON returned the map's own buffer")

@@ -63,6 +63,7 @@ func benchFanout(b *testing.B, clients int, audience []auth.Claims) {
 
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := cockpit.ProcessCPU()
 	for i := range b.N {
 		ch.Incident.Version = int64(i + 1)
 		f.change(b, ch)
@@ -71,5 +72,6 @@ func benchFanout(b *testing.B, clients int, audience []auth.Claims) {
 		}
 	}
 	b.StopTimer()
+	b.ReportMetric(float64((cockpit.ProcessCPU()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*clients), "ns/delivery")
 }

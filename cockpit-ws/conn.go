@@ -1,7 +1,6 @@
 package cockpit
 
 import (
-	"encoding/json"
 	"io"
 	"sync"
 	"time"
@@ -47,8 +46,6 @@ func (c *conn) stop(code int, reason string) {
 }
 
 func deadline(d time.Duration) time.Time { return time.Now().Add(d) }
-
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 // writeLoop owns every write to c: the snapshot, then queued deltas and pings, until c is
 // stopped or a write fails. Closing the socket on the way out ends readLoop.

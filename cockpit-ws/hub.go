@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -300,7 +301,7 @@ func (h *Hub) snapshotMessage(c *conn, snap []event.Incident, seq uint64) ([]byt
 		}
 	}
 	slices.SortFunc(snap, func(a, b event.Incident) int { return cmp.Compare(a.ID, b.ID) })
-	return jsonMarshal(snapshotFrame{Type: "snapshot", Seq: seq, Epoch: h.epoch, Incidents: snap})
+	return json.Marshal(snapshotFrame{Type: "snapshot", Seq: seq, Epoch: h.epoch, Incidents: snap})
 }
 
 // Run waits for ctx to end, then closes every connection (Close).

@@ -49,7 +49,7 @@ type SensorReading struct {
 	Lat      *float64           `json:"lat,omitempty"`
 	Lon      *float64           `json:"lon,omitempty"`
 	CoordSys string             `json:"coordsys,omitempty"`
-	Status   string             `json:"status,omitempty"` // ok, alarm, fault, offline
+	Status   string             `json:"status,omitempty"`  // ok, alarm, fault, offline
 	Battery  *float64           `json:"battery,omitempty"` // percent 0..100
 }
 

@@ -3,16 +3,16 @@ package event
 // Topics. Every record on them is a CloudEvent in structured JSON mode, keyed by the street
 // code of its area (see Area.Key) so one consumer owns all the state of a street.
 const (
-	TopicIngestSensor  = "city.ingest.sensor"  // raw sensor readings from producers
-	TopicIngestHotline = "city.ingest.hotline" // raw 12345 work orders
-	TopicIngestVideo   = "city.ingest.video"   // raw AI camera detections
-	TopicEvents        = "city.events"         // validated, located events (Event)
-	TopicSignals       = "city.signals"        // rule matches (Signal)
-	TopicCommands      = "city.commands"       // incident commands (Command)
+	TopicIngestSensor  = "city.ingest.sensor"   // raw sensor readings from producers
+	TopicIngestHotline = "city.ingest.hotline"  // raw 12345 work orders
+	TopicIngestVideo   = "city.ingest.video"    // raw AI camera detections
+	TopicEvents        = "city.events"          // validated, located events (Event)
+	TopicSignals       = "city.signals"         // rule matches (Signal)
+	TopicCommands      = "city.commands"        // incident commands (Command)
 	TopicResults       = "city.command-results" // outcome of each command (CommandResult)
-	TopicIncidents     = "city.incidents"      // changelog, the system of record (IncidentChange)
-	TopicDispatch      = "city.dispatch"       // dispatch records (Dispatch)
-	TopicDeadLetter    = "city.deadletter"     // rejected input with its reason (DeadLetter)
+	TopicIncidents     = "city.incidents"       // changelog, the system of record (IncidentChange)
+	TopicDispatch      = "city.dispatch"        // dispatch records (Dispatch)
+	TopicDeadLetter    = "city.deadletter"      // rejected input with its reason (DeadLetter)
 )
 
 // IngestTopics maps each raw ingest topic to the event type a bare payload on it has.

@@ -2,7 +2,6 @@ package rules
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -50,7 +49,6 @@ func FuzzCompile(f *testing.F) {
 			return // Parse refuses these before compiling (YAML requires UTF-8)
 		}
 		typ := EventTypes[int(kind)%len(EventTypes)]
-		os.WriteFile(fmt.Sprintf("/tmp/fuzzcur-%d", os.Getpid()), []byte(fmt.Sprintf("%d\n%q\n%q\n", kind, when, title)), 0o644) // DEBUG
 		r := Rule{ID: "fuzz", Name: "fuzz", Version: 1, Enabled: true, Types: []string{typ}, When: when,
 			Raise: Raise{Category: "0101", Severity: "red", Title: title, CorrelationKey: title}}
 		c, errs := compileRule(&r, noLocation{})
@@ -171,6 +169,31 @@ func BenchmarkEvaluate(b *testing.B) {
 				if _, err := expr.Run(prog, env); err != nil {
 					b.Fatal(err)
 				}
+			}
+		}
+	})
+}
+
+// FuzzParse: no file content may panic Parse.
+func FuzzParse(f *testing.F) {
+	entries, err := os.ReadDir("../city/demo/rules")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile("../city/demo/rules/" + e.Name())
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("a: &x [*x, *x]\nb: *x\n"))
+	f.Add([]byte(`{"id": "j", "name": "n", "types": ["city.video.detection"], "when": "true", "raise": {"category": "0301", "severity": "blue"}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rs, _ := Parse("fuzz.yaml", data)
+		for _, r := range rs {
+			if r.c == nil {
+				t.Fatalf("rule %s returned uncompiled", r.ID)
 			}
 		}
 	})

@@ -156,7 +156,7 @@ func (s *Simulator) reading(d *device, now time.Time) event.SensorReading {
 	case "gas":
 		m["ppm"] = math.Max(0, d.base+2*noise())
 		if alarm {
-			m["ppm"] = 60 + 440*d.alarmLvl + 10*noise()
+			m["ppm"] = 75 + 425*d.alarmLvl + 4*noise()
 		}
 	case "manhole":
 		m["tilt_deg"], m["open"] = math.Min(3, math.Abs(noise())), 0
@@ -190,7 +190,7 @@ func (s *Simulator) reading(d *device, now time.Time) event.SensorReading {
 	case "air":
 		m["pm25"] = math.Max(3, d.base+6*noise())
 		if alarm {
-			m["pm25"] = 150 + 170*d.alarmLvl + 8*noise()
+			m["pm25"] = 170 + 150*d.alarmLvl + 4*noise()
 		}
 	case "bridge":
 		m["strain"] = d.base + 15*noise()

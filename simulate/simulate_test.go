@@ -543,3 +543,43 @@ func BenchmarkGenerate(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// TestLevelsSeparateNormalFromAlarm checks the bands documented for rule authors: a normal
+// reading never crosses the demo rules' thresholds and an excursion reading always does.
+func TestLevelsSeparateNormalFromAlarm(t *testing.T) {
+	t.Parallel()
+	evs, _ := run(t, simulate.Config{Rate: 50000, Limit: 3000, Seed: 10, AlarmChance: 0.05,
+		Mix: simulate.Mix{Sensor: 1}})
+	thresholds := map[string]struct {
+		metric string
+		limit  float64
+	}{
+		"water_level": {"level_cm", 80}, "gas": {"ppm", 50}, "manhole": {"tilt_deg", 10},
+		"noise": {"db", 70}, "air": {"pm25", 150}, "bridge": {"strain", 500},
+	}
+	seen := map[string][2]int{}
+	for _, d := range evs {
+		s := d.sensor
+		th, ok := thresholds[s.Kind]
+		if !ok {
+			continue
+		}
+		v := s.Metrics[th.metric]
+		alarm := s.Status == "alarm"
+		if alarm != (v > th.limit) {
+			t.Errorf("%s %s=%v with status %q: threshold %v", s.DeviceID, th.metric, v, s.Status, th.limit)
+		}
+		c := seen[s.Kind]
+		if alarm {
+			c[1]++
+		} else {
+			c[0]++
+		}
+		seen[s.Kind] = c
+	}
+	for kind, c := range seen {
+		if c[0] == 0 || c[1] == 0 {
+			t.Errorf("%s: %d normal and %d alarm readings; want both", kind, c[0], c[1])
+		}
+	}
+}

@@ -91,6 +91,7 @@ func noGroup(*testing.T) string { return "" }
 // publishers write 10 000 messages. Order across partitions is not promised, so
 // GuaranteedOrder is off here; TestPubSubOrderedByKey covers the per-key order.
 func TestPubSub(t *testing.T) {
+	t.Parallel()
 	b := transporttest.NewBroker(t, transport.EmbeddedConfig{})
 	c := suiteClient{broker: b, group: groupPerTest}
 	features := tests.Features{
@@ -103,4 +104,52 @@ func TestPubSub(t *testing.T) {
 		features.RestartServiceCommand = b.RestartCommand()
 	}
 	tests.TestPubSub(t, features, c.pubSub, c.pubSubWithGroup)
+}
+
+// TestPubSubNoGroup runs the suite with group-less subscribers: every subscription reads all
+// partitions from the start, so a new subscriber sees old messages. Records are keyed by
+// payload, which makes the suite's order test an order-per-key test. The suite's short
+// sizes are used (ForceShort): without a group, each of its 50 concurrent subscribers
+// would read all 5 000 messages; the full sizes run in TestPubSub.
+func TestPubSubNoGroup(t *testing.T) {
+	t.Parallel()
+	b := transporttest.NewBroker(t, transport.EmbeddedConfig{})
+	c := suiteClient{broker: b, group: noGroup, keyByPayload: true}
+	features := tests.Features{
+		ConsumerGroups:                   true,
+		ExactlyOnceDelivery:              false,
+		GuaranteedOrder:                  true,
+		Persistent:                       true,
+		NewSubscriberReceivesOldMessages: true,
+		ForceShort:                       true,
+	}
+	if !raceEnabled {
+		features.RestartServiceCommand = b.RestartCommand()
+	}
+	tests.TestPubSub(t, features, c.pubSub, c.pubSubWithGroup)
+}
+
+// TestPubSubOrderedByKey runs the suite's order tests with consumer groups and records
+// keyed by payload: TestPublishSubscribeInOrder has ten subscribers share a group (so
+// partitions move between them while they join) and checks that each payload's messages
+// arrive in publish order; TestNoAck checks that nothing overtakes an unacked message.
+func TestPubSubOrderedByKey(t *testing.T) {
+	t.Parallel()
+	b := transporttest.NewBroker(t, transport.EmbeddedConfig{})
+	c := suiteClient{broker: b, group: groupPerTest, keyByPayload: true}
+	features := tests.Features{
+		ConsumerGroups:      true,
+		ExactlyOnceDelivery: false,
+		GuaranteedOrder:     true,
+		Persistent:          true,
+	}
+	for name, fn := range map[string]func(*testing.T, tests.TestContext, tests.PubSubConstructor){
+		"TestPublishSubscribeInOrder": tests.TestPublishSubscribeInOrder,
+		"TestNoAck":                   tests.TestNoAck,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, tests.TestContext{TestID: tests.NewTestID(), Features: features}, c.pubSub)
+		})
+	}
 }

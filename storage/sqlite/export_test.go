@@ -20,3 +20,22 @@ func AppliedMigrations(ctx context.Context, s *Store) ([]int64, error) {
 	}
 	return out, rows.Err()
 }
+
+// WritePragma and ReadPragma read a PRAGMA on the write connection and on a read connection.
+func WritePragma(ctx context.Context, s *Store, name string) (string, error) {
+	var v string
+	err := s.w.QueryRowContext(ctx, "PRAGMA "+name).Scan(&v)
+	return v, err
+}
+
+func ReadPragma(ctx context.Context, s *Store, name string) (string, error) {
+	var v string
+	err := s.r.QueryRowContext(ctx, "PRAGMA "+name).Scan(&v)
+	return v, err
+}
+
+// ReadExec runs a statement on a read connection, to prove it cannot write.
+func ReadExec(ctx context.Context, s *Store, query string) error {
+	_, err := s.r.ExecContext(ctx, query)
+	return err
+}

@@ -85,6 +85,38 @@ func TestMigrationsRunOnce(t *testing.T) {
 	}
 }
 
+func TestConnections(t *testing.T) {
+	ctx := t.Context()
+	tests := []struct {
+		cfg  sqlite.Config
+		sync string
+	}{
+		{sqlite.Config{}, "1"}, // NORMAL
+		{sqlite.Config{Synchronous: sqlite.SyncFull}, "2"},
+	}
+	for _, tc := range tests {
+		t.Run("sync="+tc.sync, func(t *testing.T) {
+			s := openStore(t, tc.cfg, zap.NewNop())
+			want := map[string]string{"journal_mode": "wal", "foreign_keys": "1", "synchronous": tc.sync, "busy_timeout": "5000"}
+			for name, v := range want {
+				got, err := sqlite.WritePragma(ctx, s, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != v {
+					t.Errorf("write connection: PRAGMA %s = %s, want %s", name, got, v)
+				}
+			}
+			if got, err := sqlite.ReadPragma(ctx, s, "query_only"); err != nil || got != "1" {
+				t.Errorf("read connection: PRAGMA query_only = %s (%v), want 1", got, err)
+			}
+			if err := sqlite.ReadExec(ctx, s, "DELETE FROM events"); err == nil {
+				t.Error("a read connection could write")
+			}
+		})
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
 		name    string
