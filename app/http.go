@@ -35,25 +35,42 @@ const (
 
 const maxCommandBody = 64 << 10
 
-func (a *App) httpHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", a.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry}))
+// httpRoute is one line of the HTTP routing table; docs/api.md must list every pattern.
+type httpRoute struct {
+	pattern string
+	handler http.Handler
+}
 
-	need := func(p auth.Permission, h http.Handler) http.Handler { return auth.Middleware(a.issuer, p)(h) }
+// httpRoutes is every HTTP route of the enabled components.
+func (a *App) httpRoutes() []httpRoute {
+	need := func(p auth.Permission, h http.HandlerFunc) http.Handler { return auth.Middleware(a.issuer, p)(h) }
+	rs := []httpRoute{
+		{"GET /livez", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		})},
+		{"GET /readyz", http.HandlerFunc(a.readyz)},
+		{"GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry})},
+	}
 	if a.cfg.Runs(CompIngest) {
-		mux.Handle("POST /api/v1/events", need(auth.PermIngest, a.ingest))
+		rs = append(rs, httpRoute{"POST /api/v1/events", need(auth.PermIngest, a.ingest.ServeHTTP)})
 	}
 	if a.cfg.Runs(CompAPI) {
-		mux.Handle("GET /api/v1/incidents", need(auth.PermReadIncidents, http.HandlerFunc(a.listIncidents)))
-		mux.Handle("GET /api/v1/incidents/{id}", need(auth.PermReadIncidents, http.HandlerFunc(a.getIncident)))
-		mux.Handle("POST /api/v1/incidents/{id}/actions", need(auth.PermCommand, http.HandlerFunc(a.postAction)))
+		rs = append(rs,
+			httpRoute{"GET /api/v1/incidents", need(auth.PermReadIncidents, a.listIncidents)},
+			httpRoute{"GET /api/v1/incidents/{id}", need(auth.PermReadIncidents, a.getIncident)},
+			httpRoute{"POST /api/v1/incidents/{id}/actions", need(auth.PermCommand, a.postAction)},
+		)
 	}
 	if a.cfg.Runs(CompCockpit) {
-		mux.Handle("GET /ws/cockpit", a.cockpit) // authenticates before upgrading
+		rs = append(rs, httpRoute{"GET /ws/cockpit", a.cockpit}) // authenticates before upgrading
+	}
+	return rs
+}
+
+func (a *App) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	for _, r := range a.httpRoutes() {
+		mux.Handle(r.pattern, r.handler)
 	}
 	return mux
 }

@@ -19,7 +19,7 @@ import (
 type batchAnswer struct {
 	Accepted, Duplicates, Rejected int
 	Results                        []struct {
-		Index                      int
+		Index                    int
 		ID, Status, Code, Reason string
 	}
 }

@@ -11,13 +11,13 @@ type Class uint8
 
 // Rejection classes. Each has a fixed HTTP status (see Class.HTTPStatus).
 const (
-	ClassTooLarge     Class = iota + 1 // payload_too_large (413): event, batch or item count over the limit
-	ClassMediaType                     // unsupported_media_type (415): HTTP Content-Type or datacontenttype
-	ClassMalformed                     // malformed (400): not JSON, invalid UTF-8, nested too deep, not an object
-	ClassEnvelope                      // invalid_envelope (422): CloudEvents attributes: id, type, source, specversion
-	ClassTime                          // invalid_time (422): not RFC 3339, too far in the future or the past
-	ClassPayload                       // invalid_payload (422): a required field missing or out of range
-	ClassLocation                      // invalid_location (422): coordinates out of range, outside China, unknown coordsys
+	ClassTooLarge  Class = iota + 1 // payload_too_large (413): event, batch or item count over the limit
+	ClassMediaType                  // unsupported_media_type (415): HTTP Content-Type or datacontenttype
+	ClassMalformed                  // malformed (400): not JSON, invalid UTF-8, nested too deep, not an object
+	ClassEnvelope                   // invalid_envelope (422): CloudEvents attributes: id, type, source, specversion
+	ClassTime                       // invalid_time (422): not RFC 3339, too far in the future or the past
+	ClassPayload                    // invalid_payload (422): a required field missing or out of range
+	ClassLocation                   // invalid_location (422): coordinates out of range, outside China, unknown coordsys
 	numClasses
 )
 

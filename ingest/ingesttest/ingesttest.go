@@ -6,7 +6,7 @@ package ingesttest
 import (
 	"context"
 	"encoding/json"
-		"sync"
+	"sync"
 	"testing"
 	"time"
 

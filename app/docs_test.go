@@ -1,0 +1,47 @@
+package app
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/urbanbrain/urbanbrain/auth"
+	"github.com/urbanbrain/urbanbrain/incidents"
+)
+
+// docs/api.md is the API's documentation: every route the server registers and every error
+// code it can answer must appear there, so the page cannot silently fall behind the code.
+func TestAPIDocsListEveryRouteAndErrorCode(t *testing.T) {
+	doc, err := os.ReadFile("../docs/api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	a, err := New(cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := a.httpRoutes()
+	if len(routes) < 8 {
+		t.Fatalf("only %d routes registered; the table is incomplete", len(routes))
+	}
+	for _, r := range routes {
+		if !strings.Contains(string(doc), "`"+r.pattern+"`") {
+			t.Errorf("docs/api.md does not list the route `%s`", r.pattern)
+		}
+	}
+	codes := []string{
+		auth.CodeUnauthenticated, auth.CodeForbidden,
+		CodeInvalidRequest, CodeNotFound, CodeForbidden, CodeIllegalTransition, CodeInvalidCommand,
+		CodeTimeout, CodeUnavailable, CodeInternal,
+		incidents.CodeIllegalTransition, incidents.CodeNotFound, incidents.CodeForbidden, incidents.CodeInvalidCommand,
+	}
+	for _, c := range codes {
+		if !strings.Contains(string(doc), "| `"+c+"` |") {
+			t.Errorf("docs/api.md error table does not list the code `%s`", c)
+		}
+	}
+}
