@@ -319,7 +319,14 @@ func typed[T any](a *App, types []string, fn func(context.Context, T) error) mes
 	}
 }
 
-func decodeAny(b []byte, types []string, out any) error {
+func decodeAny(b []byte, types []string, out any) (err error) {
+	// The CloudEvents SDK's JSON reader panics on some hostile input (a non-string
+	// data_base64, for one); a record on an internal topic must not take the process down.
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("not a CloudEvent: decoder panic: %v", p)
+		}
+	}()
 	var e ce.Event
 	if err := json.Unmarshal(b, &e); err != nil {
 		return fmt.Errorf("not a CloudEvent: %w", err)

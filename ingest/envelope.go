@@ -95,15 +95,13 @@ func (s *Service) readEnvelope(in input) (envelope, *RejectError) {
 	if len(in.value) == 0 {
 		return envelope{}, reject(ClassMalformed, "empty record: no JSON")
 	}
-	if rej := checkText(in.value); rej != nil {
+	members, rej := checkText(in.value)
+	if rej != nil {
 		return envelope{}, rej
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(in.value, &top); err != nil {
-		return envelope{}, jsonReject(err, "object")
-	}
-	if top == nil {
-		return envelope{}, reject(ClassMalformed, "expected a JSON object, got null")
+	top, rej := readObject(in.value, members)
+	if rej != nil {
+		return envelope{}, rej
 	}
 	if _, ok := top["specversion"]; ok {
 		return structuredEnvelope(in.value, top)
@@ -120,6 +118,24 @@ func (s *Service) readEnvelope(in input) (envelope, *RejectError) {
 	return env, nil
 }
 
+// readObject splits a JSON object into its members, refusing duplicate names: encoding/json
+// and the SDK's reader need not agree on which of two equal names wins, and one order
+// (data_base64 given as a number, then datacontenttype, then data_base64 as a string) makes
+// the SDK slice out of range. members is the count checkText made of the top level.
+func readObject(b []byte, members int) (map[string]json.RawMessage, *RejectError) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(b, &top); err != nil {
+		return nil, jsonReject(err, "object")
+	}
+	if top == nil {
+		return nil, reject(ClassMalformed, "expected a JSON object, got null")
+	}
+	if len(top) != members {
+		return nil, reject(ClassMalformed, "duplicate member names in the object")
+	}
+	return top, nil
+}
+
 func structuredEnvelope(b []byte, top map[string]json.RawMessage) (envelope, *RejectError) {
 	for _, name := range stringAttrs {
 		if raw, ok := top[name]; ok && (len(raw) < 2 || raw[0] != '"') {
@@ -131,7 +147,7 @@ func structuredEnvelope(b []byte, top map[string]json.RawMessage) (envelope, *Re
 		return envelope{}, reject(ClassEnvelope, "both data and data_base64 present")
 	}
 	if sv := jsonString(top["specversion"]); sv != ce.CloudEventsVersionV1 {
-		return envelope{}, reject(ClassEnvelope, "unsupported specversion %q (want 1.0)", sv)
+		return envelope{}, reject(ClassEnvelope, "unsupported specversion %q (want 1.0)", clip(sv))
 	}
 	if raw, ok := top["datacontenttype"]; ok {
 		if rej := checkDataContentType(jsonString(raw)); rej != nil {
@@ -161,7 +177,7 @@ func binaryEnvelope(a binaryAttrs, value []byte) (envelope, *RejectError) {
 		}
 	}
 	if a.specVersion != ce.CloudEventsVersionV1 {
-		return envelope{}, reject(ClassEnvelope, "unsupported specversion %q (want 1.0)", a.specVersion)
+		return envelope{}, reject(ClassEnvelope, "unsupported specversion %q (want 1.0)", clip(a.specVersion))
 	}
 	if a.contentType != "" {
 		if rej := checkDataContentType(a.contentType); rej != nil {
@@ -195,7 +211,8 @@ func binaryEnvelope(a binaryAttrs, value []byte) (envelope, *RejectError) {
 		return env, rej
 	}
 	// The value never went through the whole-record check: it is the data itself.
-	return env, checkText(env.data)
+	_, rej = checkText(env.data)
+	return env, rej
 }
 
 // fromCloudEvent validates an event the SDK has built and takes what ingest needs of it.
@@ -208,7 +225,7 @@ func fromCloudEvent(e *ce.Event) (envelope, *RejectError) {
 		return env, reject(ClassEnvelope, "id is %d bytes, limit %d", len(env.id), maxIDBytes)
 	}
 	if !slices.Contains(knownTypes, env.typ) {
-		return env, reject(ClassEnvelope, "unknown type %q (want %s)", env.typ, strings.Join(knownTypes, ", "))
+		return env, reject(ClassEnvelope, "unknown type %q (want %s)", clip(env.typ), strings.Join(knownTypes, ", "))
 	}
 	env.time = e.Time()
 	env.data = e.Data()
@@ -216,7 +233,7 @@ func fromCloudEvent(e *ce.Event) (envelope, *RejectError) {
 		return env, reject(ClassPayload, "missing data")
 	}
 	if e.DataBase64 {
-		if rej := checkText(env.data); rej != nil {
+		if _, rej := checkText(env.data); rej != nil {
 			return env, rej
 		}
 	}
@@ -262,7 +279,7 @@ func checkDataContentType(ct string) *RejectError {
 	case ce.ApplicationJSON, ce.TextJSON:
 		return nil
 	}
-	return reject(ClassMediaType, "unsupported datacontenttype %q (want application/json)", ct)
+	return reject(ClassMediaType, "unsupported datacontenttype %q (want application/json)", clip(ct))
 }
 
 func checkRFC3339(s string) *RejectError {
@@ -273,7 +290,7 @@ func checkRFC3339(s string) *RejectError {
 }
 
 func timeReject(s string) *RejectError {
-	return reject(ClassTime, "time %q is not RFC 3339 (e.g. 2025-06-01T08:30:00+08:00)", s)
+	return reject(ClassTime, "time %q is not RFC 3339 (e.g. 2025-06-01T08:30:00+08:00)", clip(s))
 }
 
 // jsonString unquotes a JSON string value, "" if it is not one.

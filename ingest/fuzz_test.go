@@ -42,6 +42,7 @@ func FuzzHandleRecord(f *testing.F) {
 		{0, sensor, true},
 		{3, video, false},
 		{0, []byte(`{"data_base64":1,"specversion":"1.0","id":"x","source":"s","type":"city.sensor.reading"}`), false},
+		{0, []byte(`{"specversion":"1.0","id":"x","source":"s","type":"city.sensor.reading","data_base64":1,"datacontenttype":"application/json","data_base64":"QQ=="}`), false},
 		{0, []byte(`{"specversion":"0.3","id":"x","source":"s","type":"t","datacontentencoding":""}`), false},
 		{0, []byte(`{"specversion":"1.0","id":"x","source":"s","type":"city.sensor.reading","data":{"lat":"\ud800"}}`), false},
 		{1, []byte("{\"ticket_id\":\"T\",\"request_type\":\"投诉\",\"content\":\"\xff\"}"), false},

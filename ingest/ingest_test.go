@@ -93,6 +93,11 @@ func TestHandleRecordDecodesEveryForm(t *testing.T) {
 			typ: event.TypeSensorReading, id: "b64-1", source: "/plc/7", time: at,
 		},
 		{
+			name: "time within the allowed clock skew",
+			rec:  ingest.Record{Topic: event.TopicIngestSensor, Value: ingesttest.Structured(t, event.TypeSensorReading, "skew-1", now.Add(9*time.Minute), sensor)},
+			typ:  event.TypeSensorReading, id: "skew-1", source: "urn:producer:test", time: now.Add(9 * time.Minute),
+		},
+		{
 			name: "structured without time takes the clock",
 			rec: ingest.Record{Topic: event.TopicIngestSensor, Value: mustJSON(t, map[string]any{
 				"specversion": "1.0", "id": "nt-1", "source": "/plc/7", "type": event.TypeSensorReading, "data": sensor,

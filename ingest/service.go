@@ -104,7 +104,8 @@ func (s *Service) ingest(ctx context.Context, in input) (result, error) {
 			return s.publish(ctx, ev, value)
 		}
 	}
-	res := result{ID: ev.ID, Status: OutcomeRejected, Code: rej.Class.String(), Reason: rej.Reason, rej: rej}
+	// The id may be what was wrong with it (too long): echo a bounded one.
+	res := result{ID: clipTo(ev.ID, maxIDBytes), Status: OutcomeRejected, Code: rej.Class.String(), Reason: rej.Reason, rej: rej}
 	if err := s.deadLetter(ctx, in, rej, now); err != nil {
 		return res, err
 	}
@@ -236,6 +237,8 @@ func (s *Service) build(in input, now time.Time) (event.Event, *RejectError) {
 		if area, ok := s.areas.Resolve(w); ok {
 			ev.Area = area
 		}
+	} else {
+		*pos.coordSys = "" // no coordinates, nothing for it to describe
 	}
 	// A ticket the call centre could only place in a district keeps that district; one
 	// outside every grid still goes on, keyed to the unknown street.

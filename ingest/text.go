@@ -11,7 +11,10 @@ import (
 // a ticket's text would reach the operator corrupted with no trace of why), and nesting deeper
 // than maxDepth (the decoders recurse, and a hostile record should not cost a deep stack).
 // It is one pass over the bytes and allocates nothing; syntax is left to the JSON parser.
-func checkText(b []byte) *RejectError {
+//
+// On the way it counts the name/value pairs of the top-level object (the colons at depth 1),
+// so that a caller can tell duplicate names from what a map decode returns.
+func checkText(b []byte) (members int, rej *RejectError) {
 	depth := 0
 	inString := false
 	for i := 0; i < len(b); {
@@ -19,7 +22,7 @@ func checkText(b []byte) *RejectError {
 		if c >= utf8.RuneSelf {
 			r, size := utf8.DecodeRune(b[i:])
 			if r == utf8.RuneError && size == 1 {
-				return reject(ClassMalformed, "invalid UTF-8 at byte %d", i)
+				return 0, reject(ClassMalformed, "invalid UTF-8 at byte %d", i)
 			}
 			i += size
 			continue
@@ -32,7 +35,7 @@ func checkText(b []byte) *RejectError {
 				if i+1 < len(b) && b[i+1] == 'u' {
 					n, ok := surrogateEscape(b, i)
 					if !ok {
-						return reject(ClassMalformed, "lone UTF-16 surrogate escape at byte %d", i)
+						return 0, reject(ClassMalformed, "lone UTF-16 surrogate escape at byte %d", i)
 					}
 					i += n
 					continue
@@ -53,14 +56,18 @@ func checkText(b []byte) *RejectError {
 		case '{', '[':
 			depth++
 			if depth > maxDepth {
-				return reject(ClassMalformed, "JSON nested deeper than %d levels at byte %d", maxDepth, i)
+				return 0, reject(ClassMalformed, "JSON nested deeper than %d levels at byte %d", maxDepth, i)
 			}
 		case '}', ']':
 			depth--
+		case ':':
+			if depth == 1 {
+				members++
+			}
 		}
 		i++
 	}
-	return nil
+	return members, nil
 }
 
 // surrogateEscape looks at the \u escape at b[i] and returns how many bytes to skip: 6 for

@@ -36,6 +36,7 @@ type programs struct {
 type value struct {
 	whole *vm.Program
 	parts []part
+	size  int // a guess at the rendered length, to size the buffer once
 }
 
 type part struct {
@@ -74,6 +75,7 @@ func (v value) eval(m *vm.VM, env any) (string, error) {
 		return v.parts[0].text, nil
 	}
 	var b strings.Builder
+	b.Grow(v.size)
 	for _, p := range v.parts {
 		if p.prog == nil {
 			b.WriteString(p.text)
@@ -125,14 +127,14 @@ func compileRule(r *Rule, loc locator) (*compiled, []error) {
 	seen := make(map[string]bool)
 	for _, t := range r.Types {
 		fc := fieldCompiler{rule: r, loc: loc, env: EnvFor(t)}
+		// An empty correlation key compiles to nothing: fire uses "<rule id>:<event id>".
 		p := &programs{
-			when:     fc.expression("when", r.When, expr.AsBool()),
-			category: fc.value("raise.category", r.Raise.Category),
-			severity: fc.value("raise.severity", r.Raise.Severity),
-			title:    fc.value("raise.title", r.Raise.Title),
-			agency:   fc.value("raise.agency", r.Raise.Agency),
-			// Empty: the default "<rule id>:<event id>", which merges nothing.
+			when:           fc.expression("when", r.When, expr.AsBool()),
+			category:       fc.value("raise.category", r.Raise.Category),
+			severity:       fc.value("raise.severity", r.Raise.Severity),
+			title:          fc.value("raise.title", r.Raise.Title),
 			correlationKey: fc.value("raise.correlation_key", r.Raise.CorrelationKey),
+			agency:         fc.value("raise.agency", r.Raise.Agency),
 		}
 		if r.Raise.Title == "" {
 			// The name is shown as it is, never read as a template.
@@ -187,7 +189,7 @@ func checkCategory(s string) string {
 		return "category is empty"
 	}
 	if len(s) > 32 {
-		return fmt.Sprintf("category %.32q… is longer than 32 bytes", s)
+		return "category is longer than 32 bytes"
 	}
 	for _, r := range s {
 		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '-' || r == '_' || r == '.') {
@@ -205,7 +207,7 @@ type fieldCompiler struct {
 	errs []*CompileError
 }
 
-// expression compiles text (which starts at rune offset off of the field's text src) and
+// compileAt compiles text, which starts at rune offset off of the field's text src, and
 // records a positioned error on failure.
 func (fc *fieldCompiler) compileAt(field, src, text string, off int, opts ...expr.Option) *vm.Program {
 	all := make([]expr.Option, 0, len(baseOptions)+len(opts)+1)
@@ -241,6 +243,7 @@ func compileSafe(text string, opts []expr.Option) (prog *vm.Program, err error) 
 	return expr.Compile(text, opts...)
 }
 
+// expression compiles a field that is one expression throughout.
 func (fc *fieldCompiler) expression(field, src string, opts ...expr.Option) *vm.Program {
 	return fc.compileAt(field, src, src, 0, opts...)
 }
@@ -266,8 +269,10 @@ func (fc *fieldCompiler) value(field, src string) value {
 	for _, s := range segs {
 		if !s.isExpr {
 			v.parts = append(v.parts, part{text: s.text})
+			v.size += len(s.text)
 			continue
 		}
+		v.size += 16
 		v.parts = append(v.parts, part{prog: fc.compileAt(field, src, s.text, s.off)})
 	}
 	return v

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,7 +80,7 @@ type want struct {
 // TestDemoRules is the demo city's rules, event by event: which rules fire and what they raise.
 func TestDemoRules(t *testing.T) {
 	rs := demoRules(t)
-	const street = "清波街道"
+	const street = "临溪街道"
 	S, H, V := rulestest.Sensor, rulestest.Hotline, rulestest.Video
 	tests := []struct {
 		name string
@@ -145,22 +146,22 @@ func TestDemoRules(t *testing.T) {
 
 		// 12345
 		{"complaint with a known category", H("h1", "投诉", "0401", "normal", "楼下工地半夜施工"),
-			[]want{{"hotline-ticket", "0401", "blue", street + "第三网格 12345 投诉工单 Th1", "hotline:0401:330102001001-03", ""}}},
+			[]want{{"hotline-ticket", "0401", "blue", street + "第三网格 12345 投诉工单 Th1", "hotline:0401:990102001001-03", ""}}},
 		{"urgent report", H("h2", "举报", "0302", "urgent", "小区门口有人占道摆摊"),
-			[]want{{"hotline-ticket", "0302", "orange", street + "第三网格 12345 举报工单 Th2", "hotline:0302:330102001001-03", ""}}},
+			[]want{{"hotline-ticket", "0302", "orange", street + "第三网格 12345 举报工单 Th2", "hotline:0302:990102001001-03", ""}}},
 		{"help without category is 0601 yellow", H("h3", "求助", "", "normal", "老人走失"),
-			[]want{{"hotline-ticket", "0601", "yellow", street + "第三网格 12345 求助工单 Th3", "hotline:求助:330102001001-03", ""}}},
+			[]want{{"hotline-ticket", "0601", "yellow", street + "第三网格 12345 求助工单 Th3", "hotline:求助:990102001001-03", ""}}},
 		{"emergency complaint with unknown category is 0602 red", H("h4", "投诉", "9999", "emergency", "电梯困人"),
-			[]want{{"hotline-ticket", "0602", "red", street + "第三网格 12345 投诉工单 Th4", "hotline:9999:330102001001-03", ""}}},
+			[]want{{"hotline-ticket", "0602", "red", street + "第三网格 12345 投诉工单 Th4", "hotline:9999:990102001001-03", ""}}},
 		{"consultation is not an incident", H("h5", "咨询", "0601", "normal", "办事指南"), nil},
 		{"suggestion is not an incident", H("h6", "建议", "0402", "normal", "多种树"), nil},
 		{"gas smell on a complaint fires both, with one key (files load in name order)", H("h7", "投诉", "0103", "normal", "楼道里有很浓的煤气味"),
 			[]want{
-				{"hotline-gas-smell", "0103", "red", street + "第三网格 市民反映燃气异味（12345 Th7）", "hotline:0103:330102001001-03", "gas"},
-				{"hotline-ticket", "0103", "blue", street + "第三网格 12345 投诉工单 Th7", "hotline:0103:330102001001-03", ""},
+				{"hotline-gas-smell", "0103", "red", street + "第三网格 市民反映燃气异味（12345 Th7）", "hotline:0103:990102001001-03", "gas"},
+				{"hotline-ticket", "0103", "blue", street + "第三网格 12345 投诉工单 Th7", "hotline:0103:990102001001-03", ""},
 			}},
 		{"gas leak on a consultation still fires", H("h8", "咨询", "", "normal", "好像天然气泄漏了怎么办"),
-			[]want{{"hotline-gas-smell", "0103", "red", street + "第三网格 市民反映燃气异味（12345 Th8）", "hotline:0103:330102001001-03", "gas"}}},
+			[]want{{"hotline-gas-smell", "0103", "red", street + "第三网格 市民反映燃气异味（12345 Th8）", "hotline:0103:990102001001-03", "gas"}}},
 		{"gas bill question is not a leak", H("h9", "咨询", "", "normal", "燃气费怎么缴纳"), nil},
 		{"smell without gas is not a leak", H("h10", "咨询", "", "normal", "垃圾站有异味"), nil},
 
@@ -265,11 +266,38 @@ func TestDemoHotlineMergesByGrid(t *testing.T) {
 	}
 	a := key(rulestest.Hotline("c1", "投诉", "0301", "normal", "垃圾桶满了"))
 	b := key(rulestest.Hotline("c2", "举报", "0301", "urgent", "垃圾没人清"))
-	c := key(withGrid(rulestest.Hotline("c3", "投诉", "0301", "normal", "垃圾桶满了"), "330102001001-04"))
+	c := key(withGrid(rulestest.Hotline("c3", "投诉", "0301", "normal", "垃圾桶满了"), "990102001001-04"))
 	if a != b {
 		t.Errorf("same category, same grid: keys %q and %q differ", a, b)
 	}
 	if a == c {
 		t.Errorf("same category, other grid: both keys %q", a)
+	}
+}
+
+// Regression: 12345 tickets that ingest could not place in a grid (address or district code
+// only) all had the key "hotline:<category>:" and merged across the whole city. Each must
+// stand alone until an operator triages it.
+func TestDemoHotlineWithoutGridDoesNotMerge(t *testing.T) {
+	eng, err := rules.New(rules.Config{}, demoRules(t), &rulestest.Recorder{}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(ev event.Event) string {
+		t.Helper()
+		ev.Area = event.Area{District: ev.Area.District}
+		sigs, errs := eng.Evaluate(ev)
+		if len(errs) > 0 || len(sigs) != 1 {
+			t.Fatalf("event %s: signals %v errors %v, want one signal", ev.ID, sigs, errs)
+		}
+		return sigs[0].CorrelationKey
+	}
+	a := key(rulestest.Hotline("u1", "投诉", "0201", "normal", "车辆乱停"))
+	b := key(rulestest.Hotline("u2", "投诉", "0201", "normal", "车辆乱停"))
+	if a == b {
+		t.Errorf("two ungridded tickets share the key %q; want one incident each", a)
+	}
+	if !strings.Contains(a, "Tu1") {
+		t.Errorf("key %q; want it to name the ticket", a)
 	}
 }

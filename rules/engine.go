@@ -50,9 +50,9 @@ type Engine struct {
 	rules []Rule
 	// byType indexes the enabled rules by the event types they listen to, in load order.
 	// Equality indexing (sensor.kind == "gas") comes with the next issue.
-	byType map[string][]entry
-	stats  map[string]*counters
-	vms    sync.Pool
+	byType  map[string][]entry
+	stats   map[string]*counters
+	scratch sync.Pool // *scratch
 }
 
 type entry struct {
@@ -83,13 +83,13 @@ func New(cfg Config, rules []Rule, pub Publisher, log *zap.Logger) (*Engine, err
 		log = zap.NewNop()
 	}
 	e := &Engine{
-		cfg:    cfg,
-		pub:    pub,
-		log:    log,
-		rules:  slices.Clone(rules),
-		byType: make(map[string][]entry),
-		stats:  make(map[string]*counters, len(rules)),
-		vms:    sync.Pool{New: func() any { return new(vm.VM) }},
+		cfg:     cfg,
+		pub:     pub,
+		log:     log,
+		rules:   slices.Clone(rules),
+		byType:  make(map[string][]entry),
+		stats:   make(map[string]*counters, len(rules)),
+		scratch: sync.Pool{New: func() any { return new(scratch) }},
 	}
 	for i := range e.rules {
 		r := &e.rules[i]
@@ -185,12 +185,16 @@ func (e *Engine) Evaluate(ev event.Event) ([]event.Signal, []error) {
 	if len(entries) == 0 {
 		return nil, nil
 	}
-	env, err := envOf(ev)
+	s := e.scratch.Get().(*scratch)
+	defer func() {
+		s.clear()
+		e.scratch.Put(s)
+	}()
+	env, err := s.env(ev)
 	if err != nil {
 		return nil, []error{err}
 	}
-	m := e.vms.Get().(*vm.VM)
-	defer e.vms.Put(m)
+	m := &s.vm
 
 	var sigs []event.Signal
 	var errs []error

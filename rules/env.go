@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/expr-lang/expr/vm"
+
 	"github.com/urbanbrain/urbanbrain/event"
 )
 
@@ -116,9 +118,30 @@ func EnvFor(t string) any {
 // should never let one through, so it is reported rather than evaluated against zero values.
 var ErrNoPayload = errors.New("event has no payload for its type")
 
-// envOf builds the environment for one event. The result is shared by every rule evaluated on
-// the event; expressions cannot assign, so sharing the metrics map is safe.
+// scratch is what one evaluation needs besides the rules: a VM and room for the environment.
+// Engines pool them, so evaluating an event allocates neither.
+type scratch struct {
+	vm      vm.VM
+	sensor  SensorEnv
+	hotline HotlineEnv
+	video   VideoEnv
+}
+
+// clear drops the references the last event left, so a pooled scratch keeps nothing alive.
+func (s *scratch) clear() {
+	s.sensor, s.hotline, s.video = SensorEnv{}, HotlineEnv{}, VideoEnv{}
+}
+
+// envOf builds a fresh environment for one event, for callers without a scratch.
 func envOf(ev event.Event) (any, error) {
+	return new(scratch).env(ev)
+}
+
+// env fills the environment for ev and returns a pointer to it; expr reads through pointers,
+// and a pointer into the scratch costs no allocation where boxing the struct would. The
+// result is shared by every rule evaluated on the event: expressions cannot assign, so
+// sharing the metrics map is safe.
+func (s *scratch) env(ev event.Event) (any, error) {
 	c := Common{
 		ID:     ev.ID,
 		Type:   ev.Type,
@@ -140,23 +163,24 @@ func envOf(ev event.Event) (any, error) {
 	}
 	switch ev.Type {
 	case event.TypeSensorReading:
-		s := ev.Sensor
-		if s == nil {
+		r := ev.Sensor
+		if r == nil {
 			return nil, fmt.Errorf("event %s (%s): %w", ev.ID, ev.Type, ErrNoPayload)
 		}
-		return SensorEnv{Common: c, Sensor: Sensor{
-			DeviceID: s.DeviceID,
-			Kind:     s.Kind,
-			Metrics:  s.Metrics,
-			Status:   s.Status,
-			Battery:  s.Battery,
-		}}, nil
+		s.sensor = SensorEnv{Common: c, Sensor: Sensor{
+			DeviceID: r.DeviceID,
+			Kind:     r.Kind,
+			Metrics:  r.Metrics,
+			Status:   r.Status,
+			Battery:  r.Battery,
+		}}
+		return &s.sensor, nil
 	case event.TypeHotlineTicket:
 		h := ev.Hotline
 		if h == nil {
 			return nil, fmt.Errorf("event %s (%s): %w", ev.ID, ev.Type, ErrNoPayload)
 		}
-		return HotlineEnv{Common: c, Hotline: Hotline{
+		s.hotline = HotlineEnv{Common: c, Hotline: Hotline{
 			TicketID:     h.TicketID,
 			Channel:      h.Channel,
 			RequestType:  h.RequestType,
@@ -165,19 +189,21 @@ func envOf(ev event.Event) (any, error) {
 			Address:      h.Address,
 			Urgency:      h.Urgency,
 			DistrictCode: h.DistrictCode,
-		}}, nil
+		}}
+		return &s.hotline, nil
 	case event.TypeVideoDetection:
 		v := ev.Video
 		if v == nil {
 			return nil, fmt.Errorf("event %s (%s): %w", ev.ID, ev.Type, ErrNoPayload)
 		}
-		return VideoEnv{Common: c, Video: Video{
+		s.video = VideoEnv{Common: c, Video: Video{
 			CameraID:    v.CameraID,
 			Algorithm:   v.Algorithm,
 			Confidence:  v.Confidence,
 			ObjectCount: v.ObjectCount,
 			SnapshotURL: v.SnapshotURL,
-		}}, nil
+		}}
+		return &s.video, nil
 	}
 	return nil, fmt.Errorf("event %s: type %q has no rule environment", ev.ID, ev.Type)
 }

@@ -154,6 +154,25 @@ func BenchmarkEvaluate(b *testing.B) {
 			}
 		}
 	})
+	// Most events match no rule: then the engine's cost is the environment and the condition.
+	quiet := rulestest.Sensor("s2", "WL-1", "water_level", map[string]float64{"level_cm": 40})
+	quietEnv, _ := envOf(quiet)
+	b.Run("engine-no-match", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if sigs, errs := eng.Evaluate(quiet); len(sigs) != 0 || len(errs) != 0 {
+				b.Fatal(sigs, errs)
+			}
+		}
+	})
+	b.Run("expr.Run-when-no-match", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if out, err := expr.Run(p.when, quietEnv); err != nil || out != false {
+				b.Fatal(out, err)
+			}
+		}
+	})
 	b.Run("expr.Run-when", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

@@ -153,3 +153,24 @@ func TestPubSubOrderedByKey(t *testing.T) {
 		})
 	}
 }
+
+// TestPubSubStress runs the grouped suite three times at once on one broker, at the suite's
+// short sizes, to shake out races between concurrent publishers, subscribers and closes.
+// The reconnect test is left out here: a restart would hit all three copies at once.
+func TestPubSubStress(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stress variant of the watermill suite skipped in -short mode; TestPubSub still runs the full suite")
+	}
+	// Not parallel: t.Setenv forbids it. The suite reads its repeat count from the
+	// environment.
+	t.Setenv("STRESS_TEST_COUNT", "3")
+	b := transporttest.NewBroker(t, transport.EmbeddedConfig{})
+	c := suiteClient{broker: b, group: groupPerTest}
+	tests.TestPubSubStressTest(t, tests.Features{
+		ConsumerGroups:      true,
+		ExactlyOnceDelivery: false,
+		GuaranteedOrder:     false,
+		Persistent:          true,
+		ForceShort:          true,
+	}, c.pubSub, c.pubSubWithGroup)
+}

@@ -177,11 +177,23 @@ func NewSubscriber(cfg SubscriberConfig, log *zap.Logger) (*Subscriber, error) {
 	}, nil
 }
 
-// SubscribeInitialize creates topic with cfg.Partitions partitions if it does not exist.
+// SubscribeInitialize creates topic with cfg.Partitions partitions if it does not exist,
+// retrying for up to 30 s while the broker is unreachable.
 func (s *Subscriber) SubscribeInitialize(topic string) error {
 	ctx, cancel := context.WithTimeout(s.closeCtx, 30*time.Second)
 	defer cancel()
-	return EnsureTopics(ctx, s.cfg.Brokers, s.cfg.Partitions, topic)
+	retry := backoff{min: s.cfg.RetryBackoff, max: s.cfg.RetryBackoffMax}
+	for {
+		err := EnsureTopics(ctx, s.cfg.Brokers, s.cfg.Partitions, topic)
+		if err == nil {
+			return nil
+		}
+		wait := retry.next()
+		s.log.Warn("creating topic failed, retrying", zap.String("topic", topic), zap.Error(err), zap.Duration("backoff", wait))
+		if !sleepCtx(ctx, wait) {
+			return fmt.Errorf("subscribe initialize %s: %w", topic, err)
+		}
+	}
 }
 
 // Subscribe starts a stream of topic's messages. The channel is closed when ctx is done or

@@ -341,14 +341,24 @@ func TestPersistenceAcrossRestart(t *testing.T) {
 // a goroutine and reads it without synchronisation, which the race detector reports on
 // every run (watermill v1.5.1, pubsub/tests/test_pubsub.go:1086 and :1120). 100 publishers
 // write 10 000 messages while the broker is restarted on the same data directory and port
-// twice; every message must arrive.
+// twice; every message must arrive, with a consumer group and without one.
 func TestReconnect(t *testing.T) {
+	t.Parallel()
+	for _, group := range []string{"reconnect", ""} {
+		t.Run("group="+group, func(t *testing.T) {
+			t.Parallel()
+			testReconnect(t, group)
+		})
+	}
+}
+
+func testReconnect(t *testing.T, group string) {
 	b := transporttest.NewBroker(t, transport.EmbeddedConfig{})
 	addrs := b.Addrs()
 	const topic, total, publishers = "reconnect", 10000, 100
 	ensureTopic(t, addrs, 6, topic)
 	pub := newPublisher(t, addrs)
-	ch := subscribe(t, newSubscriber(t, suiteSubscriberConfig(b, "reconnect")), topic)
+	ch := subscribe(t, newSubscriber(t, suiteSubscriberConfig(b, group)), topic)
 
 	var (
 		mu        sync.Mutex

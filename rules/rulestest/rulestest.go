@@ -71,10 +71,10 @@ var At = time.Date(2025, 7, 16, 6, 30, 0, 0, time.UTC)
 
 // Area is the area the builders give events.
 var Area = event.Area{
-	District: "330102", DistrictName: "上城区",
-	Street: "330102001", StreetName: "清波街道",
-	Community: "330102001001", CommunityName: "柳翠井巷社区",
-	Grid: "330102001001-03", GridName: "第三网格",
+	District: "990102", DistrictName: "望江区",
+	Street: "990102001", StreetName: "临溪街道",
+	Community: "990102001001", CommunityName: "柳岸社区",
+	Grid: "990102001001-03", GridName: "第三网格",
 }
 
 func base(id, typ string) event.Event {
@@ -98,7 +98,7 @@ func Hotline(id, requestType, categoryCode, urgency, content string) event.Event
 	ev.Hotline = &event.HotlineTicket{
 		TicketID: "T" + id, Channel: "phone", CallerName: "张三", CallerPhone: "13812345678",
 		RequestType: requestType, CategoryCode: categoryCode, Content: content,
-		Address: "柳翠井巷 12 号", DistrictCode: Area.District, Urgency: urgency, ReceivedAt: At,
+		Address: "柳岸路 12 号", DistrictCode: Area.District, Urgency: urgency, ReceivedAt: At,
 	}
 	return ev
 }
