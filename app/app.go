@@ -176,7 +176,13 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	defer func() { _ = a.store.Close() }()
 
-	if a.publisher, err = transport.NewPublisher(transport.PublisherConfig{Brokers: a.brokers}, a.log.Named("kafka")); err != nil {
+	if a.publisher, err = transport.NewPublisher(transport.PublisherConfig{
+		Brokers: a.brokers,
+		// Each handler publishes synchronously before it acks, so a stream's rate is bounded
+		// by about 1/BatchTimeout; 1 ms keeps that near 600 records/s per stream
+		// (docs/performance.md) while concurrent publishers still share batches.
+		BatchTimeout: time.Millisecond,
+	}, a.log.Named("kafka")); err != nil {
 		return fmt.Errorf("publisher: %w", err)
 	}
 	defer func() { _ = a.publisher.Close() }()

@@ -44,6 +44,12 @@ type IncidentFilter struct {
 	Grid           string
 	AssigneeWorker string // Assignment.WorkerID
 	OpenOnly       bool   // only incidents whose Status.Open() is true
+	// Grids keeps incidents in any of these grids (a worker's scope). Nil does not filter; an
+	// empty, non-nil slice matches nothing, as a worker without grids sees nothing.
+	Grids []string
+	// Text keeps incidents whose title or a report's summary (which carries the 12345 ticket
+	// text) contains it, ignoring ASCII case. See MatchText.
+	Text string
 	// Since and Until bound UpdatedAt: Since <= UpdatedAt < Until. A zero value is unbounded.
 	Since, Until time.Time
 	// Limit is the page size: 0 means DefaultLimit, more than MaxLimit means MaxLimit.
@@ -62,6 +68,8 @@ func (f IncidentFilter) Validate() error {
 			errs = append(errs, errors.New("status: empty value"))
 		}
 	}
+	errs = append(errs, validateGrids(f.Grids)...)
+	errs = append(errs, validateText(f.Text)...)
 	return wrapInvalid(errs)
 }
 
@@ -77,6 +85,12 @@ type EventFilter struct {
 	Grid     string
 	// DeviceID is the sensor's DeviceID or the camera's CameraID; hotline tickets have none.
 	DeviceID string
+	// Grids keeps events in any of these grids, as in IncidentFilter.
+	Grids []string
+	// Near keeps events whose location is within the circle; events without one never match.
+	Near *Circle
+	// Text keeps hotline tickets whose content or address contains it, ignoring ASCII case.
+	Text string
 	// Since and Until bound Time: Since <= Time < Until. A zero value is unbounded.
 	Since, Until time.Time
 	Limit        int // as in IncidentFilter
@@ -88,6 +102,11 @@ func (f EventFilter) Validate() error {
 	var errs []error
 	errs = append(errs, validatePage(f.Limit, f.Offset)...)
 	errs = append(errs, validateRange(f.Since, f.Until)...)
+	errs = append(errs, validateGrids(f.Grids)...)
+	errs = append(errs, validateText(f.Text)...)
+	if f.Near != nil {
+		errs = append(errs, f.Near.validate()...)
+	}
 	return wrapInvalid(errs)
 }
 

@@ -21,14 +21,24 @@ import (
 // package and watermill, once with a bare kafka-go Writer and Reader. The ratio of their
 // ns/op is what the transport costs.
 //
-//   - publish: benchPublishers goroutines publish b.N records synchronously, one per call, as
+//   - publish/…: 32 goroutines, or one, publish b.N records synchronously, one per call, as
 //     handlers do. Throughput here is set by BatchTimeout and the number of publishers.
 //   - consume/commit=…: b.N records are already on the topic (written untimed); one
 //     consumer-group stream takes each, acks it and commits (per record, or every 100 ms).
-const (
-	benchPublishers = 32
-	benchPayload    = 512
-)
+const benchPayload = 512
+
+// benchPublishModes: many concurrent publishers share batches; a single one (a handler
+// that publishes, then acks, then takes the next message) waits out BatchTimeout on every
+// record, so its rate is about 1/BatchTimeout.
+var benchPublishModes = []struct {
+	name         string
+	publishers   int
+	batchTimeout time.Duration
+}{
+	{"publishers=32/batch=5ms", 32, 5 * time.Millisecond},
+	{"publishers=1/batch=5ms", 1, 5 * time.Millisecond},
+	{"publishers=1/batch=500us", 1, 500 * time.Microsecond},
+}
 
 // benchCommitModes: interval 0 is a synchronous commit per message (SyncCommit here,
 // CommitInterval 0 in kafka-go).
@@ -53,16 +63,16 @@ func payload(b *testing.B) []byte {
 	return p
 }
 
-// publishConcurrently calls publish n times from benchPublishers goroutines and returns
-// the first error.
-func publishConcurrently(n int, publish func() error) error {
+// publishConcurrently calls publish n times from the given number of goroutines and
+// returns the first error.
+func publishConcurrently(n, publishers int, publish func() error) error {
 	var (
 		wg    sync.WaitGroup
 		once  sync.Once
 		first error
 		next  = make(chan struct{})
 	)
-	for range benchPublishers {
+	for range publishers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -109,26 +119,30 @@ func fill(b *testing.B, addrs []string, topic string, n int) {
 }
 
 func BenchmarkPublishConsume(b *testing.B) {
-	b.Run("publish", func(b *testing.B) {
-		topic := "bench-" + watermill.NewShortUUID()
-		addrs := benchBroker(b, topic)
-		pub, err := transport.NewPublisher(transport.PublisherConfig{Brokers: addrs}, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer pub.Close()
-		body := payload(b)
-		b.SetBytes(benchPayload)
-		b.ReportAllocs()
-		b.ResetTimer()
-		err = publishConcurrently(b.N, func() error {
-			return pub.Publish(topic, message.NewMessage(watermill.NewUUID(), body))
+	for _, mode := range benchPublishModes {
+		b.Run("publish/"+mode.name, func(b *testing.B) {
+			topic := "bench-" + watermill.NewShortUUID()
+			addrs := benchBroker(b, topic)
+			pub, err := transport.NewPublisher(transport.PublisherConfig{
+				Brokers: addrs, BatchTimeout: mode.batchTimeout,
+			}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer pub.Close()
+			body := payload(b)
+			b.SetBytes(benchPayload)
+			b.ReportAllocs()
+			b.ResetTimer()
+			err = publishConcurrently(b.N, mode.publishers, func() error {
+				return pub.Publish(topic, message.NewMessage(watermill.NewUUID(), body))
+			})
+			b.StopTimer()
+			if err != nil {
+				b.Fatal(err)
+			}
 		})
-		b.StopTimer()
-		if err != nil {
-			b.Fatal(err)
-		}
-	})
+	}
 	for _, mode := range benchCommitModes {
 		b.Run("consume/"+mode.name, func(b *testing.B) {
 			topic := "bench-" + watermill.NewShortUUID()
@@ -163,31 +177,33 @@ func BenchmarkPublishConsume(b *testing.B) {
 }
 
 func BenchmarkRawKafkaGo(b *testing.B) {
-	b.Run("publish", func(b *testing.B) {
-		topic := "bench-" + watermill.NewShortUUID()
-		addrs := benchBroker(b, topic)
-		w := &kafka.Writer{
-			Addr:                   kafka.TCP(addrs...),
-			Balancer:               &kafka.Hash{},
-			RequiredAcks:           kafka.RequireAll,
-			BatchTimeout:           5 * time.Millisecond,
-			AllowAutoTopicCreation: true,
-			Transport:              &kafka.Transport{},
-		}
-		defer w.Close()
-		body := payload(b)
-		ctx := context.Background()
-		b.SetBytes(benchPayload)
-		b.ReportAllocs()
-		b.ResetTimer()
-		err := publishConcurrently(b.N, func() error {
-			return w.WriteMessages(ctx, kafka.Message{Topic: topic, Key: []byte(watermill.NewUUID()), Value: body})
+	for _, mode := range benchPublishModes {
+		b.Run("publish/"+mode.name, func(b *testing.B) {
+			topic := "bench-" + watermill.NewShortUUID()
+			addrs := benchBroker(b, topic)
+			w := &kafka.Writer{
+				Addr:                   kafka.TCP(addrs...),
+				Balancer:               &kafka.Hash{},
+				RequiredAcks:           kafka.RequireAll,
+				BatchTimeout:           mode.batchTimeout,
+				AllowAutoTopicCreation: true,
+				Transport:              &kafka.Transport{},
+			}
+			defer w.Close()
+			body := payload(b)
+			ctx := context.Background()
+			b.SetBytes(benchPayload)
+			b.ReportAllocs()
+			b.ResetTimer()
+			err := publishConcurrently(b.N, mode.publishers, func() error {
+				return w.WriteMessages(ctx, kafka.Message{Topic: topic, Key: []byte(watermill.NewUUID()), Value: body})
+			})
+			b.StopTimer()
+			if err != nil {
+				b.Fatal(err)
+			}
 		})
-		b.StopTimer()
-		if err != nil {
-			b.Fatal(err)
-		}
-	})
+	}
 	for _, mode := range benchCommitModes {
 		b.Run("consume/"+mode.name, func(b *testing.B) {
 			topic := "bench-" + watermill.NewShortUUID()

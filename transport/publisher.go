@@ -49,7 +49,11 @@ type PublisherConfig struct {
 
 	// BatchTimeout is how long a partition's batch waits for more records before it is
 	// sent. kafka-go's default of 1 s would put a second on every synchronous publish;
-	// 5 ms (the default here) still lets concurrent publishers share a request.
+	// 5 ms (the default here) still lets concurrent publishers share a request. A lone
+	// publisher waits it out on every record, though: a handler that publishes one record
+	// and then acks manages about 175 records a second at 5 ms and about 730 at 500 µs
+	// (BenchmarkPublishConsume publish/publishers=1); 32 concurrent publishers reach about
+	// 6 800 at 5 ms.
 	BatchTimeout time.Duration
 
 	// WriteTimeout bounds one produce request (default 10 s).

@@ -139,8 +139,9 @@ func (c SubscriberConfig) Validate() error {
 // queue only after its message was acked, never on fetch; what the interval trades is how
 // much is delivered again after a crash (up to 100 ms of acks), which idempotent handlers
 // absorb. Synchronous commits (SyncCommit) shrink that to the one message in flight but
-// put a broker round trip on every message and cap a stream at a few thousand messages a
-// second on loopback; the consume benchmarks measure both.
+// put a broker round trip on every message: on loopback against the embedded broker a
+// stream then takes about 66 µs per message instead of about 12 µs (BenchmarkPublishConsume
+// consume/commit=sync and commit=100ms).
 type Subscriber struct {
 	cfg SubscriberConfig
 	log *zap.Logger

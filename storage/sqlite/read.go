@@ -63,6 +63,13 @@ func incidentWhere(f storage.IncidentFilter) where {
 		w.add("open", " = 1", coarse)
 	}
 	w.between("updated_ms", f.Since, f.Until)
+	w.anyOf("grid", f.Grids)
+	if f.Text != "" {
+		// The title, or the summary of any report (which carries the 12345 ticket's text).
+		needle := storage.LowerASCII(f.Text)
+		w.add("", `(instr(lower(title), ?) > 0 OR EXISTS (SELECT 1 FROM json_each(incidents.doc, '$.reports')
+			WHERE instr(lower(json_extract(value, '$.summary')), ?) > 0))`, computed, needle, needle)
+	}
 	return w
 }
 
@@ -184,6 +191,7 @@ func (s *Store) ListEvents(ctx context.Context, f storage.EventFilter) ([]event.
 	w.eq("grid", f.Grid)
 	w.eq("device", f.DeviceID)
 	w.between("time_ms", f.Since, f.Until)
+	eventExtras(&w, f)
 
 	query := "SELECT payload FROM events" + w.sql() +
 		" ORDER BY time_ms DESC, type DESC, id DESC LIMIT ? OFFSET ?"
@@ -240,6 +248,7 @@ const (
 	selective termKind = iota // few rows per value: a good index to start from
 	coarse                    // few distinct values: a poor one
 	timeRange                 // a range on the sort column, which every index carries
+	computed                  // an expression no index serves (text, distance)
 )
 
 func (w *where) add(col, cond string, kind termKind, args ...any) {

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/storage"
 	"github.com/urbanbrain/urbanbrain/storage/internal/canon"
 )
 
@@ -90,7 +91,12 @@ func (ws *writeStmts) close() error {
 // HandleEvent stores a validated event from city.events; a replayed event is ignored.
 // A record that cannot be stored (no id or type, unencodable payload) is logged and skipped:
 // redelivering it would fail the same way and block the partition.
+//
+// An event the store refuses (storage.CheckEventTime) returns a *storage.RejectedError.
 func (s *Store) HandleEvent(ctx context.Context, e event.Event) error {
+	if err := storage.CheckEventTime(e); err != nil {
+		return storage.Rejects([]storage.Rejected{{Index: 0, Reason: err.Error()}})
+	}
 	args, ok := s.eventArgs(e)
 	if !ok {
 		return nil
@@ -103,10 +109,17 @@ func (s *Store) HandleEvent(ctx context.Context, e event.Event) error {
 
 // HandleEvents stores a batch of events in one transaction, which is much faster than one
 // HandleEvent per event; replayed events are ignored and bad ones skipped as in HandleEvent.
+// Refused events are left out and listed in a *storage.RejectedError; the rest are stored.
 func (s *Store) HandleEvents(ctx context.Context, events []event.Event) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	var rejected []storage.Rejected
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rejected = rejected[:0]
 		st := tx.StmtContext(ctx, s.writes.event)
-		for _, e := range events {
+		for i, e := range events {
+			if err := storage.CheckEventTime(e); err != nil {
+				rejected = append(rejected, storage.Rejected{Index: i, Reason: err.Error()})
+				continue
+			}
 			args, ok := s.eventArgs(e)
 			if !ok {
 				continue
@@ -117,6 +130,10 @@ func (s *Store) HandleEvents(ctx context.Context, events []event.Event) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return storage.Rejects(rejected)
 }
 
 // HandleIncidentChange applies one city.incidents changelog record in one transaction: the
@@ -202,6 +219,23 @@ func (s *Store) applyChange(ctx context.Context, incident, change, report *sql.S
 
 // HandleDispatch stores a dispatch record from city.dispatch; a replayed one is ignored.
 func (s *Store) HandleDispatch(ctx context.Context, d event.Dispatch) error {
+	return s.storeDispatch(ctx, s.writes.dispatch, d)
+}
+
+// HandleDispatches stores a batch of dispatch records in one transaction.
+func (s *Store) HandleDispatches(ctx context.Context, ds []event.Dispatch) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		st := tx.StmtContext(ctx, s.writes.dispatch)
+		for _, d := range ds {
+			if err := s.storeDispatch(ctx, st, d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) storeDispatch(ctx context.Context, st *sql.Stmt, d event.Dispatch) error {
 	d = canon.Dispatch(d)
 	if d.ID == "" || d.IncidentID == "" {
 		s.log.Warn("skipping dispatch without id or incident id",
@@ -209,7 +243,7 @@ func (s *Store) HandleDispatch(ctx context.Context, d event.Dispatch) error {
 		return nil
 	}
 	a := d.Assignment
-	if _, err := s.writes.dispatch.ExecContext(ctx, d.ID, d.IncidentID, a.WorkerID, a.WorkerName,
+	if _, err := st.ExecContext(ctx, d.ID, d.IncidentID, a.WorkerID, a.WorkerName,
 		a.Grid, a.Agency, a.AgencyName, d.Reason, canon.Millis(d.At)); err != nil {
 		return fmt.Errorf("sqlite: store dispatch %s: %w", d.ID, err)
 	}

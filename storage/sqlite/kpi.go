@@ -1,0 +1,198 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/storage"
+	"github.com/urbanbrain/urbanbrain/storage/internal/canon"
+)
+
+// kpiScope narrows a KPI query to the caller's district and grids.
+func kpiScope(f storage.KPIFilter) where {
+	var w where
+	w.eq("district", f.District)
+	w.anyOf("grid", f.Grids)
+	return w
+}
+
+// EventRates counts events per minute and type (source) in f's range, oldest minute first.
+func (s *Store) EventRates(ctx context.Context, f storage.KPIFilter) ([]storage.EventRate, error) {
+	if err := f.ValidateRates(); err != nil {
+		return nil, err
+	}
+	w := kpiScope(f)
+	w.between("time_ms", f.Since, f.Until)
+	rows, err := s.r.QueryContext(ctx, `SELECT (time_ms / 60000) * 60000 AS minute, type, count(*) FROM events`+
+		w.sql()+` GROUP BY minute, type ORDER BY minute, type`, w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: event rates: %w", err)
+	}
+	defer rows.Close()
+	out := []storage.EventRate{}
+	for rows.Next() {
+		var (
+			r      storage.EventRate
+			minute int64
+		)
+		if err := rows.Scan(&minute, &r.Type, &r.Count); err != nil {
+			return nil, fmt.Errorf("sqlite: event rates: %w", err)
+		}
+		r.Minute = canon.FromMillis(minute)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// OpenIncidents counts the open incidents in f's scope by severity, category and district.
+func (s *Store) OpenIncidents(ctx context.Context, f storage.KPIFilter) (storage.OpenIncidents, error) {
+	var out storage.OpenIncidents
+	if err := f.Validate(false); err != nil {
+		return out, err
+	}
+	w := kpiScope(f)
+	w.add("open", " = 1", coarse)
+	for _, g := range []struct {
+		col string
+		dst *[]storage.Count
+	}{{"severity", &out.BySeverity}, {"category", &out.ByCategory}, {"district", &out.ByDistrict}} {
+		counts, err := s.counts(ctx, "SELECT "+g.col+", count(*) FROM incidents"+w.sql()+" GROUP BY "+g.col, w.args)
+		if err != nil {
+			return storage.OpenIncidents{}, fmt.Errorf("sqlite: open incidents by %s: %w", g.col, err)
+		}
+		*g.dst = counts
+	}
+	for _, c := range out.BySeverity {
+		out.Total += c.Count
+	}
+	return out, nil
+}
+
+func (s *Store) counts(ctx context.Context, query string, args []any) ([]storage.Count, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []storage.Count{}
+	for rows.Next() {
+		var c storage.Count
+		if err := rows.Scan(&c.Key, &c.Count); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	storage.SortCounts(out)
+	return out, rows.Err()
+}
+
+// StageTimes reports, per stage of the loop, how many incidents created in f's range completed
+// it, their mean time, and the on-time rate against limits.
+func (s *Store) StageTimes(ctx context.Context, f storage.KPIFilter, limits storage.StageLimits) ([]storage.StageStat, error) {
+	if err := f.Validate(true); err != nil {
+		return nil, err
+	}
+	w := kpiScope(f)
+	w.between("created_ms", f.Since, f.Until)
+	// The first time each incident reached each status; NULL when it has not (yet).
+	var milestones []string
+	var milestoneArgs []any
+	for _, st := range []event.Status{event.StatusDispatched, event.StatusAccepted, event.StatusResolved, event.StatusClosed} {
+		milestones = append(milestones, "(SELECT min(at_ms) FROM incident_changes c WHERE c.incident_id = i.id AND c.to_status = ? AND c.at_ms <> 0) AS "+stageCol(st))
+		milestoneArgs = append(milestoneArgs, string(st))
+	}
+	var cols []string
+	var colArgs []any
+	for _, st := range storage.Stages {
+		from, to := stageCol(st.From), stageCol(st.To)
+		done := to + " IS NOT NULL AND " + from + " IS NOT NULL"
+		dur := "(" + to + " - " + from + ")"
+		lim, limArgs := limitCase(limits, st.Name)
+		cols = append(cols,
+			"sum(CASE WHEN "+done+" THEN 1 ELSE 0 END)",
+			"coalesce(sum(CASE WHEN "+done+" THEN "+dur+" END), 0)",
+			"sum(CASE WHEN "+done+" AND "+lim+" >= 0 AND "+dur+" <= "+lim+" THEN 1 ELSE 0 END)")
+		colArgs = append(append(colArgs, limArgs...), limArgs...) // lim appears twice
+	}
+	query := "SELECT severity, " + strings.Join(cols, ", ") + " FROM (SELECT i.severity, i.created_ms AS t_created, " +
+		strings.Join(milestones, ", ") + " FROM incidents i" + w.sql() + ") GROUP BY severity"
+	// Arguments in the order their placeholders appear in the text.
+	ordered := append(append(colArgs, milestoneArgs...), w.args...)
+	rows, err := s.r.QueryContext(ctx, query, ordered...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: stage times: %w", err)
+	}
+	defer rows.Close()
+	var sums []storage.StageSums
+	for rows.Next() {
+		var sev string
+		vals := make([]int64, 3*len(storage.Stages))
+		dst := []any{&sev}
+		for i := range vals {
+			dst = append(dst, &vals[i])
+		}
+		if err := rows.Scan(dst...); err != nil {
+			return nil, fmt.Errorf("sqlite: stage times: %w", err)
+		}
+		for i, st := range storage.Stages {
+			sums = append(sums, storage.StageSums{Stage: st.Name, Severity: sev,
+				Completed: int(vals[3*i]), SumMs: vals[3*i+1], OnTime: int(vals[3*i+2])})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: stage times: %w", err)
+	}
+	return storage.StageStats(sums, limits), nil
+}
+
+// stageCol names the milestone column of a status; the empty status is the creation.
+func stageCol(st event.Status) string {
+	if st == "" {
+		return "t_created"
+	}
+	return "t_" + string(st)
+}
+
+// limitCase is a CASE expression giving the stage's limit in ms for the row's severity, -1 for none.
+func limitCase(limits storage.StageLimits, stage string) (string, []any) {
+	sevs := limits.Severities(stage)
+	if len(sevs) == 0 {
+		return "-1", nil
+	}
+	var b strings.Builder
+	var args []any
+	b.WriteString("(CASE severity")
+	for _, sev := range sevs {
+		b.WriteString(" WHEN ? THEN ?")
+		args = append(args, sev, limits.LimitMs(stage, sev))
+	}
+	b.WriteString(" ELSE -1 END)")
+	return b.String(), args
+}
+
+// ReportCounts tells how many incidents created in f's range have each number of reports,
+// fewest reports first.
+func (s *Store) ReportCounts(ctx context.Context, f storage.KPIFilter) ([]storage.ReportCount, error) {
+	if err := f.Validate(true); err != nil {
+		return nil, err
+	}
+	w := kpiScope(f)
+	w.between("created_ms", f.Since, f.Until)
+	rows, err := s.r.QueryContext(ctx, "SELECT report_count, count(*) FROM incidents"+w.sql()+
+		" GROUP BY report_count ORDER BY report_count", w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: report counts: %w", err)
+	}
+	defer rows.Close()
+	out := []storage.ReportCount{}
+	for rows.Next() {
+		var rc storage.ReportCount
+		if err := rows.Scan(&rc.Reports, &rc.Incidents); err != nil {
+			return nil, fmt.Errorf("sqlite: report counts: %w", err)
+		}
+		out = append(out, rc)
+	}
+	return out, rows.Err()
+}
