@@ -242,3 +242,37 @@ func eligibleWorkers(m *city.Map, grid string, t time.Time) []string {
 	}
 	return nil
 }
+
+// The README's run command (`serve --demo`): with simulated traffic and nothing else, incidents
+// appear on the cockpit websocket, dispatched.
+func TestDemoTrafficReachesCockpit(t *testing.T) {
+	r := start(t, t.TempDir(), freeAddr(t), func(c *Config) { c.Demo, c.SimulateRate = true, 100 })
+	operator := r.token(auth.Claims{Subject: "op", Role: auth.RoleOperator})
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(r.base, "http")+"/ws/cockpit?access_token="+operator, nil)
+	if err != nil {
+		t.Fatalf("dial cockpit: %v", err)
+	}
+	defer ws.Close()
+	_ = ws.SetReadDeadline(time.Now().Add(90 * time.Second))
+	sources := map[string]bool{}
+	for len(sources) < 2 {
+		var frame struct {
+			Type      string           `json:"type"`
+			Op        string           `json:"op"`
+			Incident  *event.Incident  `json:"incident"`
+			Incidents []event.Incident `json:"incidents"`
+		}
+		if err := ws.ReadJSON(&frame); err != nil {
+			t.Fatalf("cockpit read (sources seen so far %v): %v", sources, err)
+		}
+		incs := frame.Incidents
+		if frame.Incident != nil && frame.Op == "upsert" {
+			incs = append(incs, *frame.Incident)
+		}
+		for _, inc := range incs {
+			if inc.Status == event.StatusDispatched && len(inc.Reports) > 0 {
+				sources[inc.Reports[0].EventType] = true
+			}
+		}
+	}
+}

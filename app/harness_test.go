@@ -42,13 +42,16 @@ func freeAddr(t *testing.T) string {
 }
 
 // start runs every component on the embedded broker with data in dir and waits for /readyz.
-func start(t *testing.T, dir, brokerAddr string) *running {
+func start(t *testing.T, dir, brokerAddr string, opts ...func(*Config)) *running {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DataDir = dir
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.BrokerListen = brokerAddr
 	cfg.Partitions = 3
+	for _, o := range opts {
+		o(&cfg)
+	}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	a, err := New(cfg, log)
 	if err != nil {

@@ -51,7 +51,7 @@ func simulateCommand(stderr io.Writer) *ffcli.Command {
 				if *token == "" {
 					return errors.New("--http-url needs --token (urbanbrain token --role ingest)")
 				}
-				sink = &simulate.HTTPSink{URL: strings.TrimRight(*httpURL, "/") + "/api/v1/events", Token: *token,
+				sink = &simulate.HTTPSink{URL: strings.TrimRight(*httpURL, "/"), Token: *token,
 					Client: &http.Client{Timeout: 10 * time.Second}}
 			} else {
 				pub, err := transport.NewPublisher(transport.PublisherConfig{Brokers: splitComma(*brokers)}, log.Named("kafka"))
