@@ -40,8 +40,8 @@ import (
 	"github.com/urbanbrain/urbanbrain/ingest"
 	"github.com/urbanbrain/urbanbrain/rules"
 	"github.com/urbanbrain/urbanbrain/simulate"
-	"github.com/urbanbrain/urbanbrain/storage/sqlite"
 	"github.com/urbanbrain/urbanbrain/transport"
+	"github.com/urbanbrain/urbanbrain/webhook"
 )
 
 // App is one urbanbrain process running some or all components.
@@ -53,13 +53,15 @@ type App struct {
 	instanceID string
 
 	city      *city.Map
-	ruleSet   []rules.Rule
+	ruleSet   []rules.Rule   // the rules directory, which seeds city.rules
+	catalog   *rules.Catalog // every rule version read from city.rules (rules.go)
 	issuer    *auth.Issuer
-	store     *sqlite.Store
+	store     Store // storage/sqlite or storage/clickhouse (store.go)
 	ingest    *ingest.Service
 	rules     *rules.Engine
 	incidents *incidents.Service
 	dispatch  *dispatch.Dispatcher
+	webhook   *webhook.Notifier // agency notifications (workflow.go)
 	cockpit   *cockpit.Hub
 	results   *resultWaiter
 	out       *boundPublisher // domain publishers, bound to Kafka when Run starts
@@ -69,6 +71,7 @@ type App struct {
 	embedded  *transport.Embedded
 	publisher *transport.Publisher
 	router    *message.Router
+	sinks     *sinkMetrics // storage sinks (storagesink.go)
 	httpAddr  atomic.Value // string: the bound address, for tests on port 0
 	ready     atomic.Bool
 }
@@ -126,17 +129,25 @@ func New(cfg Config, log *zap.Logger) (*App, error) {
 	if a.ingest, err = ingest.New(ingest.Config{Registerer: a.registry}, a.city, a.out, log.Named("ingest")); err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
-	if a.rules, err = rules.New(rules.Config{}, a.ruleSet, a.out, log.Named("rules")); err != nil {
+	a.catalog = rules.NewCatalog()
+	if a.rules, err = rules.New(rules.Config{Registerer: a.registry}, a.ruleSet, a.out, log.Named("rules")); err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
-	if a.incidents, err = incidents.New(incidents.Config{}, a.out, log.Named("incidents")); err != nil {
+	policy, err := loadPolicy(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if a.incidents, err = incidents.New(incidents.Config{Policy: policy}, a.out, log.Named("incidents")); err != nil {
 		return nil, fmt.Errorf("incidents: %w", err)
+	}
+	if a.webhook, err = a.newNotifier(); err != nil {
+		return nil, fmt.Errorf("webhook: %w", err)
 	}
 	if a.dispatch, err = dispatch.New(dispatch.Config{}, a.city, a.out, log.Named("dispatch")); err != nil {
 		return nil, fmt.Errorf("dispatch: %w", err)
 	}
-	if a.cockpit, err = cockpit.New(cockpit.Config{AllowedOrigins: cfg.AllowedOrigins}, a.issuer, log.Named("cockpit")); err != nil {
-		return nil, fmt.Errorf("cockpit: %w", err)
+	if a.cockpit, err = a.newCockpit(); err != nil { // cockpit.go
+		return nil, err
 	}
 	return a, nil
 }
@@ -171,7 +182,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	defer a.stopBroker()
 
-	if a.store, err = sqlite.Open(sqlite.Config{Path: filepath.Join(a.cfg.DataDir, "urbanbrain.db")}, a.log.Named("storage")); err != nil {
+	if a.store, err = a.openStore(ctx); err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer func() { _ = a.store.Close() }()
@@ -191,6 +202,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if err := a.restore(ctx); err != nil {
 		return err
 	}
+	if err := a.startRules(ctx); err != nil { // rules.go: city.rules → catalog → engine
+		return err
+	}
 	if a.router, err = a.buildRouter(); err != nil {
 		return err
 	}
@@ -204,6 +218,12 @@ func (a *App) Run(ctx context.Context) (err error) {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.router.Run(context.WithoutCancel(gctx)) })
+	// The stateful rules' clock (rules.go).
+	g.Go(func() error { return a.runRuleClock(gctx) })
+	g.Go(func() error { return a.cockpit.Run(gctx) }) // coalescing ticks and KPI frames
+	g.Go(func() error { return a.runStorageSinks(gctx) })
+	g.Go(func() error { return a.runRetention(gctx) })
+	g.Go(func() error { return a.runWorkflow(gctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)

@@ -44,7 +44,29 @@ type Config struct {
 	CommandTimeout time.Duration
 	ShutdownGrace  time.Duration
 	PublicURL      string // how the printed demo links reach this server
+
+	// Storage (docs/storage.md).
+	Store              string   // StoreSQLite (embedded default) or StoreClickHouse
+	ClickHouseAddrs    []string // native protocol, host:9000
+	ClickHouseDatabase string
+	ClickHouseUser     string
+	ClickHousePassword string
+	StoreBatchSize     int           // rows per store write
+	StoreFlushInterval time.Duration // longest a row waits for its batch
+	EventRetention     time.Duration // 0 keeps raw events forever
+	IncidentRetention  time.Duration // 0 keeps closed incidents forever; else at least 180 days
+
+	// Work-order loop (docs/workflow.md).
+	WorkflowPolicy      string        // YAML policy file; empty: the built-in one
+	SLATick             time.Duration // how often SLA clocks are checked
+	WebhookAllowPrivate bool          // agencies' webhooks may be on private/loopback addresses
 }
+
+// Store backends of --store.
+const (
+	StoreSQLite     = "sqlite"
+	StoreClickHouse = "clickhouse"
+)
 
 // RegisterFlags binds c to fs; the defaults are the embedded single-binary setup.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
@@ -74,6 +96,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.CommandTimeout, "command-timeout", 10*time.Second, "how long an HTTP command waits for its outcome")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 15*time.Second, "how long shutdown waits for in-flight work")
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL printed in demo links (default http://127.0.0.1:<port>)")
+	c.registerStoreFlags(fs)
+	c.registerWorkflowFlags(fs)
 }
 
 // Validate reports every problem at once.
@@ -99,6 +123,8 @@ func (c *Config) Validate() error {
 	if c.CommandTimeout <= 0 {
 		errs = append(errs, errors.New("--command-timeout must be positive"))
 	}
+	errs = append(errs, c.validateStore()...)
+	errs = append(errs, c.validateWorkflow()...)
 	return errors.Join(errs...)
 }
 

@@ -37,6 +37,7 @@ func TestAPIDocsListEveryRouteAndErrorCode(t *testing.T) {
 		auth.CodeUnauthenticated, auth.CodeForbidden,
 		CodeInvalidRequest, CodeNotFound, CodeForbidden, CodeIllegalTransition, CodeInvalidCommand,
 		CodeTimeout, CodeUnavailable, CodeInternal,
+		CodeInvalidRule, CodeRuleExists, CodeVersionConflict,
 		incidents.CodeIllegalTransition, incidents.CodeNotFound, incidents.CodeForbidden, incidents.CodeInvalidCommand,
 	}
 	for _, c := range codes {

@@ -93,25 +93,26 @@ func TestKcatHotlineTicketBecomesDispatchedIncident(t *testing.T) {
 	// The websocket delivered the incident, masked, with consecutive sequence numbers.
 	_ = ws.SetReadDeadline(time.Now().Add(30 * time.Second))
 	lastSeq := snap["seq"].(float64)
-	for {
+	for found := false; !found; {
 		var frame struct {
-			Type     string          `json:"type"`
-			Seq      float64         `json:"seq"`
-			Op       string          `json:"op"`
-			Incident *event.Incident `json:"incident"`
+			Type   string           `json:"type"`
+			Seq    float64          `json:"seq"`
+			Upsert []event.Incident `json:"upsert"`
 		}
 		if err := ws.ReadJSON(&frame); err != nil {
 			t.Fatalf("cockpit read: %v", err)
 		}
-		if frame.Seq != lastSeq+1 {
-			t.Fatalf("delta seq %v after %v; want consecutive", frame.Seq, lastSeq)
+		if frame.Type != "delta" || frame.Seq != lastSeq+1 {
+			t.Fatalf("%s seq %v after %v; want consecutive deltas", frame.Type, frame.Seq, lastSeq)
 		}
 		lastSeq = frame.Seq
-		if frame.Incident != nil && frame.Incident.ID == inc.ID && frame.Incident.Status == event.StatusDispatched {
-			if p := frame.Incident.Reports[0].Caller.Phone; p != "138****5678" {
-				t.Errorf("websocket phone %q; want masked", p)
+		for _, i := range frame.Upsert { // coalesced: the latest state of each incident of a tick
+			if i.ID == inc.ID && i.Status == event.StatusDispatched {
+				if p := i.Reports[0].Caller.Phone; p != "138****5678" {
+					t.Errorf("websocket phone %q; want masked", p)
+				}
+				found = true
 			}
-			break
 		}
 	}
 }
@@ -258,18 +259,13 @@ func TestDemoTrafficReachesCockpit(t *testing.T) {
 	for len(sources) < 2 {
 		var frame struct {
 			Type      string           `json:"type"`
-			Op        string           `json:"op"`
-			Incident  *event.Incident  `json:"incident"`
-			Incidents []event.Incident `json:"incidents"`
+			Upsert    []event.Incident `json:"upsert"`    // delta
+			Incidents []event.Incident `json:"incidents"` // snapshot
 		}
 		if err := ws.ReadJSON(&frame); err != nil {
 			t.Fatalf("cockpit read (sources seen so far %v): %v", sources, err)
 		}
-		incs := frame.Incidents
-		if frame.Incident != nil && frame.Op == "upsert" {
-			incs = append(incs, *frame.Incident)
-		}
-		for _, inc := range incs {
+		for _, inc := range append(frame.Incidents, frame.Upsert...) {
 			if inc.Status == event.StatusDispatched && len(inc.Reports) > 0 {
 				sources[inc.Reports[0].EventType] = true
 			}

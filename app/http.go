@@ -60,9 +60,12 @@ func (a *App) httpRoutes() []httpRoute {
 			httpRoute{"GET /api/v1/incidents/{id}", need(auth.PermReadIncidents, a.getIncident)},
 			httpRoute{"POST /api/v1/incidents/{id}/actions", need(auth.PermCommand, a.postAction)},
 		)
+		rs = append(rs, a.queryRoutes()...)    // search, event history, KPIs (queries.go)
+		rs = append(rs, a.workflowRoutes()...) // my tasks, timeline, merge, split (workflow.go)
+		rs = append(rs, a.ruleRoutes()...)     // rule authoring, dry run, backtest (rules.go)
 	}
 	if a.cfg.Runs(CompCockpit) {
-		rs = append(rs, httpRoute{"GET /ws/cockpit", a.cockpit}) // authenticates before upgrading
+		rs = append(rs, a.cockpitRoutes()...) // websockets and the wall-screen page (cockpit.go)
 	}
 	return rs
 }
@@ -170,7 +173,7 @@ func (a *App) listIncidents(w http.ResponseWriter, r *http.Request) {
 func (a *App) getIncident(w http.ResponseWriter, r *http.Request) {
 	claims, _ := auth.FromContext(r.Context())
 	d, err := a.store.GetIncident(r.Context(), r.PathValue("id"))
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && !claims.CanSee(d.Incident.Area)) {
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && !canSeeIncident(claims, d.Incident)) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no incident "+r.PathValue("id"))
 		return
 	}
@@ -192,6 +195,13 @@ type actionRequest struct {
 	Reason     string            `json:"reason,omitempty"`
 	Note       string            `json:"note,omitempty"`
 	Assignment *event.Assignment `json:"assignment,omitempty"`
+	// The work-order loop's fields (workflow.go, docs/api.md).
+	Evidence *event.Evidence `json:"evidence,omitempty"`
+	ExtendBy string          `json:"extend_by,omitempty"`
+	Level    string          `json:"level,omitempty"`
+	Result   string          `json:"result,omitempty"`
+	Source   string          `json:"source,omitempty"`
+	EventID  string          `json:"event_id,omitempty"`
 }
 
 // postAction sends a command through city.commands to the owner of the incident's partition
@@ -216,7 +226,7 @@ func (a *App) postAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Object-level scope: the caller must be able to see the incident to act on it.
-	if d, err := a.store.GetIncident(r.Context(), id); err == nil && !claims.CanSee(d.Incident.Area) {
+	if d, err := a.store.GetIncident(r.Context(), id); err == nil && !canSeeIncident(claims, d.Incident) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no incident "+id)
 		return
 	}
@@ -225,6 +235,7 @@ func (a *App) postAction(w http.ResponseWriter, r *http.Request) {
 		Assignment: req.Assignment, At: time.Now().UTC(),
 		Actor: event.Actor{Subject: claims.Subject, Role: claims.Role, District: claims.District, Grids: claims.Grids},
 	}
+	req.workflowCommand(&cmd)
 	if cmd.ID == "" {
 		cmd.ID = uuid.NewString()
 	}

@@ -13,14 +13,15 @@ import (
 	"github.com/urbanbrain/urbanbrain/event"
 )
 
-// BenchmarkFanout measures one incident change reaching 1,000 connected websocket clients
-// (real gorilla clients over loopback): an op ends when every client has read the delta.
+// BenchmarkFanout measures one incident change, flushed as one tick, reaching 1,000
+// connected websocket clients (real gorilla clients over loopback): an op ends when every
+// client has read the delta.
 func BenchmarkFanout(b *testing.B) {
 	everyone := []auth.Claims{admin}
 	mixed := []auth.Claims{
 		admin,    // full view
 		operator, // masked view
-		{Subject: "w", Role: auth.RoleWorker, Grids: []string{"G-elsewhere"}}, // noop view
+		{Subject: "v", Role: auth.RoleViewer, District: "D1"}, // masked, one district
 	}
 	for _, bc := range []struct {
 		name     string
@@ -67,6 +68,7 @@ func benchFanout(b *testing.B, clients int, audience []auth.Claims) {
 	for i := range b.N {
 		ch.Incident.Version = int64(i + 1)
 		f.change(b, ch)
+		f.flush()
 		for range clients {
 			<-got
 		}

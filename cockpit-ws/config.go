@@ -6,73 +6,184 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/urbanbrain/urbanbrain/city"
+	"github.com/urbanbrain/urbanbrain/event"
 )
+
+// CityMap is what the hub needs of the city: the grid layer for map frames and the category
+// names for the wall screen's legend. *city.Map is one.
+type CityMap interface {
+	GridsGeoJSONIn(coordsys string) ([]byte, error)
+	Categories() []city.Category
+}
 
 // Config tunes the hub. Zero values take the defaults.
 type Config struct {
-	// QueueSize is how many frames may wait for one connection; when full the client is
-	// dropped as too slow. Default 256.
+	// QueueSize is how many outgoing items may wait for one connection; when full the client
+	// is dropped as too slow. With coalescing a connection gets a few frames a second, so
+	// the default 256 is about a minute of frames. Default 256.
 	QueueSize int
-	// WriteTimeout bounds every write to a client. Default 5s.
+	// WriteTimeout bounds every write to a client; a client that stops reading is closed
+	// when it expires. Default 5s.
 	WriteTimeout time.Duration
 	// PingInterval is how often the server pings; a client silent for two intervals is
 	// considered gone. Default 20s.
 	PingInterval time.Duration
 	// ReadLimit is the largest message a client may send. Default 64 KiB.
 	ReadLimit int64
+	// SendBuffer is the kernel send buffer of each websocket (SO_SNDBUF). Left to itself
+	// Linux grows it up to tcp_wmem's maximum (4 MiB), which a client that stops reading
+	// fills at the pace of its frames before a write blocks and WriteTimeout can notice it:
+	// half a minute at wall-screen rates, and 4 GiB of kernel memory for 1,000 stuck
+	// screens. Default 256 KiB; -1 leaves the kernel's autotuning on.
+	SendBuffer int
 	// AllowedOrigins lists the browser origins ("https://wall.example.gov.cn") that may open
 	// the websocket; "*" allows any. Empty means the same host as the request only. A
 	// handshake without an Origin header (not a browser) is always allowed: the token is
 	// what protects the feed.
 	AllowedOrigins []string
-	// HistorySize is how many recent deltas are kept for resuming clients. Default 1024.
-	HistorySize int
+
+	// FlushInterval is the coalescing tick: the changes of one tick reach a subscription as
+	// one delta frame, the latest state of each incident winning. Default 250ms (4 frames a
+	// second at most, however many changes arrive).
+	FlushInterval time.Duration
+	// KPIInterval is how often KPI frames are computed and sent. Default 1s.
+	KPIInterval time.Duration
+	// HistorySize and HistoryBytes bound the delta frames each subscription keeps for
+	// clients that resume after a reconnect; the older frame goes first when either is
+	// exceeded. Defaults 1024 frames (about 4 minutes at the default tick) and 4 MiB.
+	HistorySize  int
+	HistoryBytes int
+	// IdleTTL is how long a subscription without clients keeps numbering and remembering
+	// its frames, so a screen that lost its network can resume. Default 5m.
+	IdleTTL time.Duration
+	// MaxSubscriptions bounds the distinct subscriptions (filter and view) held at once;
+	// beyond it the longest idle one is forgotten, or a new one refused. Default 4096.
+	MaxSubscriptions int
 	// TombstoneSize is how many closed incidents are remembered so that a redelivered older
 	// version cannot bring them back. Default 65536.
 	TombstoneSize int
+
+	// KPIWindow is the sliding window of the stage KPIs (on-time rate, mean durations).
+	// Default 24h.
+	KPIWindow time.Duration
+	// StageRecords bounds the completed stages kept for those KPIs. Default 16384.
+	StageRecords int
+	// StageLimits are the time limits the on-time rate is measured against, per stage and
+	// severity. Default DefaultStageLimits.
+	StageLimits StageLimits
+	// SensorOnlineWindow: a sensor is online if it reported within this window and its last
+	// status is not offline or fault. Default 10m.
+	SensorOnlineWindow time.Duration
+	// HotSpots is how many grids the hot-spot KPI lists. Default 5.
+	HotSpots int
+
+	// City supplies the grid layer and category names; without it map frames are refused.
+	City CityMap
+	// Now is the clock of the KPIs; default time.Now.
+	Now func() time.Time
+}
+
+// Stages whose duration the KPIs measure.
+const (
+	StageDispatch = "dispatch" // 派遣: created → dispatched
+	StageSign     = "sign"     // 签收: dispatched → accepted
+	StageResolve  = "resolve"  // 处置: accepted → resolved
+	StageVerify   = "verify"   // 核查: resolved → verified
+)
+
+// StageLimits maps stage → severity → limit.
+type StageLimits map[string]map[string]time.Duration
+
+// DefaultStageLimits are the cockpit's own limits for the on-time rate, after the design
+// brief (red 2 h, yellow 24 h, blue 72 h to handle). They apply where an incident carries no
+// SLA clock (event.Clock) for the stage: always for dispatch, which has none.
+func DefaultStageLimits() StageLimits {
+	return StageLimits{
+		StageDispatch: {event.SeverityRed: 10 * time.Minute, event.SeverityOrange: 30 * time.Minute, event.SeverityYellow: time.Hour, event.SeverityBlue: 2 * time.Hour},
+		StageSign:     {event.SeverityRed: 15 * time.Minute, event.SeverityOrange: 30 * time.Minute, event.SeverityYellow: time.Hour, event.SeverityBlue: 2 * time.Hour},
+		StageResolve:  {event.SeverityRed: 2 * time.Hour, event.SeverityOrange: 12 * time.Hour, event.SeverityYellow: 24 * time.Hour, event.SeverityBlue: 72 * time.Hour},
+		StageVerify:   {event.SeverityRed: time.Hour, event.SeverityOrange: 4 * time.Hour, event.SeverityYellow: 24 * time.Hour, event.SeverityBlue: 24 * time.Hour},
+	}
 }
 
 func (c *Config) setDefaults() {
-	if c.QueueSize == 0 {
-		c.QueueSize = 256
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
 	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = 5 * time.Second
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
 	}
-	if c.PingInterval == 0 {
-		c.PingInterval = 20 * time.Second
-	}
+	def(&c.QueueSize, 256)
+	def(&c.SendBuffer, 256<<10)
+	defDur(&c.WriteTimeout, 5*time.Second)
+	defDur(&c.PingInterval, 20*time.Second)
 	if c.ReadLimit == 0 {
 		c.ReadLimit = 64 << 10
 	}
-	if c.HistorySize == 0 {
-		c.HistorySize = 1024
+	defDur(&c.FlushInterval, 250*time.Millisecond)
+	defDur(&c.KPIInterval, time.Second)
+	def(&c.HistorySize, 1024)
+	def(&c.HistoryBytes, 4<<20)
+	defDur(&c.IdleTTL, 5*time.Minute)
+	def(&c.MaxSubscriptions, 4096)
+	def(&c.TombstoneSize, 65536)
+	defDur(&c.KPIWindow, 24*time.Hour)
+	def(&c.StageRecords, 16384)
+	if c.StageLimits == nil {
+		c.StageLimits = DefaultStageLimits()
 	}
-	if c.TombstoneSize == 0 {
-		c.TombstoneSize = 65536
+	defDur(&c.SensorOnlineWindow, 10*time.Minute)
+	def(&c.HotSpots, 5)
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 }
 
 // Validate reports every problem of c at once.
 func (c Config) Validate() error {
 	var errs []error
-	if c.QueueSize < 1 {
-		errs = append(errs, fmt.Errorf("queue size %d must be at least 1", c.QueueSize))
+	positive := func(name string, v int) {
+		if v < 1 {
+			errs = append(errs, fmt.Errorf("%s %d must be at least 1", name, v))
+		}
 	}
-	if c.WriteTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("write timeout %v must be positive", c.WriteTimeout))
+	positiveDur := func(name string, v time.Duration) {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("%s %v must be positive", name, v))
+		}
 	}
-	if c.PingInterval <= 0 {
-		errs = append(errs, fmt.Errorf("ping interval %v must be positive", c.PingInterval))
+	positive("queue size", c.QueueSize)
+	positiveDur("write timeout", c.WriteTimeout)
+	positiveDur("ping interval", c.PingInterval)
+	if c.SendBuffer < -1 || c.SendBuffer == 0 {
+		errs = append(errs, fmt.Errorf("send buffer %d must be positive, or -1 for the kernel's default", c.SendBuffer))
 	}
 	if c.ReadLimit < 1 {
 		errs = append(errs, fmt.Errorf("read limit %d must be positive", c.ReadLimit))
 	}
-	if c.HistorySize < 1 {
-		errs = append(errs, fmt.Errorf("history size %d must be positive", c.HistorySize))
-	}
-	if c.TombstoneSize < 1 {
-		errs = append(errs, fmt.Errorf("tombstone size %d must be positive", c.TombstoneSize))
+	positiveDur("flush interval", c.FlushInterval)
+	positiveDur("KPI interval", c.KPIInterval)
+	positive("history size", c.HistorySize)
+	positive("history bytes", c.HistoryBytes)
+	positiveDur("idle TTL", c.IdleTTL)
+	positive("max subscriptions", c.MaxSubscriptions)
+	positive("tombstone size", c.TombstoneSize)
+	positiveDur("KPI window", c.KPIWindow)
+	positive("stage records", c.StageRecords)
+	positiveDur("sensor online window", c.SensorOnlineWindow)
+	positive("hot spots", c.HotSpots)
+	for stage, bySev := range c.StageLimits {
+		for sev, d := range bySev {
+			if d <= 0 {
+				errs = append(errs, fmt.Errorf("stage limit %s/%s %v must be positive", stage, sev, d))
+			}
+		}
 	}
 	for _, o := range c.AllowedOrigins {
 		if _, err := normalizeOrigin(o); err != nil {

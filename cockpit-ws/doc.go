@@ -1,44 +1,34 @@
 // Package cockpit (folder cockpit-ws, as kafka-go holds package kafka) is the live feed of
-// the leadership cockpit (领导驾驶舱) and the command-centre wall screens: /ws/cockpit.
+// the leadership cockpit (领导驾驶舱) and the command-centre wall screens, /ws/cockpit, the
+// grid workers' own feed, /ws/worker, and the wall-screen page itself (Page).
 //
 // The Hub keeps the open incidents in memory, fed by the city.incidents changelog
-// (HandleIncidentChange; Restore at start-up), and pushes every change to every connected
-// screen over a websocket.
+// (HandleIncidentChange; Restore at start-up), and counts the events of city.events
+// (HandleEvent) for the KPIs. docs/cockpit.md is the protocol; in short:
 //
-// # Protocol
-//
-// The client authenticates on the handshake (`Authorization: Bearer <token>`, or
-// `?access_token=<token>` since browsers cannot set headers on a WebSocket); the role must
-// hold auth.PermCockpit. Browsers must come from an allowed Origin. Then the server sends,
-// as JSON text messages:
-//
-//	{"type":"snapshot","seq":N,"epoch":"…","incidents":[…]}
-//	{"type":"delta","seq":N+1,"op":"upsert","id":"INC-…","incident":{…}}
-//	{"type":"delta","seq":N+2,"op":"remove","id":"INC-…","incident":{…}}
-//	{"type":"delta","seq":N+3,"op":"remove","id":"INC-…"}
-//	{"type":"delta","seq":N+4,"op":"noop"}
-//
-// Sequence numbers are the hub's global numbers: the snapshot carries the number of the last
-// change it includes, and after it the connection receives every later number exactly once,
-// in order, without gaps. A change the caller may not see (auth.Claims.CanSee: a worker's
-// grids, an operator's district) arrives as op "noop", so a gap always means a lost message
-// and resuming (a later feature) can work on the global numbers. "upsert" carries the
-// incident's latest state; "remove" with an incident means it was closed (结案); "remove"
-// without one means it left the caller's scope, whose new state the caller may not see.
-// Incidents are masked for the caller's role with auth.MaskIncident (an operator sees
-// 138****5678, a supervisor the number). epoch changes when the server restarts: sequence
-// numbers of different epochs are unrelated.
-//
-// The server pings every PingInterval; a client must answer pongs (browsers do) and may send
-// messages up to ReadLimit bytes, which are ignored for now (filters come later).
+//   - A client subscribes with a filter (district, street, category, severity), a
+//     coordinate system and a view fixed by its token (scope and masking). Every client with
+//     the same subscription shares it: frames are numbered and encoded once per
+//     subscription, not per client.
+//   - It gets a snapshot with a seq, then delta frames with consecutive seqs. Changes are
+//     coalesced: each tick (FlushInterval, 250 ms by default) makes at most one delta per
+//     subscription, the net change of the tick, latest state of each incident winning.
+//     Applying delta N to the state at N-1 gives exactly the state at N; a missing number
+//     always means a lost frame.
+//   - After a reconnect it resumes from its epoch and last seq: the missed deltas are
+//     replayed from the subscription's bounded history, or the server says reload and sends
+//     a new snapshot. It is never silently behind.
+//   - KPI frames (every KPIInterval) and the grid layer (map frame, WGS-84, GCJ-02 or BD-09)
+//     are sent to clients that ask for them.
 //
 // # Slow clients
 //
 // Each connection has one writer goroutine that owns every write (frames and pings, each
 // with a deadline) and a bounded queue. Fan-out never blocks: when a connection's queue is
-// full, the client is too slow and is closed with code 4000 ("slow consumer"); it should
-// reconnect and take a fresh snapshot. Other clients are unaffected.
+// full, or a write does not finish within WriteTimeout, the client is closed (4000, "slow
+// consumer") and should reconnect and resume. Other clients are unaffected.
 //
 // The hub must never block the changelog consumer on a websocket, never send an incident a
-// caller may not see, and never send personal data unmasked to a role that may not see it.
+// caller may not see, never send personal data unmasked to a role that may not see it, and
+// never let a client believe it is up to date when it is not.
 package cockpit

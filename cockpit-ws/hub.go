@@ -1,18 +1,20 @@
 package cockpit
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
-	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
@@ -24,7 +26,7 @@ import (
 // Close codes the hub sends besides the standard ones.
 const (
 	// CloseSlowConsumer: the client did not read fast enough and its queue filled up. It
-	// should reconnect and take a fresh snapshot.
+	// should reconnect and resume (or take a fresh snapshot).
 	CloseSlowConsumer = 4000
 )
 
@@ -33,24 +35,34 @@ type Verifier interface {
 	Verify(token string) (auth.Claims, error)
 }
 
-// Hub holds the open incidents and the connected cockpit screens.
+var errTooManySubscriptions = errors.New("too many distinct subscriptions on this server; try again later")
+
+// Hub holds the open incidents, the subscriptions and the connected screens.
 type Hub struct {
 	cfg      Config
 	verifier Verifier
 	log      *zap.Logger
 	upgrader websocket.Upgrader
 	origins  map[string]bool // normalised AllowedOrigins
-	epoch    string
+	epoch    string          // this process's; subscription epochs extend it
 
-	mu      sync.Mutex
-	seq     uint64
-	open    map[string]event.Incident
-	closed  *tombstones
-	history *history
-	conns   map[*conn]struct{}
-	dropped uint64 // slow clients closed
-	shut    bool
-	wg      sync.WaitGroup // one per connection handler
+	mu       sync.Mutex
+	seq      uint64 // changes applied since start
+	open     map[string]*event.Incident
+	closed   *tombstones
+	stages   *stageLog
+	subs     map[string]*subscription
+	madeSubs uint64
+	conns    map[*conn]struct{}
+	dropped  uint64 // slow clients closed
+	timeouts atomic.Uint64 // clients closed because a write did not finish within WriteTimeout
+	frames   uint64 // delta frames encoded
+	kpiCache map[string]*websocket.PreparedMessage
+	mapCache map[string]*websocket.PreparedMessage // by coordsys
+	shut     bool
+	wg       sync.WaitGroup // one per connection handler
+
+	events *eventStats // own lock: fed at the event rate
 }
 
 // New returns a Hub. verifier checks the tokens of connecting clients.
@@ -70,7 +82,7 @@ func New(cfg Config, verifier Verifier, log *zap.Logger) (*Hub, error) {
 		n, _ := normalizeOrigin(o) // validated above
 		origins[n] = true
 	}
-	var e [8]byte
+	var e [6]byte
 	_, _ = rand.Read(e[:])
 	h := &Hub{
 		cfg:      cfg,
@@ -78,16 +90,20 @@ func New(cfg Config, verifier Verifier, log *zap.Logger) (*Hub, error) {
 		log:      log,
 		origins:  origins,
 		epoch:    hex.EncodeToString(e[:]),
-		open:     make(map[string]event.Incident),
+		open:     make(map[string]*event.Incident),
 		closed:   newTombstones(cfg.TombstoneSize),
-		history:  newHistory(cfg.HistorySize),
+		stages:   newStageLog(cfg.StageRecords, cfg.StageLimits),
+		subs:     make(map[string]*subscription),
 		conns:    make(map[*conn]struct{}),
+		kpiCache: make(map[string]*websocket.PreparedMessage),
+		mapCache: make(map[string]*websocket.PreparedMessage),
+		events:   newEventStats(),
 	}
 	h.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.WriteTimeout,
 		// Idle screens do not each hold a write buffer between messages.
 		WriteBufferPool: &sync.Pool{},
-		// ServeHTTP has checked the origin already, answering in the API's error format.
+		// serve has checked the origin already, answering in the API's error format.
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
 	return h, nil
@@ -96,22 +112,26 @@ func New(cfg Config, verifier Verifier, log *zap.Logger) (*Hub, error) {
 // Stats is a point-in-time view of the hub, for metrics.
 type Stats struct {
 	Connections   int
+	Subscriptions int
 	OpenIncidents int
-	Seq           uint64 // number of the last change
+	Changes       uint64 // changelog records that changed the open set
+	Frames        uint64 // delta frames encoded (once per subscription and tick)
 	SlowDropped   uint64 // clients closed because their queue was full
+	WriteTimeouts uint64 // clients closed because a write did not finish in time
 }
 
 // Stats returns the hub's counters.
 func (h *Hub) Stats() Stats {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return Stats{Connections: len(h.conns), OpenIncidents: len(h.open), Seq: h.seq, SlowDropped: h.dropped}
+	return Stats{Connections: len(h.conns), Subscriptions: len(h.subs), OpenIncidents: len(h.open),
+		Changes: h.seq, Frames: h.frames, SlowDropped: h.dropped, WriteTimeouts: h.timeouts.Load()}
 }
 
-// HandleIncidentChange applies one record of the city.incidents changelog and pushes the
-// change to every connected screen. Replays and older versions change nothing and send
-// nothing. It never blocks on a client: a client whose queue is full is disconnected.
-// The hub keeps ch.Incident; the caller must not modify it afterwards.
+// HandleIncidentChange applies one record of the city.incidents changelog. Replays and
+// older versions change nothing. The change reaches the screens with the next tick (Run).
+// It never blocks on a client. The hub keeps ch.Incident; the caller must not modify it
+// afterwards.
 func (h *Hub) HandleIncidentChange(_ context.Context, ch event.IncidentChange) error {
 	if ch.Incident.ID == "" {
 		h.log.Warn("incident change without an incident id: skipped")
@@ -119,117 +139,348 @@ func (h *Hub) HandleIncidentChange(_ context.Context, ch event.IncidentChange) e
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.publishLocked(ch.Incident)
+	h.applyLocked(ch)
 	return nil
 }
 
-// Restore applies a changelog record while the state is rebuilt at start-up, before clients
-// connect: nothing is numbered or sent. Should a client already be connected, the change is
-// published as by HandleIncidentChange so its stream stays whole.
+// Restore applies a changelog record while the state is rebuilt at start-up. It is the same
+// as HandleIncidentChange: before clients connect there is nobody to tell.
 func (h *Hub) Restore(ch event.IncidentChange) {
 	if ch.Incident.ID == "" {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.conns) > 0 {
-		h.publishLocked(ch.Incident)
-		return
-	}
-	if d := h.diffLocked(ch.Incident); d != nil {
-		h.applyLocked(d)
-	}
+	h.applyLocked(ch)
 }
 
-// diffLocked returns the delta inc makes to the open set, or nil if it changes nothing: an
-// older or repeated version, or the closing of an incident that was not open.
-func (h *Hub) diffLocked(inc event.Incident) *delta {
+// HandleEvent counts one validated event of city.events for the KPIs (events per second by
+// source, sensors online). Events are placed in time by when ingest accepted them, so a
+// replay of old events does not look like a flood.
+func (h *Hub) HandleEvent(_ context.Context, ev event.Event) error {
+	h.events.observe(ev, h.cfg.Now())
+	return nil
+}
+
+func (h *Hub) applyLocked(ch event.IncidentChange) {
+	inc := ch.Incident
 	prev, wasOpen := h.open[inc.ID]
 	if wasOpen && inc.Version <= prev.Version {
-		return nil
+		return
 	}
 	if v, ok := h.closed.get(inc.ID); ok && inc.Version <= v {
-		return nil
+		return
 	}
-	d := &delta{op: OpUpsert, inc: inc}
-	if wasOpen {
-		area := prev.Area
-		d.prevArea = &area
+	closing := !inc.Status.Open()
+	if closing && !wasOpen {
+		h.closed.put(inc.ID, inc.Version) // nothing to remove, but remember the close
+		return
 	}
-	if !inc.Status.Open() {
-		if !wasOpen {
-			h.closed.put(inc.ID, inc.Version) // nothing to remove, but remember the close
-			return nil
+	next := &inc
+	h.stages.observe(prev, next, ch.Change, h.cfg.Now())
+	if closing {
+		delete(h.open, inc.ID)
+		h.closed.put(inc.ID, inc.Version)
+		next = nil
+	} else {
+		h.open[inc.ID] = next
+	}
+	h.seq++
+	for _, s := range h.subs {
+		s.note(inc.ID, prev, next)
+	}
+}
+
+// Run sends the coalesced deltas every FlushInterval and the KPIs every KPIInterval until
+// ctx ends, then closes every connection (Close).
+func (h *Hub) Run(ctx context.Context) error {
+	flush := time.NewTicker(h.cfg.FlushInterval)
+	defer flush.Stop()
+	kpi := time.NewTicker(h.cfg.KPIInterval)
+	defer kpi.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return h.Close()
+		case <-flush.C:
+			h.flush()
+		case <-kpi.C:
+			h.publishKPIs()
 		}
-		d.op = OpRemove
 	}
-	return d
 }
 
-func (h *Hub) applyLocked(d *delta) {
-	if d.op == OpRemove {
-		delete(h.open, d.inc.ID)
-		h.closed.put(d.inc.ID, d.inc.Version)
-		return
-	}
-	h.open[d.inc.ID] = d.inc
-}
-
-func (h *Hub) publishLocked(inc event.Incident) {
-	d := h.diffLocked(inc)
-	if d == nil {
-		return
-	}
-	d.seq = h.seq + 1
-	// Encode before changing anything: an incident that cannot be encoded (a NaN coordinate)
-	// is bad data, skipped without leaving a hole in the numbering.
-	if _, err := d.frame(viewFull, auth.Claims{}); err != nil {
-		h.log.Error("incident change skipped", zap.String("incident", inc.ID), zap.Int64("version", inc.Version), zap.Error(err))
-		return
-	}
-	h.applyLocked(d)
-	h.seq = d.seq
-	h.history.add(d)
-	for c := range h.conns {
-		pm, err := d.frame(d.viewFor(c.claims, c.seeAll), c.claims)
-		if err != nil { // cannot happen once the full view encoded; never send a hole
-			h.dropLocked(c, websocket.CloseInternalServerErr, "internal error")
-			h.log.Error("cockpit frame", zap.Error(err))
+// flush ends a tick: every subscription with changes sends one delta frame, and
+// subscriptions idle for longer than IdleTTL are forgotten.
+func (h *Hub) flush() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.cfg.Now()
+	for key, s := range h.subs {
+		if len(s.conns) == 0 && now.Sub(s.idleSince) > h.cfg.IdleTTL {
+			delete(h.subs, key)
 			continue
 		}
-		select {
-		case c.queue <- pm:
-		default:
-			h.dropped++
-			h.dropLocked(c, CloseSlowConsumer, "slow consumer: queue full")
-			h.log.Warn("cockpit client too slow, disconnected", zap.String("subject", c.claims.Subject),
-				zap.String("role", c.claims.Role), zap.Int("queue", cap(c.queue)), zap.Uint64("seq", d.seq))
-		}
+		h.flushSubLocked(s, now)
+	}
+}
+
+func (h *Hub) flushSubLocked(s *subscription, now time.Time) {
+	pm := s.flush(now, h.log)
+	if pm == nil {
+		return
+	}
+	h.frames++
+	for c := range s.conns {
+		h.enqueueLocked(c, outbound{pm: pm})
+	}
+}
+
+// enqueueLocked hands out to c's writer without ever blocking: a client whose queue is full
+// is too slow and is disconnected.
+func (h *Hub) enqueueLocked(c *conn, out outbound) {
+	select {
+	case c.queue <- out:
+	default:
+		h.dropped++
+		h.dropLocked(c, CloseSlowConsumer, "slow consumer: queue full")
+		h.log.Warn("cockpit client too slow, disconnected", zap.String("subject", c.claims.Subject),
+			zap.String("role", c.claims.Role), zap.Int("queue", cap(c.queue)))
 	}
 }
 
 // dropLocked unregisters c so it gets no more frames, and tells its writer to close it.
 func (h *Hub) dropLocked(c *conn, code int, reason string) {
+	h.leaveLocked(c)
 	delete(h.conns, c)
 	c.stop(code, reason)
 }
 
-// ServeHTTP is /ws/cockpit: it checks the origin and the token before upgrading, then
-// streams a snapshot and the deltas until the client goes or the hub closes.
-func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Hub) leaveLocked(c *conn) {
+	s := c.sub
+	if s == nil {
+		return
+	}
+	delete(s.conns, c)
+	if len(s.conns) == 0 {
+		s.idleSince = h.cfg.Now()
+	}
+	c.sub = nil
+}
+
+// subscribeLocked moves c onto the subscription of r and queues what starts its stream:
+// a resume (the missed deltas) or a snapshot, then the map and KPI frames if asked.
+func (h *Hub) subscribeLocked(c *conn, r Request) error {
+	now := h.cfg.Now()
+	key, kpiKey := subKey(c.feed, c.claims, r)
+	s := h.subs[key]
+	if s == nil {
+		if len(h.subs) >= h.cfg.MaxSubscriptions && !h.evictIdleLocked() {
+			return errTooManySubscriptions
+		}
+		h.madeSubs++
+		s = newSubscription(key, kpiKey, c.feed, c.claims, r, h.epoch+"-"+strconv.FormatUint(h.madeSubs, 36), h.cfg)
+		h.subs[key] = s
+	}
+	var x extra
+	if r.Map {
+		pm, err := h.mapLocked(r.CoordSys)
+		if err != nil {
+			return err
+		}
+		x.post = append(x.post, pm)
+	}
+	if c.sub != s {
+		h.leaveLocked(c)
+	}
+	// Send what is pending to the subscription's clients first, so that the seq the new
+	// client starts from covers every change applied so far.
+	h.flushSubLocked(s, now)
+	if _, ok := h.conns[c]; !ok {
+		return nil // c was a member, too slow to take that frame, and is gone
+	}
+	if c.sub != s {
+		c.sub = s
+		s.conns[c] = struct{}{}
+	}
+	c.kpi = r.KPI
+
+	reload := ""
+	if res := r.Resume; res != nil {
+		if res.Epoch != s.epoch {
+			reload = ReloadEpochChanged
+		} else if msgs, ok := s.history.after(res.Seq, s.seq); ok {
+			pm, _, err := prepare(resumedFrame{Type: FrameResumed, Epoch: s.epoch, Seq: res.Seq, Last: s.seq})
+			if err != nil {
+				return err
+			}
+			x.pre = append([]*websocket.PreparedMessage{pm}, msgs...)
+		} else if res.Seq > s.seq {
+			reload = ReloadUnknownSeq
+		} else {
+			reload = ReloadHistoryExceeded
+		}
+	}
+	if r.Resume == nil || reload != "" {
+		if reload != "" {
+			pm, _, err := prepare(reloadFrame{Type: FrameReload, Reason: reload})
+			if err != nil {
+				return err
+			}
+			x.pre = append(x.pre, pm)
+		}
+		x.snap = s.snapshotJob(h.open, now)
+	}
+	if r.KPI {
+		pm, err := h.kpiLocked(s, now)
+		if err != nil {
+			return err
+		}
+		x.post = append(x.post, pm)
+	}
+	h.enqueueLocked(c, outbound{extra: &x})
+	return nil
+}
+
+// evictIdleLocked forgets the subscription idle for longest; false if none is idle.
+func (h *Hub) evictIdleLocked() bool {
+	var oldest *subscription
+	for _, s := range h.subs {
+		if len(s.conns) == 0 && (oldest == nil || s.idleSince.Before(oldest.idleSince)) {
+			oldest = s
+		}
+	}
+	if oldest == nil {
+		return false
+	}
+	delete(h.subs, oldest.key)
+	return true
+}
+
+var errNoMap = errors.New("no city map is loaded on this server")
+
+// mapLocked returns the grid layer in coordsys, encoded once per coordinate system.
+func (h *Hub) mapLocked(coordsys string) (*websocket.PreparedMessage, error) {
+	if pm := h.mapCache[coordsys]; pm != nil {
+		return pm, nil
+	}
+	if h.cfg.City == nil {
+		return nil, errNoMap
+	}
+	grids, err := h.cfg.City.GridsGeoJSONIn(coordsys)
+	if err != nil {
+		return nil, fmt.Errorf("grid layer: %w", err)
+	}
+	names := make(map[string]string)
+	for _, c := range h.cfg.City.Categories() {
+		names[c.Code] = c.Name
+	}
+	pm, _, err := prepare(mapFrame{Type: FrameMap, CoordSys: coordsys, Grids: json.RawMessage(grids), Categories: names})
+	if err != nil {
+		return nil, err
+	}
+	h.mapCache[coordsys] = pm
+	return pm, nil
+}
+
+// kpiLocked returns the latest KPI frame of s's scope and filter, computing it if this
+// tick has none yet.
+func (h *Hub) kpiLocked(s *subscription, now time.Time) (*websocket.PreparedMessage, error) {
+	if pm := h.kpiCache[s.kpiKey]; pm != nil {
+		return pm, nil
+	}
+	k := h.computeKPIsLocked([]*subscription{s}, now)[0]
+	pm, _, err := prepare(kpiFrame{Type: FrameKPI, At: now.UTC(), KPI: k})
+	if err != nil {
+		return nil, err
+	}
+	h.kpiCache[s.kpiKey] = pm
+	return pm, nil
+}
+
+// publishKPIs computes the KPIs once per distinct scope and filter and sends them to every
+// client that asked for KPIs.
+func (h *Hub) publishKPIs() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.cfg.Now()
+	clear(h.kpiCache)
+	var subs []*subscription
+	wanted := map[string]bool{}
+	for c := range h.conns {
+		if c.kpi && c.sub != nil && !wanted[c.sub.kpiKey] {
+			wanted[c.sub.kpiKey] = true
+			subs = append(subs, c.sub)
+		}
+	}
+	for i, k := range h.computeKPIsLocked(subs, now) {
+		pm, _, err := prepare(kpiFrame{Type: FrameKPI, At: now.UTC(), KPI: k})
+		if err != nil {
+			h.log.Error("cockpit KPIs", zap.Error(err))
+			return
+		}
+		h.kpiCache[subs[i].kpiKey] = pm
+	}
+	for c := range h.conns {
+		if c.kpi && c.sub != nil {
+			h.enqueueLocked(c, outbound{pm: h.kpiCache[c.sub.kpiKey]})
+		}
+	}
+}
+
+// sendErrorLocked tells c that its message was refused; its subscription is unchanged.
+func (h *Hub) sendErrorLocked(c *conn, code, msg string) {
+	pm, _, err := prepare(errorFrame{Type: FrameError, Code: code, Error: msg})
+	if err != nil {
+		return
+	}
+	h.enqueueLocked(c, outbound{pm: pm})
+}
+
+// ServeHTTP is /ws/cockpit: it checks the origin, the token and the subscription in the
+// query before upgrading, then streams until the client goes or the hub closes.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serve(w, r, feedCockpit) }
+
+// WorkerHandler is /ws/worker: a grid worker's own tasks (dispatched to them, or in their
+// grids), with the same snapshot, deltas and resume as /ws/cockpit. Only the worker role may
+// open it.
+func (h *Hub) WorkerHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, feedWorker) })
+}
+
+func (h *Hub) serve(w http.ResponseWriter, r *http.Request, f feed) {
 	if !h.originAllowed(r) {
 		auth.WriteError(w, http.StatusForbidden, auth.CodeForbidden, "origin not allowed")
 		return
 	}
-	claims, ok := auth.Authorize(w, r, h.verifier, auth.PermCockpit)
+	perm := auth.PermCockpit
+	if f == feedWorker {
+		perm = auth.PermReadIncidents
+	}
+	claims, ok := auth.Authorize(w, r, h.verifier, perm)
 	if !ok {
+		return
+	}
+	if f == feedWorker && claims.Role != auth.RoleWorker {
+		auth.WriteError(w, http.StatusForbidden, auth.CodeForbidden, "the worker feed is for grid workers; use /ws/cockpit")
+		return
+	}
+	req, err := requestFromQuery(r.URL.Query())
+	if err == nil {
+		err = checkFeed(f, req)
+	}
+	if err == nil && req.Map && h.cfg.City == nil {
+		err = errNoMap
+	}
+	if err != nil {
+		auth.WriteError(w, http.StatusBadRequest, ErrCodeInvalidRequest, err.Error())
 		return
 	}
 	h.mu.Lock()
 	shut := h.shut
 	h.mu.Unlock()
 	if shut {
-		auth.WriteError(w, http.StatusServiceUnavailable, "unavailable", "server shutting down")
+		auth.WriteError(w, http.StatusServiceUnavailable, ErrCodeUnavailable, "server shutting down")
 		return
 	}
 	ws, err := h.upgrader.Upgrade(w, r, nil) // answers the client itself on failure
@@ -237,10 +488,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug("cockpit upgrade failed", zap.Error(err))
 		return
 	}
-	c := newConn(ws, claims, h.cfg.QueueSize)
+	if tc, ok := ws.NetConn().(*net.TCPConn); ok && h.cfg.SendBuffer > 0 {
+		_ = tc.SetWriteBuffer(h.cfg.SendBuffer) // see Config.SendBuffer
+	}
+	c := newConn(ws, claims, f, h.cfg.QueueSize)
 
-	// Snapshot and subscription under one lock: every change is either in the snapshot or
-	// in the queue, never both, never neither.
 	h.mu.Lock()
 	if h.shut {
 		h.mu.Unlock()
@@ -249,33 +501,55 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = ws.Close()
 		return
 	}
-	snap := make([]event.Incident, 0, len(h.open))
-	for _, inc := range h.open {
-		if claims.CanSee(inc.Area) {
-			snap = append(snap, inc)
-		}
-	}
-	seq := h.seq
 	h.conns[c] = struct{}{}
+	if err := h.subscribeLocked(c, req); err != nil {
+		h.log.Warn("cockpit subscribe failed", zap.String("subject", claims.Subject), zap.Error(err))
+		h.dropLocked(c, websocket.CloseTryAgainLater, "subscription refused")
+	}
 	h.wg.Add(1)
 	h.mu.Unlock()
 	defer h.wg.Done()
 
-	h.log.Debug("cockpit client connected", zap.String("subject", claims.Subject), zap.String("role", claims.Role),
-		zap.Uint64("seq", seq), zap.Int("incidents", len(snap)))
+	h.log.Debug("cockpit client connected", zap.String("feed", f.String()), zap.String("subject", claims.Subject),
+		zap.String("role", claims.Role))
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
-		h.writeLoop(c, snap, seq)
+		h.writeLoop(c)
 	}()
 	h.readLoop(c)
 	c.stop(0, "")
 	<-writerDone
 
 	h.mu.Lock()
+	h.leaveLocked(c)
 	delete(h.conns, c)
 	h.mu.Unlock()
 	h.log.Debug("cockpit client gone", zap.String("subject", claims.Subject), zap.Int("close_code", c.code))
+}
+
+// checkFeed refuses what a feed does not offer: the worker feed has no filter, map or KPIs.
+func checkFeed(f feed, r Request) error {
+	if f != feedWorker {
+		return nil
+	}
+	if r.Filter.key() != (Filter{}).key() || r.Map || r.KPI {
+		return errors.New("the worker feed takes no filter, map or kpi: it carries the worker's own tasks")
+	}
+	return nil
+}
+
+// resubscribe handles a subscribe message: c moves to the new subscription.
+func (h *Hub) resubscribe(c *conn, r Request) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.conns[c]; !ok {
+		return // dropped meanwhile
+	}
+	if err := h.subscribeLocked(c, r); err != nil {
+		code := ErrCodeUnavailable
+		h.sendErrorLocked(c, code, err.Error())
+	}
 }
 
 func (h *Hub) originAllowed(r *http.Request) bool {
@@ -291,23 +565,6 @@ func (h *Hub) originAllowed(r *http.Request) bool {
 		return strings.EqualFold(u.Host, r.Host)
 	}
 	return h.origins[strings.ToLower(u.Scheme+"://"+u.Host)]
-}
-
-// snapshotMessage encodes the first message of a connection, masked for its caller.
-func (h *Hub) snapshotMessage(c *conn, snap []event.Incident, seq uint64) ([]byte, error) {
-	if !c.seeAll {
-		for i := range snap {
-			snap[i] = auth.MaskIncident(snap[i], c.claims)
-		}
-	}
-	slices.SortFunc(snap, func(a, b event.Incident) int { return cmp.Compare(a.ID, b.ID) })
-	return json.Marshal(snapshotFrame{Type: "snapshot", Seq: seq, Epoch: h.epoch, Incidents: snap})
-}
-
-// Run waits for ctx to end, then closes every connection (Close).
-func (h *Hub) Run(ctx context.Context) error {
-	<-ctx.Done()
-	return h.Close()
 }
 
 // Close sends every client a going-away close frame, refuses new connections and waits for

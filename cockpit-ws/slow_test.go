@@ -53,8 +53,9 @@ func TestSlowClientDropped(t *testing.T) {
 		ch := incident("INC-A", int64(i), event.StatusNew, "D1", "G1")
 		ch.Incident.Title = big
 		f.change(t, ch)
+		f.flush()
 		// Pace on the fast client only, so its queue never holds more than one frame.
-		fast.delta(uint64(i), cockpit.OpUpsert, "INC-A")
+		fast.delta(uint64(i), list("INC-A"), nil)
 	}
 	if s := f.hub.Stats(); s.SlowDropped != 1 || s.Connections != 1 {
 		t.Fatalf("stats %+v, want the slow client dropped and the fast one connected", s)

@@ -3,135 +3,157 @@ package cockpit
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/gorilla/websocket"
 
-	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/event"
 )
 
-// Delta operations.
+// Frame types, the "type" member of every message the server sends.
 const (
-	OpUpsert = "upsert" // the incident's latest state
-	OpRemove = "remove" // closed, or left the caller's scope
-	OpNoop   = "noop"   // a change the caller may not see; keeps the numbering gap-free
+	FrameSnapshot = "snapshot" // the subscription's state at seq
+	FrameDelta    = "delta"    // the net change of one tick, seq+1
+	FrameResumed  = "resumed"  // resume accepted; the missed deltas follow
+	FrameReload   = "reload"   // resume impossible; a snapshot follows
+	FrameKPI      = "kpi"      // KPIs of the subscription's scope (not numbered)
+	FrameMap      = "map"      // the grid layer (not numbered)
+	FrameError    = "error"    // a client message was refused; the subscription is unchanged
+)
+
+// Reasons of a reload frame.
+const (
+	ReloadEpochChanged    = "epoch_changed"    // the server restarted, the subscription expired, or the filter differs
+	ReloadHistoryExceeded = "history_exceeded" // the missed deltas are no longer kept
+	ReloadUnknownSeq      = "unknown_seq"      // the client claims a seq the subscription never sent
+)
+
+// Reasons of a removal.
+const (
+	RemoveClosed = "closed" // 结案
+	RemoveLeft   = "left"   // no longer matches the subscription (moved, re-graded, out of scope)
 )
 
 type snapshotFrame struct {
-	Type      string           `json:"type"`
-	Seq       uint64           `json:"seq"`
-	Epoch     string           `json:"epoch"`
-	Incidents []event.Incident `json:"incidents"`
+	Type      string            `json:"type"`
+	Feed      string            `json:"feed"`
+	Epoch     string            `json:"epoch"`
+	Seq       uint64            `json:"seq"`
+	CoordSys  string            `json:"coordsys"`
+	Filter    Filter            `json:"filter"`
+	At        time.Time         `json:"at"`
+	Incidents []*event.Incident `json:"incidents"`
 }
 
 type deltaFrame struct {
-	Type     string          `json:"type"`
-	Seq      uint64          `json:"seq"`
-	Op       string          `json:"op"`
-	ID       string          `json:"id,omitempty"`
-	Incident *event.Incident `json:"incident,omitempty"`
+	Type    string            `json:"type"`
+	Seq     uint64            `json:"seq"`
+	Changes int               `json:"changes"` // changelog records this frame is the net effect of
+	At      time.Time         `json:"at"`
+	Upsert  []*event.Incident `json:"upsert"`
+	Remove  []removal         `json:"remove"`
 }
 
-// view is what one connection gets for a delta; frames are encoded once per view, not once
-// per connection.
-type view int
+type removal struct {
+	ID     string `json:"id"`
+	Reason string `json:"reason"`
+}
 
+type resumedFrame struct {
+	Type  string `json:"type"`
+	Epoch string `json:"epoch"`
+	Seq   uint64 `json:"seq"` // the client's seq; deltas seq+1.. follow
+	Last  uint64 `json:"last"`
+}
+
+type reloadFrame struct {
+	Type   string `json:"type"`
+	Reason string `json:"reason"`
+}
+
+type kpiFrame struct {
+	Type string    `json:"type"`
+	At   time.Time `json:"at"`
+	KPI  *KPIs     `json:"kpi"`
+}
+
+type mapFrame struct {
+	Type       string            `json:"type"`
+	CoordSys   string            `json:"coordsys"`
+	Grids      json.RawMessage   `json:"grids"`
+	Categories map[string]string `json:"categories"`
+}
+
+type errorFrame struct {
+	Type  string `json:"type"`
+	Code  string `json:"code"`
+	Error string `json:"error"`
+}
+
+// Codes of error frames.
 const (
-	viewNoop   view = iota // outside the caller's scope
-	viewLeave              // was in scope, is not any more: remove without the new state
-	viewFull               // in scope, personal data visible
-	viewMasked             // in scope, personal data masked
-	numViews
+	ErrCodeInvalidRequest = "invalid_request" // malformed or invalid subscribe message
+	ErrCodeRateLimited    = "rate_limited"    // subscribe messages too often
+	ErrCodeUnavailable    = "unavailable"     // e.g. too many subscriptions, or no map loaded
 )
 
-// delta is one change of the open set, numbered.
-type delta struct {
-	seq uint64
-	op  string // OpUpsert or OpRemove
-	inc event.Incident
-	// prevArea is where the incident was before the change; nil if it was not open.
-	prevArea *event.Area
-	frames   [numViews]*websocket.PreparedMessage
-}
-
-// viewFor decides what a caller with claims c (who may see personal data if seeAll) gets.
-func (d *delta) viewFor(c auth.Claims, seeAll bool) view {
-	switch {
-	case c.CanSee(d.inc.Area) && seeAll:
-		return viewFull
-	case c.CanSee(d.inc.Area):
-		return viewMasked
-	case d.prevArea != nil && c.CanSee(*d.prevArea):
-		return viewLeave
-	default:
-		return viewNoop
-	}
-}
-
-// frame returns the encoded frame of view v, encoding it on first use. Callers hold the hub's
-// lock. masker supplies the claims used for masking (any role without personal-data access).
-func (d *delta) frame(v view, masker auth.Claims) (*websocket.PreparedMessage, error) {
-	if pm := d.frames[v]; pm != nil {
-		return pm, nil
-	}
-	f := deltaFrame{Type: "delta", Seq: d.seq, Op: d.op, ID: d.inc.ID}
-	switch v {
-	case viewNoop:
-		f.Op, f.ID = OpNoop, ""
-	case viewLeave:
-		f.Op = OpRemove
-	case viewFull:
-		f.Incident = &d.inc
-	case viewMasked:
-		m := auth.MaskIncident(d.inc, masker)
-		f.Incident = &m
-	}
-	b, err := json.Marshal(f)
+func prepare(v any) (*websocket.PreparedMessage, int, error) {
+	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, fmt.Errorf("encode delta %d of %s: %w", d.seq, d.inc.ID, err)
+		return nil, 0, fmt.Errorf("encode frame: %w", err)
 	}
 	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, b)
 	if err != nil {
-		return nil, fmt.Errorf("prepare delta %d: %w", d.seq, err)
+		return nil, 0, fmt.Errorf("prepare frame: %w", err)
 	}
-	d.frames[v] = pm
-	return pm, nil
+	return pm, len(b), nil
 }
 
-// history is a ring of the most recent deltas, for clients that resume after a reconnect.
+// history holds a subscription's most recent delta frames, consecutive by seq, for clients
+// that resume after a reconnect. It is bounded by frame count and bytes.
 type history struct {
-	ring []*delta
-	next int // where the next delta goes
-	full bool
+	frames   []histFrame
+	bytes    int
+	maxLen   int
+	maxBytes int
 }
 
-func newHistory(size int) *history { return &history{ring: make([]*delta, size)} }
+type histFrame struct {
+	seq  uint64
+	pm   *websocket.PreparedMessage
+	size int
+}
 
-func (h *history) add(d *delta) {
-	h.ring[h.next] = d
-	h.next = (h.next + 1) % len(h.ring)
-	if h.next == 0 {
-		h.full = true
+func newHistory(maxLen, maxBytes int) *history { return &history{maxLen: maxLen, maxBytes: maxBytes} }
+
+func (h *history) add(seq uint64, pm *websocket.PreparedMessage, size int) {
+	h.frames = append(h.frames, histFrame{seq: seq, pm: pm, size: size})
+	h.bytes += size
+	drop := 0 // the newest frame stays even if it alone exceeds maxBytes
+	for len(h.frames)-drop > 1 && (len(h.frames)-drop > h.maxLen || h.bytes > h.maxBytes) {
+		h.bytes -= h.frames[drop].size
+		h.frames[drop] = histFrame{}
+		drop++
 	}
+	h.frames = h.frames[drop:]
 }
 
-// after returns the deltas numbered after seq, oldest first, and false if some of them have
-// already left the ring (the client must take a new snapshot). last is the newest number.
-func (h *history) after(seq, last uint64) ([]*delta, bool) {
+// after returns the frames numbered after seq, oldest first, given that last is the newest
+// number sent; ok is false if some have left the history or seq is from the future.
+func (h *history) after(seq, last uint64) ([]*websocket.PreparedMessage, bool) {
 	if seq > last {
 		return nil, false
 	}
 	n := int(last - seq)
-	held := h.next
-	if h.full {
-		held = len(h.ring)
+	if n == 0 {
+		return nil, true
 	}
-	if n > held {
+	if n > len(h.frames) {
 		return nil, false
 	}
-	out := make([]*delta, 0, n)
-	for i := n; i > 0; i-- {
-		out = append(out, h.ring[(h.next-i+len(h.ring))%len(h.ring)])
+	out := make([]*websocket.PreparedMessage, 0, n)
+	for _, f := range h.frames[len(h.frames)-n:] {
+		out = append(out, f.pm)
 	}
 	return out, true
 }

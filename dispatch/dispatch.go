@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,13 @@ type Config struct {
 	// 权责清单 (default "street", the 街道办事处). If the roster does not know it, such an
 	// incident goes to its worker without an agency.
 	FallbackAgency string
+	// MaxReturns is how many returns (退单) an incident may have before it stops bouncing
+	// between workers and goes to the street supervisor (default 2: the second return).
+	MaxReturns int
+	// StreetSupervisor names the supervisor of a street (街道监督员), who takes incidents that
+	// were returned MaxReturns times or that nobody in the community signed for. The roster
+	// has community supervisors only; the default is the street's duty post "SS-<street>".
+	StreetSupervisor func(area event.Area) (id, name string)
 }
 
 func (c *Config) setDefaults() {
@@ -47,11 +55,27 @@ func (c *Config) setDefaults() {
 	if c.FallbackAgency == "" {
 		c.FallbackAgency = "street"
 	}
+	if c.MaxReturns == 0 {
+		c.MaxReturns = 2
+	}
+	if c.StreetSupervisor == nil {
+		c.StreetSupervisor = func(a event.Area) (string, string) {
+			name := a.StreetName
+			if name == "" {
+				name = a.Street
+			}
+			return "SS-" + a.Street, name + "街道监督员"
+		}
+	}
 }
 
-// Validate reports every problem of the configuration at once. Every field has a usable
-// default, so there is nothing to refuse yet.
-func (c Config) Validate() error { return nil }
+// Validate reports every problem of the configuration at once.
+func (c Config) Validate() error {
+	if c.MaxReturns < 0 {
+		return fmt.Errorf("dispatch: MaxReturns %d is negative", c.MaxReturns)
+	}
+	return nil
+}
 
 // Dispatcher assigns new incidents. It is safe for concurrent use by the handlers of several
 // partitions.
@@ -66,7 +90,7 @@ type Dispatcher struct {
 	load      map[string]int     // worker id → open incidents assigned to them
 
 	stats struct {
-		dispatched, untriaged, stale atomic.Uint64
+		dispatched, untriaged, stale, redispatched, reassigned, escalated atomic.Uint64
 	}
 }
 
@@ -77,6 +101,7 @@ type tracked struct {
 	worker   string          // whose load the incident counts in, "" if none
 	decision *event.Dispatch // this dispatcher's decision while the incident is still new
 	decided  int64           // the version the decision was made at
+	round    int             // how many returns the incident had when it was decided
 }
 
 // New returns a Dispatcher reading the roster and publishing through pub.
@@ -136,7 +161,11 @@ func (d *Dispatcher) HandleIncidentChange(ctx context.Context, rec event.Inciden
 		d.observe(inc)
 		t = d.incidents[inc.ID]
 	}
-	if inc.Status != event.StatusNew || (t.decision != nil && t.decided != inc.Version) {
+	if signForBreached(rec) {
+		d.mu.Unlock()
+		return d.reassign(ctx, inc)
+	}
+	if !awaitsDispatch(inc.Status) || (t.decision != nil && t.decided != inc.Version) {
 		// Not for dispatch, or a report linked while our command is on its way.
 		d.mu.Unlock()
 		return nil
@@ -146,14 +175,14 @@ func (d *Dispatcher) HandleIncidentChange(ctx context.Context, rec event.Inciden
 		// Decide once. The decision is kept even if publishing it fails, so the redelivery
 		// publishes the same one rather than a second opinion.
 		var why string
-		dec, why = d.decide(inc)
+		dec, why = d.decideFor(inc)
 		if dec == nil {
 			d.mu.Unlock()
 			d.stats.untriaged.Add(1)
 			d.log.Info("incident left for operator triage", zap.String("incident", inc.ID), zap.String("why", why))
 			return nil
 		}
-		d.hold(inc.ID, dec)
+		d.hold(inc, dec)
 	}
 	d.mu.Unlock()
 
@@ -170,10 +199,10 @@ func (d *Dispatcher) observe(inc event.Incident) {
 	next := tracked{version: inc.Version}
 	switch {
 	case !inc.Status.Open():
-	case inc.Status == event.StatusNew && prev.decision != nil:
+	case awaitsDispatch(inc.Status) && prev.decision != nil && prev.round == len(inc.Returns):
 		// A report linked before our dispatch command landed: the command is still on its
 		// way, so the incident still counts for the worker it names.
-		next.worker, next.decision, next.decided = prev.worker, prev.decision, prev.decided
+		next.worker, next.decision, next.decided, next.round = prev.worker, prev.decision, prev.decided, prev.round
 	default:
 		next.worker = inc.Assignment.WorkerID
 	}
@@ -184,10 +213,11 @@ func (d *Dispatcher) observe(inc event.Incident) {
 // hold counts a decision in its worker's load before the dispatched change comes back, so a
 // burst of incidents in one grid is spread rather than all given to the same worker. d.mu is
 // held.
-func (d *Dispatcher) hold(id string, dec *event.Dispatch) {
+func (d *Dispatcher) hold(inc event.Incident, dec *event.Dispatch) {
+	id := inc.ID
 	t := d.incidents[id]
 	d.move(t.worker, dec.Assignment.WorkerID)
-	t.worker, t.decision, t.decided = dec.Assignment.WorkerID, dec, t.version
+	t.worker, t.decision, t.decided, t.round = dec.Assignment.WorkerID, dec, t.version, len(inc.Returns)
 	d.incidents[id] = t
 }
 
@@ -214,22 +244,34 @@ func (d *Dispatcher) Load(workerID string) int {
 
 // Stats counts what the dispatcher has done since it started.
 type Stats struct {
-	Dispatched uint64 // dispatch commands published (republished decisions included)
-	Untriaged  uint64 // new incidents left for an operator: no grid, or nobody to send to
-	Stale      uint64 // redelivered changes older than what was already seen
+	Dispatched   uint64 // dispatch commands published (republished decisions included)
+	Untriaged    uint64 // new incidents left for an operator: no grid, or nobody to send to
+	Stale        uint64 // redelivered changes older than what was already seen
+	Redispatched uint64 // returned incidents sent to someone else (or up to the street)
+	Reassigned   uint64 // dispatches not signed for in time, sent to someone else
+	Escalated    uint64 // sign-for timeouts with nobody left to send to: escalated instead
 }
 
 // Stats returns a snapshot of the counters.
 func (d *Dispatcher) Stats() Stats {
 	return Stats{
-		Dispatched: d.stats.dispatched.Load(),
-		Untriaged:  d.stats.untriaged.Load(),
-		Stale:      d.stats.stale.Load(),
+		Dispatched:   d.stats.dispatched.Load(),
+		Untriaged:    d.stats.untriaged.Load(),
+		Stale:        d.stats.stale.Load(),
+		Redispatched: d.stats.redispatched.Load(),
+		Reassigned:   d.stats.reassigned.Load(),
+		Escalated:    d.stats.escalated.Load(),
 	}
 }
 
 // decide chooses the owner of a new incident, or returns nil and why nobody. d.mu is held.
 func (d *Dispatcher) decide(inc event.Incident) (*event.Dispatch, string) {
+	return d.choose(inc, nil)
+}
+
+// choose is decide leaving out the workers in exclude (those who returned the incident, or
+// did not sign for it). d.mu is held.
+func (d *Dispatcher) choose(inc event.Incident, exclude []string) (*event.Dispatch, string) {
 	if inc.Area.Grid == "" {
 		return nil, "no grid: needs operator triage"
 	}
@@ -240,13 +282,13 @@ func (d *Dispatcher) decide(inc event.Incident) (*event.Dispatch, string) {
 	}
 
 	var reason string
-	if w, n, ok := d.leastLoaded(now, inc.Area.Grid); ok {
+	if w, n, ok := d.leastLoaded(now, inc.Area.Grid, exclude); ok {
 		a.WorkerID, a.WorkerName = w.ID, w.Name
 		reason = fmt.Sprintf("grid %s on-duty least loaded (%d open)", inc.Area.Grid, n)
-	} else if w, grid, n, ok := d.neighbour(now, inc.Area.Grid); ok {
+	} else if w, grid, n, ok := d.neighbour(now, inc.Area.Grid, exclude); ok {
 		a.WorkerID, a.WorkerName = w.ID, w.Name
 		reason = fmt.Sprintf("neighbour grid %s on-duty least loaded (%d open)", grid, n)
-	} else if w, ok := d.roster.Supervisor(inc.Area.Community); ok {
+	} else if w, ok := d.roster.Supervisor(inc.Area.Community); ok && !slices.Contains(exclude, w.ID) {
 		a.WorkerID, a.WorkerName = w.ID, w.Name
 		reason = "community supervisor"
 		if !w.OnDuty(now) {
@@ -283,11 +325,11 @@ func (d *Dispatcher) agency(inc event.Incident) (city.Agency, bool) {
 
 // leastLoaded is the on-duty worker of grid with the fewest open incidents, ties broken by ID
 // so the choice is reproducible, and that worker's load.
-func (d *Dispatcher) leastLoaded(now time.Time, grid string) (city.Worker, int, bool) {
+func (d *Dispatcher) leastLoaded(now time.Time, grid string, exclude []string) (city.Worker, int, bool) {
 	var best city.Worker
 	found := false
 	for _, w := range d.roster.Workers(grid) {
-		if !w.OnDuty(now) {
+		if !w.OnDuty(now) || slices.Contains(exclude, w.ID) {
 			continue
 		}
 		if !found || cmp.Or(cmp.Compare(d.load[w.ID], d.load[best.ID]), cmp.Compare(w.ID, best.ID)) < 0 {
@@ -299,14 +341,14 @@ func (d *Dispatcher) leastLoaded(now time.Time, grid string) (city.Worker, int, 
 
 // neighbour is the least loaded on-duty worker over the grids around grid, and the grid they
 // were found in.
-func (d *Dispatcher) neighbour(now time.Time, grid string) (city.Worker, string, int, bool) {
+func (d *Dispatcher) neighbour(now time.Time, grid string, exclude []string) (city.Worker, string, int, bool) {
 	var (
 		best     city.Worker
 		bestGrid string
 		found    bool
 	)
 	for _, g := range d.roster.Neighbours(grid) {
-		w, n, ok := d.leastLoaded(now, g)
+		w, n, ok := d.leastLoaded(now, g, exclude)
 		if ok && (!found || cmp.Or(cmp.Compare(n, d.load[best.ID]), cmp.Compare(w.ID, best.ID)) < 0) {
 			best, bestGrid, found = w, g, true
 		}
@@ -324,8 +366,19 @@ func (d *Dispatcher) publish(ctx context.Context, inc event.Incident, dec event.
 		Actor:      event.SystemActor,
 		Reason:     dec.Reason,
 		Assignment: &a,
+		Level:      dec.Level,
 		At:         dec.At,
 	}
+	if inc.Status == event.StatusReturned {
+		// Each return is a new round with its own decision; the first dispatch keeps the
+		// plain id, so first-cut records stay idempotent.
+		cmd.ID = fmt.Sprintf("dispatch:%s@%d", inc.ID, inc.Version)
+	}
+	return d.send(ctx, inc, cmd, &dec)
+}
+
+// send publishes a command and, when dec is not nil, the dispatch record that explains it.
+func (d *Dispatcher) send(ctx context.Context, inc event.Incident, cmd event.Command, dec *event.Dispatch) error {
 	key := inc.Area.Key()
 	value, err := event.Encode(event.TypeCommand, cmd.ID, cmd.At, cmd)
 	if err != nil {
@@ -334,7 +387,10 @@ func (d *Dispatcher) publish(ctx context.Context, inc event.Incident, dec event.
 	if err := d.pub.Publish(ctx, event.TopicCommands, key, value); err != nil {
 		return fmt.Errorf("publish %s %s: %w", event.TopicCommands, cmd.ID, err)
 	}
-	value, err = event.Encode(event.TypeDispatch, dec.ID, dec.At, dec)
+	if dec == nil {
+		return nil
+	}
+	value, err = event.Encode(event.TypeDispatch, dec.ID, dec.At, *dec)
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,12 @@ type Signal struct {
 	Shadow         bool      `json:"shadow,omitempty"` // record only, never raise
 	At             time.Time `json:"at"`               // when the rule matched
 	Event          Event     `json:"event"`            // the event that matched
+
+	// Clear says the condition of a stateful rule (for, sliding window, absent) stopped
+	// holding for this correlation key at At: the level went down, the device is back. A
+	// clear is always also Shadow, so it never opens an incident; the incident service may
+	// note it on the open incident with that key.
+	Clear bool `json:"clear,omitempty"`
 }
 
 // Status is an incident's lifecycle state (see package incidents for the transitions).
@@ -36,10 +42,16 @@ const (
 	StatusInProgress Status = "in_progress" // 处置
 	StatusResolved   Status = "resolved"    // 反馈 (with evidence)
 	StatusClosed     Status = "closed"      // 结案
+	StatusReturned   Status = "returned"    // 退单: back with the dispatcher, for re-dispatch
+	StatusVerified   Status = "verified"    // 核查: checked by someone other than the resolver
+	StatusCancelled  Status = "cancelled"   // 误报: a false alarm, closed without work
+	StatusMerged     Status = "merged"      // 并单: merged into another incident (MergedInto)
 )
 
 // Open reports whether an incident in this state still needs work.
-func (s Status) Open() bool { return s != StatusClosed }
+func (s Status) Open() bool {
+	return s != StatusClosed && s != StatusCancelled && s != StatusMerged
+}
 
 // Report is one event linked to an incident (一事多报: many reports, one incident).
 type Report struct {
@@ -50,6 +62,11 @@ type Report struct {
 	At        time.Time `json:"at"`
 	Location  *Point    `json:"location,omitempty"`
 	Summary   string    `json:"summary,omitempty"`
+	// TicketID is the 12345 work order number of a hotline report.
+	TicketID string `json:"ticket_id,omitempty"`
+	// Category is what the report was raised as; it may differ from the incident's when the
+	// report joined by a related category (a 0202 call on a 0104 flood).
+	Category string `json:"category,omitempty"`
 	// Caller is set for 12345 reports. Personal data: mask before it leaves the system.
 	Caller *Caller `json:"caller,omitempty"`
 }
@@ -87,6 +104,77 @@ type Incident struct {
 	ReportCount    int        `json:"report_count"`
 	CreatedAt      time.Time  `json:"created_at"`
 	UpdatedAt      time.Time  `json:"updated_at"`
+
+	// The full work-order loop (issue 4). All optional, so first-cut records still decode.
+	Evidence   *Evidence  `json:"evidence,omitempty"`    // 反馈: what the resolver reported
+	VerifiedBy string     `json:"verified_by,omitempty"` // 核查: who checked it
+	Returns    []Return   `json:"returns,omitempty"`     // 退单: every return, oldest first
+	Lapsed     []string   `json:"lapsed,omitempty"`      // who let a sign-for limit pass, oldest first
+	Extension  *Extension `json:"extension,omitempty"`   // 延期: the latest extension request
+	Escalation string     `json:"escalation,omitempty"`  // 督办: community, street or district
+	Reopens    int        `json:"reopens,omitempty"`     // 重办: how often it was reopened
+	Callback   string     `json:"callback,omitempty"`    // 回访: satisfied or dissatisfied
+	MergedInto string     `json:"merged_into,omitempty"` // 并单: the incident that took its reports
+	Clock      *Clock     `json:"clock,omitempty"`       // the SLA clock of the current stage
+}
+
+// Evidence is what a resolver reports with 反馈: notes, photo URLs and where they stood.
+type Evidence struct {
+	Note     string    `json:"note"`
+	Photos   []string  `json:"photos,omitempty"`
+	Location *Point    `json:"location,omitempty"`
+	By       string    `json:"by,omitempty"` // set by the incidents service: the resolver
+	At       time.Time `json:"at,omitzero"`
+}
+
+// Return is one 退单: who sent the incident back, why, and when.
+type Return struct {
+	WorkerID string    `json:"worker_id"`
+	Reason   string    `json:"reason"`
+	At       time.Time `json:"at"`
+}
+
+// Extension states.
+const (
+	ExtensionPending  = "pending"
+	ExtensionApproved = "approved"
+	ExtensionRefused  = "refused"
+)
+
+// Extension is a 延期 request and its decision. While pending, the SLA clock is paused.
+type Extension struct {
+	By          string    `json:"by"`
+	Reason      string    `json:"reason"`
+	ForSeconds  int64     `json:"for_seconds"` // how much more time was asked for
+	RequestedAt time.Time `json:"requested_at"`
+	State       string    `json:"state"` // pending, approved, refused
+	DecidedBy   string    `json:"decided_by,omitempty"`
+	DecidedAt   time.Time `json:"decided_at,omitzero"`
+}
+
+// SLA stages.
+const (
+	StageSignFor = "sign_for" // dispatched → accepted (签收)
+	StageHandle  = "handle"   // accepted → resolved (处置)
+	StageVerify  = "verify"   // resolved → verified (核查)
+)
+
+// Clock is the SLA clock of an incident's current stage. It travels with the incident on the
+// changelog, so a restart rebuilds every clock from the last record.
+type Clock struct {
+	Stage        string    `json:"stage"`
+	LimitSeconds int64     `json:"limit_seconds"`
+	WorkingHours bool      `json:"working_hours,omitempty"` // counts only working time
+	StartedAt    time.Time `json:"started_at"`
+	WarnAt       time.Time `json:"warn_at"`
+	DueAt        time.Time `json:"due_at"`
+	// PausedAt is set while an extension request is pending; RemainingSeconds is the time to
+	// DueAt (working time if WorkingHours) when it was paused.
+	PausedAt         time.Time `json:"paused_at,omitzero"`
+	RemainingSeconds int64     `json:"remaining_seconds,omitempty"`
+	Warned           bool      `json:"warned,omitempty"`
+	Breached         bool      `json:"breached,omitempty"`
+	Breaches         int       `json:"breaches,omitempty"` // escalations this stage caused
 }
 
 // Change describes one transition of an incident: the timeline entry and audit record.
@@ -100,6 +188,9 @@ type Change struct {
 	CommandID string    `json:"command_id,omitempty"`
 	SignalID  string    `json:"signal_id,omitempty"`
 	At        time.Time `json:"at"`
+	Stage     string    `json:"stage,omitempty"`   // SLA actions: the stage whose clock fired
+	Level     string    `json:"level,omitempty"`   // escalations: the level reached
+	Related   string    `json:"related,omitempty"` // merge and split: the other incident
 }
 
 // IncidentChange is a record of the city.incidents changelog: the incident's full state
@@ -127,7 +218,36 @@ const (
 	ActionAccept   = "accept"   // dispatched → accepted (签收)
 	ActionStart    = "start"    // accepted → in_progress
 	ActionResolve  = "resolve"  // in_progress → resolved (Note as evidence)
-	ActionClose    = "close"    // resolved → closed
+	ActionClose    = "close"    // verified → closed (结案)
+
+	// The full loop (issue 4); docs/api.md has the table of states and roles.
+	ActionReassign         = "reassign"          // dispatched → dispatched, to someone else
+	ActionReturn           = "return"            // 退单: dispatched/accepted → returned (Reason)
+	ActionProgress         = "progress"          // 处置进展: a note, state unchanged
+	ActionRequestExtension = "request_extension" // 延期申请 (Reason, ExtendBy): pauses the clock
+	ActionApproveExtension = "approve_extension" // supervisor: adds the time, resumes the clock
+	ActionRefuseExtension  = "refuse_extension"  // supervisor (Reason): resumes the clock
+	ActionVerify           = "verify"            // 核查: resolved → verified, not by the resolver
+	ActionReopen           = "reopen"            // 重办: resolved/verified/closed → dispatched
+	ActionCancel           = "cancel"            // 误报: open → cancelled (Reason)
+	ActionEscalate         = "escalate"          // 督办: one level up (or to Level), state unchanged
+	ActionCallback         = "callback"          // 回访 (Result): dissatisfied reopens
+	ActionMerge            = "merge"             // 并单: Source's reports join this incident
+	ActionSplit            = "split"             // 拆单: report EventID leaves for a new incident
+	ActionSLA              = "sla"               // system: apply whatever the SLA clock has due
+)
+
+// Escalation levels, bottom up: grid worker → community → street → district.
+const (
+	LevelCommunity = "community"
+	LevelStreet    = "street"
+	LevelDistrict  = "district"
+)
+
+// Call-back results (回访).
+const (
+	CallbackSatisfied    = "satisfied"
+	CallbackDissatisfied = "dissatisfied"
 )
 
 // Command asks the owner of an incident's partition to change it. ID is the caller's
@@ -141,6 +261,13 @@ type Command struct {
 	Note       string      `json:"note,omitempty"`
 	Assignment *Assignment `json:"assignment,omitempty"`
 	At         time.Time   `json:"at"`
+
+	Evidence *Evidence `json:"evidence,omitempty"`  // resolve: notes, photos, position
+	ExtendBy string    `json:"extend_by,omitempty"` // request_extension: a Go duration ("48h")
+	Level    string    `json:"level,omitempty"`     // escalate, dispatch, reassign: level reached
+	Result   string    `json:"result,omitempty"`    // callback: satisfied or dissatisfied
+	Source   string    `json:"source,omitempty"`    // merge: the incident merged into this one
+	EventID  string    `json:"event_id,omitempty"`  // split: the report to split out
 }
 
 // CommandResult is the outcome of a Command, published to city.command-results so the HTTP
@@ -155,6 +282,34 @@ type CommandResult struct {
 	At         time.Time `json:"at"`
 }
 
+// AuditRecord is one line of the append-only audit log (city.audit): every command and its
+// outcome, refusals included (successes are also on the changelog), and every attempt to
+// notify an agency. ID is unique per record; projections insert it once.
+type AuditRecord struct {
+	ID         string    `json:"id"`
+	Kind       string    `json:"kind"` // command or notify
+	CommandID  string    `json:"command_id,omitempty"`
+	IncidentID string    `json:"incident_id"`
+	Action     string    `json:"action"`
+	Actor      Actor     `json:"actor"`
+	OK         bool      `json:"ok"`
+	Code       string    `json:"code,omitempty"`  // error code of a refusal, HTTP status of a notification
+	Error      string    `json:"error,omitempty"` // why it was refused or failed
+	From       Status    `json:"from,omitempty"`
+	To         Status    `json:"to,omitempty"`
+	Version    int64     `json:"version,omitempty"` // the incident version a success produced
+	Reason     string    `json:"reason,omitempty"`
+	Attempt    int       `json:"attempt,omitempty"` // notify: 1, 2, ...
+	Target     string    `json:"target,omitempty"`  // notify: the agency code
+	At         time.Time `json:"at"`
+}
+
+// Audit record kinds.
+const (
+	AuditCommand = "command"
+	AuditNotify  = "notify"
+)
+
 // Dispatch is the record of who an incident was sent to and why (派遣).
 type Dispatch struct {
 	ID         string     `json:"id"` // "<incident id>/<incident version>": one per decision
@@ -162,6 +317,7 @@ type Dispatch struct {
 	Assignment Assignment `json:"assignment"`
 	Reason     string     `json:"reason"` // how the worker was chosen
 	At         time.Time  `json:"at"`
+	Level      string     `json:"level,omitempty"` // escalation level the decision reached, if any
 }
 
 // IncidentStreet returns the street code embedded in an incident ID ("INC-<street>-<unique>"),

@@ -13,7 +13,17 @@ const (
 	TopicIncidents     = "city.incidents"       // changelog, the system of record (IncidentChange)
 	TopicDispatch      = "city.dispatch"        // dispatch records (Dispatch)
 	TopicDeadLetter    = "city.deadletter"      // rejected input with its reason (DeadLetter)
+	TopicAudit         = "city.audit"           // append-only audit log (AuditRecord)
 )
+
+// TopicRules carries rule versions (RuleVersion records of package rules, keyed by
+// "<rule id>@<version>"): every instance reads it whole on start and follows it to reload
+// rules without a restart. It is compacted, not time-retained, and is not in AllTopics
+// because it is created with that configuration and a single partition (see app/rules.go).
+const TopicRules = "city.rules"
+
+// TypeRuleVersion is the CloudEvents type of a record on TopicRules.
+const TypeRuleVersion = "city.rule.version"
 
 // IngestTopics maps each raw ingest topic to the event type a bare payload on it has.
 var IngestTopics = map[string]string{
@@ -27,7 +37,7 @@ func AllTopics() []string {
 	return []string{
 		TopicIngestSensor, TopicIngestHotline, TopicIngestVideo,
 		TopicEvents, TopicSignals, TopicCommands, TopicResults,
-		TopicIncidents, TopicDispatch, TopicDeadLetter,
+		TopicIncidents, TopicDispatch, TopicDeadLetter, TopicAudit,
 	}
 }
 
@@ -43,6 +53,7 @@ const (
 	TypeIncidentChanged = "city.incident.changed"
 	TypeDispatch        = "city.dispatch.assigned"
 	TypeDeadLetter      = "city.deadletter"
+	TypeAudit           = "city.audit.record"
 )
 
 // Source is the CloudEvents source urbanbrain writes on its own records.

@@ -3,7 +3,10 @@ package incidents
 import (
 	"context"
 	"fmt"
+	"slices"
+	"time"
 
+	"github.com/google/uuid"
 	"go.uber.org/zap"
 
 	"github.com/urbanbrain/urbanbrain/event"
@@ -20,72 +23,122 @@ func (s *Service) HandleCommand(ctx context.Context, cmd event.Command) error {
 	return err
 }
 
-// Execute applies cmd to its incident against the lifecycle and the actor's grants, writes the
-// change to the changelog and publishes an event.CommandResult for every outcome. It returns
-// the incident after the change, or a domain error (ErrIllegalTransition, ErrNotFound,
-// ErrForbidden, ErrInvalidCommand: see Code) or a transient publish error. A command id seen
-// before gets its first outcome again and changes nothing.
+// Execute applies cmd to its incident against the lifecycle, the actor's role and scope,
+// writes the change to the changelog and publishes an event.CommandResult and an
+// event.AuditRecord for every outcome, refusals included. It returns the incident after the
+// change, or a domain error (ErrIllegalTransition, ErrNotFound, ErrForbidden,
+// ErrInvalidCommand: see Code) or a transient publish error. A command id seen before gets its
+// first outcome again and changes nothing.
 func (s *Service) Execute(ctx context.Context, cmd event.Command) (event.Incident, error) {
+	if cmd.Action == event.ActionSLA && cmd.Actor.Role == roleSystem {
+		return s.applySLA(ctx, cmd)
+	}
 	street := streetOf(cmd.IncidentID)
 	sh := s.lookupShard(street)
 	if sh == nil {
 		// No incident was ever seen in this street: nothing to change and nothing worth
 		// remembering, and a guessed id must not make the service allocate a street.
 		s.stats.commands.Add(1)
-		return event.Incident{}, s.refuse(ctx, nil, cmd, s.validate(cmd, nil))
+		return event.Incident{}, s.refuse(ctx, nil, cmd, nil, s.validate(cmd, nil))
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 
 	if out, ok := sh.outcomes.get(cmd.ID); ok {
-		if err := s.publishResult(ctx, out.res); err != nil {
-			return event.Incident{}, err
-		}
-		if out.err != nil {
-			return event.Incident{}, out.err
-		}
-		return view(out.res.Incident), nil
+		return s.repeat(ctx, out)
 	}
 	s.stats.commands.Add(1)
 
 	cur := sh.incidents[cmd.IncidentID]
 	if err := s.validate(cmd, cur); err != nil {
-		return event.Incident{}, s.refuse(ctx, sh, cmd, err)
+		return event.Incident{}, s.refuse(ctx, sh, cmd, cur, err)
+	}
+	switch cmd.Action {
+	case event.ActionMerge:
+		return s.merge(ctx, sh, cmd, cur)
+	case event.ActionSplit:
+		return s.split(ctx, sh, cmd, cur)
 	}
 
 	st := lifecycle[cmd.Action]
 	now := s.cfg.Now().UTC()
 	next := *cur
 	next.Version++
-	next.Status = st.to
+	if st.to != "" {
+		next.Status = st.to
+	}
 	next.UpdatedAt = now
 	if st.apply != nil {
-		st.apply(&next, cmd)
+		st.apply(s, &next, cmd, now)
 	}
-	ch := event.Change{
+	ch := changeOf(cmd, cur.Status, next.Status, now)
+	if cmd.Action == event.ActionEscalate || (cmd.Level != "" && next.Escalation != cur.Escalation) {
+		ch.Level = next.Escalation
+	}
+	return s.apply(ctx, sh, cmd, &next, ch)
+}
+
+// apply publishes one change, makes it the state, and answers the command.
+func (s *Service) apply(ctx context.Context, sh *shard, cmd event.Command, next *event.Incident, ch event.Change) (event.Incident, error) {
+	if err := s.publishChange(ctx, next, ch); err != nil {
+		return event.Incident{}, err
+	}
+	sh.commit(next, nil, ch)
+	s.clocks.track(next)
+	out := outcome{res: succeeded(next, ch), audit: []event.AuditRecord{auditOf(cmd, next, ch)}}
+	sh.outcomes.replace(cmd.ID, out)
+	// The change is the record; if the audit or the result is lost, the redelivered command
+	// finds its outcome remembered and publishes both again.
+	if _, err := s.repeat(ctx, out); err != nil {
+		return event.Incident{}, err
+	}
+	return view(next), nil
+}
+
+// repeat publishes a remembered outcome again: its audit records (stores insert them once) and
+// its result.
+func (s *Service) repeat(ctx context.Context, out outcome) (event.Incident, error) {
+	for _, a := range out.audit {
+		if err := s.publishAudit(ctx, a); err != nil {
+			return event.Incident{}, err
+		}
+	}
+	if err := s.publishResult(ctx, out.res); err != nil {
+		return event.Incident{}, err
+	}
+	if out.err != nil {
+		return event.Incident{}, out.err
+	}
+	return view(out.res.Incident), nil
+}
+
+func changeOf(cmd event.Command, from, to event.Status, now time.Time) event.Change {
+	return event.Change{
 		Action:    cmd.Action,
-		From:      cur.Status,
-		To:        next.Status,
+		From:      from,
+		To:        to,
 		Actor:     cmd.Actor,
 		Reason:    cmd.Reason,
 		Note:      cmd.Note,
 		CommandID: cmd.ID,
 		At:        now,
 	}
-	if err := s.publishChange(ctx, &next, ch); err != nil {
-		return event.Incident{}, err
+}
+
+func auditOf(cmd event.Command, inc *event.Incident, ch event.Change) event.AuditRecord {
+	id := cmd.ID
+	if ch.Related != "" && inc.ID != cmd.IncidentID {
+		id += "#" + inc.ID // the second incident of a merge or split
 	}
-	sh.commit(&next, nil, ch)
-	// The change is the record; if the result is lost, the redelivered command finds its
-	// outcome remembered and publishes it again.
-	if err := s.publishResult(ctx, succeeded(&next, ch)); err != nil {
-		return event.Incident{}, err
+	return event.AuditRecord{
+		ID: id, Kind: event.AuditCommand, CommandID: cmd.ID, IncidentID: inc.ID, Action: ch.Action,
+		Actor: ch.Actor, OK: true, From: ch.From, To: ch.To, Version: inc.Version, Reason: ch.Reason, At: ch.At,
 	}
-	return view(&next), nil
 }
 
 // validate checks cmd in the order that reveals least: its shape, the role, then the incident
-// (cur, nil if unknown), the actor's scope on it, and the lifecycle.
+// (cur, nil if unknown), the actor's scope on it, the lifecycle, and the incident's own
+// preconditions.
 func (s *Service) validate(cmd event.Command, cur *event.Incident) error {
 	if cmd.ID == "" {
 		return fmt.Errorf("%w: command id is required", ErrInvalidCommand)
@@ -111,33 +164,222 @@ func (s *Service) validate(cmd event.Command, cur *event.Incident) error {
 	if err := mayTouch(cmd.Actor, cur); err != nil {
 		return err
 	}
-	for _, from := range st.from {
-		if cur.Status == from {
-			return nil
-		}
+	if st.from == nil && !cur.Status.Open() || st.from != nil && !slices.Contains(st.from, cur.Status) {
+		return ErrIllegalTransition{From: cur.Status, Action: cmd.Action}
 	}
-	return ErrIllegalTransition{From: cur.Status, Action: cmd.Action}
+	if st.guard != nil {
+		return st.guard(cur, cmd)
+	}
+	return nil
 }
 
-// refuse publishes a refusal and, when the street is known (sh != nil), remembers it as the
-// command's first outcome. It returns the domain error, or the publish error if that failed
+// refuse publishes a refusal — its audit record, then its result — and, when the street is
+// known (sh != nil), remembers it as the command's first outcome. cur is the incident as it
+// stands, nil if unknown. It returns the domain error, or the publish error if that failed
 // (then nothing is remembered and the redelivery decides again).
-func (s *Service) refuse(ctx context.Context, sh *shard, cmd event.Command, err error) error {
+func (s *Service) refuse(ctx context.Context, sh *shard, cmd event.Command, cur *event.Incident, err error) error {
+	now := s.cfg.Now().UTC()
 	res := event.CommandResult{
 		CommandID:  cmd.ID,
 		IncidentID: cmd.IncidentID,
 		Code:       Code(err),
 		Error:      err.Error(),
-		At:         s.cfg.Now().UTC(),
+		At:         now,
+	}
+	id := cmd.ID
+	if id == "" {
+		id = "refused:" + uuid.NewString()
+	}
+	rec := event.AuditRecord{
+		ID: id, Kind: event.AuditCommand, CommandID: cmd.ID, IncidentID: cmd.IncidentID, Action: cmd.Action,
+		Actor: cmd.Actor, Code: res.Code, Error: res.Error, Reason: cmd.Reason, At: now,
+	}
+	if cur != nil {
+		rec.From, rec.To = cur.Status, cur.Status
+	}
+	if perr := s.publishAudit(ctx, rec); perr != nil {
+		return perr
 	}
 	if perr := s.publishResult(ctx, res); perr != nil {
 		return perr
 	}
 	s.stats.rejected.Add(1)
 	if sh != nil && cmd.ID != "" {
-		sh.outcomes.remember(cmd.ID, outcome{res: res, err: err})
+		sh.outcomes.remember(cmd.ID, outcome{res: res, err: err, audit: []event.AuditRecord{rec}})
 	}
 	s.log.Debug("command refused", zap.String("command", cmd.ID), zap.String("incident", cmd.IncidentID),
-		zap.String("actor", cmd.Actor.Subject), zap.Error(err))
+		zap.String("action", cmd.Action), zap.String("actor", cmd.Actor.Subject), zap.Error(err))
 	return err
+}
+
+// applySLA applies whatever the clock of the command's incident has due now. A command for a
+// clock that has nothing due (already fired, stopped, or sent by an instance with a stale copy)
+// changes nothing and publishes nothing: it is not a refusal anyone waits for.
+func (s *Service) applySLA(ctx context.Context, cmd event.Command) (event.Incident, error) {
+	sh := s.lookupShard(streetOf(cmd.IncidentID))
+	if sh == nil {
+		return event.Incident{}, nil
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if out, ok := sh.outcomes.get(cmd.ID); ok {
+		return s.repeat(ctx, out)
+	}
+	cur := sh.incidents[cmd.IncidentID]
+	if cur == nil || !cur.Status.Open() {
+		return event.Incident{}, nil
+	}
+	now := s.cfg.Now().UTC()
+	next, ch, ok := s.fire(cur, now)
+	if !ok {
+		// Nothing due after all: make sure the deadline is armed for the next Tick.
+		s.clocks.track(cur)
+		return view(cur), nil
+	}
+	next.Version++
+	next.UpdatedAt = now
+	ch.CommandID = cmd.ID
+	s.stats.slaFired.Add(1)
+	return s.apply(ctx, sh, cmd, &next, ch)
+}
+
+// merge (并单) moves every report of cmd.Source into the incident cur and marks the source
+// merged. Both must be open and in the same street: a street's incidents are one partition's,
+// and a merge across two would need two writers to agree.
+func (s *Service) merge(ctx context.Context, sh *shard, cmd event.Command, cur *event.Incident) (event.Incident, error) {
+	src := sh.incidents[cmd.Source]
+	var err error
+	switch {
+	case src == nil && streetOf(cmd.Source) != streetOf(cmd.IncidentID):
+		err = fmt.Errorf("%w: %s is in another street; only incidents of one street can be merged", ErrInvalidCommand, cmd.Source)
+	case src == nil:
+		err = fmt.Errorf("%w: %s", ErrNotFound, cmd.Source)
+	default:
+		err = mayTouch(cmd.Actor, src)
+	}
+	if err == nil && !cur.Status.Open() {
+		err = ErrIllegalTransition{From: cur.Status, Action: cmd.Action}
+	}
+	if err == nil && !src.Status.Open() {
+		err = ErrIllegalTransition{From: src.Status, Action: cmd.Action}
+	}
+	if err != nil {
+		return event.Incident{}, s.refuse(ctx, sh, cmd, cur, err)
+	}
+	now := s.cfg.Now().UTC()
+	into := *cur
+	into.Version++
+	into.UpdatedAt = now
+	var added []event.Report
+	for _, r := range src.Reports {
+		if _, dup := sh.reported[incidentEvent{cur.ID, r.EventID}]; !dup || r.EventID == "" {
+			added = append(added, r)
+		}
+	}
+	into.Reports = append(slices.Clip(cur.Reports), added...)
+	into.ReportCount = len(into.Reports)
+	into.Severity = maxSeverity(cur.Severity, src.Severity)
+	gone := *src
+	gone.Version++
+	gone.UpdatedAt = now
+	gone.Status, gone.MergedInto, gone.Clock = event.StatusMerged, cur.ID, nil
+
+	chInto := changeOf(cmd, cur.Status, into.Status, now)
+	chInto.Related = src.ID
+	chGone := changeOf(cmd, src.Status, gone.Status, now)
+	chGone.Related = cur.ID
+	// The incident that gains the reports goes first: a crash between the two records leaves
+	// a report listed twice, never lost.
+	if err := s.publishChange(ctx, &into, chInto); err != nil {
+		return event.Incident{}, err
+	}
+	if err := s.publishChange(ctx, &gone, chGone); err != nil {
+		return event.Incident{}, err
+	}
+	sh.commit(&into, added, chInto)
+	sh.commit(&gone, nil, chGone)
+	s.clocks.track(&into)
+	s.clocks.track(&gone)
+	out := outcome{res: succeeded(&into, chInto), audit: []event.AuditRecord{auditOf(cmd, &into, chInto), auditOf(cmd, &gone, chGone)}}
+	sh.outcomes.replace(cmd.ID, out)
+	if _, err := s.repeat(ctx, out); err != nil {
+		return event.Incident{}, err
+	}
+	return view(&into), nil
+}
+
+// split (拆单) takes one report out of cur into a new incident, which dispatch then routes like
+// any new one. The new incident's correlation key is cur's with the event id appended, so
+// later reports of cur's problem keep joining cur.
+func (s *Service) split(ctx context.Context, sh *shard, cmd event.Command, cur *event.Incident) (event.Incident, error) {
+	i := slices.IndexFunc(cur.Reports, func(r event.Report) bool { return r.EventID == cmd.EventID })
+	var err error
+	switch {
+	case !cur.Status.Open():
+		err = ErrIllegalTransition{From: cur.Status, Action: cmd.Action}
+	case i < 0:
+		err = fmt.Errorf("%w: %s has no report of event %q", ErrInvalidCommand, cur.ID, cmd.EventID)
+	case len(cur.Reports) == 1:
+		err = fmt.Errorf("%w: %s has only this report; cancel or reopen it instead", ErrInvalidCommand, cur.ID)
+	}
+	if err != nil {
+		return event.Incident{}, s.refuse(ctx, sh, cmd, cur, err)
+	}
+	now := s.cfg.Now().UTC()
+	rep := cur.Reports[i]
+	street := streetOf(cur.ID)
+	newID, ok := sh.splitIDs[cmd.ID]
+	if !ok {
+		newID = s.cfg.NewID(street)
+		if _, taken := sh.incidents[newID]; taken {
+			return event.Incident{}, fmt.Errorf("incidents: NewID returned %s twice", newID)
+		}
+		sh.splitIDs[cmd.ID] = newID
+	}
+	loc := rep.Location
+	if loc == nil {
+		loc = cur.Location
+	}
+	category := rep.Category
+	if category == "" {
+		category = cur.Category
+	}
+	born := event.Incident{
+		ID: newID, Version: 1, Status: event.StatusNew,
+		Category: category, Severity: cur.Severity, Title: cur.Title,
+		CorrelationKey: cur.CorrelationKey + "#" + rep.EventID,
+		Area:           cur.Area, Location: loc,
+		Assignment: event.Assignment{Agency: cur.Assignment.Agency},
+		Reports:    []event.Report{rep}, ReportCount: 1,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	left := *cur
+	left.Version++
+	left.UpdatedAt = now
+	left.Reports = slices.Delete(slices.Clone(cur.Reports), i, i+1)
+	left.ReportCount = len(left.Reports)
+
+	chBorn := changeOf(cmd, "", event.StatusNew, now)
+	chBorn.Related = cur.ID
+	chLeft := changeOf(cmd, cur.Status, cur.Status, now)
+	chLeft.Related = newID
+	// The new incident goes first: a crash between the two records leaves the report on both.
+	if err := s.publishChange(ctx, &born, chBorn); err != nil {
+		return event.Incident{}, err
+	}
+	if err := s.publishChange(ctx, &left, chLeft); err != nil {
+		return event.Incident{}, err
+	}
+	sh.commit(&left, nil, chLeft)
+	delete(sh.reported, incidentEvent{cur.ID, rep.EventID})
+	sh.commit(&born, born.Reports, chBorn)
+	delete(sh.splitIDs, cmd.ID)
+	s.clocks.track(&left)
+	s.stats.opened.Add(1)
+	out := outcome{res: succeeded(&left, chLeft), audit: []event.AuditRecord{auditOf(cmd, &left, chLeft), auditOf(cmd, &born, chBorn)}}
+	sh.outcomes.replace(cmd.ID, out)
+	if _, err := s.repeat(ctx, out); err != nil {
+		return event.Incident{}, err
+	}
+	return view(&left), nil
 }

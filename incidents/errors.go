@@ -51,3 +51,13 @@ func Code(err error) string {
 	}
 	return ""
 }
+
+// ErrSelfVerification refuses a resolver verifying their own work: 核查 needs a second person.
+// It is a forbidden command (Code "forbidden").
+type ErrSelfVerification struct{ Actor string }
+
+func (e ErrSelfVerification) Error() string {
+	return fmt.Sprintf("forbidden: %q resolved this incident and may not verify it; 核查 needs someone else", e.Actor)
+}
+
+func (e ErrSelfVerification) Unwrap() error { return ErrForbidden }

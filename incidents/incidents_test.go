@@ -172,12 +172,12 @@ func TestCorrelatedSignalsMakeOneIncident(t *testing.T) {
 	}
 	wantReports := []event.Report{
 		{EventID: "ev-1", EventType: event.TypeSensorReading, SignalID: "flood@1/ev-1", RuleID: "flood", At: t0,
-			Location: &event.Point{Lon: 102.71, Lat: 25.04}, Summary: "water_level alarm level_cm=42"},
+			Location: &event.Point{Lon: 102.71, Lat: 25.04}, Summary: "water_level alarm level_cm=42", Category: "0202"},
 		{EventID: "ev-2", EventType: event.TypeHotlineTicket, SignalID: "flood-12345@1/ev-2", RuleID: "flood-12345", At: t0,
-			Location: &event.Point{Lon: 102.71, Lat: 25.04}, Summary: "举报 隧道里积水没过车轮",
+			Location: &event.Point{Lon: 102.71, Lat: 25.04}, Summary: "举报 隧道里积水没过车轮", TicketID: "T-ev-2", Category: "0202",
 			Caller: &event.Caller{Name: "李女士", Phone: "13812345678"}},
 		{EventID: "ev-3", EventType: event.TypeSensorReading, SignalID: "flood@1/ev-3", RuleID: "flood", At: t0,
-			Location: &event.Point{Lon: 102.71, Lat: 25.04}, Summary: "water_level alarm level_cm=42"},
+			Location: &event.Point{Lon: 102.71, Lat: 25.04}, Summary: "water_level alarm level_cm=42", Category: "0202"},
 	}
 	if !reflect.DeepEqual(inc.Reports, wantReports) {
 		t.Errorf("reports:\n got %+v\nwant %+v", inc.Reports, wantReports)
@@ -277,6 +277,7 @@ var path = []struct {
 	{event.Command{ID: "c-accept", Action: event.ActionAccept, Actor: workerA}, event.StatusAccepted},
 	{event.Command{ID: "c-start", Action: event.ActionStart, Actor: workerA}, event.StatusInProgress},
 	{event.Command{ID: "c-resolve", Action: event.ActionResolve, Actor: workerA, Note: "泵车排水完毕, 照片 3 张"}, event.StatusResolved},
+	{event.Command{ID: "c-verify", Action: event.ActionVerify, Actor: supervisor}, event.StatusVerified},
 	{event.Command{ID: "c-close", Action: event.ActionClose, Actor: operator}, event.StatusClosed},
 }
 
@@ -378,13 +379,13 @@ func TestCommandRefusals(t *testing.T) {
 		{name: "worker accepts someone else's incident", at: event.StatusDispatched,
 			cmd:  event.Command{Action: event.ActionAccept, Actor: workerB},
 			code: incidents.CodeForbidden},
-		{name: "worker closes their own incident", at: event.StatusResolved,
+		{name: "worker closes their own incident", at: event.StatusVerified,
 			cmd:  event.Command{Action: event.ActionClose, Actor: workerA},
 			code: incidents.CodeForbidden},
 		{name: "viewer accepts", at: event.StatusDispatched,
 			cmd:  event.Command{Action: event.ActionAccept, Actor: viewer},
 			code: incidents.CodeForbidden},
-		{name: "system closes", at: event.StatusResolved,
+		{name: "system closes", at: event.StatusVerified,
 			cmd:  event.Command{Action: event.ActionClose, Actor: event.SystemActor},
 			code: incidents.CodeForbidden},
 		{name: "unknown incident", at: event.StatusNew,

@@ -36,4 +36,11 @@ func (s *Service) Restore(rec event.IncidentChange) {
 		added = added[len(cur.Reports):]
 	}
 	sh.commit(&inc, added, rec.Change)
+	if rec.Change.Action == event.ActionSplit && rec.Change.Related != "" && rec.Change.From == "" {
+		// The new half of a split: its report no longer counts on the incident it left.
+		for _, r := range inc.Reports {
+			delete(sh.reported, incidentEvent{rec.Change.Related, r.EventID})
+		}
+	}
+	s.clocks.track(&inc)
 }

@@ -30,6 +30,9 @@ type Config struct {
 	// CommandMemory is how many command outcomes each street remembers to answer a repeated
 	// command id with its first outcome (default 10000).
 	CommandMemory int
+	// Policy is the correlation and SLA policy. The zero value joins by correlation key only
+	// and gives every stage 72 h around the clock; the application uses DefaultPolicy or a file.
+	Policy Policy
 }
 
 func (c *Config) setDefaults() {
@@ -42,6 +45,7 @@ func (c *Config) setDefaults() {
 	if c.CommandMemory == 0 {
 		c.CommandMemory = 10000
 	}
+	c.Policy.setDefaults()
 }
 
 // Validate reports every problem of the configuration at once.
@@ -49,6 +53,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.CommandMemory < 0 {
 		errs = append(errs, fmt.Errorf("incidents: CommandMemory %d is negative", c.CommandMemory))
+	}
+	if err := c.Policy.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("incidents: policy: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -64,9 +71,13 @@ type Service struct {
 	mu     sync.RWMutex
 	shards map[string]*shard // by street
 
+	cal    calendar  // the policy's working hours
+	clocks deadlines // next SLA deadline of every running clock
+
 	stats struct {
 		opened, linked, duplicate, shadow, invalid atomic.Uint64
 		commands, rejected                         atomic.Uint64
+		spatial, ticks, slaFired                   atomic.Uint64
 	}
 }
 
@@ -82,7 +93,12 @@ func New(cfg Config, pub Publisher, log *zap.Logger) (*Service, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Service{cfg: cfg, pub: pub, log: log, shards: make(map[string]*shard)}, nil
+	cal, err := cfg.Policy.SLA.WorkingHours.compile()
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, pub: pub, log: log, shards: make(map[string]*shard), cal: cal,
+		clocks: deadlines{armed: make(map[string]time.Time)}}, nil
 }
 
 // Stats counts what the service has done since it started.
@@ -94,6 +110,9 @@ type Stats struct {
 	Invalid   uint64 // signals without an id, skipped
 	Commands  uint64 // commands evaluated (repeats excluded)
 	Rejected  uint64 // commands refused with a domain error
+	Spatial   uint64 // reports joined by place and time rather than correlation key
+	Ticks     uint64 // SLA commands Tick published
+	SLAFired  uint64 // SLA warnings and breaches applied
 }
 
 // Stats returns a snapshot of the counters.
@@ -106,6 +125,9 @@ func (s *Service) Stats() Stats {
 		Invalid:   s.stats.invalid.Load(),
 		Commands:  s.stats.commands.Load(),
 		Rejected:  s.stats.rejected.Load(),
+		Spatial:   s.stats.spatial.Load(),
+		Ticks:     s.stats.ticks.Load(),
+		SLAFired:  s.stats.slaFired.Load(),
 	}
 }
 
@@ -180,7 +202,7 @@ func (s *Service) shard(street string) *shard {
 	defer s.mu.Unlock()
 	sh, ok := s.shards[street]
 	if !ok {
-		sh = newShard(s.cfg.CommandMemory)
+		sh = newShard(s.cfg.CommandMemory, s.cfg.Policy.Correlation)
 		s.shards[street] = sh
 	}
 	return sh
@@ -196,6 +218,17 @@ func (s *Service) publishChange(ctx context.Context, inc *event.Incident, ch eve
 	}
 	if err := s.pub.Publish(ctx, event.TopicIncidents, inc.Area.Key(), value); err != nil {
 		return fmt.Errorf("publish %s %s/%d: %w", event.TopicIncidents, inc.ID, inc.Version, err)
+	}
+	return nil
+}
+
+func (s *Service) publishAudit(ctx context.Context, rec event.AuditRecord) error {
+	value, err := event.Encode(event.TypeAudit, rec.ID, rec.At, rec)
+	if err != nil {
+		return err
+	}
+	if err := s.pub.Publish(ctx, event.TopicAudit, streetOf(rec.IncidentID), value); err != nil {
+		return fmt.Errorf("publish %s %s: %w", event.TopicAudit, rec.ID, err)
 	}
 	return nil
 }

@@ -25,6 +25,9 @@ type shard struct {
 	byRuleEvent map[ruleEvent]string // → incident id
 	reported    map[incidentEvent]struct{}
 
+	spatial  *spatialIndex     // open incidents by category, place and time
+	splitIDs map[string]string // split command id → the new incident's id, for redeliveries
+
 	outcomes outcomes
 }
 
@@ -32,13 +35,15 @@ type ruleEvent struct{ rule, event string }
 
 type incidentEvent struct{ incident, event string }
 
-func newShard(commandMemory int) *shard {
+func newShard(commandMemory int, c Correlation) *shard {
 	return &shard{
 		incidents:   make(map[string]*event.Incident),
 		byKey:       make(map[string]string),
 		bySignal:    make(map[string]string),
 		byRuleEvent: make(map[ruleEvent]string),
 		reported:    make(map[incidentEvent]struct{}),
+		spatial:     newSpatialIndex(c),
+		splitIDs:    make(map[string]string),
 		outcomes:    newOutcomes(commandMemory),
 	}
 }
@@ -64,10 +69,15 @@ func (sh *shard) commit(inc *event.Incident, added []event.Report, ch event.Chan
 		switch {
 		case inc.Status.Open():
 			sh.byKey[key] = inc.ID
-		case sh.byKey[key] == inc.ID:
+		case sh.byKey[key] != inc.ID:
+		case inc.MergedInto != "":
+			// Reports of a merged problem keep joining the incident that took it over.
+			sh.byKey[key] = inc.MergedInto
+		default:
 			delete(sh.byKey, key)
 		}
 	}
+	sh.index(inc)
 	sh.learn(inc.ID, added)
 	if ch.CommandID != "" {
 		sh.outcomes.remember(ch.CommandID, outcome{res: succeeded(inc, ch)})
@@ -82,8 +92,9 @@ func succeeded(inc *event.Incident, ch event.Change) event.CommandResult {
 // outcome is the first answer to a command id: the published result and, for a refusal, the
 // typed error behind it.
 type outcome struct {
-	res event.CommandResult
-	err error
+	res   event.CommandResult
+	err   error
+	audit []event.AuditRecord // what the audit log got, published again with the result
 }
 
 // outcomes remembers the latest command outcomes, first in first out, so memory stays bounded
@@ -116,6 +127,15 @@ func (o *outcomes) remember(id string, out outcome) {
 		o.next = (o.next + 1) % len(o.order)
 	}
 	o.byID[id] = out
+}
+
+// replace sets id's outcome, remembering it if it is not yet.
+func (o *outcomes) replace(id string, out outcome) {
+	if _, ok := o.byID[id]; ok {
+		o.byID[id] = out
+		return
+	}
+	o.remember(id, out)
 }
 
 // learn indexes the ids of reports linked to incident id.

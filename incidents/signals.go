@@ -41,7 +41,15 @@ func (s *Service) HandleSignal(ctx context.Context, sig event.Signal) error {
 
 	var next event.Incident
 	ch := event.Change{Actor: event.SystemActor, Reason: "rule " + sig.RuleID, SignalID: sig.ID, At: now}
-	if cur := sh.openIncident(sig.CorrelationKey); cur != nil {
+	cur := sh.openIncident(sig.CorrelationKey)
+	if cur == nil {
+		if cur = s.nearby(sh, sig, rep.At); cur != nil {
+			ch.Reason += fmt.Sprintf(" (same problem nearby: %s within %gm)", sig.Category,
+				s.cfg.Policy.Correlation.rule(sig.Category).RadiusMeters)
+			s.stats.spatial.Add(1)
+		}
+	}
+	if cur != nil {
 		if _, dup := sh.reported[incidentEvent{cur.ID, rep.EventID}]; dup {
 			s.stats.duplicate.Add(1)
 			s.log.Debug("event already reported on incident", zap.String("signal", sig.ID), zap.String("incident", cur.ID))
@@ -82,6 +90,7 @@ func (s *Service) HandleSignal(ctx context.Context, sig event.Signal) error {
 		return err
 	}
 	sh.commit(&next, next.Reports[len(next.Reports)-1:], ch)
+	s.clocks.track(&next)
 	if ch.Action == ActionOpen {
 		s.stats.opened.Add(1)
 	} else {
@@ -100,7 +109,10 @@ func (sh *shard) openIncident(key string) *event.Incident {
 	if !ok {
 		return nil
 	}
-	return sh.incidents[id]
+	if inc := sh.incidents[id]; inc != nil && inc.Status.Open() {
+		return inc
+	}
+	return nil
 }
 
 func reportOf(sig event.Signal) event.Report {
@@ -113,6 +125,10 @@ func reportOf(sig event.Signal) event.Report {
 		At:        ev.Time,
 		Location:  ev.Location,
 		Summary:   summary(sig),
+		Category:  sig.Category,
+	}
+	if ev.Hotline != nil {
+		r.TicketID = ev.Hotline.TicketID
 	}
 	if r.At.IsZero() {
 		r.At = sig.At

@@ -20,10 +20,20 @@ import (
 // to different programs against different environments, and a field may exist in only one.
 type compiled struct {
 	byType map[string]*programs
+	having *vm.Program // window rules: the condition on the aggregate
+	// filters are the when's top-level equality conjuncts on indexed fields (sensor.kind ==
+	// "gas"): the index files the rule under one of them, and for a stateful rule an event
+	// that fails one does not concern the rule at all.
+	filters []filter
+	// fingerprint names the shape of the rule's state: a new version with the same
+	// fingerprint keeps the state of the old one.
+	fingerprint string
 }
 
 type programs struct {
 	when           *vm.Program
+	groupBy        *vm.Program // stateful rules: the group key
+	of             *vm.Program // window rules with `of`: the number aggregated
 	category       value
 	severity       value
 	title          value
@@ -140,6 +150,24 @@ func compileRule(r *Rule, loc locator) (*compiled, []error) {
 			// The name is shown as it is, never read as a template.
 			p.title = value{parts: []part{{text: r.Name}}}
 		}
+		if r.Kind() != "" {
+			group := r.GroupBy
+			if group == "" {
+				group = defaultGroupBy[t]
+			}
+			if group == "" {
+				fc.errs = append(fc.errs, &CompileError{RuleID: r.ID, Field: "group_by", Pos: loc.at("group_by", 0, 0),
+					Msg: fmt.Sprintf("required for a %s rule on %s (events of that type have no device to group by)", r.Kind(), t)})
+			} else if r.GroupBy == "" {
+				p.groupBy = fc.expression("group_by", group, expr.AsKind(reflect.String))
+			} else {
+				p.groupBy = fc.expression("group_by", r.GroupBy, expr.AsKind(reflect.String))
+			}
+			if r.Window != nil && r.Window.Of != "" {
+				p.of = fc.expression("window.of", r.Window.Of, expr.AsFloat64())
+			}
+		}
+		fc.forbidWindow(r)
 		for _, ce := range fc.errs {
 			key := fmt.Sprint(ce.Field, ce.Line, ce.Column, ce.Msg)
 			if seen[key] {
@@ -153,9 +181,30 @@ func compileRule(r *Rule, loc locator) (*compiled, []error) {
 		}
 		c.byType[t] = p
 	}
+	if r.Window != nil {
+		fc := fieldCompiler{rule: r, loc: loc, env: havingEnv{}}
+		c.having = fc.expression("window.having", r.Window.Having, expr.AsBool())
+		if r.Window.Of == "" && c.having != nil {
+			for _, name := range []string{"sum", "avg", "min", "max"} {
+				if off, ok := findIdent(r.Window.Having, name); ok {
+					ce := &CompileError{RuleID: r.ID, Field: "window.having",
+						Msg: name + " needs window.of, the number to aggregate; without it only count is known"}
+					ce.Line, ce.Column, ce.Snippet = locate(r.Window.Having, off)
+					ce.Pos = loc.at("window.having", ce.Line, ce.Column)
+					fc.errs = append(fc.errs, ce)
+					break
+				}
+			}
+		}
+		for _, ce := range fc.errs {
+			errs = append(errs, ce)
+		}
+	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	c.filters = filtersOf(r.When)
+	c.fingerprint = fingerprint(r)
 	// Constants are checked once here rather than on every match.
 	p := c.byType[r.Types[0]]
 	if s, ok := p.severity.constant(); ok && !validSeverity(s) {
@@ -197,6 +246,56 @@ func checkCategory(s string) string {
 		}
 	}
 	return ""
+}
+
+// defaultGroupBy is the group key of a stateful rule that names none: the device for sensors,
+// the camera for video. A 12345 ticket has no device, so hotline rules must say.
+var defaultGroupBy = map[string]string{
+	event.TypeSensorReading:  "sensor.device_id",
+	event.TypeVideoDetection: "video.camera_id",
+}
+
+// fingerprint is what a rule's state depends on: its kind, its group key, and for windows
+// the kind, the aggregated number, and a tumbling window's size (its periods). The window's
+// size (sliding), the condition and the raise fields may change and keep the state.
+func fingerprint(r *Rule) string {
+	fp := r.Kind() + "\x00" + r.GroupBy
+	if w := r.Window; w != nil {
+		fp += "\x00" + w.Kind + "\x00" + w.Of
+		if w.Kind == Tumbling {
+			fp += "\x00" + w.Size.String()
+		}
+	}
+	return fp
+}
+
+// forbidWindow reports `window` read where it has no value: anywhere but the raise fields of
+// a window rule.
+func (fc *fieldCompiler) forbidWindow(r *Rule) {
+	fields := []struct{ name, src string }{{"when", r.When}, {"group_by", r.GroupBy}}
+	if r.Window != nil {
+		fields = append(fields, struct{ name, src string }{"window.of", r.Window.Of})
+	} else {
+		fields = append(fields,
+			struct{ name, src string }{"raise.category", r.Raise.Category},
+			struct{ name, src string }{"raise.severity", r.Raise.Severity},
+			struct{ name, src string }{"raise.title", r.Raise.Title},
+			struct{ name, src string }{"raise.correlation_key", r.Raise.CorrelationKey},
+			struct{ name, src string }{"raise.agency", r.Raise.Agency})
+	}
+	for _, f := range fields {
+		if !strings.Contains(f.src, "window") {
+			continue
+		}
+		off, ok := findIdentInField(f.name, f.src, "window")
+		if !ok {
+			continue
+		}
+		ce := &CompileError{RuleID: fc.rule.ID, Field: f.name, Msg: "window is known only in the raise fields of a window rule"}
+		ce.Line, ce.Column, ce.Snippet = locate(f.src, off)
+		ce.Pos = fc.loc.at(f.name, ce.Line, ce.Column)
+		fc.errs = append(fc.errs, ce)
+	}
 }
 
 // fieldCompiler compiles the fields of one rule for one event type and collects the errors.

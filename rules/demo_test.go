@@ -2,6 +2,7 @@ package rules_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -77,9 +78,21 @@ type want struct {
 	rule, category, severity, title, key, agency string
 }
 
+// statelessDemoRules are the demo rules that judge one event at a time;
+// TestDemoStatefulRules covers the others.
+func statelessDemoRules(t *testing.T) []rules.Rule {
+	var out []rules.Rule
+	for _, r := range demoRules(t) {
+		if r.Kind() == "" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // TestDemoRules is the demo city's rules, event by event: which rules fire and what they raise.
 func TestDemoRules(t *testing.T) {
-	rs := demoRules(t)
+	rs := statelessDemoRules(t)
 	const street = "临溪街道"
 	S, H, V := rulestest.Sensor, rulestest.Hotline, rulestest.Video
 	tests := []struct {
@@ -299,5 +312,69 @@ func TestDemoHotlineWithoutGridDoesNotMerge(t *testing.T) {
 	}
 	if !strings.Contains(a, "Tu1") {
 		t.Errorf("key %q; want it to name the ticket", a)
+	}
+}
+
+// TestDemoStatefulRules: the demo's duration, window and absence rules on a scripted clock.
+func TestDemoStatefulRules(t *testing.T) {
+	kinds := map[string]string{}
+	for _, r := range demoRules(t) {
+		kinds[r.ID] = r.Kind()
+	}
+	for id, kind := range map[string]string{"water-level-held": rules.KindFor, "hotline-noise-cluster": rules.KindWindow,
+		"device-silent": rules.KindAbsent, "noise-hourly": rules.KindWindow} {
+		if kinds[id] != kind {
+			t.Errorf("demo rule %s is %q, want %q", id, kinds[id], kind)
+		}
+	}
+	rec := &rulestest.Recorder{}
+	eng, err := rules.New(rules.Config{AllowedLateness: time.Minute}, demoRules(t), rec, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	at := func(min float64) time.Time { return rulestest.At.Add(time.Duration(min * float64(time.Minute))) }
+	send := func(ev event.Event, min float64) {
+		t.Helper()
+		ev.Time = at(min)
+		if err := eng.HandleEvent(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Water above 100 cm from +0 to +4m, every 30 s; below at +4m30s.
+	for i := 0; i <= 8; i++ {
+		send(rulestest.Sensor(fmt.Sprintf("w%d", i), "WL-9", "water_level", map[string]float64{"level_cm": 120}), float64(i)/2)
+	}
+	send(rulestest.Sensor("w9", "WL-9", "water_level", map[string]float64{"level_cm": 60}), 4.5)
+	// Three noise complaints about one community within the hour.
+	for i, min := range []float64{5, 20, 50} {
+		send(rulestest.Hotline(fmt.Sprintf("n%d", i), "投诉", "0401", "normal", "楼下夜宵摊太吵"), min)
+	}
+	// WL-9 is silent from +4m30s: noticed once the street's clock is past +15m30s (the
+	// complaint at +20m moves it), stamped +14m30s. The clock then jumps to +90m: the
+	// complaint of +5m left the hour at +65m, which is when the cluster cleared.
+	if err := eng.Tick(ctx, at(90)); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range rec.Signals(t) {
+		if s.RuleID == "water-level-high" || s.RuleID == "hotline-ticket" {
+			continue // the stateless rules these events also trip
+		}
+		kind := "fire"
+		if s.Clear {
+			kind = "clear"
+		}
+		got = append(got, fmt.Sprintf("%s %s %s +%v %s", kind, s.RuleID, s.Severity, s.At.Sub(rulestest.At), s.CorrelationKey))
+	}
+	want := []string{
+		"fire water-level-held red +3m0s water:WL-9",
+		"clear water-level-held red +4m30s water:WL-9",
+		"fire device-silent blue +14m30s offline:WL-9",
+		"fire hotline-noise-cluster orange +50m0s noise-cluster:990102001001",
+		"clear hotline-noise-cluster orange +1h5m0s noise-cluster:990102001001",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("signals\n got %s\nwant %s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
+	"unicode/utf8"
 
 	"github.com/expr-lang/expr/vm"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/urbanbrain/urbanbrain/event"
@@ -20,15 +24,52 @@ type Publisher interface {
 	Publish(ctx context.Context, topic, key string, value []byte) error
 }
 
-// Config configures an Engine.
+// Config configures an Engine. Zero values take the defaults.
 type Config struct {
 	// Topic is where signals go. Default event.TopicSignals.
 	Topic string
+	// AllowedLateness is how far behind its street's newest event time an event may arrive
+	// and still count in stateful rules (default 2m). Later events are still evaluated by
+	// stateless rules, but windows, durations and absence ignore them and count them in
+	// Stats().Late — the same way every time, whatever the arrival order within the bound.
+	// It is also how long a tick waits before it acts on silence: see Tick.
+	AllowedLateness time.Duration
+	// DisableAfter is how many failures in a row disable a rule on this instance
+	// (default 100). A success in between resets the count.
+	DisableAfter int
+	// MaxKeys caps the group keys one stateful rule tracks (default 100,000); events of
+	// further keys are ignored by that rule and counted in its stats.
+	MaxKeys int
+	// MaxWindowEvents caps the events one key's sliding window keeps (default 10,000); the
+	// oldest are dropped first.
+	MaxWindowEvents int
+	// Registerer, if set, gets the urbanbrain_rules_* metrics (see metrics.go).
+	Registerer prometheus.Registerer
 }
+
+// Defaults of Config.
+const (
+	DefaultAllowedLateness = 2 * time.Minute
+	DefaultDisableAfter    = 100
+	DefaultMaxKeys         = 100_000
+	DefaultMaxWindowEvents = 10_000
+)
 
 func (c *Config) setDefaults() {
 	if c.Topic == "" {
 		c.Topic = event.TopicSignals
+	}
+	if c.AllowedLateness == 0 {
+		c.AllowedLateness = DefaultAllowedLateness
+	}
+	if c.DisableAfter == 0 {
+		c.DisableAfter = DefaultDisableAfter
+	}
+	if c.MaxKeys == 0 {
+		c.MaxKeys = DefaultMaxKeys
+	}
+	if c.MaxWindowEvents == 0 {
+		c.MaxWindowEvents = DefaultMaxWindowEvents
 	}
 }
 
@@ -38,38 +79,88 @@ func (c Config) Validate() error {
 	if c.Topic == "" {
 		errs = append(errs, errors.New("rules: topic is empty"))
 	}
+	if c.AllowedLateness < 0 {
+		errs = append(errs, errors.New("rules: AllowedLateness must not be negative"))
+	}
+	if c.DisableAfter < 1 {
+		errs = append(errs, errors.New("rules: DisableAfter must be at least 1"))
+	}
+	if c.MaxKeys < 1 || c.MaxWindowEvents < 1 {
+		errs = append(errs, errors.New("rules: MaxKeys and MaxWindowEvents must be at least 1"))
+	}
 	return errors.Join(errs...)
 }
 
-// Engine evaluates the rules on each event and publishes a Signal for every match. It holds no
-// per-event state, so HandleEvent is safe to call from several partitions at once.
+// Engine evaluates the rules on each event and publishes a Signal for every match.
+//
+// Its rule set is swapped atomically by SetRules while events flow; stateful rules keep their
+// state in the engine, per street (the partition key) and group key, and are driven by event
+// time: each event moves its street's clock, and Tick moves every street's clock to the wall
+// clock so that silence can be noticed. HandleEvent and Tick are safe to call concurrently;
+// each street's state has one writer at a time.
 type Engine struct {
-	cfg   Config
-	pub   Publisher
-	log   *zap.Logger
-	rules []Rule
-	// byType indexes the enabled rules by the event types they listen to, in load order.
-	// Equality indexing (sensor.kind == "gas") comes with the next issue.
-	byType  map[string][]entry
-	stats   map[string]*counters
-	scratch sync.Pool // *scratch
+	cfg Config
+	pub Publisher
+	log *zap.Logger
+
+	mu       sync.Mutex // serialises SetRules
+	set      atomic.Pointer[ruleSet]
+	counters map[string]*counters // by rule id, across versions; guarded by mu
+
+	streets  streetMap
+	lastTick atomic.Int64 // unix ns of the latest Tick
+	late     atomic.Uint64
+	reloads  atomic.Uint64
+	scratch  sync.Pool // *scratch
 }
 
-type entry struct {
-	rule *Rule
-	prog *programs
-}
-
+// counters are what one rule id has done since the engine started.
 type counters struct {
-	matched atomic.Uint64
-	failed  atomic.Uint64
+	evaluated   atomic.Uint64
+	matched     atomic.Uint64
+	cleared     atomic.Uint64
+	failed      atomic.Uint64
+	overflow    atomic.Uint64 // events ignored because the rule tracks MaxKeys keys
+	keys        atomic.Int64  // group keys with state
+	streak      atomic.Uint64 // failures in a row
+	quarantined atomic.Bool
+	lastErr     atomic.Pointer[string]
+	version     atomic.Int64 // the version the streak and quarantine belong to
 }
 
 // RuleStats counts what a rule has done since the engine started.
 type RuleStats struct {
-	RuleID  string `json:"rule_id"`
-	Matched uint64 `json:"matched"` // signals published
-	Failed  uint64 `json:"failed"`  // events on which the rule failed at run time
+	RuleID      string `json:"rule_id"`
+	Version     int    `json:"version"`
+	Enabled     bool   `json:"enabled"`
+	Evaluated   uint64 `json:"evaluated"`          // events the rule was evaluated on
+	Matched     uint64 `json:"matched"`            // signals published
+	Cleared     uint64 `json:"cleared,omitempty"`  // clear signals published
+	Failed      uint64 `json:"failed"`             // events on which the rule failed at run time
+	Keys        int64  `json:"keys,omitempty"`     // group keys with state (stateful rules)
+	Overflow    uint64 `json:"overflow,omitempty"` // events ignored: MaxKeys reached
+	Quarantined bool   `json:"quarantined,omitempty"`
+	// LastError is the latest run-time failure; when Quarantined, the one that disabled it.
+	LastError string `json:"last_error,omitempty"`
+}
+
+// ruleSet is an immutable generation of rules with its index.
+type ruleSet struct {
+	gen      uint64
+	rules    []*loaded
+	byID     map[string]*loaded
+	index    map[string]*typeIndex
+	stateful []*loaded // enabled stateful rules, in order
+}
+
+// loaded is one rule of a set.
+type loaded struct {
+	rule  *Rule
+	order int
+	kind  string
+	c     *counters
+	// needMinMax: a sliding window whose having or raise reads min or max, which needs a scan.
+	needMinMax bool
 }
 
 // New builds an engine over rules made by Load or Parse.
@@ -82,107 +173,269 @@ func New(cfg Config, rules []Rule, pub Publisher, log *zap.Logger) (*Engine, err
 	if log == nil {
 		log = zap.NewNop()
 	}
-	e := &Engine{
-		cfg:     cfg,
-		pub:     pub,
-		log:     log,
-		rules:   slices.Clone(rules),
-		byType:  make(map[string][]entry),
-		stats:   make(map[string]*counters, len(rules)),
-		scratch: sync.Pool{New: func() any { return new(scratch) }},
-	}
-	for i := range e.rules {
-		r := &e.rules[i]
-		if r.c == nil {
-			errs = append(errs, fmt.Errorf("rules: rule %q was not compiled (make rules with Load or Parse)", r.ID))
-			continue
-		}
-		if _, dup := e.stats[r.ID]; dup {
-			errs = append(errs, fmt.Errorf("rules: duplicate rule id %q", r.ID))
-			continue
-		}
-		e.stats[r.ID] = new(counters)
-		if !r.Enabled {
-			continue
-		}
-		for _, t := range r.Types {
-			e.byType[t] = append(e.byType[t], entry{rule: r, prog: r.c.byType[t]})
-		}
-	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	e := &Engine{cfg: cfg, pub: pub, log: log, counters: make(map[string]*counters)}
+	e.streets.init()
+	e.scratch.New = func() any { return &scratch{vm: newVM()} }
+	if err := e.SetRules(rules); err != nil {
+		return nil, err
+	}
+	e.reloads.Store(0)
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(collector{e}); err != nil {
+			return nil, fmt.Errorf("rules: register metrics: %w", err)
+		}
 	}
 	return e, nil
 }
 
-// Rules returns the engine's rules, enabled or not, in load order.
-func (e *Engine) Rules() []Rule { return slices.Clone(e.rules) }
+// SetRules replaces the engine's rules, as one atomic step: an event is evaluated entirely
+// under the old set or entirely under the new one. The state of a stateful rule is kept when
+// the new version has the same kind, group key and window shape (see fingerprint); otherwise,
+// or when the rule is gone or disabled, it is dropped. A new version also lifts a quarantine.
+func (e *Engine) SetRules(rules []Rule) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var errs []error
+	seen := make(map[string]bool, len(rules))
+	set := &ruleSet{byID: make(map[string]*loaded, len(rules)), index: make(map[string]*typeIndex)}
+	if old := e.set.Load(); old != nil {
+		set.gen = old.gen + 1
+	}
+	for i := range rules {
+		r := rules[i] // a copy: the caller's slice may change
+		if r.c == nil {
+			errs = append(errs, fmt.Errorf("rules: rule %q was not compiled (make rules with Load or Parse)", r.ID))
+			continue
+		}
+		if seen[r.ID] {
+			errs = append(errs, fmt.Errorf("rules: duplicate rule id %q", r.ID))
+			continue
+		}
+		seen[r.ID] = true
+		c := e.counters[r.ID]
+		if c == nil {
+			c = new(counters)
+			e.counters[r.ID] = c
+		}
+		if c.version.Load() != int64(r.Version) {
+			c.version.Store(int64(r.Version))
+			c.streak.Store(0)
+			c.quarantined.Store(false)
+		}
+		l := &loaded{rule: &r, order: len(set.rules), kind: r.Kind(), c: c}
+		if r.Window != nil && r.Window.Kind == Sliding {
+			_, a := findIdent(r.Window.Having, "min")
+			_, b := findIdent(r.Window.Having, "max")
+			raise := r.Raise.Title + r.Raise.CorrelationKey + r.Raise.Category + r.Raise.Severity + r.Raise.Agency
+			l.needMinMax = a || b || strings.Contains(raise, "window.min") || strings.Contains(raise, "window.max")
+		}
+		set.rules = append(set.rules, l)
+		set.byID[r.ID] = l
+		if r.Enabled && l.kind != "" {
+			set.stateful = append(set.stateful, l)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	set.index = buildIndex(set.rules)
+	e.set.Store(set)
+	e.reloads.Add(1)
+	return nil
+}
 
-// Stats returns each rule's counters, in load order.
-func (e *Engine) Stats() []RuleStats {
-	out := make([]RuleStats, 0, len(e.rules))
-	for _, r := range e.rules {
-		c := e.stats[r.ID]
-		out = append(out, RuleStats{RuleID: r.ID, Matched: c.matched.Load(), Failed: c.failed.Load()})
+// Rules returns the engine's rules, enabled or not, in order.
+func (e *Engine) Rules() []Rule {
+	set := e.set.Load()
+	out := make([]Rule, 0, len(set.rules))
+	for _, l := range set.rules {
+		out = append(out, *l.rule)
 	}
 	return out
 }
 
-// HandleEvent evaluates ev and publishes one signal per matching rule to the signals topic,
-// keyed by the event's street. A rule that fails on ev is logged, counted and skipped; only a
-// failed Publish is returned, so the event is redelivered and, signal ids being derived from
-// rule and event, the signals already sent are sent again under the same ids.
-func (e *Engine) HandleEvent(ctx context.Context, ev event.Event) error {
-	sigs, errs := e.Evaluate(ev)
-	for _, err := range errs {
-		e.recordFailure(ev, err)
+// Rule returns the loaded rule with the given id.
+func (e *Engine) Rule(id string) (Rule, bool) {
+	l, ok := e.set.Load().byID[id]
+	if !ok {
+		return Rule{}, false
 	}
-	key := ev.Area.Key()
-	for _, sig := range sigs {
-		b, err := event.Encode(event.TypeSignal, sig.ID, sig.At, sig)
-		if err != nil {
-			// Only data that cannot be JSON (a NaN metric) gets here; retrying cannot help.
-			e.recordFailure(ev, &EvalError{RuleID: sig.RuleID, RuleVersion: sig.RuleVersion,
-				EventID: ev.ID, Field: "signal", Err: err})
+	return *l.rule, true
+}
+
+// Stats returns each loaded rule's counters, in order.
+func (e *Engine) Stats() []RuleStats {
+	set := e.set.Load()
+	out := make([]RuleStats, 0, len(set.rules))
+	for _, l := range set.rules {
+		out = append(out, l.stats())
+	}
+	return out
+}
+
+// EngineStats are the engine's own counters.
+type EngineStats struct {
+	Rules   int    `json:"rules"`
+	Late    uint64 `json:"late"`    // events too late for stateful rules
+	Reloads uint64 `json:"reloads"` // SetRules calls after New
+	Streets int    `json:"streets"` // streets with state
+}
+
+// EngineStats returns the engine's own counters.
+func (e *Engine) EngineStats() EngineStats {
+	return EngineStats{Rules: len(e.set.Load().rules), Late: e.late.Load(), Reloads: e.reloads.Load(), Streets: e.streets.len()}
+}
+
+func (l *loaded) stats() RuleStats {
+	c := l.c
+	s := RuleStats{RuleID: l.rule.ID, Version: l.rule.Version, Enabled: l.rule.Enabled,
+		Evaluated: c.evaluated.Load(), Matched: c.matched.Load(), Cleared: c.cleared.Load(), Failed: c.failed.Load(),
+		Keys: c.keys.Load(), Overflow: c.overflow.Load(), Quarantined: c.quarantined.Load()}
+	if p := c.lastErr.Load(); p != nil {
+		s.LastError = *p
+	}
+	return s
+}
+
+// HandleEvent evaluates ev and publishes the signals it causes to the signals topic, keyed by
+// the event's street: matches of stateless rules, and what stateful rules of the street do
+// now that its clock has moved (fire, clear). A rule that fails on ev is logged, counted and
+// skipped; only a failed Publish is returned, so the event is redelivered. Signal ids are
+// derived from rule and event, so what was already sent is sent again under the same ids,
+// and stateful rules, which have applied the event already, do not apply it twice.
+func (e *Engine) HandleEvent(ctx context.Context, in event.Event) error {
+	set := e.set.Load()
+	s := e.scratch.Get().(*scratch)
+	defer func() {
+		s.clear()
+		e.scratch.Put(s)
+	}()
+	ev := &in
+	if err := checkPayload(ev); err != nil {
+		e.log.Warn("event not evaluated", zap.String("event_id", ev.ID), zap.String("event_type", ev.Type), zap.Error(err))
+		return nil
+	}
+	cands := s.cands[:0]
+	if ti := set.index[ev.Type]; ti != nil {
+		cands = ti.candidates(ev, cands)
+	}
+	s.cands = cands
+	var env any
+	if len(cands) > 0 {
+		var err error
+		if env, err = s.env(ev); err != nil {
+			e.log.Warn("event not evaluated", zap.String("event_id", ev.ID), zap.String("event_type", ev.Type), zap.Error(err))
+			return nil
+		}
+	}
+	sigs := s.sigs[:0]
+	stateful := s.stateful[:0]
+	for _, l := range cands {
+		if l.c.quarantined.Load() {
 			continue
 		}
-		if err := e.pub.Publish(ctx, e.cfg.Topic, key, b); err != nil {
-			return fmt.Errorf("rules: publish signal %s: %w", sig.ID, err)
+		if l.kind != "" {
+			stateful = append(stateful, l)
+			continue
 		}
-		if c := e.stats[sig.RuleID]; c != nil {
+		l.c.evaluated.Add(1)
+		sig, ok, err := fire(&s.vm, l.rule, l.rule.c.byType[ev.Type], env, ev)
+		if err != nil {
+			e.recordFailure(l, ev, err)
+			continue
+		}
+		e.recordSuccess(l)
+		if ok {
+			sigs = append(sigs, sig)
+		}
+	}
+	s.sigs, s.stateful = sigs, stateful
+	for _, sig := range sigs {
+		if err := e.publish(ctx, set, sig); err != nil {
+			return err
+		}
+	}
+	if len(set.stateful) == 0 && e.streets.len() == 0 {
+		return nil
+	}
+	return e.handleStreet(ctx, set, ev, env, stateful, s)
+}
+
+// publish encodes and sends one signal and counts it.
+func (e *Engine) publish(ctx context.Context, set *ruleSet, sig event.Signal) error {
+	b, err := event.Encode(event.TypeSignal, sig.ID, sig.At, sig)
+	if err != nil {
+		// Only data that cannot be JSON (a NaN metric) gets here; retrying cannot help.
+		if l := set.byID[sig.RuleID]; l != nil {
+			e.recordFailure(l, &sig.Event, &EvalError{RuleID: sig.RuleID, RuleVersion: sig.RuleVersion,
+				EventID: sig.Event.ID, Field: "signal", Err: err})
+		}
+		return nil
+	}
+	if err := e.pub.Publish(ctx, e.cfg.Topic, sig.Event.Area.Key(), b); err != nil {
+		return fmt.Errorf("rules: publish signal %s: %w", sig.ID, err)
+	}
+	if c := e.countersOf(set, sig.RuleID); c != nil {
+		if sig.Clear {
+			c.cleared.Add(1)
+		} else {
 			c.matched.Add(1)
 		}
 	}
 	return nil
 }
 
-// recordFailure counts a rule's failure and logs it. A rule that fails on every event would
-// flood the log, so only the 1st, 2nd, 4th, 8th … failure of each rule is written.
-func (e *Engine) recordFailure(ev event.Event, err error) {
-	var ee *EvalError
-	if !errors.As(err, &ee) {
-		e.log.Warn("event not evaluated", zap.String("event_id", ev.ID),
-			zap.String("event_type", ev.Type), zap.Error(err))
-		return
+func (e *Engine) countersOf(set *ruleSet, id string) *counters {
+	if l := set.byID[id]; l != nil {
+		return l.c
 	}
-	c := e.stats[ee.RuleID]
-	if c == nil {
-		return
-	}
-	n := c.failed.Add(1)
-	if bits.OnesCount64(n) == 1 {
-		e.log.Warn("rule failed on event", zap.String("rule_id", ee.RuleID),
-			zap.Int("rule_version", ee.RuleVersion), zap.String("event_id", ev.ID),
-			zap.String("field", ee.Field), zap.Uint64("failures", n), zap.Error(ee.Err))
+	return nil
+}
+
+func (e *Engine) recordSuccess(l *loaded) {
+	if l.c.streak.Load() != 0 {
+		l.c.streak.Store(0)
 	}
 }
 
-// Evaluate runs every enabled rule for ev's type and returns the signals of the rules that
-// match, in load order, and an error for each rule that failed on ev (*EvalError) or for an
-// event that cannot be evaluated at all. It has no side effects, so a dry run can reuse it.
-func (e *Engine) Evaluate(ev event.Event) ([]event.Signal, []error) {
-	entries := e.byType[ev.Type]
-	if len(entries) == 0 {
+// recordFailure counts a rule's failure, logs it sparingly (the 1st, 2nd, 4th, 8th …
+// failure of each rule) and disables the rule on this instance once it has failed
+// DisableAfter times in a row.
+func (e *Engine) recordFailure(l *loaded, ev *event.Event, err error) {
+	c := l.c
+	n := c.failed.Add(1)
+	msg := err.Error()
+	c.lastErr.Store(&msg)
+	streak := c.streak.Add(1)
+	if bits.OnesCount64(n) == 1 {
+		var ee *EvalError
+		field := ""
+		if errors.As(err, &ee) {
+			field = ee.Field
+			err = ee.Err
+		}
+		e.log.Warn("rule failed on event", zap.String("rule_id", l.rule.ID),
+			zap.Int("rule_version", l.rule.Version), zap.String("event_id", ev.ID),
+			zap.String("field", field), zap.Uint64("failures", n), zap.Error(err))
+	}
+	if streak >= uint64(e.cfg.DisableAfter) && c.quarantined.CompareAndSwap(false, true) {
+		e.log.Error("rule disabled: it failed on every one of its last events; load a new version to enable it again",
+			zap.String("rule_id", l.rule.ID), zap.Int("rule_version", l.rule.Version),
+			zap.Uint64("failures_in_a_row", streak), zap.String("last_error", msg))
+	}
+}
+
+// Evaluate runs the enabled stateless rules for ev's type and returns the signals of the
+// rules that match, in order, and an error for each rule that failed on ev (*EvalError) or
+// for an event that cannot be evaluated at all. It has no side effects and ignores stateful
+// rules, whose answer depends on other events: HandleEvent runs those.
+func (e *Engine) Evaluate(in event.Event) ([]event.Signal, []error) {
+	set := e.set.Load()
+	ti := set.index[in.Type]
+	if ti == nil {
 		return nil, nil
 	}
 	s := e.scratch.Get().(*scratch)
@@ -190,16 +443,26 @@ func (e *Engine) Evaluate(ev event.Event) ([]event.Signal, []error) {
 		s.clear()
 		e.scratch.Put(s)
 	}()
+	ev := &in
+	if err := checkPayload(ev); err != nil {
+		return nil, []error{err}
+	}
+	cands := ti.candidates(ev, s.cands[:0])
+	s.cands = cands
+	if len(cands) == 0 {
+		return nil, nil
+	}
 	env, err := s.env(ev)
 	if err != nil {
 		return nil, []error{err}
 	}
-	m := &s.vm
-
 	var sigs []event.Signal
 	var errs []error
-	for _, en := range entries {
-		sig, ok, err := fire(m, en.rule, en.prog, env, ev)
+	for _, l := range cands {
+		if l.kind != "" || l.c.quarantined.Load() {
+			continue
+		}
+		sig, ok, err := fire(&s.vm, l.rule, l.rule.c.byType[ev.Type], env, ev)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -211,26 +474,37 @@ func (e *Engine) Evaluate(ev event.Event) ([]event.Signal, []error) {
 	return sigs, errs
 }
 
-// fire evaluates one rule on one event and builds its signal if the rule matches.
-func fire(m *vm.VM, r *Rule, p *programs, env any, ev event.Event) (event.Signal, bool, error) {
-	fail := func(field string, err error) (event.Signal, bool, error) {
-		return event.Signal{}, false, &EvalError{RuleID: r.ID, RuleVersion: r.Version, EventID: ev.ID, Field: field, Err: err}
-	}
-	out, err := m.Run(p.when, env)
+// fire evaluates one stateless rule on one event and builds its signal if the rule matches.
+func fire(m *vm.VM, r *Rule, p *programs, env any, ev *event.Event) (event.Signal, bool, error) {
+	out, err := run(m, p.when, env)
 	if err != nil {
-		return fail("when", err)
+		return event.Signal{}, false, &EvalError{RuleID: r.ID, RuleVersion: r.Version, EventID: ev.ID, Field: "when", Err: err}
 	}
 	if match, _ := out.(bool); !match {
 		return event.Signal{}, false, nil
 	}
+	sig, err := build(m, r, p, env, ev, r.ID+":"+ev.ID, r.ID+":"+ev.ID, ev.Time)
+	if err != nil {
+		return event.Signal{}, false, err
+	}
+	return sig, true, nil
+}
+
+// build renders a rule's raise fields for one event into a signal.
+// defaultKey is the correlation key when the rule names none or it renders empty.
+func build(m *vm.VM, r *Rule, p *programs, env any, ev *event.Event, id, defaultKey string, at time.Time) (event.Signal, error) {
+	fail := func(field string, err error) (event.Signal, error) {
+		return event.Signal{}, &EvalError{RuleID: r.ID, RuleVersion: r.Version, EventID: ev.ID, Field: field, Err: err}
+	}
 	sig := event.Signal{
-		ID:          r.ID + ":" + ev.ID,
+		ID:          id,
 		RuleID:      r.ID,
 		RuleVersion: r.Version,
 		Shadow:      r.Raise.Shadow,
-		At:          ev.Time,
-		Event:       ev,
+		At:          at,
+		Event:       *ev,
 	}
+	var err error
 	if sig.Category, err = p.category.eval(m, env); err != nil {
 		return fail("raise.category", err)
 	}
@@ -246,15 +520,59 @@ func fire(m *vm.VM, r *Rule, p *programs, env any, ev event.Event) (event.Signal
 	if sig.Title, err = p.title.eval(m, env); err != nil {
 		return fail("raise.title", err)
 	}
+	sig.Title = cut(sig.Title, maxTextBytes)
 	if sig.CorrelationKey, err = p.correlationKey.eval(m, env); err != nil {
 		return fail("raise.correlation_key", err)
 	}
+	if len(sig.CorrelationKey) > maxKeyBytes {
+		return fail("raise.correlation_key", fmt.Errorf("key is %d bytes, more than %d", len(sig.CorrelationKey), maxKeyBytes))
+	}
 	if sig.CorrelationKey == "" {
-		// No key (or one that rendered empty) merges nothing: the signal stands alone.
-		sig.CorrelationKey = sig.ID
+		// No key (or one that rendered empty): a stateless match stands alone; a stateful
+		// rule's signals share their group's key, so a clear finds what it clears.
+		sig.CorrelationKey = defaultKey
 	}
 	if sig.Agency, err = p.agency.eval(m, env); err != nil {
 		return fail("raise.agency", err)
 	}
-	return sig, true, nil
+	sig.Agency = cut(sig.Agency, maxTextBytes)
+	return sig, nil
+}
+
+// checkPayload reports an event whose payload does not match its type. Ingest never lets one
+// through, so it is reported rather than evaluated against zero values (or, through the
+// index, silently matched by nothing).
+func checkPayload(ev *event.Event) error {
+	var ok bool
+	switch ev.Type {
+	case event.TypeSensorReading:
+		ok = ev.Sensor != nil
+	case event.TypeHotlineTicket:
+		ok = ev.Hotline != nil
+	case event.TypeVideoDetection:
+		ok = ev.Video != nil
+	default:
+		return nil // a type no rule listens to: nothing to do
+	}
+	if !ok {
+		return fmt.Errorf("event %s (%s): %w", ev.ID, ev.Type, ErrNoPayload)
+	}
+	return nil
+}
+
+// cut shortens s to at most n bytes on a rune boundary, marking the cut with "…".
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n-len("…")]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "…"
+}
+
+// sortedByOrder sorts candidate rules into set order (they come from several index buckets).
+func sortedByOrder(ls []*loaded) {
+	slices.SortFunc(ls, func(a, b *loaded) int { return a.order - b.order })
 }

@@ -25,6 +25,40 @@ type Common struct {
 	Time     time.Time `expr:"time"` // when it happened; hour(time) and weekday(time) read it in Beijing time
 	Area     Area      `expr:"area"`
 	Location Location  `expr:"location"`
+	// Window holds a window rule's aggregate while its raise fields are rendered
+	// ("{{window.count}} 起投诉"); no other expression may read it.
+	Window WindowValues `expr:"window"`
+
+	steps int // closure iterations of the running expression, see stepBudget
+}
+
+// WindowValues are a window's aggregate over the events of one group key. Having reads them
+// as count, sum, avg, min and max; raise fields as window.count and so on. Without `of`,
+// only count is known.
+type WindowValues struct {
+	Count int       `expr:"count" json:"count"`
+	Sum   float64   `expr:"sum" json:"sum"`
+	Avg   float64   `expr:"avg" json:"avg"`
+	Min   float64   `expr:"min" json:"min"`
+	Max   float64   `expr:"max" json:"max"`
+	Start time.Time `expr:"start" json:"start"` // the first event's time (sliding) or the period's start (tumbling)
+	End   time.Time `expr:"end" json:"end"`     // the last event's time (sliding) or the period's end (tumbling)
+}
+
+// havingEnv is what window.having is compiled against.
+type havingEnv struct {
+	WindowValues
+	steps int
+}
+
+func (h *havingEnv) step() bool {
+	h.steps++
+	return h.steps <= stepBudget
+}
+
+func (c *Common) step() bool {
+	c.steps++
+	return c.steps <= stepBudget
 }
 
 // Area is where the event happened: district (区) → street (街道) → community (社区) → grid (网格).
@@ -125,23 +159,48 @@ type scratch struct {
 	sensor  SensorEnv
 	hotline HotlineEnv
 	video   VideoEnv
+	having  havingEnv
+
+	cands    []*loaded
+	stateful []*loaded
+	sigs     []event.Signal
 }
 
-// clear drops the references the last event left, so a pooled scratch keeps nothing alive.
+// clear readies a pooled scratch for the next event. The environments and the event copy are
+// not zeroed — the next event overwrites them, and zeroing structs this large costs more than
+// evaluating a rule — so a pooled scratch keeps its last event alive until then; the pool
+// holds at most a few per CPU.
 func (s *scratch) clear() {
-	s.sensor, s.hotline, s.video = SensorEnv{}, HotlineEnv{}, VideoEnv{}
+	if len(s.sigs) > 0 {
+		clear(s.sigs)
+	}
+	s.cands, s.stateful, s.sigs = s.cands[:0], s.stateful[:0], s.sigs[:0]
 }
 
 // envOf builds a fresh environment for one event, for callers without a scratch.
 func envOf(ev event.Event) (any, error) {
-	return new(scratch).env(ev)
+	s := &scratch{vm: newVM()}
+	return s.env(&ev)
+}
+
+// common returns the part of an environment every event type shares.
+func common(env any) *Common {
+	switch e := env.(type) {
+	case *SensorEnv:
+		return &e.Common
+	case *HotlineEnv:
+		return &e.Common
+	case *VideoEnv:
+		return &e.Common
+	}
+	return nil
 }
 
 // env fills the environment for ev and returns a pointer to it; expr reads through pointers,
 // and a pointer into the scratch costs no allocation where boxing the struct would. The
 // result is shared by every rule evaluated on the event: expressions cannot assign, so
 // sharing the metrics map is safe.
-func (s *scratch) env(ev event.Event) (any, error) {
+func (s *scratch) env(ev *event.Event) (any, error) {
 	c := Common{
 		ID:     ev.ID,
 		Type:   ev.Type,

@@ -41,7 +41,7 @@ var baseOptions = func() []expr.Option {
 	for _, name := range allowedBuiltins {
 		opts = append(opts, expr.EnableBuiltin(name))
 	}
-	return append(opts,
+	opts = append(opts,
 		// contains_any(text, words...) reports whether text contains any of the words
 		// (包含任意关键词). Empty words are ignored: a blank keyword would match everything.
 		expr.Function("contains_any", containsAny, new(func(string, ...string) bool)),
@@ -51,7 +51,16 @@ var baseOptions = func() []expr.Option {
 		expr.Function("weekday", weekdayOf, new(func(time.Time) int)),
 		// distance_m(lat1, lon1, lat2, lon2) is the great-circle distance in metres.
 		expr.Function("distance_m", distanceM, new(func(float64, float64, float64, float64) float64)),
+		// in_area(area, name) reports whether the event's area is or lies inside the named
+		// area: a district, street, community or grid, by code or by name
+		// (in_area(area, "望江区"), in_area(area, "990102001")).
+		expr.Function("in_area", inArea, new(func(Area, string) bool)),
+		// in_polygon(lat, lon, [[lon, lat], …]) reports whether a point is inside a polygon
+		// given as a ring of [lon, lat] pairs (GeoJSON order, WGS-84): a spot no grid draws,
+		// such as an underpass or a school's surroundings.
+		expr.Function("in_polygon", inPolygon, new(func(float64, float64, []any) bool)),
 	)
+	return append(opts, sandboxFunctions...)
 }()
 
 // The functions below receive arguments the checker has already typed, but expr passes an int
@@ -159,4 +168,68 @@ func toFloat(v any) (float64, bool) {
 		return float64(n), true
 	}
 	return 0, false
+}
+
+func inArea(params ...any) (any, error) {
+	if len(params) != 2 {
+		return nil, fmt.Errorf("in_area: want 2 arguments, got %d", len(params))
+	}
+	a, ok := params[0].(Area)
+	if !ok {
+		return nil, fmt.Errorf("in_area: first argument is %T, not an area", params[0])
+	}
+	name, ok := params[1].(string)
+	if !ok {
+		return nil, fmt.Errorf("in_area: name is %T, not a string", params[1])
+	}
+	if name == "" {
+		return false, nil
+	}
+	for _, v := range [...]string{a.District, a.DistrictName, a.Street, a.StreetName, a.Community, a.CommunityName, a.Grid, a.GridName} {
+		if v == name {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// maxPolygonPoints caps a polygon's ring, so a rule cannot make every event walk a huge one.
+const maxPolygonPoints = 1000
+
+func inPolygon(params ...any) (any, error) {
+	if len(params) != 3 {
+		return nil, fmt.Errorf("in_polygon: want 3 arguments, got %d", len(params))
+	}
+	lat, ok1 := toFloat(params[0])
+	lon, ok2 := toFloat(params[1])
+	ring, ok3 := params[2].([]any)
+	if !ok1 || !ok2 || !ok3 {
+		return nil, fmt.Errorf("in_polygon: want (lat, lon, [[lon, lat], …]), got (%T, %T, %T)", params[0], params[1], params[2])
+	}
+	if len(ring) < 3 || len(ring) > maxPolygonPoints {
+		return nil, fmt.Errorf("in_polygon: a polygon has 3 to %d points, this one %d", maxPolygonPoints, len(ring))
+	}
+	pts := make([][2]float64, len(ring))
+	for i, p := range ring {
+		pair, ok := p.([]any)
+		if !ok || len(pair) != 2 {
+			return nil, fmt.Errorf("in_polygon: point %d is not a [lon, lat] pair", i+1)
+		}
+		x, okx := toFloat(pair[0])
+		y, oky := toFloat(pair[1])
+		if !okx || !oky {
+			return nil, fmt.Errorf("in_polygon: point %d is not a pair of numbers", i+1)
+		}
+		pts[i] = [2]float64{x, y}
+	}
+	// Ray casting (even-odd): a point on an edge may fall either way, which at the scale of a
+	// sensor's position error does not matter.
+	in := false
+	for i, j := 0, len(pts)-1; i < len(pts); j, i = i, i+1 {
+		xi, yi, xj, yj := pts[i][0], pts[i][1], pts[j][0], pts[j][1]
+		if (yi > lat) != (yj > lat) && lon < (xj-xi)*(lat-yi)/(yj-yi)+xi {
+			in = !in
+		}
+	}
+	return in, nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
@@ -25,32 +26,47 @@ var sampleEvents = map[string]event.Event{
 }
 
 // FuzzCompile: no expression or template text may panic the compiler, and whatever compiles
-// must evaluate on a sample event without panicking.
+// must run — stateless or as any kind of stateful rule, through HandleEvent and Tick — without
+// panicking and without the sandbox letting it run away.
 func FuzzCompile(f *testing.F) {
 	seeds := []struct {
-		when, title string
+		when, title, having string
 	}{
-		{`sensor.kind == "water_level" && sensor.metrics["level_cm"] > 80`, `{{area.street_name}} 水位 {{sensor.metrics.level_cm}}cm`},
-		{`hotline.request_type in ["求助", "投诉"]`, `={{`},
-		{`contains_any(hotline.content, "燃气", "煤气")`, `{{ "}}" }}{{'}}'}}`},
-		{`video.object_count >= 50 && hour(time) < 6`, `{{ 1..1000000 }}`},
-		{`distance_m(location.lat, location.lon, 30, 120) < 500`, `{{`},
-		{`int(sensor.status) > 0`, `}}{{}}`},
-		{`let x = 1; x > 0`, "{{\n sensor.\n}}"},
-		{`(((((((((1)))))))))) > 0`, "{{ `}}` }}"},
-		{`sensor.battery < 20`, `{{sensor.battery}}`},
-		{`map(1..100000, # * #) | len() > 0`, `{{ string(time) }}`},
+		{`sensor.kind == "water_level" && sensor.metrics["level_cm"] > 80`, `{{area.street_name}} 水位 {{sensor.metrics.level_cm}}cm`, `count >= 3`},
+		{`hotline.request_type in ["求助", "投诉"]`, `={{`, `sum > 1 || avg < 0`},
+		{`contains_any(hotline.content, "燃气", "煤气")`, `{{ "}}" }}{{'}}'}}`, `max - min > 10`},
+		{`video.object_count >= 50 && hour(time) < 6`, `{{ 1..1000000 }}`, `all(1..count, {# > 0})`},
+		{`distance_m(location.lat, location.lon, 30, 120) < 500`, `{{`, `count % 0 == 1`},
+		{`int(sensor.status) > 0`, `}}{{}}`, `count > 1 ? true : false`},
+		{`let x = 1; x > 0`, "{{\n sensor.\n}}", `window.count > 1`},
+		{`(((((((((1)))))))))) > 0`, "{{ `}}` }}", `count`},
+		{`sensor.battery < 20`, `{{sensor.battery}} {{window.count}}`, `min(count, 3) > 2`},
+		{`map(1..100000, # * #) | len() > 0`, `{{ string(time) }}`, `len(map(1..100000000, #)) > 0`},
+		{`any(1..5000, {any(1..5000, {# < 0})})`, `{{ sensor.kind + sensor.kind }}`, `count >= 1`},
 	}
 	for i, s := range seeds {
-		f.Add(uint8(i), s.when, s.title)
+		f.Add(uint8(i), s.when, s.title, s.having)
 	}
-	f.Fuzz(func(t *testing.T, kind uint8, when, title string) {
-		if len(when)+len(title) > MaxRuleBytes || !utf8.ValidString(when) || !utf8.ValidString(title) {
+	f.Fuzz(func(t *testing.T, kind uint8, when, title, having string) {
+		if len(when)+len(title)+len(having) > MaxRuleBytes || !utf8.ValidString(when) || !utf8.ValidString(title) || !utf8.ValidString(having) {
 			return // Parse refuses these before compiling (YAML requires UTF-8)
 		}
 		typ := EventTypes[int(kind)%len(EventTypes)]
 		r := Rule{ID: "fuzz", Name: "fuzz", Version: 1, Enabled: true, Types: []string{typ}, When: when,
 			Raise: Raise{Category: "0101", Severity: "red", Title: title, CorrelationKey: title}}
+		switch (kind / 3) % 5 {
+		case 1:
+			r.For = Duration(time.Minute)
+		case 2:
+			r.Window = &Window{Kind: Sliding, Size: Duration(time.Hour), Of: "1.5", Having: having}
+		case 3:
+			r.Window = &Window{Kind: Tumbling, Size: Duration(time.Hour), Having: having}
+		case 4:
+			r.Absent = Duration(time.Minute)
+		}
+		if r.Kind() != "" {
+			r.GroupBy = "area.grid"
+		}
 		c, errs := compileRule(&r, noLocation{})
 		for _, err := range errs {
 			if ce, ok := err.(*CompileError); ok && ce.Line > 0 && ce.Column < 1 {
@@ -65,7 +81,15 @@ func FuzzCompile(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eng.Evaluate(sampleEvents[typ])
+		ev := sampleEvents[typ]
+		eng.Evaluate(ev)
+		ctx := context.Background()
+		for i := range 3 {
+			ev.ID = "fz" + string(rune('0'+i))
+			ev.Time = ev.Time.Add(30 * time.Second)
+			_ = eng.HandleEvent(ctx, ev)
+		}
+		_ = eng.Tick(ctx, ev.Time.Add(3*time.Hour))
 	})
 }
 

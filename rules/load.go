@@ -143,6 +143,11 @@ func Parse(name string, data []byte) ([]Rule, error) {
 			r, rerrs := parseRule(src, deref(n))
 			errs = append(errs, rerrs...)
 			if len(rerrs) == 0 {
+				if len(nodes) == 1 && n == doc.Content[0] {
+					r.Source = encodeSource(&doc) // keeps the comments above the rule
+				} else {
+					r.Source = encodeSource(deref(n))
+				}
 				rules = append(rules, r)
 			}
 		}
@@ -161,12 +166,12 @@ func deref(n *yaml.Node) *yaml.Node {
 	return n
 }
 
-// ruleKeys and raiseKeys are the fields a rule file may have. reservedKeys are the stateful
-// parts of the next issue, refused with a clear message until then.
+// ruleKeys, raiseKeys and windowKeys are the fields a rule file may have.
 var (
-	ruleKeys     = []string{"id", "name", "description", "version", "enabled", "types", "when", "raise"}
-	raiseKeys    = []string{"category", "severity", "title", "correlation_key", "agency", "shadow"}
-	reservedKeys = []string{"for", "window", "absent"}
+	ruleKeys = []string{"id", "name", "description", "version", "enabled", "types", "when", "raise",
+		"group_by", "for", "window", "absent"}
+	raiseKeys  = []string{"category", "severity", "title", "correlation_key", "agency", "shadow"}
+	windowKeys = []string{"kind", "size", "of", "having"}
 )
 
 // parseRule reads one rule mapping, checks it, and compiles it.
@@ -186,7 +191,7 @@ func parseRule(src *fileSource, n *yaml.Node) (Rule, []error) {
 		return r, errs
 	}
 
-	var raise *yaml.Node
+	var raise, window *yaml.Node
 	walkMapping(n, "", ruleKeys, fail, func(key string, v *yaml.Node) {
 		loc.nodes[key] = v
 		switch key {
@@ -206,8 +211,33 @@ func parseRule(src *fileSource, n *yaml.Node) (Rule, []error) {
 			r.Types = stringList(v, key, fail)
 		case "raise":
 			raise = v
+		case "group_by":
+			r.GroupBy = scalar(v, key, fail)
+		case "for":
+			r.For = duration(v, key, fail)
+		case "absent":
+			r.Absent = duration(v, key, fail)
+		case "window":
+			window = v
 		}
 	})
+	if window != nil {
+		r.Window = &Window{Kind: Sliding}
+		walkMapping(window, "window.", windowKeys, fail, func(key string, v *yaml.Node) {
+			field := "window." + key
+			loc.nodes[field] = v
+			switch key {
+			case "kind":
+				r.Window.Kind = scalar(v, field, fail)
+			case "size":
+				r.Window.Size = duration(v, field, fail)
+			case "of":
+				r.Window.Of = scalar(v, field, fail)
+			case "having":
+				r.Window.Having = scalar(v, field, fail)
+			}
+		})
+	}
 	if raise != nil {
 		walkMapping(raise, "raise.", raiseKeys, fail, func(key string, v *yaml.Node) {
 			field := "raise." + key
@@ -268,8 +298,8 @@ func parseRule(src *fileSource, n *yaml.Node) (Rule, []error) {
 			fail(raise, "raise.severity", "required")
 		}
 	}
-	if size := len(r.ID) + len(r.Name) + len(r.Description) + len(r.When) + len(r.Raise.Category) +
-		len(r.Raise.Severity) + len(r.Raise.Title) + len(r.Raise.CorrelationKey) + len(r.Raise.Agency); size > MaxRuleBytes {
+	checkStateful(&r, loc, fail)
+	if size := ruleSize(&r); size > MaxRuleBytes {
 		fail(nil, "", "rule text is %d bytes, more than the %d allowed", size, MaxRuleBytes)
 	}
 	for _, e := range errs {
@@ -304,9 +334,6 @@ func walkMapping(n *yaml.Node, prefix string, known []string, fail failFunc, fn 
 		case seen[key]:
 			fail(k, prefix+key, "field appears twice")
 			continue
-		case prefix == "" && slices.Contains(reservedKeys, key):
-			fail(k, key, "not supported yet (durations, windows and absence come with a later release)")
-			continue
 		case !slices.Contains(known, key):
 			fail(k, prefix+key, "unknown field (known: %s)", strings.Join(known, ", "))
 			continue
@@ -337,6 +364,99 @@ func integer(v *yaml.Node, field string, fail failFunc) int {
 	}
 	fail(v, field, "want a whole number, got %q", v.Value)
 	return 0
+}
+
+func duration(v *yaml.Node, field string, fail failFunc) Duration {
+	if v.Kind == yaml.ScalarNode && v.Tag != "!!null" {
+		d, err := ParseDuration(v.Value)
+		if err == nil {
+			return d
+		}
+		fail(v, field, "%v", err)
+		return 0
+	}
+	fail(v, field, "want a duration such as 5m, got a %s", kindName(v))
+	return 0
+}
+
+// checkStateful checks the stateful parts' shape; their expressions are compiled with the rest.
+func checkStateful(r *Rule, loc *yamlLocator, fail failFunc) {
+	var kinds []string
+	for _, k := range []string{"for", "window", "absent"} {
+		if loc.nodes[k] != nil {
+			kinds = append(kinds, k)
+		}
+	}
+	if len(kinds) > 1 {
+		fail(loc.nodes[kinds[1]], kinds[1], "a rule has at most one of for, window and absent (this one has %s)", strings.Join(kinds, " and "))
+	}
+	inRange := func(field string, d Duration) {
+		if loc.nodes[field] != nil && d != 0 && (d < MinDuration || d > MaxDuration) {
+			fail(loc.nodes[field], field, "%s is outside %s … %s", d, MinDuration, MaxDuration)
+		}
+	}
+	inRange("for", r.For)
+	inRange("absent", r.Absent)
+	if w := r.Window; w != nil {
+		if w.Kind != Sliding && w.Kind != Tumbling {
+			fail(loc.nodes["window.kind"], "window.kind", "%q is not sliding or tumbling", w.Kind)
+		}
+		if w.Size == 0 && loc.nodes["window.size"] == nil {
+			fail(loc.nodes["window"], "window.size", "required")
+		}
+		inRange("window.size", w.Size)
+		if strings.TrimSpace(w.Having) == "" {
+			fail(loc.nodes["window"], "window.having", "required: a condition on count, sum, avg, min or max, such as count >= 3")
+		}
+	}
+	if r.GroupBy != "" && r.Kind() == "" && len(kinds) == 0 {
+		fail(loc.nodes["group_by"], "group_by", "only a rule with for, window or absent has groups")
+	}
+}
+
+// ruleSize is the length of all of a rule's text, the measure MaxRuleBytes caps.
+func ruleSize(r *Rule) int {
+	n := len(r.ID) + len(r.Name) + len(r.Description) + len(r.When) + len(r.Raise.Category) +
+		len(r.Raise.Severity) + len(r.Raise.Title) + len(r.Raise.CorrelationKey) + len(r.Raise.Agency) + len(r.GroupBy)
+	if r.Window != nil {
+		n += len(r.Window.Of) + len(r.Window.Having)
+	}
+	return n
+}
+
+// encodeSource renders a rule's node back to YAML, comments and scalar quoting kept, with
+// mappings in block style so that a rule sent as JSON reads (and diffs) like one written
+// in YAML.
+func encodeSource(n *yaml.Node) string {
+	blockStyle(n, 0)
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(n); err != nil {
+		return ""
+	}
+	_ = enc.Close()
+	return b.String()
+}
+
+func blockStyle(n *yaml.Node, depth int) {
+	if n == nil || depth > 32 {
+		return
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		n.Style &^= yaml.FlowStyle
+		for i, c := range n.Content {
+			if i%2 == 0 && c.Kind == yaml.ScalarNode {
+				c.Style &^= yaml.DoubleQuotedStyle | yaml.SingleQuotedStyle
+			}
+		}
+	case yaml.AliasNode:
+		return
+	}
+	for _, c := range n.Content {
+		blockStyle(c, depth+1)
+	}
 }
 
 func boolean(v *yaml.Node, field string, fail failFunc) bool {

@@ -19,16 +19,62 @@ type Rule struct {
 	When        string   `json:"when"`
 	Raise       Raise    `json:"raise"`
 
-	// The stateful parts — For (the condition must hold that long), Window (an aggregate over
-	// a sliding or tumbling window) and Absent (no event for a while) — arrive with the next
-	// issue as fields here. Until then Parse refuses those keys, so a rule that needs them
-	// never loads half-understood.
+	// The stateful parts: at most one of For (the condition must hold that long), Window (an
+	// aggregate over a sliding or tumbling window) and Absent (no matching event for that
+	// long). Their state is kept per GroupBy key (default: the sensor's device or the camera)
+	// within the event's street, on event time; see Config.AllowedLateness.
+	GroupBy string   `json:"group_by,omitempty"`
+	For     Duration `json:"for,omitempty"`
+	Window  *Window  `json:"window,omitempty"`
+	Absent  Duration `json:"absent,omitempty"`
 
 	// Origin is where the rule was read from.
 	Origin Position `json:"-"`
+	// Source is the rule's own text as YAML (comments kept), the form versions are stored
+	// and compared in.
+	Source string `json:"-"`
 
 	c *compiled
 }
+
+// Window is a rule's aggregate over recent matching events of one group key.
+//
+// A sliding window is checked on every matching event and whenever time moves on, over the
+// events of the last Size; it fires when Having becomes true and clears when it stops being
+// true. A tumbling window cuts time into fixed periods of Size (aligned to Beijing midnight)
+// and is checked once, when its period closes, firing if Having holds for the whole period.
+type Window struct {
+	Kind   string   `json:"kind"`         // sliding (default) or tumbling
+	Size   Duration `json:"size"`         // 1m … 7d
+	Of     string   `json:"of,omitempty"` // the number aggregated; without it only count is known
+	Having string   `json:"having"`       // boolean over count, sum, avg, min, max: "count >= 3"
+}
+
+// Window kinds.
+const (
+	Sliding  = "sliding"
+	Tumbling = "tumbling"
+)
+
+// Kind says which stateful part a rule has: "" (none), "for", "window" or "absent".
+func (r *Rule) Kind() string {
+	switch {
+	case r.For > 0:
+		return KindFor
+	case r.Window != nil:
+		return KindWindow
+	case r.Absent > 0:
+		return KindAbsent
+	}
+	return ""
+}
+
+// Kinds of stateful rule.
+const (
+	KindFor    = "for"
+	KindWindow = "window"
+	KindAbsent = "absent"
+)
 
 // Raise says what a matching rule raises. Each text field is either a template — literal
 // text with {{ expr }} placeholders, or no placeholder at all for a constant — or, when it

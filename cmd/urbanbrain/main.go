@@ -25,12 +25,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	root := &ffcli.Command{
 		Name:       "urbanbrain",
-		ShortUsage: "urbanbrain <serve|token|simulate> [flags]",
+		ShortUsage: "urbanbrain <serve|token|simulate|rules> [flags]",
 		ShortHelp:  "city command-centre backend",
 		Subcommands: []*ffcli.Command{
 			serveCommand(stdout, stderr),
 			tokenCommand(stdout),
 			simulateCommand(stderr),
+			rulesCommand(os.Stdin, stdout, stderr),
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}

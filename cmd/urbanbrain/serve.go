@@ -68,6 +68,7 @@ func printDemo(ctx context.Context, a *app.App, cfg app.Config, w io.Writer) {
 		who    string
 		claims auth.Claims
 	}{
+		{"viewer (the wall screen: read-only, whole city)", auth.Claims{Subject: "demo-wall", Role: auth.RoleViewer}},
 		{"operator (whole city, phone numbers masked)", auth.Claims{Subject: "demo-operator", Role: auth.RoleOperator}},
 		{"supervisor (may see personal data)", auth.Claims{Subject: "demo-supervisor", Role: auth.RoleSupervisor}},
 		{"worker " + worker.Name + " (grids " + strings.Join(worker.Grids, ",") + ")", auth.Claims{Subject: worker.ID, Role: auth.RoleWorker, Grids: worker.Grids}},
@@ -76,21 +77,30 @@ func printDemo(ctx context.Context, a *app.App, cfg app.Config, w io.Writer) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nurbanbrain demo is up: %s (Kafka-protocol broker on %s)\n\n", base, strings.Join(a.BrokerAddrs(), ","))
-	var operatorToken string
+	var operatorToken, viewerToken, workerToken string
 	for _, t := range tokens {
 		tok, err := a.Issuer().Issue(t.claims, 7*24*time.Hour)
 		if err != nil {
 			fmt.Fprintf(&b, "  %s: cannot sign token: %v\n", t.who, err)
 			continue
 		}
-		if t.claims.Role == auth.RoleOperator {
+		switch t.claims.Role {
+		case auth.RoleOperator:
 			operatorToken = tok
+		case auth.RoleViewer:
+			viewerToken = tok
+		case auth.RoleWorker:
+			workerToken = tok
 		}
 		fmt.Fprintf(&b, "  %s:\n    %s\n", t.who, tok)
 	}
 	wsBase := "ws" + strings.TrimPrefix(base, "http")
+	// The token goes in the fragment, which the browser keeps to itself: the page reads it
+	// and passes it on the websocket (docs/cockpit.md).
+	fmt.Fprintf(&b, "\nWall screen (领导驾驶舱), open in a browser:\n  %s/#token=%s\n", base, viewerToken)
 	fmt.Fprintf(&b, "\nTry:\n  curl -H 'Authorization: Bearer %s' '%s/api/v1/incidents?limit=5'\n", operatorToken, base)
 	fmt.Fprintf(&b, "  websocket: %s/ws/cockpit?access_token=%s\n", wsBase, operatorToken)
+	fmt.Fprintf(&b, "  worker's tasks: %s/ws/worker?access_token=%s\n", wsBase, workerToken)
 	fmt.Fprintf(&b, "  metrics:   %s/metrics   health: %s/readyz\n\n", base, base)
 	fmt.Fprint(w, b.String())
 }

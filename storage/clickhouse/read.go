@@ -20,8 +20,13 @@ func (s *Store) ListIncidents(ctx context.Context, f storage.IncidentFilter) ([]
 		return nil, err
 	}
 	w := incidentWhere(f)
-	query := "SELECT doc FROM incidents FINAL" + w.sql() +
-		" ORDER BY updated_ms DESC, id DESC" + limit(f.PageLimit(), f.Offset)
+	// Two steps in one query: the page's ids from the small filter columns, then the documents
+	// of just those ids (FINAL reads every selected column of every row it collapses, and the
+	// documents are most of the table's bytes). The outer condition is on the key, which every
+	// version of an incident shares, so it is safe as an explicit PREWHERE, and it must be one:
+	// readCtx turns the automatic move off.
+	query := "SELECT doc FROM incidents FINAL PREWHERE id IN (SELECT id FROM incidents FINAL" + w.sql() +
+		" ORDER BY updated_ms DESC, id DESC" + limit(f.PageLimit(), f.Offset) + ") ORDER BY updated_ms DESC, id DESC"
 	out, err := queryDocs[event.Incident](readCtx(ctx), s.conn, query, w.args)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: list incidents: %w", err)
@@ -72,10 +77,13 @@ func incidentWhere(f storage.IncidentFilter) where {
 
 // GetIncident returns an incident with its timeline, linked events and dispatches;
 // storage.ErrNotFound if it is not stored.
+//
+// Every condition here is on a table's key, shared by all copies and versions of a row, so
+// each is an explicit PREWHERE: only the granules holding the key are read.
 func (s *Store) GetIncident(ctx context.Context, id string) (storage.IncidentDetail, error) {
 	ctx = readCtx(ctx)
 	var d storage.IncidentDetail
-	incs, err := queryDocs[event.Incident](ctx, s.conn, "SELECT doc FROM incidents FINAL WHERE id = ?", []any{id})
+	incs, err := queryDocs[event.Incident](ctx, s.conn, "SELECT doc FROM incidents FINAL PREWHERE id = ?", []any{id})
 	if err != nil {
 		return d, fmt.Errorf("clickhouse: get incident %s: %w", id, err)
 	}
@@ -84,7 +92,7 @@ func (s *Store) GetIncident(ctx context.Context, id string) (storage.IncidentDet
 	}
 	d.Incident = incs[0]
 
-	rows, err := s.conn.Query(ctx, "SELECT version, doc FROM incident_changes FINAL WHERE incident_id = ? ORDER BY version", id)
+	rows, err := s.conn.Query(ctx, "SELECT version, doc FROM incident_changes FINAL PREWHERE incident_id = ? ORDER BY version", id)
 	if err != nil {
 		return d, fmt.Errorf("clickhouse: get incident %s timeline: %w", id, err)
 	}
@@ -109,15 +117,15 @@ func (s *Store) GetIncident(ctx context.Context, id string) (storage.IncidentDet
 		return d, fmt.Errorf("clickhouse: get incident %s timeline: %w", id, err)
 	}
 
-	d.Events, err = queryDocs[event.Event](ctx, s.conn, `SELECT payload FROM events FINAL
-		WHERE (type, id) IN (SELECT event_type, event_id FROM incident_reports WHERE incident_id = ?)
-		ORDER BY time_ms, type, id`, []any{id})
+	d.Events, err = queryDocs[event.Event](ctx, s.conn, `SELECT payload FROM events
+		PREWHERE (type, id) IN (SELECT event_type, event_id FROM incident_reports WHERE incident_id = ?)
+		ORDER BY time_ms, type, id LIMIT 1 BY type, id`, []any{id})
 	if err != nil {
 		return d, fmt.Errorf("clickhouse: get incident %s events: %w", id, err)
 	}
 
 	rows, err = s.conn.Query(ctx, `SELECT id, incident_id, worker_id, worker_name, grid, agency, agency_name,
-		reason, at_ms FROM dispatches FINAL WHERE incident_id = ? ORDER BY at_ms, id`, id)
+		reason, at_ms FROM dispatches FINAL PREWHERE incident_id = ? ORDER BY at_ms, id`, id)
 	if err != nil {
 		return d, fmt.Errorf("clickhouse: get incident %s dispatches: %w", id, err)
 	}
@@ -161,8 +169,12 @@ func (s *Store) ListEvents(ctx context.Context, f storage.EventFilter) ([]event.
 		return nil, err
 	}
 	w := eventWhere(f)
-	query := "SELECT payload FROM events FINAL" + w.sql() +
-		" ORDER BY time_ms DESC, type DESC, id DESC" + limit(f.PageLimit(), f.Offset)
+	// Copies of an event are identical, so instead of FINAL (which would read and collapse
+	// every column of every row, payloads included) duplicates are dropped with LIMIT 1 BY; and
+	// the page's keys are found first from the small columns, then only their payloads read.
+	query := "SELECT payload FROM events PREWHERE (type, id) IN (SELECT type, id FROM events" + w.sql() +
+		" ORDER BY time_ms DESC, type DESC, id DESC LIMIT 1 BY type, id" + limit(f.PageLimit(), f.Offset) +
+		") ORDER BY time_ms DESC, type DESC, id DESC LIMIT 1 BY type, id"
 	out, err := queryDocs[event.Event](ctx, s.conn, query, w.args)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: list events: %w", err)
@@ -179,7 +191,7 @@ func (s *Store) EachEvent(ctx context.Context, f storage.EventFilter, fn func(ev
 		return err
 	}
 	w := eventWhere(f)
-	rows, err := s.conn.Query(ctx, "SELECT payload FROM events FINAL"+w.sql()+" ORDER BY time_ms, type, id", w.args...)
+	rows, err := s.conn.Query(ctx, "SELECT payload FROM events"+w.sql()+" ORDER BY time_ms, type, id LIMIT 1 BY type, id", w.args...)
 	if err != nil {
 		return fmt.Errorf("clickhouse: replay events: %w", err)
 	}
@@ -200,8 +212,8 @@ func (s *Store) EachEvent(ctx context.Context, f storage.EventFilter, fn func(ev
 	return rows.Err()
 }
 
-// Events are immutable, so the copies FINAL collapses are identical and a condition may be
-// checked before or after collapsing them alike.
+// Events are immutable, so the copies of one are identical and a condition may be checked
+// before or after dropping duplicates alike.
 func eventWhere(f storage.EventFilter) where {
 	var w where
 	w.eq("type", f.Type)
@@ -209,7 +221,7 @@ func eventWhere(f storage.EventFilter) where {
 	w.eq("street", f.Street)
 	w.eq("grid", f.Grid)
 	w.eq("device", f.DeviceID)
-	w.between("time_ms", f.Since, f.Until)
+	w.eventTime(f.Since, f.Until)
 	w.anyOf("grid", f.Grids)
 	if c := f.Near; c != nil {
 		// The same arithmetic as storage.Circle.Contains, so both backends draw one boundary.
@@ -293,6 +305,19 @@ func (w *where) between(col string, since, until time.Time) {
 	}
 	if !until.IsZero() {
 		w.add(col+" < ?", ceilMillis(until))
+	}
+}
+
+// eventTime bounds events' time_ms to [since, until) and, loosely, their day column too: the
+// partition key and every part's min/max index are on day, so that condition lets the server
+// skip the months and the parts outside the range.
+func (w *where) eventTime(since, until time.Time) {
+	w.between("time_ms", since, until)
+	if !since.IsZero() {
+		w.add("day >= toDateTime(?)", max(ceilMillis(since), 0)/1000)
+	}
+	if !until.IsZero() {
+		w.add("day <= toDateTime(?)", max(ceilMillis(until), 0)/1000)
 	}
 }
 

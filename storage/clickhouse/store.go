@@ -173,10 +173,10 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
-// readCtx is the context of every read. It keeps the server from moving WHERE conditions to
-// PREWHERE: with FINAL, a PREWHERE on a column that changes between versions (status,
-// assignee) would filter rows before the versions are collapsed and could let a stale version
-// through. ClickHouse 20+ avoids that by itself; 18.16 does not.
+// readCtx is the context of the reads that filter incidents. PREWHERE is applied before FINAL
+// collapses versions (on 18.16 an explicit PREWHERE status = 'new' finds an incident whose
+// newest version is dispatched), so these reads switch off the automatic move of WHERE
+// conditions to PREWHERE rather than trust each server version's heuristics to skip it.
 func readCtx(ctx context.Context) context.Context {
 	return ch.Context(ctx, ch.WithSettings(ch.Settings{"optimize_move_to_prewhere": 0}))
 }

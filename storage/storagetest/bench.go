@@ -28,7 +28,7 @@ func BenchmarkHandleEvent(b *testing.B, open func(b *testing.B) Store) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 	})
-	for _, size := range []int{100, 1000} {
+	for _, size := range []int{100, 1000, 5000} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			s := open(b)
 			ctx := b.Context()

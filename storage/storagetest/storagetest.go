@@ -24,12 +24,24 @@ type Store interface {
 	HandleIncidentChange(ctx context.Context, ch event.IncidentChange) error
 	HandleIncidentChanges(ctx context.Context, changes []event.IncidentChange) error
 	HandleDispatch(ctx context.Context, d event.Dispatch) error
+	HandleDispatches(ctx context.Context, ds []event.Dispatch) error
 
 	ListIncidents(ctx context.Context, f storage.IncidentFilter) ([]event.Incident, error)
 	CountIncidents(ctx context.Context, f storage.IncidentFilter) (int, error)
 	GetIncident(ctx context.Context, id string) (storage.IncidentDetail, error)
 	GetEvent(ctx context.Context, typ, id string) (event.Event, error)
 	ListEvents(ctx context.Context, f storage.EventFilter) ([]event.Event, error)
+	EachEvent(ctx context.Context, f storage.EventFilter, fn func(event.Event) error) error
+
+	EventRates(ctx context.Context, f storage.KPIFilter) ([]storage.EventRate, error)
+	OpenIncidents(ctx context.Context, f storage.KPIFilter) (storage.OpenIncidents, error)
+	StageTimes(ctx context.Context, f storage.KPIFilter, limits storage.StageLimits) ([]storage.StageStat, error)
+	ReportCounts(ctx context.Context, f storage.KPIFilter) ([]storage.ReportCount, error)
+
+	Retain(ctx context.Context, c storage.Cutoffs) (storage.Removed, error)
+
+	HandleAudits(ctx context.Context, recs []event.AuditRecord) error
+	ListAudit(ctx context.Context, incidentID string) ([]event.AuditRecord, error)
 
 	Ping(ctx context.Context) error
 	Close() error
@@ -61,6 +73,20 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"ListIncidentsFilters", testListIncidentsFilters},
 		{"Restart", testRestart},
 		{"ReadWhileWriting", testReadWhileWriting},
+		{"PoisonRowInLargeBatch", testPoisonRow},
+		{"ReplayEverythingTwice", testReplayEverythingTwice},
+		{"DispatchBatches", testDispatchBatches},
+		{"SearchIncidentText", testSearchIncidentText},
+		{"SearchIncidentGrids", testSearchIncidentGrids},
+		{"EventHistory", testEventHistory},
+		{"EachEventReplay", testEachEvent},
+		{"KPIEventRates", testKPIEventRates},
+		{"KPIOpenIncidents", testKPIOpenIncidents},
+		{"KPIStageTimes", testKPIStageTimes},
+		{"KPIReportCounts", testKPIReportCounts},
+		{"KPIInvalidFilters", testKPIInvalidFilters},
+		{"Retention", testRetention},
+		{"AuditLog", testAuditLog},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

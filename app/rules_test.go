@@ -1,0 +1,259 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/urbanbrain/urbanbrain/auth"
+	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/rules"
+)
+
+// sendText sends a raw body (a rule's YAML) and decodes the JSON answer.
+func (r *running) sendText(method, path, token, body string, out any) int {
+	r.t.Helper()
+	req, err := http.NewRequest(method, r.base+path, strings.NewReader(body))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/yaml")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			r.t.Fatalf("%s %s: decode %q: %v", method, path, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// postEvents posts CloudEvents as an ingest producer.
+func (r *running) postEvents(token string, evs ...map[string]any) {
+	r.t.Helper()
+	b, _ := json.Marshal(evs)
+	req, _ := http.NewRequest("POST", r.base+"/api/v1/events", bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/cloudevents-batch+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		r.t.Fatalf("POST events: %d %s", resp.StatusCode, body)
+	}
+}
+
+func noiseReading(id, device string, db float64, p event.Point) map[string]any {
+	return map[string]any{
+		"specversion": "1.0", "id": id, "source": "sensors/test", "type": event.TypeSensorReading,
+		"time": time.Now().UTC().Format(time.RFC3339Nano), "datacontenttype": "application/json",
+		"data": map[string]any{"device_id": device, "kind": "noise", "metrics": map[string]float64{"db": db},
+			"lat": p.Lat, "lon": p.Lon, "status": "ok"},
+	}
+}
+
+const burstV1 = `# 同一噪声监测点一小时内三次超过 40 dB
+id: noise-burst
+name: 噪声频繁超标
+types: [city.sensor.reading]
+when: sensor.kind == "noise" && sensor.metrics.db > 40
+window: {size: 1h, having: count >= 3}
+raise:
+  category: "0401"
+  severity: blue
+  title: "v1 {{sensor.device_id}} 一小时 {{window.count}} 次"
+  correlation_key: "burst:{{sensor.device_id}}"
+`
+
+type ruleAnswer struct {
+	Version rules.RuleVersion `json:"version"`
+	Applied bool              `json:"applied"`
+	Code    string            `json:"code"`
+	Errors  []ruleError       `json:"errors"`
+}
+
+// A rule created and then changed through the API takes effect on the running pipeline with
+// no restart, and the new version keeps the old version's window: two readings counted under
+// version 1 and one under version 2 make three, which fires with version 2's title. After a
+// restart the rules come back from city.rules, and the rules directory seeds nothing twice.
+func TestRuleHotReloadKeepsWindowState(t *testing.T) {
+	dir, broker := t.TempDir(), freeAddr(t)
+	r := start(t, dir, broker)
+	author := r.token(auth.Claims{Subject: "alice", Role: auth.RoleRuleAuthor})
+	producer := r.token(auth.Claims{Subject: "p", Role: auth.RoleIngest})
+	operator := r.token(auth.Claims{Subject: "op", Role: auth.RoleOperator})
+	grid := r.app.City().Grids()[11]
+
+	if code := r.sendText("POST", "/api/v1/rules", operator, burstV1, nil); code != http.StatusForbidden {
+		t.Errorf("an operator creating a rule: %d, want 403", code)
+	}
+	var created ruleAnswer
+	if code := r.sendText("POST", "/api/v1/rules?comment=first", author, burstV1, &created); code != http.StatusCreated || !created.Applied {
+		t.Fatalf("create: %d %+v", code, created)
+	}
+	if created.Version.Version != 1 || created.Version.Author != "alice" || created.Version.Action != rules.ActionCreate {
+		t.Errorf("created %+v", created.Version)
+	}
+
+	evaluated := func() uint64 {
+		var v ruleView
+		if r.do("GET", "/api/v1/rules/noise-burst", author, nil, &v) != http.StatusOK || v.Stats == nil {
+			return 0
+		}
+		return v.Stats.Evaluated
+	}
+	r.postEvents(producer, noiseReading("nb-1", "NS-HOT", 55, grid.Centroid), noiseReading("nb-2", "NS-HOT", 60, grid.Centroid))
+	eventually(t, 60*time.Second, "version 1 to evaluate both readings", func() bool { return evaluated() == 2 })
+
+	v2 := strings.Replace(burstV1, `title: "v1 `, `title: "v2 `, 1)
+	var updated ruleAnswer
+	saved := time.Now()
+	if code := r.sendText("PUT", "/api/v1/rules/noise-burst?base_version=1", author, v2, &updated); code != http.StatusOK || !updated.Applied {
+		t.Fatalf("update: %d %+v", code, updated)
+	}
+	t.Logf("update published, read back from %s and loaded in %v", event.TopicRules, time.Since(saved))
+	if code := r.sendText("PUT", "/api/v1/rules/noise-burst?base_version=1", author, v2, nil); code != http.StatusConflict {
+		t.Errorf("a stale update: %d, want 409", code)
+	}
+
+	r.postEvents(producer, noiseReading("nb-3", "NS-HOT", 65, grid.Centroid))
+	var inc event.Incident
+	eventually(t, 60*time.Second, "the third reading to raise an incident", func() bool {
+		var l incidentList
+		r.do("GET", "/api/v1/incidents?category=0401&grid="+grid.Code, operator, nil, &l)
+		for _, i := range l.Incidents {
+			if i.CorrelationKey == "burst:NS-HOT" {
+				inc = i
+				return true
+			}
+		}
+		return false
+	})
+	if inc.Title != "v2 NS-HOT 一小时 3 次" {
+		t.Errorf("incident title %q: want version 2's title over a window counted across both versions", inc.Title)
+	}
+	if len(inc.Reports) != 1 || inc.Reports[0].EventID != "nb-3" || inc.Reports[0].RuleID != "noise-burst" {
+		t.Errorf("reports %+v", inc.Reports)
+	}
+
+	var diff rules.VersionDiff
+	if code := r.do("GET", "/api/v1/rules/noise-burst/diff", author, nil, &diff); code != http.StatusOK || len(diff.Changes) != 2 ||
+		diff.Changes[1].Field != "raise.title" {
+		t.Errorf("diff: %d %+v", code, diff)
+	}
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	r2 := start(t, dir, broker)
+	var got ruleView
+	if code := r2.do("GET", "/api/v1/rules/noise-burst", author, nil, &got); code != http.StatusOK || got.Version != 2 ||
+		!strings.Contains(got.Raise.Title, "v2") || got.Author != "alice" {
+		t.Errorf("after restart: %d %+v", code, got)
+	}
+	var hist struct {
+		Versions []struct {
+			Version int    `json:"version"`
+			Action  string `json:"action"`
+			Author  string `json:"author"`
+		} `json:"versions"`
+	}
+	r2.do("GET", "/api/v1/rules/water-level-high/versions", author, nil, &hist)
+	if len(hist.Versions) != 1 || hist.Versions[0].Action != rules.ActionSeed || hist.Versions[0].Author != rules.SeedAuthor {
+		t.Errorf("demo rule history after a restart %+v: want one seeded version", hist.Versions)
+	}
+	r2.do("GET", "/api/v1/rules/noise-burst/versions", author, nil, &hist)
+	if len(hist.Versions) != 2 || hist.Versions[1].Author != "alice" || hist.Versions[1].Action != rules.ActionUpdate {
+		t.Errorf("noise-burst history %+v", hist.Versions)
+	}
+
+	// city.rules is compacted, so versions are never aged out.
+	c := &kafka.Client{Addr: kafka.TCP(r2.app.BrokerAddrs()...)}
+	if policy, err := topicConfig(context.Background(), c, event.TopicRules, "cleanup.policy"); err != nil || policy != "compact" {
+		t.Errorf("city.rules cleanup.policy = %q, %v", policy, err)
+	}
+}
+
+// The authoring API refuses bad rules with positioned errors and answers dry runs and
+// validation without saving anything.
+func TestRuleAuthoringAPI(t *testing.T) {
+	r := start(t, t.TempDir(), freeAddr(t))
+	author := r.token(auth.Claims{Subject: "bob", Role: auth.RoleRuleAuthor})
+
+	bad := "id: water-level-high\nname: 水位\ntypes: [city.sensor.reading]\nwhen: |\n  sensor.kind == \"water_level\" &&\n    sensor.metrics[\"level_cm\"] > 80 && sensor.levle > 0\nraise: {category: \"0104\", severity: orange}\n"
+	var ans ruleAnswer
+	if code := r.sendText("POST", "/api/v1/rules/validate", author, bad, &ans); code != http.StatusUnprocessableEntity || ans.Code != CodeInvalidRule {
+		t.Fatalf("validate: %d %+v", code, ans)
+	}
+	if e := ans.Errors[0]; e.Field != "when" || e.Line != 2 || e.Column != 45 || e.FileLine != 6 || e.FileColumn != 47 || !strings.Contains(e.Snippet, "^") {
+		t.Errorf("positioned error %+v", e)
+	}
+	if code := r.sendText("POST", "/api/v1/rules", author, bad, nil); code != http.StatusUnprocessableEntity {
+		t.Errorf("create of a bad rule: %d", code)
+	}
+	if code := r.sendText("POST", "/api/v1/rules", author, strings.Repeat("x", 1<<20), &ans); code != http.StatusRequestEntityTooLarge || ans.Code != CodeInvalidRule {
+		t.Errorf("1 MB of rule text: %d %+v", code, ans)
+	}
+	huge := "id: huge\nname: n\ntypes: [city.sensor.reading]\nwhen: '" + strings.Repeat("(", 10_000) + "true" + strings.Repeat(")", 10_000) + "'\nraise: {category: \"0104\", severity: red}\n"
+	if code := r.sendText("POST", "/api/v1/rules/validate", author, huge, nil); code != http.StatusOK {
+		t.Errorf("10,000 nested parentheses: %d (it compiles: parentheses are not nodes)", code)
+	}
+	if code := r.sendText("POST", "/api/v1/rules/validate", author, strings.Replace(bad, "sensor.levle > 0", `exec("ls") == ""`, 1), &ans); code != http.StatusUnprocessableEntity ||
+		!strings.Contains(ans.Errors[0].Message, "unknown name exec") {
+		t.Errorf("unknown function: %d %+v", code, ans)
+	}
+	if code := r.sendText("POST", "/api/v1/rules", author, strings.Replace(bad, " && sensor.levle > 0", "", 1), &ans); code != http.StatusConflict || ans.Code != CodeRuleExists {
+		t.Errorf("create over a demo rule: %d %+v", code, ans)
+	}
+
+	grid := r.app.City().Grids()[3]
+	ev := event.Event{ID: "s1", Type: event.TypeSensorReading, Source: "t", Time: time.Now().UTC(),
+		Area:   event.Area{Street: grid.Street, Grid: grid.Code},
+		Sensor: &event.SensorReading{DeviceID: "WL-9", Kind: "water_level", Metrics: map[string]float64{"level_cm": 120}}}
+	var dry rules.DryRunReport
+	if code := r.do("POST", "/api/v1/rules/dry-run", author, map[string]any{"rule_id": "water-level-high", "events": []event.Event{ev}}, &dry); code != http.StatusOK {
+		t.Fatalf("dry run: %d", code)
+	}
+	if dry.Fired != 1 || len(dry.Steps) != 1 || !dry.Steps[0].Matched || len(dry.Steps[0].Condition.Parts) != 2 {
+		t.Errorf("dry run %+v", dry)
+	}
+	if code := r.do("POST", "/api/v1/rules/dry-run", author, map[string]any{"source": "id: x", "events": []event.Event{ev}}, &ans); code != http.StatusUnprocessableEntity {
+		t.Errorf("dry run of a bad source: %d", code)
+	}
+
+	// Disable, enable: each a version; the second disable changes nothing.
+	for i, step := range []struct{ path, want string }{{"disable", "false"}, {"disable", "false"}, {"enable", "true"}} {
+		var res map[string]any
+		if code := r.do("POST", "/api/v1/rules/water-level-high/"+step.path, author, nil, &res); code != http.StatusOK {
+			t.Fatalf("%s: %d %v", step.path, code, res)
+		}
+		var v ruleView
+		r.do("GET", "/api/v1/rules/water-level-high", author, nil, &v)
+		if fmt.Sprint(v.Enabled) != step.want || (i == 1) != (res["unchanged"] == true) {
+			t.Errorf("after %s: enabled %v, answer %v", step.path, v.Enabled, res)
+		}
+	}
+	var deleted ruleAnswer
+	if code := r.do("DELETE", "/api/v1/rules/water-level-high?base_version=3", author, nil, &deleted); code != http.StatusOK || !deleted.Version.Deleted {
+		t.Fatalf("delete: %d %+v", code, deleted)
+	}
+	if code := r.do("GET", "/api/v1/rules/water-level-high", author, nil, nil); code != http.StatusNotFound {
+		t.Errorf("get after delete: %d", code)
+	}
+}

@@ -1,0 +1,151 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/storage"
+	"github.com/urbanbrain/urbanbrain/storage/clickhouse"
+	"github.com/urbanbrain/urbanbrain/storage/sqlite"
+)
+
+// Store is what the app needs of a storage backend: the batch projections the storage sinks
+// write through, the queries of the API, retention, and the lifecycle. storage/sqlite and
+// storage/clickhouse both implement it and pass the same conformance suite.
+type Store interface {
+	projection
+	incidentReader
+	eventReader
+	kpiReader
+	Retain(ctx context.Context, c storage.Cutoffs) (storage.Removed, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// projection is the write side: batches from the storage sinks. A *storage.RejectedError lists
+// records refused for good (they are dead-lettered); any other error means "retry the batch".
+type projection interface {
+	HandleEvents(ctx context.Context, events []event.Event) error
+	HandleIncidentChanges(ctx context.Context, changes []event.IncidentChange) error
+	HandleDispatches(ctx context.Context, ds []event.Dispatch) error
+}
+
+type incidentReader interface {
+	ListIncidents(ctx context.Context, f storage.IncidentFilter) ([]event.Incident, error)
+	CountIncidents(ctx context.Context, f storage.IncidentFilter) (int, error)
+	GetIncident(ctx context.Context, id string) (storage.IncidentDetail, error)
+}
+
+type eventReader interface {
+	ListEvents(ctx context.Context, f storage.EventFilter) ([]event.Event, error)
+	EachEvent(ctx context.Context, f storage.EventFilter, fn func(event.Event) error) error
+}
+
+type kpiReader interface {
+	EventRates(ctx context.Context, f storage.KPIFilter) ([]storage.EventRate, error)
+	OpenIncidents(ctx context.Context, f storage.KPIFilter) (storage.OpenIncidents, error)
+	StageTimes(ctx context.Context, f storage.KPIFilter, limits storage.StageLimits) ([]storage.StageStat, error)
+	ReportCounts(ctx context.Context, f storage.KPIFilter) ([]storage.ReportCount, error)
+}
+
+var (
+	_ Store = (*sqlite.Store)(nil)
+	_ Store = (*clickhouse.Store)(nil)
+)
+
+func (c *Config) registerStoreFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Store, "store", StoreSQLite, "storage backend: sqlite (embedded, in --data-dir) or clickhouse")
+	fs.Func("clickhouse-addr", "comma-separated ClickHouse native-protocol addresses (host:9000), with --store clickhouse", func(s string) error {
+		c.ClickHouseAddrs = splitList(s)
+		return nil
+	})
+	fs.StringVar(&c.ClickHouseDatabase, "clickhouse-database", "urbanbrain", "ClickHouse database (created if missing)")
+	fs.StringVar(&c.ClickHouseUser, "clickhouse-user", "default", "ClickHouse user")
+	fs.StringVar(&c.ClickHousePassword, "clickhouse-password", "", "ClickHouse password (prefer the URBANBRAIN_CLICKHOUSE_PASSWORD environment variable)")
+	fs.IntVar(&c.StoreBatchSize, "store-batch-size", 5000, "rows per store write: a batch is written when it is this full ...")
+	fs.DurationVar(&c.StoreFlushInterval, "store-flush-interval", 500*time.Millisecond, "... or when its first row has waited this long")
+	fs.DurationVar(&c.EventRetention, "retention-events", storage.DefaultRetention.Events, "how long raw events are kept (0: forever)")
+	fs.DurationVar(&c.IncidentRetention, "retention-incidents", storage.DefaultRetention.Incidents,
+		"how long closed incidents and their timeline are kept after their last change (0: forever; else at least 4320h, six months)")
+}
+
+func (c *Config) validateStore() []error {
+	var errs []error
+	switch c.Store {
+	case StoreSQLite:
+	case StoreClickHouse:
+		if len(c.ClickHouseAddrs) == 0 {
+			errs = append(errs, errors.New("--store clickhouse needs --clickhouse-addr"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--store %q: want %s or %s", c.Store, StoreSQLite, StoreClickHouse))
+	}
+	if c.StoreBatchSize < 1 || c.StoreBatchSize > 1_000_000 {
+		errs = append(errs, fmt.Errorf("--store-batch-size %d: want 1..1000000", c.StoreBatchSize))
+	}
+	if c.StoreFlushInterval <= 0 {
+		errs = append(errs, errors.New("--store-flush-interval must be positive"))
+	}
+	if err := c.retention().Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--retention-*: %w", err))
+	}
+	return errs
+}
+
+func (c *Config) retention() storage.Retention {
+	return storage.Retention{Events: c.EventRetention, Incidents: c.IncidentRetention}
+}
+
+// openStore opens the configured backend.
+func (a *App) openStore(ctx context.Context) (Store, error) {
+	log := a.log.Named("storage")
+	switch a.cfg.Store {
+	case StoreClickHouse:
+		return clickhouse.Open(ctx, clickhouse.Config{
+			Addrs: a.cfg.ClickHouseAddrs, Database: a.cfg.ClickHouseDatabase,
+			Username: a.cfg.ClickHouseUser, Password: a.cfg.ClickHousePassword,
+		}, log)
+	default:
+		return sqlite.Open(sqlite.Config{Path: filepath.Join(a.cfg.DataDir, "urbanbrain.db")}, log)
+	}
+}
+
+// retentionInterval is how often old rows are removed.
+const retentionInterval = time.Hour
+
+// runRetention removes what the retention settings say is too old, at start and every hour,
+// until ctx ends. A failed run is logged and tried again at the next tick: retention is never
+// urgent enough to stop the process.
+func (a *App) runRetention(ctx context.Context) error {
+	r := a.cfg.retention()
+	if r.Events == 0 && r.Incidents == 0 {
+		return nil
+	}
+	t := time.NewTicker(retentionInterval)
+	defer t.Stop()
+	for {
+		start := time.Now()
+		removed, err := a.store.Retain(ctx, r.Cutoffs(start))
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			a.log.Warn("retention failed; trying again later", zap.Error(err))
+		case removed != storage.Removed{}:
+			a.log.Info("retention removed old rows", zap.Int("events", removed.Events),
+				zap.Int("incidents", removed.Incidents), zap.Duration("took", time.Since(start)))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,248 @@
+package cockpit
+
+import (
+	"cmp"
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/zap"
+
+	"github.com/urbanbrain/urbanbrain/auth"
+	"github.com/urbanbrain/urbanbrain/city"
+	"github.com/urbanbrain/urbanbrain/event"
+)
+
+// feed is which websocket a subscription belongs to.
+type feed int
+
+const (
+	feedCockpit feed = iota // /ws/cockpit: everything in scope, narrowed by a filter
+	feedWorker              // /ws/worker: a grid worker's own tasks
+)
+
+func (f feed) String() string {
+	if f == feedWorker {
+		return "worker"
+	}
+	return "cockpit"
+}
+
+// viewSpec is how a subscription's incidents are rendered: masked for the role, positions
+// in the asked coordinate system. It never changes after the subscription is made, so
+// writers may use it without the hub's lock.
+type viewSpec struct {
+	claims   auth.Claims
+	masked   bool
+	coordsys string
+}
+
+// apply returns inc as the subscription shows it; inc itself is never modified.
+func (v viewSpec) apply(inc *event.Incident) *event.Incident {
+	if !v.masked && v.coordsys == event.CoordWGS84 {
+		return inc
+	}
+	out := auth.MaskIncident(*inc, v.claims) // a deep copy, masked unless the role may see personal data
+	if v.coordsys != event.CoordWGS84 {
+		convert := func(p *event.Point) {
+			if p != nil {
+				if q, err := city.FromWGS84(v.coordsys, *p); err == nil {
+					*p = q
+				}
+			}
+		}
+		convert(out.Location)
+		for i := range out.Reports {
+			convert(out.Reports[i].Location)
+		}
+	}
+	return &out
+}
+
+// subscription is one distinct stream: a feed, a scope (role, district, grids; the subject
+// too on the worker feed), a filter and a view. Every client with the same key shares it, so
+// each delta is numbered and encoded once however many screens show it. It outlives its
+// clients by Config.IdleTTL so that a screen which reconnects can resume.
+type subscription struct {
+	key    string
+	kpiKey string // feed, scope and filter: what the KPIs depend on
+	feed   feed
+	filter Filter
+	view   viewSpec
+	epoch  string
+
+	// Guarded by the hub's lock.
+	seq       uint64
+	pending   map[string]pendingChange // by incident id: the latest state wins within a tick
+	changes   int                      // changelog records merged into pending
+	history   *history
+	conns     map[*conn]struct{}
+	idleSince time.Time
+	snap      *snapshotJob // the snapshot at snap.seq, shared by clients joining then
+}
+
+// pendingChange is an incident's net change in the current tick: its latest state, or its
+// removal with the reason.
+type pendingChange struct {
+	inc    *event.Incident
+	reason string
+}
+
+func subKey(f feed, c auth.Claims, r Request) (key, kpiKey string) {
+	grids := slices.Clone(c.Grids)
+	slices.Sort(grids)
+	// The scope is spelled out from the claims themselves, not from a reading of CanSee, so
+	// two callers share a subscription only if they would see exactly the same.
+	scope := f.String() + "|role=" + c.Role + "|district=" + c.District + "|grids=" + strings.Join(grids, ",")
+	if f == feedWorker {
+		scope += "|subject=" + c.Subject
+	}
+	kpiKey = scope + "|" + r.Filter.key()
+	return kpiKey + "|cs=" + r.CoordSys, kpiKey
+}
+
+func newSubscription(key, kpiKey string, f feed, c auth.Claims, r Request, epoch string, cfg Config) *subscription {
+	return &subscription{
+		key:     key,
+		kpiKey:  kpiKey,
+		feed:    f,
+		filter:  r.Filter,
+		view:    viewSpec{claims: c, masked: !auth.Can(c.Role, auth.PermSeePersonalData), coordsys: r.CoordSys},
+		epoch:   epoch,
+		pending: make(map[string]pendingChange),
+		history: newHistory(cfg.HistorySize, cfg.HistoryBytes),
+		conns:   make(map[*conn]struct{}),
+	}
+}
+
+// match reports whether inc belongs to the subscription.
+func (s *subscription) match(inc *event.Incident) bool {
+	c := s.view.claims
+	if s.feed == feedWorker {
+		// A worker's tasks: whatever is dispatched to them (a fallback dispatch may send them
+		// to a neighbouring grid), and everything in their own grids.
+		return inc.Assignment.WorkerID == c.Subject || inc.Area.Grid != "" && slices.Contains(c.Grids, inc.Area.Grid)
+	}
+	return c.CanSee(inc.Area) && s.filter.match(inc)
+}
+
+// note records a change of the open set: prev is the incident's previous open state (nil if
+// it was not open), next its new open state (nil if it closed).
+func (s *subscription) note(id string, prev, next *event.Incident) {
+	switch {
+	case next != nil && s.match(next):
+		s.pending[id] = pendingChange{inc: next}
+	case prev != nil && s.match(prev):
+		reason := RemoveLeft
+		if next == nil {
+			reason = RemoveClosed
+		}
+		s.pending[id] = pendingChange{reason: reason}
+	default:
+		return
+	}
+	s.changes++
+}
+
+// flush turns the pending changes into the next delta frame, numbers it, keeps it in the
+// history and returns it; nil if nothing changed in the tick.
+func (s *subscription) flush(now time.Time, log *zap.Logger) *websocket.PreparedMessage {
+	if len(s.pending) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(s.pending))
+	for id := range s.pending {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	f := deltaFrame{Type: FrameDelta, Seq: s.seq + 1, Changes: s.changes, At: now.UTC(),
+		Upsert: []*event.Incident{}, Remove: []removal{}}
+	for _, id := range ids {
+		p := s.pending[id]
+		if p.inc == nil {
+			f.Remove = append(f.Remove, removal{ID: id, Reason: p.reason})
+			continue
+		}
+		f.Upsert = append(f.Upsert, s.view.apply(p.inc))
+	}
+	clear(s.pending)
+	s.changes = 0
+	pm, size, err := prepare(f)
+	if err != nil {
+		// Bad data (a NaN coordinate, a year past 9999) in some incident: it leaves the
+		// subscription, exactly as a snapshot would leave it out, and the rest goes on.
+		var keep []*event.Incident
+		for _, inc := range f.Upsert {
+			if _, err := json.Marshal(inc); err != nil {
+				log.Error("cockpit: incident cannot be encoded, removed from the feed", zap.String("incident", inc.ID), zap.Error(err))
+				f.Remove = append(f.Remove, removal{ID: inc.ID, Reason: RemoveLeft})
+				continue
+			}
+			keep = append(keep, inc)
+		}
+		f.Upsert = keep
+		if pm, size, err = prepare(f); err != nil { // cannot happen: each part encoded alone
+			log.Error("cockpit: delta frame cannot be encoded", zap.Error(err))
+			return nil
+		}
+	}
+	s.seq++
+	s.history.add(s.seq, pm, size)
+	return pm
+}
+
+// snapshotJob returns the snapshot at the current seq, built from open; the encoding is
+// done once, later, by the first writer that needs it, outside the hub's lock.
+func (s *subscription) snapshotJob(open map[string]*event.Incident, now time.Time) *snapshotJob {
+	if s.snap != nil && s.snap.frame.Seq == s.seq && s.snap.frame.Epoch == s.epoch {
+		return s.snap
+	}
+	var incs []*event.Incident
+	for _, inc := range open {
+		if s.match(inc) {
+			incs = append(incs, inc)
+		}
+	}
+	s.snap = &snapshotJob{view: s.view, frame: snapshotFrame{
+		Type: FrameSnapshot, Feed: s.feed.String(), Epoch: s.epoch, Seq: s.seq, CoordSys: s.view.coordsys,
+		Filter: s.filter, At: now.UTC(), Incidents: incs,
+	}}
+	return s.snap
+}
+
+// snapshotJob is a snapshot waiting to be encoded. Its incidents are the hub's immutable
+// values; message encodes them once for every client that joined at this seq.
+type snapshotJob struct {
+	view  viewSpec
+	once  sync.Once
+	frame snapshotFrame
+	pm    *websocket.PreparedMessage
+	err   error
+}
+
+func (j *snapshotJob) message(log *zap.Logger) (*websocket.PreparedMessage, error) {
+	j.once.Do(func() {
+		incs := make([]*event.Incident, 0, len(j.frame.Incidents))
+		for _, inc := range j.frame.Incidents {
+			incs = append(incs, j.view.apply(inc))
+		}
+		slices.SortFunc(incs, func(a, b *event.Incident) int { return cmp.Compare(a.ID, b.ID) })
+		j.frame.Incidents = incs
+		j.pm, _, j.err = prepare(j.frame)
+		if j.err != nil {
+			j.frame.Incidents = slices.DeleteFunc(incs, func(inc *event.Incident) bool {
+				_, err := json.Marshal(inc)
+				if err != nil {
+					log.Error("cockpit: incident cannot be encoded, left out of the snapshot", zap.String("incident", inc.ID), zap.Error(err))
+				}
+				return err != nil
+			})
+			j.pm, _, j.err = prepare(j.frame)
+		}
+		j.frame.Incidents = nil // the encoded frame is all that is needed now
+	})
+	return j.pm, j.err
+}

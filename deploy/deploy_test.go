@@ -1,0 +1,118 @@
+// Package deploy_test checks the deployment files without Docker: the compose file parses and
+// wires urbanbrain to Kafka in KRaft mode and to ClickHouse with settings the binary knows, and
+// the Dockerfile builds a static, CGO-free, multi-arch image.
+package deploy_test
+
+import (
+	"flag"
+	"os"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/urbanbrain/urbanbrain/app"
+)
+
+type compose struct {
+	Services map[string]struct {
+		Image       string            `yaml:"image"`
+		Build       map[string]string `yaml:"build"`
+		Environment map[string]string `yaml:"environment"`
+		Command     []string          `yaml:"command"`
+		DependsOn   map[string]struct {
+			Condition string `yaml:"condition"`
+		} `yaml:"depends_on"`
+		Healthcheck map[string]any `yaml:"healthcheck"`
+	} `yaml:"services"`
+}
+
+func TestComposeFile(t *testing.T) {
+	b, err := os.ReadFile("compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c compose
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		t.Fatalf("compose.yaml does not parse: %v", err)
+	}
+	kafka, ok := c.Services["kafka"]
+	if !ok || !strings.HasPrefix(kafka.Image, "apache/kafka:4.") {
+		t.Errorf("kafka service image %q, want apache/kafka:4.x", kafka.Image)
+	}
+	if roles := kafka.Environment["KAFKA_PROCESS_ROLES"]; roles != "broker,controller" {
+		t.Errorf("KAFKA_PROCESS_ROLES = %q, want broker,controller (KRaft, no ZooKeeper)", roles)
+	}
+	if id := kafka.Environment["CLUSTER_ID"]; len(strings.Fields(id)) == 0 || len(strings.Fields(id)[0]) != 22 {
+		t.Errorf("CLUSTER_ID %q: want a 22-character base64 UUID", id)
+	}
+	chs, ok := c.Services["clickhouse"]
+	if !ok || !strings.HasPrefix(chs.Image, "clickhouse/clickhouse-server:") || strings.HasSuffix(chs.Image, ":latest") {
+		t.Errorf("clickhouse service image %q, want a pinned clickhouse/clickhouse-server", chs.Image)
+	}
+	for name, s := range c.Services {
+		if name != "urbanbrain" && s.Healthcheck == nil {
+			t.Errorf("service %s has no healthcheck, so depends_on cannot wait for it", name)
+		}
+	}
+
+	ub, ok := c.Services["urbanbrain"]
+	if !ok {
+		t.Fatal("no urbanbrain service")
+	}
+	if ub.Build["dockerfile"] != "deploy/Dockerfile" {
+		t.Errorf("urbanbrain builds from %q, want deploy/Dockerfile", ub.Build["dockerfile"])
+	}
+	for _, dep := range []string{"kafka", "clickhouse"} {
+		if ub.DependsOn[dep].Condition != "service_healthy" {
+			t.Errorf("urbanbrain does not wait for %s to be healthy", dep)
+		}
+	}
+	// Every URBANBRAIN_* variable must be a flag the binary has (the env name of --x-y is
+	// URBANBRAIN_X_Y), so a typo cannot silently fall back to a default.
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var cfg app.Config
+	cfg.RegisterFlags(fs)
+	for k, v := range ub.Environment {
+		name := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, "URBANBRAIN_"), "_", "-"))
+		f := fs.Lookup(name)
+		if f == nil {
+			t.Errorf("%s is not a setting of urbanbrain serve (no --%s)", k, name)
+			continue
+		}
+		if err := f.Value.Set(v); err != nil {
+			t.Errorf("%s=%q: %v", k, v, err)
+		}
+	}
+	cfg.DataDir = "/var/lib/urbanbrain"
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("the compose configuration does not validate: %v", err)
+	}
+	if cfg.Store != app.StoreClickHouse || len(cfg.KafkaBrokers) == 0 || cfg.KafkaBrokers[0] != "kafka:9092" ||
+		len(cfg.ClickHouseAddrs) == 0 || cfg.ClickHouseAddrs[0] != "clickhouse:9000" {
+		t.Errorf("urbanbrain is not configured for the compose services: store %q, brokers %v, clickhouse %v",
+			cfg.Store, cfg.KafkaBrokers, cfg.ClickHouseAddrs)
+	}
+}
+
+func TestDockerfile(t *testing.T) {
+	b, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := string(b)
+	for _, want := range []string{
+		"FROM --platform=$BUILDPLATFORM", // the build stage runs natively and cross-compiles
+		"ARG TARGETARCH", "GOARCH=$TARGETARCH",
+		"CGO_ENABLED=0", // static
+		"./cmd/urbanbrain",
+		"USER nonroot",
+	} {
+		if !strings.Contains(d, want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	if !strings.HasPrefix(d, "# syntax=") {
+		t.Error("the syntax directive must be the Dockerfile's first line")
+	}
+}

@@ -1,0 +1,717 @@
+package rules
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/urbanbrain/urbanbrain/event"
+)
+
+// Stateful rules, on event time.
+//
+// State lives per street (the partition key: one consumer owns a street, so one writer) and,
+// within it, per rule and group key. Each street has a clock, its frontier: the newest event
+// time it has seen, or the latest Tick if that is later. An event older than the frontier
+// minus AllowedLateness is late: stateful rules ignore it (Stats().Late counts it), so what
+// a window holds never depends on how late a straggler was, only on whether it was within
+// the bound. Silence (absent), a held condition (for) and a closed tumbling period are acted
+// on only once the frontier is AllowedLateness past their deadline, so an event still allowed
+// to arrive cannot contradict a signal already sent. Sliding windows are checked at once, on
+// the frontier itself.
+//
+// Signals of stateful rules go through the street's outbox: the state moves first, the
+// signal is queued, and a failed publish leaves it queued for the redelivered event (or the
+// next Tick) to send, while the redelivered event itself is recognised as the one already
+// applied and not counted twice.
+
+// streetMap is the streets with state, sharded to keep lookups cheap under concurrency.
+type streetMap struct {
+	seed   maphash.Seed
+	shards [64]streetShard
+	n      atomic.Int64
+}
+
+type streetShard struct {
+	mu sync.Mutex
+	m  map[string]*street
+}
+
+func (m *streetMap) init() { m.seed = maphash.MakeSeed() }
+
+func (m *streetMap) shard(key string) *streetShard {
+	return &m.shards[maphash.String(m.seed, key)%uint64(len(m.shards))]
+}
+
+// get returns the street's state, creating it.
+func (m *streetMap) get(key string) *street {
+	sh := m.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	st := sh.m[key]
+	if st == nil {
+		if sh.m == nil {
+			sh.m = make(map[string]*street)
+		}
+		st = &street{key: key, rules: make(map[string]*ruleState)}
+		sh.m[key] = st
+		m.n.Add(1)
+	}
+	return st
+}
+
+// lookup returns the street's state if it has any.
+func (m *streetMap) lookup(key string) *street {
+	sh := m.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.m[key]
+}
+
+func (m *streetMap) all() []*street {
+	out := make([]*street, 0, m.n.Load())
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		for _, st := range sh.m {
+			out = append(out, st)
+		}
+		sh.mu.Unlock()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	return out
+}
+
+func (m *streetMap) len() int { return int(m.n.Load()) }
+
+// street is one partition key's state.
+type street struct {
+	mu       sync.Mutex // held while the street's state moves and its outbox is sent
+	key      string
+	gen      uint64 // the rule set generation rules was last reconciled with
+	maxTime  int64  // newest event time seen (unix ns)
+	lastType string // type and id of the last event applied
+	lastID   string
+	rules    map[string]*ruleState
+	outbox   []event.Signal
+}
+
+// ruleState is one stateful rule's state in one street.
+type ruleState struct {
+	fp   string
+	c    *counters
+	keys map[string]*keyState
+	due  deadlines
+}
+
+// keyState is one group key's state. Which fields are used depends on the rule's kind.
+type keyState struct {
+	group string
+	next  int64        // deadline of this key's live entry in due; 0: none
+	last  *event.Event // the newest event of the key (what a signal raised by time carries)
+	lastT int64        // its time (unix ns)
+	fired bool         // for, absent, sliding: the signal is out and not cleared
+
+	since   int64 // for: when the condition started to hold (unix ns)
+	holding bool  // for
+
+	entries []windowEntry // sliding: in time order
+	sum     float64       // sliding: sum of entries' values
+
+	buckets []bucket // tumbling: open periods in time order
+}
+
+type windowEntry struct {
+	t int64
+	v float64
+}
+
+type bucket struct {
+	start, end int64
+	count      int
+	sum        float64
+	min, max   float64
+	last       *event.Event
+	lastT      int64
+}
+
+// deadlines is a min-heap of (time, group key). Entries go stale when a key's state changes;
+// keyState.next says which entry is live, the others are skipped when popped.
+type deadlines []deadline
+
+type deadline struct {
+	at  int64
+	key string
+}
+
+func (d deadlines) Len() int           { return len(d) }
+func (d deadlines) Less(i, j int) bool { return d[i].at < d[j].at }
+func (d deadlines) Swap(i, j int)      { d[i], d[j] = d[j], d[i] }
+func (d *deadlines) Push(x any)        { *d = append(*d, x.(deadline)) }
+func (d *deadlines) Pop() any {
+	old := *d
+	x := old[len(old)-1]
+	*d = old[:len(old)-1]
+	return x
+}
+
+func (rs *ruleState) schedule(ks *keyState, at int64) {
+	if ks.next != 0 && ks.next <= at {
+		return // the live entry comes first; it reschedules when it pops
+	}
+	ks.next = at
+	heap.Push(&rs.due, deadline{at: at, key: ks.group})
+}
+
+func (e *Engine) frontier(st *street) int64 {
+	return max(st.maxTime, e.lastTick.Load())
+}
+
+func (e *Engine) lateness() int64 { return int64(e.cfg.AllowedLateness) }
+
+// handleStreet applies one event to the stateful rules of its street and sends what that
+// causes. It runs for every event once any stateful rule is loaded, because an event of any
+// kind moves its street's clock.
+func (e *Engine) handleStreet(ctx context.Context, set *ruleSet, ev *event.Event, env any, stateful []*loaded, s *scratch) error {
+	if len(stateful) == 0 && len(set.stateful) == 0 {
+		if st := e.streets.lookup(ev.Area.Key()); st == nil {
+			return nil
+		}
+	}
+	st := e.streets.get(ev.Area.Key())
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	e.reconcile(st, set, s)
+	if err := e.flush(ctx, set, st); err != nil {
+		return err
+	}
+	if st.lastType == ev.Type && st.lastID == ev.ID {
+		return nil // redelivered after a failed publish: applied already
+	}
+	st.lastType, st.lastID = ev.Type, ev.ID
+	t := ev.Time.UnixNano()
+	if front := e.frontier(st); front != 0 && t < front-e.lateness() {
+		if len(stateful) > 0 {
+			e.late.Add(1)
+		}
+	} else {
+		st.maxTime = max(st.maxTime, t)
+		for _, l := range stateful {
+			e.apply(st, l, ev, env, s)
+		}
+	}
+	e.due(st, set, s)
+	return e.flush(ctx, set, st)
+}
+
+// Tick moves every street's clock to now (the wall clock in production, the fake clock in
+// tests, the replayed time in a backtest) and sends what stateful rules do about it: a device
+// silent for its absent duration, a condition held for its for duration without a new event,
+// a tumbling period that closed, a sliding window whose events aged out. The app calls it
+// about once a second; a clock that goes back is ignored. A failed publish stays queued and
+// is retried by the next Tick; the error is returned for logging.
+func (e *Engine) Tick(ctx context.Context, now time.Time) error {
+	n := now.UnixNano()
+	for {
+		old := e.lastTick.Load()
+		if n <= old || e.lastTick.CompareAndSwap(old, n) {
+			break
+		}
+	}
+	set := e.set.Load()
+	s := e.scratch.Get().(*scratch)
+	defer func() {
+		s.clear()
+		e.scratch.Put(s)
+	}()
+	var errs []error
+	for _, st := range e.streets.all() {
+		st.mu.Lock()
+		e.reconcile(st, set, s)
+		err := e.flush(ctx, set, st)
+		if err == nil {
+			e.due(st, set, s)
+			err = e.flush(ctx, set, st)
+		}
+		st.mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// flush sends the street's queued signals in order, stopping at the first failure.
+func (e *Engine) flush(ctx context.Context, set *ruleSet, st *street) error {
+	for len(st.outbox) > 0 {
+		if err := e.publish(ctx, set, st.outbox[0]); err != nil {
+			return err
+		}
+		st.outbox[0] = event.Signal{}
+		st.outbox = st.outbox[1:]
+	}
+	st.outbox = nil
+	return nil
+}
+
+// reconcile brings a street's state in line with a new rule set: state of rules that are
+// gone, disabled, no longer stateful or of another shape is dropped; the rest is kept and its
+// deadlines recomputed, since durations may have changed.
+//
+// A sliding window is judged again at once, since a new condition may hold (or not) for the
+// events it already has; the other kinds act at their next event or deadline.
+func (e *Engine) reconcile(st *street, set *ruleSet, s *scratch) {
+	if st.gen == set.gen {
+		return
+	}
+	st.gen = set.gen
+	for _, id := range sortedKeys(st.rules) {
+		rs := st.rules[id]
+		l := set.byID[id]
+		if l == nil || !l.rule.Enabled || l.kind == "" || l.rule.c.fingerprint != rs.fp {
+			rs.c.keys.Add(-int64(len(rs.keys)))
+			delete(st.rules, id)
+			continue
+		}
+		rs.due = rs.due[:0]
+		for _, g := range sortedKeys(rs.keys) {
+			ks := rs.keys[g]
+			ks.next = 0
+			if l.kind == KindWindow && l.rule.Window.Kind == Sliding && !l.c.quarantined.Load() {
+				e.checkWindow(st, rs, l, ks, nil, nil, e.frontier(st), s)
+				continue
+			}
+			e.rearm(rs, l, ks)
+		}
+	}
+}
+
+// sortedKeys returns a map's keys in order, so that what reconcile emits is deterministic.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (st *street) ruleState(l *loaded) *ruleState {
+	rs := st.rules[l.rule.ID]
+	if rs == nil {
+		rs = &ruleState{fp: l.rule.c.fingerprint, c: l.c, keys: make(map[string]*keyState)}
+		st.rules[l.rule.ID] = rs
+	}
+	return rs
+}
+
+func (e *Engine) newKey(rs *ruleState, l *loaded, group string) *keyState {
+	if l.c.keys.Load() >= int64(e.cfg.MaxKeys) {
+		l.c.overflow.Add(1)
+		return nil
+	}
+	ks := &keyState{group: group}
+	rs.keys[group] = ks
+	l.c.keys.Add(1)
+	return ks
+}
+
+func (rs *ruleState) drop(ks *keyState) {
+	delete(rs.keys, ks.group)
+	rs.c.keys.Add(-1)
+}
+
+// keep records ev as the key's newest event, reusing the key's copy.
+func keep(dst **event.Event, ev *event.Event) {
+	if *dst == nil {
+		c := *ev
+		*dst = &c
+		return
+	}
+	**dst = *ev
+}
+
+// apply runs one stateful rule on one event that is not late.
+func (e *Engine) apply(st *street, l *loaded, ev *event.Event, env any, s *scratch) {
+	r := l.rule
+	for _, f := range r.c.filters {
+		if !f.match(ev) {
+			return // not about this rule at all (see filtersOf)
+		}
+	}
+	l.c.evaluated.Add(1)
+	p := r.c.byType[ev.Type]
+	fail := func(field string, err error) {
+		e.recordFailure(l, ev, &EvalError{RuleID: r.ID, RuleVersion: r.Version, EventID: ev.ID, Field: field, Err: err})
+	}
+	out, err := run(&s.vm, p.when, env)
+	if err != nil {
+		fail("when", err)
+		return
+	}
+	holds, _ := out.(bool)
+	rs := st.rules[r.ID]
+	if !holds && (l.kind != KindFor || rs == nil || len(rs.keys) == 0) {
+		e.recordSuccess(l)
+		return
+	}
+	out, err = run(&s.vm, p.groupBy, env)
+	if err != nil {
+		fail("group_by", err)
+		return
+	}
+	group, _ := out.(string)
+	if len(group) > maxKeyBytes {
+		fail("group_by", fmt.Errorf("group key is %d bytes, more than %d", len(group), maxKeyBytes))
+		return
+	}
+	var v float64
+	if p.of != nil && holds {
+		out, err := run(&s.vm, p.of, env)
+		if err != nil {
+			fail("window.of", err)
+			return
+		}
+		v, _ = out.(float64)
+	}
+	e.recordSuccess(l)
+	if rs == nil {
+		rs = st.ruleState(l)
+	}
+	ks := rs.keys[group]
+	if ks == nil {
+		if !holds {
+			return
+		}
+		if ks = e.newKey(rs, l, group); ks == nil {
+			return
+		}
+	}
+	t := ev.Time.UnixNano()
+	switch l.kind {
+	case KindFor:
+		e.applyFor(st, rs, l, ks, ev, env, holds, t, s)
+	case KindAbsent:
+		if ks.fired {
+			e.emit(st, l, ks, ev, env, true, ev.Time, s)
+			ks.fired = false
+		}
+		if t >= ks.lastT {
+			ks.lastT = t
+			keep(&ks.last, ev)
+		}
+		e.rearm(rs, l, ks)
+	case KindWindow:
+		if r.Window.Kind == Tumbling {
+			e.addToBucket(l, ks, ev, v, t)
+			e.rearm(rs, l, ks)
+			return
+		}
+		e.addToWindow(l, ks, v, t)
+		if t >= ks.lastT {
+			ks.lastT = t
+			keep(&ks.last, ev)
+		}
+		e.checkWindow(st, rs, l, ks, ev, env, e.frontier(st), s)
+	}
+}
+
+func (e *Engine) applyFor(st *street, rs *ruleState, l *loaded, ks *keyState, ev *event.Event, env any, holds bool, t int64, s *scratch) {
+	if t < ks.lastT {
+		return // older than what the key already reported: the newer reading is the truth
+	}
+	ks.lastT = t
+	keep(&ks.last, ev)
+	if !holds {
+		if ks.fired {
+			e.emit(st, l, ks, ev, env, true, ev.Time, s)
+		}
+		rs.drop(ks)
+		return
+	}
+	if !ks.holding {
+		ks.holding, ks.since, ks.fired = true, t, false
+	}
+	if !ks.fired && t-ks.since >= int64(l.rule.For) {
+		ks.fired = e.emit(st, l, ks, ev, env, false, ev.Time, s)
+	}
+	e.rearm(rs, l, ks)
+}
+
+// addToWindow inserts one value into a sliding window in time order.
+func (e *Engine) addToWindow(l *loaded, ks *keyState, v float64, t int64) {
+	i := len(ks.entries)
+	for i > 0 && ks.entries[i-1].t > t {
+		i--
+	}
+	ks.entries = append(ks.entries, windowEntry{})
+	copy(ks.entries[i+1:], ks.entries[i:])
+	ks.entries[i] = windowEntry{t: t, v: v}
+	ks.sum += v
+	if n := len(ks.entries) - e.cfg.MaxWindowEvents; n > 0 {
+		for _, old := range ks.entries[:n] {
+			ks.sum -= old.v
+		}
+		ks.entries = append(ks.entries[:0], ks.entries[n:]...)
+	}
+}
+
+// expire drops the entries at or before cutoff.
+func (ks *keyState) expire(cutoff int64) {
+	n := 0
+	for n < len(ks.entries) && ks.entries[n].t <= cutoff {
+		ks.sum -= ks.entries[n].v
+		n++
+	}
+	if n > 0 {
+		ks.entries = append(ks.entries[:0], ks.entries[n:]...)
+		if len(ks.entries) == 0 {
+			ks.sum = 0 // no drift from float subtraction
+		}
+	}
+}
+
+func (ks *keyState) windowValues(minMax bool) WindowValues {
+	w := WindowValues{Count: len(ks.entries), Sum: ks.sum}
+	if w.Count == 0 {
+		return w
+	}
+	w.Avg = w.Sum / float64(w.Count)
+	w.Start = time.Unix(0, ks.entries[0].t).UTC()
+	w.End = time.Unix(0, ks.entries[len(ks.entries)-1].t).UTC()
+	if minMax {
+		w.Min, w.Max = ks.entries[0].v, ks.entries[0].v
+		for _, en := range ks.entries[1:] {
+			w.Min = min(w.Min, en.v)
+			w.Max = max(w.Max, en.v)
+		}
+	}
+	return w
+}
+
+// checkWindow evaluates a sliding window as of front and fires or clears on a change.
+// ev and env are the event that triggered the check, or nil when time did.
+func (e *Engine) checkWindow(st *street, rs *ruleState, l *loaded, ks *keyState, ev *event.Event, env any, front int64, s *scratch) {
+	size := int64(l.rule.Window.Size)
+	if ev == nil && ks.fired {
+		// Time moved on, maybe by a lot (a replay's minute, a restart): find the moment the
+		// condition stopped holding, expiring one event at a time, so a clear carries the
+		// time it happened rather than the time it was noticed.
+		for len(ks.entries) > 1 && ks.entries[0].t <= front-size {
+			at := ks.entries[0].t + size
+			ks.expire(ks.entries[0].t)
+			holds, err := e.having(l, ks.windowValues(l.needMinMax), s)
+			if err == nil && !holds {
+				e.emitWindow(st, l, ks, nil, nil, true, time.Unix(0, at).UTC(), ks.windowValues(l.needMinMax), s)
+				ks.fired = false
+				break
+			}
+		}
+	}
+	ks.expire(front - size)
+	if len(ks.entries) == 0 {
+		if ks.fired {
+			e.emit(st, l, ks, nil, nil, true, time.Unix(0, min(front, ks.lastT+size)).UTC(), s)
+		}
+		rs.drop(ks)
+		return
+	}
+	w := ks.windowValues(l.needMinMax)
+	holds, err := e.having(l, w, s)
+	if err != nil {
+		e.recordFailure(l, ks.last, err)
+	} else {
+		at := time.Unix(0, front).UTC()
+		if ev != nil {
+			at = ev.Time
+		}
+		switch {
+		case holds && !ks.fired:
+			ks.fired = e.emitWindow(st, l, ks, ev, env, false, at, w, s)
+		case !holds && ks.fired:
+			e.emitWindow(st, l, ks, ev, env, true, at, w, s)
+			ks.fired = false
+		}
+	}
+	e.rearm(rs, l, ks)
+}
+
+func (e *Engine) having(l *loaded, w WindowValues, s *scratch) (bool, error) {
+	s.having = havingEnv{WindowValues: w}
+	out, err := run(&s.vm, l.rule.c.having, &s.having)
+	if err != nil {
+		return false, &EvalError{RuleID: l.rule.ID, RuleVersion: l.rule.Version, Field: "window.having", Err: err}
+	}
+	b, _ := out.(bool)
+	return b, nil
+}
+
+// bucketStart is the start of the tumbling period of size d holding t, with periods aligned
+// to midnight in Beijing (so a 1d window is a calendar day there, 1h an hour).
+func bucketStart(t, d int64) int64 {
+	const offset = int64(8 * time.Hour)
+	x := t + offset
+	b := x - ((x%d)+d)%d
+	return b - offset
+}
+
+func (e *Engine) addToBucket(l *loaded, ks *keyState, ev *event.Event, v float64, t int64) {
+	d := int64(l.rule.Window.Size)
+	start := bucketStart(t, d)
+	i := sort.Search(len(ks.buckets), func(i int) bool { return ks.buckets[i].start >= start })
+	if i == len(ks.buckets) || ks.buckets[i].start != start {
+		ks.buckets = append(ks.buckets, bucket{})
+		copy(ks.buckets[i+1:], ks.buckets[i:])
+		ks.buckets[i] = bucket{start: start, end: start + d, min: v, max: v}
+	}
+	b := &ks.buckets[i]
+	b.count++
+	b.sum += v
+	b.min = min(b.min, v)
+	b.max = max(b.max, v)
+	if b.last == nil || t >= b.lastT {
+		b.lastT = t
+		keep(&b.last, ev)
+	}
+}
+
+// rearm schedules the key's next deadline, if it has one.
+func (e *Engine) rearm(rs *ruleState, l *loaded, ks *keyState) {
+	late := e.lateness()
+	switch l.kind {
+	case KindFor:
+		if ks.holding && !ks.fired {
+			rs.schedule(ks, ks.since+int64(l.rule.For)+late)
+		}
+	case KindAbsent:
+		if !ks.fired {
+			rs.schedule(ks, ks.lastT+int64(l.rule.Absent)+late)
+		}
+	case KindWindow:
+		if l.rule.Window.Kind == Tumbling {
+			if len(ks.buckets) > 0 {
+				rs.schedule(ks, ks.buckets[0].end+late)
+			}
+		} else if len(ks.entries) > 0 {
+			rs.schedule(ks, ks.entries[0].t+int64(l.rule.Window.Size))
+		}
+	}
+}
+
+// due acts on every deadline of the street's stateful rules that its clock has reached.
+func (e *Engine) due(st *street, set *ruleSet, s *scratch) {
+	front := e.frontier(st)
+	late := e.lateness()
+	for _, l := range set.stateful {
+		rs := st.rules[l.rule.ID]
+		if rs == nil || l.c.quarantined.Load() {
+			continue
+		}
+		for len(rs.due) > 0 && rs.due[0].at <= front {
+			d := heap.Pop(&rs.due).(deadline)
+			ks := rs.keys[d.key]
+			if ks == nil || ks.next != d.at {
+				continue // stale
+			}
+			ks.next = 0
+			switch l.kind {
+			case KindFor:
+				if ks.holding && !ks.fired && ks.since+int64(l.rule.For)+late <= front {
+					at := time.Unix(0, ks.since+int64(l.rule.For)).UTC()
+					ks.fired = e.emit(st, l, ks, ks.last, nil, false, at, s)
+				}
+				e.rearm(rs, l, ks)
+			case KindAbsent:
+				if !ks.fired && ks.lastT+int64(l.rule.Absent)+late <= front {
+					at := time.Unix(0, ks.lastT+int64(l.rule.Absent)).UTC()
+					ks.fired = e.emit(st, l, ks, ks.last, nil, false, at, s)
+				}
+				e.rearm(rs, l, ks)
+			case KindWindow:
+				if l.rule.Window.Kind == Sliding {
+					e.checkWindow(st, rs, l, ks, nil, nil, front, s)
+					continue
+				}
+				for len(ks.buckets) > 0 && ks.buckets[0].end+late <= front {
+					e.closeBucket(st, l, ks, ks.buckets[0], s)
+					ks.buckets[0] = bucket{}
+					ks.buckets = ks.buckets[1:]
+				}
+				if len(ks.buckets) == 0 {
+					rs.drop(ks)
+					continue
+				}
+				e.rearm(rs, l, ks)
+			}
+		}
+	}
+}
+
+func (e *Engine) closeBucket(st *street, l *loaded, ks *keyState, b bucket, s *scratch) {
+	w := WindowValues{Count: b.count, Sum: b.sum, Min: b.min, Max: b.max,
+		Start: time.Unix(0, b.start).UTC(), End: time.Unix(0, b.end).UTC()}
+	if b.count > 0 {
+		w.Avg = b.sum / float64(b.count)
+	}
+	holds, err := e.having(l, w, s)
+	if err != nil {
+		e.recordFailure(l, b.last, err)
+		return
+	}
+	if holds {
+		e.emitWindow(st, l, ks, b.last, nil, false, w.End, w, s)
+	}
+}
+
+// emit queues a fire or clear signal of a stateful rule, built from ev (with env, its
+// environment) or, when ev is nil, from the key's newest event. It reports whether the
+// signal was built; a rule whose raise fields fail is counted as failing.
+func (e *Engine) emit(st *street, l *loaded, ks *keyState, ev *event.Event, env any, clear bool, at time.Time, s *scratch) bool {
+	return e.emitWindow(st, l, ks, ev, env, clear, at, WindowValues{}, s)
+}
+
+func (e *Engine) emitWindow(st *street, l *loaded, ks *keyState, ev *event.Event, env any, clear bool, at time.Time, w WindowValues, s *scratch) bool {
+	if ev == nil {
+		ev = ks.last
+		env = nil
+	}
+	if ev == nil {
+		return false
+	}
+	if env == nil {
+		var err error
+		if env, err = s.env(ev); err != nil {
+			e.log.Warn("stateful rule: stored event has no environment", zap.String("rule_id", l.rule.ID), zap.Error(err))
+			return false
+		}
+	}
+	c := common(env)
+	c.Window = w
+	r := l.rule
+	id := r.ID + ":" + ev.ID
+	if clear {
+		id += ":clear"
+	}
+	sig, err := build(&s.vm, r, r.c.byType[ev.Type], env, ev, id, r.ID+":"+ks.group, at)
+	c.Window = WindowValues{}
+	if err != nil {
+		e.recordFailure(l, ev, err)
+		return false
+	}
+	if clear {
+		sig.Clear, sig.Shadow = true, true
+	}
+	st.outbox = append(st.outbox, sig)
+	return true
+}

@@ -1,0 +1,436 @@
+// Package webhook notifies agencies (水务, 燃气, 城管, ...) of the incidents dispatched to them:
+// every city.dispatch record whose agency has a webhook is POSTed to it as a CloudEvent,
+// signed with HMAC-SHA256 under the agency's own secret, retried with exponential backoff,
+// and every attempt is written to the audit log (city.audit).
+//
+// It must never become a way into the city's own network (SSRF): the address a request
+// actually dials is checked when the connection is made — after DNS, so a name that
+// re-resolves to an inner address (DNS rebinding) is refused too — and loopback, private,
+// carrier-grade NAT, link-local and cloud metadata addresses are refused unless explicitly
+// allowed; redirects dial through the same check. It never imports the transport; it
+// publishes through Publisher.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/urbanbrain/urbanbrain/event"
+)
+
+// Headers of a notification. The signature is "sha256=" and the lower-case hex HMAC-SHA256
+// of the raw request body under the agency's secret; receivers must compare it in constant
+// time and may drop a delivery id they have seen (retries repeat it).
+const (
+	HeaderSignature = "X-Urbanbrain-Signature"
+	HeaderDelivery  = "X-Urbanbrain-Delivery"
+	HeaderAttempt   = "X-Urbanbrain-Attempt"
+)
+
+// Sign is the signature header value of body under secret.
+func Sign(secret, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// Verify reports whether sig is body's signature under secret (constant time).
+func Verify(secret, body []byte, sig string) bool {
+	return hmac.Equal([]byte(Sign(secret, body)), []byte(sig))
+}
+
+// Target is where one agency is notified.
+type Target struct {
+	URL    string
+	Secret string
+}
+
+// Publisher sends one record to a topic; key picks the partition (the street code).
+type Publisher interface {
+	Publish(ctx context.Context, topic, key string, value []byte) error
+}
+
+// Config configures a Notifier.
+type Config struct {
+	Targets map[string]Target // by agency code; agencies without one are not notified
+
+	Timeout     time.Duration // per attempt, default 10s
+	MaxAttempts int           // default 6
+	Backoff     time.Duration // before the second attempt, doubling each time; default 1s
+	MaxBackoff  time.Duration // default 5m
+	MaxRedirect int           // default 3; each hop is checked like the first
+	Queue       int           // notifications waiting for delivery, default 1000
+	Workers     int           // concurrent deliveries, default 2
+
+	// AllowLoopback and AllowPrivate open the SSRF guard for 127.0.0.0/8 and ::1, and for the
+	// private and carrier-grade NAT ranges, for deployments whose agencies sit on an inner
+	// network (and for tests against a local receiver). Link-local and metadata addresses are
+	// never allowed.
+	AllowLoopback bool
+	AllowPrivate  bool
+
+	Now   func() time.Time                                 // default time.Now
+	Sleep func(ctx context.Context, d time.Duration) error // default a timer; tests shorten it
+}
+
+func (c *Config) setDefaults() {
+	if c.Timeout == 0 {
+		c.Timeout = 10 * time.Second
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 6
+	}
+	if c.Backoff == 0 {
+		c.Backoff = time.Second
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = 5 * time.Minute
+	}
+	if c.MaxRedirect == 0 {
+		c.MaxRedirect = 3
+	}
+	if c.Queue == 0 {
+		c.Queue = 1000
+	}
+	if c.Workers == 0 {
+		c.Workers = 2
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Sleep == nil {
+		c.Sleep = sleep
+	}
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	for agency, t := range c.Targets {
+		u, err := url.Parse(t.URL)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("webhook %s: %w", agency, err))
+		case u.Scheme != "http" && u.Scheme != "https", u.Host == "":
+			errs = append(errs, fmt.Errorf("webhook %s: %q: want an http(s) URL", agency, t.URL))
+		case u.User != nil:
+			errs = append(errs, fmt.Errorf("webhook %s: credentials in the URL are not allowed; the signature authenticates", agency))
+		}
+		if len(t.Secret) < 16 {
+			errs = append(errs, fmt.Errorf("webhook %s: secret must be at least 16 characters", agency))
+		}
+	}
+	if c.MaxAttempts < 1 || c.Workers < 1 || c.Queue < 1 || c.Timeout <= 0 || c.Backoff <= 0 {
+		errs = append(errs, errors.New("webhook: attempts, workers, queue, timeout and backoff must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Notifier delivers agency notifications.
+type Notifier struct {
+	cfg    Config
+	pub    Publisher
+	log    *zap.Logger
+	client *http.Client
+	queue  chan delivery
+
+	stats struct {
+		queued, delivered, failed, attempts, refused atomic.Uint64
+	}
+}
+
+type delivery struct {
+	id       string // the dispatch id: the same for every attempt
+	agency   string
+	incident string
+	key      string
+	body     []byte
+}
+
+// New returns a Notifier; Run must be running for queued notifications to go out.
+func New(cfg Config, pub Publisher, log *zap.Logger) (*Notifier, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if pub == nil {
+		return nil, errors.New("webhook: nil Publisher")
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	n := &Notifier{cfg: cfg, pub: pub, log: log, queue: make(chan delivery, cfg.Queue)}
+	n.client = n.newClient()
+	return n, nil
+}
+
+// ErrRefusedAddress is a target that resolves to an address the SSRF guard refuses.
+var ErrRefusedAddress = errors.New("webhook: target address refused")
+
+func (n *Notifier) newClient() *http.Client {
+	dialer := &net.Dialer{Timeout: n.cfg.Timeout, Control: n.control}
+	tr := &http.Transport{
+		Proxy:                 nil, // a proxy would dial for us, past the guard
+		DialContext:           dialer.DialContext,
+		TLSHandshakeTimeout:   n.cfg.Timeout,
+		ResponseHeaderTimeout: n.cfg.Timeout,
+		MaxIdleConnsPerHost:   2,
+		IdleConnTimeout:       90 * time.Second,
+	}
+	return &http.Client{
+		Transport: tr,
+		Timeout:   n.cfg.Timeout,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) > n.cfg.MaxRedirect {
+				return fmt.Errorf("webhook: more than %d redirects", n.cfg.MaxRedirect)
+			}
+			if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+				return fmt.Errorf("%w: redirect to scheme %q", ErrRefusedAddress, req.URL.Scheme)
+			}
+			// The new host is dialled through control like the first one.
+			return nil
+		},
+	}
+}
+
+// control runs for every connection the client makes, with the address about to be dialled:
+// DNS has been resolved, so this is the address that matters.
+func (n *Notifier) control(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return fmt.Errorf("%w: %q", ErrRefusedAddress, address)
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return fmt.Errorf("%w: %q", ErrRefusedAddress, address)
+	}
+	if why := n.refuse(ip.Unmap()); why != "" {
+		n.stats.refused.Add(1)
+		return fmt.Errorf("%w: %s is %s", ErrRefusedAddress, ip, why)
+	}
+	return nil
+}
+
+var (
+	cgnat     = netip.MustParsePrefix("100.64.0.0/10") // carrier-grade NAT; Alibaba Cloud's metadata is 100.100.100.200
+	thisNet   = netip.MustParsePrefix("0.0.0.0/8")
+	broadcast = netip.MustParseAddr("255.255.255.255")
+)
+
+// refuse says why ip may not be dialled, or "" if it may.
+func (n *Notifier) refuse(ip netip.Addr) string {
+	switch {
+	case ip.IsLoopback() && !n.cfg.AllowLoopback:
+		return "loopback"
+	case ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast():
+		return "link-local (cloud metadata lives here)"
+	case ip.IsUnspecified() || thisNet.Contains(ip) || ip == broadcast:
+		return "not a host address"
+	case ip.IsMulticast() || ip.IsInterfaceLocalMulticast():
+		return "multicast"
+	case (ip.IsPrivate() || cgnat.Contains(ip)) && !n.cfg.AllowPrivate:
+		return "private"
+	}
+	return ""
+}
+
+// HandleDispatch is the city.dispatch handler: it queues a notification for the dispatch's
+// agency, if the agency has a webhook. A full queue returns an error so the record is
+// redelivered later rather than dropped.
+func (n *Notifier) HandleDispatch(ctx context.Context, d event.Dispatch) error {
+	agency := d.Assignment.Agency
+	if _, ok := n.cfg.Targets[agency]; !ok || agency == "" {
+		return nil
+	}
+	body, err := event.Encode(event.TypeDispatch, d.ID, d.At, d)
+	if err != nil {
+		return err
+	}
+	dl := delivery{id: d.ID, agency: agency, incident: d.IncidentID, key: streetKey(d.IncidentID), body: body}
+	select {
+	case n.queue <- dl:
+		n.stats.queued.Add(1)
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	default:
+		return fmt.Errorf("webhook: queue of %d notifications is full", cap(n.queue))
+	}
+}
+
+func streetKey(incidentID string) string {
+	if s := event.IncidentStreet(incidentID); s != "" {
+		return s
+	}
+	return event.UnknownStreet
+}
+
+// Run delivers queued notifications with cfg.Workers workers until ctx ends.
+func (n *Notifier) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	for range n.cfg.Workers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case dl := <-n.queue:
+					_ = n.deliver(ctx, dl)
+				}
+			}
+		}()
+	}
+	for range n.cfg.Workers {
+		<-done
+	}
+	return nil
+}
+
+// Notify delivers one dispatch to its agency now, retrying as configured, and returns the
+// last error if every attempt failed.
+func (n *Notifier) Notify(ctx context.Context, d event.Dispatch) error {
+	if _, ok := n.cfg.Targets[d.Assignment.Agency]; !ok {
+		return fmt.Errorf("webhook: agency %q has no webhook", d.Assignment.Agency)
+	}
+	body, err := event.Encode(event.TypeDispatch, d.ID, d.At, d)
+	if err != nil {
+		return err
+	}
+	return n.deliver(ctx, delivery{id: d.ID, agency: d.Assignment.Agency, incident: d.IncidentID, key: streetKey(d.IncidentID), body: body})
+}
+
+// permanent marks an outcome retrying cannot change.
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
+
+func (n *Notifier) deliver(ctx context.Context, dl delivery) error {
+	t := n.cfg.Targets[dl.agency]
+	var last error
+	for attempt := 1; attempt <= n.cfg.MaxAttempts; attempt++ {
+		if attempt > 1 {
+			if err := n.cfg.Sleep(ctx, n.backoff(attempt)); err != nil {
+				return err
+			}
+		}
+		status, err := n.attempt(ctx, t, dl, attempt)
+		n.stats.attempts.Add(1)
+		n.record(ctx, dl, attempt, status, err)
+		if err == nil {
+			n.stats.delivered.Add(1)
+			return nil
+		}
+		last = err
+		var p permanent
+		if errors.As(err, &p) || ctx.Err() != nil {
+			break
+		}
+	}
+	n.stats.failed.Add(1)
+	n.log.Warn("agency notification failed", zap.String("agency", dl.agency), zap.String("delivery", dl.id), zap.Error(last))
+	return last
+}
+
+// backoff before attempt (2, 3, ...): Backoff doubling, capped, with up to 20 % jitter so
+// retries of many notifications do not arrive together.
+func (n *Notifier) backoff(attempt int) time.Duration {
+	d := n.cfg.Backoff << (attempt - 2)
+	if d > n.cfg.MaxBackoff || d <= 0 {
+		d = n.cfg.MaxBackoff
+	}
+	return d + time.Duration(rand.Int64N(int64(d)/5+1))
+}
+
+func (n *Notifier) attempt(ctx context.Context, t Target, dl delivery, attempt int) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL, bytes.NewReader(dl.body))
+	if err != nil {
+		return 0, permanent{err}
+	}
+	req.Header.Set("Content-Type", "application/cloudevents+json")
+	req.Header.Set("User-Agent", "urbanbrain-webhook/1")
+	req.Header.Set(HeaderSignature, Sign([]byte(t.Secret), dl.body))
+	req.Header.Set(HeaderDelivery, dl.id)
+	req.Header.Set(HeaderAttempt, strconv.Itoa(attempt))
+	resp, err := n.client.Do(req)
+	if err != nil {
+		if errors.Is(err, ErrRefusedAddress) {
+			return 0, permanent{err}
+		}
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return resp.StatusCode, nil
+	case resp.StatusCode >= 500, resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusRequestTimeout:
+		return resp.StatusCode, fmt.Errorf("webhook %s: %s", dl.agency, resp.Status)
+	default:
+		return resp.StatusCode, permanent{fmt.Errorf("webhook %s: %s", dl.agency, resp.Status)}
+	}
+}
+
+// record writes one attempt to the audit log; a failure to record is logged, not retried,
+// so a broker hiccup never causes a second notification.
+func (n *Notifier) record(ctx context.Context, dl delivery, attempt, status int, err error) {
+	rec := event.AuditRecord{
+		ID: fmt.Sprintf("notify:%s:%s:%d", dl.id, dl.agency, attempt), Kind: event.AuditNotify,
+		IncidentID: dl.incident, Action: "notify", Actor: event.SystemActor, OK: err == nil,
+		Attempt: attempt, Target: dl.agency, At: n.cfg.Now().UTC(),
+	}
+	if status != 0 {
+		rec.Code = strconv.Itoa(status)
+	}
+	if err != nil {
+		rec.Error = err.Error()
+	}
+	value, eerr := event.Encode(event.TypeAudit, rec.ID, rec.At, rec)
+	if eerr == nil {
+		eerr = n.pub.Publish(ctx, event.TopicAudit, dl.key, value)
+	}
+	if eerr != nil {
+		n.log.Warn("webhook attempt not recorded", zap.String("record", rec.ID), zap.Error(eerr))
+	}
+}
+
+// Stats counts what the notifier has done.
+type Stats struct {
+	Queued, Delivered, Failed, Attempts, Refused uint64
+}
+
+// Stats returns a snapshot of the counters.
+func (n *Notifier) Stats() Stats {
+	return Stats{
+		Queued: n.stats.queued.Load(), Delivered: n.stats.delivered.Load(), Failed: n.stats.failed.Load(),
+		Attempts: n.stats.attempts.Load(), Refused: n.stats.refused.Load(),
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

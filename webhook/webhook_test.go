@@ -1,0 +1,261 @@
+package webhook_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/incidents/incidentstest"
+	"github.com/urbanbrain/urbanbrain/webhook"
+)
+
+const secret = "s3cret-for-the-water-bureau"
+
+var dispatchRec = event.Dispatch{
+	ID: "INC-990101001-0001/2", IncidentID: "INC-990101001-0001",
+	Assignment: event.Assignment{WorkerID: "W-1", Agency: "water", AgencyName: "市水务局"},
+	Reason:     "grid on-duty least loaded", At: time.Date(2025, 6, 3, 2, 0, 0, 0, time.UTC),
+}
+
+// receiver is a local agency endpoint that answers with the given statuses in turn (the last
+// one repeated) and keeps what it received.
+type receiver struct {
+	mu       sync.Mutex
+	statuses []int
+	got      []*http.Request
+	bodies   [][]byte
+}
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	b, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, req)
+	r.bodies = append(r.bodies, b)
+	st := r.statuses[min(len(r.got)-1, len(r.statuses)-1)]
+	w.WriteHeader(st)
+}
+
+func (r *receiver) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.got)
+}
+
+type sleeps struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (s *sleeps) sleep(_ context.Context, d time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.d = append(s.d, d)
+	return nil
+}
+
+func newNotifier(t *testing.T, url string, allowLoopback bool, sl *sleeps) (*webhook.Notifier, *incidentstest.Publisher) {
+	t.Helper()
+	pub := &incidentstest.Publisher{}
+	cfg := webhook.Config{
+		Targets:       map[string]webhook.Target{"water": {URL: url, Secret: secret}},
+		AllowLoopback: allowLoopback,
+		MaxAttempts:   4,
+		Timeout:       5 * time.Second,
+	}
+	if sl != nil {
+		cfg.Sleep = sl.sleep
+	}
+	n, err := webhook.New(cfg, pub, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, pub
+}
+
+func audit(t *testing.T, pub *incidentstest.Publisher) []event.AuditRecord {
+	t.Helper()
+	var out []event.AuditRecord
+	for _, r := range pub.Records(event.TopicAudit) {
+		out = append(out, incidentstest.Decode[event.AuditRecord](t, r, event.TypeAudit))
+	}
+	return out
+}
+
+func TestSignedNotificationVerifies(t *testing.T) {
+	t.Parallel()
+	rcv := &receiver{statuses: []int{http.StatusNoContent}}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	n, pub := newNotifier(t, srv.URL+"/hooks/urbanbrain", true, nil) // the receiver is on loopback
+
+	if err := n.Notify(t.Context(), dispatchRec); err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	if rcv.count() != 1 {
+		t.Fatalf("receiver got %d requests, want 1", rcv.count())
+	}
+	req, body := rcv.got[0], rcv.bodies[0]
+	sig := req.Header.Get(webhook.HeaderSignature)
+	if !webhook.Verify([]byte(secret), body, sig) || !strings.HasPrefix(sig, "sha256=") {
+		t.Errorf("signature %q does not verify over the body", sig)
+	}
+	if webhook.Verify([]byte("another-agency-secret!"), body, sig) {
+		t.Error("the signature verifies under another secret")
+	}
+	if webhook.Verify([]byte(secret), append(body, ' '), sig) {
+		t.Error("the signature verifies over a changed body")
+	}
+	if req.Header.Get(webhook.HeaderDelivery) != dispatchRec.ID || req.Header.Get(webhook.HeaderAttempt) != "1" ||
+		req.Header.Get("Content-Type") != "application/cloudevents+json" {
+		t.Errorf("headers %v", req.Header)
+	}
+	var got event.Dispatch
+	if _, err := event.Decode(body, event.TypeDispatch, &got); err != nil || got.IncidentID != dispatchRec.IncidentID {
+		t.Errorf("body is not the dispatch CloudEvent: %v %+v", err, got)
+	}
+	a := audit(t, pub)
+	if len(a) != 1 || !a[0].OK || a[0].Kind != event.AuditNotify || a[0].Code != "204" || a[0].Attempt != 1 ||
+		a[0].Target != "water" || a[0].IncidentID != dispatchRec.IncidentID {
+		t.Errorf("audit %+v, want one successful attempt", a)
+	}
+}
+
+func TestRetriesOn5xxWithBackoff(t *testing.T) {
+	t.Parallel()
+	rcv := &receiver{statuses: []int{500, 503, 200}}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	sl := &sleeps{}
+	n, pub := newNotifier(t, srv.URL, true, sl)
+	if err := n.Notify(t.Context(), dispatchRec); err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	if rcv.count() != 3 {
+		t.Fatalf("receiver got %d requests, want 3", rcv.count())
+	}
+	for i, r := range rcv.got {
+		if r.Header.Get(webhook.HeaderAttempt) != []string{"1", "2", "3"}[i] || r.Header.Get(webhook.HeaderDelivery) != dispatchRec.ID {
+			t.Errorf("attempt %d headers %v", i+1, r.Header)
+		}
+	}
+	if len(sl.d) != 2 || sl.d[0] < time.Second || sl.d[0] > 1200*time.Millisecond || sl.d[1] < 2*time.Second || sl.d[1] > 2400*time.Millisecond {
+		t.Errorf("backoff %v, want ~1s then ~2s", sl.d)
+	}
+	a := audit(t, pub)
+	if len(a) != 3 || a[0].OK || a[0].Code != "500" || a[1].Code != "503" || !a[2].OK || a[2].Attempt != 3 {
+		t.Errorf("audit %+v, want two failed attempts then a success", a)
+	}
+	if st := n.Stats(); st.Attempts != 3 || st.Delivered != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestGivesUpAndDoesNotRetryClientErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		status   int
+		attempts int
+	}{{500, 4}, {400, 1}, {429, 4}, {404, 1}} {
+		rcv := &receiver{statuses: []int{tc.status}}
+		srv := httptest.NewServer(rcv)
+		n, pub := newNotifier(t, srv.URL, true, &sleeps{})
+		if err := n.Notify(t.Context(), dispatchRec); err == nil {
+			t.Errorf("%d: Notify succeeded", tc.status)
+		}
+		if rcv.count() != tc.attempts || len(audit(t, pub)) != tc.attempts {
+			t.Errorf("%d: %d requests, %d audit records; want %d", tc.status, rcv.count(), len(audit(t, pub)), tc.attempts)
+		}
+		srv.Close()
+	}
+}
+
+// The same local receiver, without the explicit allowance: refused at dial time, so the
+// request never arrives, and the refusal is recorded and not retried.
+func TestLoopbackRefusedByDefault(t *testing.T) {
+	t.Parallel()
+	rcv := &receiver{statuses: []int{200}}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	for _, url := range []string{srv.URL, strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)} {
+		n, pub := newNotifier(t, url, false, &sleeps{})
+		err := n.Notify(t.Context(), dispatchRec)
+		if !errors.Is(err, webhook.ErrRefusedAddress) || !strings.Contains(err.Error(), "loopback") {
+			t.Errorf("%s: Notify error %v, want the loopback refused", url, err)
+		}
+		if a := audit(t, pub); len(a) != 1 || a[0].OK || !strings.Contains(a[0].Error, "refused") {
+			t.Errorf("%s: audit %+v, want one refused attempt", url, a)
+		}
+	}
+	if rcv.count() != 0 {
+		t.Errorf("the receiver got %d requests, want none", rcv.count())
+	}
+}
+
+// A redirect is dialled through the same guard: an allowed receiver that redirects to the
+// cloud metadata address or a private address gets the request refused. (Refused before
+// connect(): nothing is sent to those addresses.)
+func TestRedirectsAreRechecked(t *testing.T) {
+	t.Parallel()
+	for _, to := range []string{"http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/internal", "http://100.100.100.200/latest/meta-data/", "file:///etc/passwd"} {
+		srv := httptest.NewServer(http.RedirectHandler(to, http.StatusFound))
+		n, _ := newNotifier(t, srv.URL, true, &sleeps{})
+		err := n.Notify(t.Context(), dispatchRec)
+		if !errors.Is(err, webhook.ErrRefusedAddress) {
+			t.Errorf("redirect to %s: error %v, want refused", to, err)
+		}
+		srv.Close()
+	}
+}
+
+func TestHandleDispatchQueuesForRun(t *testing.T) {
+	t.Parallel()
+	rcv := &receiver{statuses: []int{200}}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	n, pub := newNotifier(t, srv.URL, true, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() { done <- n.Run(ctx) }()
+
+	other := dispatchRec
+	other.Assignment.Agency = "gas" // no webhook: not notified
+	if err := n.HandleDispatch(t.Context(), other); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.HandleDispatch(t.Context(), dispatchRec); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(audit(t, pub)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // waiting for the worker, not timing it
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if rcv.count() != 1 || n.Stats().Queued != 1 {
+		t.Errorf("%d requests, stats %+v; want the water dispatch only", rcv.count(), n.Stats())
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	_, err := webhook.New(webhook.Config{Targets: map[string]webhook.Target{
+		"a": {URL: "ftp://x/", Secret: secret},
+		"b": {URL: "https://user:pw@x/", Secret: secret},
+		"c": {URL: "https://x/", Secret: "short"},
+	}}, &incidentstest.Publisher{}, nil)
+	for _, want := range []string{"webhook a", "webhook b", "webhook c"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want it to name %s", err, want)
+		}
+	}
+}
