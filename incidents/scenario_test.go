@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,19 +38,17 @@ type cityCase struct {
 	workers []city.Worker // on duty in g on Tuesday 10:00
 }
 
-var demoMap = func() func(t *testing.T) *city.Map {
-	var m *city.Map
-	return func(t *testing.T) *city.Map {
-		t.Helper()
-		if m == nil {
-			var err error
-			if m, err = city.LoadDemo(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return m
+// loadDemo loads the demo city once for all (parallel) scenarios.
+var loadDemo = sync.OnceValues(city.LoadDemo)
+
+func demoMap(t *testing.T) *city.Map {
+	t.Helper()
+	m, err := loadDemo()
+	if err != nil {
+		t.Fatal(err)
 	}
-}()
+	return m
+}
 
 func busyGrid(t *testing.T) cityCase {
 	t.Helper()
