@@ -1,6 +1,7 @@
 package app
 
 import (
+	"flag"
 	"os"
 	"strings"
 	"testing"
@@ -44,5 +45,26 @@ func TestAPIDocsListEveryRouteAndErrorCode(t *testing.T) {
 		if !strings.Contains(string(doc), "| `"+c+"` |") {
 			t.Errorf("docs/api.md error table does not list the code `%s`", c)
 		}
+	}
+}
+
+// docs/operations.md documents the configuration: every flag of `serve` must be in its table.
+func TestOperationsDocsListEveryFlag(t *testing.T) {
+	doc, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var cfg Config
+	cfg.RegisterFlags(fs)
+	n := 0
+	fs.VisitAll(func(f *flag.Flag) {
+		n++
+		if !strings.Contains(string(doc), "| `--"+f.Name+"` |") {
+			t.Errorf("docs/operations.md does not document --%s", f.Name)
+		}
+	})
+	if n < 20 {
+		t.Fatalf("only %d flags registered; RegisterFlags lost some", n)
 	}
 }
