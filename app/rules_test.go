@@ -152,6 +152,27 @@ func TestRuleHotReloadKeepsWindowState(t *testing.T) {
 		t.Errorf("reports %+v", inc.Reports)
 	}
 
+	// A backtest over the stored readings: a candidate that fires on the first reading, keyed
+	// by event, against version 2, which fired on the third under the device's key.
+	eventually(t, 60*time.Second, "the three readings to be stored", func() bool {
+		var l struct {
+			Count int `json:"count"`
+		}
+		r.do("GET", "/api/v1/events?device=NS-HOT", operator, nil, &l)
+		return l.Count == 3
+	})
+	cand := strings.NewReplacer("count >= 3", "count >= 1", `"burst:{{sensor.device_id}}"`, `"burst:{{id}}"`).Replace(v2)
+	var bt rules.BacktestReport
+	if code := r.do("POST", "/api/v1/rules/backtest", author, map[string]any{"source": cand,
+		"since": saved.Add(-time.Hour), "until": time.Now().Add(time.Minute)}, &bt); code != http.StatusOK {
+		t.Fatalf("backtest: %d", code)
+	}
+	if bt.Events != 3 || bt.Current == nil || bt.Current.Version != 2 || bt.Compare == nil ||
+		len(bt.Compare.OnlyCandidate) != 1 || bt.Compare.OnlyCandidate[0].CorrelationKey != "burst:nb-1" ||
+		len(bt.Compare.OnlyCurrent) != 1 || bt.Compare.OnlyCurrent[0].CorrelationKey != "burst:NS-HOT" {
+		t.Errorf("backtest %+v compare %+v", bt, bt.Compare)
+	}
+
 	var diff rules.VersionDiff
 	if code := r.do("GET", "/api/v1/rules/noise-burst/diff", author, nil, &diff); code != http.StatusOK || len(diff.Changes) != 2 ||
 		diff.Changes[1].Field != "raise.title" {
@@ -235,6 +256,24 @@ func TestRuleAuthoringAPI(t *testing.T) {
 	}
 	if code := r.do("POST", "/api/v1/rules/dry-run", author, map[string]any{"source": "id: x", "events": []event.Event{ev}}, &ans); code != http.StatusUnprocessableEntity {
 		t.Errorf("dry run of a bad source: %d", code)
+	}
+	// A rule that runs away is stopped by the sandbox and reported, not a stall or a crash.
+	hostile := "id: hostile\nname: n\ntypes: [city.sensor.reading]\nwhen: 'len(map(1..100000000, #)) > 0'\nraise: {category: \"0104\", severity: red}\n"
+	dry = rules.DryRunReport{}
+	if code := r.do("POST", "/api/v1/rules/dry-run", author, map[string]any{"source": hostile, "events": []event.Event{ev}}, &dry); code != http.StatusOK ||
+		len(dry.Steps) != 1 || len(dry.Steps[0].Errors) != 1 || !strings.Contains(dry.Steps[0].Errors[0], "memory budget exceeded") {
+		t.Errorf("dry run of a runaway rule: %d %+v", code, dry)
+	}
+	resp, err := http.Get(r.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{`urbanbrain_rules_quarantined{rule="water-level-high"} 0`, "urbanbrain_rules_loaded", "urbanbrain_rules_late_events_total"} {
+		if !strings.Contains(string(metrics), m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
 	}
 
 	// Disable, enable: each a version; the second disable changes nothing.

@@ -25,8 +25,8 @@
 //
 // Each connection has one writer goroutine that owns every write (frames and pings, each
 // with a deadline) and a bounded queue. Fan-out never blocks: when a connection's queue is
-// full, or a write does not finish within WriteTimeout, the client is closed (4000, "slow
-// consumer") and should reconnect and resume. Other clients are unaffected.
+// full (close 4000, "slow consumer"), or a write does not finish within WriteTimeout, the
+// client is dropped and should reconnect and resume. Other clients are unaffected.
 //
 // The hub must never block the changelog consumer on a websocket, never send an incident a
 // caller may not see, never send personal data unmasked to a role that may not see it, and

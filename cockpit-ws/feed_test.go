@@ -122,6 +122,24 @@ func TestFilterOnlyDeliversMatching(t *testing.T) {
 		if i%7 == 6 {
 			f.flush()
 		}
+		if i%23 == 11 {
+			// A screen joining mid-tick gets a snapshot equal, version for version, to what a
+			// screen that was there all along holds at that seq.
+			k := (i / 23) % len(subs)
+			snap := f.connect(t, subs[k].claims, subs[k].query...).next()
+			screens[k].readUntil(t, snap.Seq)
+			want := map[string]int64{}
+			for id, inc := range screens[k].state {
+				want[id] = inc.Version
+			}
+			got := map[string]int64{}
+			for _, inc := range snap.Incidents {
+				got[inc.ID] = inc.Version
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("%s: snapshot at seq %d mid-tick holds %v; the screen there all along holds %v", subs[k].name, snap.Seq, got, want)
+			}
+		}
 	}
 	f.flush()
 

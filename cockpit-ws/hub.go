@@ -59,6 +59,7 @@ type Hub struct {
 	frames   uint64 // delta frames encoded
 	kpiCache map[string]*websocket.PreparedMessage
 	mapCache map[string]*websocket.PreparedMessage // by coordsys
+	masked   map[string]maskedCopy                 // by incident id, made on first use
 	shut     bool
 	wg       sync.WaitGroup // one per connection handler
 
@@ -97,6 +98,7 @@ func New(cfg Config, verifier Verifier, log *zap.Logger) (*Hub, error) {
 		conns:    make(map[*conn]struct{}),
 		kpiCache: make(map[string]*websocket.PreparedMessage),
 		mapCache: make(map[string]*websocket.PreparedMessage),
+		masked:   make(map[string]maskedCopy),
 		events:   newEventStats(),
 	}
 	h.upgrader = websocket.Upgrader{
@@ -177,6 +179,7 @@ func (h *Hub) applyLocked(ch event.IncidentChange) {
 		return
 	}
 	next := &inc
+	delete(h.masked, inc.ID)
 	h.stages.observe(prev, next, ch.Change, h.cfg.Now())
 	if closing {
 		delete(h.open, inc.ID)
@@ -189,6 +192,23 @@ func (h *Hub) applyLocked(ch event.IncidentChange) {
 	for _, s := range h.subs {
 		s.note(inc.ID, prev, next)
 	}
+}
+
+// maskedCopy is the masked copy of one incident version.
+type maskedCopy struct{ of, masked *event.Incident }
+
+// maskedLocked returns inc with personal data masked, made once per incident version and
+// shared by every masked subscription, delta and snapshot (masking deep-copies and scans
+// text: it is worth doing once). Versions that are no longer current are masked each time.
+func (h *Hub) maskedLocked(inc *event.Incident) *event.Incident {
+	if m, ok := h.masked[inc.ID]; ok && m.of == inc {
+		return m.masked
+	}
+	m := auth.MaskIncident(*inc, auth.Claims{}) // no role: everything personal is masked
+	if h.open[inc.ID] == inc {
+		h.masked[inc.ID] = maskedCopy{of: inc, masked: &m}
+	}
+	return &m
 }
 
 // Run sends the coalesced deltas every FlushInterval and the KPIs every KPIInterval until
@@ -226,7 +246,7 @@ func (h *Hub) flush() {
 }
 
 func (h *Hub) flushSubLocked(s *subscription, now time.Time) {
-	pm := s.flush(now, h.log)
+	pm := s.flush(now, h.maskedLocked, h.log)
 	if pm == nil {
 		return
 	}
@@ -292,14 +312,6 @@ func (h *Hub) subscribeLocked(c *conn, r Request) error {
 	}
 	if c.sub != s {
 		h.leaveLocked(c)
-	}
-	// Send what is pending to the subscription's clients first, so that the seq the new
-	// client starts from covers every change applied so far.
-	h.flushSubLocked(s, now)
-	if _, ok := h.conns[c]; !ok {
-		return nil // c was a member, too slow to take that frame, and is gone
-	}
-	if c.sub != s {
 		c.sub = s
 		s.conns[c] = struct{}{}
 	}
@@ -329,7 +341,7 @@ func (h *Hub) subscribeLocked(c *conn, r Request) error {
 			}
 			x.pre = append(x.pre, pm)
 		}
-		x.snap = s.snapshotJob(h.open, now)
+		x.snap = s.snapshotJob(h.open, h.maskedLocked, now)
 	}
 	if r.KPI {
 		pm, err := h.kpiLocked(s, now)
@@ -412,6 +424,9 @@ func (h *Hub) publishKPIs() {
 			wanted[c.sub.kpiKey] = true
 			subs = append(subs, c.sub)
 		}
+	}
+	if len(subs) == 0 {
+		return
 	}
 	for i, k := range h.computeKPIsLocked(subs, now) {
 		pm, _, err := prepare(kpiFrame{Type: FrameKPI, At: now.UTC(), KPI: k})
@@ -547,8 +562,7 @@ func (h *Hub) resubscribe(c *conn, r Request) {
 		return // dropped meanwhile
 	}
 	if err := h.subscribeLocked(c, r); err != nil {
-		code := ErrCodeUnavailable
-		h.sendErrorLocked(c, code, err.Error())
+		h.sendErrorLocked(c, ErrCodeUnavailable, err.Error())
 	}
 }
 

@@ -410,22 +410,40 @@ func TestSnapshotThenConsecutiveDeltas(t *testing.T) {
 	}
 }
 
-// A client that joins while changes wait for the tick gets them in its snapshot; the
-// clients already there get them as a delta first, so the numbers stay honest for both.
+// A client that joins while changes wait for the tick gets the snapshot at the last delta,
+// exactly as it was then, and the waiting changes with everyone else in the next delta: all
+// the clients that join within one tick share one snapshot.
 func TestJoinMidTick(t *testing.T) {
 	t.Parallel()
 	f := start(t, cockpit.Config{})
-	first := f.connect(t, admin)
-	first.snapshot(0)
-	f.change(t, incident("INC-A", 1, event.StatusNew, "D1", "G1"))
-	second := f.connect(t, admin)
-	second.snapshot(1, "INC-A")
-	first.delta(1, list("INC-A"), nil)
+	f.hub.Restore(incident("INC-A", 1, event.StatusNew, "D1", "G1"))
+	f.hub.Restore(incident("INC-B", 1, event.StatusNew, "D1", "G1"))
+	f.hub.Restore(incident("INC-C", 1, event.StatusNew, "D1", "G1"))
+	first := f.connect(t, operator, "district=D1")
+	first.snapshot(0, "INC-A", "INC-B", "INC-C")
+	f.change(t, incident("INC-A", 2, event.StatusDispatched, "D1", "G1")) // changed
+	f.change(t, incident("INC-B", 2, event.StatusClosed, "D1", "G1"))     // closed
+	f.change(t, incident("INC-C", 2, event.StatusNew, "D2", "G9"))        // moved out of D1
+	f.change(t, incident("INC-C", 3, event.StatusNew, "D1", "G1"))        // and back
+	f.change(t, incident("INC-D", 1, event.StatusNew, "D1", "G1"))        // new
+	second := f.connect(t, operator, "district=D1")
+	third := f.connect(t, operator, "district=D1")
+	s2, s3 := second.snapshot(0, "INC-A", "INC-B", "INC-C"), third.snapshot(0, "INC-A", "INC-B", "INC-C")
+	for _, inc := range s2.Incidents {
+		if inc.Version != 1 {
+			t.Errorf("mid-tick snapshot holds %s version %d, want the state at seq 0 (version 1)", inc.ID, inc.Version)
+		}
+	}
+	if string(s2.raw) != string(s3.raw) {
+		t.Error("two clients joining in one tick got different snapshots")
+	}
 	f.flush()
-	f.change(t, incident("INC-B", 1, event.StatusNew, "D1", "G1"))
-	f.flush()
-	first.delta(2, list("INC-B"), nil)
-	second.delta(2, list("INC-B"), nil)
+	first.delta(1, list("INC-A", "INC-C", "INC-D"), list("INC-B"))
+	second.delta(1, list("INC-A", "INC-C", "INC-D"), list("INC-B"))
+	third.delta(1, list("INC-A", "INC-C", "INC-D"), list("INC-B"))
+	if s := f.hub.Stats(); s.Frames != 1 {
+		t.Errorf("%d frames encoded, want one for the one subscription", s.Frames)
+	}
 }
 
 func TestOlderVersionsIgnored(t *testing.T) {

@@ -40,23 +40,40 @@ type viewSpec struct {
 	coordsys string
 }
 
-// apply returns inc as the subscription shows it; inc itself is never modified.
-func (v viewSpec) apply(inc *event.Incident) *event.Incident {
-	if !v.masked && v.coordsys == event.CoordWGS84 {
+// masker returns the masked copy of an incident version, made once and shared (Hub.maskedLocked).
+type masker func(*event.Incident) *event.Incident
+
+// mask returns inc as the subscription's role may see it: the shared masked copy unless the
+// role may see personal data.
+func (v viewSpec) mask(inc *event.Incident, masked masker) *event.Incident {
+	if !v.masked {
 		return inc
 	}
-	out := auth.MaskIncident(*inc, v.claims) // a deep copy, masked unless the role may see personal data
-	if v.coordsys != event.CoordWGS84 {
-		convert := func(p *event.Point) {
-			if p != nil {
-				if q, err := city.FromWGS84(v.coordsys, *p); err == nil {
-					*p = q
-				}
-			}
+	return masked(inc)
+}
+
+// coords returns inc with its positions in the subscription's coordinate system; inc itself
+// is never modified.
+func (v viewSpec) coords(inc *event.Incident) *event.Incident {
+	if v.coordsys == event.CoordWGS84 {
+		return inc
+	}
+	out := *inc
+	convert := func(p *event.Point) *event.Point {
+		if p == nil {
+			return nil
 		}
-		convert(out.Location)
+		q, err := city.FromWGS84(v.coordsys, *p)
+		if err != nil { // cannot happen: the coordinate system was validated
+			q = *p
+		}
+		return &q
+	}
+	out.Location = convert(inc.Location)
+	if inc.Reports != nil {
+		out.Reports = slices.Clone(inc.Reports)
 		for i := range out.Reports {
-			convert(out.Reports[i].Location)
+			out.Reports[i].Location = convert(out.Reports[i].Location)
 		}
 	}
 	return &out
@@ -85,10 +102,12 @@ type subscription struct {
 }
 
 // pendingChange is an incident's net change in the current tick: its latest state, or its
-// removal with the reason.
+// removal with the reason; and what the subscription held of it at the last delta (nil if
+// nothing), so that a snapshot taken mid-tick can show exactly the state at that seq.
 type pendingChange struct {
 	inc    *event.Incident
 	reason string
+	before *event.Incident
 }
 
 func subKey(f feed, c auth.Claims, r Request) (key, kpiKey string) {
@@ -132,24 +151,34 @@ func (s *subscription) match(inc *event.Incident) bool {
 // note records a change of the open set: prev is the incident's previous open state (nil if
 // it was not open), next its new open state (nil if it closed).
 func (s *subscription) note(id string, prev, next *event.Incident) {
+	had := prev != nil && s.match(prev)
+	var p pendingChange
 	switch {
 	case next != nil && s.match(next):
-		s.pending[id] = pendingChange{inc: next}
-	case prev != nil && s.match(prev):
-		reason := RemoveLeft
+		p = pendingChange{inc: next}
+	case had:
+		p.reason = RemoveLeft
 		if next == nil {
-			reason = RemoveClosed
+			p.reason = RemoveClosed
 		}
-		s.pending[id] = pendingChange{reason: reason}
 	default:
 		return
 	}
+	// The first change of the tick tells what the subscription held at the last delta: prev,
+	// if it matched. (An earlier change in the tick that was not noted matched neither before
+	// nor after, so the subscription held nothing then.)
+	if old, ok := s.pending[id]; ok {
+		p.before = old.before
+	} else if had {
+		p.before = prev
+	}
+	s.pending[id] = p
 	s.changes++
 }
 
 // flush turns the pending changes into the next delta frame, numbers it, keeps it in the
 // history and returns it; nil if nothing changed in the tick.
-func (s *subscription) flush(now time.Time, log *zap.Logger) *websocket.PreparedMessage {
+func (s *subscription) flush(now time.Time, masked masker, log *zap.Logger) *websocket.PreparedMessage {
 	if len(s.pending) == 0 {
 		return nil
 	}
@@ -166,7 +195,7 @@ func (s *subscription) flush(now time.Time, log *zap.Logger) *websocket.Prepared
 			f.Remove = append(f.Remove, removal{ID: id, Reason: p.reason})
 			continue
 		}
-		f.Upsert = append(f.Upsert, s.view.apply(p.inc))
+		f.Upsert = append(f.Upsert, s.view.coords(s.view.mask(p.inc, masked)))
 	}
 	clear(s.pending)
 	s.changes = 0
@@ -194,16 +223,23 @@ func (s *subscription) flush(now time.Time, log *zap.Logger) *websocket.Prepared
 	return pm
 }
 
-// snapshotJob returns the snapshot at the current seq, built from open; the encoding is
-// done once, later, by the first writer that needs it, outside the hub's lock.
-func (s *subscription) snapshotJob(open map[string]*event.Incident, now time.Time) *snapshotJob {
+// snapshotJob returns the snapshot at the current seq: the open incidents the subscription
+// selects, as they were at its last delta (the changes of the running tick come with the
+// next delta). Every client joining before that delta shares it; it is encoded once, later,
+// by the first writer that needs it, outside the hub's lock.
+func (s *subscription) snapshotJob(open map[string]*event.Incident, masked masker, now time.Time) *snapshotJob {
 	if s.snap != nil && s.snap.frame.Seq == s.seq && s.snap.frame.Epoch == s.epoch {
 		return s.snap
 	}
 	var incs []*event.Incident
-	for _, inc := range open {
-		if s.match(inc) {
-			incs = append(incs, inc)
+	for id, inc := range open {
+		if _, changed := s.pending[id]; !changed && s.match(inc) {
+			incs = append(incs, s.view.mask(inc, masked))
+		}
+	}
+	for _, p := range s.pending {
+		if p.before != nil {
+			incs = append(incs, s.view.mask(p.before, masked))
 		}
 	}
 	s.snap = &snapshotJob{view: s.view, frame: snapshotFrame{
@@ -213,8 +249,9 @@ func (s *subscription) snapshotJob(open map[string]*event.Incident, now time.Tim
 	return s.snap
 }
 
-// snapshotJob is a snapshot waiting to be encoded. Its incidents are the hub's immutable
-// values; message encodes them once for every client that joined at this seq.
+// snapshotJob is a snapshot waiting to be encoded. Its incidents are immutable values,
+// already masked for the view; message encodes them once for every client that joined at
+// this seq.
 type snapshotJob struct {
 	view  viewSpec
 	once  sync.Once
@@ -227,7 +264,7 @@ func (j *snapshotJob) message(log *zap.Logger) (*websocket.PreparedMessage, erro
 	j.once.Do(func() {
 		incs := make([]*event.Incident, 0, len(j.frame.Incidents))
 		for _, inc := range j.frame.Incidents {
-			incs = append(incs, j.view.apply(inc))
+			incs = append(incs, j.view.coords(inc))
 		}
 		slices.SortFunc(incs, func(a, b *event.Incident) int { return cmp.Compare(a.ID, b.ID) })
 		j.frame.Incidents = incs

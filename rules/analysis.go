@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/expr-lang/expr/ast"
@@ -246,7 +247,8 @@ func makeFilter(path string, values []string) (filter, bool) {
 	if !ok {
 		return filter{}, false
 	}
-	return filter{field: path, get: get, values: values}, true
+	slices.Sort(values)
+	return filter{field: path, get: get, values: slices.Compact(values)}, true
 }
 
 // fieldPath reads `a.b` or `a["b"]` (no deeper) as "a.b", or a bare `type`/`source`.

@@ -310,3 +310,20 @@ func TestBacktestComparesVersions(t *testing.T) {
 		t.Errorf("clears %d / %d, want 3 / 2 (every window ages out before the end)", rep.Candidate.Clears, rep.Current.Clears)
 	}
 }
+
+// A rule sent as JSON is kept as block YAML, so its versions read and diff like any other.
+func TestCreateFromJSON(t *testing.T) {
+	c := rules.NewCatalog()
+	v, err := c.Create([]byte(`{"id": "json-rule", "name": "JSON", "types": ["city.video.detection"],
+  "when": "video.algorithm == \"smoke_fire\"", "raise": {"category": "0501", "severity": "red"}}`), "carol", "", rulestest.At)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "id: \"json-rule\"\nversion: 1\nname: \"JSON\"\ntypes: [\"city.video.detection\"]\nwhen: \"video.algorithm == \\\"smoke_fire\\\"\"\nraise:\n  category: \"0501\"\n  severity: \"red\"\n"
+	if v.Source != want {
+		t.Errorf("source\n%s\nwant\n%s", v.Source, want)
+	}
+	if _, err := v.Rule(); err != nil {
+		t.Error(err)
+	}
+}

@@ -1,7 +1,7 @@
 // Package rules turns events into signals: each rule is data — a YAML or JSON file a rule
 // author writes, not code — with an expr-lang condition that, when it holds for an event on
-// city.events, raises a Signal on city.signals for the incident service to open or merge into
-// an incident.
+// city.events (or, for a stateful rule, holds over time), raises a Signal on city.signals for
+// the incident service to open or merge into an incident.
 //
 // # Rule files
 //
@@ -28,9 +28,46 @@
 // expression: `='=...'`. Numbers render as written (85, 0.5), times in Beijing time.
 // Signals with the same correlation key merge into one incident, so the key should name the
 // real-world thing: the device, the camera and algorithm, the category and grid. A key that
-// renders empty falls back to the default.
-// Unknown fields are errors; for, window and absent are reserved for the stateful rules of a
-// later release and refused until then.
+// renders empty falls back to the default. Unknown fields are errors.
+//
+// # Stateful rules
+//
+// A rule may have one of three stateful parts, kept per group key — group_by, an expression
+// of the event (default: sensor.device_id for sensors, video.camera_id for cameras; hotline
+// rules must name one) — within the event's street:
+//
+//	for: 5m          # when must hold on every event of the key for 5m of event time; it fires
+//	                 # then, and clears at the first event on which when is false
+//	window:          # an aggregate of the events for which when holds
+//	  kind: sliding  # sliding: checked on each event and as time passes, over the last size;
+//	                 #   fires when having becomes true, clears when it stops being true.
+//	                 # tumbling: fixed periods of size from Beijing midnight, judged once
+//	                 #   when the period has closed; fires, never clears
+//	  size: 1h
+//	  of: sensor.metrics["db"]   # the number aggregated (optional: without it, count only)
+//	  having: count >= 3         # boolean over count, sum, avg, min, max
+//	absent: 30m      # a key that has matched once and then not for 30m of clock time fires;
+//	                 # it clears when the key matches again
+//
+// A clear is a Signal with Clear and Shadow set: it never opens an incident, it tells the
+// incident service (and anyone reading city.signals) that the condition for that correlation
+// key has stopped. Raise fields of a window rule may read window.count, window.sum,
+// window.avg, window.min, window.max, window.start and window.end.
+//
+// Time is event time. Each street has a clock: the newest event time it has seen, moved on by
+// Engine.Tick (the app ticks with the wall clock every second; replays and backtests with the
+// replayed time). An event older than its street's clock minus Config.AllowedLateness (2m by
+// default) is late: stateless rules still judge it, stateful rules ignore it and count it in
+// EngineStats().Late; within that bound an event counts in its place. Deadlines that wait on
+// silence (for without a new event, absent, a tumbling period's end) act only once the clock
+// is AllowedLateness past them, so no event still allowed to arrive can contradict them.
+// A stateful rule's top-level equality conjuncts on indexed fields (sensor.kind == "gas",
+// video.algorithm in [...]) select the events it is about: another kind of sensor neither
+// holds nor breaks a for rule's condition, whatever its group key.
+//
+// State is in memory: a restart or a partition moving to another instance starts it afresh.
+// A new version of a rule keeps its state when kind, group_by and the window's kind and of
+// (and a tumbling window's size) are unchanged; see SetRules.
 //
 // # Expressions
 //
@@ -44,25 +81,46 @@
 // district_code} or video.{camera_id, algorithm, confidence, object_count, snapshot_url}.
 // A rule listening to several types may use only what they share. A metric the reading does
 // not carry reads as 0 (test `"current_a" in sensor.metrics` where 0 means something), and
-// sensor.battery is nil when the device does not report it (`(sensor.battery ?? 100) < 20`). The 12345 caller's name and
-// phone are not in the environment: no rule can copy personal data into a signal's text.
+// sensor.battery is nil when the device does not report it (`(sensor.battery ?? 100) < 20`).
+// The 12345 caller's name and phone are not in the environment: no rule can copy personal
+// data into a signal's text.
 //
 // Functions: contains_any(text, words...) (包含任意关键词), hour(t) and weekday(t) (1 Monday …
-// 7 Sunday) in Beijing time, distance_m(lat1, lon1, lat2, lon2), and a pure subset of expr's
-// builtins (len, lower, upper, trim, split, abs, round, min, max, all, any, filter, map, count,
-// …). now() is not available: the same event must always give the same answer, so replays
-// and backtests agree with what happened. Expressions are capped at MaxNodes (5000) syntax
-// nodes, a rule's text at MaxRuleBytes (64 KiB) and a file at MaxFileBytes (4 MiB).
+// 7 Sunday) in Beijing time, distance_m(lat1, lon1, lat2, lon2), in_area(area, name-or-code),
+// in_polygon(lat, lon, [[lon, lat], …]), and a pure subset of expr's builtins (len, lower,
+// upper, trim, split, abs, round, min, max, all, any, filter, map, count, …). now() is not
+// available: the same event must always give the same answer, so replays and backtests agree
+// with what happened.
+//
+// # Sandbox
+//
+// A rule's text is capped at MaxRuleBytes (64 KiB), a file at MaxFileBytes (4 MiB), an
+// expression at MaxNodes (5000) syntax nodes; each run at MemoryBudget in expr's VM, at
+// 100,000 closure iterations, and strings joined with + at 64 KiB (sandbox.go). A failure is
+// an EvalError of that rule on that event, never a panic; a rule that fails
+// Config.DisableAfter times in a row is disabled on this instance (RuleStats.Quarantined, the
+// urbanbrain_rules_quarantined metric) until a new version is loaded.
 //
 // # Evaluation
 //
-// Load reads a directory in file-name order. Engine.HandleEvent runs the enabled rules of the
-// event's type in that order and publishes a Signal per match, keyed by the event's street.
-// Signal ids are "<rule id>:<event id>", so a redelivered event yields the same signals, which
+// Engine.HandleEvent offers each event only to the enabled rules that could match it — by
+// event type, and by one equality conjunct of their condition (index.go) — in rule order, and
+// publishes a Signal per match, keyed by the event's street. Signal ids are "<rule id>:<event
+// id>" (":clear" appended for a clear), so a redelivered event yields the same signals, which
 // the incident service already holds. A rule that fails on an event at run time is logged,
 // counted (Engine.Stats) and skipped for that event; it never stops the other rules or blocks
-// the partition. Only a failed Publish is returned, to have the event redelivered.
+// the partition. Only a failed Publish is returned, to have the event redelivered; stateful
+// rules recognise the redelivered event and do not count it twice.
 //
-// The package must never import the city map or the transport: rules arrive as an fs.FS or
-// bytes, signals leave through the one-method Publisher.
+// # Rules as data
+//
+// Versions of rules travel on the compacted city.rules topic as RuleVersion records; a
+// Catalog holds them all (history with author and time, Diff between versions) and gives the
+// current rules, which Engine.SetRules swaps in while events flow. The rules directory seeds
+// the topic (Catalog.Seed). DryRun explains a rule on sample events, Backtest replays stored
+// events through a new version and the current one, and package replay runs a file through
+// ingest and the engine.
+//
+// The package must never import the city map or the transport: rules arrive as an fs.FS,
+// bytes or versions, signals leave through the one-method Publisher.
 package rules

@@ -149,8 +149,29 @@ type ruleSet struct {
 	gen      uint64
 	rules    []*loaded
 	byID     map[string]*loaded
-	index    map[string]*typeIndex
-	stateful []*loaded // enabled stateful rules, in order
+	index    [3]*typeIndex // by typeSlot
+	stateful []*loaded     // enabled stateful rules, in order
+}
+
+// indexOf returns the index of an event type, nil when no rule listens to it.
+func (s *ruleSet) indexOf(t string) *typeIndex {
+	if i := typeSlot(t); i >= 0 {
+		return s.index[i]
+	}
+	return nil
+}
+
+// typeSlot numbers the event types rules listen to (a switch: cheaper than hashing the name).
+func typeSlot(t string) int {
+	switch t {
+	case event.TypeSensorReading:
+		return 0
+	case event.TypeHotlineTicket:
+		return 1
+	case event.TypeVideoDetection:
+		return 2
+	}
+	return -1
 }
 
 // loaded is one rule of a set.
@@ -200,7 +221,7 @@ func (e *Engine) SetRules(rules []Rule) error {
 	defer e.mu.Unlock()
 	var errs []error
 	seen := make(map[string]bool, len(rules))
-	set := &ruleSet{byID: make(map[string]*loaded, len(rules)), index: make(map[string]*typeIndex)}
+	set := &ruleSet{byID: make(map[string]*loaded, len(rules))}
 	if old := e.set.Load(); old != nil {
 		set.gen = old.gen + 1
 	}
@@ -319,7 +340,7 @@ func (e *Engine) HandleEvent(ctx context.Context, in event.Event) error {
 		return nil
 	}
 	cands := s.cands[:0]
-	if ti := set.index[ev.Type]; ti != nil {
+	if ti := set.indexOf(ev.Type); ti != nil {
 		cands = ti.candidates(ev, cands)
 	}
 	s.cands = cands
@@ -434,7 +455,7 @@ func (e *Engine) recordFailure(l *loaded, ev *event.Event, err error) {
 // rules, whose answer depends on other events: HandleEvent runs those.
 func (e *Engine) Evaluate(in event.Event) ([]event.Signal, []error) {
 	set := e.set.Load()
-	ti := set.index[in.Type]
+	ti := set.indexOf(in.Type)
 	if ti == nil {
 		return nil, nil
 	}

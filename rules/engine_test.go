@@ -262,6 +262,11 @@ func TestFunctions(t *testing.T) {
 		{`distance_m(30, 120, 30, 120) == 0`, true},
 		{`location.known && area.grid_name == "第三网格"`, true},
 		{`len(split("a,b,c", ",")) == 3 && upper("x") == "X"`, true},
+		{`in_area(area, "望江区") && in_area(area, "990102001") && in_area(area, "第三网格")`, true},
+		{`in_area(area, "990101") || in_area(area, "")`, false},
+		// rulestest puts events at 120.163, 30.245.
+		{`in_polygon(location.lat, location.lon, [[120.16, 30.24], [120.17, 30.24], [120.17, 30.25], [120.16, 30.25]])`, true},
+		{`in_polygon(location.lat, location.lon, [[120.17, 30.24], [120.18, 30.24], [120.18, 30.25]])`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.when, func(t *testing.T) {

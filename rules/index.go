@@ -24,8 +24,8 @@ type fieldIndex struct {
 }
 
 // buildIndex files the enabled rules of a set.
-func buildIndex(rules []*loaded) map[string]*typeIndex {
-	out := make(map[string]*typeIndex)
+func buildIndex(rules []*loaded) [3]*typeIndex {
+	var out [3]*typeIndex
 	for _, t := range EventTypes {
 		var rs []*loaded
 		for _, l := range rules {
@@ -73,7 +73,7 @@ func buildIndex(rules []*loaded) map[string]*typeIndex {
 			}
 		}
 		ti.multi = len(ti.fields) > 1 || (len(ti.fields) == 1 && len(ti.open) > 0)
-		out[t] = ti
+		out[typeSlot(t)] = ti
 	}
 	return out
 }

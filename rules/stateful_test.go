@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -357,5 +358,56 @@ func TestStateSurvivesVersionChangeWithSameKey(t *testing.T) {
 	s.expect() // grouped by grid now: one complaint counted, not three
 	if st := stats(s.eng)["noise-complaints"]; st.Keys != 1 || st.Version != 3 {
 		t.Errorf("stats %+v, want 1 key at version 3", st)
+	}
+}
+
+// Events of many streets in parallel, the clock ticking and the rules swapped meanwhile:
+// meaningful with -race, and every complaint is counted once.
+func TestStatefulConcurrency(t *testing.T) {
+	rs := mustParse(t, noiseWindow+"---\n"+manholeAbsent+"---\n"+waterFor)
+	rec := &rulestest.Recorder{}
+	eng := newEngine(t, rs, rec, nil)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for p := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				ev := rulestest.Hotline(fmt.Sprintf("c%d-%d", p, i), "投诉", "0401", "normal", "吵")
+				ev.Area.Street = fmt.Sprintf("S%d", p)
+				ev.Area.Community = fmt.Sprintf("C%d-%d", p, i%3)
+				ev.Time = rulestest.At.Add(time.Duration(i) * time.Second)
+				if err := eng.HandleEvent(ctx, ev); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for i := range 50 {
+			_ = eng.Tick(ctx, rulestest.At.Add(time.Duration(i)*time.Second))
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for range 20 {
+			if err := eng.SetRules(rs); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	wg.Wait()
+	// 4 streets × 3 communities, each fires once (count reaches 3 within the hour).
+	fires := 0
+	for _, s := range rec.Signals(t) {
+		if !s.Clear {
+			fires++
+		}
+	}
+	if st := stats(eng)["noise-complaints"]; fires != 12 || st.Keys != 12 || st.Evaluated != 1200 {
+		t.Errorf("fires %d, stats %+v; want 12 fires, 12 keys, 1200 evaluations", fires, st)
 	}
 }

@@ -1,7 +1,7 @@
-// Package storage is the read model of urbanbrain: the query and filter types every store
-// backend answers, and the errors it returns. The backends live in subpackages (storage/sqlite
-// is the embedded default; a ClickHouse backend follows) and all pass the one conformance suite
-// in storage/storagetest.
+// Package storage is the read model of urbanbrain: the query, filter, KPI and retention types
+// every store backend answers, and the errors it returns. The backends live in subpackages
+// (storage/sqlite, the embedded default, and storage/clickhouse, for production) and all pass
+// the one conformance suite in storage/storagetest; docs/storage.md describes both.
 //
 // A store is a projection of the Kafka topics, never a system of record: the city.incidents
 // changelog is. Backends therefore write idempotently (events by type and id, incidents by id

@@ -193,7 +193,7 @@ func (s *Store) ListEvents(ctx context.Context, f storage.EventFilter) ([]event.
 	w.between("time_ms", f.Since, f.Until)
 	eventExtras(&w, f)
 
-	query := "SELECT payload FROM events" + w.sql() +
+	query := "SELECT payload FROM " + eventsSource(w, f) + w.sql() +
 		" ORDER BY time_ms DESC, type DESC, id DESC LIMIT ? OFFSET ?"
 	rows, err := s.r.QueryContext(ctx, query, w.queryArgs(f.PageLimit(), f.Offset)...)
 	if err != nil {
