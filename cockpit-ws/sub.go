@@ -220,6 +220,7 @@ func (s *subscription) flush(now time.Time, masked masker, log *zap.Logger) *web
 	}
 	s.seq++
 	s.history.add(s.seq, pm, size)
+	s.snap = nil // its seq is past; let its memory go
 	return pm
 }
 

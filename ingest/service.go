@@ -73,13 +73,39 @@ func New(cfg Config, areas AreaResolver, pub Publisher, log *zap.Logger) (*Servi
 // dead-lettered and nil returned; an error means a publish failed and the record should be
 // redelivered.
 func (s *Service) HandleRecord(ctx context.Context, r Record) error {
+	_, err := s.ingest(ctx, recordInput(r))
+	return err
+}
+
+// ErrDuplicate is Decode's answer for an event whose (type, id) was seen recently.
+var ErrDuplicate = errors.New("ingest: duplicate event")
+
+// Decode is HandleRecord without the publishing: it validates the record, converts its
+// coordinates to WGS-84, locates it on the map and decides whether it is a replay. It returns
+// the event and nil if HandleRecord would publish it (and remembers it as seen), the event and
+// ErrDuplicate if it would drop it as a replay, or a *RejectError if it would dead-letter it
+// (the event then holds what could be read: id and type, perhaps). It counts nothing in
+// Stats. For replays and tools that run the pipeline in process without a broker.
+func (s *Service) Decode(r Record) (event.Event, error) {
+	return s.decode(recordInput(r), s.cfg.Now())
+}
+
+// DeadLetter publishes the dead letter HandleRecord would for a record Decode rejected with
+// rej, without counting it in Stats.
+func (s *Service) DeadLetter(ctx context.Context, r Record, rej *RejectError) error {
+	return s.deadLetter(ctx, recordInput(r), rej, s.cfg.Now())
+}
+
+func recordInput(r Record) input {
 	in := input{origin: r.Topic, key: r.Key, headers: r.Headers, value: r.Value, bareType: event.IngestTopics[r.Topic]}
 	if a, binary := binaryAttributes(r.Headers, '_'); binary {
 		in.attrs = &a
 	}
-	_, err := s.ingest(ctx, in)
-	return err
+	return in
 }
+
+// dedupKey is what makes two events the same event.
+func dedupKey(ev event.Event) string { return ev.Type + " " + ev.ID }
 
 // result is the outcome of one input, as an HTTP batch reports it.
 type result struct {
@@ -95,14 +121,21 @@ type result struct {
 // ingest checks, locates and publishes one input, or dead-letters it.
 func (s *Service) ingest(ctx context.Context, in input) (result, error) {
 	now := s.cfg.Now()
-	ev, rej := s.build(in, now)
-	if rej == nil {
+	ev, err := s.decode(in, now)
+	var rej *RejectError
+	switch {
+	case err == nil:
 		value, err := event.Encode(ev.Type, ev.ID, ev.Time, ev)
-		if err != nil {
-			rej = reject(ClassPayload, "cannot encode event: %v", err)
-		} else {
+		if err == nil {
 			return s.publish(ctx, ev, value)
 		}
+		s.seen.remove(dedupKey(ev)) // never sent, so not a replay when it comes again
+		rej = reject(ClassPayload, "cannot encode event: %v", err)
+	case errors.Is(err, ErrDuplicate):
+		s.counts.duplicate(ev.Type)
+		return result{ID: ev.ID, Status: OutcomeDuplicate}, nil
+	case !errors.As(err, &rej):
+		return result{}, err // decode returns nothing else
 	}
 	// The id may be what was wrong with it (too long): echo a bounded one.
 	res := result{ID: clipTo(ev.ID, maxIDBytes), Status: OutcomeRejected, Code: rej.Class.String(), Reason: rej.Reason, rej: rej}
@@ -113,21 +146,26 @@ func (s *Service) ingest(ctx context.Context, in input) (result, error) {
 	return res, nil
 }
 
-func (s *Service) publish(ctx context.Context, ev event.Event, value []byte) (result, error) {
-	res := result{ID: ev.ID, Status: OutcomeAccepted}
-	key := ev.Type + " " + ev.ID
-	if !s.seen.add(key) {
-		s.counts.duplicate(ev.Type)
-		res.Status = OutcomeDuplicate
-		return res, nil
+// decode is Decode for any input: it builds the event and marks it seen.
+func (s *Service) decode(in input, now time.Time) (event.Event, error) {
+	ev, rej := s.build(in, now)
+	if rej != nil {
+		return ev, rej
 	}
+	if !s.seen.add(dedupKey(ev)) {
+		return ev, ErrDuplicate
+	}
+	return ev, nil
+}
+
+func (s *Service) publish(ctx context.Context, ev event.Event, value []byte) (result, error) {
 	if err := s.pub.Publish(ctx, event.TopicEvents, ev.Area.Key(), value); err != nil {
 		// Forget it, or the redelivery would be dropped as a replay of an event never sent.
-		s.seen.remove(key)
-		return res, fmt.Errorf("ingest: publish %s %s: %w", ev.Type, ev.ID, err)
+		s.seen.remove(dedupKey(ev))
+		return result{ID: ev.ID, Status: OutcomeAccepted}, fmt.Errorf("ingest: publish %s %s: %w", ev.Type, ev.ID, err)
 	}
 	s.counts.accepted(ev.Type)
-	return res, nil
+	return result{ID: ev.ID, Status: OutcomeAccepted}, nil
 }
 
 // deadLetter publishes rejected input to city.deadletter with its reason.

@@ -19,8 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
-	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -125,7 +123,7 @@ func Run(ctx context.Context, cfg Config, r io.Reader, log *zap.Logger) (Report,
 	var clock time.Time
 	var last time.Time
 	samples := map[string]int{}
-	prev := in.Stats().Rejected
+	rec := ingest.Record{Topic: topic, Key: "replay"}
 	for sc.Scan() {
 		rep.Lines++
 		line := sc.Bytes()
@@ -138,22 +136,33 @@ func Run(ctx context.Context, cfg Config, r io.Reader, log *zap.Logger) (Report,
 				return rep, err
 			}
 		}
-		cap.reset()
-		if err := in.HandleRecord(ctx, ingest.Record{Topic: topic, Key: "replay", Value: line}); err != nil {
-			return rep, fmt.Errorf("line %d: %w", rep.Lines, err)
-		}
-		if cap.deadLetter != nil {
-			class := rejectedClass(in, prev)
+		// Decode is what HandleRecord does short of encoding the event for the broker,
+		// which a replay would only decode back.
+		rec.Value = line
+		ev, err := in.Decode(rec)
+		var rej *ingest.RejectError
+		switch {
+		case err == nil:
+			rep.Accepted++
+		case errors.Is(err, ingest.ErrDuplicate):
+			rep.Duplicates++
+			continue
+		case errors.As(err, &rej):
+			rep.Rejected++
+			class := rej.Class.String()
+			rep.RejectedBy[class]++
 			if samples[class] < cfg.MaxSamples {
 				samples[class]++
-				rep.Samples = append(rep.Samples, Rejection{Line: rep.Lines, Class: class, Reason: cap.deadLetter.Reason})
+				reason, err := cap.reason(ctx, in, rec, rej)
+				if err != nil {
+					return rep, fmt.Errorf("line %d: %w", rep.Lines, err)
+				}
+				rep.Samples = append(rep.Samples, Rejection{Line: rep.Lines, Class: class, Reason: reason})
 			}
 			continue
+		default:
+			return rep, fmt.Errorf("line %d: %w", rep.Lines, err)
 		}
-		if !cap.ok {
-			continue // a duplicate: ingest published nothing
-		}
-		ev := &cap.ev.Data
 		if clock.IsZero() || ev.Time.Sub(clock) >= time.Minute {
 			clock = ev.Time
 			if err := eng.Tick(ctx, clock); err != nil {
@@ -163,7 +172,7 @@ func Run(ctx context.Context, cfg Config, r io.Reader, log *zap.Logger) (Report,
 		if ev.Time.After(last) {
 			last = ev.Time
 		}
-		if err := eng.HandleEvent(ctx, *ev); err != nil {
+		if err := eng.HandleEvent(ctx, ev); err != nil {
 			return rep, fmt.Errorf("line %d: %w", rep.Lines, err)
 		}
 	}
@@ -181,14 +190,6 @@ func Run(ctx context.Context, cfg Config, r io.Reader, log *zap.Logger) (Report,
 	}
 	rep.Elapsed, rep.CPU = time.Since(startWall), cpuTime()-startCPU
 
-	st := in.Stats()
-	total := st.Total()
-	rep.Accepted, rep.Duplicates, rep.Rejected = int(total.Accepted), int(total.Duplicates), int(total.Rejected)
-	for _, class := range slices.Sorted(maps.Keys(st.Rejected)) {
-		if n := st.Rejected[class]; n > 0 {
-			rep.RejectedBy[class] = int(n)
-		}
-	}
 	rep.Rules = eng.Stats()
 	rep.Late = eng.EngineStats().Late
 	for _, r := range rep.Rules {
@@ -214,58 +215,37 @@ func trimSpace(b []byte) []byte {
 	return b
 }
 
-// capture is ingest's publisher: it keeps the one record a line produced.
+// capture is ingest's publisher. Decode publishes nothing; a rejected line's dead letter is
+// published here only to read its reason back, as the sample of that rejection.
 type capture struct {
-	ok         bool
-	ev         structured
 	deadLetter *event.DeadLetter
 }
 
-// structured is the CloudEvent ingest writes to city.events, read with encoding/json alone:
-// the data is always JSON there, so the CloudEvents SDK is not needed to read it back.
-type structured struct {
-	Type string      `json:"type"`
-	Data event.Event `json:"data"`
-}
-
-func (c *capture) reset() {
-	c.ok = false
-	c.ev = structured{}
+// reason is the reason the dead letter of a rejected line gives: the rejection's, noting a
+// truncated original.
+func (c *capture) reason(ctx context.Context, in *ingest.Service, rec ingest.Record, rej *ingest.RejectError) (string, error) {
 	c.deadLetter = nil
+	if err := in.DeadLetter(ctx, rec, rej); err != nil {
+		return "", err
+	}
+	if c.deadLetter == nil {
+		return rej.Reason, nil
+	}
+	return c.deadLetter.Reason, nil
 }
 
 func (c *capture) Publish(_ context.Context, topic, _ string, value []byte) error {
-	switch topic {
-	case event.TopicEvents:
-		if err := json.Unmarshal(value, &c.ev); err != nil {
-			return fmt.Errorf("replay: read back ingest's event: %w", err)
-		}
-		c.ok = true
-	case event.TopicDeadLetter:
-		var dl struct {
-			Data event.DeadLetter `json:"data"`
-		}
-		if err := json.Unmarshal(value, &dl); err != nil {
-			return fmt.Errorf("replay: read back ingest's dead letter: %w", err)
-		}
-		c.deadLetter = &dl.Data
+	if topic != event.TopicDeadLetter {
+		return nil
 	}
+	var dl struct {
+		Data event.DeadLetter `json:"data"`
+	}
+	if err := json.Unmarshal(value, &dl); err != nil {
+		return fmt.Errorf("replay: read back ingest's dead letter: %w", err)
+	}
+	c.deadLetter = &dl.Data
 	return nil
-}
-
-// rejectedClass names the reason class of the line just rejected: the class whose count
-// went up. Rejections are the exception, so reading the stats for each costs nothing that
-// matters.
-func rejectedClass(in *ingest.Service, prev map[string]uint64) string {
-	now := in.Stats().Rejected
-	class := "unknown"
-	for c, n := range now {
-		if n > prev[c] {
-			class = c
-		}
-		prev[c] = n
-	}
-	return class
 }
 
 // discard is the engine's publisher: what the rules raise is counted in the engine's stats.
