@@ -301,7 +301,7 @@ func TestKPIs(t *testing.T) {
 		ev(event.TypeSensorReading, "D1", "S1", "ok", T.Add(-2*time.Second)),
 		ev(event.TypeSensorReading, "D2", "S2", "offline", T.Add(-3*time.Second)),
 		ev(event.TypeSensorReading, "D1", "S3", "ok", T.Add(-20*time.Minute)), // known, silent too long
-		ev(event.TypeVideoDetection, "D2", "", "", T.Add(-65*time.Second)),  // before the chart
+		ev(event.TypeVideoDetection, "D2", "", "", T.Add(-65*time.Second)),    // before the chart
 		ev(event.TypeVideoDetection, "D2", "", "", T.Add(-65*time.Second)),
 	}
 	for i := range 4 {
@@ -393,7 +393,7 @@ func TestWorkerFeed(t *testing.T) {
 	}
 	f.hub.Restore(assigned(incident("INC-A", 1, event.StatusDispatched, "D1", "G1"), "w-2")) // in their grid
 	f.hub.Restore(assigned(incident("INC-B", 1, event.StatusDispatched, "D1", "G7"), "w-1")) // a neighbour's grid, theirs
-	f.hub.Restore(incident("INC-C", 1, event.StatusNew, "D1", "G2"))                          // not theirs
+	f.hub.Restore(incident("INC-C", 1, event.StatusNew, "D1", "G2"))                         // not theirs
 	c := f.connectTo(t, "/ws/worker", w)
 	snap := c.snapshot(0, "INC-A", "INC-B")
 	if snap.Feed != "worker" {

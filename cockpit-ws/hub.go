@@ -54,9 +54,9 @@ type Hub struct {
 	subs     map[string]*subscription
 	madeSubs uint64
 	conns    map[*conn]struct{}
-	dropped  uint64 // slow clients closed
+	dropped  uint64        // slow clients closed
 	timeouts atomic.Uint64 // clients closed because a write did not finish within WriteTimeout
-	frames   uint64 // delta frames encoded
+	frames   uint64        // delta frames encoded
 	kpiCache map[string]*websocket.PreparedMessage
 	mapCache map[string]*websocket.PreparedMessage // by coordsys
 	masked   map[string]maskedCopy                 // by incident id, made on first use

@@ -103,7 +103,9 @@ type place struct{ district, street, grid string }
 
 func placeOf(a event.Area) place { return place{a.District, a.Street, a.Grid} }
 
-func (p place) area() event.Area { return event.Area{District: p.district, Street: p.street, Grid: p.grid} }
+func (p place) area() event.Area {
+	return event.Area{District: p.district, Street: p.street, Grid: p.grid}
+}
 
 // eventStats counts events per second and place, and remembers when each sensor last
 // reported. It has its own lock because it is fed at the event rate.
