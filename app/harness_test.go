@@ -52,8 +52,14 @@ func start(t *testing.T, dir, brokerAddr string, opts ...func(*Config)) *running
 	for _, o := range opts {
 		o(&cfg)
 	}
-	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	a, err := New(cfg, log)
+	return startCfg(t, cfg)
+}
+
+// startCfg runs an App with cfg (HTTP on a free port) and waits for /readyz.
+func startCfg(t *testing.T, cfg Config) *running {
+	t.Helper()
+	cfg.HTTPAddr = "127.0.0.1:0"
+	a, err := New(cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -80,27 +86,25 @@ func start(t *testing.T, dir, brokerAddr string, opts ...func(*Config)) *running
 			t.Errorf("stop: %v", err)
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	eventually(t, 60*time.Second, "/readyz", func() bool {
 		select {
 		case err := <-done:
 			t.Fatalf("Run returned early: %v", err)
 		default:
 		}
-		if addr := a.HTTPAddr(); addr != "" {
-			r.base = "http://" + addr
-			if resp, err := http.Get(r.base + "/readyz"); err == nil {
-				_ = resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return r
-				}
-			}
+		addr := a.HTTPAddr()
+		if addr == "" {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready within 60s")
+		r.base = "http://" + addr
+		resp, err := http.Get(r.base + "/readyz")
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return r
 }
 
 func (r *running) token(c auth.Claims) string {

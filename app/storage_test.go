@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
@@ -15,65 +14,12 @@ import (
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/storage"
 	"github.com/urbanbrain/urbanbrain/storage/clickhouse/clickhousetest"
 	"github.com/urbanbrain/urbanbrain/transport"
 )
-
-// startCfg runs an App with cfg (HTTP on a free port) and waits for /readyz.
-func startCfg(t *testing.T, cfg Config) *running {
-	t.Helper()
-	cfg.HTTPAddr = "127.0.0.1:0"
-	a, err := New(cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	r := &running{t: t, app: a}
-	var stopped bool
-	r.stop = func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(60 * time.Second):
-			return fmt.Errorf("Run did not return within 60s of cancel")
-		}
-	}
-	t.Cleanup(func() {
-		if err := r.stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	eventually(t, 60*time.Second, "/readyz", func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("Run returned early: %v", err)
-		default:
-		}
-		addr := a.HTTPAddr()
-		if addr == "" {
-			return false
-		}
-		r.base = "http://" + addr
-		resp, err := http.Get(r.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return r
-}
 
 // TestHelperBrokerProcess is not a test: run by brokerProcess as a child process, it serves the
 // embedded Kafka-protocol broker until its stdin closes. The fault test keeps the broker out of
