@@ -68,21 +68,10 @@ func TestComposeFile(t *testing.T) {
 			t.Errorf("urbanbrain does not wait for %s to be healthy", dep)
 		}
 	}
-	// Every URBANBRAIN_* variable must be a flag the binary has (the env name of --x-y is
-	// URBANBRAIN_X_Y), so a typo cannot silently fall back to a default.
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	var cfg app.Config
-	cfg.RegisterFlags(fs)
+	fs := serveFlags(&cfg)
 	for k, v := range ub.Environment {
-		name := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, "URBANBRAIN_"), "_", "-"))
-		f := fs.Lookup(name)
-		if f == nil {
-			t.Errorf("%s is not a setting of urbanbrain serve (no --%s)", k, name)
-			continue
-		}
-		if err := f.Value.Set(v); err != nil {
-			t.Errorf("%s=%q: %v", k, v, err)
-		}
+		setEnv(t, fs, k, v)
 	}
 	cfg.DataDir = "/var/lib/urbanbrain"
 	if err := cfg.Validate(); err != nil {
@@ -92,6 +81,37 @@ func TestComposeFile(t *testing.T) {
 		len(cfg.ClickHouseAddrs) == 0 || cfg.ClickHouseAddrs[0] != "clickhouse:9000" {
 		t.Errorf("urbanbrain is not configured for the compose services: store %q, brokers %v, clickhouse %v",
 			cfg.Store, cfg.KafkaBrokers, cfg.ClickHouseAddrs)
+	}
+}
+
+// serveFlags binds cfg to the flags of `urbanbrain serve`.
+func serveFlags(cfg *app.Config) *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	return fs
+}
+
+// setEnv applies one URBANBRAIN_* variable to fs the way the binary does. Every such variable
+// must be a flag the binary has (the env name of --x-y is URBANBRAIN_X_Y), so a typo cannot
+// silently fall back to a default.
+func setEnv(t *testing.T, fs *flag.FlagSet, k, v string) {
+	t.Helper()
+	if !strings.HasPrefix(k, "URBANBRAIN_") {
+		return
+	}
+	setFlag(t, fs, strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, "URBANBRAIN_"), "_", "-")), v, k)
+}
+
+// setFlag sets --name to v; what names the setting in messages (an env variable, a file key).
+func setFlag(t *testing.T, fs *flag.FlagSet, name, v, what string) {
+	t.Helper()
+	f := fs.Lookup(name)
+	if f == nil {
+		t.Errorf("%s is not a setting of urbanbrain serve (no --%s)", what, name)
+		return
+	}
+	if err := f.Value.Set(v); err != nil {
+		t.Errorf("%s=%q: %v", what, v, err)
 	}
 }
 
