@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"slices"
@@ -270,5 +271,48 @@ func TestDemoTrafficReachesCockpit(t *testing.T) {
 				sources[inc.Reports[0].EventType] = true
 			}
 		}
+	}
+}
+
+// Regression: GET /api/v1/incidents filtered a worker's scope after paging, so a worker whose
+// grids held only older incidents got an empty first page while their incidents existed.
+// The scope must narrow the query itself.
+func TestWorkerIncidentPageIsFull(t *testing.T) {
+	r := start(t, t.TempDir(), freeAddr(t))
+	grids := r.app.City().Grids()
+	mine, other := grids[5], grids[90]
+	producer := r.token(auth.Claims{Subject: "p", Role: auth.RoleIngest})
+	operator := r.token(auth.Claims{Subject: "op", Role: auth.RoleOperator})
+	worker := r.token(auth.Claims{Subject: "w", Role: auth.RoleWorker, Grids: []string{mine.Code}})
+	post := func(tk map[string]any) {
+		t.Helper()
+		b, _ := json.Marshal(tk)
+		req, _ := http.NewRequest("POST", r.base+"/api/v1/events", bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+producer)
+		req.Header.Set("Content-Type", "application/cloudevents+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	wait := func(n int) {
+		t.Helper()
+		eventually(t, 60*time.Second, fmt.Sprintf("%d incidents", n), func() bool {
+			var l incidentList
+			r.do("GET", "/api/v1/incidents", operator, nil, &l)
+			return l.Count == n
+		})
+	}
+	post(hotlineTicket("T-page-mine", event.RequestComplaint, "0301", "垃圾没人清运", "13900000001", mine.Centroid))
+	wait(1)
+	post(hotlineTicket("T-page-other", event.RequestComplaint, "0302", "占道经营", "13900000002", other.Centroid))
+	wait(2)
+	var l incidentList
+	if code := r.do("GET", "/api/v1/incidents?limit=1", worker, nil, &l); code != http.StatusOK {
+		t.Fatalf("worker list: %d", code)
+	}
+	if l.Count != 1 || l.Incidents[0].Area.Grid != mine.Code {
+		t.Errorf("worker's first page of one: %+v; want the incident of grid %s", l.Incidents, mine.Code)
 	}
 }

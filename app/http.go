@@ -56,7 +56,7 @@ func (a *App) httpRoutes() []httpRoute {
 	}
 	if a.cfg.Runs(CompAPI) {
 		rs = append(rs,
-			httpRoute{"GET /api/v1/incidents", need(auth.PermReadIncidents, a.listIncidents)},
+			httpRoute{"GET /api/v1/incidents", need(auth.PermReadIncidents, a.searchIncidents)},
 			httpRoute{"GET /api/v1/incidents/{id}", need(auth.PermReadIncidents, a.getIncident)},
 			httpRoute{"POST /api/v1/incidents/{id}/actions", need(auth.PermCommand, a.postAction)},
 		)
@@ -116,56 +116,6 @@ func (a *App) pingBroker(ctx context.Context) error {
 		lastErr = err
 	}
 	return lastErr
-}
-
-// listIncidents answers GET /api/v1/incidents?status=&category=&severity=&district=&street=&grid=&open=&limit=&offset=.
-// The caller's scope narrows the filter; it never widens it.
-func (a *App) listIncidents(w http.ResponseWriter, r *http.Request) {
-	claims, _ := auth.FromContext(r.Context())
-	q := r.URL.Query()
-	f := storage.IncidentFilter{
-		Category: q.Get("category"),
-		Severity: q.Get("severity"),
-		District: q.Get("district"),
-		Street:   q.Get("street"),
-		Grid:     q.Get("grid"),
-		OpenOnly: q.Get("open") == "true",
-	}
-	for _, s := range splitList(q.Get("status")) {
-		f.Status = append(f.Status, event.Status(s))
-	}
-	var err error
-	if f.Limit, err = intParam(q.Get("limit"), 100, 1, 1000); err != nil {
-		writeError(w, http.StatusBadRequest, CodeInvalidRequest, "limit: "+err.Error())
-		return
-	}
-	if f.Offset, err = intParam(q.Get("offset"), 0, 0, 1_000_000); err != nil {
-		writeError(w, http.StatusBadRequest, CodeInvalidRequest, "offset: "+err.Error())
-		return
-	}
-	if claims.District != "" && claims.Role != auth.RoleWorker {
-		if f.District != "" && f.District != claims.District {
-			writeError(w, http.StatusForbidden, CodeForbidden, "district "+f.District+" is outside your scope")
-			return
-		}
-		f.District = claims.District
-	}
-	list, err := a.store.ListIncidents(r.Context(), f)
-	if errors.Is(err, storage.ErrInvalidFilter) {
-		writeError(w, http.StatusBadRequest, CodeInvalidRequest, err.Error())
-		return
-	}
-	if err != nil {
-		a.internalError(w, "list incidents", err)
-		return
-	}
-	out := make([]event.Incident, 0, len(list))
-	for _, inc := range list {
-		if claims.CanSee(inc.Area) { // workers: only their grids
-			out = append(out, auth.MaskIncident(inc, claims))
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"incidents": out, "count": len(out)})
 }
 
 // getIncident answers GET /api/v1/incidents/{id} with the timeline and linked events. An
