@@ -6,11 +6,9 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -20,16 +18,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/components/metrics"
-	"github.com/ThreeDotsLabs/watermill/message"
-	ce "github.com/cloudevents/sdk-go/v2/event"
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
-	"go.uber.org/zap/exp/zapslog"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/segmentio/kafka-go"
 
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/city"
@@ -48,7 +42,6 @@ import (
 type App struct {
 	cfg        Config
 	log        *zap.Logger
-	wmLog      watermill.LoggerAdapter
 	registry   *prometheus.Registry
 	instanceID string
 
@@ -64,24 +57,15 @@ type App struct {
 	webhook   *webhook.Notifier // agency notifications (workflow.go)
 	cockpit   *cockpit.Hub
 	results   *resultWaiter
-	out       *boundPublisher // domain publishers, bound to Kafka when Run starts
 
 	// Set while running.
-	brokers   []string
-	embedded  *transport.Embedded
-	publisher *transport.Publisher
-	router    *message.Router
-	sinks     *sinkMetrics // storage sinks (storagesink.go)
-	httpAddr  atomic.Value // string: the bound address, for tests on port 0
-	ready     atomic.Bool
-}
-
-// route is one topic → handler line of routes.go.
-type route struct {
-	name        string
-	topic       string
-	perInstance bool
-	handle      message.NoPublishHandlerFunc
+	brokers  []string
+	embedded *transport.Embedded
+	producer atomic.Pointer[transport.Producer] // every record this process writes (stage.go)
+	started  chan struct{}                      // closed once every stage runs
+	sinks    *sinkMetrics                       // storage sinks (storagesink.go)
+	httpAddr atomic.Value                       // string: the bound address, for tests on port 0
+	ready    atomic.Bool
 }
 
 // New loads the city, the rules and the signing key and builds the components. It starts
@@ -94,7 +78,6 @@ func New(cfg Config, log *zap.Logger) (*App, error) {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	a := &App{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
-	a.wmLog = watermill.NewSlogLogger(slogFromZap(log.Named("watermill")))
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	id, err := loadOrCreateInstanceID(cfg.DataDir)
@@ -123,27 +106,26 @@ func New(cfg Config, log *zap.Logger) (*App, error) {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
 	a.issuer = auth.NewIssuer(key, TokenIssuer)
-	a.out = &boundPublisher{}
 	a.results = newResultWaiter()
 
-	if a.ingest, err = ingest.New(ingest.Config{Registerer: a.registry}, a.city, a.out, log.Named("ingest")); err != nil {
+	if a.ingest, err = ingest.New(ingest.Config{Registerer: a.registry}, a.city, outputSink{a}, log.Named("ingest")); err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
 	a.catalog = rules.NewCatalog()
-	if a.rules, err = rules.New(rules.Config{Registerer: a.registry}, a.ruleSet, a.out, log.Named("rules")); err != nil {
+	if a.rules, err = rules.New(rules.Config{Registerer: a.registry}, a.ruleSet, log.Named("rules")); err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
 	policy, err := loadPolicy(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if a.incidents, err = incidents.New(incidents.Config{Policy: policy}, a.out, log.Named("incidents")); err != nil {
+	if a.incidents, err = incidents.New(incidents.Config{Policy: policy}, log.Named("incidents")); err != nil {
 		return nil, fmt.Errorf("incidents: %w", err)
 	}
 	if a.webhook, err = a.newNotifier(); err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
-	if a.dispatch, err = dispatch.New(dispatch.Config{}, a.city, a.out, log.Named("dispatch")); err != nil {
+	if a.dispatch, err = dispatch.New(dispatch.Config{}, a.city, log.Named("dispatch")); err != nil {
 		return nil, fmt.Errorf("dispatch: %w", err)
 	}
 	if a.cockpit, err = a.newCockpit(); err != nil { // cockpit.go
@@ -187,17 +169,17 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	defer func() { _ = a.store.Close() }()
 
-	if a.publisher, err = transport.NewPublisher(transport.PublisherConfig{
-		Brokers: a.brokers,
-		// Each handler publishes synchronously before it acks, so a stream's rate is bounded
-		// by about 1/BatchTimeout; 1 ms keeps that near 600 records/s per stream
-		// (docs/performance.md) while concurrent publishers still share batches.
-		BatchTimeout: time.Millisecond,
-	}, a.log.Named("kafka")); err != nil {
-		return fmt.Errorf("publisher: %w", err)
+	producer, err := transport.NewProducer(transport.ProducerConfig{
+		Brokers:          a.brokers,
+		Linger:           a.cfg.ProduceLinger,
+		BatchSize:        a.cfg.ProduceBatch,
+		MaxInFlightBytes: a.cfg.ProduceInFlightBytes,
+	}, a.log.Named("kafka"))
+	if err != nil {
+		return fmt.Errorf("producer: %w", err)
 	}
-	defer func() { _ = a.publisher.Close() }()
-	a.out.bind(transport.NewDomainPublisher(a.publisher))
+	a.producer.Store(producer)
+	defer func() { _ = producer.Close(a.cfg.ShutdownGrace) }()
 
 	if err := a.restore(ctx); err != nil {
 		return err
@@ -205,9 +187,11 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if err := a.startRules(ctx); err != nil { // rules.go: city.rules → catalog → engine
 		return err
 	}
-	if a.router, err = a.buildRouter(); err != nil {
-		return err
-	}
+	a.started = make(chan struct{})
+	// Stages stop only when the shutdown below says so, after the HTTP server: a command
+	// accepted until then is still handled.
+	stageCtx, stopStages := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopStages()
 
 	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
 	if err != nil {
@@ -217,7 +201,12 @@ func (a *App) Run(ctx context.Context) (err error) {
 	srv := &http.Server{Handler: a.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.router.Run(context.WithoutCancel(gctx)) })
+	stagesDone := make(chan error, 1)
+	g.Go(func() error {
+		err := a.runStages(stageCtx, a.started)
+		stagesDone <- err
+		return err
+	})
 	// The stateful rules' clock (rules.go).
 	g.Go(func() error { return a.runRuleClock(gctx) })
 	g.Go(func() error { return a.cockpit.Run(gctx) }) // coalescing ticks and KPI frames
@@ -232,7 +221,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	})
 	g.Go(func() error {
 		select {
-		case <-a.router.Running():
+		case <-a.started:
 			a.ready.Store(true)
 			a.log.Info("urbanbrain ready", zap.String("http", a.HTTPAddr()), zap.Strings("brokers", a.brokers),
 				zap.Strings("components", a.cfg.Components))
@@ -251,8 +240,8 @@ func (a *App) Run(ctx context.Context) (err error) {
 		defer cancel()
 		a.cockpit.Close()
 		httpErr := srv.Shutdown(shutdownCtx)
-		routerErr := a.router.Close()
-		return errors.Join(httpErr, routerErr)
+		stopStages() // each stage drains its outputs (up to the grace) and commits
+		return errors.Join(httpErr, <-stagesDone)
 	})
 	return g.Wait()
 }
@@ -313,96 +302,39 @@ func (a *App) restore(ctx context.Context) error {
 	return nil
 }
 
-func (a *App) buildRouter() (*message.Router, error) {
-	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: a.cfg.ShutdownGrace}, a.wmLog)
-	if err != nil {
-		return nil, fmt.Errorf("router: %w", err)
-	}
-	metrics.NewPrometheusMetricsBuilder(a.registry, "urbanbrain", "").AddPrometheusRouterMetrics(r)
-	for _, rt := range a.routes() {
-		group := "urbanbrain." + rt.name
-		if rt.perInstance {
-			group += "." + a.instanceID
-		}
-		sub, err := transport.NewSubscriber(transport.SubscriberConfig{Brokers: a.brokers, GroupID: group}, a.log.Named("kafka"))
-		if err != nil {
-			return nil, fmt.Errorf("subscriber %s: %w", rt.name, err)
-		}
-		r.AddNoPublisherHandler(rt.name, rt.topic, sub, rt.handle)
-	}
-	return r, nil
-}
-
-// typed decodes a CloudEvent of one of the given types into T and hands it to fn. A record
-// that cannot be decoded is dead-lettered and acknowledged: it must not block its partition.
-func typed[T any](a *App, types []string, fn func(context.Context, T) error) message.NoPublishHandlerFunc {
-	return func(msg *message.Message) error {
-		var v T
-		if err := decodeAny(msg.Payload, types, &v); err != nil {
-			return a.deadLetter(msg, err)
-		}
-		return fn(msg.Context(), v)
-	}
-}
-
-func decodeAny(b []byte, types []string, out any) (err error) {
-	// The CloudEvents SDK's JSON reader panics on some hostile input (a non-string
-	// data_base64, for one); a record on an internal topic must not take the process down.
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("not a CloudEvent: decoder panic: %v", p)
-		}
-	}()
-	var e ce.Event
-	if err := json.Unmarshal(b, &e); err != nil {
-		return fmt.Errorf("not a CloudEvent: %w", err)
-	}
-	if !slices.Contains(types, e.Type()) {
-		return fmt.Errorf("unexpected type %q", e.Type())
-	}
-	if err := e.DataAs(out); err != nil {
-		return fmt.Errorf("data of %s %s: %w", e.Type(), e.ID(), err)
-	}
-	return nil
-}
-
-func (a *App) deadLetter(msg *message.Message, reason error) error {
-	topic := msg.Metadata.Get(transport.MetadataTopic)
-	a.log.Warn("dead-lettering undecodable record", zap.String("topic", topic), zap.Error(reason))
-	dl := event.DeadLetter{Reason: reason.Error(), Topic: topic, Key: transport.MessageKey(msg), Original: msg.Payload, At: time.Now().UTC()}
-	b, err := event.Encode(event.TypeDeadLetter, uuid.NewString(), dl.At, dl)
-	if err != nil {
-		return err
-	}
-	key := dl.Key
-	if key == "" {
-		key = event.UnknownStreet
-	}
-	return a.out.Publish(msg.Context(), event.TopicDeadLetter, key, b)
+// decodeAny decodes a CloudEvent of one of types into out.
+func decodeAny(b []byte, types []string, out any) error {
+	_, err := event.DecodeAny(b, types, out)
+	return err
 }
 
 // ingestRecord hands a raw producer record, with its headers (CloudEvents binary mode), to
 // ingest.
-func (a *App) ingestRecord(msg *message.Message) error {
-	headers := make(map[string]string, len(msg.Metadata))
-	for k, v := range msg.Metadata {
-		headers[k] = v
+func (a *App) ingestRecord(ctx context.Context, rec kafka.Message) (event.Outputs, error) {
+	var headers map[string]string
+	if len(rec.Headers) > 0 {
+		headers = make(map[string]string, len(rec.Headers))
+		for _, h := range rec.Headers {
+			headers[h.Key] = string(h.Value)
+		}
 	}
-	return a.ingest.HandleRecord(msg.Context(), ingest.Record{
-		Topic:   msg.Metadata.Get(transport.MetadataTopic),
-		Key:     transport.MessageKey(msg),
-		Headers: headers,
-		Value:   msg.Payload,
-	})
+	return a.ingest.HandleRecord(ctx, ingest.Record{Topic: rec.Topic, Key: string(rec.Key), Headers: headers, Value: rec.Value})
 }
 
+// outputSink writes outputs made outside a stage — what ingest accepts over HTTP, webhook
+// delivery audits — and waits for the broker (App.emit).
+type outputSink struct{ a *App }
+
+func (s outputSink) Write(ctx context.Context, outs event.Outputs) error { return s.a.emit(ctx, outs) }
+func (s outputSink) Emit(ctx context.Context, outs event.Outputs) error  { return s.a.emit(ctx, outs) }
+
 func (a *App) runSimulator(ctx context.Context) error {
-	sim, err := simulate.New(simulate.Config{Rate: a.cfg.SimulateRate}, a.city, kafkaSink{a.out}, a.log.Named("simulate"))
+	sim, err := simulate.New(simulate.Config{Rate: a.cfg.SimulateRate}, a.city, kafkaSink{a}, a.log.Named("simulate"))
 	if err != nil {
 		return fmt.Errorf("simulator: %w", err)
 	}
 	select { // traffic starts once consumers are in place
-	case <-a.router.Running():
+	case <-a.started:
 	case <-ctx.Done():
 		return nil
 	}
@@ -413,10 +345,20 @@ func (a *App) runSimulator(ctx context.Context) error {
 }
 
 // kafkaSink sends simulated producer records to the ingest topics.
-type kafkaSink struct{ out *boundPublisher }
+// Records share the stages' producer and are not waited for one by one: the demo's rate is
+// not bounded by a produce round trip per record.
+type kafkaSink struct{ a *App }
 
 func (k kafkaSink) Send(ctx context.Context, topic, key string, value []byte) error {
-	return k.out.Publish(ctx, topic, key, value)
+	p := k.a.producer.Load()
+	if p == nil {
+		return errors.New("producer not started")
+	}
+	return p.Send(ctx, topic, key, value, func(err error) {
+		if err != nil {
+			k.a.log.Warn("simulator: record not produced", zap.String("topic", topic), zap.Error(err))
+		}
+	})
 }
 
 func (a *App) cityFS() (fs.FS, error) {
@@ -449,23 +391,4 @@ func loadOrCreateInstanceID(dataDir string) (string, error) {
 		return "", fmt.Errorf("instance id: %w", err)
 	}
 	return id, nil
-}
-
-func slogFromZap(log *zap.Logger) *slog.Logger { return slog.New(zapslog.NewHandler(log.Core())) }
-
-// boundPublisher lets components be built before the broker's address is known: Run binds it
-// to the Kafka publisher before any component can publish.
-type boundPublisher struct {
-	p atomic.Pointer[transport.DomainPublisher]
-}
-
-func (b *boundPublisher) bind(p *transport.DomainPublisher) { b.p.Store(p) }
-
-// Publish sends one record; it fails (and the caller's message is redelivered) before Run.
-func (b *boundPublisher) Publish(ctx context.Context, topic, key string, value []byte) error {
-	p := b.p.Load()
-	if p == nil {
-		return errors.New("publisher not started")
-	}
-	return p.Publish(ctx, topic, key, value)
 }

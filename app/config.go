@@ -45,6 +45,13 @@ type Config struct {
 	ShutdownGrace  time.Duration
 	PublicURL      string // how the printed demo links reach this server
 
+	// The processing loop (docs/operations.md, "Throughput"): stages and the shared producer.
+	ProduceLinger        time.Duration // how long a producer batch waits for more records
+	ProduceBatch         int           // records per producer batch and partition, at most
+	ProduceInFlightBytes int64         // output bytes handed to the producer and not yet acknowledged
+	StageQueue           int           // records prefetched per partition and stage
+	StageMaxPending      int           // records per partition whose outputs await acknowledgement
+
 	// Storage (docs/storage.md).
 	Store              string   // StoreSQLite (embedded default) or StoreClickHouse
 	ClickHouseAddrs    []string // native protocol, host:9000
@@ -96,6 +103,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.CommandTimeout, "command-timeout", 10*time.Second, "how long an HTTP command waits for its outcome")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 15*time.Second, "how long shutdown waits for in-flight work")
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL printed in demo links (default http://127.0.0.1:<port>)")
+	fs.DurationVar(&c.ProduceLinger, "produce-linger", 2*time.Millisecond, "how long a producer batch waits for more records (latency only: nothing waits for it but the batch)")
+	fs.IntVar(&c.ProduceBatch, "produce-batch", 2000, "records per producer batch and partition, at most")
+	fs.Int64Var(&c.ProduceInFlightBytes, "produce-inflight-bytes", 64<<20, "output bytes handed to the producer and not yet acknowledged before stages wait (backpressure)")
+	fs.IntVar(&c.StageQueue, "stage-prefetch", 1000, "records each stage prefetches per partition")
+	fs.IntVar(&c.StageMaxPending, "stage-max-pending", 20000, "records per partition whose outputs await the broker before the partition waits")
 	c.registerStoreFlags(fs)
 	c.registerWorkflowFlags(fs)
 }
@@ -122,6 +134,12 @@ func (c *Config) Validate() error {
 	}
 	if c.CommandTimeout <= 0 {
 		errs = append(errs, errors.New("--command-timeout must be positive"))
+	}
+	if c.ProduceLinger < 0 {
+		errs = append(errs, errors.New("--produce-linger must not be negative"))
+	}
+	if c.ProduceBatch < 1 || c.ProduceInFlightBytes < 1 || c.StageQueue < 1 || c.StageMaxPending < 1 {
+		errs = append(errs, errors.New("--produce-batch, --produce-inflight-bytes, --stage-prefetch and --stage-max-pending must be positive"))
 	}
 	errs = append(errs, c.validateStore()...)
 	errs = append(errs, c.validateWorkflow()...)

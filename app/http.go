@@ -196,7 +196,7 @@ func (a *App) postAction(w http.ResponseWriter, r *http.Request) {
 	}
 	wait := a.results.expect(cmd.ID)
 	defer a.results.forget(cmd.ID)
-	if err := a.out.Publish(r.Context(), event.TopicCommands, street, b); err != nil {
+	if err := a.Publish(r.Context(), event.TopicCommands, street, b); err != nil {
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "command not sent: "+err.Error())
 		return
 	}

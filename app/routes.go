@@ -1,21 +1,25 @@
 package app
 
 import (
+	"fmt"
+
 	"github.com/urbanbrain/urbanbrain/event"
 )
 
-// routes maps every topic to its handler. Read top to bottom, it is the path of an event:
+// routes maps every topic to its handler, and outputTopic below maps every output kind to its
+// topic: read together, top to bottom, they are the path of an event, in and out:
 //
-//	producers → city.ingest.* → ingest → city.events → rules → city.signals → incidents
-//	operators → HTTP → city.commands → incidents → city.incidents → dispatch, cockpit, storage
-//	dispatch → city.dispatch (record) + city.commands (the dispatch command)
-//	incidents → city.command-results → the HTTP caller waiting for its command's outcome
-//	incidents, webhook → city.audit (every command's outcome, every notification) → storage
-//	dispatch → city.dispatch → webhook → agencies (signed HTTP POST)
+//	producers → city.ingest.* → ingest → city.events (bad input → city.deadletter)
+//	city.events → rules → city.signals
+//	city.signals, city.commands → incidents → city.incidents (changelog), city.command-results, city.audit
+//	city.incidents → dispatch → city.commands (the dispatch command) + city.dispatch (the record)
+//	city.dispatch → webhook → agencies (signed HTTP POST) + city.audit
+//	city.incidents, city.events → cockpit (websockets); city.command-results → the waiting HTTP caller
 //
-// Each line is one consumer group (urbanbrain.<name>), so each stage keeps its own offsets
-// and commits only what it has handled. Groups marked perInstance are named after this
-// process's instance id because every instance needs every record (in-memory views).
+// Each line is one stage (stage.go): a consumer group (urbanbrain.<name>) whose partitions run
+// in parallel, each in order, with outputs produced asynchronously and offsets committed only
+// once every output of a record is acknowledged. Groups marked perInstance are named after
+// this process's instance id because every instance needs every record (in-memory views).
 func (a *App) routes() []route {
 	var rs []route
 	add := func(on bool, r route) {
@@ -31,30 +35,54 @@ func (a *App) routes() []route {
 	add(a.cfg.Runs(CompRules), route{name: "rules", topic: event.TopicEvents,
 		handle: typed(a, eventTypes, a.rules.HandleEvent)})
 	add(a.cfg.Runs(CompRules) || a.cfg.Runs(CompAPI), route{name: "rules.versions", topic: event.TopicRules, perInstance: true,
-		handle: typed(a, []string{event.TypeRuleVersion}, a.applyRuleVersion)})
-	// 3. Incidents: signals and commands → the city.incidents changelog and command results.
+		handle: typed(a, []string{event.TypeRuleVersion}, none(a.applyRuleVersion))})
+	// 3. Incidents: signals and commands → the city.incidents changelog, command results, audit.
 	add(a.cfg.Runs(CompIncidents), route{name: "incidents.signals", topic: event.TopicSignals,
 		handle: typed(a, []string{event.TypeSignal}, a.incidents.HandleSignal)})
 	add(a.cfg.Runs(CompIncidents), route{name: "incidents.commands", topic: event.TopicCommands,
 		handle: typed(a, []string{event.TypeCommand}, a.incidents.HandleCommand)})
-	// 4. Dispatch: new incidents → a dispatch record and a dispatch command.
+	// 4. Dispatch: new incidents → a dispatch command and a dispatch record.
 	add(a.cfg.Runs(CompDispatch), route{name: "dispatch", topic: event.TopicIncidents,
 		handle: typed(a, []string{event.TypeIncidentChanged}, a.dispatch.HandleIncidentChange)})
 	//    Agencies with a webhook are told of their dispatches (signed, retried, audited).
 	add(a.cfg.Runs(CompDispatch), route{name: "webhook", topic: event.TopicDispatch,
-		handle: typed(a, []string{event.TypeDispatch}, a.webhook.HandleDispatch)})
+		handle: typed(a, []string{event.TypeDispatch}, none(a.webhook.HandleDispatch))})
 	// 5. Storage: projections of events, incidents and dispatches, written in batches by the
-	//    storage sinks below (storageSinks), not by routes.
+	//    storage sinks below (storageSinks), not by stages.
 	// 6. Cockpit: the changelog → websocket snapshot and deltas; events → KPIs (events per
 	//    second, sensors online).
 	add(a.cfg.Runs(CompCockpit), route{name: "cockpit", topic: event.TopicIncidents, perInstance: true,
-		handle: typed(a, []string{event.TypeIncidentChanged}, a.cockpit.HandleIncidentChange)})
+		handle: typed(a, []string{event.TypeIncidentChanged}, none(a.cockpit.HandleIncidentChange))})
 	add(a.cfg.Runs(CompCockpit), route{name: "cockpit.events", topic: event.TopicEvents, perInstance: true,
-		handle: typed(a, eventTypes, a.cockpit.HandleEvent)})
+		handle: typed(a, eventTypes, none(a.cockpit.HandleEvent))})
 	// 7. API: command outcomes → the waiting HTTP request.
 	add(a.cfg.Runs(CompAPI), route{name: "api.results", topic: event.TopicResults, perInstance: true,
-		handle: typed(a, []string{event.TypeCommandResult}, a.results.HandleResult)})
+		handle: typed(a, []string{event.TypeCommandResult}, none(a.results.HandleResult))})
 	return rs
+}
+
+// outputTopic binds every kind of output a handler returns to its topic and CloudEvents type.
+// Handlers never choose topics; this is the one place that does.
+func outputTopic(o event.Output) (topic, ceType string, err error) {
+	switch d := o.Data.(type) {
+	case event.Event:
+		return event.TopicEvents, d.Type, nil // ingest
+	case event.DeadLetter:
+		return event.TopicDeadLetter, event.TypeDeadLetter, nil // ingest, every stage's undecodable input
+	case event.Signal:
+		return event.TopicSignals, event.TypeSignal, nil // rules
+	case event.IncidentChange:
+		return event.TopicIncidents, event.TypeIncidentChanged, nil // incidents
+	case event.CommandResult:
+		return event.TopicResults, event.TypeCommandResult, nil // incidents
+	case event.AuditRecord:
+		return event.TopicAudit, event.TypeAudit, nil // incidents, webhook
+	case event.Command:
+		return event.TopicCommands, event.TypeCommand, nil // dispatch, the SLA clock, HTTP
+	case event.Dispatch:
+		return event.TopicDispatch, event.TypeDispatch, nil // dispatch
+	}
+	return "", "", fmt.Errorf("no topic for an output of type %T", o.Data)
 }
 
 var eventTypes = []string{event.TypeSensorReading, event.TypeHotlineTicket, event.TypeVideoDetection}

@@ -106,7 +106,7 @@ func (a *App) publishRuleVersion(ctx context.Context, v rules.RuleVersion) error
 	if err != nil {
 		return err
 	}
-	return a.out.Publish(ctx, event.TopicRules, v.Key(), b)
+	return a.Publish(ctx, event.TopicRules, v.Key(), b)
 }
 
 // runRuleClock ticks the rules engine with the wall clock, so that silence and held
@@ -117,14 +117,27 @@ func (a *App) runRuleClock(ctx context.Context) error {
 	}
 	t := time.NewTicker(ruleClockEvery)
 	defer t.Stop()
+	var unsent event.Outputs // signals the broker did not take yet: sent again on the next tick
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case now := <-t.C:
-			if err := a.rules.Tick(ctx, now); err != nil && ctx.Err() == nil {
-				a.log.Warn("rules clock: signals not sent, retried on the next tick", zap.Error(err))
+			outs, err := a.rules.Tick(ctx, now)
+			if err != nil {
+				a.log.Warn("rules clock", zap.Error(err))
 			}
+			unsent = append(unsent, outs...)
+			if len(unsent) == 0 {
+				continue
+			}
+			if err := a.emit(ctx, unsent); err != nil {
+				if ctx.Err() == nil {
+					a.log.Warn("rules clock: signals not sent, retried on the next tick", zap.Int("signals", len(unsent)), zap.Error(err))
+				}
+				continue
+			}
+			unsent = nil
 		}
 	}
 }

@@ -287,7 +287,7 @@ func (a *App) deadLetterRecord(ctx context.Context, m kafka.Message, reason stri
 	if key == "" {
 		key = event.UnknownStreet
 	}
-	return a.out.Publish(ctx, event.TopicDeadLetter, key, b)
+	return a.Publish(ctx, event.TopicDeadLetter, key, b)
 }
 
 func (a *App) notePending(sink string, n int) {

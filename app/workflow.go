@@ -98,7 +98,7 @@ func (a *App) newNotifier() (*webhook.Notifier, error) {
 		}
 	}
 	return webhook.New(webhook.Config{Targets: targets, AllowPrivate: a.cfg.WebhookAllowPrivate,
-		AllowLoopback: a.cfg.WebhookAllowPrivate}, a.out, a.log.Named("webhook"))
+		AllowLoopback: a.cfg.WebhookAllowPrivate}, outputSink{a}, a.log.Named("webhook"))
 }
 
 // runWorkflow runs the SLA clock (with the incidents component) and the agency notifier (with
@@ -106,7 +106,7 @@ func (a *App) newNotifier() (*webhook.Notifier, error) {
 func (a *App) runWorkflow(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	if a.cfg.Runs(CompIncidents) {
-		g.Go(func() error { return a.incidents.RunClock(gctx, a.cfg.SLATick) })
+		g.Go(func() error { return a.incidents.RunClock(gctx, a.cfg.SLATick, a.emit) })
 	}
 	if a.cfg.Runs(CompDispatch) {
 		g.Go(func() error { return a.webhook.Run(gctx) })

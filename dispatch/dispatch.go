@@ -26,11 +26,6 @@ type Roster interface {
 	Agency(code string) (city.Agency, bool)
 }
 
-// Publisher sends one record to a topic; key picks the partition (the street code).
-type Publisher interface {
-	Publish(ctx context.Context, topic, key string, value []byte) error
-}
-
 // Config configures a Dispatcher. The zero value is usable.
 type Config struct {
 	// Now is the clock that decides who is on duty (default time.Now). Records carry UTC.
@@ -82,7 +77,6 @@ func (c Config) Validate() error {
 type Dispatcher struct {
 	cfg    Config
 	roster Roster
-	pub    Publisher
 	log    *zap.Logger
 
 	mu        sync.Mutex
@@ -104,8 +98,8 @@ type tracked struct {
 	round    int             // how many returns the incident had when it was decided
 }
 
-// New returns a Dispatcher reading the roster and publishing through pub.
-func New(cfg Config, roster Roster, pub Publisher, log *zap.Logger) (*Dispatcher, error) {
+// New returns a Dispatcher reading the roster.
+func New(cfg Config, roster Roster, log *zap.Logger) (*Dispatcher, error) {
 	cfg.setDefaults()
 	var errs []error
 	if err := cfg.Validate(); err != nil {
@@ -113,9 +107,6 @@ func New(cfg Config, roster Roster, pub Publisher, log *zap.Logger) (*Dispatcher
 	}
 	if roster == nil {
 		errs = append(errs, errors.New("dispatch: nil Roster"))
-	}
-	if pub == nil {
-		errs = append(errs, errors.New("dispatch: nil Publisher"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -126,7 +117,6 @@ func New(cfg Config, roster Roster, pub Publisher, log *zap.Logger) (*Dispatcher
 	return &Dispatcher{
 		cfg:       cfg,
 		roster:    roster,
-		pub:       pub,
 		log:       log,
 		incidents: make(map[string]tracked),
 		load:      make(map[string]int),
@@ -146,16 +136,19 @@ func (d *Dispatcher) Restore(rec event.IncidentChange) {
 // HandleIncidentChange is the city.incidents handler. It keeps the load counts and dispatches
 // every new incident it holds no decision for: normally on its open, and after a restart (the
 // decisions are not on the changelog) on the first change delivered at or after the version
-// Restore reached. An error means a publish failed: redeliver, and the same decision is
-// published again.
-func (d *Dispatcher) HandleIncidentChange(ctx context.Context, rec event.IncidentChange) error {
+// Restore reached. A dispatch is two outputs, in this order: the command (event.Command, for
+// city.commands), which is what takes effect, and the record of why (event.Dispatch, for
+// city.dispatch), both keyed by the incident's street. A redelivered change returns the same
+// decision again, never a second opinion. It returns no error today; the error is the
+// handlers' common shape.
+func (d *Dispatcher) HandleIncidentChange(_ context.Context, rec event.IncidentChange) (event.Outputs, error) {
 	inc := rec.Incident
 	d.mu.Lock()
 	t, known := d.incidents[inc.ID]
 	if known && inc.Version < t.version {
 		d.mu.Unlock()
 		d.stats.stale.Add(1)
-		return nil
+		return nil, nil
 	}
 	if !known || inc.Version > t.version {
 		d.observe(inc)
@@ -163,34 +156,31 @@ func (d *Dispatcher) HandleIncidentChange(ctx context.Context, rec event.Inciden
 	}
 	if signForBreached(rec) {
 		d.mu.Unlock()
-		return d.reassign(ctx, inc)
+		return d.reassign(inc), nil
 	}
 	if !awaitsDispatch(inc.Status) || (t.decision != nil && t.decided != inc.Version) {
 		// Not for dispatch, or a report linked while our command is on its way.
 		d.mu.Unlock()
-		return nil
+		return nil, nil
 	}
 	dec := t.decision
 	if dec == nil {
-		// Decide once. The decision is kept even if publishing it fails, so the redelivery
-		// publishes the same one rather than a second opinion.
+		// Decide once. The decision is kept, so a redelivery of the change (after a restart of
+		// the stage, or a handler error later in the partition) returns the same one.
 		var why string
 		dec, why = d.decideFor(inc)
 		if dec == nil {
 			d.mu.Unlock()
 			d.stats.untriaged.Add(1)
 			d.log.Info("incident left for operator triage", zap.String("incident", inc.ID), zap.String("why", why))
-			return nil
+			return nil, nil
 		}
 		d.hold(inc, dec)
 	}
 	d.mu.Unlock()
 
-	if err := d.publish(ctx, inc, *dec); err != nil {
-		return err
-	}
 	d.stats.dispatched.Add(1)
-	return nil
+	return d.dispatch(inc, *dec), nil
 }
 
 // observe records inc's latest state and moves it between workers' loads. d.mu is held.
@@ -244,7 +234,7 @@ func (d *Dispatcher) Load(workerID string) int {
 
 // Stats counts what the dispatcher has done since it started.
 type Stats struct {
-	Dispatched   uint64 // dispatch commands published (republished decisions included)
+	Dispatched   uint64 // dispatch commands returned (repeated decisions included)
 	Untriaged    uint64 // new incidents left for an operator: no grid, or nobody to send to
 	Stale        uint64 // redelivered changes older than what was already seen
 	Redispatched uint64 // returned incidents sent to someone else (or up to the street)
@@ -356,8 +346,8 @@ func (d *Dispatcher) neighbour(now time.Time, grid string, exclude []string) (ci
 	return best, bestGrid, d.load[best.ID], found
 }
 
-// publish sends the dispatch command, which is what takes effect, then the record of why.
-func (d *Dispatcher) publish(ctx context.Context, inc event.Incident, dec event.Dispatch) error {
+// dispatch is the dispatch command, which is what takes effect, then the record of why.
+func (d *Dispatcher) dispatch(inc event.Incident, dec event.Dispatch) event.Outputs {
 	a := dec.Assignment
 	cmd := event.Command{
 		ID:         "dispatch:" + inc.ID,
@@ -374,28 +364,16 @@ func (d *Dispatcher) publish(ctx context.Context, inc event.Incident, dec event.
 		// plain id, so first-cut records stay idempotent.
 		cmd.ID = fmt.Sprintf("dispatch:%s@%d", inc.ID, inc.Version)
 	}
-	return d.send(ctx, inc, cmd, &dec)
+	return outputs(inc, cmd, &dec)
 }
 
-// send publishes a command and, when dec is not nil, the dispatch record that explains it.
-func (d *Dispatcher) send(ctx context.Context, inc event.Incident, cmd event.Command, dec *event.Dispatch) error {
+// outputs are a command and, when dec is not nil, the dispatch record that explains it, keyed
+// by the incident's street.
+func outputs(inc event.Incident, cmd event.Command, dec *event.Dispatch) event.Outputs {
 	key := inc.Area.Key()
-	value, err := event.Encode(event.TypeCommand, cmd.ID, cmd.At, cmd)
-	if err != nil {
-		return err
+	out := event.Outputs{{Key: key, ID: cmd.ID, Time: cmd.At, Data: cmd}}
+	if dec != nil {
+		out = append(out, event.Output{Key: key, ID: dec.ID, Time: dec.At, Data: *dec})
 	}
-	if err := d.pub.Publish(ctx, event.TopicCommands, key, value); err != nil {
-		return fmt.Errorf("publish %s %s: %w", event.TopicCommands, cmd.ID, err)
-	}
-	if dec == nil {
-		return nil
-	}
-	value, err = event.Encode(event.TypeDispatch, dec.ID, dec.At, *dec)
-	if err != nil {
-		return err
-	}
-	if err := d.pub.Publish(ctx, event.TopicDispatch, key, value); err != nil {
-		return fmt.Errorf("publish %s %s: %w", event.TopicDispatch, dec.ID, err)
-	}
-	return nil
+	return out
 }

@@ -1,7 +1,6 @@
 package dispatch_test
 
 import (
-	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -39,14 +38,14 @@ func demo(t testing.TB) *city.Map {
 type harness struct {
 	t     *testing.T
 	clock *clockwork.FakeClock
-	pub   *incidentstest.Publisher
+	bus   *incidentstest.Bus
 	d     *dispatch.Dispatcher
 }
 
 func newHarness(t *testing.T, roster dispatch.Roster, at time.Time) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: clockwork.NewFakeClockAt(at), pub: &incidentstest.Publisher{}}
-	d, err := dispatch.New(dispatch.Config{Now: h.clock.Now}, roster, h.pub, nil)
+	h := &harness{t: t, clock: clockwork.NewFakeClockAt(at), bus: &incidentstest.Bus{}}
+	d, err := dispatch.New(dispatch.Config{Now: h.clock.Now}, roster, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,19 +53,22 @@ func newHarness(t *testing.T, roster dispatch.Roster, at time.Time) *harness {
 	return h
 }
 
+// handle delivers one changelog record and writes what the dispatcher returns to the bus.
 func (h *harness) handle(c event.IncidentChange) {
 	h.t.Helper()
-	if err := h.d.HandleIncidentChange(h.t.Context(), c); err != nil {
+	out, err := h.d.HandleIncidentChange(h.t.Context(), c)
+	if err != nil {
 		h.t.Fatalf("HandleIncidentChange(%s v%d): %v", c.Incident.ID, c.Incident.Version, err)
 	}
+	h.bus.Write(h.t, out)
 }
 
 // last returns the last dispatch command and record, checking that they agree.
 func (h *harness) last() (event.Command, event.Dispatch) {
 	h.t.Helper()
-	cmds, recs := h.pub.Commands(h.t), h.pub.Dispatches(h.t)
+	cmds, recs := h.bus.Commands(h.t), h.bus.Dispatches(h.t)
 	if len(cmds) == 0 || len(cmds) != len(recs) {
-		h.t.Fatalf("%d commands and %d dispatch records published, want the same non-zero number", len(cmds), len(recs))
+		h.t.Fatalf("%d commands and %d dispatch records written, want the same non-zero number", len(cmds), len(recs))
 	}
 	c, r := cmds[len(cmds)-1], recs[len(recs)-1]
 	if c.Assignment == nil || *c.Assignment != r.Assignment || c.IncidentID != r.IncidentID {
@@ -137,8 +139,8 @@ func TestLeastLoadedOnDutyWorkerOfTheGrid(t *testing.T) {
 			h.d.Restore(assigned(o, 3, event.StatusClosed, who))
 		}
 	}
-	if h.pub.Len() != 0 {
-		t.Fatalf("Restore published %d records, want none", h.pub.Len())
+	if h.bus.Len() != 0 {
+		t.Fatalf("Restore wrote %d records, want none", h.bus.Len())
 	}
 	if la, lb := h.d.Load(a.ID), h.d.Load(b.ID); la != 2 || lb != 1 {
 		t.Fatalf("loads after restore: %s %d, %s %d; want 2 and 1", a.ID, la, b.ID, lb)
@@ -159,7 +161,7 @@ func TestLeastLoadedOnDutyWorkerOfTheGrid(t *testing.T) {
 	if !reflect.DeepEqual(rec, wantRec) {
 		t.Errorf("dispatch record\n got %+v\nwant %+v", rec, wantRec)
 	}
-	for _, r := range h.pub.Records("") {
+	for _, r := range h.bus.Records("") {
 		if r.Key != street {
 			t.Errorf("record on %s keyed %q, want the street %q", r.Topic, r.Key, street)
 		}
@@ -265,8 +267,8 @@ func TestNoGridIsLeftForTriage(t *testing.T) {
 	h := newHarness(t, demo(t), tuesdayMorning)
 	o := opened("INC-unknown-0001", city.Grid{}, "0202")
 	h.handle(o)
-	if n := h.pub.Len(); n != 0 {
-		t.Errorf("published %d records for an incident without a grid, want none", n)
+	if n := h.bus.Len(); n != 0 {
+		t.Errorf("wrote %d records for an incident without a grid, want none", n)
 	}
 	if s := h.d.Stats(); s.Untriaged != 1 || s.Dispatched != 0 {
 		t.Errorf("stats %+v, want one untriaged", s)
@@ -280,25 +282,22 @@ func TestRedeliveredOpenRepeatsTheDecision(t *testing.T) {
 	h := newHarness(t, m, tuesdayMorning)
 	o := opened("INC-"+g.Street+"-0001", g, "0202")
 
-	boom := errors.New("broker down")
-	h.pub.FailOn(event.TopicDispatch, boom) // the command goes out, its record does not
-	if err := h.d.HandleIncidentChange(t.Context(), o); !errors.Is(err, boom) {
-		t.Fatalf("HandleIncidentChange error %v, want %v", err, boom)
-	}
-	h.pub.FailOn(event.TopicDispatch, nil)
-	first := h.pub.Commands(t)[0]
+	h.handle(o)
+	first, firstRec := h.last()
 	worker := first.Assignment.WorkerID
 
+	// The stage runner resumes a partition from its last committed offset after an error, so
+	// a change whose outputs were returned may be delivered again.
 	h.clock.Advance(time.Minute)
 	h.handle(o) // the redelivery
 	h.handle(o) // and once more
-	cmds, recs := h.pub.Commands(t), h.pub.Dispatches(t)
-	if len(cmds) != 3 || len(recs) != 2 {
-		t.Fatalf("%d commands and %d records, want 3 and 2", len(cmds), len(recs))
+	cmds, recs := h.bus.Commands(t), h.bus.Dispatches(t)
+	if len(cmds) != 3 || len(recs) != 3 {
+		t.Fatalf("%d commands and %d records, want 3 and 3", len(cmds), len(recs))
 	}
-	for _, c := range cmds[1:] {
-		if !reflect.DeepEqual(c, first) {
-			t.Errorf("repeated command\n got %+v\nwant %+v (same id, same decision)", c, first)
+	for i := range cmds[1:] {
+		if !reflect.DeepEqual(cmds[i+1], first) || !reflect.DeepEqual(recs[i+1], firstRec) {
+			t.Errorf("repeated decision\n got %+v %+v\nwant %+v %+v (same ids, same decision)", cmds[i+1], recs[i+1], first, firstRec)
 		}
 	}
 	if h.d.Load(worker) != 1 {
@@ -307,10 +306,10 @@ func TestRedeliveredOpenRepeatsTheDecision(t *testing.T) {
 
 	// The incident moved on; an old open delivered late changes nothing.
 	h.handle(assigned(o, 2, event.StatusDispatched, worker))
-	before := h.pub.Len()
+	before := h.bus.Len()
 	h.handle(o)
-	if h.pub.Len() != before || h.d.Stats().Stale != 1 {
-		t.Errorf("a stale open published %d records (stats %+v), want none", h.pub.Len()-before, h.d.Stats())
+	if h.bus.Len() != before || h.d.Stats().Stale != 1 {
+		t.Errorf("a stale open wrote %d records (stats %+v), want none", h.bus.Len()-before, h.d.Stats())
 	}
 	h.handle(assigned(o, 3, event.StatusClosed, worker))
 	if h.d.Load(worker) != 0 {
@@ -319,6 +318,41 @@ func TestRedeliveredOpenRepeatsTheDecision(t *testing.T) {
 	h.handle(assigned(o, 2, event.StatusDispatched, worker)) // a late duplicate of v2
 	if h.d.Load(worker) != 0 {
 		t.Errorf("a late duplicate revived a closed incident's load: %d", h.d.Load(worker))
+	}
+}
+
+// The outputs are typed and in order: the command, which takes effect, then the record of
+// why; both keyed by the street, with the ids and times their CloudEvents carry.
+func TestOutputsAreTheCommandThenTheRecord(t *testing.T) {
+	t.Parallel()
+	m := demo(t)
+	g := findGrid(t, m, func(g city.Grid) bool { return len(onDuty(m, g.Code, tuesdayMorning)) >= 1 })
+	d, err := dispatch.New(dispatch.Config{Now: clockwork.NewFakeClockAt(tuesdayMorning).Now}, m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := opened("INC-"+g.Street+"-0001", g, "0202")
+	out, err := d.HandleIncidentChange(t.Context(), o)
+	if err != nil || len(out) != 2 {
+		t.Fatalf("HandleIncidentChange = %d outputs, %v; want 2", len(out), err)
+	}
+	cmd, ok := out[0].Data.(event.Command)
+	if !ok {
+		t.Fatalf("first output is %T, want event.Command", out[0].Data)
+	}
+	rec, ok := out[1].Data.(event.Dispatch)
+	if !ok {
+		t.Fatalf("second output is %T, want event.Dispatch", out[1].Data)
+	}
+	at := tuesdayMorning.UTC()
+	if out[0].Key != g.Street || out[0].ID != "dispatch:"+o.Incident.ID || !out[0].Time.Equal(at) || cmd.ID != out[0].ID {
+		t.Errorf("command output %+v, want key %s id dispatch:%s at %v", out[0], g.Street, o.Incident.ID, at)
+	}
+	if out[1].Key != g.Street || out[1].ID != o.Incident.ID+"/1" || !out[1].Time.Equal(at) || rec.ID != out[1].ID {
+		t.Errorf("dispatch output %+v, want key %s id %s/1 at %v", out[1], g.Street, o.Incident.ID, at)
+	}
+	if *cmd.Assignment != rec.Assignment {
+		t.Errorf("command assignment %+v, record %+v: want the same", *cmd.Assignment, rec.Assignment)
 	}
 }
 
@@ -345,7 +379,7 @@ func TestLinkBeforeDispatchLandsKeepsTheLoad(t *testing.T) {
 	if n := h.d.Load(worker); n != 1 {
 		t.Errorf("after the dispatch landed, load of %s is %d, want 1", worker, n)
 	}
-	if n := len(h.pub.Commands(t)); n != 1 {
+	if n := len(h.bus.Commands(t)); n != 1 {
 		t.Errorf("%d dispatch commands, want 1", n)
 	}
 }
@@ -366,8 +400,8 @@ func TestRestartDispatchesAnIncidentStillNew(t *testing.T) {
 	h.d.Restore(link)
 
 	h.handle(o) // older than what Restore reached
-	if n := h.pub.Len(); n != 0 {
-		t.Fatalf("a stale open published %d records", n)
+	if n := h.bus.Len(); n != 0 {
+		t.Fatalf("a stale open wrote %d records", n)
 	}
 	h.handle(link)
 	cmd, rec := h.last()
@@ -383,12 +417,12 @@ func TestDispatchLoop(t *testing.T) {
 	m := demo(t)
 	g := findGrid(t, m, func(g city.Grid) bool { return len(onDuty(m, g.Code, tuesdayMorning)) >= 1 })
 	clock := clockwork.NewFakeClockAt(tuesdayMorning)
-	pub := &incidentstest.Publisher{}
-	svc, err := incidents.New(incidents.Config{Now: clock.Now}, pub, nil)
+	bus := &incidentstest.Bus{}
+	svc, err := incidents.New(incidents.Config{Now: clock.Now}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := dispatch.New(dispatch.Config{Now: clock.Now}, m, pub, nil)
+	d, err := dispatch.New(dispatch.Config{Now: clock.Now}, m, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,18 +431,22 @@ func TestDispatchLoop(t *testing.T) {
 	delivered := 0
 	pump := func() {
 		t.Helper()
-		for ; delivered < pub.Len(); delivered++ {
-			r := pub.Records("")[delivered]
-			var err error
+		for ; delivered < bus.Len(); delivered++ {
+			r := bus.Records("")[delivered]
+			var (
+				out event.Outputs
+				err error
+			)
 			switch r.Topic {
 			case event.TopicIncidents:
-				err = disp.HandleIncidentChange(ctx, incidentstest.Decode[event.IncidentChange](t, r, event.TypeIncidentChanged))
+				out, err = disp.HandleIncidentChange(ctx, incidentstest.Decode[event.IncidentChange](t, r, event.TypeIncidentChanged))
 			case event.TopicCommands:
-				err = svc.HandleCommand(ctx, incidentstest.Decode[event.Command](t, r, event.TypeCommand))
+				out, err = svc.HandleCommand(ctx, incidentstest.Decode[event.Command](t, r, event.TypeCommand))
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
+			bus.Write(t, out)
 		}
 	}
 	sig := event.Signal{
@@ -416,9 +454,11 @@ func TestDispatchLoop(t *testing.T) {
 		CorrelationKey: "flood:" + g.Code, At: clock.Now(),
 		Event: event.Event{ID: "ev-1", Type: event.TypeSensorReading, Time: clock.Now(), Area: g.Area()},
 	}
-	if err := svc.HandleSignal(ctx, sig); err != nil {
+	out, err := svc.HandleSignal(ctx, sig)
+	if err != nil {
 		t.Fatal(err)
 	}
+	bus.Write(t, out)
 	pump()
 
 	open := svc.Open()
@@ -430,7 +470,7 @@ func TestDispatchLoop(t *testing.T) {
 	if inc.Status != event.StatusDispatched || inc.Version != 2 || inc.Assignment.WorkerID != want.ID || inc.Assignment.Agency != "water" {
 		t.Fatalf("incident %s v%d assigned %+v, want dispatched v2 to %s and water", inc.Status, inc.Version, inc.Assignment, want.ID)
 	}
-	if rs := pub.Results(t); len(rs) != 1 || !rs[0].OK || rs[0].CommandID != "dispatch:"+inc.ID {
+	if rs := bus.Results(t); len(rs) != 1 || !rs[0].OK || rs[0].CommandID != "dispatch:"+inc.ID {
 		t.Errorf("results %+v, want the dispatch command's success", rs)
 	}
 	if d.Load(want.ID) != 1 {
@@ -440,23 +480,25 @@ func TestDispatchLoop(t *testing.T) {
 	// A dispatcher that lost its state and its offsets reads the changelog again from the
 	// start: it decides again, and the incidents service answers the repeated command id with
 	// its first outcome, so nothing changes in effect.
-	disp, err = dispatch.New(dispatch.Config{Now: clock.Now}, m, pub, nil)
+	disp, err = dispatch.New(dispatch.Config{Now: clock.Now}, m, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	changes := pub.Changes(t)
+	changes := bus.Changes(t)
 	for _, c := range changes {
-		if err := disp.HandleIncidentChange(ctx, c); err != nil {
+		out, err := disp.HandleIncidentChange(ctx, c)
+		if err != nil {
 			t.Fatal(err)
 		}
+		bus.Write(t, out)
 	}
 	pump()
-	if got := len(pub.Changes(t)); got != len(changes) {
+	if got := len(bus.Changes(t)); got != len(changes) {
 		t.Errorf("replay wrote %d more changes, want none", got-len(changes))
 	}
-	rs := pub.Results(t)
-	if len(pub.Commands(t)) != 2 || len(rs) != 2 || !reflect.DeepEqual(rs[1], rs[0]) {
-		t.Errorf("replay: %d commands, results %+v; want the command again and the first result again", len(pub.Commands(t)), rs)
+	rs := bus.Results(t)
+	if len(bus.Commands(t)) != 2 || len(rs) != 2 || !reflect.DeepEqual(rs[1], rs[0]) {
+		t.Errorf("replay: %d commands, results %+v; want the command again and the first result again", len(bus.Commands(t)), rs)
 	}
 	if inc2, _ := svc.Get(inc.ID); inc2.Version != 2 || disp.Load(want.ID) != 1 {
 		t.Errorf("after replay: v%d, load %d; want v2 and 1", inc2.Version, disp.Load(want.ID))
@@ -465,8 +507,8 @@ func TestDispatchLoop(t *testing.T) {
 
 func TestNewRefusesMissingParts(t *testing.T) {
 	t.Parallel()
-	if _, err := dispatch.New(dispatch.Config{}, nil, nil, nil); err == nil ||
-		!strings.Contains(err.Error(), "Roster") || !strings.Contains(err.Error(), "Publisher") {
-		t.Errorf("New(nil, nil) error %v, want both problems", err)
+	if _, err := dispatch.New(dispatch.Config{MaxReturns: -1}, nil, nil); err == nil ||
+		!strings.Contains(err.Error(), "Roster") || !strings.Contains(err.Error(), "MaxReturns") {
+		t.Errorf("New(MaxReturns -1, nil roster) error %v, want both problems", err)
 	}
 }

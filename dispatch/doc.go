@@ -2,8 +2,8 @@
 // the incident's grid with the fewest open incidents, else an on-duty worker of a neighbouring
 // grid, else the community supervisor (社区监督员), together with the agency that owns the
 // category in the 权责清单. It follows the city.incidents changelog to keep each worker's load,
-// and acts on every new incident by publishing a dispatch command for the incidents service to
-// apply and a Dispatch record saying why. An incident without a grid is left new for an
+// and answers every new incident with a dispatch command for the incidents service to apply
+// and a Dispatch record saying why. An incident without a grid is left new for an
 // operator to triage.
 //
 // It also runs the rounds after the first dispatch (workflow.go): a return (退单) comes back
@@ -15,5 +15,5 @@
 // It never changes an incident itself: the incidents service is the only writer, and
 // deterministic command ids ("dispatch:<incident>", "dispatch:<incident>@<version>",
 // "reassign:<incident>@<version>") make a repeated decision harmless there. It never imports
-// the transport; it publishes through Publisher.
+// the transport and never chooses a topic: its handler returns the command and the record.
 package dispatch

@@ -1,7 +1,6 @@
 package dispatch
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 
@@ -81,7 +80,7 @@ func (d *Dispatcher) toStreetSupervisor(inc event.Incident) *event.Dispatch {
 // supervisor; else the street supervisor; and when even the street has let it lapse, an
 // escalation to the district. The command id is the incident and version, so a redelivered
 // timeout changes nothing twice.
-func (d *Dispatcher) reassign(ctx context.Context, inc event.Incident) error {
+func (d *Dispatcher) reassign(inc event.Incident) event.Outputs {
 	d.mu.Lock()
 	exclude := append(append(returners(inc), inc.Lapsed...), inc.Assignment.WorkerID)
 	dec, _ := d.choose(inc, exclude)
@@ -118,20 +117,14 @@ func (d *Dispatcher) reassign(ctx context.Context, inc event.Incident) error {
 		if level == event.LevelDistrict {
 			return nil // nowhere further to go; the cockpit shows it overdue
 		}
-		if err := d.send(ctx, inc, cmd, nil); err != nil {
-			return err
-		}
 		d.stats.escalated.Add(1)
-		return nil
+		return outputs(inc, cmd, nil)
 	}
 	a := dec.Assignment
 	cmd := event.Command{ID: id, IncidentID: inc.ID, Action: event.ActionReassign, Actor: event.SystemActor,
 		Reason: dec.Reason, Assignment: &a, Level: dec.Level, At: dec.At}
-	if err := d.send(ctx, inc, cmd, dec); err != nil {
-		return err
-	}
 	d.stats.reassigned.Add(1)
-	return nil
+	return outputs(inc, cmd, dec)
 }
 
 func cmpReason(r, fallback string) string {

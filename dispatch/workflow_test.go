@@ -84,16 +84,16 @@ func TestSignForTimeoutReassignsThenEscalates(t *testing.T) {
 		t.Errorf("after the community: to %s level %q; want the street supervisor", cmd.Assignment.WorkerID, cmd.Level)
 	}
 	h.handle(breach(9, "SS-"+g.Street, event.LevelStreet, append(ids, sup.ID, "SS-"+g.Street)...))
-	cmds := h.pub.Commands(t)
+	cmds := h.bus.Commands(t)
 	last := cmds[len(cmds)-1]
 	if last.Action != event.ActionEscalate || last.Level != event.LevelDistrict || last.ID != "reassign:"+o.Incident.ID+"@9" {
 		t.Errorf("after the street: %+v; want an escalation to the district", last)
 	}
 	// Redelivered, the same timeout sends the same command id again (the incidents service
 	// answers it with its first outcome), and the load does not move twice.
-	before := slices.Clone(h.pub.Commands(t))
+	before := slices.Clone(h.bus.Commands(t))
 	h.handle(breach(9, "SS-"+g.Street, event.LevelStreet, append(ids, sup.ID, "SS-"+g.Street)...))
-	if after := h.pub.Commands(t); len(after) != len(before)+1 || after[len(after)-1].ID != last.ID {
+	if after := h.bus.Commands(t); len(after) != len(before)+1 || after[len(after)-1].ID != last.ID {
 		t.Errorf("redelivered timeout sent %+v", after[len(before):])
 	}
 	if st := h.d.Stats(); st.Reassigned != 2 || st.Escalated != 2 {

@@ -1,43 +1,261 @@
 package event
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
-	ce "github.com/cloudevents/sdk-go/v2/event"
+	segjson "github.com/segmentio/encoding/json"
 )
 
 // Encode wraps data in a CloudEvents 1.0 envelope in structured JSON mode, the form every
 // record on urbanbrain's own topics takes.
+//
+// It writes the envelope itself and leaves only the data to encoding/json: going through the
+// CloudEvents SDK (build an event, encode the data into it, encode the event, which
+// encoding/json then compacts again) cost more than everything else a stage does to a record.
+// The bytes are the SDK's, byte for byte (envelope_test.go holds it to that): the attributes
+// in the SDK's order, escaped as its writer does and then as encoding/json's compaction does
+// (<, >, & and U+2028/U+2029 as \u escapes), the time in UTC with as many fractional digits
+// as it has, and no time at all when at is zero.
 func Encode(ceType, id string, at time.Time, data any) ([]byte, error) {
-	e := ce.New(ce.CloudEventsVersionV1)
-	e.SetID(id)
-	e.SetSource(Source)
-	e.SetType(ceType)
-	e.SetTime(at.UTC())
-	if err := e.SetData(ce.ApplicationJSON, data); err != nil {
-		return nil, fmt.Errorf("encode %s %s: %w", ceType, id, err)
+	var payload []byte
+	base64Data := false
+	switch d := data.(type) {
+	case nil:
+		// The SDK writes no data member for no data.
+	case []byte:
+		// The SDK carries bytes as data_base64, whatever the content type says.
+		payload, base64Data = d, true
+	default:
+		var err error
+		if payload, err = json.Marshal(data); err != nil {
+			return nil, fmt.Errorf("encode %s %s: %w", ceType, id, err)
+		}
 	}
-	b, err := json.Marshal(e)
+
+	size := len(`{"specversion":"1.0","id":"","source":"","type":"","datacontenttype":"application/json","time":"","data":}`) +
+		len(Source) + len(id) + len(ceType) + len(time.RFC3339Nano) + len(payload)
+	if base64Data {
+		size += base64.StdEncoding.EncodedLen(len(payload)) + len(`_base64""`)
+	}
+	b := make([]byte, 0, size+16) // a little room for escapes in the id or type
+	b = append(b, `{"specversion":"1.0","id":`...)
+	b = appendString(b, id)
+	b = append(b, `,"source":`...)
+	b = appendString(b, Source)
+	b = append(b, `,"type":`...)
+	b = appendString(b, ceType)
+	b = append(b, `,"datacontenttype":"application/json"`...)
+	if !at.IsZero() {
+		b = append(b, `,"time":"`...)
+		b = at.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
+	switch {
+	case base64Data:
+		b = append(b, `,"data_base64":"`...)
+		b = base64.StdEncoding.AppendEncode(b, payload)
+		b = append(b, '"')
+	case data != nil:
+		b = append(b, `,"data":`...)
+		b = append(b, payload...)
+	}
+	return append(b, '}'), nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string the way the SDK's records have always carried
+// attributes: its writer escapes quote, backslash and control bytes (\n, \r, \t short, the
+// others as \u00xx) and passes every other byte through, invalid UTF-8 included; encoding/json
+// then escapes <, >, & and U+2028/U+2029 when it compacts the SDK's output. Ids come from
+// ingest (checked UTF-8) or are made here, so the pass-through never meets a bad byte in
+// practice; mirroring it keeps the bytes equal for every input rather than for most.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		if c == 0xE2 && i+2 < len(s) && s[i+1] == 0x80 && s[i+2]&^1 == 0xA8 {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[s[i+2]&0xF])
+			i += 3
+			start = i
+			continue
+		}
+		i++
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// Envelope is what a consumer may need of a CloudEvent besides its data: the id to be
+// idempotent by, the type, the producer and the time of the occurrence.
+type Envelope struct {
+	ID     string
+	Type   string
+	Source string
+	Time   time.Time // zero when the record has no time
+}
+
+// wireEnvelope is a structured CloudEvent as it is read: one pass of encoding/json, with the
+// data left raw for the payload's own type.
+type wireEnvelope struct {
+	SpecVersion     string          `json:"specversion"`
+	ID              string          `json:"id"`
+	Source          string          `json:"source"`
+	Type            string          `json:"type"`
+	Time            wireTime        `json:"time"`
+	DataContentType *string         `json:"datacontenttype"`
+	Data            json.RawMessage `json:"data"`
+	DataBase64      []byte          `json:"data_base64"` // encoding/json reads base64 into []byte
+}
+
+// wireTime reads the time attribute as the SDK does: RFC 3339 with any fraction, and an empty
+// string as no time.
+type wireTime struct{ time.Time }
+
+func (t *wireTime) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New("time is not a string")
+	}
+	if s == "" {
+		t.Time = time.Time{}
+		return nil
+	}
+	at, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s %s: %w", ceType, id, err)
+		return fmt.Errorf("time %q is not RFC 3339", s)
 	}
-	return b, nil
+	t.Time = at
+	return nil
 }
 
 // Decode reads a structured-mode CloudEvent, checks that its type is wantType, and
 // unmarshals its data into out. It returns the envelope for callers that need its id or time.
-func Decode(b []byte, wantType string, out any) (ce.Event, error) {
-	var e ce.Event
-	if err := json.Unmarshal(b, &e); err != nil {
-		return e, fmt.Errorf("decode cloudevent: %w", err)
+//
+// It is strict where the SDK's reader was (specversion 1.0, id, source and type present and
+// strings, a JSON content type) and makes one pass over the record plus one over the data.
+// Whatever the bytes, it returns an error rather than panicking: records on internal topics
+// are ours, but a poisoned one must be dead-lettered, not take the consumer down.
+func Decode(b []byte, wantType string, out any) (Envelope, error) {
+	env, data, err := readEnvelope(b)
+	if err != nil {
+		return env, err
 	}
-	if e.Type() != wantType {
-		return e, fmt.Errorf("decode cloudevent %s: type %q, want %q", e.ID(), e.Type(), wantType)
+	if env.Type != wantType {
+		return env, fmt.Errorf("decode cloudevent %s: type %q, want %q", env.ID, env.Type, wantType)
 	}
-	if err := e.DataAs(out); err != nil {
-		return e, fmt.Errorf("decode cloudevent %s data: %w", e.ID(), err)
+	return env, decodeData(env, data, out)
+}
+
+// DecodeAny is Decode for a topic that carries more than one type: it accepts any of types.
+func DecodeAny(b []byte, types []string, out any) (Envelope, error) {
+	env, data, err := readEnvelope(b)
+	if err != nil {
+		return env, err
 	}
-	return e, nil
+	if !slices.Contains(types, env.Type) {
+		return env, fmt.Errorf("decode cloudevent %s: type %q, want one of %s", env.ID, env.Type, strings.Join(types, ", "))
+	}
+	return env, decodeData(env, data, out)
+}
+
+func readEnvelope(b []byte) (Envelope, []byte, error) {
+	// One pass of encoding/json's scanner checks the whole record — syntax, UTF-8, nesting
+	// depth — so that segmentio's faster decoder (a drop-in for encoding/json, three to four
+	// times faster on the large records every changelog consumer reads) only ever builds
+	// values from input that encoding/json would accept too.
+	if err := checkJSON(b); err != nil {
+		return Envelope{}, nil, fmt.Errorf("not a CloudEvent: %w", err)
+	}
+	var w wireEnvelope
+	if err := segjson.Unmarshal(b, &w); err != nil {
+		return Envelope{}, nil, fmt.Errorf("not a CloudEvent: %w", err)
+	}
+	env := Envelope{ID: w.ID, Type: w.Type, Source: w.Source, Time: w.Time.Time}
+	var missing []string
+	for _, a := range [...]struct{ name, v string }{{"id", w.ID}, {"source", w.Source}, {"type", w.Type}} {
+		if strings.TrimSpace(a.v) == "" {
+			missing = append(missing, a.name)
+		}
+	}
+	switch {
+	case w.SpecVersion != "1.0":
+		return env, nil, fmt.Errorf("decode cloudevent: specversion %q, want 1.0", w.SpecVersion)
+	case len(missing) > 0:
+		return env, nil, fmt.Errorf("decode cloudevent: missing %s", strings.Join(missing, ", "))
+	case w.DataContentType != nil && !jsonMediaType(*w.DataContentType):
+		return env, nil, fmt.Errorf("decode cloudevent %s: datacontenttype %q, want application/json", w.ID, *w.DataContentType)
+	case w.Data != nil && w.DataBase64 != nil:
+		return env, nil, fmt.Errorf("decode cloudevent %s: both data and data_base64", w.ID)
+	case w.DataBase64 != nil:
+		return env, w.DataBase64, nil
+	}
+	return env, w.Data, nil
+}
+
+// checkJSON returns encoding/json's own error for input it would refuse (the message names
+// what is wrong, as the SDK's reader did), and nil for valid JSON.
+func checkJSON(b []byte) error {
+	if json.Valid(b) {
+		return nil
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	return errors.New("invalid JSON")
+}
+
+func decodeData(env Envelope, data []byte, out any) error {
+	if len(data) == 0 {
+		return fmt.Errorf("decode cloudevent %s: no data", env.ID)
+	}
+	if err := segjson.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decode cloudevent %s data: %w", env.ID, err)
+	}
+	return nil
+}
+
+// jsonMediaType reports whether a datacontenttype says JSON, as the SDK reads it: the media
+// type before any parameters, trimmed and in any case.
+func jsonMediaType(ct string) bool {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	switch strings.ToLower(strings.TrimSpace(ct)) {
+	case "application/json", "text/json", "":
+		return true
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package incidents
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -204,15 +205,25 @@ func (s *Service) Next() (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// Tick publishes an SLA command to city.commands for every clock whose warning or limit has
-// come by now. The partition's owner applies it (Execute with event.ActionSLA), so an instance
-// that holds a stale copy of another street's incidents only sends a command that changes
-// nothing, and repeats are harmless: the command id is the incident and the deadline. The
-// application calls Tick every second; tests call it with a fake time. An error means a
-// publish failed; the deadlines not yet sent are armed again for the next Tick.
-func (s *Service) Tick(ctx context.Context, now time.Time) error {
+// Tick returns an SLA command (Data: event.Command, for city.commands) for every clock whose
+// warning or limit has come by now. The partition's owner applies it (Execute with
+// event.ActionSLA), so an instance that holds a stale copy of another street's incidents only
+// sends a command that changes nothing, and repeats are harmless: the command id is the
+// incident and the deadline. The deadlines returned are disarmed: the caller must write the
+// commands (RunClock does, and re-arms them if that fails). Tests call Tick with a fake time.
+func (s *Service) Tick(now time.Time) event.Outputs {
+	out, _ := s.tick(now)
+	return out
+}
+
+// tick is Tick, also returning the deadlines it disarmed.
+func (s *Service) tick(now time.Time) (event.Outputs, []deadlineEntry) {
 	due := s.clocks.due(now)
-	for i, e := range due {
+	if len(due) == 0 {
+		return nil, nil
+	}
+	out := make(event.Outputs, 0, len(due))
+	for _, e := range due {
 		cmd := event.Command{
 			ID:         "sla:" + e.id + "@" + strconv.FormatInt(e.at.UnixMilli(), 10),
 			IncidentID: e.id,
@@ -220,17 +231,10 @@ func (s *Service) Tick(ctx context.Context, now time.Time) error {
 			Actor:      event.SystemActor,
 			At:         now.UTC(),
 		}
-		value, err := event.Encode(event.TypeCommand, cmd.ID, cmd.At, cmd)
-		if err == nil {
-			err = s.pub.Publish(ctx, event.TopicCommands, streetOf(e.id), value)
-		}
-		if err != nil {
-			s.rearm(due[i:])
-			return fmt.Errorf("tick: publish %s: %w", cmd.ID, err)
-		}
-		s.stats.ticks.Add(1)
+		out = append(out, event.Output{Key: streetOf(e.id), ID: cmd.ID, Time: cmd.At, Data: cmd})
 	}
-	return nil
+	s.stats.ticks.Add(uint64(len(out)))
+	return out, due
 }
 
 // rearm puts back entries that were popped but not sent, unless a newer deadline replaced them.
@@ -245,9 +249,14 @@ func (s *Service) rearm(entries []deadlineEntry) {
 	}
 }
 
-// RunClock calls Tick every interval with the time of cfg.Now until ctx ends. Publish errors
-// are logged and retried on the next tick.
-func (s *Service) RunClock(ctx context.Context, interval time.Duration) error {
+// RunClock calls Tick every interval with the time of cfg.Now until ctx ends, and hands the
+// SLA commands to emit, which writes them to city.commands. If emit fails, the error is logged
+// and the deadlines are armed again for the next tick (their commands may have been written
+// in part: a repeat is harmless).
+func (s *Service) RunClock(ctx context.Context, interval time.Duration, emit func(context.Context, event.Outputs) error) error {
+	if emit == nil {
+		return errors.New("incidents: RunClock needs an emit function")
+	}
 	if interval <= 0 {
 		interval = time.Second
 	}
@@ -258,8 +267,15 @@ func (s *Service) RunClock(ctx context.Context, interval time.Duration) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			if err := s.Tick(ctx, s.cfg.Now()); err != nil && ctx.Err() == nil {
-				s.log.Warn("sla tick", zap.Error(err))
+			out, due := s.tick(s.cfg.Now())
+			if len(out) == 0 {
+				continue
+			}
+			if err := emit(ctx, out); err != nil {
+				s.rearm(due)
+				if ctx.Err() == nil {
+					s.log.Warn("sla tick", zap.Int("commands", len(out)), zap.Error(err))
+				}
 			}
 		}
 	}

@@ -12,26 +12,37 @@ import (
 	"github.com/urbanbrain/urbanbrain/event"
 )
 
-// HandleCommand is the city.commands handler: it executes cmd and publishes its outcome.
-// A refused command is an answered command, so it returns nil; an error means a publish
-// failed and the command should be redelivered.
-func (s *Service) HandleCommand(ctx context.Context, cmd event.Command) error {
-	_, err := s.Execute(ctx, cmd)
-	if Code(err) != "" {
-		return nil
+// HandleCommand is the city.commands handler: it executes cmd and returns the records of its
+// outcome. A refused command is an answered command, so it returns its records and nil; an
+// error (an id collision, a bug) applied nothing.
+func (s *Service) HandleCommand(ctx context.Context, cmd event.Command) (event.Outputs, error) {
+	_, out, err := s.Execute(ctx, cmd)
+	if err != nil && Code(err) == "" {
+		return nil, err
 	}
-	return err
+	return out, nil
 }
 
-// Execute applies cmd to its incident against the lifecycle, the actor's role and scope,
-// writes the change to the changelog and publishes an event.CommandResult and an
-// event.AuditRecord for every outcome, refusals included. It returns the incident after the
-// change, or a domain error (ErrIllegalTransition, ErrNotFound, ErrForbidden,
-// ErrInvalidCommand: see Code) or a transient publish error. A command id seen before gets its
-// first outcome again and changes nothing.
-func (s *Service) Execute(ctx context.Context, cmd event.Command) (event.Incident, error) {
+// Execute applies cmd to its incident against the lifecycle, the actor's role and scope, and
+// returns the incident after the change and the records to write, in order: the changelog
+// record(s) of the change, then an event.AuditRecord and an event.CommandResult for every
+// outcome, refusals included. A refusal returns its records with a domain error
+// (ErrIllegalTransition, ErrNotFound, ErrForbidden, ErrInvalidCommand: see Code). A command id
+// seen before gets its first outcome again (its audit and result, no change). Any other error
+// applied nothing and returns no records.
+func (s *Service) Execute(_ context.Context, cmd event.Command) (event.Incident, event.Outputs, error) {
+	var out event.Outputs
+	inc, err := s.execute(&out, cmd)
+	if err != nil && Code(err) == "" {
+		return event.Incident{}, nil, err
+	}
+	return inc, out, err
+}
+
+// execute is Execute appending to out.
+func (s *Service) execute(out *event.Outputs, cmd event.Command) (event.Incident, error) {
 	if cmd.Action == event.ActionSLA && cmd.Actor.Role == roleSystem {
-		return s.applySLA(ctx, cmd)
+		return s.applySLA(out, cmd)
 	}
 	street := streetOf(cmd.IncidentID)
 	sh := s.lookupShard(street)
@@ -39,25 +50,25 @@ func (s *Service) Execute(ctx context.Context, cmd event.Command) (event.Inciden
 		// No incident was ever seen in this street: nothing to change and nothing worth
 		// remembering, and a guessed id must not make the service allocate a street.
 		s.stats.commands.Add(1)
-		return event.Incident{}, s.refuse(ctx, nil, cmd, nil, s.validate(cmd, nil))
+		return event.Incident{}, s.refuse(out, nil, cmd, nil, s.validate(cmd, nil))
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 
-	if out, ok := sh.outcomes.get(cmd.ID); ok {
-		return s.repeat(ctx, out)
+	if o, ok := sh.outcomes.get(cmd.ID); ok {
+		return s.repeat(out, o)
 	}
 	s.stats.commands.Add(1)
 
 	cur := sh.incidents[cmd.IncidentID]
 	if err := s.validate(cmd, cur); err != nil {
-		return event.Incident{}, s.refuse(ctx, sh, cmd, cur, err)
+		return event.Incident{}, s.refuse(out, sh, cmd, cur, err)
 	}
 	switch cmd.Action {
 	case event.ActionMerge:
-		return s.merge(ctx, sh, cmd, cur)
+		return s.merge(out, sh, cmd, cur)
 	case event.ActionSplit:
-		return s.split(ctx, sh, cmd, cur)
+		return s.split(out, sh, cmd, cur)
 	}
 
 	st := lifecycle[cmd.Action]
@@ -75,41 +86,37 @@ func (s *Service) Execute(ctx context.Context, cmd event.Command) (event.Inciden
 	if cmd.Action == event.ActionEscalate || (cmd.Level != "" && next.Escalation != cur.Escalation) {
 		ch.Level = next.Escalation
 	}
-	return s.apply(ctx, sh, cmd, &next, ch)
+	return s.apply(out, sh, cmd, &next, ch), nil
 }
 
-// apply publishes one change, makes it the state, and answers the command.
-func (s *Service) apply(ctx context.Context, sh *shard, cmd event.Command, next *event.Incident, ch event.Change) (event.Incident, error) {
-	if err := s.publishChange(ctx, next, ch); err != nil {
-		return event.Incident{}, err
-	}
+// apply makes one change the state and answers the command: the change, then its audit record
+// and result, go to out.
+func (s *Service) apply(out *event.Outputs, sh *shard, cmd event.Command, next *event.Incident, ch event.Change) event.Incident {
+	change(out, next, ch)
 	sh.commit(next, nil, ch)
 	s.clocks.track(next)
-	out := outcome{res: succeeded(next, ch), audit: []event.AuditRecord{auditOf(cmd, next, ch)}}
-	sh.outcomes.replace(cmd.ID, out)
-	// The change is the record; if the audit or the result is lost, the redelivered command
-	// finds its outcome remembered and publishes both again.
-	if _, err := s.repeat(ctx, out); err != nil {
-		return event.Incident{}, err
-	}
-	return view(next), nil
+	o := outcome{res: succeeded(next, ch), audit: []event.AuditRecord{auditOf(cmd, next, ch)}}
+	sh.outcomes.replace(cmd.ID, o)
+	o.answer(out)
+	return view(next)
 }
 
-// repeat publishes a remembered outcome again: its audit records (stores insert them once) and
-// its result.
-func (s *Service) repeat(ctx context.Context, out outcome) (event.Incident, error) {
-	for _, a := range out.audit {
-		if err := s.publishAudit(ctx, a); err != nil {
-			return event.Incident{}, err
-		}
+// answer appends an outcome's audit records (stores insert them once), then its result.
+func (o outcome) answer(out *event.Outputs) {
+	for _, a := range o.audit {
+		audit(out, a)
 	}
-	if err := s.publishResult(ctx, out.res); err != nil {
-		return event.Incident{}, err
+	result(out, o.res, "")
+}
+
+// repeat answers with a remembered outcome again. It returns the outcome's incident, or its
+// refusal.
+func (s *Service) repeat(out *event.Outputs, o outcome) (event.Incident, error) {
+	o.answer(out)
+	if o.err != nil {
+		return event.Incident{}, o.err
 	}
-	if out.err != nil {
-		return event.Incident{}, out.err
-	}
-	return view(out.res.Incident), nil
+	return view(o.res.Incident), nil
 }
 
 func changeOf(cmd event.Command, from, to event.Status, now time.Time) event.Change {
@@ -173,11 +180,10 @@ func (s *Service) validate(cmd event.Command, cur *event.Incident) error {
 	return nil
 }
 
-// refuse publishes a refusal — its audit record, then its result — and, when the street is
-// known (sh != nil), remembers it as the command's first outcome. cur is the incident as it
-// stands, nil if unknown. It returns the domain error, or the publish error if that failed
-// (then nothing is remembered and the redelivery decides again).
-func (s *Service) refuse(ctx context.Context, sh *shard, cmd event.Command, cur *event.Incident, err error) error {
+// refuse answers with a refusal — its audit record, then its result, to out — and, when the
+// street is known (sh != nil), remembers it as the command's first outcome. cur is the
+// incident as it stands, nil if unknown. It returns err, the domain error.
+func (s *Service) refuse(out *event.Outputs, sh *shard, cmd event.Command, cur *event.Incident, err error) error {
 	now := s.cfg.Now().UTC()
 	res := event.CommandResult{
 		CommandID:  cmd.ID,
@@ -197,12 +203,8 @@ func (s *Service) refuse(ctx context.Context, sh *shard, cmd event.Command, cur 
 	if cur != nil {
 		rec.From, rec.To = cur.Status, cur.Status
 	}
-	if perr := s.publishAudit(ctx, rec); perr != nil {
-		return perr
-	}
-	if perr := s.publishResult(ctx, res); perr != nil {
-		return perr
-	}
+	audit(out, rec)
+	result(out, res, id)
 	s.stats.rejected.Add(1)
 	if sh != nil && cmd.ID != "" {
 		sh.outcomes.remember(cmd.ID, outcome{res: res, err: err, audit: []event.AuditRecord{rec}})
@@ -214,16 +216,16 @@ func (s *Service) refuse(ctx context.Context, sh *shard, cmd event.Command, cur 
 
 // applySLA applies whatever the clock of the command's incident has due now. A command for a
 // clock that has nothing due (already fired, stopped, or sent by an instance with a stale copy)
-// changes nothing and publishes nothing: it is not a refusal anyone waits for.
-func (s *Service) applySLA(ctx context.Context, cmd event.Command) (event.Incident, error) {
+// changes nothing and answers nothing: it is not a refusal anyone waits for.
+func (s *Service) applySLA(out *event.Outputs, cmd event.Command) (event.Incident, error) {
 	sh := s.lookupShard(streetOf(cmd.IncidentID))
 	if sh == nil {
 		return event.Incident{}, nil
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if out, ok := sh.outcomes.get(cmd.ID); ok {
-		return s.repeat(ctx, out)
+	if o, ok := sh.outcomes.get(cmd.ID); ok {
+		return s.repeat(out, o)
 	}
 	cur := sh.incidents[cmd.IncidentID]
 	if cur == nil || !cur.Status.Open() {
@@ -240,13 +242,13 @@ func (s *Service) applySLA(ctx context.Context, cmd event.Command) (event.Incide
 	next.UpdatedAt = now
 	ch.CommandID = cmd.ID
 	s.stats.slaFired.Add(1)
-	return s.apply(ctx, sh, cmd, &next, ch)
+	return s.apply(out, sh, cmd, &next, ch), nil
 }
 
 // merge (并单) moves every report of cmd.Source into the incident cur and marks the source
 // merged. Both must be open and in the same street: a street's incidents are one partition's,
 // and a merge across two would need two writers to agree.
-func (s *Service) merge(ctx context.Context, sh *shard, cmd event.Command, cur *event.Incident) (event.Incident, error) {
+func (s *Service) merge(out *event.Outputs, sh *shard, cmd event.Command, cur *event.Incident) (event.Incident, error) {
 	src := sh.incidents[cmd.Source]
 	var err error
 	switch {
@@ -264,7 +266,7 @@ func (s *Service) merge(ctx context.Context, sh *shard, cmd event.Command, cur *
 		err = ErrIllegalTransition{From: src.Status, Action: cmd.Action}
 	}
 	if err != nil {
-		return event.Incident{}, s.refuse(ctx, sh, cmd, cur, err)
+		return event.Incident{}, s.refuse(out, sh, cmd, cur, err)
 	}
 	now := s.cfg.Now().UTC()
 	into := *cur
@@ -288,30 +290,24 @@ func (s *Service) merge(ctx context.Context, sh *shard, cmd event.Command, cur *
 	chInto.Related = src.ID
 	chGone := changeOf(cmd, src.Status, gone.Status, now)
 	chGone.Related = cur.ID
-	// The incident that gains the reports goes first: a crash between the two records leaves
-	// a report listed twice, never lost.
-	if err := s.publishChange(ctx, &into, chInto); err != nil {
-		return event.Incident{}, err
-	}
-	if err := s.publishChange(ctx, &gone, chGone); err != nil {
-		return event.Incident{}, err
-	}
+	// The incident that gains the reports goes first: a crash between the two records (both
+	// on the street's partition of the changelog, in this order) leaves a report listed
+	// twice, never lost.
+	change(out, &into, chInto)
+	change(out, &gone, chGone)
 	sh.commit(&into, added, chInto)
 	sh.commit(&gone, nil, chGone)
 	s.clocks.track(&into)
 	s.clocks.track(&gone)
-	out := outcome{res: succeeded(&into, chInto), audit: []event.AuditRecord{auditOf(cmd, &into, chInto), auditOf(cmd, &gone, chGone)}}
-	sh.outcomes.replace(cmd.ID, out)
-	if _, err := s.repeat(ctx, out); err != nil {
-		return event.Incident{}, err
-	}
-	return view(&into), nil
+	o := outcome{res: succeeded(&into, chInto), audit: []event.AuditRecord{auditOf(cmd, &into, chInto), auditOf(cmd, &gone, chGone)}}
+	sh.outcomes.replace(cmd.ID, o)
+	return s.repeat(out, o)
 }
 
 // split (拆单) takes one report out of cur into a new incident, which dispatch then routes like
 // any new one. The new incident's correlation key is cur's with the event id appended, so
 // later reports of cur's problem keep joining cur.
-func (s *Service) split(ctx context.Context, sh *shard, cmd event.Command, cur *event.Incident) (event.Incident, error) {
+func (s *Service) split(out *event.Outputs, sh *shard, cmd event.Command, cur *event.Incident) (event.Incident, error) {
 	i := slices.IndexFunc(cur.Reports, func(r event.Report) bool { return r.EventID == cmd.EventID })
 	var err error
 	switch {
@@ -323,18 +319,14 @@ func (s *Service) split(ctx context.Context, sh *shard, cmd event.Command, cur *
 		err = fmt.Errorf("%w: %s has only this report; cancel or reopen it instead", ErrInvalidCommand, cur.ID)
 	}
 	if err != nil {
-		return event.Incident{}, s.refuse(ctx, sh, cmd, cur, err)
+		return event.Incident{}, s.refuse(out, sh, cmd, cur, err)
 	}
 	now := s.cfg.Now().UTC()
 	rep := cur.Reports[i]
 	street := streetOf(cur.ID)
-	newID, ok := sh.splitIDs[cmd.ID]
-	if !ok {
-		newID = s.cfg.NewID(street)
-		if _, taken := sh.incidents[newID]; taken {
-			return event.Incident{}, fmt.Errorf("incidents: NewID returned %s twice", newID)
-		}
-		sh.splitIDs[cmd.ID] = newID
+	newID := s.cfg.NewID(street)
+	if _, taken := sh.incidents[newID]; taken {
+		return event.Incident{}, fmt.Errorf("incidents: NewID returned %s twice", newID)
 	}
 	loc := rep.Location
 	if loc == nil {
@@ -364,22 +356,14 @@ func (s *Service) split(ctx context.Context, sh *shard, cmd event.Command, cur *
 	chLeft := changeOf(cmd, cur.Status, cur.Status, now)
 	chLeft.Related = newID
 	// The new incident goes first: a crash between the two records leaves the report on both.
-	if err := s.publishChange(ctx, &born, chBorn); err != nil {
-		return event.Incident{}, err
-	}
-	if err := s.publishChange(ctx, &left, chLeft); err != nil {
-		return event.Incident{}, err
-	}
+	change(out, &born, chBorn)
+	change(out, &left, chLeft)
 	sh.commit(&left, nil, chLeft)
 	delete(sh.reported, incidentEvent{cur.ID, rep.EventID})
 	sh.commit(&born, born.Reports, chBorn)
-	delete(sh.splitIDs, cmd.ID)
 	s.clocks.track(&left)
 	s.stats.opened.Add(1)
-	out := outcome{res: succeeded(&left, chLeft), audit: []event.AuditRecord{auditOf(cmd, &left, chLeft), auditOf(cmd, &born, chBorn)}}
-	sh.outcomes.replace(cmd.ID, out)
-	if _, err := s.repeat(ctx, out); err != nil {
-		return event.Incident{}, err
-	}
-	return view(&left), nil
+	o := outcome{res: succeeded(&left, chLeft), audit: []event.AuditRecord{auditOf(cmd, &left, chLeft), auditOf(cmd, &born, chBorn)}}
+	sh.outcomes.replace(cmd.ID, o)
+	return s.repeat(out, o)
 }

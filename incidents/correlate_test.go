@@ -202,18 +202,14 @@ func BenchmarkCorrelate(b *testing.B) {
 	}
 }
 
-type discardPub struct{}
-
-func (discardPub) Publish(context.Context, string, string, []byte) error { return nil }
-
-// BenchmarkHandleSignalWithOpen is a signal's whole path (correlation, changelog encoding)
-// into a service holding 1,000 to 100,000 open incidents; each signal opens a new incident
+// BenchmarkHandleSignalWithOpen is a signal's whole path through the service (correlation and
+// the changelog record returned, not its encoding, which is the stage runner's) into a service holding 1,000 to 100,000 open incidents; each signal opens a new incident
 // (no key or place matches), the case that looks at the most buckets.
 func BenchmarkHandleSignalWithOpen(b *testing.B) {
 	for _, n := range []int{1_000, 100_000} {
 		b.Run(fmt.Sprintf("open=%d", n), func(b *testing.B) {
 			r := rand.New(rand.NewPCG(9, 10))
-			svc, err := New(Config{Now: func() time.Time { return benchT0 }, Policy: DefaultPolicy()}, discardPub{}, nil)
+			svc, err := New(Config{Now: func() time.Time { return benchT0 }, Policy: DefaultPolicy()}, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -229,7 +225,7 @@ func BenchmarkHandleSignalWithOpen(b *testing.B) {
 				sig := event.Signal{ID: fmt.Sprintf("s-%d", i), RuleID: "r", Category: "0202", Severity: event.SeverityOrange,
 					CorrelationKey: fmt.Sprintf("new-%d", i), At: benchT0,
 					Event: event.Event{ID: fmt.Sprintf("ev-%d", i), Time: benchT0, Location: &p, Area: event.Area{Street: "990101001"}}}
-				if err := svc.HandleSignal(ctx, sig); err != nil {
+				if _, err := svc.HandleSignal(ctx, sig); err != nil {
 					b.Fatal(err)
 				}
 				i++
@@ -245,7 +241,7 @@ func BenchmarkRestoreIncidents(b *testing.B) {
 	const n = 100_000
 	r := rand.New(rand.NewPCG(11, 12))
 	var changes []event.IncidentChange
-	svc0, _ := New(Config{Policy: DefaultPolicy()}, discardPub{}, nil)
+	svc0, _ := New(Config{Policy: DefaultPolicy()}, nil)
 	for _, inc := range spread(n, 30, r) {
 		step := func(action string, to event.Status, f func()) {
 			inc.Version++
@@ -274,7 +270,7 @@ func BenchmarkRestoreIncidents(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		svc, err := New(Config{Policy: DefaultPolicy()}, discardPub{}, nil)
+		svc, err := New(Config{Policy: DefaultPolicy()}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

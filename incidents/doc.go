@@ -10,12 +10,21 @@
 // rebuilds on start, and every command's outcome, refusals included, to the city.audit log.
 //
 // Each incident carries the SLA clock of its current stage (clock.go), so the clocks are
-// rebuilt with the incidents; Tick, driven by the application or by a test's fake time, turns
-// due warnings and breaches into commands for the partition's owner.
+// rebuilt with the incidents; Tick, driven by RunClock or by a test's fake time, turns due
+// warnings and breaches into commands for the partition's owner.
+//
+// Handlers return what they produce as event.Outputs — changelog records, audit records,
+// command results, SLA commands — in the order they must be written, and never choose a topic:
+// the composition root's routes do. The state changes as soon as the outputs are built,
+// because the stage runner writes every output it is handed, retrying in order, before it
+// commits the input's offset. A crash before the outputs are acknowledged leaves the input
+// uncommitted: after the restart the state is rebuilt from the changelog, which holds only the
+// changes that were acknowledged, and the redelivered input builds the missing outputs again.
+// (One gap: a command whose change reached the changelog but whose audit record did not is
+// answered again from the outcome rebuilt by Restore, which has its result but not its audit.)
 //
 // State is single-writer per street (the partition key), so correlation, idempotency and
-// transitions behave the same in one process as across many. The package must never change
-// memory before the change is on the changelog: a failed publish leaves the state untouched so
-// a redelivered message retries cleanly. It never reads the wall clock outside Config.Now and
-// RunClock, and never imports the transport; it publishes through Publisher.
+// transitions behave the same in one process as across many, and every handler is idempotent:
+// a redelivered signal or command produces no second change. The package never reads the wall
+// clock outside Config.Now and RunClock, and never imports the transport.
 package incidents

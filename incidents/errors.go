@@ -34,7 +34,7 @@ func (e ErrIllegalTransition) Error() string {
 }
 
 // Code maps a command error to its stable code, or "" when err is not a domain error (a
-// transient failure such as a publish error, which the caller should retry).
+// failure of the service itself, such as an id collision, which applied nothing).
 func Code(err error) string {
 	var illegal ErrIllegalTransition
 	switch {

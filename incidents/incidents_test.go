@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,24 +27,24 @@ var area = event.Area{
 	Grid:      "990101001001-01",
 }
 
-// harness is one incidents service on a fake clock with a recording publisher.
+// harness is one incidents service on a fake clock, its outputs written to an in-memory bus.
 type harness struct {
 	t     *testing.T
 	ctx   context.Context
 	clock *clockwork.FakeClock
-	pub   *incidentstest.Publisher
+	bus   *incidentstest.Bus
 	svc   *incidents.Service
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{t: t, ctx: t.Context(), clock: clockwork.NewFakeClockAt(t0), pub: &incidentstest.Publisher{}}
-	h.svc = newService(t, h.clock, h.pub, "")
+	h := &harness{t: t, ctx: t.Context(), clock: clockwork.NewFakeClockAt(t0), bus: &incidentstest.Bus{}}
+	h.svc = newService(t, h.clock, "")
 	return h
 }
 
 // newService numbers incidents per service after tag, so ids read well in failures.
-func newService(t testing.TB, clock clockwork.Clock, pub incidents.Publisher, tag string) *incidents.Service {
+func newService(t testing.TB, clock clockwork.Clock, tag string) *incidents.Service {
 	t.Helper()
 	var mu sync.Mutex
 	n := 0
@@ -55,32 +56,48 @@ func newService(t testing.TB, clock clockwork.Clock, pub incidents.Publisher, ta
 			n++
 			return fmt.Sprintf("INC-%s-%s%04d", street, tag, n)
 		},
-	}, pub, nil)
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return svc
 }
 
-func (h *harness) signal(sig event.Signal) {
+// signal handles sig and writes what it returns to the bus; it returns that too.
+func (h *harness) signal(sig event.Signal) event.Outputs {
 	h.t.Helper()
-	if err := h.svc.HandleSignal(h.ctx, sig); err != nil {
+	out, err := h.svc.HandleSignal(h.ctx, sig)
+	if err != nil {
 		h.t.Fatalf("HandleSignal(%s): %v", sig.ID, err)
 	}
+	h.bus.Write(h.t, out)
+	return out
 }
 
-func (h *harness) command(c event.Command) {
+// command handles c and writes what it returns to the bus; it returns that too.
+func (h *harness) command(c event.Command) event.Outputs {
 	h.t.Helper()
-	if err := h.svc.HandleCommand(h.ctx, c); err != nil {
+	out, err := h.svc.HandleCommand(h.ctx, c)
+	if err != nil {
 		h.t.Fatalf("HandleCommand(%s): %v", c.ID, err)
 	}
+	h.bus.Write(h.t, out)
+	return out
+}
+
+// execute runs Execute and writes its outputs to the bus.
+func (h *harness) execute(c event.Command) (event.Incident, error) {
+	h.t.Helper()
+	inc, out, err := h.svc.Execute(h.ctx, c)
+	h.bus.Write(h.t, out)
+	return inc, err
 }
 
 func (h *harness) lastResult() event.CommandResult {
 	h.t.Helper()
-	rs := h.pub.Results(h.t)
+	rs := h.bus.Results(h.t)
 	if len(rs) == 0 {
-		h.t.Fatal("no command result published")
+		h.t.Fatal("no command result written")
 	}
 	return rs[len(rs)-1]
 }
@@ -132,8 +149,8 @@ func TestCorrelatedSignalsMakeOneIncident(t *testing.T) {
 	h.signal(sensorSignal("flood", "ev-3", "flood:tunnel-7", event.SeverityBlue))
 	h.signal(sensorSignal("flood", "ev-4", "flood:tunnel-9", event.SeverityBlue)) // another place
 
-	recs := h.pub.Records(event.TopicIncidents)
-	changes := h.pub.Changes(t)
+	recs := h.bus.Records(event.TopicIncidents)
+	changes := h.bus.Changes(t)
 	if len(changes) != 4 {
 		t.Fatalf("changelog has %d records, want 4", len(changes))
 	}
@@ -155,8 +172,8 @@ func TestCorrelatedSignalsMakeOneIncident(t *testing.T) {
 			t.Errorf("record %d: status %s, change to %s, want new", i, c.Incident.Status, c.Change.To)
 		}
 		ce, _ := event.Decode(recs[i].Value, event.TypeIncidentChanged, &event.IncidentChange{})
-		if want := fmt.Sprintf("%s/%d", id, v); ce.ID() != want || recs[i].Key != area.Street {
-			t.Errorf("record %d: cloudevent id %q key %q, want %q key %q", i, ce.ID(), recs[i].Key, want, area.Street)
+		if want := fmt.Sprintf("%s/%d", id, v); ce.ID != want || recs[i].Key != area.Street {
+			t.Errorf("record %d: cloudevent id %q key %q, want %q key %q", i, ce.ID, recs[i].Key, want, area.Street)
 		}
 	}
 	if got := event.IncidentStreet(id); got != area.Street {
@@ -196,7 +213,7 @@ func TestCorrelatedSignalsMakeOneIncident(t *testing.T) {
 	}
 }
 
-func TestReplaysAndShadowsPublishNothing(t *testing.T) {
+func TestReplaysAndShadowsProduceNothing(t *testing.T) {
 	t.Parallel()
 	first := sensorSignal("flood", "ev-1", "flood:tunnel-7", event.SeverityYellow)
 	newVersion := first
@@ -221,10 +238,10 @@ func TestReplaysAndShadowsPublishNothing(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t)
 			h.signal(first)
-			before := h.pub.Len()
+			before := h.bus.Len()
 			h.signal(tc.sig)
-			if got := h.pub.Len(); got != before {
-				t.Errorf("published %d records, want none", got-before)
+			if got := h.bus.Len(); got != before {
+				t.Errorf("wrote %d records, want none", got-before)
 			}
 			if open := h.svc.Open(); len(open) != 1 || open[0].Version != 1 {
 				t.Errorf("open incidents %+v, want the first one unchanged", open)
@@ -236,13 +253,13 @@ func TestReplaysAndShadowsPublishNothing(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t)
 		h.signal(first)
-		id := h.pub.Changes(t)[0].Incident.ID
+		id := h.bus.Changes(t)[0].Incident.ID
 		h.walk(id, event.StatusClosed)
-		before := h.pub.Len()
+		before := h.bus.Len()
 		h.signal(first)
 		h.signal(newVersion) // its id is new, but not its (rule, event)
-		if got := h.pub.Len(); got != before {
-			t.Errorf("replay of a closed incident's signal published %d records", got-before)
+		if got := h.bus.Len(); got != before {
+			t.Errorf("replay of a closed incident's signal wrote %d records", got-before)
 		}
 	})
 
@@ -298,7 +315,7 @@ func TestHappyPath(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.signal(sensorSignal("flood", "ev-1", "flood:tunnel-7", event.SeverityOrange))
-	opened := h.pub.Changes(t)[0].Incident
+	opened := h.bus.Changes(t)[0].Incident
 
 	prev := opened
 	for i, step := range path {
@@ -307,7 +324,7 @@ func TestHappyPath(t *testing.T) {
 		cmd.IncidentID = opened.ID
 		h.command(cmd)
 
-		changes := h.pub.Changes(t)
+		changes := h.bus.Changes(t)
 		if len(changes) != i+2 {
 			t.Fatalf("%s: changelog has %d records, want %d", cmd.Action, len(changes), i+2)
 		}
@@ -331,7 +348,7 @@ func TestHappyPath(t *testing.T) {
 			res.Incident == nil || !reflect.DeepEqual(*res.Incident, got.Incident) {
 			t.Errorf("%s: result %+v, want OK with the incident of the change", cmd.Action, res)
 		}
-		if rec := h.pub.Records(event.TopicResults); rec[len(rec)-1].Key != area.Street {
+		if rec := h.bus.Records(event.TopicResults); rec[len(rec)-1].Key != area.Street {
 			t.Errorf("%s: result keyed %q, want the street %q", cmd.Action, rec[len(rec)-1].Key, area.Street)
 		}
 		prev = got.Incident
@@ -421,9 +438,9 @@ func TestCommandRefusals(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t)
 			h.signal(sensorSignal("flood", "ev-1", "flood:tunnel-7", event.SeverityOrange))
-			id := h.pub.Changes(t)[0].Incident.ID
+			id := h.bus.Changes(t)[0].Incident.ID
 			h.walk(id, tc.at)
-			changesBefore := len(h.pub.Changes(t))
+			changesBefore := len(h.bus.Changes(t))
 			before, _ := h.svc.Get(id)
 
 			cmd := tc.cmd
@@ -436,7 +453,7 @@ func TestCommandRefusals(t *testing.T) {
 			if cmd.IncidentID == "" {
 				cmd.IncidentID = id
 			}
-			_, err := h.svc.Execute(h.ctx, cmd)
+			_, err := h.execute(cmd)
 			if got := incidents.Code(err); got != tc.code {
 				t.Fatalf("Execute error %v (code %q), want code %q", err, got, tc.code)
 			}
@@ -448,7 +465,7 @@ func TestCommandRefusals(t *testing.T) {
 				res.IncidentID != cmd.IncidentID || res.Incident != nil || !res.At.Equal(t0) {
 				t.Errorf("result %+v, want a refusal with code %q and error %q", res, tc.code, err)
 			}
-			if got := len(h.pub.Changes(t)); got != changesBefore {
+			if got := len(h.bus.Changes(t)); got != changesBefore {
 				t.Errorf("a refused command wrote %d changelog records", got-changesBefore)
 			}
 			if after, _ := h.svc.Get(id); !reflect.DeepEqual(after, before) {
@@ -456,8 +473,8 @@ func TestCommandRefusals(t *testing.T) {
 			}
 			// The router sees an answered command, not a failure to redeliver.
 			cmd.ID += "-again"
-			if err := h.svc.HandleCommand(h.ctx, cmd); err != nil {
-				t.Errorf("HandleCommand returned %v for a refusal, want nil", err)
+			if out, err := h.svc.HandleCommand(h.ctx, cmd); err != nil || len(out) != 2 {
+				t.Errorf("HandleCommand returned %d outputs, %v for a refusal; want its audit and result, nil", len(out), err)
 			}
 		})
 	}
@@ -467,7 +484,7 @@ func TestRepeatedCommandIDGetsFirstOutcome(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.signal(sensorSignal("flood", "ev-1", "flood:tunnel-7", event.SeverityOrange))
-	id := h.pub.Changes(t)[0].Incident.ID
+	id := h.bus.Changes(t)[0].Incident.ID
 	h.walk(id, event.StatusDispatched)
 
 	// A refusal is a first outcome too: "start" before "accept" stays refused on retry even
@@ -479,14 +496,14 @@ func TestRepeatedCommandIDGetsFirstOutcome(t *testing.T) {
 	accept := event.Command{ID: "c-accept", IncidentID: id, Action: event.ActionAccept, Actor: workerA}
 	h.command(accept)
 	first := h.lastResult()
-	changes := len(h.pub.Changes(t))
+	changes := len(h.bus.Changes(t))
 
 	h.clock.Advance(time.Minute)
 	h.command(accept)
 	if again := h.lastResult(); !reflect.DeepEqual(again, first) {
 		t.Errorf("repeated accept: result\n got %+v\nwant %+v", again, first)
 	}
-	inc, err := h.svc.Execute(h.ctx, accept)
+	inc, err := h.execute(accept)
 	if err != nil || inc.Version != first.Incident.Version {
 		t.Errorf("Execute(repeat) = v%d, %v; want v%d, nil", inc.Version, err, first.Incident.Version)
 	}
@@ -494,10 +511,10 @@ func TestRepeatedCommandIDGetsFirstOutcome(t *testing.T) {
 	if again := h.lastResult(); !reflect.DeepEqual(again, refusal) || again.Code != incidents.CodeIllegalTransition {
 		t.Errorf("repeated early start: result\n got %+v\nwant %+v", again, refusal)
 	}
-	if _, err := h.svc.Execute(h.ctx, early); incidents.Code(err) != incidents.CodeIllegalTransition {
+	if _, err := h.execute(early); incidents.Code(err) != incidents.CodeIllegalTransition {
 		t.Errorf("Execute(repeated refusal) error %v, want the first illegal transition", err)
 	}
-	if got := len(h.pub.Changes(t)); got != changes {
+	if got := len(h.bus.Changes(t)); got != changes {
 		t.Errorf("repeats wrote %d changelog records, want none", got-changes)
 	}
 	if inc, _ := h.svc.Get(id); inc.Status != event.StatusAccepted {
@@ -508,63 +525,59 @@ func TestRepeatedCommandIDGetsFirstOutcome(t *testing.T) {
 func TestCommandMemoryIsBounded(t *testing.T) {
 	t.Parallel()
 	clock := clockwork.NewFakeClockAt(t0)
-	pub := &incidentstest.Publisher{}
-	svc, err := incidents.New(incidents.Config{Now: clock.Now, CommandMemory: 2}, pub, nil)
+	svc, err := incidents.New(incidents.Config{Now: clock.Now, CommandMemory: 2}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := t.Context()
-	if err := svc.HandleSignal(ctx, sensorSignal("flood", "ev-1", "k", event.SeverityRed)); err != nil {
-		t.Fatal(err)
-	}
-	id := pub.Changes(t)[0].Incident.ID
+	h := &harness{t: t, ctx: t.Context(), clock: clock, bus: &incidentstest.Bus{}, svc: svc}
+	h.signal(sensorSignal("flood", "ev-1", "k", event.SeverityRed))
+	id := h.bus.Changes(t)[0].Incident.ID
 	refused := func(cid string) event.Command {
 		return event.Command{ID: cid, IncidentID: id, Action: event.ActionClose, Actor: operator}
 	}
 	for _, cid := range []string{"c1", "c2", "c3"} { // c1 is forgotten once c3 is remembered
-		if err := svc.HandleCommand(ctx, refused(cid)); err != nil {
-			t.Fatal(err)
-		}
+		h.command(refused(cid))
 	}
 	dispatch := event.Command{ID: "c1", IncidentID: id, Action: event.ActionDispatch, Actor: operator, Assignment: assignA}
-	if _, err := svc.Execute(ctx, dispatch); err != nil {
+	if _, err := h.execute(dispatch); err != nil {
 		t.Errorf("c1 was evicted, so it is a new command: got %v, want success", err)
 	}
 	dispatch.ID = "c3"
-	if _, err := svc.Execute(ctx, dispatch); incidents.Code(err) != incidents.CodeIllegalTransition {
+	if _, err := h.execute(dispatch); incidents.Code(err) != incidents.CodeIllegalTransition {
 		t.Errorf("c3 is remembered: got %v, want its first outcome (illegal close)", err)
 	}
 }
 
-func TestPublishFailureChangesNothing(t *testing.T) {
+// The stage runner writes every output a handler returns before it commits the input, and
+// after a handler error it resumes the partition from the last committed offset: an input
+// whose outputs were returned can be delivered again. The state already has its change, so
+// the redelivery makes none: a signal returns nothing, a command answers again with its first
+// audit record and result.
+func TestRedeliveryAfterOutputsMakesNoSecondChange(t *testing.T) {
 	t.Parallel()
-	boom := errors.New("broker down")
 
 	t.Run("signal", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t)
 		sig := sensorSignal("flood", "ev-1", "k", event.SeverityRed)
-		h.pub.FailOn(event.TopicIncidents, boom)
-		if err := h.svc.HandleSignal(h.ctx, sig); !errors.Is(err, boom) {
-			t.Fatalf("HandleSignal error %v, want %v", err, boom)
+		first := h.signal(sig)
+		if len(first) != 1 {
+			t.Fatalf("HandleSignal returned %d outputs, want the changelog record", len(first))
 		}
-		if open := h.svc.Open(); len(open) != 0 {
-			t.Fatalf("open incidents after a failed publish: %+v", open)
-		}
-		h.pub.FailOn(event.TopicIncidents, nil)
-		h.signal(sig) // the redelivery
-		if c := h.pub.Changes(t); len(c) != 1 || c[0].Incident.Version != 1 || c[0].Change.Action != incidents.ActionOpen {
-			t.Errorf("after redelivery the changelog is %+v, want one open at v1", c)
+		if again := h.signal(sig); len(again) != 0 {
+			t.Errorf("redelivered signal returned %+v, want nothing", again)
 		}
 		link := sensorSignal("flood", "ev-2", "k", event.SeverityRed)
-		h.pub.FailOn(event.TopicIncidents, boom)
-		if err := h.svc.HandleSignal(h.ctx, link); !errors.Is(err, boom) {
-			t.Fatalf("HandleSignal(link) error %v, want %v", err, boom)
-		}
-		h.pub.FailOn(event.TopicIncidents, nil)
 		h.signal(link)
-		if c := h.pub.Changes(t); len(c) != 2 || c[1].Incident.Version != 2 || c[1].Incident.ReportCount != 2 {
-			t.Errorf("after redelivery of a link the changelog is %+v, want v2 with 2 reports", c)
+		if again := h.signal(link); len(again) != 0 {
+			t.Errorf("redelivered link returned %+v, want nothing", again)
+		}
+		c := h.bus.Changes(t)
+		if len(c) != 2 || c[0].Change.Action != incidents.ActionOpen || c[1].Incident.Version != 2 || c[1].Incident.ReportCount != 2 {
+			t.Errorf("changelog %+v, want open at v1 and one link at v2 with 2 reports", c)
+		}
+		if s := h.svc.Stats(); s.Opened != 1 || s.Linked != 1 || s.Duplicate != 2 {
+			t.Errorf("stats %+v, want 1 opened, 1 linked, 2 duplicates", s)
 		}
 	})
 
@@ -572,32 +585,125 @@ func TestPublishFailureChangesNothing(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t)
 		h.signal(sensorSignal("flood", "ev-1", "k", event.SeverityRed))
-		id := h.pub.Changes(t)[0].Incident.ID
+		id := h.bus.Changes(t)[0].Incident.ID
 		cmd := event.Command{ID: "c-dispatch", IncidentID: id, Action: event.ActionDispatch, Actor: operator, Assignment: assignA}
 
-		h.pub.FailOn(event.TopicIncidents, boom)
-		if err := h.svc.HandleCommand(h.ctx, cmd); !errors.Is(err, boom) {
-			t.Fatalf("HandleCommand error %v, want %v", err, boom)
+		first := h.command(cmd)
+		if inc, _ := h.svc.Get(id); inc.Status != event.StatusDispatched || inc.Version != 2 {
+			t.Fatalf("once the outputs are returned the incident is %s v%d, want dispatched v2", inc.Status, inc.Version)
 		}
-		if inc, _ := h.svc.Get(id); inc.Status != event.StatusNew || inc.Version != 1 {
-			t.Fatalf("after a failed changelog publish the incident is %s v%d, want new v1", inc.Status, inc.Version)
+		h.clock.Advance(time.Minute)
+		again := h.command(cmd)
+		if !reflect.DeepEqual(again, first[1:]) {
+			t.Errorf("redelivered command returned\n %+v\nwant its first audit record and result\n %+v", again, first[1:])
 		}
-		h.pub.FailOn(event.TopicIncidents, nil)
-
-		// The change lands but its result is lost: the redelivery answers without a second change.
-		h.pub.FailOn(event.TopicResults, boom)
-		if err := h.svc.HandleCommand(h.ctx, cmd); !errors.Is(err, boom) {
-			t.Fatalf("HandleCommand error %v, want %v", err, boom)
-		}
-		h.pub.FailOn(event.TopicResults, nil)
-		h.command(cmd)
-		if c := h.pub.Changes(t); len(c) != 2 || c[1].Incident.Status != event.StatusDispatched {
+		if c := h.bus.Changes(t); len(c) != 2 || c[1].Incident.Status != event.StatusDispatched {
 			t.Errorf("changelog %+v, want open then one dispatch", c)
 		}
-		if rs := h.pub.Results(t); len(rs) != 1 || !rs[0].OK || rs[0].Incident.Version != 2 {
-			t.Errorf("results %+v, want one OK result at v2", rs)
+		if rs := h.bus.Results(t); len(rs) != 2 || !reflect.DeepEqual(rs[1], rs[0]) || !rs[0].OK || rs[0].Incident.Version != 2 {
+			t.Errorf("results %+v, want the OK result at v2 twice", rs)
 		}
 	})
+}
+
+// The outputs of a command are typed and in the order they must be written: the changelog
+// records (for a merge, the incident that gains the reports first; for a split, the new
+// incident first), then the audit records, then the result. Each is keyed by the street and
+// carries the id and time its CloudEvent has.
+func TestCommandOutputsInOrder(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.signal(sensorSignal("flood", "ev-1", "k-1", event.SeverityRed))
+	h.signal(sensorSignal("flood", "ev-2", "k-2", event.SeverityRed))
+	h.signal(sensorSignal("flood", "ev-3", "k-2", event.SeverityRed))
+	changes := h.bus.Changes(t)
+	a, b := changes[0].Incident.ID, changes[1].Incident.ID
+	h.clock.Advance(time.Minute)
+	at := h.clock.Now()
+
+	kinds := func(out event.Outputs) []string {
+		var ks []string
+		for _, o := range out {
+			var k string
+			switch d := o.Data.(type) {
+			case event.IncidentChange:
+				k = "change:" + d.Incident.ID
+			case event.AuditRecord:
+				k = "audit:" + d.IncidentID
+			case event.CommandResult:
+				k = "result:" + d.IncidentID
+			default:
+				k = fmt.Sprintf("%T", o.Data)
+			}
+			if o.Key != area.Street || !o.Time.Equal(at) {
+				t.Errorf("output %s keyed %q at %v, want %q at %v", k, o.Key, o.Time, area.Street, at)
+			}
+			ks = append(ks, k)
+		}
+		return ks
+	}
+
+	merge := event.Command{ID: "c-merge", IncidentID: a, Source: b, Action: event.ActionMerge, Actor: operator, Reason: "同一处积水"}
+	out := h.command(merge)
+	if got, want := kinds(out), []string{"change:" + a, "change:" + b, "audit:" + a, "audit:" + b, "result:" + a}; !reflect.DeepEqual(got, want) {
+		t.Errorf("merge outputs %v, want %v", got, want)
+	}
+	if out[0].ID != a+"/2" || out[1].ID != b+"/3" || out[2].ID != "c-merge" || out[3].ID != "c-merge#"+b || out[4].ID != "c-merge" {
+		t.Errorf("merge output ids %s %s %s %s %s", out[0].ID, out[1].ID, out[2].ID, out[3].ID, out[4].ID)
+	}
+
+	split := event.Command{ID: "c-split", IncidentID: a, EventID: "ev-3", Action: event.ActionSplit, Actor: operator, Reason: "另一处"}
+	out = h.command(split)
+	born := out[0].Data.(event.IncidentChange).Incident.ID
+	if got, want := kinds(out), []string{"change:" + born, "change:" + a, "audit:" + a, "audit:" + born, "result:" + a}; !reflect.DeepEqual(got, want) {
+		t.Errorf("split outputs %v, want %v", got, want)
+	}
+
+	refused := event.Command{ID: "c-close", IncidentID: a, Action: event.ActionClose, Actor: operator}
+	if got, want := kinds(h.command(refused)), []string{"audit:" + a, "result:" + a}; !reflect.DeepEqual(got, want) {
+		t.Errorf("refusal outputs %v, want %v", got, want)
+	}
+}
+
+// Tick returns the due SLA commands and disarms their deadlines; RunClock hands them to its
+// emit function and, when that fails, arms them again so the next tick sends them.
+func TestRunClockRearmsWhenEmitFails(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.signal(sensorSignal("flood", "ev-1", "k", event.SeverityRed))
+	id := h.bus.Changes(t)[0].Incident.ID
+	h.command(event.Command{ID: "c-dispatch", IncidentID: id, Action: event.ActionDispatch, Actor: operator, Assignment: assignA})
+	h.clock.Advance(100 * time.Hour) // the sign-for clock is long due
+
+	ctx, cancel := context.WithCancel(h.ctx)
+	defer cancel()
+	var calls []event.Outputs
+	emit := func(_ context.Context, out event.Outputs) error {
+		calls = append(calls, out)
+		if len(calls) == 1 {
+			return errors.New("broker down")
+		}
+		cancel()
+		return nil
+	}
+	if err := h.svc.RunClock(ctx, time.Millisecond, emit); err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) != 2 || len(calls[0]) != 1 || !reflect.DeepEqual(calls[1], calls[0]) {
+		t.Fatalf("emit calls %+v, want the same SLA command twice (re-armed after the failure)", calls)
+	}
+	o := calls[1][0]
+	cmd, ok := o.Data.(event.Command)
+	if !ok || cmd.Action != event.ActionSLA || cmd.IncidentID != id || o.Key != area.Street || o.ID != cmd.ID ||
+		!strings.HasPrefix(cmd.ID, "sla:"+id+"@") || !o.Time.Equal(cmd.At) {
+		t.Errorf("SLA output %+v, want an sla command for %s keyed by its street", o, id)
+	}
+	if again := h.svc.Tick(h.clock.Now()); len(again) != 0 {
+		t.Errorf("Tick after the commands were sent returned %+v, want nothing", again)
+	}
+	if err := h.svc.RunClock(h.ctx, time.Millisecond, nil); err == nil {
+		t.Error("RunClock without emit accepted")
+	}
 }
 
 func TestRestoreRebuildsState(t *testing.T) {
@@ -613,13 +719,13 @@ func TestRestoreRebuildsState(t *testing.T) {
 		h.signal(sig)
 		h.clock.Advance(time.Minute)
 	}
-	changes := h.pub.Changes(t)
+	changes := h.bus.Changes(t)
 	flood, lamp := changes[0].Incident.ID, changes[2].Incident.ID
 	h.walk(flood, event.StatusInProgress)
 	h.walk(lamp, event.StatusClosed)
-	changes = h.pub.Changes(t)
+	changes = h.bus.Changes(t)
 
-	fresh := newService(t, h.clock, &incidentstest.Publisher{}, "")
+	fresh := newService(t, h.clock, "")
 	for _, c := range changes {
 		fresh.Restore(c)
 	}
@@ -636,37 +742,37 @@ func TestRestoreRebuildsState(t *testing.T) {
 		}
 	}
 
-	// Continue on the restored service with the original's publisher.
-	h2 := &harness{t: t, ctx: h.ctx, clock: h.clock, pub: &incidentstest.Publisher{}}
+	// Continue on the restored service, writing to a bus of its own.
+	h2 := &harness{t: t, ctx: h.ctx, clock: h.clock, bus: &incidentstest.Bus{}}
 	h2.svc = newServiceFrom(t, h2, changes)
 	for _, sig := range signals {
 		h2.signal(sig)
 	}
-	if n := h2.pub.Len(); n != 0 {
-		t.Errorf("replayed signals after restore published %d records, want none", n)
+	if n := h2.bus.Len(); n != 0 {
+		t.Errorf("replayed signals after restore wrote %d records, want none", n)
 	}
 	h2.command(event.Command{ID: flood + "/" + "c-accept", IncidentID: flood, Action: event.ActionAccept, Actor: workerA})
 	res := h2.lastResult()
 	if !res.OK || res.Incident == nil || res.Incident.Status != event.StatusAccepted || res.Incident.Version != 4 {
 		t.Errorf("repeated accept after restore: %+v, want the first outcome (accepted, v4)", res)
 	}
-	if n := len(h2.pub.Changes(t)); n != 0 {
+	if n := len(h2.bus.Changes(t)); n != 0 {
 		t.Errorf("repeated command after restore wrote %d changes", n)
 	}
 	h2.signal(sensorSignal("flood", "ev-5", "flood:tunnel-7", event.SeverityBlue))
-	if c := h2.pub.Changes(t); len(c) != 1 || c[0].Incident.ID != flood || c[0].Incident.Version != 6 || c[0].Incident.ReportCount != 3 {
+	if c := h2.bus.Changes(t); len(c) != 1 || c[0].Incident.ID != flood || c[0].Incident.Version != 6 || c[0].Incident.ReportCount != 3 {
 		t.Errorf("a new report after restore: %+v, want flood v6 with 3 reports", c)
 	}
 	h2.signal(sensorSignal("lamp", "ev-6", "lamp:L-9", event.SeverityBlue))
-	if c := h2.pub.Changes(t); len(c) != 2 || c[1].Incident.ID == lamp || c[1].Change.Action != incidents.ActionOpen {
+	if c := h2.bus.Changes(t); len(c) != 2 || c[1].Incident.ID == lamp || c[1].Change.Action != incidents.ActionOpen {
 		t.Errorf("a report of a closed problem after restore: %+v, want a new incident", c[len(c)-1])
 	}
 }
 
-// newServiceFrom restores a service from a changelog and gives it h's clock and publisher.
+// newServiceFrom restores a service from a changelog and gives it h's clock.
 func newServiceFrom(t *testing.T, h *harness, changes []event.IncidentChange) *incidents.Service {
 	t.Helper()
-	svc := newService(t, h.clock, h.pub, "r")
+	svc := newService(t, h.clock, "r")
 	for _, c := range changes {
 		svc.Restore(c)
 	}
@@ -676,22 +782,20 @@ func newServiceFrom(t *testing.T, h *harness, changes []event.IncidentChange) *i
 func TestDefaultIDsEmbedTheStreet(t *testing.T) {
 	t.Parallel()
 	clock := clockwork.NewFakeClockAt(t0)
-	pub := &incidentstest.Publisher{}
-	svc, err := incidents.New(incidents.Config{Now: clock.Now}, pub, nil)
+	svc, err := incidents.New(incidents.Config{Now: clock.Now}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	h := &harness{t: t, ctx: t.Context(), clock: clock, bus: &incidentstest.Bus{}, svc: svc}
 	for i := range 200 {
 		sig := sensorSignal("flood", fmt.Sprintf("ev-%d", i), fmt.Sprintf("k-%d", i), event.SeverityBlue)
 		if i%2 == 1 {
 			sig.Event.Area = event.Area{} // unresolved: still owned, by the "unknown" street
 		}
-		if err := svc.HandleSignal(t.Context(), sig); err != nil {
-			t.Fatal(err)
-		}
+		h.signal(sig)
 	}
 	seen := make(map[string]bool)
-	for _, c := range pub.Changes(t) {
+	for _, c := range h.bus.Changes(t) {
 		id := c.Incident.ID
 		if seen[id] {
 			t.Fatalf("id %s issued twice at the same instant", id)
@@ -708,11 +812,8 @@ func TestDefaultIDsEmbedTheStreet(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
-	if _, err := incidents.New(incidents.Config{CommandMemory: -1}, &incidentstest.Publisher{}, nil); err == nil {
+	if _, err := incidents.New(incidents.Config{CommandMemory: -1}, nil); err == nil {
 		t.Error("negative CommandMemory accepted")
-	}
-	if _, err := incidents.New(incidents.Config{}, nil, nil); err == nil {
-		t.Error("nil Publisher accepted")
 	}
 }
 
@@ -729,7 +830,12 @@ func TestConcurrentHandlers(t *testing.T) {
 				for i := range perStreet {
 					sig := sensorSignal("flood", fmt.Sprintf("%s-ev-%d", st, i), fmt.Sprintf("k-%d", i%5), event.SeverityBlue)
 					sig.Event.Area.Street = st
-					if err := h.svc.HandleSignal(h.ctx, sig); err != nil {
+					out, err := h.svc.HandleSignal(h.ctx, sig)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if err := h.bus.Emit(h.ctx, out); err != nil {
 						t.Error(err)
 						return
 					}

@@ -181,7 +181,7 @@ var lifecycle = map[string]step{
 	// Merge and split change two incidents at once; see merge.go. Their rows hold the checks.
 	event.ActionMerge: {check: needSource},
 	event.ActionSplit: {check: needEventID},
-	// The SLA clock (see clock.go): only the system issues it, Tick publishes it.
+	// The SLA clock (see clock.go): only the system issues it, Tick produces it.
 	event.ActionSLA: {},
 }
 

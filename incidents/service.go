@@ -2,7 +2,6 @@ package incidents
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -14,11 +13,6 @@ import (
 
 	"github.com/urbanbrain/urbanbrain/event"
 )
-
-// Publisher sends one record to a topic; key picks the partition (the street code).
-type Publisher interface {
-	Publish(ctx context.Context, topic, key string, value []byte) error
-}
 
 // Config configures a Service. The zero value is usable.
 type Config struct {
@@ -63,9 +57,13 @@ func (c Config) Validate() error {
 // Service holds the open and closed incidents of the streets it owns. Closed incidents stay in
 // memory with their linked ids, so a replay of their signals stays dropped; a retention limit
 // belongs with the full loop (重办 needs them too).
+//
+// Its handlers return the records they produce as event.Outputs, in the order they must be
+// written; the composition root's routes bind each payload type to its topic. An output's
+// payload shares memory with the service's state (immutable snapshots: a change replaces them,
+// never writes into them), so it may be encoded on another goroutine while handling goes on.
 type Service struct {
 	cfg Config
-	pub Publisher
 	log *zap.Logger
 
 	mu     sync.RWMutex
@@ -81,14 +79,11 @@ type Service struct {
 	}
 }
 
-// New returns a Service that publishes through pub.
-func New(cfg Config, pub Publisher, log *zap.Logger) (*Service, error) {
+// New returns a Service.
+func New(cfg Config, log *zap.Logger) (*Service, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if pub == nil {
-		return nil, errors.New("incidents: nil Publisher")
 	}
 	if log == nil {
 		log = zap.NewNop()
@@ -97,7 +92,7 @@ func New(cfg Config, pub Publisher, log *zap.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, pub: pub, log: log, shards: make(map[string]*shard), cal: cal,
+	return &Service{cfg: cfg, log: log, shards: make(map[string]*shard), cal: cal,
 		clocks: deadlines{armed: make(map[string]time.Time)}}, nil
 }
 
@@ -111,7 +106,7 @@ type Stats struct {
 	Commands  uint64 // commands evaluated (repeats excluded)
 	Rejected  uint64 // commands refused with a domain error
 	Spatial   uint64 // reports joined by place and time rather than correlation key
-	Ticks     uint64 // SLA commands Tick published
+	Ticks     uint64 // SLA commands Tick produced
 	SLAFired  uint64 // SLA warnings and breaches applied
 }
 
@@ -208,38 +203,27 @@ func (s *Service) shard(street string) *shard {
 	return sh
 }
 
-// publishChange writes one changelog record. Its CloudEvent id "<incident>/<version>" lets
+// change appends one changelog record to out. Its CloudEvent id "<incident>/<version>" lets
 // every projection upsert it idempotently.
-func (s *Service) publishChange(ctx context.Context, inc *event.Incident, ch event.Change) error {
-	value, err := event.Encode(event.TypeIncidentChanged, fmt.Sprintf("%s/%d", inc.ID, inc.Version), ch.At,
-		event.IncidentChange{Incident: *inc, Change: ch})
-	if err != nil {
-		return err
-	}
-	if err := s.pub.Publish(ctx, event.TopicIncidents, inc.Area.Key(), value); err != nil {
-		return fmt.Errorf("publish %s %s/%d: %w", event.TopicIncidents, inc.ID, inc.Version, err)
-	}
-	return nil
+func change(out *event.Outputs, inc *event.Incident, ch event.Change) {
+	*out = append(*out, event.Output{
+		Key:  inc.Area.Key(),
+		ID:   fmt.Sprintf("%s/%d", inc.ID, inc.Version),
+		Time: ch.At,
+		Data: event.IncidentChange{Incident: view(inc), Change: ch},
+	})
 }
 
-func (s *Service) publishAudit(ctx context.Context, rec event.AuditRecord) error {
-	value, err := event.Encode(event.TypeAudit, rec.ID, rec.At, rec)
-	if err != nil {
-		return err
-	}
-	if err := s.pub.Publish(ctx, event.TopicAudit, streetOf(rec.IncidentID), value); err != nil {
-		return fmt.Errorf("publish %s %s: %w", event.TopicAudit, rec.ID, err)
-	}
-	return nil
+// audit appends one audit record to out.
+func audit(out *event.Outputs, rec event.AuditRecord) {
+	*out = append(*out, event.Output{Key: streetOf(rec.IncidentID), ID: rec.ID, Time: rec.At, Data: rec})
 }
 
-func (s *Service) publishResult(ctx context.Context, res event.CommandResult) error {
-	value, err := event.Encode(event.TypeCommandResult, res.CommandID, res.At, res)
-	if err != nil {
-		return err
+// result appends a command's outcome to out. Its id is the command's, which the HTTP caller
+// waits for; id stands in for a command without one (a record needs an id to be read).
+func result(out *event.Outputs, res event.CommandResult, id string) {
+	if res.CommandID != "" {
+		id = res.CommandID
 	}
-	if err := s.pub.Publish(ctx, event.TopicResults, streetOf(res.IncidentID), value); err != nil {
-		return fmt.Errorf("publish %s %s: %w", event.TopicResults, res.CommandID, err)
-	}
-	return nil
+	*out = append(*out, event.Output{Key: streetOf(res.IncidentID), ID: id, Time: res.At, Data: res})
 }

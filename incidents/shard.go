@@ -7,7 +7,7 @@ import (
 )
 
 // shard is the state of one street: everything one partition's consumer owns. mu is held for
-// a whole handler call, publish included, so the changelog carries a street's versions in order.
+// a whole handler call, so a street's versions are built, and returned, one call at a time.
 type shard struct {
 	mu sync.Mutex
 
@@ -25,8 +25,7 @@ type shard struct {
 	byRuleEvent map[ruleEvent]string // → incident id
 	reported    map[incidentEvent]struct{}
 
-	spatial  *spatialIndex     // open incidents by category, place and time
-	splitIDs map[string]string // split command id → the new incident's id, for redeliveries
+	spatial *spatialIndex // open incidents by category, place and time
 
 	outcomes outcomes
 }
@@ -43,7 +42,6 @@ func newShard(commandMemory int, c Correlation) *shard {
 		byRuleEvent: make(map[ruleEvent]string),
 		reported:    make(map[incidentEvent]struct{}),
 		spatial:     newSpatialIndex(c),
-		splitIDs:    make(map[string]string),
 		outcomes:    newOutcomes(commandMemory),
 	}
 }
@@ -89,12 +87,12 @@ func succeeded(inc *event.Incident, ch event.Change) event.CommandResult {
 	return event.CommandResult{CommandID: ch.CommandID, IncidentID: inc.ID, OK: true, Incident: inc, At: ch.At}
 }
 
-// outcome is the first answer to a command id: the published result and, for a refusal, the
+// outcome is the first answer to a command id: the result it returned and, for a refusal, the
 // typed error behind it.
 type outcome struct {
 	res   event.CommandResult
 	err   error
-	audit []event.AuditRecord // what the audit log got, published again with the result
+	audit []event.AuditRecord // its audit records, returned again with the result on a repeat
 }
 
 // outcomes remembers the latest command outcomes, first in first out, so memory stays bounded

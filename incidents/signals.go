@@ -14,17 +14,18 @@ import (
 )
 
 // HandleSignal opens an incident for a signal, or links it as one more report to the open
-// incident with the same correlation key. Shadow signals and replays change nothing. An error
-// means the change could not be published and nothing was applied: redeliver.
-func (s *Service) HandleSignal(ctx context.Context, sig event.Signal) error {
+// incident with the same correlation key, and returns the changelog record of it. Shadow
+// signals and replays change nothing and return nothing. The change is the state as soon as
+// HandleSignal returns; an error (an id collision, a bug) applied nothing.
+func (s *Service) HandleSignal(_ context.Context, sig event.Signal) (event.Outputs, error) {
 	if sig.Shadow {
 		s.stats.shadow.Add(1)
-		return nil
+		return nil, nil
 	}
 	if sig.ID == "" {
 		s.stats.invalid.Add(1)
 		s.log.Warn("signal without id skipped", zap.String("rule", sig.RuleID), zap.String("event", sig.Event.ID))
-		return nil
+		return nil, nil
 	}
 
 	sh := s.shard(sig.Event.Area.Key())
@@ -34,7 +35,7 @@ func (s *Service) HandleSignal(ctx context.Context, sig event.Signal) error {
 	if id, ok := sh.known(sig); ok {
 		s.stats.duplicate.Add(1)
 		s.log.Debug("signal already linked", zap.String("signal", sig.ID), zap.String("incident", id))
-		return nil
+		return nil, nil
 	}
 	now := s.cfg.Now().UTC()
 	rep := reportOf(sig)
@@ -53,7 +54,7 @@ func (s *Service) HandleSignal(ctx context.Context, sig event.Signal) error {
 		if _, dup := sh.reported[incidentEvent{cur.ID, rep.EventID}]; dup {
 			s.stats.duplicate.Add(1)
 			s.log.Debug("event already reported on incident", zap.String("signal", sig.ID), zap.String("incident", cur.ID))
-			return nil
+			return nil, nil
 		}
 		next = *cur
 		next.Version++
@@ -81,14 +82,13 @@ func (s *Service) HandleSignal(ctx context.Context, sig event.Signal) error {
 			UpdatedAt:      now,
 		}
 		if _, taken := sh.incidents[next.ID]; taken {
-			return fmt.Errorf("incidents: NewID returned %s twice", next.ID)
+			return nil, fmt.Errorf("incidents: NewID returned %s twice", next.ID)
 		}
 		ch.Action, ch.To = ActionOpen, event.StatusNew
 	}
 
-	if err := s.publishChange(ctx, &next, ch); err != nil {
-		return err
-	}
+	var out event.Outputs
+	change(&out, &next, ch)
 	sh.commit(&next, next.Reports[len(next.Reports)-1:], ch)
 	s.clocks.track(&next)
 	if ch.Action == ActionOpen {
@@ -96,7 +96,7 @@ func (s *Service) HandleSignal(ctx context.Context, sig event.Signal) error {
 	} else {
 		s.stats.linked.Add(1)
 	}
-	return nil
+	return out, nil
 }
 
 // openIncident is the open incident a correlation key joins, or nil. An empty key joins

@@ -38,10 +38,10 @@ func TestDecodeIsHandleRecordWithoutPublishing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			dec, _ := newService(t, ingest.Config{})
+			dec, decRec := newService(t, ingest.Config{})
 			pub, rec := newService(t, ingest.Config{})
 			ev, err := dec.Decode(tt.rec)
-			if herr := pub.HandleRecord(ctx, tt.rec); herr != nil {
+			if herr := handle(ctx, pub, rec, tt.rec); herr != nil {
 				t.Fatal(herr)
 			}
 			if c := dec.Stats().Total(); c != (ingest.Counts{}) {
@@ -90,7 +90,7 @@ func TestDecodeIsHandleRecordWithoutPublishing(t *testing.T) {
 			if _, err := dec.Decode(tt.rec); !errors.Is(err, ingest.ErrDuplicate) {
 				t.Errorf("second Decode = %v, want ErrDuplicate", err)
 			}
-			if err := dec.HandleRecord(ctx, tt.rec); err != nil {
+			if err := handle(ctx, dec, decRec, tt.rec); err != nil {
 				t.Fatal(err)
 			}
 			if c := dec.Stats().Total(); c.Duplicates != 1 || c.Accepted != 0 {

@@ -35,7 +35,7 @@ func (s *seenSet) add(key string) bool {
 	return true
 }
 
-// remove forgets key, so that an event whose publish failed is processed again on redelivery.
+// remove forgets key, so that an event whose write failed is accepted again when retried.
 func (s *seenSet) remove(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

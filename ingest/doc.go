@@ -1,8 +1,10 @@
 // Package ingest is the front door of urbanbrain: it takes raw sensor readings, 12345 hotline
 // work orders and video detections from the Kafka topics city.ingest.{sensor,hotline,video}
 // and from POST /api/v1/events, checks them, converts their coordinates to WGS-84, resolves
-// their area (district → street → community → grid) and publishes one normalised
-// event.Event per input to city.events, keyed by street.
+// their area (district → street → community → grid) and produces one normalised
+// event.Event per input for city.events, keyed by street. On the Kafka path it returns the
+// event (or a dead letter) as an output for the stage runner to write; over HTTP it writes
+// through its Sink and answers once the broker has acknowledged.
 //
 // Accepted forms: a CloudEvents 1.0 structured JSON record, a binary-mode record (ce_*
 // Kafka headers or ce-* HTTP headers, the value is the data), and on the Kafka topics a bare
@@ -12,9 +14,10 @@
 //
 // What it must never do: drop bad input silently, block a partition on it, or panic on it.
 // Input that fails a check goes to city.deadletter with a precise reason (and HTTP callers
-// get the reason back); only a failing Publish is returned as an error, so that the record is
-// redelivered. The checks are written so that hostile bytes cannot make them panic — recover
-// is not the safety net — and FuzzHandleRecord keeps it that way.
+// get the reason back); bad input is never an error. The checks are written so that hostile
+// bytes cannot make them panic — recover is not the safety net — and FuzzHandleRecord keeps
+// it that way. A structured record is read in one strict pass (scan.go) that refuses what the
+// CloudEvents SDK's reader refused; FuzzEnvelopeMatchesSDK holds it to that reader.
 //
 // Replays are dropped by a bounded set of recently seen (type, id) pairs. That is a cost
 // saving, not the guarantee: every downstream stage is idempotent by event id.

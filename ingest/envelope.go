@@ -4,17 +4,20 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
+	"math"
+	"mime"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	ce "github.com/cloudevents/sdk-go/v2/event"
-
 	"github.com/urbanbrain/urbanbrain/event"
 )
+
+// specVersion is the only CloudEvents version ingest reads.
+const specVersion = "1.0"
 
 // maxIDBytes bounds an event id: ids are dedup keys held in memory and travel on every
 // downstream record.
@@ -68,7 +71,7 @@ func binaryAttributes(h map[string]string, sep byte) (a binaryAttrs, binary bool
 	return a, hasSpec && !structured
 }
 
-// envelope is what ingest needs of a CloudEvent once the SDK has read and validated it.
+// envelope is what ingest needs of a CloudEvent once its attributes are checked.
 type envelope struct {
 	id, typ, source string
 	time            time.Time // zero when absent
@@ -78,11 +81,6 @@ type envelope struct {
 
 // knownTypes are the event types ingest accepts, on any ingest topic.
 var knownTypes = []string{event.TypeSensorReading, event.TypeHotlineTicket, event.TypeVideoDetection}
-
-// stringAttrs must be JSON strings in a structured event. The SDK's reader assumes it for
-// some of them (data_base64 that is a number makes it slice out of range), so this is
-// checked before the SDK sees the record.
-var stringAttrs = []string{"specversion", "id", "type", "source", "subject", "time", "datacontenttype", "dataschema", "data_base64"}
 
 // readEnvelope finds the CloudEvent in an input (binary, structured or bare).
 func (s *Service) readEnvelope(in input) (envelope, *RejectError) {
@@ -95,16 +93,12 @@ func (s *Service) readEnvelope(in input) (envelope, *RejectError) {
 	if len(in.value) == 0 {
 		return envelope{}, reject(ClassMalformed, "empty record: no JSON")
 	}
-	members, rej := checkText(in.value)
+	obj, rej := scanObject(in.value)
 	if rej != nil {
 		return envelope{}, rej
 	}
-	top, rej := readObject(in.value, members)
-	if rej != nil {
-		return envelope{}, rej
-	}
-	if _, ok := top["specversion"]; ok {
-		return structuredEnvelope(in.value, top)
+	if obj.present(attrSpecVersion) {
+		return structuredEnvelope(in.value, &obj)
 	}
 	if in.bareType == "" {
 		return envelope{}, reject(ClassEnvelope, "not a CloudEvent: missing specversion")
@@ -118,121 +112,106 @@ func (s *Service) readEnvelope(in input) (envelope, *RejectError) {
 	return env, nil
 }
 
-// readObject splits a JSON object into its members, refusing duplicate names: encoding/json
-// and the SDK's reader need not agree on which of two equal names wins, and one order
-// (data_base64 given as a number, then datacontenttype, then data_base64 as a string) makes
-// the SDK slice out of range. members is the count checkText made of the top level.
-func readObject(b []byte, members int) (map[string]json.RawMessage, *RejectError) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(b, &top); err != nil {
-		return nil, jsonReject(err, "object")
-	}
-	if top == nil {
-		return nil, reject(ClassMalformed, "expected a JSON object, got null")
-	}
-	if len(top) != members {
-		return nil, reject(ClassMalformed, "duplicate member names in the object")
-	}
-	return top, nil
+// attributes are a CloudEvent's context attributes as ingest checks them, from either
+// structured JSON or ce-* headers. The checks are the CloudEvents SDK's, which ingest used to
+// run the record through: the reasons name the same problems in the same order.
+type attributes struct {
+	id, typ, source, subject, dataContentType, dataSchema    string
+	hasSource, hasSubject, hasDataContentType, hasDataSchema bool
+	time                                                     time.Time
 }
 
-func structuredEnvelope(b []byte, top map[string]json.RawMessage) (envelope, *RejectError) {
-	for _, name := range stringAttrs {
-		if raw, ok := top[name]; ok && (len(raw) < 2 || raw[0] != '"') {
-			return envelope{}, reject(ClassEnvelope, "attribute %s must be a string", name)
+// structuredEnvelope checks the attributes of a structured event that scanObject has read,
+// without decoding any of it again: the data is handed on as the bytes it is.
+func structuredEnvelope(b []byte, obj *object) (envelope, *RejectError) {
+	for _, a := range stringAttrs {
+		if obj.present(a) && !obj.attrs[a].str {
+			return envelope{}, reject(ClassEnvelope, "attribute %s must be a string", attrNames[a])
 		}
 	}
-	_, hasData := top["data"]
-	if _, ok := top["data_base64"]; ok && hasData {
+	if obj.present(attrData) && obj.present(attrDataBase64) {
 		return envelope{}, reject(ClassEnvelope, "both data and data_base64 present")
 	}
-	if sv := jsonString(top["specversion"]); sv != ce.CloudEventsVersionV1 {
-		return envelope{}, reject(ClassEnvelope, "unsupported specversion %q (want 1.0)", clip(sv))
+	if !obj.is(b, attrSpecVersion, specVersion) {
+		return envelope{}, reject(ClassEnvelope, "unsupported specversion %q (want 1.0)", clip(obj.text(b, attrSpecVersion)))
 	}
-	if raw, ok := top["datacontenttype"]; ok {
-		if rej := checkDataContentType(jsonString(raw)); rej != nil {
+	var a attributes
+	if obj.present(attrDataContentType) {
+		a.hasDataContentType = true
+		if !obj.is(b, attrDataContentType, MediaJSON) { // the usual case needs no more
+			a.dataContentType = obj.text(b, attrDataContentType)
+			if rej := checkDataContentType(a.dataContentType); rej != nil {
+				return envelope{}, rej
+			}
+		} else {
+			a.dataContentType = MediaJSON
+		}
+	}
+	if obj.present(attrTime) {
+		ts := obj.text(b, attrTime)
+		t, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil {
+			return envelope{}, timeReject(ts)
+		}
+		a.time = t
+	}
+
+	// What the SDK's reader refused while reading: extensions that are no attribute, a source
+	// that is no URI reference, data_base64 that is no base64.
+	for _, e := range obj.ext {
+		if rej := checkExtension(b, e); rej != nil {
 			return envelope{}, rej
 		}
 	}
-	if raw, ok := top["time"]; ok {
-		if rej := checkRFC3339(jsonString(raw)); rej != nil {
-			return envelope{}, rej
+	if obj.present(attrSource) {
+		src := obj.text(b, attrSource)
+		u, err := url.Parse(src)
+		if src == "" || err != nil {
+			return envelope{}, reject(ClassEnvelope, "malformed CloudEvent: cannot parse uri ref: %s", clipTo(src, 200))
 		}
+		a.source, a.hasSource = sourceString(src, u), true
 	}
-	var e ce.Event
-	if err := e.UnmarshalJSON(b); err != nil {
-		var b64 base64.CorruptInputError
-		if errors.As(err, &b64) {
+	var data []byte
+	base64Data := false
+	switch {
+	case obj.present(attrDataBase64):
+		var err error
+		if data, err = base64.StdEncoding.DecodeString(obj.text(b, attrDataBase64)); err != nil {
 			return envelope{}, reject(ClassEnvelope, "invalid data_base64: %v", err)
 		}
-		return envelope{}, reject(ClassEnvelope, "malformed CloudEvent: %s", clipTo(strings.TrimSpace(err.Error()), 200))
+		base64Data = true
+	case obj.present(attrData):
+		d := obj.attrs[attrData]
+		data = b[d.start:d.end]
 	}
-	return fromCloudEvent(&e)
-}
 
-func binaryEnvelope(a binaryAttrs, value []byte) (envelope, *RejectError) {
-	for _, v := range [...]string{a.specVersion, a.id, a.typ, a.source, a.subject, a.time, a.contentType} {
-		if !utf8.ValidString(v) {
-			return envelope{}, reject(ClassMalformed, "invalid UTF-8 in a ce header")
+	if obj.present(attrID) {
+		a.id = obj.text(b, attrID)
+	}
+	if obj.present(attrType) {
+		a.typ = knownType(obj.raw(b, attrType))
+		if a.typ == "" || obj.attrs[attrType].escaped {
+			a.typ = obj.text(b, attrType)
 		}
 	}
-	if a.specVersion != ce.CloudEventsVersionV1 {
-		return envelope{}, reject(ClassEnvelope, "unsupported specversion %q (want 1.0)", clip(a.specVersion))
+	if obj.present(attrSubject) {
+		a.subject = obj.text(b, attrSubject)
+		a.hasSubject = a.subject != ""
 	}
-	if a.contentType != "" {
-		if rej := checkDataContentType(a.contentType); rej != nil {
-			return envelope{}, rej
-		}
+	if obj.present(attrDataSchema) {
+		a.dataSchema = obj.text(b, attrDataSchema)
+		a.hasDataSchema = a.dataSchema != ""
 	}
-	var at time.Time
-	if a.time != "" {
-		t, err := time.Parse(time.RFC3339Nano, a.time)
-		if err != nil {
-			return envelope{}, timeReject(a.time)
-		}
-		at = t
-	}
-	e := ce.New(ce.CloudEventsVersionV1)
-	e.SetID(a.id)
-	e.SetType(a.typ)
-	e.SetSource(a.source)
-	if a.subject != "" {
-		e.SetSubject(a.subject)
-	}
-	if !at.IsZero() {
-		e.SetTime(at)
-	}
-	if a.contentType != "" {
-		e.SetDataContentType(a.contentType)
-	}
-	e.DataEncoded = value
-	env, rej := fromCloudEvent(&e)
+	env, rej := a.check()
 	if rej != nil {
 		return env, rej
 	}
-	// The value never went through the whole-record check: it is the data itself.
-	_, rej = checkText(env.data)
-	return env, rej
-}
-
-// fromCloudEvent validates an event the SDK has built and takes what ingest needs of it.
-func fromCloudEvent(e *ce.Event) (envelope, *RejectError) {
-	env := envelope{id: e.ID(), typ: e.Type(), source: e.Source()}
-	if err := e.Validate(); err != nil {
-		return env, validationReject(err)
-	}
-	if len(env.id) > maxIDBytes {
-		return env, reject(ClassEnvelope, "id is %d bytes, limit %d", len(env.id), maxIDBytes)
-	}
-	if !slices.Contains(knownTypes, env.typ) {
-		return env, reject(ClassEnvelope, "unknown type %q (want %s)", clip(env.typ), strings.Join(knownTypes, ", "))
-	}
-	env.time = e.Time()
-	env.data = e.Data()
+	env.data = data
 	if len(env.data) == 0 {
 		return env, reject(ClassPayload, "missing data")
 	}
-	if e.DataBase64 {
+	if base64Data {
+		// Decoded bytes never went through the record's scan.
 		if _, rej := checkText(env.data); rej != nil {
 			return env, rej
 		}
@@ -240,32 +219,138 @@ func fromCloudEvent(e *ce.Event) (envelope, *RejectError) {
 	return env, nil
 }
 
-// validationReject names the CloudEvents attributes the SDK found missing or invalid,
-// required ones first and in a stable order.
-func validationReject(err error) *RejectError {
-	var ve ce.ValidationError
-	if !errors.As(err, &ve) {
-		return reject(ClassEnvelope, "invalid CloudEvent: %s", clipTo(strings.TrimSpace(err.Error()), 200))
+// knownType returns the known type a raw attribute value spells, or "": the usual type then
+// costs no string of its own.
+func knownType(raw []byte) string {
+	for _, t := range knownTypes {
+		if string(raw) == t {
+			return t
+		}
 	}
+	return ""
+}
+
+// sourceString is the source as the SDK gave it, re-encoded from its parsed form; a source
+// that is already in that form is kept as given, which is nearly every source.
+func sourceString(src string, u *url.URL) string {
+	if s := u.String(); s != src {
+		return s
+	}
+	return src
+}
+
+// checkExtension applies the SDK's rules for extension attributes: a name of ASCII letters
+// and digits that is no spec attribute in another case, and a value that is a string, a
+// boolean, null or a number in the int32 range.
+func checkExtension(b []byte, e extension) *RejectError {
+	bad := e.name == ""
+	for i := 0; i < len(e.name) && !bad; i++ {
+		c := e.name[i]
+		bad = !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9')
+	}
+	if bad {
+		return reject(ClassEnvelope, "malformed CloudEvent: attribute name %q: want ASCII letters and digits", clip(e.name))
+	}
+	for _, a := range attrNames[:attrDataBase64] {
+		if strings.EqualFold(e.name, a) {
+			return reject(ClassEnvelope, "malformed CloudEvent: extension %q would overwrite the attribute %s", clip(e.name), a)
+		}
+	}
+	v := b[e.value.start:e.value.end]
+	switch v[0] {
+	case '"', 't', 'f', 'n':
+		return nil
+	case '{', '[':
+		return reject(ClassEnvelope, "malformed CloudEvent: extension %s is an object or array; want a string, boolean or integer", clip(e.name))
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil || f > math.MaxInt32 || f < math.MinInt32 {
+		return reject(ClassEnvelope, "malformed CloudEvent: extension %s: %s is out of the integer range", clip(e.name), clip(string(v)))
+	}
+	return nil
+}
+
+func binaryEnvelope(h binaryAttrs, value []byte) (envelope, *RejectError) {
+	for _, v := range [...]string{h.specVersion, h.id, h.typ, h.source, h.subject, h.time, h.contentType} {
+		if !utf8.ValidString(v) {
+			return envelope{}, reject(ClassMalformed, "invalid UTF-8 in a ce header")
+		}
+	}
+	if h.specVersion != specVersion {
+		return envelope{}, reject(ClassEnvelope, "unsupported specversion %q (want 1.0)", clip(h.specVersion))
+	}
+	if h.contentType != "" {
+		if rej := checkDataContentType(h.contentType); rej != nil {
+			return envelope{}, rej
+		}
+	}
+	// Headers are trimmed as the SDK's setters trimmed them; an unparseable source is a
+	// missing one, as it was.
+	a := attributes{id: strings.TrimSpace(h.id), typ: strings.TrimSpace(h.typ), subject: strings.TrimSpace(h.subject),
+		dataContentType: strings.TrimSpace(h.contentType)}
+	a.hasSubject, a.hasDataContentType = a.subject != "", a.dataContentType != ""
+	if h.time != "" {
+		t, err := time.Parse(time.RFC3339Nano, h.time)
+		if err != nil {
+			return envelope{}, timeReject(h.time)
+		}
+		a.time = t
+	}
+	if u, err := url.Parse(h.source); err == nil {
+		a.source, a.hasSource = sourceString(h.source, u), true
+	}
+	env, rej := a.check()
+	if rej != nil {
+		return env, rej
+	}
+	env.data = value
+	if len(env.data) == 0 {
+		return env, reject(ClassPayload, "missing data")
+	}
+	// The value never went through the whole-record scan: it is the data itself.
+	_, rej = checkText(env.data)
+	return env, rej
+}
+
+// check validates attributes as the SDK's Validate did (required ones, then the optional ones
+// that have a format) and as ingest must (id length, known type).
+func (a *attributes) check() (envelope, *RejectError) {
+	env := envelope{id: a.id, typ: a.typ, source: a.source, time: a.time}
 	var p problems
-	for _, name := range []string{"id", "source", "type", "specversion"} {
-		if _, ok := ve[name]; ok {
-			p.addf("missing %s", name)
+	if strings.TrimSpace(a.id) == "" {
+		p.addf("missing id")
+	}
+	if !a.hasSource || strings.TrimSpace(a.source) == "" {
+		p.addf("missing source")
+	}
+	if strings.TrimSpace(a.typ) == "" {
+		p.addf("missing type")
+	}
+	if a.hasDataContentType && a.dataContentType != MediaJSON {
+		if strings.TrimSpace(a.dataContentType) == "" {
+			p.addf("invalid datacontenttype: if present, MUST adhere to the format specified in RFC 2046")
+		} else if _, _, err := mime.ParseMediaType(strings.TrimSpace(a.dataContentType)); err != nil {
+			p.addf("invalid datacontenttype: failed to parse RFC 2046 media type %v", err)
 		}
 	}
-	keys := make([]string, 0, len(ve))
-	for k := range ve {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		switch k {
-		case "id", "source", "type", "specversion":
-		default:
-			p.addf("invalid %s: %v", k, ve[k])
+	if a.hasDataSchema {
+		if u, err := url.Parse(a.dataSchema); err == nil && !u.IsAbs() {
+			p.addf("invalid dataschema: if present, MUST adhere to the format specified in RFC 3986, Section 4.3. Absolute URI")
 		}
 	}
-	return p.reject(ClassEnvelope)
+	if a.hasSubject && strings.TrimSpace(a.subject) == "" {
+		p.addf("invalid subject: if present, MUST be a non-empty string")
+	}
+	if rej := p.reject(ClassEnvelope); rej != nil {
+		return env, rej
+	}
+	if len(env.id) > maxIDBytes {
+		return env, reject(ClassEnvelope, "id is %d bytes, limit %d", len(env.id), maxIDBytes)
+	}
+	if !slices.Contains(knownTypes, env.typ) {
+		return env, reject(ClassEnvelope, "unknown type %q (want %s)", clip(env.typ), strings.Join(knownTypes, ", "))
+	}
+	return env, nil
 }
 
 // checkDataContentType accepts the JSON media types the SDK reads as JSON (it compares them
@@ -276,7 +361,7 @@ func checkDataContentType(ct string) *RejectError {
 		mt = mt[:i]
 	}
 	switch strings.TrimSpace(mt) {
-	case ce.ApplicationJSON, ce.TextJSON:
+	case MediaJSON, "text/json":
 		return nil
 	}
 	return reject(ClassMediaType, "unsupported datacontenttype %q (want application/json)", clip(ct))
@@ -291,15 +376,6 @@ func checkRFC3339(s string) *RejectError {
 
 func timeReject(s string) *RejectError {
 	return reject(ClassTime, "time %q is not RFC 3339 (e.g. 2025-06-01T08:30:00+08:00)", clip(s))
-}
-
-// jsonString unquotes a JSON string value, "" if it is not one.
-func jsonString(raw json.RawMessage) string {
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		return ""
-	}
-	return s
 }
 
 // contentID is the deterministic id of a bare payload.

@@ -65,7 +65,7 @@ func FuzzHandleRecord(f *testing.F) {
 				"ce_time": ceTime, "content-type": contentType,
 			}
 		}
-		if err := s.HandleRecord(context.Background(), r); err != nil {
+		if err := handle(context.Background(), s, rec, r); err != nil {
 			t.Fatalf("HandleRecord = %v, want nil", err)
 		}
 		got := rec.Records()
@@ -83,7 +83,7 @@ func FuzzHandleRecord(f *testing.F) {
 		}
 
 		rec.Reset()
-		if err := s.HandleRecord(context.Background(), r); err != nil {
+		if err := handle(context.Background(), s, rec, r); err != nil {
 			t.Fatalf("HandleRecord (again) = %v, want nil", err)
 		}
 		again := rec.Records()

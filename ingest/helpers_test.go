@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -49,6 +50,19 @@ func newService(tb testing.TB, cfg ingest.Config) (*ingest.Service, *ingesttest.
 		tb.Fatalf("ingest.New: %v", err)
 	}
 	return s, rec
+}
+
+// handle runs a record through HandleRecord and writes what it returns to rec, as the stage
+// runner does (which retries the write; a test's Recorder fails only when told to).
+func handle(ctx context.Context, s *ingest.Service, rec *ingesttest.Recorder, r ingest.Record) error {
+	outs, err := s.HandleRecord(ctx, r)
+	if err != nil {
+		return err
+	}
+	if len(outs) == 0 {
+		return nil
+	}
+	return rec.Write(ctx, outs)
 }
 
 // sensorRecord is a structured sensor reading from the i-th grid's centroid on the sensor topic.

@@ -59,7 +59,7 @@ func TestHostileInputIsDeadLettered(t *testing.T) {
 
 	kafka := func(topic string, value []byte, headers map[string]string) func(*testing.T) int {
 		return func(t *testing.T) int {
-			if err := s.HandleRecord(ctx, ingest.Record{Topic: topic, Key: "dev-9", Headers: headers, Value: value}); err != nil {
+			if err := handle(ctx, s, rec, ingest.Record{Topic: topic, Key: "dev-9", Headers: headers, Value: value}); err != nil {
 				t.Fatalf("HandleRecord = %v, want nil: bad data is not a transient error", err)
 			}
 			return 0
@@ -120,6 +120,7 @@ func TestHostileInputIsDeadLettered(t *testing.T) {
 		{"time not RFC 3339", kafka(event.TopicIngestSensor, bytes.Replace(sensor(sensorData()), []byte(now.Format(time.RFC3339)), []byte("2025-06-01 08:30:00"), 1), nil), 0, event.TopicIngestSensor, "not RFC 3339"},
 		{"invalid UTF-8 in content", kafka(event.TopicIngestHotline, invalidUTF8, nil), 0, event.TopicIngestHotline, "invalid UTF-8 at byte"},
 		{"lone surrogate escape", kafka(event.TopicIngestHotline, envelopeJSON(event.TypeHotlineTicket, "sur-1", `{"ticket_id":"T","request_type":"投诉","address":"x","content":"\ud800"}`), nil), 0, event.TopicIngestHotline, "lone UTF-16 surrogate"},
+		{"received_at that is in the year -1 in UTC (cannot be encoded)", kafka(event.TopicIngestHotline, envelopeJSON(event.TypeHotlineTicket, "y0-1", `{"ticket_id":"T","request_type":"投诉","address":"x","content":"c","received_at":"0000-01-01T00:00:00+08:00"}`), nil), 0, event.TopicIngestHotline, "received_at -0001-12-31T16:00:00Z is outside the years"},
 		{"unknown request_type", kafka(event.TopicIngestHotline, envelopeJSON(event.TypeHotlineTicket, "rt-1", `{"ticket_id":"T","request_type":"闲聊","address":"x","content":"c"}`), nil), 0, event.TopicIngestHotline, `unknown request_type "闲聊"`},
 		{"hotline with no location", kafka(event.TopicIngestHotline, envelopeJSON(event.TypeHotlineTicket, "nl-1", `{"ticket_id":"T","request_type":"投诉","content":"c"}`), nil), 0, event.TopicIngestHotline, "no location"},
 		{"bare hotline without ticket_id", kafka(event.TopicIngestHotline, []byte(`{"request_type":"投诉","address":"x","content":"c"}`), nil), 0, event.TopicIngestHotline, "missing ticket_id"},
@@ -164,7 +165,7 @@ func TestHostileInputIsDeadLettered(t *testing.T) {
 
 			// Nothing blocks: the next good event goes through.
 			rec.Reset()
-			if err := s.HandleRecord(ctx, sensorRecord(t, fmt.Sprintf("after-%d", i), i)); err != nil {
+			if err := handle(ctx, s, rec, sensorRecord(t, fmt.Sprintf("after-%d", i), i)); err != nil {
 				t.Fatal(err)
 			}
 			if evs := rec.Topic(event.TopicEvents); len(evs) != 1 {
@@ -186,7 +187,7 @@ func TestDeadLetterKeepsTheOriginal(t *testing.T) {
 	big := bytes.Repeat([]byte("a"), 2000)
 	headers := map[string]string{"producer": "plc-7"}
 	for _, v := range [][]byte{small, big} {
-		if err := s.HandleRecord(context.Background(), ingest.Record{Topic: event.TopicIngestSensor, Key: "k", Headers: headers, Value: v}); err != nil {
+		if err := handle(context.Background(), s, rec, ingest.Record{Topic: event.TopicIngestSensor, Key: "k", Headers: headers, Value: v}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"strings"
 
 	"go.uber.org/zap"
+
+	"github.com/urbanbrain/urbanbrain/event"
 )
 
 // Media types of POST /api/v1/events.
@@ -34,8 +37,10 @@ const OriginHTTP = "http"
 // "reason"}]} with 200 when nothing was rejected, 422 when everything was, 207 when mixed.
 //
 // Every rejection is also dead-lettered (Topic "http"), so nothing is lost when a caller
-// ignores its answer. If publishing fails the answer is 503 and the caller should retry the
-// whole request: events already accepted come back as duplicates.
+// ignores its answer. The answer comes once the broker has acknowledged the request's events
+// and dead letters, all written together. If that write fails the answer is 503 and the
+// caller should retry the whole request: none of it is remembered as seen, and whatever did
+// reach the broker is dropped downstream by its id.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -66,10 +71,15 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(r.Context(), w, in, rej)
 		return
 	}
-	res, err := s.ingest(r.Context(), in)
+	res, out := s.ingest(in)
+	if out.Data != nil {
+		if err := s.write(r.Context(), event.Outputs{out}); err != nil {
+			s.unavailable(w, err)
+			return
+		}
+	}
+	s.count(res)
 	switch {
-	case err != nil:
-		s.unavailable(w, err)
 	case res.rej != nil:
 		writeJSON(w, res.rej.Class.HTTPStatus(), errorBody{Code: res.Code, Error: res.Reason})
 	default:
@@ -109,16 +119,28 @@ func (s *Service) serveBatch(w http.ResponseWriter, r *http.Request, in input) {
 		s.refuse(r.Context(), w, in, reject(ClassTooLarge, "batch of %d events, limit %d", len(items), s.cfg.MaxBatchItems))
 		return
 	}
+	// One write for the whole batch: the answer waits for one acknowledgement, not one per
+	// item, and a failure leaves none of it counted or remembered.
 	body := batchBody{Results: make([]result, 0, len(items))}
+	outs := make(event.Outputs, 0, len(items))
 	for i, raw := range items {
 		item := in
 		item.value = raw
-		res, err := s.ingest(r.Context(), item)
-		if err != nil {
+		res, out := s.ingest(item)
+		if out.Data != nil {
+			outs = append(outs, out)
+		}
+		res.Index = i
+		body.Results = append(body.Results, res)
+	}
+	if len(outs) > 0 {
+		if err := s.write(r.Context(), outs); err != nil {
 			s.unavailable(w, err)
 			return
 		}
-		res.Index = i
+	}
+	for _, res := range body.Results {
+		s.count(res)
 		switch res.Status {
 		case OutcomeAccepted:
 			body.Accepted++
@@ -127,7 +149,6 @@ func (s *Service) serveBatch(w http.ResponseWriter, r *http.Request, in input) {
 		default:
 			body.Rejected++
 		}
-		body.Results = append(body.Results, res)
 	}
 	status := http.StatusOK
 	switch {
@@ -155,7 +176,7 @@ func (s *Service) readBody(w http.ResponseWriter, r *http.Request, limit int) ([
 
 // refuse dead-letters a request rejected as a whole and answers it.
 func (s *Service) refuse(ctx context.Context, w http.ResponseWriter, in input, rej *RejectError) {
-	if err := s.deadLetter(ctx, in, rej, s.cfg.Now()); err != nil {
+	if err := s.write(ctx, event.Outputs{s.deadLetter(in, rej, s.cfg.Now())}); err != nil {
 		s.unavailable(w, err)
 		return
 	}
@@ -163,8 +184,18 @@ func (s *Service) refuse(ctx context.Context, w http.ResponseWriter, in input, r
 	writeJSON(w, rej.Class.HTTPStatus(), errorBody{Code: rej.Class.String(), Error: rej.Reason})
 }
 
+// write hands outputs to the sink and waits for the broker. On failure the events among
+// them are forgotten as seen, so the caller's retry is not dropped as a replay.
+func (s *Service) write(ctx context.Context, outs event.Outputs) error {
+	if err := s.sink.Write(ctx, outs); err != nil {
+		s.forget(outs)
+		return fmt.Errorf("ingest: write %d records: %w", len(outs), err)
+	}
+	return nil
+}
+
 func (s *Service) unavailable(w http.ResponseWriter, err error) {
-	s.log.Warn("ingest: publish failed", zap.Error(err))
+	s.log.Warn("ingest: write to the broker failed", zap.Error(err))
 	w.Header().Set("Retry-After", "1")
 	writeJSON(w, http.StatusServiceUnavailable, errorBody{Code: "unavailable", Error: "cannot publish now, retry the request"})
 }

@@ -199,8 +199,30 @@ func TestHTTPPublishFailure(t *testing.T) {
 	if w := post(s, ingest.MediaBatch, []byte("["+string(body)+"]")); w.Code != http.StatusServiceUnavailable {
 		t.Errorf("batch status = %d, want 503", w.Code)
 	}
+	if n := len(rec.Records()); n != 0 || s.Stats().Total().Accepted != 0 {
+		t.Errorf("a failed write left %d records and counted %+v", n, s.Stats().Total())
+	}
 	rec.Err = nil
 	if w := post(s, ingest.MediaCloudEvent, body); w.Code != http.StatusAccepted || !strings.Contains(w.Body.String(), `"accepted"`) {
 		t.Errorf("retry = %d %s, want 202 accepted", w.Code, w.Body)
+	}
+
+	// A batch is written in one go: when that fails, none of its events is remembered, so
+	// the retry of the whole batch is accepted item by item.
+	other := ingesttest.Structured(t, event.TypeSensorReading, "pf-http-2", now, ingesttest.Sensor(grid(t, 1).Centroid, ""))
+	third := ingesttest.Structured(t, event.TypeSensorReading, "pf-http-3", now, ingesttest.Sensor(grid(t, 2).Centroid, ""))
+	batch := []byte("[" + string(other) + "," + string(third) + "]")
+	rec.Err = errors.New("broker down again")
+	if w := post(s, ingest.MediaBatch, batch); w.Code != http.StatusServiceUnavailable {
+		t.Errorf("batch status = %d, want 503", w.Code)
+	}
+	rec.Err = nil
+	w := post(s, ingest.MediaBatch, batch)
+	var ans batchAnswer
+	if err := json.Unmarshal(w.Body.Bytes(), &ans); err != nil || w.Code != http.StatusOK || ans.Accepted != 2 {
+		t.Errorf("batch retry = %d %s, want 200 with both accepted", w.Code, w.Body)
+	}
+	if c := s.Stats().Total(); c.Accepted != 3 || c.Rejected != 0 {
+		t.Errorf("counts = %+v, want the 3 written events only", c)
 	}
 }

@@ -137,7 +137,7 @@ func TestHandleRecordDecodesEveryForm(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			s, rec := newService(t, ingest.Config{})
-			if err := s.HandleRecord(context.Background(), tt.rec); err != nil {
+			if err := handle(context.Background(), s, rec, tt.rec); err != nil {
 				t.Fatalf("HandleRecord: %v", err)
 			}
 			got := rec.Records()
@@ -197,7 +197,7 @@ func TestCoordinatesEndUpInWGS84(t *testing.T) {
 			}
 			s, rec := newService(t, ingest.Config{})
 			r := ingest.Record{Topic: event.TopicIngestVideo, Value: ingesttest.Structured(t, event.TypeVideoDetection, "v-"+tt.coordsys, now, ingesttest.Video(tt.sent, tt.coordsys))}
-			if err := s.HandleRecord(context.Background(), r); err != nil {
+			if err := handle(context.Background(), s, rec, r); err != nil {
 				t.Fatal(err)
 			}
 			got := rec.Topic(event.TopicEvents)
@@ -228,7 +228,7 @@ func TestReplayIsDropped(t *testing.T) {
 	// The same id under another type is another event.
 	sameIDOtherType := ingest.Record{Topic: event.TopicIngestVideo, Value: ingesttest.Structured(t, event.TypeVideoDetection, "r-1", now, ingesttest.Video(grid(t, 2).Centroid, ""))}
 	for _, r := range []ingest.Record{first, first, bare, bare, sameIDOtherType, first} {
-		if err := s.HandleRecord(ctx, r); err != nil {
+		if err := handle(ctx, s, rec, r); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -253,7 +253,7 @@ func TestReplayAfterDedupWindow(t *testing.T) {
 	t.Parallel()
 	s, rec := newService(t, ingest.Config{DedupSize: 2})
 	for _, id := range []string{"a", "b", "a", "c", "a"} {
-		if err := s.HandleRecord(context.Background(), sensorRecord(t, id, 0)); err != nil {
+		if err := handle(context.Background(), s, rec, sensorRecord(t, id, 0)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -263,30 +263,54 @@ func TestReplayAfterDedupWindow(t *testing.T) {
 	}
 }
 
-func TestPublishFailureIsReturnedAndNotRemembered(t *testing.T) {
+// TestHandleRecordReturnsOutputs: the stage path writes nothing itself (a broken sink does not
+// matter to it); it returns the event as a value keyed by its street, a dead letter keyed by
+// the record's key, and nothing for a replay, and counts each as it returns it.
+func TestHandleRecordReturnsOutputs(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, rec := newService(t, ingest.Config{})
-	down := errors.New("broker down")
-	rec.Err = down
-	r := sensorRecord(t, "pf-1", 0)
-	if err := s.HandleRecord(ctx, r); !errors.Is(err, down) {
-		t.Fatalf("HandleRecord = %v, want the publish error", err)
+	rec.Err = errors.New("broker down: HandleRecord must not care")
+	g := grid(t, 0)
+	r := sensorRecord(t, "out-1", 0)
+
+	outs, err := s.HandleRecord(ctx, r)
+	if err != nil || len(outs) != 1 {
+		t.Fatalf("HandleRecord = %+v, %v; want one output", outs, err)
 	}
-	bad := ingest.Record{Topic: event.TopicIngestSensor, Value: []byte("{")}
-	if err := s.HandleRecord(ctx, bad); !errors.Is(err, down) {
-		t.Fatalf("HandleRecord(bad) = %v, want the dead-letter publish error", err)
+	ev, ok := outs[0].Data.(event.Event)
+	if !ok {
+		t.Fatalf("output data is %T, want an event.Event value", outs[0].Data)
 	}
-	rec.Err = nil
-	// The redelivery must go through: a failed publish is not a seen event.
-	if err := s.HandleRecord(ctx, r); err != nil {
-		t.Fatal(err)
+	if o := outs[0]; o.Key != g.Street || o.ID != "out-1" || !o.Time.Equal(now.Add(-time.Minute)) || ev.ID != o.ID || ev.Area != g.Area() {
+		t.Errorf("output = {key %q, id %q, time %v}, event %+v; want key %q, id out-1, the event's time", o.Key, o.ID, o.Time, ev, g.Street)
 	}
-	if n := len(rec.Topic(event.TopicEvents)); n != 1 {
-		t.Errorf("published %d events after recovery, want 1", n)
+
+	if outs, err := s.HandleRecord(ctx, r); err != nil || len(outs) != 0 {
+		t.Errorf("replay = %+v, %v; want no output", outs, err)
 	}
-	if c := s.Stats().Total(); c.Accepted != 1 || c.Rejected != 0 {
-		t.Errorf("counts = %+v, want only the delivered event counted", c)
+
+	bad := ingest.Record{Topic: event.TopicIngestSensor, Key: "dev-1", Value: []byte("{")}
+	outs, err = s.HandleRecord(ctx, bad)
+	if err != nil || len(outs) != 1 {
+		t.Fatalf("HandleRecord(bad) = %+v, %v; want one output", outs, err)
+	}
+	dl, ok := outs[0].Data.(event.DeadLetter)
+	if !ok {
+		t.Fatalf("output data is %T, want an event.DeadLetter value", outs[0].Data)
+	}
+	if o := outs[0]; o.Key != "dev-1" || !strings.HasPrefix(o.ID, "dl-") || !o.Time.Equal(now) || !strings.Contains(dl.Reason, "malformed JSON") || string(dl.Original) != "{" {
+		t.Errorf("dead letter output = %+v", o)
+	}
+	again, _ := s.HandleRecord(ctx, bad)
+	if len(again) != 1 || again[0].ID != outs[0].ID {
+		t.Errorf("the same bad record again = %+v, want the same dead letter id %s", again, outs[0].ID)
+	}
+	if c := s.Stats().Total(); c.Accepted != 1 || c.Duplicates != 1 || c.Rejected != 2 {
+		t.Errorf("counts = %+v, want 1 accepted, 1 duplicate, 2 rejected", c)
+	}
+	if n := len(rec.Records()); n != 0 {
+		t.Errorf("the sink got %d records from the stage path", n)
 	}
 }
 
@@ -317,7 +341,7 @@ func TestEventOutsideEveryGridStillGoesOn(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			s, rec := newService(t, ingest.Config{})
-			if err := s.HandleRecord(context.Background(), tt.rec); err != nil {
+			if err := handle(context.Background(), s, rec, tt.rec); err != nil {
 				t.Fatal(err)
 			}
 			got := rec.Records()
@@ -338,13 +362,13 @@ func TestEventOutsideEveryGridStillGoesOn(t *testing.T) {
 func TestMetricsRegistered(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
-	s, _ := newService(t, ingest.Config{Registerer: reg})
+	s, rec := newService(t, ingest.Config{Registerer: reg})
 	ctx := context.Background()
 	for _, r := range []ingest.Record{
 		sensorRecord(t, "m-1", 0), sensorRecord(t, "m-1", 0),
 		{Topic: event.TopicIngestSensor, Value: []byte("nope")},
 	} {
-		if err := s.HandleRecord(ctx, r); err != nil {
+		if err := handle(ctx, s, rec, r); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -385,7 +409,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	if err == nil {
 		t.Fatal("New accepted a bad config")
 	}
-	for _, want := range []string{"MaxEventBytes", "MaxBatchItems", "MaxAge", "AreaResolver", "Publisher"} {
+	for _, want := range []string{"MaxEventBytes", "MaxBatchItems", "MaxAge", "AreaResolver", "Sink"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}

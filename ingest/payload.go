@@ -53,6 +53,10 @@ func decodeData(data []byte, out any) *RejectError {
 		if field == "" {
 			field = "data"
 		}
+		if n, ok := strings.CutPrefix(typ.Value, "number "); ok && goKind(typ.Type) == "a number" {
+			// 1e400 for a float64, 1.5 or 3e9 for an int32: a number, but not one the field holds.
+			return reject(ClassPayload, "%s: invalid number %s: not representable as %s", clip(field), clip(n), typ.Type)
+		}
 		return reject(ClassPayload, "%s: want %s, got %s", clip(field), goKind(typ.Type), clip(typ.Value))
 	case errors.As(err, &tp):
 		return reject(ClassPayload, "received_at %q is not RFC 3339", clip(tp.Value))

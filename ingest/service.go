@@ -13,9 +13,12 @@ import (
 	"github.com/urbanbrain/urbanbrain/event"
 )
 
-// Publisher sends one record to a topic; key picks the partition (the street code).
-type Publisher interface {
-	Publish(ctx context.Context, topic, key string, value []byte) error
+// Sink writes outputs to the broker, in order, and returns once the broker has acknowledged
+// every one of them. The HTTP path needs it: a caller is told "accepted" only for what is
+// written. The stage path does not: HandleRecord returns its outputs to the stage runner,
+// which writes them before it commits the input.
+type Sink interface {
+	Write(ctx context.Context, outs event.Outputs) error
 }
 
 // AreaResolver finds the area (district → street → community → grid) that contains a WGS-84
@@ -38,21 +41,21 @@ const deadLetterKey = "unknown"
 type Service struct {
 	cfg    Config
 	areas  AreaResolver
-	pub    Publisher
+	sink   Sink
 	log    *zap.Logger
 	seen   *seenSet
 	counts counters
 }
 
-// New builds the ingest stage.
-func New(cfg Config, areas AreaResolver, pub Publisher, log *zap.Logger) (*Service, error) {
+// New builds the ingest stage. sink is where POST /api/v1/events writes.
+func New(cfg Config, areas AreaResolver, sink Sink, log *zap.Logger) (*Service, error) {
 	cfg.setDefaults()
 	err := cfg.Validate()
 	if areas == nil {
 		err = errors.Join(err, errors.New("ingest: an AreaResolver is required"))
 	}
-	if pub == nil {
-		err = errors.Join(err, errors.New("ingest: a Publisher is required"))
+	if sink == nil {
+		err = errors.Join(err, errors.New("ingest: a Sink is required"))
 	}
 	if err != nil {
 		return nil, err
@@ -60,7 +63,7 @@ func New(cfg Config, areas AreaResolver, pub Publisher, log *zap.Logger) (*Servi
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Service{cfg: cfg, areas: areas, pub: pub, log: log, seen: newSeenSet(cfg.DedupSize)}
+	s := &Service{cfg: cfg, areas: areas, sink: sink, log: log, seen: newSeenSet(cfg.DedupSize)}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(collector{&s.counts}); err != nil {
 			return nil, fmt.Errorf("ingest: register metrics: %w", err)
@@ -69,31 +72,39 @@ func New(cfg Config, areas AreaResolver, pub Publisher, log *zap.Logger) (*Servi
 	return s, nil
 }
 
-// HandleRecord ingests one record of city.ingest.{sensor,hotline,video}. Bad input is
-// dead-lettered and nil returned; an error means a publish failed and the record should be
-// redelivered.
-func (s *Service) HandleRecord(ctx context.Context, r Record) error {
-	_, err := s.ingest(ctx, recordInput(r))
-	return err
+// HandleRecord ingests one record of city.ingest.{sensor,hotline,video} and returns what it
+// produced: the accepted event (Data an event.Event), a dead letter for bad input (Data an
+// event.DeadLetter), or nothing for a replay of a recent event. It writes nothing itself: the
+// stage runner writes the outputs and retries until the broker has them, so the event stays
+// remembered as seen meanwhile. The error is for the stage runner's sake; bad input is never
+// one.
+func (s *Service) HandleRecord(_ context.Context, r Record) (event.Outputs, error) {
+	res, out := s.ingest(recordInput(r))
+	if out.Data == nil {
+		return nil, nil
+	}
+	s.count(res)
+	return event.Outputs{out}, nil
 }
 
 // ErrDuplicate is Decode's answer for an event whose (type, id) was seen recently.
 var ErrDuplicate = errors.New("ingest: duplicate event")
 
-// Decode is HandleRecord without the publishing: it validates the record, converts its
-// coordinates to WGS-84, locates it on the map and decides whether it is a replay. It returns
-// the event and nil if HandleRecord would publish it (and remembers it as seen), the event and
-// ErrDuplicate if it would drop it as a replay, or a *RejectError if it would dead-letter it
+// Decode is HandleRecord giving the event itself rather than outputs: it validates the
+// record, converts its coordinates to WGS-84, locates it on the map and decides whether it is
+// a replay. It returns the event and nil if HandleRecord would output it (and remembers it as
+// seen), the event and ErrDuplicate if it would drop it as a replay, or a *RejectError if it
+// would dead-letter it
 // (the event then holds what could be read: id and type, perhaps). It counts nothing in
 // Stats. For replays and tools that run the pipeline in process without a broker.
 func (s *Service) Decode(r Record) (event.Event, error) {
 	return s.decode(recordInput(r), s.cfg.Now())
 }
 
-// DeadLetter publishes the dead letter HandleRecord would for a record Decode rejected with
+// DeadLetter returns the dead letter HandleRecord would for a record Decode rejected with
 // rej, without counting it in Stats.
-func (s *Service) DeadLetter(ctx context.Context, r Record, rej *RejectError) error {
-	return s.deadLetter(ctx, recordInput(r), rej, s.cfg.Now())
+func (s *Service) DeadLetter(r Record, rej *RejectError) event.Output {
+	return s.deadLetter(recordInput(r), rej, s.cfg.Now())
 }
 
 func recordInput(r Record) input {
@@ -116,34 +127,51 @@ type result struct {
 	Reason string `json:"reason,omitempty"`
 
 	rej *RejectError
+	typ string // the event type, for the counters
 }
 
-// ingest checks, locates and publishes one input, or dead-letters it.
-func (s *Service) ingest(ctx context.Context, in input) (result, error) {
+// ingest checks and locates one input. It returns the outcome for an HTTP answer and the
+// output to write: the event, its dead letter, or none (nil Data) for a duplicate. Counting
+// waits for the caller, which knows when the output is as good as written.
+func (s *Service) ingest(in input) (result, event.Output) {
 	now := s.cfg.Now()
 	ev, err := s.decode(in, now)
 	var rej *RejectError
 	switch {
 	case err == nil:
-		value, err := event.Encode(ev.Type, ev.ID, ev.Time, ev)
-		if err == nil {
-			return s.publish(ctx, ev, value)
-		}
-		s.seen.remove(dedupKey(ev)) // never sent, so not a replay when it comes again
-		rej = reject(ClassPayload, "cannot encode event: %v", err)
+		return result{ID: ev.ID, Status: OutcomeAccepted, typ: ev.Type},
+			event.Output{Key: ev.Area.Key(), ID: ev.ID, Time: ev.Time, Data: ev}
 	case errors.Is(err, ErrDuplicate):
 		s.counts.duplicate(ev.Type)
-		return result{ID: ev.ID, Status: OutcomeDuplicate}, nil
+		return result{ID: ev.ID, Status: OutcomeDuplicate, typ: ev.Type}, event.Output{}
 	case !errors.As(err, &rej):
-		return result{}, err // decode returns nothing else
+		// decode returns nothing else; should it one day, the input is refused, not lost.
+		rej = reject(ClassPayload, "%v", err)
 	}
 	// The id may be what was wrong with it (too long): echo a bounded one.
-	res := result{ID: clipTo(ev.ID, maxIDBytes), Status: OutcomeRejected, Code: rej.Class.String(), Reason: rej.Reason, rej: rej}
-	if err := s.deadLetter(ctx, in, rej, now); err != nil {
-		return res, err
+	res := result{ID: clipTo(ev.ID, maxIDBytes), Status: OutcomeRejected, Code: rej.Class.String(), Reason: rej.Reason, rej: rej, typ: ev.Type}
+	return res, s.deadLetter(in, rej, now)
+}
+
+// count records an outcome whose output is written (or, in the stage path, handed to the
+// runner that will write it).
+func (s *Service) count(res result) {
+	switch res.Status {
+	case OutcomeAccepted:
+		s.counts.accepted(res.typ)
+	case OutcomeRejected:
+		s.counts.reject(res.typ, res.rej.Class)
 	}
-	s.counts.reject(ev.Type, rej.Class)
-	return res, nil
+}
+
+// forget undoes the dedup entry of an accepted event whose write failed, so that the
+// caller's retry is not dropped as a replay of an event never sent.
+func (s *Service) forget(outs event.Outputs) {
+	for _, o := range outs {
+		if ev, ok := o.Data.(event.Event); ok {
+			s.seen.remove(dedupKey(ev))
+		}
+	}
 }
 
 // decode is Decode for any input: it builds the event and marks it seen.
@@ -158,38 +186,22 @@ func (s *Service) decode(in input, now time.Time) (event.Event, error) {
 	return ev, nil
 }
 
-func (s *Service) publish(ctx context.Context, ev event.Event, value []byte) (result, error) {
-	if err := s.pub.Publish(ctx, event.TopicEvents, ev.Area.Key(), value); err != nil {
-		// Forget it, or the redelivery would be dropped as a replay of an event never sent.
-		s.seen.remove(dedupKey(ev))
-		return result{ID: ev.ID, Status: OutcomeAccepted}, fmt.Errorf("ingest: publish %s %s: %w", ev.Type, ev.ID, err)
-	}
-	s.counts.accepted(ev.Type)
-	return result{ID: ev.ID, Status: OutcomeAccepted}, nil
-}
-
-// deadLetter publishes rejected input to city.deadletter with its reason.
-func (s *Service) deadLetter(ctx context.Context, in input, rej *RejectError, now time.Time) error {
+// deadLetter is the record of rejected input for city.deadletter: the reason and the bytes.
+func (s *Service) deadLetter(in input, rej *RejectError, now time.Time) event.Output {
 	orig, reason := in.value, rej.Reason
 	if len(orig) > s.cfg.MaxDeadLetterBytes {
 		orig = orig[:s.cfg.MaxDeadLetterBytes]
 		reason += fmt.Sprintf(" (original truncated to its first %d bytes)", len(orig))
 	}
-	dl := event.DeadLetter{Reason: reason, Topic: in.origin, Key: in.key, Headers: in.headers, Original: orig, At: now.UTC()}
-	value, err := event.Encode(event.TypeDeadLetter, deadLetterID(in), now, dl)
-	if err != nil {
-		return fmt.Errorf("ingest: encode dead letter: %w", err)
-	}
 	key := in.key
 	if key == "" {
 		key = deadLetterKey
 	}
-	if err := s.pub.Publish(ctx, event.TopicDeadLetter, key, value); err != nil {
-		return fmt.Errorf("ingest: publish dead letter: %w", err)
-	}
 	s.log.Debug("ingest: dead-lettered", zap.String("origin", in.origin), zap.String("key", in.key),
 		zap.String("class", rej.Class.String()), zap.String("reason", rej.Reason))
-	return nil
+	return event.Output{Key: key, ID: deadLetterID(in), Time: now.UTC(), Data: event.DeadLetter{
+		Reason: reason, Topic: in.origin, Key: in.key, Headers: in.headers, Original: orig, At: now.UTC(),
+	}}
 }
 
 // deadLetterID is derived from the input, so a redelivered bad record makes the same dead
@@ -236,6 +248,9 @@ func (s *Service) build(in input, now time.Time) (event.Event, *RejectError) {
 		}
 		if !r.ReceivedAt.IsZero() {
 			r.ReceivedAt = r.ReceivedAt.UTC()
+			if !encodable(r.ReceivedAt) {
+				return ev, reject(ClassTime, "received_at %s is outside the years 0000–9999", r.ReceivedAt.Format(time.RFC3339))
+			}
 			if at.IsZero() {
 				at = r.ReceivedAt
 			}
@@ -286,6 +301,14 @@ func (s *Service) build(in input, now time.Time) (event.Event, *RejectError) {
 	return ev, nil
 }
 
+// encodable reports whether a time in UTC can be written as JSON. The event is encoded only
+// after HandleRecord has returned it, by the stage runner, so what it could not encode must
+// be refused here: 0000-01-01T00:00:00+08:00 reads, but in UTC it is in the year -1.
+func encodable(t time.Time) bool {
+	y := t.Year()
+	return y >= 0 && y <= 9999
+}
+
 func (s *Service) checkTime(at, now time.Time) *RejectError {
 	if at.After(now.Add(s.cfg.MaxFutureSkew)) {
 		return reject(ClassTime, "time %s is too far in the future (more than %s ahead of now)",
@@ -293,6 +316,9 @@ func (s *Service) checkTime(at, now time.Time) *RejectError {
 	}
 	if at.Before(now.Add(-s.cfg.MaxAge)) {
 		return reject(ClassTime, "time %s is too old (more than %s before now)", at.Format(time.RFC3339), s.cfg.MaxAge)
+	}
+	if !encodable(at.UTC()) { // only with a MaxAge or MaxFutureSkew of millennia
+		return reject(ClassTime, "time %s is outside the years 0000–9999", at.UTC().Format(time.RFC3339))
 	}
 	return nil
 }

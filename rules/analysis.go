@@ -11,7 +11,8 @@ import (
 )
 
 // This file reads the syntax of expressions without running them: which names an expression
-// uses, and which of a condition's top-level conjuncts are plain equalities the index can use.
+// uses, and which of a condition's top-level conjuncts are plain equalities or comparisons
+// with a constant that the index can use.
 
 // findIdent returns the rune offset of the first use of name as a variable in src.
 func findIdent(src, name string) (int, bool) {
@@ -102,6 +103,12 @@ const (
 	fieldHotlineUrgency
 	fieldVideoAlgorithm
 	fieldVideoCamera
+	fieldID
+	fieldDistrictName
+	fieldStreetName
+	fieldCommunityName
+	fieldGridName
+	fieldHotlineTicket
 )
 
 // indexedFields are the fields whose equality conjuncts the index and the stateful filters
@@ -115,8 +122,43 @@ var indexedFields = map[string]field{
 	"video.algorithm": fieldVideoAlgorithm, "video.camera_id": fieldVideoCamera,
 }
 
+// templateFields are the string fields a raise template reads without running its
+// placeholder's program: a placeholder that is just one of these names gives the event's
+// value as it is, which is what the program would give.
+var templateFields = func() map[string]field {
+	m := map[string]field{"id": fieldID, "area.district_name": fieldDistrictName, "area.street_name": fieldStreetName,
+		"area.community_name": fieldCommunityName, "area.grid_name": fieldGridName, "hotline.ticket_id": fieldHotlineTicket}
+	for k, v := range indexedFields {
+		m[k] = v
+	}
+	return m
+}()
+
+// templateField returns the field a placeholder's text names, or fieldNone.
+func templateField(text string) field {
+	tree, err := parseSafe(text)
+	if err != nil {
+		return fieldNone
+	}
+	path, ok := fieldPath(tree.Node)
+	if !ok {
+		return fieldNone
+	}
+	return templateFields[path]
+}
+
 func (f field) get(ev *event.Event) string {
 	switch f {
+	case fieldID:
+		return ev.ID
+	case fieldDistrictName:
+		return ev.Area.DistrictName
+	case fieldStreetName:
+		return ev.Area.StreetName
+	case fieldCommunityName:
+		return ev.Area.CommunityName
+	case fieldGridName:
+		return ev.Area.GridName
 	case fieldType:
 		return ev.Type
 	case fieldSource:
@@ -150,6 +192,8 @@ func (f field) get(ev *event.Event) string {
 			return h.Channel
 		case fieldHotlineUrgency:
 			return h.Urgency
+		case fieldHotlineTicket:
+			return h.TicketID
 		}
 	}
 	if v := ev.Video; v != nil {
@@ -268,4 +312,134 @@ func fieldPath(n ast.Node) (string, bool) {
 		return id.Value + "." + prop.Value, true
 	}
 	return "", false
+}
+
+// number is one numeric field of an event the index reads without building the environment:
+// a sensor metric (name set) or the video detection's confidence. A metric the reading does
+// not carry reads as 0, as it does in an expression.
+type number struct {
+	field  string // "sensor.metrics.level_cm", "video.confidence"
+	metric string // the metric's name; "" for video.confidence
+}
+
+func (n number) get(ev *event.Event) float64 {
+	if n.metric != "" {
+		if s := ev.Sensor; s != nil {
+			return s.Metrics[n.metric]
+		}
+		return 0
+	}
+	if v := ev.Video; v != nil {
+		return v.Confidence
+	}
+	return 0
+}
+
+// bound is one conjunct comparing a number with a constant: `sensor.metrics.x > 50` is a
+// lower bound (the number must be above n), `video.confidence <= 0.5` an upper one.
+type bound struct {
+	num    number
+	n      float64
+	lower  bool // the number must be above n (>, >=); else below it (<, <=)
+	strict bool // > or <
+}
+
+// admits reports whether v satisfies the bound, with Go's (and expr's) float comparisons: a
+// NaN satisfies none.
+func (b bound) admits(v float64) bool {
+	switch {
+	case b.lower && b.strict:
+		return v > b.n
+	case b.lower:
+		return v >= b.n
+	case b.strict:
+		return v < b.n
+	}
+	return v <= b.n
+}
+
+// boundsOf returns the top-level conjuncts of when that compare a float field the index can
+// read — `sensor.metrics.x`, `sensor.metrics["x"]`, `video.confidence` — with a number
+// constant, either way round: `sensor.metrics.x > 50`, `0.8 <= video.confidence`. Both
+// sides are float64 or an integer constant, which expr compares as float64, exactly as
+// admits does.
+func boundsOf(when string) []bound {
+	tree, err := parseSafe(when)
+	if err != nil {
+		return nil
+	}
+	var out []bound
+	for _, c := range conjuncts(tree.Node, nil) {
+		if b, ok := comparison(c); ok {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func comparison(n ast.Node) (bound, bool) {
+	b, ok := n.(*ast.BinaryNode)
+	if !ok {
+		return bound{}, false
+	}
+	var lower, strict bool
+	switch b.Operator {
+	case ">":
+		lower, strict = true, true
+	case ">=":
+		lower = true
+	case "<":
+		strict = true
+	case "<=":
+	default:
+		return bound{}, false
+	}
+	if num, ok := numberPath(b.Left); ok {
+		if c, ok := constant(b.Right); ok {
+			return bound{num: num, n: c, lower: lower, strict: strict}, true
+		}
+	}
+	if num, ok := numberPath(b.Right); ok {
+		if c, ok := constant(b.Left); ok {
+			// 50 < x is x > 50.
+			return bound{num: num, n: c, lower: !lower, strict: strict}, true
+		}
+	}
+	return bound{}, false
+}
+
+// numberPath reads sensor.metrics.x, sensor.metrics["x"] and video.confidence.
+func numberPath(n ast.Node) (number, bool) {
+	if path, ok := fieldPath(n); ok && path == "video.confidence" {
+		return number{field: path}, true
+	}
+	m, ok := n.(*ast.MemberNode)
+	if !ok || m.Optional || m.Method {
+		return number{}, false
+	}
+	name, ok := m.Property.(*ast.StringNode)
+	if !ok {
+		return number{}, false
+	}
+	if path, ok := fieldPath(m.Node); !ok || path != "sensor.metrics" {
+		return number{}, false
+	}
+	return number{field: "sensor.metrics." + name.Value, metric: name.Value}, true
+}
+
+// constant reads an integer or float literal, negated or not.
+func constant(n ast.Node) (float64, bool) {
+	switch x := n.(type) {
+	case *ast.IntegerNode:
+		return float64(x.Value), true
+	case *ast.FloatNode:
+		return x.Value, true
+	case *ast.UnaryNode:
+		if x.Operator == "-" {
+			if v, ok := constant(x.Node); ok {
+				return -v, true
+			}
+		}
+	}
+	return 0, false
 }

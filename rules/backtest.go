@@ -97,20 +97,20 @@ func Backtest(ctx context.Context, cfg Config, candidate Rule, current *Rule, ev
 
 func replayRule(ctx context.Context, cfg Config, r Rule, events []event.Event, until time.Time) (Outcome, error) {
 	r.Enabled = true
-	pub := &memPublisher{}
 	cfg.Registerer = nil
-	eng, err := New(cfg, []Rule{r}, pub, nil)
+	eng, err := New(cfg, []Rule{r}, nil)
 	if err != nil {
 		return Outcome{}, err
 	}
-	if err := ReplayEvents(ctx, eng, events, until); err != nil {
+	outs, err := ReplayEvents(ctx, eng, events, until)
+	if err != nil {
 		return Outcome{}, err
 	}
 	st := eng.Stats()[0]
 	o := Outcome{Version: r.Version, Shadow: r.Raise.Shadow, Failures: st.Failed, LastError: st.LastError,
 		Quarantined: st.Quarantined, Incidents: []IncidentSummary{}}
 	byKey := map[string]*IncidentSummary{}
-	for _, sig := range pub.signals() {
+	for _, sig := range signalsOf(outs) {
 		if sig.Clear {
 			o.Clears++
 			continue
@@ -140,23 +140,29 @@ func replayRule(ctx context.Context, cfg Config, r Rule, events []event.Event, u
 
 // ReplayEvents feeds events, in order, to eng as the live pipeline would: the clock ticks
 // every minute of event time, and at the end runs on to until (when later) plus the
-// allowed lateness, so that every deadline before until is acted on.
-func ReplayEvents(ctx context.Context, eng *Engine, events []event.Event, until time.Time) error {
+// allowed lateness, so that every deadline before until is acted on. It returns everything
+// the engine produced, in order.
+func ReplayEvents(ctx context.Context, eng *Engine, events []event.Event, until time.Time) (event.Outputs, error) {
 	var clock time.Time
+	var all event.Outputs
 	for i, ev := range events {
 		if i%1024 == 0 {
 			if err := ctx.Err(); err != nil {
-				return err
+				return all, err
 			}
 		}
 		if clock.IsZero() || ev.Time.Sub(clock) >= tickEvery {
 			clock = ev.Time
-			if err := eng.Tick(ctx, clock); err != nil {
-				return err
+			outs, err := eng.Tick(ctx, clock)
+			all = append(all, outs...)
+			if err != nil {
+				return all, err
 			}
 		}
-		if err := eng.HandleEvent(ctx, ev); err != nil {
-			return fmt.Errorf("replay event %s: %w", ev.ID, err)
+		outs, err := eng.HandleEvent(ctx, ev)
+		all = append(all, outs...)
+		if err != nil {
+			return all, fmt.Errorf("replay event %s: %w", ev.ID, err)
 		}
 	}
 	end := until
@@ -164,9 +170,21 @@ func ReplayEvents(ctx context.Context, eng *Engine, events []event.Event, until 
 		end = events[len(events)-1].Time
 	}
 	if !end.IsZero() {
-		return eng.Tick(ctx, end.Add(eng.cfg.AllowedLateness))
+		outs, err := eng.Tick(ctx, end.Add(eng.cfg.AllowedLateness))
+		return append(all, outs...), err
 	}
-	return nil
+	return all, nil
+}
+
+// signalsOf returns the signals among outs.
+func signalsOf(outs event.Outputs) []event.Signal {
+	var sigs []event.Signal
+	for _, o := range outs {
+		if sig, ok := o.Data.(event.Signal); ok {
+			sigs = append(sigs, sig)
+		}
+	}
+	return sigs
 }
 
 func severityRank(s string) int {

@@ -25,6 +25,9 @@ type compiled struct {
 	// "gas"): the index files the rule under one of them, and for a stateful rule an event
 	// that fails one does not concern the rule at all.
 	filters []filter
+	// bounds are the when's top-level comparisons of a number with a constant
+	// (sensor.metrics.x > 50): the index files stateless rules by one of them.
+	bounds []bound
 	// fingerprint names the shape of the rule's state: a new version with the same
 	// fingerprint keeps the state of the old one.
 	fingerprint string
@@ -46,12 +49,14 @@ type programs struct {
 type value struct {
 	whole *vm.Program
 	parts []part
-	size  int // a guess at the rendered length, to size the buffer once
 }
 
 type part struct {
 	text string
 	prog *vm.Program
+	// get, when set, is the event's string field the placeholder names ({{sensor.device_id}}):
+	// read from the event, which the environment was built from, without running prog.
+	get field
 }
 
 // constant returns the field's text if it has no expression in it.
@@ -69,59 +74,70 @@ func (v value) constant() (string, bool) {
 	return b.String(), true
 }
 
-func (v value) eval(m *vm.VM, env any) (string, error) {
+// eval renders the field for ev, whose environment env is, using s's VM and buffer.
+func (v value) eval(s *scratch, env any, ev *event.Event) (string, error) {
 	if v.whole != nil {
-		out, err := m.Run(v.whole, env)
+		out, err := s.vm.Run(v.whole, env)
 		if err != nil {
 			return "", err
 		}
-		s, ok := out.(string)
+		str, ok := out.(string)
 		if !ok {
 			return "", fmt.Errorf("expression gave %T %v, want a string", out, out)
 		}
-		return s, nil
+		return str, nil
 	}
-	if len(v.parts) == 1 && v.parts[0].prog == nil {
+	switch {
+	case len(v.parts) == 0:
+		return "", nil
+	case len(v.parts) == 1 && v.parts[0].prog == nil:
 		return v.parts[0].text, nil
+	case len(v.parts) == 1 && v.parts[0].get != fieldNone:
+		return v.parts[0].get.get(ev), nil
 	}
-	var b strings.Builder
-	b.Grow(v.size)
+	b := s.buf[:0]
 	for _, p := range v.parts {
-		if p.prog == nil {
-			b.WriteString(p.text)
-			continue
+		switch {
+		case p.prog == nil:
+			b = append(b, p.text...)
+		case p.get != fieldNone:
+			b = append(b, p.get.get(ev)...)
+		default:
+			out, err := s.vm.Run(p.prog, env)
+			if err != nil {
+				s.buf = b
+				return "", err
+			}
+			b = appendValue(b, out)
 		}
-		out, err := m.Run(p.prog, env)
-		if err != nil {
-			return "", err
-		}
-		writeValue(&b, out)
 	}
-	return b.String(), nil
+	s.buf = b
+	return string(b), nil
 }
 
-// writeValue renders a placeholder's value the way a person reads it: 85 not 8.5e+01, times in
-// Beijing time, nothing for nil.
-func writeValue(b *strings.Builder, v any) {
+// appendValue renders a placeholder's value the way a person reads it: 85 not 8.5e+01, times
+// in Beijing time, nothing for nil.
+func appendValue(b []byte, v any) []byte {
 	switch x := v.(type) {
 	case nil:
+		return b
 	case string:
-		b.WriteString(x)
+		return append(b, x...)
 	case float64:
-		b.WriteString(strconv.FormatFloat(x, 'f', -1, 64))
+		return strconv.AppendFloat(b, x, 'f', -1, 64)
 	case int:
-		b.WriteString(strconv.Itoa(x))
+		return strconv.AppendInt(b, int64(x), 10)
 	case bool:
-		b.WriteString(strconv.FormatBool(x))
+		return strconv.AppendBool(b, x)
 	case time.Time:
-		b.WriteString(x.In(Beijing).Format(time.DateTime))
+		return x.In(Beijing).AppendFormat(b, time.DateTime)
 	case *float64:
 		if x != nil {
-			writeValue(b, *x)
+			return appendValue(b, *x)
 		}
-	default:
-		fmt.Fprint(b, x)
+		return b
 	}
+	return fmt.Append(b, v)
 }
 
 // locator turns a position inside a field's text into a position in the rule's file.
@@ -204,6 +220,7 @@ func compileRule(r *Rule, loc locator) (*compiled, []error) {
 		return nil, errs
 	}
 	c.filters = filtersOf(r.When)
+	c.bounds = boundsOf(r.When)
 	c.fingerprint = fingerprint(r)
 	// Constants are checked once here rather than on every match.
 	p := c.byType[r.Types[0]]
@@ -368,11 +385,13 @@ func (fc *fieldCompiler) value(field, src string) value {
 	for _, s := range segs {
 		if !s.isExpr {
 			v.parts = append(v.parts, part{text: s.text})
-			v.size += len(s.text)
 			continue
 		}
-		v.size += 16
-		v.parts = append(v.parts, part{prog: fc.compileAt(field, src, s.text, s.off)})
+		p := part{prog: fc.compileAt(field, src, s.text, s.off)}
+		if p.prog != nil {
+			p.get = templateField(s.text)
+		}
+		v.parts = append(v.parts, p)
 	}
 	return v
 }

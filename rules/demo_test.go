@@ -201,7 +201,7 @@ func TestDemoRules(t *testing.T) {
 		{"unknown algorithm", V("v7", "CAM-17", "face_recognition", 0.99, 1), nil},
 	}
 	rec := &rulestest.Recorder{}
-	eng, err := rules.New(rules.Config{}, rs, rec, zaptest.NewLogger(t))
+	eng, err := rules.New(rules.Config{}, rs, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,9 +241,9 @@ func TestDemoRules(t *testing.T) {
 		}
 	}
 
-	// The same cases through HandleEvent end up on the signals topic, keyed by street.
+	// The same cases through HandleEvent come out as signal outputs, keyed by street.
 	for _, tt := range tests {
-		if err := eng.HandleEvent(context.Background(), tt.ev); err != nil {
+		if err := rec.Keep(eng.HandleEvent(context.Background(), tt.ev)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -251,21 +251,22 @@ func TestDemoRules(t *testing.T) {
 	for _, tt := range tests {
 		n += len(tt.want)
 	}
-	recs := rec.Records()
-	if len(recs) != n {
-		t.Fatalf("published %d records, want %d", len(recs), n)
+	outs := rec.Outputs()
+	if len(outs) != n {
+		t.Fatalf("returned %d outputs, want %d", len(outs), n)
 	}
-	for _, r := range recs {
-		if r.Topic != event.TopicSignals || r.Key != rulestest.Area.Street {
-			t.Errorf("published to %s key %s, want %s key %s", r.Topic, r.Key, event.TopicSignals, rulestest.Area.Street)
+	for _, o := range outs {
+		if _, ok := o.Data.(event.Signal); !ok || o.Key != rulestest.Area.Street {
+			t.Errorf("output %T keyed %s, want a signal keyed %s", o.Data, o.Key, rulestest.Area.Street)
 		}
 	}
+	rec.Signals(t) // keys, ids and times agree with the signals
 }
 
 // TestDemoHotlineMergesByGrid: repeat calls about one problem in one grid share a correlation
 // key; the same category in another grid does not.
 func TestDemoHotlineMergesByGrid(t *testing.T) {
-	eng, err := rules.New(rules.Config{}, demoRules(t), &rulestest.Recorder{}, zaptest.NewLogger(t))
+	eng, err := rules.New(rules.Config{}, demoRules(t), zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +293,7 @@ func TestDemoHotlineMergesByGrid(t *testing.T) {
 // only) all had the key "hotline:<category>:" and merged across the whole city. Each must
 // stand alone until an operator triages it.
 func TestDemoHotlineWithoutGridDoesNotMerge(t *testing.T) {
-	eng, err := rules.New(rules.Config{}, demoRules(t), &rulestest.Recorder{}, zaptest.NewLogger(t))
+	eng, err := rules.New(rules.Config{}, demoRules(t), zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +329,7 @@ func TestDemoStatefulRules(t *testing.T) {
 		}
 	}
 	rec := &rulestest.Recorder{}
-	eng, err := rules.New(rules.Config{AllowedLateness: time.Minute}, demoRules(t), rec, zaptest.NewLogger(t))
+	eng, err := rules.New(rules.Config{AllowedLateness: time.Minute}, demoRules(t), zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +338,7 @@ func TestDemoStatefulRules(t *testing.T) {
 	send := func(ev event.Event, min float64) {
 		t.Helper()
 		ev.Time = at(min)
-		if err := eng.HandleEvent(ctx, ev); err != nil {
+		if err := rec.Keep(eng.HandleEvent(ctx, ev)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -353,7 +354,7 @@ func TestDemoStatefulRules(t *testing.T) {
 	// WL-9 is silent from +4m30s: noticed once the street's clock is past +15m30s (the
 	// complaint at +20m moves it), stamped +14m30s. The clock then jumps to +90m: the
 	// complaint of +5m left the hour at +65m, which is when the cluster cleared.
-	if err := eng.Tick(ctx, at(90)); err != nil {
+	if err := rec.Keep(eng.Tick(ctx, at(90))); err != nil {
 		t.Fatal(err)
 	}
 	var got []string

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sync"
 	"time"
 
 	"github.com/expr-lang/expr"
@@ -15,7 +14,7 @@ import (
 )
 
 // A dry run evaluates one rule, saved or not, over sample events in a private engine (its own
-// state, a recording publisher, nothing sent anywhere) and says, event by event, what fired
+// state, its outputs kept, nothing sent anywhere) and says, event by event, what fired
 // and why: the value of every && / || / ! part of the condition and of both sides of every
 // comparison, the group key, and the state of a stateful rule after the event.
 
@@ -103,19 +102,16 @@ func DryRun(ctx context.Context, cfg Config, r Rule, events []event.Event, until
 		return DryRunReport{}, fmt.Errorf("dry run: %d events, at most %d", len(events), MaxDryRunEvents)
 	}
 	r.Enabled = true
-	rec := &memPublisher{}
 	cfg.Registerer = nil
-	eng, err := New(cfg, []Rule{r}, rec, nil)
+	eng, err := New(cfg, []Rule{r}, nil)
 	if err != nil {
 		return DryRunReport{}, err
 	}
 	rep := DryRunReport{RuleID: r.ID, Version: r.Version, Kind: r.Kind(), Steps: make([]DryRunStep, 0, len(events))}
 	ex := newExplainer(&r)
-	seen := 0
-	take := func() []DrySignal {
-		recs := rec.signals()
+	take := func(outs event.Outputs) []DrySignal {
 		var out []DrySignal
-		for _, sig := range recs[seen:] {
+		for _, sig := range signalsOf(outs) {
 			kind := "fire"
 			if sig.Clear {
 				kind = "clear"
@@ -126,7 +122,6 @@ func DryRun(ctx context.Context, cfg Config, r Rule, events []event.Event, until
 			out = append(out, DrySignal{ID: sig.ID, Kind: kind, At: sig.At, Category: sig.Category, Severity: sig.Severity,
 				Title: sig.Title, CorrelationKey: sig.CorrelationKey, Agency: sig.Agency, Shadow: sig.Shadow, EventID: sig.Event.ID})
 		}
-		seen = len(recs)
 		return out
 	}
 	for _, ev := range events {
@@ -154,7 +149,8 @@ func DryRun(ctx context.Context, cfg Config, r Rule, events []event.Event, until
 		}
 		before := eng.set.Load().byID[r.ID].stats()
 		late := eng.late.Load()
-		if err := eng.HandleEvent(ctx, ev); err != nil {
+		outs, err := eng.HandleEvent(ctx, ev)
+		if err != nil {
 			return rep, err
 		}
 		after := eng.set.Load().byID[r.ID].stats()
@@ -165,40 +161,17 @@ func DryRun(ctx context.Context, cfg Config, r Rule, events []event.Event, until
 		if r.Kind() != "" {
 			step.State = eng.inspect(r.ID, ev.Area.Key(), step.Group)
 		}
-		step.Signals = take()
+		step.Signals = take(outs)
 		rep.Steps = append(rep.Steps, step)
 	}
 	if !until.IsZero() {
-		if err := eng.Tick(ctx, until); err != nil {
+		outs, err := eng.Tick(ctx, until)
+		if err != nil {
 			return rep, err
 		}
-		rep.After = take()
+		rep.After = take(outs)
 	}
 	return rep, nil
-}
-
-// memPublisher keeps the signals a private engine publishes (dry runs, backtests, replays).
-type memPublisher struct {
-	mu   sync.Mutex
-	sigs []event.Signal
-	err  error
-}
-
-func (p *memPublisher) Publish(_ context.Context, _, _ string, value []byte) error {
-	var sig event.Signal
-	if _, err := event.Decode(value, event.TypeSignal, &sig); err != nil {
-		return err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.sigs = append(p.sigs, sig)
-	return nil
-}
-
-func (p *memPublisher) signals() []event.Signal {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.sigs[:len(p.sigs):len(p.sigs)]
 }
 
 // inspect describes one key's state, or returns nil if it has none.

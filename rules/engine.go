@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"slices"
 	"strings"
@@ -19,15 +20,8 @@ import (
 	"github.com/urbanbrain/urbanbrain/event"
 )
 
-// Publisher sends one record to a topic; key picks the partition (the street code).
-type Publisher interface {
-	Publish(ctx context.Context, topic, key string, value []byte) error
-}
-
 // Config configures an Engine. Zero values take the defaults.
 type Config struct {
-	// Topic is where signals go. Default event.TopicSignals.
-	Topic string
 	// AllowedLateness is how far behind its street's newest event time an event may arrive
 	// and still count in stateful rules (default 2m). Later events are still evaluated by
 	// stateless rules, but windows, durations and absence ignore them and count them in
@@ -43,6 +37,12 @@ type Config struct {
 	// MaxWindowEvents caps the events one key's sliding window keeps (default 10,000); the
 	// oldest are dropped first.
 	MaxWindowEvents int
+	// Redelivery is how many of its latest events each street remembers with the signals
+	// stateful rules raised on them (default 1,024), so that an event handled again — its
+	// outputs were not all acknowledged, and the partition resumed from an earlier offset —
+	// gives the same outputs without being applied twice. An event older than that is
+	// applied again.
+	Redelivery int
 	// Registerer, if set, gets the urbanbrain_rules_* metrics (see metrics.go).
 	Registerer prometheus.Registerer
 }
@@ -53,12 +53,10 @@ const (
 	DefaultDisableAfter    = 100
 	DefaultMaxKeys         = 100_000
 	DefaultMaxWindowEvents = 10_000
+	DefaultRedelivery      = 1024
 )
 
 func (c *Config) setDefaults() {
-	if c.Topic == "" {
-		c.Topic = event.TopicSignals
-	}
 	if c.AllowedLateness == 0 {
 		c.AllowedLateness = DefaultAllowedLateness
 	}
@@ -71,27 +69,28 @@ func (c *Config) setDefaults() {
 	if c.MaxWindowEvents == 0 {
 		c.MaxWindowEvents = DefaultMaxWindowEvents
 	}
+	if c.Redelivery == 0 {
+		c.Redelivery = DefaultRedelivery
+	}
 }
 
 // Validate reports every problem with the configuration.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Topic == "" {
-		errs = append(errs, errors.New("rules: topic is empty"))
-	}
 	if c.AllowedLateness < 0 {
 		errs = append(errs, errors.New("rules: AllowedLateness must not be negative"))
 	}
 	if c.DisableAfter < 1 {
 		errs = append(errs, errors.New("rules: DisableAfter must be at least 1"))
 	}
-	if c.MaxKeys < 1 || c.MaxWindowEvents < 1 {
-		errs = append(errs, errors.New("rules: MaxKeys and MaxWindowEvents must be at least 1"))
+	if c.MaxKeys < 1 || c.MaxWindowEvents < 1 || c.Redelivery < 1 {
+		errs = append(errs, errors.New("rules: MaxKeys, MaxWindowEvents and Redelivery must be at least 1"))
 	}
 	return errors.Join(errs...)
 }
 
-// Engine evaluates the rules on each event and publishes a Signal for every match.
+// Engine evaluates the rules on each event and returns a Signal for every match, as an
+// event.Output for the caller to write (the routes file picks the topic).
 //
 // Its rule set is swapped atomically by SetRules while events flow; stateful rules keep their
 // state in the engine, per street (the partition key) and group key, and are driven by event
@@ -100,7 +99,6 @@ func (c Config) Validate() error {
 // each street's state has one writer at a time.
 type Engine struct {
 	cfg Config
-	pub Publisher
 	log *zap.Logger
 
 	mu       sync.Mutex // serialises SetRules
@@ -134,8 +132,8 @@ type RuleStats struct {
 	Version     int    `json:"version"`
 	Enabled     bool   `json:"enabled"`
 	Evaluated   uint64 `json:"evaluated"`          // events the rule was evaluated on
-	Matched     uint64 `json:"matched"`            // signals published
-	Cleared     uint64 `json:"cleared,omitempty"`  // clear signals published
+	Matched     uint64 `json:"matched"`            // signals raised
+	Cleared     uint64 `json:"cleared,omitempty"`  // clear signals raised
 	Failed      uint64 `json:"failed"`             // events on which the rule failed at run time
 	Keys        int64  `json:"keys,omitempty"`     // group keys with state (stateful rules)
 	Overflow    uint64 `json:"overflow,omitempty"` // events ignored: MaxKeys reached
@@ -185,19 +183,15 @@ type loaded struct {
 }
 
 // New builds an engine over rules made by Load or Parse.
-func New(cfg Config, rules []Rule, pub Publisher, log *zap.Logger) (*Engine, error) {
+func New(cfg Config, rules []Rule, log *zap.Logger) (*Engine, error) {
 	cfg.setDefaults()
-	errs := []error{cfg.Validate()}
-	if pub == nil {
-		errs = append(errs, errors.New("rules: publisher is nil"))
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if log == nil {
 		log = zap.NewNop()
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	e := &Engine{cfg: cfg, pub: pub, log: log, counters: make(map[string]*counters)}
+	e := &Engine{cfg: cfg, log: log, counters: make(map[string]*counters)}
 	e.streets.init()
 	e.scratch.New = func() any { return &scratch{vm: newVM()} }
 	if err := e.SetRules(rules); err != nil {
@@ -321,26 +315,30 @@ func (l *loaded) stats() RuleStats {
 	return s
 }
 
-// HandleEvent evaluates ev and publishes the signals it causes to the signals topic, keyed by
-// the event's street: matches of stateless rules, and what stateful rules of the street do
-// now that its clock has moved (fire, clear). A rule that fails on ev is logged, counted and
-// skipped; only a failed Publish is returned, so the event is redelivered. Signal ids are
-// derived from rule and event, so what was already sent is sent again under the same ids,
-// and stateful rules, which have applied the event already, do not apply it twice.
-func (e *Engine) HandleEvent(ctx context.Context, in event.Event) error {
-	set := e.set.Load()
-	s := e.scratch.Get().(*scratch)
-	defer func() {
-		s.clear()
-		e.scratch.Put(s)
-	}()
+// HandleEvent evaluates ev and returns the signals it causes, in order, as outputs keyed by
+// the event's street: matches of stateless rules, then what stateful rules of the street do
+// now that its clock has moved (fire, clear). Each output's Data is an event.Signal.
+//
+// A rule that fails on ev is logged, counted and skipped; the error is always nil (it is
+// there for the stage runner's handler signature). Signal ids are derived from rule and
+// event, so an event handled again yields the same signals under the same ids; stateful
+// rules recognise an event they have applied already (see Config.Redelivery) and give the
+// signals they raised on it again instead of applying it twice.
+func (e *Engine) HandleEvent(_ context.Context, in event.Event) (event.Outputs, error) {
 	ev := &in
 	if err := checkPayload(ev); err != nil {
 		e.log.Warn("event not evaluated", zap.String("event_id", ev.ID), zap.String("event_type", ev.Type), zap.Error(err))
-		return nil
+		return nil, nil
 	}
+	set := e.set.Load()
+	ti := set.indexOf(ev.Type)
+	if ti == nil && len(set.stateful) == 0 && e.streets.len() == 0 {
+		return nil, nil
+	}
+	s := e.scratch.Get().(*scratch)
+	defer e.release(s)
 	cands := s.cands[:0]
-	if ti := set.indexOf(ev.Type); ti != nil {
+	if ti != nil {
 		cands = ti.candidates(ev, cands)
 	}
 	s.cands = cands
@@ -349,10 +347,10 @@ func (e *Engine) HandleEvent(ctx context.Context, in event.Event) error {
 		var err error
 		if env, err = s.env(ev); err != nil {
 			e.log.Warn("event not evaluated", zap.String("event_id", ev.ID), zap.String("event_type", ev.Type), zap.Error(err))
-			return nil
+			return nil, nil
 		}
 	}
-	sigs := s.sigs[:0]
+	var outs event.Outputs
 	stateful := s.stateful[:0]
 	for _, l := range cands {
 		if l.c.quarantined.Load() {
@@ -363,41 +361,46 @@ func (e *Engine) HandleEvent(ctx context.Context, in event.Event) error {
 			continue
 		}
 		l.c.evaluated.Add(1)
-		sig, ok, err := fire(&s.vm, l.rule, l.rule.c.byType[ev.Type], env, ev)
+		p := l.rule.c.byType[ev.Type]
+		match, err := when(&s.vm, l.rule, p, env, ev)
 		if err != nil {
 			e.recordFailure(l, ev, err)
 			continue
 		}
 		e.recordSuccess(l)
-		if ok {
-			sigs = append(sigs, sig)
+		if !match {
+			continue
 		}
-	}
-	s.sigs, s.stateful = sigs, stateful
-	for _, sig := range sigs {
-		if err := e.publish(ctx, set, sig); err != nil {
-			return err
+		id := l.rule.ID + ":" + ev.ID
+		sig, err := build(s, l.rule, p, env, ev, id, id, ev.Time)
+		if err != nil {
+			e.recordFailure(l, ev, err)
+			continue
 		}
+		outs = e.output(set, outs, &sig)
 	}
+	s.stateful = stateful
 	if len(set.stateful) == 0 && e.streets.len() == 0 {
-		return nil
+		return outs, nil
 	}
-	return e.handleStreet(ctx, set, ev, env, stateful, s)
+	return e.handleStreet(set, ev, env, stateful, s, outs), nil
 }
 
-// publish encodes and sends one signal and counts it.
-func (e *Engine) publish(ctx context.Context, set *ruleSet, sig event.Signal) error {
-	b, err := event.Encode(event.TypeSignal, sig.ID, sig.At, sig)
-	if err != nil {
-		// Only data that cannot be JSON (a NaN metric) gets here; retrying cannot help.
+func (e *Engine) release(s *scratch) {
+	s.clear()
+	e.scratch.Put(s)
+}
+
+// output appends one signal to outs as an output keyed by its event's street, and counts it.
+func (e *Engine) output(set *ruleSet, outs event.Outputs, sig *event.Signal) event.Outputs {
+	if !finite(&sig.Event) {
+		// JSON has no NaN or infinity, so no writer could encode this signal, and handling
+		// the event again cannot help: it is the rule's failure on that event.
 		if l := set.byID[sig.RuleID]; l != nil {
 			e.recordFailure(l, &sig.Event, &EvalError{RuleID: sig.RuleID, RuleVersion: sig.RuleVersion,
-				EventID: sig.Event.ID, Field: "signal", Err: err})
+				EventID: sig.Event.ID, Field: "signal", Err: errNotFinite})
 		}
-		return nil
-	}
-	if err := e.pub.Publish(ctx, e.cfg.Topic, sig.Event.Area.Key(), b); err != nil {
-		return fmt.Errorf("rules: publish signal %s: %w", sig.ID, err)
+		return outs
 	}
 	if c := e.countersOf(set, sig.RuleID); c != nil {
 		if sig.Clear {
@@ -406,7 +409,35 @@ func (e *Engine) publish(ctx context.Context, set *ruleSet, sig event.Signal) er
 			c.matched.Add(1)
 		}
 	}
-	return nil
+	return append(outs, signalOutput(sig))
+}
+
+func signalOutput(sig *event.Signal) event.Output {
+	return event.Output{Key: sig.Event.Area.Key(), ID: sig.ID, Time: sig.At, Data: *sig}
+}
+
+var errNotFinite = errors.New("the event holds a number JSON cannot carry (NaN or infinity)")
+
+// finite reports whether every number of ev can be written as JSON.
+func finite(ev *event.Event) bool {
+	ok := func(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+	if p := ev.Location; p != nil && !(ok(p.Lon) && ok(p.Lat)) {
+		return false
+	}
+	if r := ev.Sensor; r != nil {
+		for _, v := range r.Metrics {
+			if !ok(v) {
+				return false
+			}
+		}
+		if r.Battery != nil && !ok(*r.Battery) {
+			return false
+		}
+	}
+	if v := ev.Video; v != nil && !ok(v.Confidence) {
+		return false
+	}
+	return true
 }
 
 func (e *Engine) countersOf(set *ruleSet, id string) *counters {
@@ -459,15 +490,12 @@ func (e *Engine) Evaluate(in event.Event) ([]event.Signal, []error) {
 	if ti == nil {
 		return nil, nil
 	}
-	s := e.scratch.Get().(*scratch)
-	defer func() {
-		s.clear()
-		e.scratch.Put(s)
-	}()
 	ev := &in
 	if err := checkPayload(ev); err != nil {
 		return nil, []error{err}
 	}
+	s := e.scratch.Get().(*scratch)
+	defer e.release(s)
 	cands := ti.candidates(ev, s.cands[:0])
 	s.cands = cands
 	if len(cands) == 0 {
@@ -483,37 +511,35 @@ func (e *Engine) Evaluate(in event.Event) ([]event.Signal, []error) {
 		if l.kind != "" || l.c.quarantined.Load() {
 			continue
 		}
-		sig, ok, err := fire(&s.vm, l.rule, l.rule.c.byType[ev.Type], env, ev)
+		p := l.rule.c.byType[ev.Type]
+		match, err := when(&s.vm, l.rule, p, env, ev)
+		if err == nil && match {
+			id := l.rule.ID + ":" + ev.ID
+			var sig event.Signal
+			if sig, err = build(s, l.rule, p, env, ev, id, id, ev.Time); err == nil {
+				sigs = append(sigs, sig)
+			}
+		}
 		if err != nil {
 			errs = append(errs, err)
-			continue
-		}
-		if ok {
-			sigs = append(sigs, sig)
 		}
 	}
 	return sigs, errs
 }
 
-// fire evaluates one stateless rule on one event and builds its signal if the rule matches.
-func fire(m *vm.VM, r *Rule, p *programs, env any, ev *event.Event) (event.Signal, bool, error) {
+// when evaluates a rule's condition on one event.
+func when(m *vm.VM, r *Rule, p *programs, env any, ev *event.Event) (bool, error) {
 	out, err := run(m, p.when, env)
 	if err != nil {
-		return event.Signal{}, false, &EvalError{RuleID: r.ID, RuleVersion: r.Version, EventID: ev.ID, Field: "when", Err: err}
+		return false, &EvalError{RuleID: r.ID, RuleVersion: r.Version, EventID: ev.ID, Field: "when", Err: err}
 	}
-	if match, _ := out.(bool); !match {
-		return event.Signal{}, false, nil
-	}
-	sig, err := build(m, r, p, env, ev, r.ID+":"+ev.ID, r.ID+":"+ev.ID, ev.Time)
-	if err != nil {
-		return event.Signal{}, false, err
-	}
-	return sig, true, nil
+	match, _ := out.(bool)
+	return match, nil
 }
 
 // build renders a rule's raise fields for one event into a signal.
 // defaultKey is the correlation key when the rule names none or it renders empty.
-func build(m *vm.VM, r *Rule, p *programs, env any, ev *event.Event, id, defaultKey string, at time.Time) (event.Signal, error) {
+func build(s *scratch, r *Rule, p *programs, env any, ev *event.Event, id, defaultKey string, at time.Time) (event.Signal, error) {
 	fail := func(field string, err error) (event.Signal, error) {
 		return event.Signal{}, &EvalError{RuleID: r.ID, RuleVersion: r.Version, EventID: ev.ID, Field: field, Err: err}
 	}
@@ -526,23 +552,23 @@ func build(m *vm.VM, r *Rule, p *programs, env any, ev *event.Event, id, default
 		Event:       *ev,
 	}
 	var err error
-	if sig.Category, err = p.category.eval(m, env); err != nil {
+	if sig.Category, err = p.category.eval(s, env, ev); err != nil {
 		return fail("raise.category", err)
 	}
 	if msg := checkCategory(sig.Category); msg != "" {
 		return fail("raise.category", errors.New(msg))
 	}
-	if sig.Severity, err = p.severity.eval(m, env); err != nil {
+	if sig.Severity, err = p.severity.eval(s, env, ev); err != nil {
 		return fail("raise.severity", err)
 	}
 	if !validSeverity(sig.Severity) {
 		return fail("raise.severity", fmt.Errorf("%q is not one of red, orange, yellow, blue", sig.Severity))
 	}
-	if sig.Title, err = p.title.eval(m, env); err != nil {
+	if sig.Title, err = p.title.eval(s, env, ev); err != nil {
 		return fail("raise.title", err)
 	}
 	sig.Title = cut(sig.Title, maxTextBytes)
-	if sig.CorrelationKey, err = p.correlationKey.eval(m, env); err != nil {
+	if sig.CorrelationKey, err = p.correlationKey.eval(s, env, ev); err != nil {
 		return fail("raise.correlation_key", err)
 	}
 	if len(sig.CorrelationKey) > maxKeyBytes {
@@ -553,7 +579,7 @@ func build(m *vm.VM, r *Rule, p *programs, env any, ev *event.Event, id, default
 		// rule's signals share their group's key, so a clear finds what it clears.
 		sig.CorrelationKey = defaultKey
 	}
-	if sig.Agency, err = p.agency.eval(m, env); err != nil {
+	if sig.Agency, err = p.agency.eval(s, env, ev); err != nil {
 		return fail("raise.agency", err)
 	}
 	sig.Agency = cut(sig.Agency, maxTextBytes)

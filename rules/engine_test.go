@@ -1,10 +1,10 @@
 package rules_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"math"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -28,9 +28,9 @@ func mustParse(t testing.TB, src string) []rules.Rule {
 	return rs
 }
 
-func newEngine(t testing.TB, rs []rules.Rule, pub rules.Publisher, log *zap.Logger) *rules.Engine {
+func newEngine(t testing.TB, rs []rules.Rule, log *zap.Logger) *rules.Engine {
 	t.Helper()
-	eng, err := rules.New(rules.Config{}, rs, pub, log)
+	eng, err := rules.New(rules.Config{}, rs, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ const failingAndFine = `
 func TestRuntimeErrorDoesNotStopOtherRules(t *testing.T) {
 	core, logs := observer.New(zapcore.WarnLevel)
 	rec := &rulestest.Recorder{}
-	eng := newEngine(t, mustParse(t, failingAndFine), rec, zap.New(core))
+	eng := newEngine(t, mustParse(t, failingAndFine), zap.New(core))
 
 	ev := rulestest.Sensor("e1", "WL-1", "water_level", map[string]float64{"level_cm": 90})
 	sigs, errs := eng.Evaluate(ev)
@@ -81,12 +81,12 @@ func TestRuntimeErrorDoesNotStopOtherRules(t *testing.T) {
 
 	for i := range 5 {
 		ev.ID = "e" + string(rune('1'+i))
-		if err := eng.HandleEvent(context.Background(), ev); err != nil {
+		if err := rec.Keep(eng.HandleEvent(context.Background(), ev)); err != nil {
 			t.Fatalf("HandleEvent: %v", err)
 		}
 	}
-	if n := len(rec.Records()); n != 5 {
-		t.Errorf("published %d signals, want 5", n)
+	if n := len(rec.Outputs()); n != 5 {
+		t.Errorf("returned %d signals, want 5", n)
 	}
 	stats := map[string]rules.RuleStats{}
 	for _, s := range eng.Stats() {
@@ -107,11 +107,11 @@ func TestRuntimeErrorDoesNotStopOtherRules(t *testing.T) {
 	}
 }
 
-// TestReplayGivesSameSignals: a redelivered event publishes byte-identical records, so the
-// incident service sees the same signal ids.
+// TestReplayGivesSameSignals: a redelivered event gives identical outputs, so the incident
+// service sees the same signal ids.
 func TestReplayGivesSameSignals(t *testing.T) {
 	rec := &rulestest.Recorder{}
-	eng := newEngine(t, demoRules(t), rec, zaptest.NewLogger(t))
+	eng := newEngine(t, demoRules(t), zaptest.NewLogger(t))
 	evs := []event.Event{
 		rulestest.Sensor("r1", "GAS-1", "gas", map[string]float64{"ppm": 300}),
 		rulestest.Hotline("r2", "投诉", "0103", "urgent", "闻到煤气味"),
@@ -119,52 +119,34 @@ func TestReplayGivesSameSignals(t *testing.T) {
 	}
 	for range 2 {
 		for _, ev := range evs {
-			if err := eng.HandleEvent(context.Background(), ev); err != nil {
+			if err := rec.Keep(eng.HandleEvent(context.Background(), ev)); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	recs := rec.Records()
-	if len(recs) != 8 {
-		t.Fatalf("published %d records, want 2 × 4", len(recs))
+	outs := rec.Outputs()
+	if len(outs) != 8 {
+		t.Fatalf("returned %d outputs, want 2 × 4", len(outs))
 	}
 	sigs := rec.Signals(t)
 	for i := range 4 {
-		if !bytes.Equal(recs[i].Value, recs[i+4].Value) || recs[i].Key != recs[i+4].Key {
-			t.Errorf("replay of record %d differs:\n%s\n%s", i, recs[i].Value, recs[i+4].Value)
+		if !reflect.DeepEqual(outs[i], outs[i+4]) {
+			t.Errorf("replay of output %d differs:\n%+v\n%+v", i, outs[i], outs[i+4])
 		}
 		if sigs[i].ID != sigs[i].RuleID+":"+sigs[i].Event.ID {
 			t.Errorf("signal id %q is not rule:event", sigs[i].ID)
 		}
 	}
-	// The decoded signal carries the whole event, caller included: masking is downstream.
+	// The signal carries the whole event, caller included: masking is downstream.
 	if sigs[1].Event.Hotline == nil || sigs[1].Event.Hotline.TicketID != "Tr2" {
 		t.Errorf("signal lost its event: %+v", sigs[1].Event)
-	}
-}
-
-func TestPublishFailureIsReturned(t *testing.T) {
-	rec := &rulestest.Recorder{}
-	eng := newEngine(t, demoRules(t), rec, zaptest.NewLogger(t))
-	boom := errors.New("broker down")
-	rec.FailWith(boom)
-	ev := rulestest.Sensor("p1", "GAS-1", "gas", map[string]float64{"ppm": 300})
-	if err := eng.HandleEvent(context.Background(), ev); !errors.Is(err, boom) {
-		t.Fatalf("HandleEvent = %v, want %v", err, boom)
-	}
-	rec.FailWith(nil)
-	if err := eng.HandleEvent(context.Background(), ev); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(rec.Records()); n != 1 {
-		t.Errorf("published %d after recovery, want 1", n)
 	}
 }
 
 func TestHandleEventSkipsBadData(t *testing.T) {
 	core, logs := observer.New(zapcore.WarnLevel)
 	rec := &rulestest.Recorder{}
-	eng := newEngine(t, demoRules(t), rec, zap.New(core))
+	eng := newEngine(t, demoRules(t), zap.New(core))
 
 	noPayload := rulestest.Sensor("b1", "GAS-1", "gas", nil)
 	noPayload.Sensor = nil
@@ -176,16 +158,16 @@ func TestHandleEventSkipsBadData(t *testing.T) {
 	noStreet.Area = event.Area{}
 
 	for _, ev := range []event.Event{noPayload, inf, unknownType, noStreet} {
-		if err := eng.HandleEvent(context.Background(), ev); err != nil {
+		if err := rec.Keep(eng.HandleEvent(context.Background(), ev)); err != nil {
 			t.Errorf("event %s: %v", ev.ID, err)
 		}
 	}
 	if _, errs := eng.Evaluate(noPayload); len(errs) != 1 || !errors.Is(errs[0], rules.ErrNoPayload) {
 		t.Errorf("no payload: errors %v", errs)
 	}
-	recs := rec.Records()
-	if len(recs) != 1 || recs[0].Key != event.UnknownStreet {
-		t.Fatalf("records %+v, want one keyed %q", recs, event.UnknownStreet)
+	outs := rec.Outputs()
+	if len(outs) != 1 || outs[0].Key != event.UnknownStreet {
+		t.Fatalf("outputs %+v, want one keyed %q", outs, event.UnknownStreet)
 	}
 	if logs.FilterMessage("event not evaluated").Len() != 1 || logs.FilterField(zap.String("field", "signal")).Len() != 1 {
 		t.Errorf("logs: %v", logs.All())
@@ -206,8 +188,7 @@ func TestRaiseDefaultsDisabledAndShadow(t *testing.T) {
   when: "true"
   raise: {category: "0301", severity: blue, shadow: true, agency: '=video.algorithm == "x" ? "urban" : ""'}
 `)
-	rec := &rulestest.Recorder{}
-	eng := newEngine(t, rs, rec, zaptest.NewLogger(t))
+	eng := newEngine(t, rs, zaptest.NewLogger(t))
 	if got := len(eng.Rules()); got != 2 {
 		t.Errorf("Rules() has %d, want both, enabled or not", got)
 	}
@@ -227,16 +208,16 @@ func TestNewRejects(t *testing.T) {
 	tests := []struct {
 		name  string
 		rules []rules.Rule
-		pub   rules.Publisher
+		cfg   rules.Config
 		msg   string
 	}{
-		{"nil publisher", rs, nil, "publisher is nil"},
-		{"rule not compiled", []rules.Rule{{ID: "raw", Types: []string{event.TypeVideoDetection}}}, &rulestest.Recorder{}, `"raw" was not compiled`},
-		{"duplicate id", append(rs, rs...), &rulestest.Recorder{}, `duplicate rule id "a"`},
+		{"negative lateness", rs, rules.Config{AllowedLateness: -1}, "AllowedLateness must not be negative"},
+		{"rule not compiled", []rules.Rule{{ID: "raw", Types: []string{event.TypeVideoDetection}}}, rules.Config{}, `"raw" was not compiled`},
+		{"duplicate id", append(rs, rs...), rules.Config{}, `duplicate rule id "a"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := rules.New(rules.Config{}, tt.rules, tt.pub, nil)
+			_, err := rules.New(tt.cfg, tt.rules, nil)
 			if err == nil || !strings.Contains(err.Error(), tt.msg) {
 				t.Errorf("New = %v, want an error containing %q", err, tt.msg)
 			}
@@ -271,7 +252,7 @@ func TestFunctions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.when, func(t *testing.T) {
 			src := "id: f\nname: f\ntypes: [city.sensor.reading]\nwhen: '" + tt.when + "'\nraise: {category: '0401', severity: blue}\n"
-			eng := newEngine(t, mustParse(t, src), &rulestest.Recorder{}, nil)
+			eng := newEngine(t, mustParse(t, src), nil)
 			sigs, errs := eng.Evaluate(ev)
 			if len(errs) > 0 {
 				t.Fatal(errs)
@@ -303,14 +284,14 @@ func TestMaxNodes(t *testing.T) {
 // TestConcurrentHandleEvent runs partitions in parallel over one engine (meaningful with -race).
 func TestConcurrentHandleEvent(t *testing.T) {
 	rec := &rulestest.Recorder{}
-	eng := newEngine(t, demoRules(t), rec, zaptest.NewLogger(t))
+	eng := newEngine(t, demoRules(t), zaptest.NewLogger(t))
 	var wg sync.WaitGroup
 	for p := range 4 {
 		wg.Go(func() {
 			for i := range 50 {
 				id := string(rune('a'+p)) + string(rune('0'+i%10)) + string(rune('0'+i/10))
 				ev := rulestest.Video(id, "CAM-1", "smoke_fire", 0.9, 1)
-				if err := eng.HandleEvent(context.Background(), ev); err != nil {
+				if err := rec.Keep(eng.HandleEvent(context.Background(), ev)); err != nil {
 					t.Error(err)
 					return
 				}
@@ -318,7 +299,7 @@ func TestConcurrentHandleEvent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := len(rec.Records()); n != 200 {
-		t.Errorf("published %d, want 200", n)
+	if n := len(rec.Signals(t)); n != 200 {
+		t.Errorf("returned %d, want 200", n)
 	}
 }

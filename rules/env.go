@@ -163,7 +163,7 @@ type scratch struct {
 
 	cands    []*loaded
 	stateful []*loaded
-	sigs     []event.Signal
+	buf      []byte // raise fields are rendered here
 }
 
 // clear readies a pooled scratch for the next event. The environments and the event copy are
@@ -171,10 +171,10 @@ type scratch struct {
 // evaluating a rule — so a pooled scratch keeps its last event alive until then; the pool
 // holds at most a few per CPU.
 func (s *scratch) clear() {
-	if len(s.sigs) > 0 {
-		clear(s.sigs)
+	s.cands, s.stateful = s.cands[:0], s.stateful[:0]
+	if cap(s.buf) > 4<<10 {
+		s.buf = nil // a rare long title: not kept in the pool
 	}
-	s.cands, s.stateful, s.sigs = s.cands[:0], s.stateful[:0], s.sigs[:0]
 }
 
 // envOf builds a fresh environment for one event, for callers without a scratch.

@@ -1,6 +1,10 @@
 package rules
 
 import (
+	"cmp"
+	"slices"
+	"sort"
+
 	"github.com/urbanbrain/urbanbrain/event"
 )
 
@@ -8,19 +12,44 @@ import (
 // the event types they listen to and, within a type, by one equality conjunct of their
 // condition (sensor.kind == "gas", video.algorithm in ["smoke", "fire"]): the one on the
 // field with the most distinct values among the type's rules, which splits them finest. A
-// rule without such a conjunct is offered every event of its types. The full condition is
-// always evaluated, so the index can only save work, never change an answer.
+// rule without such a conjunct is offered every event of its types.
+//
+// Within each of those lists, stateless rules with a conjunct comparing a number to a
+// constant (sensor.metrics.level_cm > 80, video.confidence >= 0.8) are filed by it too:
+// per field, the lower bounds sorted by threshold and the upper bounds likewise, so that one
+// binary search finds the rules whose bound the event's value satisfies, however many rules
+// differ only in their thresholds. (A stateful rule needs every event of its kind, the
+// ones on which its condition is false too, so it is never filed by a bound.)
+//
+// The full condition is always evaluated, so the index can only save work, never change an
+// answer: every rule it leaves out has a conjunct that is false on the event.
 
 type typeIndex struct {
-	open   []*loaded     // rules with no usable equality conjunct
+	open   *ruleList     // rules with no usable equality conjunct
 	fields []*fieldIndex // one per field some rule is filed under
-	multi  bool          // candidates may come from more than one list and need sorting
 }
 
 type fieldIndex struct {
-	field   string
 	get     field
-	byValue map[string][]*loaded
+	byValue map[string]*ruleList
+}
+
+// ruleList is the rules of one list of the index: those offered every event that reaches it,
+// and those filed by a bound.
+type ruleList struct {
+	all    []*loaded
+	ranges []*rangeIndex
+}
+
+// rangeIndex files rules by their bound on one number. lower holds the lower bounds in
+// ascending order of threshold (>= before > on a tie), so the bounds an event's value
+// satisfies are a prefix; upper holds the upper bounds in descending order (<= before <),
+// likewise.
+type rangeIndex struct {
+	num          number
+	lower, upper []bound
+	lowerRules   []*loaded
+	upperRules   []*loaded
 }
 
 // buildIndex files the enabled rules of a set.
@@ -48,6 +77,8 @@ func buildIndex(rules []*loaded) [3]*typeIndex {
 				}
 			}
 		}
+		var open []*loaded
+		lists := make(map[string]map[string][]*loaded)
 		ti := &typeIndex{}
 		byField := make(map[string]*fieldIndex)
 		for _, l := range rs {
@@ -59,42 +90,191 @@ func buildIndex(rules []*loaded) [3]*typeIndex {
 				}
 			}
 			if best == nil {
-				ti.open = append(ti.open, l)
+				open = append(open, l)
 				continue
 			}
 			fi := byField[best.field]
 			if fi == nil {
-				fi = &fieldIndex{field: best.field, get: best.get, byValue: make(map[string][]*loaded)}
+				fi = &fieldIndex{get: best.get, byValue: make(map[string]*ruleList)}
 				byField[best.field] = fi
+				lists[best.field] = make(map[string][]*loaded)
 				ti.fields = append(ti.fields, fi)
 			}
 			for _, v := range best.values {
-				fi.byValue[v] = append(fi.byValue[v], l)
+				lists[best.field][v] = append(lists[best.field][v], l)
 			}
 		}
-		ti.multi = len(ti.fields) > 1 || (len(ti.fields) == 1 && len(ti.open) > 0)
+		if len(open) > 0 {
+			ti.open = newRuleList(open)
+		}
+		for field, fi := range byField {
+			for v, ls := range lists[field] {
+				fi.byValue[v] = newRuleList(ls)
+			}
+		}
 		out[typeSlot(t)] = ti
 	}
 	return out
 }
 
-func listens(r *Rule, t string) bool {
-	for _, x := range r.Types {
-		if x == t {
-			return true
+// newRuleList files a list of rules, in set order, by their bounds.
+func newRuleList(ls []*loaded) *ruleList {
+	// Each stateless rule with bounds is filed by one of them: the one on the number the
+	// most rules of the list have a bound on, so that they share one binary search.
+	uses := make(map[string]int)
+	for _, l := range ls {
+		if l.kind != "" {
+			continue
+		}
+		seen := map[string]bool{}
+		for _, b := range l.rule.c.bounds {
+			if !seen[b.num.field] {
+				seen[b.num.field] = true
+				uses[b.num.field]++
+			}
 		}
 	}
-	return false
+	bk := &ruleList{}
+	byNum := make(map[string]*rangeIndex)
+	for _, l := range ls {
+		var best *bound
+		if l.kind == "" {
+			for i := range l.rule.c.bounds {
+				b := &l.rule.c.bounds[i]
+				if best == nil || uses[b.num.field] > uses[best.num.field] {
+					best = b
+				}
+			}
+		}
+		if best == nil {
+			bk.all = append(bk.all, l)
+			continue
+		}
+		ri := byNum[best.num.field]
+		if ri == nil {
+			ri = &rangeIndex{num: best.num}
+			byNum[best.num.field] = ri
+			bk.ranges = append(bk.ranges, ri)
+		}
+		if best.lower {
+			ri.lower = append(ri.lower, *best)
+			ri.lowerRules = append(ri.lowerRules, l)
+		} else {
+			ri.upper = append(ri.upper, *best)
+			ri.upperRules = append(ri.upperRules, l)
+		}
+	}
+	for _, ri := range bk.ranges {
+		ri.sort()
+	}
+	return bk
+}
+
+// sort orders the bounds so that those an event's value satisfies come first.
+func (ri *rangeIndex) sort() {
+	order := func(bs []bound, rs []*loaded, less func(a, b bound) int) {
+		idx := make([]int, len(bs))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(i, j int) bool { return less(bs[idx[i]], bs[idx[j]]) < 0 })
+		nb, nr := make([]bound, len(bs)), make([]*loaded, len(rs))
+		for i, k := range idx {
+			nb[i], nr[i] = bs[k], rs[k]
+		}
+		copy(bs, nb)
+		copy(rs, nr)
+	}
+	strictLast := func(a, b bound) int {
+		switch {
+		case a.strict == b.strict:
+			return 0
+		case a.strict:
+			return 1
+		}
+		return -1
+	}
+	// A NaN threshold admits nothing: last in either order.
+	nanLast := func(a, b bound) (int, bool) {
+		an, bn := a.n != a.n, b.n != b.n
+		switch {
+		case an && bn:
+			return 0, true
+		case an:
+			return 1, true
+		case bn:
+			return -1, true
+		}
+		return 0, false
+	}
+	order(ri.lower, ri.lowerRules, func(a, b bound) int {
+		if c, ok := nanLast(a, b); ok {
+			return c
+		}
+		return cmp.Or(cmp.Compare(a.n, b.n), strictLast(a, b))
+	})
+	order(ri.upper, ri.upperRules, func(a, b bound) int {
+		if c, ok := nanLast(a, b); ok {
+			return c
+		}
+		return cmp.Or(cmp.Compare(b.n, a.n), strictLast(a, b))
+	})
+}
+
+func listens(r *Rule, t string) bool {
+	return slices.Contains(r.Types, t)
 }
 
 // candidates appends the rules that could match ev to out, in set order.
 func (ti *typeIndex) candidates(ev *event.Event, out []*loaded) []*loaded {
-	out = append(out, ti.open...)
-	for _, fi := range ti.fields {
-		out = append(out, fi.byValue[fi.get.get(ev)]...)
+	n, parts := len(out), 0
+	if ti.open != nil {
+		out = ti.open.candidates(ev, out, &parts)
 	}
-	if ti.multi && len(out) > 1 {
-		sortedByOrder(out)
+	for _, fi := range ti.fields {
+		if bk := fi.byValue[fi.get.get(ev)]; bk != nil {
+			out = bk.candidates(ev, out, &parts)
+		}
+	}
+	if parts > 1 {
+		// From several lists, each in set order: merge them back into it.
+		sortedByOrder(out[n:])
 	}
 	return out
+}
+
+// candidates appends the list's rules that could match ev, adding to parts the number of
+// runs in set order they came in.
+func (bk *ruleList) candidates(ev *event.Event, out []*loaded, parts *int) []*loaded {
+	if len(bk.all) > 0 {
+		out = append(out, bk.all...)
+		*parts++
+	}
+	for _, ri := range bk.ranges {
+		v := ri.num.get(ev)
+		// A prefix of bounds is in threshold order: more than one rule of it needs sorting.
+		if k := satisfied(ri.lower, v); k > 0 {
+			out = append(out, ri.lowerRules[:k]...)
+			*parts += min(k, 2)
+		}
+		if k := satisfied(ri.upper, v); k > 0 {
+			out = append(out, ri.upperRules[:k]...)
+			*parts += min(k, 2)
+		}
+	}
+	return out
+}
+
+// satisfied returns how many of the sorted bounds v satisfies: they come first.
+func satisfied(bs []bound, v float64) int {
+	lo, hi := 0, len(bs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if bs[m].admits(v) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
 }

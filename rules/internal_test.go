@@ -77,7 +77,7 @@ func FuzzCompile(f *testing.F) {
 			return
 		}
 		r.c = c
-		eng, err := New(Config{}, []Rule{r}, nopPublisher{}, nil)
+		eng, err := New(Config{}, []Rule{r}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,15 +87,11 @@ func FuzzCompile(f *testing.F) {
 		for i := range 3 {
 			ev.ID = "fz" + string(rune('0'+i))
 			ev.Time = ev.Time.Add(30 * time.Second)
-			_ = eng.HandleEvent(ctx, ev)
+			_, _ = eng.HandleEvent(ctx, ev)
 		}
-		_ = eng.Tick(ctx, ev.Time.Add(3*time.Hour))
+		_, _ = eng.Tick(ctx, ev.Time.Add(3*time.Hour))
 	})
 }
-
-type nopPublisher struct{}
-
-func (nopPublisher) Publish(context.Context, string, string, []byte) error { return nil }
 
 func TestSplitTemplate(t *testing.T) {
 	tests := []struct {
@@ -152,7 +148,7 @@ func BenchmarkEvaluate(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	eng, err := New(Config{}, rs, nopPublisher{}, nil)
+	eng, err := New(Config{}, rs, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

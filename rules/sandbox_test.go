@@ -67,8 +67,8 @@ when: sensor.metrics.level_cm > 80
 raise: {category: "0104", severity: orange}
 `)
 			rec := &rulestest.Recorder{}
-			eng := newEngine(t, append(rs, fine...), rec, nil)
-			if err := eng.HandleEvent(context.Background(), ev); err != nil {
+			eng := newEngine(t, append(rs, fine...), nil)
+			if err := rec.Keep(eng.HandleEvent(context.Background(), ev)); err != nil {
 				t.Fatalf("HandleEvent: %v", err)
 			}
 			st := stats(eng)
@@ -107,13 +107,13 @@ func TestFailingRuleIsQuarantined(t *testing.T) {
 `
 	reg := prometheus.NewRegistry()
 	rec := &rulestest.Recorder{}
-	eng, err := rules.New(rules.Config{DisableAfter: 5, Registerer: reg}, mustParse(t, src), rec, nil)
+	eng, err := rules.New(rules.Config{DisableAfter: 5, Registerer: reg}, mustParse(t, src), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 8 {
 		ev := rulestest.Sensor("q"+string(rune('a'+i)), "WL-1", "water_level", map[string]float64{"level_cm": 90})
-		if err := eng.HandleEvent(context.Background(), ev); err != nil {
+		if err := rec.Keep(eng.HandleEvent(context.Background(), ev)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -135,7 +135,7 @@ func TestFailingRuleIsQuarantined(t *testing.T) {
 	if err := eng.SetRules(fixed); err != nil {
 		t.Fatal(err)
 	}
-	if err := eng.HandleEvent(context.Background(), rulestest.Sensor("qz", "WL-1", "water_level", nil)); err != nil {
+	if err := rec.Keep(eng.HandleEvent(context.Background(), rulestest.Sensor("qz", "WL-1", "water_level", nil))); err != nil {
 		t.Fatal(err)
 	}
 	if b := stats(eng)["broken"]; b.Quarantined || b.Matched != 1 || b.Version != 2 {
@@ -213,7 +213,7 @@ func TestIndexNeverChangesAnswers(t *testing.T) {
 	}
 	evs[4].Sensor.Status = "fault"
 	run := func(src string) []string {
-		eng := newEngine(t, mustParse(t, src), &rulestest.Recorder{}, nil)
+		eng := newEngine(t, mustParse(t, src), nil)
 		var out []string
 		for _, ev := range evs {
 			sigs, errs := eng.Evaluate(ev)

@@ -3,9 +3,9 @@ package rules
 import (
 	"container/heap"
 	"context"
-	"errors"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -28,10 +28,11 @@ import (
 // to arrive cannot contradict a signal already sent. Sliding windows are checked at once, on
 // the frontier itself.
 //
-// Signals of stateful rules go through the street's outbox: the state moves first, the
-// signal is queued, and a failed publish leaves it queued for the redelivered event (or the
-// next Tick) to send, while the redelivered event itself is recognised as the one already
-// applied and not counted twice.
+// Signals of stateful rules are returned as outputs: the state moves first, the signal is
+// queued in the street's outbox and handed back with what the event (or the Tick) produced.
+// The street remembers its latest events with the outputs they produced (Config.Redelivery),
+// so that an event handled again — the runner resumed the partition before its outputs were
+// all acknowledged — gives the same outputs and is not applied twice.
 
 // streetMap is the streets with state, sharded to keep lookups cheap under concurrency.
 type streetMap struct {
@@ -94,14 +95,64 @@ func (m *streetMap) len() int { return int(m.n.Load()) }
 
 // street is one partition key's state.
 type street struct {
-	mu       sync.Mutex // held while the street's state moves and its outbox is sent
-	key      string
-	gen      uint64 // the rule set generation rules was last reconciled with
-	maxTime  int64  // newest event time seen (unix ns)
-	lastType string // type and id of the last event applied
-	lastID   string
-	rules    map[string]*ruleState
-	outbox   []event.Signal
+	mu      sync.Mutex // held while the street's state moves and its outbox is drained
+	key     string
+	gen     uint64 // the rule set generation rules was last reconciled with
+	maxTime int64  // newest event time seen (unix ns)
+	rules   map[string]*ruleState
+	outbox  []event.Signal // raised by the event or tick being handled; drained before unlock
+	recent  recentEvents
+}
+
+// recentEvents are a street's latest events with the outputs that handling each produced,
+// oldest first overwritten. They are found by a hash of type and id, checked against the
+// event kept in the ring: two events whose hashes collide only make the older one forgotten
+// early.
+type recentEvents struct {
+	ring []recentEvent
+	next int
+	byID map[uint64]int32 // index into ring
+}
+
+type eventRef struct{ typ, id string }
+
+type recentEvent struct {
+	ref  eventRef
+	hash uint64
+	outs event.Outputs
+}
+
+var recentSeed = maphash.MakeSeed()
+
+func (r eventRef) hash() uint64 {
+	return maphash.String(recentSeed, r.id) ^ maphash.String(recentSeed, r.typ)<<1
+}
+
+func (r *recentEvents) get(ref eventRef) (event.Outputs, bool) {
+	i, ok := r.byID[ref.hash()]
+	if !ok || r.ring[i].ref != ref {
+		return nil, false
+	}
+	return r.ring[i].outs, true
+}
+
+func (r *recentEvents) add(ref eventRef, outs event.Outputs, max int) {
+	if r.byID == nil {
+		r.byID = make(map[uint64]int32)
+	}
+	h := ref.hash()
+	if len(r.ring) < max {
+		r.byID[h] = int32(len(r.ring))
+		r.ring = append(r.ring, recentEvent{ref: ref, hash: h, outs: outs})
+		return
+	}
+	old := &r.ring[r.next]
+	if i, ok := r.byID[old.hash]; ok && int(i) == r.next {
+		delete(r.byID, old.hash)
+	}
+	*old = recentEvent{ref: ref, hash: h, outs: outs}
+	r.byID[h] = int32(r.next)
+	r.next = (r.next + 1) % len(r.ring)
 }
 
 // ruleState is one stateful rule's state in one street.
@@ -177,26 +228,27 @@ func (e *Engine) frontier(st *street) int64 {
 
 func (e *Engine) lateness() int64 { return int64(e.cfg.AllowedLateness) }
 
-// handleStreet applies one event to the stateful rules of its street and sends what that
-// causes. It runs for every event once any stateful rule is loaded, because an event of any
-// kind moves its street's clock.
-func (e *Engine) handleStreet(ctx context.Context, set *ruleSet, ev *event.Event, env any, stateful []*loaded, s *scratch) error {
+// handleStreet applies one event to the stateful rules of its street and appends what that
+// causes to outs. It runs for every event once any stateful rule is loaded, because an event
+// of any kind moves its street's clock.
+func (e *Engine) handleStreet(set *ruleSet, ev *event.Event, env any, stateful []*loaded, s *scratch, outs event.Outputs) event.Outputs {
+	key := ev.Area.Key()
 	if len(stateful) == 0 && len(set.stateful) == 0 {
-		if st := e.streets.lookup(ev.Area.Key()); st == nil {
-			return nil
+		if st := e.streets.lookup(key); st == nil {
+			return outs
 		}
 	}
-	st := e.streets.get(ev.Area.Key())
+	st := e.streets.get(key)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	mark := len(outs)
 	e.reconcile(st, set, s)
-	if err := e.flush(ctx, set, st); err != nil {
-		return err
+	ref := eventRef{ev.Type, ev.ID}
+	if again, ok := st.recent.get(ref); ok {
+		// Handled again: applied already. What it produced then is produced again, under
+		// the same ids, for the consumers to recognise.
+		return append(e.drain(set, st, outs), again...)
 	}
-	if st.lastType == ev.Type && st.lastID == ev.ID {
-		return nil // redelivered after a failed publish: applied already
-	}
-	st.lastType, st.lastID = ev.Type, ev.ID
 	t := ev.Time.UnixNano()
 	if front := e.frontier(st); front != 0 && t < front-e.lateness() {
 		if len(stateful) > 0 {
@@ -209,16 +261,25 @@ func (e *Engine) handleStreet(ctx context.Context, set *ruleSet, ev *event.Event
 		}
 	}
 	e.due(st, set, s)
-	return e.flush(ctx, set, st)
+	outs = e.drain(set, st, outs)
+	var mine event.Outputs
+	if len(outs) > mark {
+		mine = slices.Clone(outs[mark:])
+	}
+	st.recent.add(ref, mine, e.cfg.Redelivery)
+	return outs
 }
 
 // Tick moves every street's clock to now (the wall clock in production, the fake clock in
-// tests, the replayed time in a backtest) and sends what stateful rules do about it: a device
-// silent for its absent duration, a condition held for its for duration without a new event,
-// a tumbling period that closed, a sliding window whose events aged out. The app calls it
-// about once a second; a clock that goes back is ignored. A failed publish stays queued and
-// is retried by the next Tick; the error is returned for logging.
-func (e *Engine) Tick(ctx context.Context, now time.Time) error {
+// tests, the replayed time in a backtest) and returns the signals stateful rules raise about
+// it: a device silent for its absent duration, a condition held for its for duration without
+// a new event, a tumbling period that closed, a sliding window whose events aged out. The app
+// calls it about once a second; a clock that goes back is ignored.
+//
+// A tick is not an input that can be handled again: the state has moved once its outputs
+// are returned, so the caller must write them (retrying as long as it takes) and not drop
+// them. The error is always nil.
+func (e *Engine) Tick(_ context.Context, now time.Time) (event.Outputs, error) {
 	n := now.UnixNano()
 	for {
 		old := e.lastTick.Load()
@@ -228,41 +289,26 @@ func (e *Engine) Tick(ctx context.Context, now time.Time) error {
 	}
 	set := e.set.Load()
 	s := e.scratch.Get().(*scratch)
-	defer func() {
-		s.clear()
-		e.scratch.Put(s)
-	}()
-	var errs []error
+	defer e.release(s)
+	var outs event.Outputs
 	for _, st := range e.streets.all() {
 		st.mu.Lock()
 		e.reconcile(st, set, s)
-		err := e.flush(ctx, set, st)
-		if err == nil {
-			e.due(st, set, s)
-			err = e.flush(ctx, set, st)
-		}
+		e.due(st, set, s)
+		outs = e.drain(set, st, outs)
 		st.mu.Unlock()
-		if err != nil {
-			errs = append(errs, err)
-			if ctx.Err() != nil {
-				break
-			}
-		}
 	}
-	return errors.Join(errs...)
+	return outs, nil
 }
 
-// flush sends the street's queued signals in order, stopping at the first failure.
-func (e *Engine) flush(ctx context.Context, set *ruleSet, st *street) error {
-	for len(st.outbox) > 0 {
-		if err := e.publish(ctx, set, st.outbox[0]); err != nil {
-			return err
-		}
-		st.outbox[0] = event.Signal{}
-		st.outbox = st.outbox[1:]
+// drain appends the street's queued signals to outs, in order.
+func (e *Engine) drain(set *ruleSet, st *street, outs event.Outputs) event.Outputs {
+	for i := range st.outbox {
+		outs = e.output(set, outs, &st.outbox[i])
 	}
-	st.outbox = nil
-	return nil
+	clear(st.outbox)
+	st.outbox = st.outbox[:0]
+	return outs
 }
 
 // reconcile brings a street's state in line with a new rule set: state of rules that are
@@ -703,7 +749,7 @@ func (e *Engine) emitWindow(st *street, l *loaded, ks *keyState, ev *event.Event
 	if clear {
 		id += ":clear"
 	}
-	sig, err := build(&s.vm, r, r.c.byType[ev.Type], env, ev, id, r.ID+":"+ks.group, at)
+	sig, err := build(s, r, r.c.byType[ev.Type], env, ev, id, r.ID+":"+ks.group, at)
 	c.Window = WindowValues{}
 	if err != nil {
 		e.recordFailure(l, ev, err)

@@ -2,8 +2,8 @@ package rules_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -29,7 +29,7 @@ type scenario struct {
 func newScenario(t *testing.T, src string, cfg rules.Config) *scenario {
 	t.Helper()
 	rec := &rulestest.Recorder{}
-	eng, err := rules.New(cfg, mustParse(t, src), rec, nil)
+	eng, err := rules.New(cfg, mustParse(t, src), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func (s *scenario) send(ev event.Event) *scenario {
 // sendAt handles ev with the time it carries (for late events).
 func (s *scenario) sendAt(ev event.Event) *scenario {
 	s.t.Helper()
-	if err := s.eng.HandleEvent(context.Background(), ev); err != nil {
+	if err := s.rec.Keep(s.eng.HandleEvent(context.Background(), ev)); err != nil {
 		s.t.Fatalf("HandleEvent %s: %v", ev.ID, err)
 	}
 	return s
@@ -65,7 +65,7 @@ func (s *scenario) sendAt(ev event.Event) *scenario {
 
 func (s *scenario) tick() *scenario {
 	s.t.Helper()
-	if err := s.eng.Tick(context.Background(), s.clock.Now()); err != nil {
+	if err := s.rec.Keep(s.eng.Tick(context.Background(), s.clock.Now())); err != nil {
 		s.t.Fatalf("Tick: %v", err)
 	}
 	return s
@@ -312,23 +312,43 @@ func TestLateEventsInsideAndOutsideAllowedLateness(t *testing.T) {
 	}
 }
 
-// A failed publish of a stateful signal is retried with the redelivered event, and the
-// redelivery is not counted twice in the window.
-func TestRedeliveryAfterFailedPublishCountsOnce(t *testing.T) {
+// Events handled again — the runner resumed a partition from its last committed offset
+// because some outputs were not acknowledged — give the outputs they gave the first time,
+// under the same ids, and are not counted twice in the window.
+func TestRedeliveryGivesSameOutputsAndCountsOnce(t *testing.T) {
 	s := newScenario(t, noiseWindow, rules.Config{})
-	s.at(0).send(s.complaint("A", "0401"))
-	s.at(time.Minute).send(s.complaint("A", "0401"))
-	third := s.complaint("A", "0401")
-	third.Time = s.at(2 * time.Minute).clock.Now()
-	s.rec.FailWith(errors.New("broker down"))
-	if err := s.eng.HandleEvent(context.Background(), third); err == nil {
-		t.Fatal("HandleEvent succeeded with the broker down")
+	var batch []event.Event
+	for i := range 3 {
+		ev := s.complaint("A", "0401")
+		ev.Time = s.at(time.Duration(i) * time.Minute).clock.Now()
+		batch = append(batch, ev)
 	}
-	s.rec.FailWith(nil)
-	s.sendAt(third) // the redelivery
-	s.expect("fire noise-complaints:h3@+2m0s")
+	var first, again []event.Outputs
+	for _, ev := range batch {
+		outs, err := s.eng.HandleEvent(context.Background(), ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first = append(first, outs)
+	}
+	for _, ev := range batch { // the whole batch again, from its first record
+		outs, err := s.eng.HandleEvent(context.Background(), ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again = append(again, outs)
+	}
+	if !reflect.DeepEqual(first, again) {
+		t.Fatalf("handled again: %+v\nthe first time: %+v", again, first)
+	}
+	if len(first[2]) != 1 || first[2][0].ID != "noise-complaints:h3" {
+		t.Fatalf("outputs of the third complaint %+v, want the window firing", first[2])
+	}
+	if st := s.eng.Stats()[0]; st.Matched != 1 {
+		t.Errorf("matched %d, want 1: a redelivered signal is not counted again", st.Matched)
+	}
 	// When the first complaint ages out, two remain and the signal clears; had the
-	// redelivery counted twice, three would remain and it would not.
+	// redelivery counted twice, more would remain and it would not.
 	s.at(60*time.Minute + 30*time.Second).tick()
 	s.expect("clear noise-complaints:h3:clear@+1h0m0s")
 }
@@ -366,7 +386,7 @@ func TestStateSurvivesVersionChangeWithSameKey(t *testing.T) {
 func TestStatefulConcurrency(t *testing.T) {
 	rs := mustParse(t, noiseWindow+"---\n"+manholeAbsent+"---\n"+waterFor)
 	rec := &rulestest.Recorder{}
-	eng := newEngine(t, rs, rec, nil)
+	eng := newEngine(t, rs, nil)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for p := range 4 {
@@ -378,7 +398,7 @@ func TestStatefulConcurrency(t *testing.T) {
 				ev.Area.Street = fmt.Sprintf("S%d", p)
 				ev.Area.Community = fmt.Sprintf("C%d-%d", p, i%3)
 				ev.Time = rulestest.At.Add(time.Duration(i) * time.Second)
-				if err := eng.HandleEvent(ctx, ev); err != nil {
+				if err := rec.Keep(eng.HandleEvent(ctx, ev)); err != nil {
 					t.Error(err)
 				}
 			}
@@ -388,7 +408,7 @@ func TestStatefulConcurrency(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := range 50 {
-			_ = eng.Tick(ctx, rulestest.At.Add(time.Duration(i)*time.Second))
+			_, _ = eng.Tick(ctx, rulestest.At.Add(time.Duration(i)*time.Second))
 		}
 	}()
 	go func() {

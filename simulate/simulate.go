@@ -13,7 +13,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/google/uuid"
-	"golang.org/x/time/rate"
 
 	"github.com/urbanbrain/urbanbrain/city"
 	"github.com/urbanbrain/urbanbrain/event"
@@ -68,6 +67,10 @@ type Config struct {
 	// MaxConsecutiveErrors stops Run after that many failed sends in a row; default 20.
 	MaxConsecutiveErrors int
 
+	// MaxCatchUp is how much schedule a generator that fell behind may make up in a burst
+	// (default 1 s); debt beyond it is dropped and reported as Progress.Skipped.
+	MaxCatchUp time.Duration
+
 	// Now is the clock events are stamped with; default time.Now.
 	Now func() time.Time
 }
@@ -97,6 +100,9 @@ func (c *Config) setDefaults(grids int) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.MaxCatchUp == 0 {
+		c.MaxCatchUp = time.Second
+	}
 }
 
 // Validate reports every problem with the configuration.
@@ -125,6 +131,9 @@ func (c Config) Validate() error {
 		if p < 0 || p > 1 {
 			errs = append(errs, fmt.Errorf("%s %v: want a probability in [0, 1]", name, p))
 		}
+	}
+	if c.MaxCatchUp < 0 {
+		errs = append(errs, fmt.Errorf("max catch-up %v: must not be negative", c.MaxCatchUp))
 	}
 	if c.MaxConsecutiveErrors < 0 {
 		errs = append(errs, fmt.Errorf("max consecutive errors %d: must not be negative", c.MaxConsecutiveErrors))
@@ -157,6 +166,11 @@ type Simulator struct {
 	sent    [3]atomic.Int64 // by source: sensor, hotline, video
 	invalid atomic.Int64
 	errs    atomic.Int64
+
+	started, stopped atomic.Int64 // unix nanoseconds of Run's start and end
+	unsent           atomic.Int64 // produced, then refused by the sink because the run ended
+	skipped          atomic.Int64 // events dropped from the schedule (too far behind)
+	behind           atomic.Int64 // events due but not yet produced, at the last burst
 }
 
 const (
@@ -210,16 +224,24 @@ func (s *Simulator) Stats() Stats {
 
 // Run produces events at Rate until ctx is done, Duration has passed or Limit events were
 // produced, and returns nil then. It returns an error only when the sink keeps failing
-// (MaxConsecutiveErrors sends in a row). Events are produced in small bursts (at most 50 a
-// second), each burst flushed if the sink buffers, so the long-run rate is Rate.
+// (MaxConsecutiveErrors sends in a row).
+//
+// Events follow a schedule (event i is due at i/Rate after the start) and are produced in
+// bursts of up to Rate/50, each flushed if the sink buffers (Flusher). When the generator
+// falls behind — the sink blocks (backpressure) or the CPU cannot encode fast enough — it
+// catches up, by at most MaxCatchUp of schedule; older debt is dropped and counted as
+// Progress.Skipped, so a short stall does not lower the long-run rate but a slow sink cannot
+// make it send in a flood. Before returning, Run waits (up to 30 s) for an asynchronous sink
+// (Waiter) to settle what it has in flight, so Progress counts are final.
 func (s *Simulator) Run(ctx context.Context) error {
+	runCtx := ctx
 	if s.cfg.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.Duration)
 		defer cancel()
 	}
-	burst := max(1, int(math.Ceil(s.cfg.Rate/50)))
-	lim := rate.NewLimiter(rate.Limit(s.cfg.Rate), burst)
+	burst := max(1, int64(math.Ceil(s.cfg.Rate/50)))
+	maxDebt := max(burst, int64(s.cfg.Rate*s.cfg.MaxCatchUp.Seconds()))
 	s.log.Info("simulator started", zap.Float64("rate", s.cfg.Rate), zap.Duration("duration", s.cfg.Duration),
 		zap.Int("sensors", len(s.sensors)), zap.Int("cameras", len(s.cameras)), zap.Int64("seed", s.cfg.Seed))
 	defer func() {
@@ -227,19 +249,48 @@ func (s *Simulator) Run(ctx context.Context) error {
 		s.log.Info("simulator stopped", zap.Int64("sensor", st.Sensor), zap.Int64("hotline", st.Hotline),
 			zap.Int64("video", st.Video), zap.Int64("invalid", st.Invalid), zap.Int64("errors", st.Errors))
 	}()
-	produced, failing := 0, 0
+	defer s.settle(runCtx)
+	start := time.Now()
+	s.started.Store(start.UnixNano())
+	defer func() { s.stopped.Store(time.Now().UnixNano()) }()
+	var produced, skipped int64 // skipped: schedule debt dropped beyond maxDebt
+	failing := 0
 	for {
-		n := burst
-		if s.cfg.Limit > 0 {
-			n = min(n, s.cfg.Limit-produced)
-			if n == 0 {
-				return s.flush(ctx, &failing)
-			}
+		if s.cfg.Limit > 0 && produced >= int64(s.cfg.Limit) {
+			return s.flush(ctx, &failing)
 		}
-		if err := lim.WaitN(ctx, n); err != nil {
-			// Either ctx is done, or the next burst would only be due after the deadline.
-			<-ctx.Done()
-			return nil
+		// Events due so far: the first at once, then one every 1/Rate.
+		due := int64(time.Since(start).Seconds()*s.cfg.Rate) + 1 - produced - skipped
+		if due > maxDebt {
+			skipped += due - maxDebt
+			s.skipped.Store(skipped)
+			due = maxDebt
+		}
+		s.behind.Store(max(0, due-burst))
+		need := burst
+		if s.cfg.Limit > 0 {
+			need = min(need, int64(s.cfg.Limit)-produced)
+		}
+		if due < need {
+			// Wait until a whole burst is due; a burst that would only be due after the
+			// deadline is not sent, so a run never exceeds Rate × Duration + 1.
+			wait := time.Until(start.Add(time.Duration(float64(produced+skipped+need-1) / s.cfg.Rate * float64(time.Second))))
+			if dl, ok := ctx.Deadline(); ok && time.Now().Add(wait).After(dl) {
+				<-ctx.Done()
+				return nil
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+			continue
+		}
+		n := min(due, burst)
+		if s.cfg.Limit > 0 {
+			n = min(n, int64(s.cfg.Limit)-produced)
 		}
 		for range n {
 			topic, key, value, err := s.next()
@@ -249,6 +300,7 @@ func (s *Simulator) Run(ctx context.Context) error {
 			}
 			if err := s.sink.Send(ctx, topic, key, value); err != nil {
 				if ctx.Err() != nil {
+					s.unsent.Add(1) // the run ended while the sink had no room for it
 					return nil
 				}
 				if err := s.failed(err, &failing); err != nil {
@@ -260,6 +312,27 @@ func (s *Simulator) Run(ctx context.Context) error {
 		}
 		if err := s.flush(ctx, &failing); err != nil {
 			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// settle flushes a buffering sink and waits for an asynchronous one to settle what is in
+// flight, even when ctx is done (the run's end), so that the counts are final.
+func (s *Simulator) settle(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if f, ok := s.sink.(Flusher); ok {
+		if err := f.Flush(ctx); err != nil {
+			s.errs.Add(1)
+			s.log.Warn("simulator: final flush failed", zap.Error(err))
+		}
+	}
+	if w, ok := s.sink.(Waiter); ok {
+		if err := w.Wait(ctx); err != nil {
+			s.log.Warn("simulator: records still in flight at the end", zap.Error(err))
 		}
 	}
 }

@@ -49,30 +49,34 @@ func decodeAll(t *testing.T, recs []simulatetest.Record) []decoded {
 	var out []decoded
 	for _, r := range recs {
 		d := decoded{topic: r.Topic}
-		var (
-			ev  interface{ ID() string }
-			err error
-		)
+		var err error
 		switch r.Topic {
 		case event.TopicIngestSensor:
 			d.sensor = &event.SensorReading{}
-			e, derr := event.Decode(r.Value, event.TypeSensorReading, d.sensor)
-			ev, err, d.source, d.at = e, derr, e.Source(), e.Time()
+			_, err = event.Decode(r.Value, event.TypeSensorReading, d.sensor)
 		case event.TopicIngestHotline:
 			d.ticket = &event.HotlineTicket{}
-			e, derr := event.Decode(r.Value, event.TypeHotlineTicket, d.ticket)
-			ev, err, d.source, d.at = e, derr, e.Source(), e.Time()
+			_, err = event.Decode(r.Value, event.TypeHotlineTicket, d.ticket)
 		case event.TopicIngestVideo:
 			d.video = &event.VideoDetection{}
-			e, derr := event.Decode(r.Value, event.TypeVideoDetection, d.video)
-			ev, err, d.source, d.at = e, derr, e.Source(), e.Time()
+			_, err = event.Decode(r.Value, event.TypeVideoDetection, d.video)
 		default:
 			t.Fatalf("record on unexpected topic %q", r.Topic)
 		}
 		if err != nil {
 			t.Fatalf("record on %s does not decode: %v\n%s", r.Topic, err, r.Value)
 		}
-		d.id = ev.ID()
+		// The envelope's attributes, read as a consumer would (independent of what
+		// event.Decode returns besides the data).
+		var env struct {
+			ID     string    `json:"id"`
+			Source string    `json:"source"`
+			Time   time.Time `json:"time"`
+		}
+		if err := json.Unmarshal(r.Value, &env); err != nil {
+			t.Fatalf("record on %s: envelope: %v", r.Topic, err)
+		}
+		d.id, d.source, d.at = env.ID, env.Source, env.Time
 		out = append(out, d)
 	}
 	return out

@@ -7,8 +7,10 @@
 // actually dials is checked when the connection is made — after DNS, so a name that
 // re-resolves to an inner address (DNS rebinding) is refused too — and loopback, private,
 // carrier-grade NAT, link-local and cloud metadata addresses are refused unless explicitly
-// allowed; redirects dial through the same check. It never imports the transport; it
-// publishes through Publisher.
+// allowed; redirects dial through the same check. It never imports the transport and never
+// chooses a topic: deliveries run in the background, after the city.dispatch record that
+// caused them is handled and committed, so their audit records go out through an Emitter as
+// typed outputs (event.AuditRecord), which the composition root routes.
 package webhook
 
 import (
@@ -62,9 +64,10 @@ type Target struct {
 	Secret string
 }
 
-// Publisher sends one record to a topic; key picks the partition (the street code).
-type Publisher interface {
-	Publish(ctx context.Context, topic, key string, value []byte) error
+// Emitter writes outputs produced outside a handler call — the audit record of each delivery
+// attempt — wherever the composition root routes their payload type.
+type Emitter interface {
+	Emit(ctx context.Context, outs event.Outputs) error
 }
 
 // Config configures a Notifier.
@@ -146,7 +149,7 @@ func (c Config) Validate() error {
 // Notifier delivers agency notifications.
 type Notifier struct {
 	cfg    Config
-	pub    Publisher
+	emit   Emitter
 	log    *zap.Logger
 	client *http.Client
 	queue  chan delivery
@@ -164,19 +167,20 @@ type delivery struct {
 	body     []byte
 }
 
-// New returns a Notifier; Run must be running for queued notifications to go out.
-func New(cfg Config, pub Publisher, log *zap.Logger) (*Notifier, error) {
+// New returns a Notifier that records its attempts through emit; Run must be running for
+// queued notifications to go out.
+func New(cfg Config, emit Emitter, log *zap.Logger) (*Notifier, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if pub == nil {
-		return nil, errors.New("webhook: nil Publisher")
+	if emit == nil {
+		return nil, errors.New("webhook: nil Emitter")
 	}
 	if log == nil {
 		log = zap.NewNop()
 	}
-	n := &Notifier{cfg: cfg, pub: pub, log: log, queue: make(chan delivery, cfg.Queue)}
+	n := &Notifier{cfg: cfg, emit: emit, log: log, queue: make(chan delivery, cfg.Queue)}
 	n.client = n.newClient()
 	return n, nil
 }
@@ -252,8 +256,9 @@ func (n *Notifier) refuse(ip netip.Addr) string {
 }
 
 // HandleDispatch is the city.dispatch handler: it queues a notification for the dispatch's
-// agency, if the agency has a webhook. A full queue returns an error so the record is
-// redelivered later rather than dropped.
+// agency, if the agency has a webhook. It produces nothing itself: the attempts are made and
+// recorded (through the Emitter) by Run's workers. A full queue returns an error so the record
+// is redelivered later rather than dropped.
 func (n *Notifier) HandleDispatch(ctx context.Context, d event.Dispatch) error {
 	agency := d.Assignment.Agency
 	if _, ok := n.cfg.Targets[agency]; !ok || agency == "" {
@@ -388,8 +393,9 @@ func (n *Notifier) attempt(ctx context.Context, t Target, dl delivery, attempt i
 	}
 }
 
-// record writes one attempt to the audit log; a failure to record is logged, not retried,
-// so a broker hiccup never causes a second notification.
+// record writes one attempt to the audit log (an event.AuditRecord keyed by the incident's
+// street); a failure to record is logged, not retried, so a broker hiccup never causes a
+// second notification.
 func (n *Notifier) record(ctx context.Context, dl delivery, attempt, status int, err error) {
 	rec := event.AuditRecord{
 		ID: fmt.Sprintf("notify:%s:%s:%d", dl.id, dl.agency, attempt), Kind: event.AuditNotify,
@@ -402,11 +408,7 @@ func (n *Notifier) record(ctx context.Context, dl delivery, attempt, status int,
 	if err != nil {
 		rec.Error = err.Error()
 	}
-	value, eerr := event.Encode(event.TypeAudit, rec.ID, rec.At, rec)
-	if eerr == nil {
-		eerr = n.pub.Publish(ctx, event.TopicAudit, dl.key, value)
-	}
-	if eerr != nil {
+	if eerr := n.emit.Emit(ctx, event.Outputs{{Key: dl.key, ID: rec.ID, Time: rec.At, Data: rec}}); eerr != nil {
 		n.log.Warn("webhook attempt not recorded", zap.String("record", rec.ID), zap.Error(eerr))
 	}
 }

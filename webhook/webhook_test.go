@@ -61,9 +61,9 @@ func (s *sleeps) sleep(_ context.Context, d time.Duration) error {
 	return nil
 }
 
-func newNotifier(t *testing.T, url string, allowLoopback bool, sl *sleeps) (*webhook.Notifier, *incidentstest.Publisher) {
+func newNotifier(t *testing.T, url string, allowLoopback bool, sl *sleeps) (*webhook.Notifier, *incidentstest.Bus) {
 	t.Helper()
-	pub := &incidentstest.Publisher{}
+	bus := &incidentstest.Bus{}
 	cfg := webhook.Config{
 		Targets:       map[string]webhook.Target{"water": {URL: url, Secret: secret}},
 		AllowLoopback: allowLoopback,
@@ -73,20 +73,16 @@ func newNotifier(t *testing.T, url string, allowLoopback bool, sl *sleeps) (*web
 	if sl != nil {
 		cfg.Sleep = sl.sleep
 	}
-	n, err := webhook.New(cfg, pub, nil)
+	n, err := webhook.New(cfg, bus, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n, pub
+	return n, bus
 }
 
-func audit(t *testing.T, pub *incidentstest.Publisher) []event.AuditRecord {
+func audit(t *testing.T, bus *incidentstest.Bus) []event.AuditRecord {
 	t.Helper()
-	var out []event.AuditRecord
-	for _, r := range pub.Records(event.TopicAudit) {
-		out = append(out, incidentstest.Decode[event.AuditRecord](t, r, event.TypeAudit))
-	}
-	return out
+	return bus.Audit(t)
 }
 
 func TestSignedNotificationVerifies(t *testing.T) {
@@ -94,7 +90,7 @@ func TestSignedNotificationVerifies(t *testing.T) {
 	rcv := &receiver{statuses: []int{http.StatusNoContent}}
 	srv := httptest.NewServer(rcv)
 	defer srv.Close()
-	n, pub := newNotifier(t, srv.URL+"/hooks/urbanbrain", true, nil) // the receiver is on loopback
+	n, bus := newNotifier(t, srv.URL+"/hooks/urbanbrain", true, nil) // the receiver is on loopback
 
 	if err := n.Notify(t.Context(), dispatchRec); err != nil {
 		t.Fatalf("Notify: %v", err)
@@ -121,10 +117,30 @@ func TestSignedNotificationVerifies(t *testing.T) {
 	if _, err := event.Decode(body, event.TypeDispatch, &got); err != nil || got.IncidentID != dispatchRec.IncidentID {
 		t.Errorf("body is not the dispatch CloudEvent: %v %+v", err, got)
 	}
-	a := audit(t, pub)
+	a := audit(t, bus)
 	if len(a) != 1 || !a[0].OK || a[0].Kind != event.AuditNotify || a[0].Code != "204" || a[0].Attempt != 1 ||
 		a[0].Target != "water" || a[0].IncidentID != dispatchRec.IncidentID {
 		t.Errorf("audit %+v, want one successful attempt", a)
+	}
+	if recs := bus.Records(event.TopicAudit); len(recs) != 1 || recs[0].Key != "990101001" {
+		t.Errorf("audit records %+v, want one keyed by the incident's street", recs)
+	}
+}
+
+// The audit log is best effort for notifications: an attempt that cannot be recorded is
+// logged, and the notification is not sent a second time because of it.
+func TestUnrecordedAttemptIsNotRetried(t *testing.T) {
+	t.Parallel()
+	rcv := &receiver{statuses: []int{http.StatusOK}}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	n, bus := newNotifier(t, srv.URL, true, &sleeps{})
+	bus.FailOn(event.TopicAudit, errors.New("broker down"))
+	if err := n.Notify(t.Context(), dispatchRec); err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	if rcv.count() != 1 || len(audit(t, bus)) != 0 || n.Stats().Delivered != 1 {
+		t.Errorf("%d requests, %d audit records, stats %+v; want one delivery, unrecorded", rcv.count(), len(audit(t, bus)), n.Stats())
 	}
 }
 
@@ -134,7 +150,7 @@ func TestRetriesOn5xxWithBackoff(t *testing.T) {
 	srv := httptest.NewServer(rcv)
 	defer srv.Close()
 	sl := &sleeps{}
-	n, pub := newNotifier(t, srv.URL, true, sl)
+	n, bus := newNotifier(t, srv.URL, true, sl)
 	if err := n.Notify(t.Context(), dispatchRec); err != nil {
 		t.Fatalf("Notify: %v", err)
 	}
@@ -149,7 +165,7 @@ func TestRetriesOn5xxWithBackoff(t *testing.T) {
 	if len(sl.d) != 2 || sl.d[0] < time.Second || sl.d[0] > 1200*time.Millisecond || sl.d[1] < 2*time.Second || sl.d[1] > 2400*time.Millisecond {
 		t.Errorf("backoff %v, want ~1s then ~2s", sl.d)
 	}
-	a := audit(t, pub)
+	a := audit(t, bus)
 	if len(a) != 3 || a[0].OK || a[0].Code != "500" || a[1].Code != "503" || !a[2].OK || a[2].Attempt != 3 {
 		t.Errorf("audit %+v, want two failed attempts then a success", a)
 	}
@@ -166,12 +182,12 @@ func TestGivesUpAndDoesNotRetryClientErrors(t *testing.T) {
 	}{{500, 4}, {400, 1}, {429, 4}, {404, 1}} {
 		rcv := &receiver{statuses: []int{tc.status}}
 		srv := httptest.NewServer(rcv)
-		n, pub := newNotifier(t, srv.URL, true, &sleeps{})
+		n, bus := newNotifier(t, srv.URL, true, &sleeps{})
 		if err := n.Notify(t.Context(), dispatchRec); err == nil {
 			t.Errorf("%d: Notify succeeded", tc.status)
 		}
-		if rcv.count() != tc.attempts || len(audit(t, pub)) != tc.attempts {
-			t.Errorf("%d: %d requests, %d audit records; want %d", tc.status, rcv.count(), len(audit(t, pub)), tc.attempts)
+		if rcv.count() != tc.attempts || len(audit(t, bus)) != tc.attempts {
+			t.Errorf("%d: %d requests, %d audit records; want %d", tc.status, rcv.count(), len(audit(t, bus)), tc.attempts)
 		}
 		srv.Close()
 	}
@@ -185,12 +201,12 @@ func TestLoopbackRefusedByDefault(t *testing.T) {
 	srv := httptest.NewServer(rcv)
 	defer srv.Close()
 	for _, url := range []string{srv.URL, strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)} {
-		n, pub := newNotifier(t, url, false, &sleeps{})
+		n, bus := newNotifier(t, url, false, &sleeps{})
 		err := n.Notify(t.Context(), dispatchRec)
 		if !errors.Is(err, webhook.ErrRefusedAddress) || !strings.Contains(err.Error(), "loopback") {
 			t.Errorf("%s: Notify error %v, want the loopback refused", url, err)
 		}
-		if a := audit(t, pub); len(a) != 1 || a[0].OK || !strings.Contains(a[0].Error, "refused") {
+		if a := audit(t, bus); len(a) != 1 || a[0].OK || !strings.Contains(a[0].Error, "refused") {
 			t.Errorf("%s: audit %+v, want one refused attempt", url, a)
 		}
 	}
@@ -220,7 +236,7 @@ func TestHandleDispatchQueuesForRun(t *testing.T) {
 	rcv := &receiver{statuses: []int{200}}
 	srv := httptest.NewServer(rcv)
 	defer srv.Close()
-	n, pub := newNotifier(t, srv.URL, true, nil)
+	n, bus := newNotifier(t, srv.URL, true, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error)
 	go func() { done <- n.Run(ctx) }()
@@ -234,7 +250,7 @@ func TestHandleDispatchQueuesForRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for len(audit(t, pub)) == 0 && time.Now().Before(deadline) {
+	for len(audit(t, bus)) == 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond) // waiting for the worker, not timing it
 	}
 	cancel()
@@ -252,10 +268,13 @@ func TestConfigValidate(t *testing.T) {
 		"a": {URL: "ftp://x/", Secret: secret},
 		"b": {URL: "https://user:pw@x/", Secret: secret},
 		"c": {URL: "https://x/", Secret: "short"},
-	}}, &incidentstest.Publisher{}, nil)
+	}}, &incidentstest.Bus{}, nil)
 	for _, want := range []string{"webhook a", "webhook b", "webhook c"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v, want it to name %s", err, want)
 		}
+	}
+	if _, err := webhook.New(webhook.Config{}, nil, nil); err == nil || !strings.Contains(err.Error(), "Emitter") {
+		t.Errorf("nil Emitter: error %v", err)
 	}
 }

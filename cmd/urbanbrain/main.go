@@ -1,5 +1,6 @@
 // Command urbanbrain is the city command-centre backend: `serve` runs the components,
-// `token` signs an access token, `simulate` sends realistic demo traffic. See README.md.
+// `token` signs an access token, `simulate` sends realistic demo traffic, `bench`
+// measures the embedded default end to end under load. See README.md.
 package main
 
 import (
@@ -25,12 +26,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	root := &ffcli.Command{
 		Name:       "urbanbrain",
-		ShortUsage: "urbanbrain <serve|token|simulate|rules> [flags]",
+		ShortUsage: "urbanbrain <serve|token|simulate|bench|rules> [flags]",
 		ShortHelp:  "city command-centre backend",
 		Subcommands: []*ffcli.Command{
 			serveCommand(stdout, stderr),
 			tokenCommand(stdout),
 			simulateCommand(stderr),
+			benchCommand(stdout, stderr),
 			rulesCommand(os.Stdin, stdout, stderr),
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },
@@ -40,6 +42,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		fmt.Fprintln(stderr, "urbanbrain:", err)
+		var ec interface{ ExitCode() int }
+		if errors.As(err, &ec) {
+			return ec.ExitCode()
+		}
 		return 1
 	}
 	return 0

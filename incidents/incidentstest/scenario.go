@@ -17,8 +17,9 @@ import (
 
 // Scenario is a scripted, time-driven test of the work-order loop in the style of
 // Alertmanager's acceptance tests: the incidents service and the dispatcher run on a fake
-// clock, joined by an in-memory bus that delivers every record in publish order as the
-// composition root's router would (city.commands → incidents, city.incidents → dispatch).
+// clock, joined by an in-memory bus. What a handler returns is written to the bus by topic, as
+// the composition root's routes bind it, and every record is delivered in the order written
+// as the routes would deliver it (city.commands → incidents, city.incidents → dispatch).
 // Time moves only when the script says so:
 //
 //	s := incidentstest.NewScenario(t, incidentstest.Options{Roster: m})
@@ -34,7 +35,7 @@ type Scenario struct {
 	Start time.Time
 	Step  time.Duration
 	Clock *clockwork.FakeClock
-	Bus   *Publisher
+	Bus   *Bus
 	Svc   *incidents.Service
 	Disp  *dispatch.Dispatcher
 
@@ -81,20 +82,20 @@ func NewScenario(t testing.TB, opts Options) *Scenario {
 		}
 	}
 	s := &Scenario{T: t, Start: opts.Start.UTC(), Step: opts.Step, Clock: clockwork.NewFakeClockAt(opts.Start.UTC()),
-		Bus: &Publisher{}, opts: opts}
+		Bus: &Bus{}, opts: opts}
 	s.build()
 	return s
 }
 
 func (s *Scenario) build() {
 	s.T.Helper()
-	svc, err := incidents.New(incidents.Config{Now: s.Clock.Now, NewID: s.opts.NewID, Policy: *s.opts.Policy}, s.Bus, nil)
+	svc, err := incidents.New(incidents.Config{Now: s.Clock.Now, NewID: s.opts.NewID, Policy: *s.opts.Policy}, nil)
 	if err != nil {
 		s.T.Fatal(err)
 	}
 	dc := s.opts.Dispatch
 	dc.Now = s.Clock.Now
-	d, err := dispatch.New(dc, s.opts.Roster, s.Bus, nil)
+	d, err := dispatch.New(dc, s.opts.Roster, nil)
 	if err != nil {
 		s.T.Fatal(err)
 	}
@@ -122,29 +123,31 @@ func (s *Scenario) At(d time.Duration) *Scenario {
 
 func (s *Scenario) tick() {
 	s.T.Helper()
-	if err := s.Svc.Tick(s.T.Context(), s.Clock.Now()); err != nil {
-		s.T.Fatalf("Tick at %s: %v", s.Now(), err)
-	}
+	s.Bus.Write(s.T, s.Svc.Tick(s.Clock.Now()))
 	s.Pump()
 }
 
-// Pump delivers every record not yet delivered, and those they cause, in publish order.
+// Pump delivers every record not yet delivered, and those they cause, in the order written.
 func (s *Scenario) Pump() {
 	s.T.Helper()
 	ctx := s.T.Context()
 	for s.delivered < s.Bus.Len() {
 		r := s.Bus.Records("")[s.delivered]
 		s.delivered++
-		var err error
+		var (
+			out event.Outputs
+			err error
+		)
 		switch r.Topic {
 		case event.TopicCommands:
-			err = s.Svc.HandleCommand(ctx, Decode[event.Command](s.T, r, event.TypeCommand))
+			out, err = s.Svc.HandleCommand(ctx, Decode[event.Command](s.T, r, event.TypeCommand))
 		case event.TopicIncidents:
-			err = s.Disp.HandleIncidentChange(ctx, Decode[event.IncidentChange](s.T, r, event.TypeIncidentChanged))
+			out, err = s.Disp.HandleIncidentChange(ctx, Decode[event.IncidentChange](s.T, r, event.TypeIncidentChanged))
 		}
 		if err != nil {
 			s.T.Fatalf("at %s delivering %s: %v", s.Now(), r.Topic, err)
 		}
+		s.Bus.Write(s.T, out)
 	}
 }
 
@@ -158,9 +161,11 @@ func (s *Scenario) Push(sig event.Signal) *Scenario {
 	if sig.Event.Time.IsZero() {
 		sig.Event.Time = s.Clock.Now()
 	}
-	if err := s.Svc.HandleSignal(s.T.Context(), sig); err != nil {
+	out, err := s.Svc.HandleSignal(s.T.Context(), sig)
+	if err != nil {
 		s.T.Fatalf("at %s HandleSignal(%s): %v", s.Now(), sig.ID, err)
 	}
+	s.Bus.Write(s.T, out)
 	s.Pump()
 	return s
 }
@@ -315,7 +320,7 @@ func (s *Scenario) WantNoChange(id, action string, lo, hi time.Duration) {
 
 // Audit is the audit log (city.audit), oldest first.
 func (s *Scenario) Audit() []event.AuditRecord {
-	return decodeAll[event.AuditRecord](s.T, s.Bus, event.TopicAudit, event.TypeAudit)
+	return s.Bus.Audit(s.T)
 }
 
 // AuditOf is the audit log of one incident.

@@ -1,11 +1,12 @@
-// Package ingesttest helps test code that feeds or follows the ingest stage: a Publisher that
-// keeps what it is given, and well-formed sample inputs for the three event types placed in
-// a grid of a city map.
+// Package ingesttest helps test code that feeds or follows the ingest stage: a Sink that keeps
+// what it is given as the records a broker would hold, and well-formed sample inputs for the
+// three event types placed in a grid of a city map.
 package ingesttest
 
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -13,39 +14,68 @@ import (
 	"github.com/urbanbrain/urbanbrain/event"
 )
 
-// Published is one record handed to a Recorder.
+// Published is one record as it would sit on a topic.
 type Published struct {
 	Topic, Key string
 	Value      []byte
 }
 
-// Recorder is an in-memory Publisher: the recipient of what ingest publishes, so a test can
-// read it back. Set Err to make every Publish fail (a broker that is down).
+// Encode turns one of ingest's outputs into the record the stage runner would produce: an
+// event.Event on city.events with its own type as the CloudEvents type, an event.DeadLetter on
+// city.deadletter. It is the part of the application's routes ingest's tests need.
+func Encode(o event.Output) (Published, error) {
+	var topic, ceType string
+	switch d := o.Data.(type) {
+	case event.Event:
+		topic, ceType = event.TopicEvents, d.Type
+	case event.DeadLetter:
+		topic, ceType = event.TopicDeadLetter, event.TypeDeadLetter
+	default:
+		return Published{}, fmt.Errorf("ingesttest: ingest does not output %T", o.Data)
+	}
+	value, err := event.Encode(ceType, o.ID, o.Time, o.Data)
+	if err != nil {
+		return Published{}, err
+	}
+	return Published{Topic: topic, Key: o.Key, Value: value}, nil
+}
+
+// Recorder is an in-memory Sink: it encodes what it is given as the stage runner would and
+// keeps the records, so a test can read them back. Set Err to make every Write fail (a broker
+// that is down).
 type Recorder struct {
 	mu      sync.Mutex
 	records []Published
 	Err     error
 }
 
-// Publish keeps a copy of the record, or returns r.Err.
-func (r *Recorder) Publish(_ context.Context, topic, key string, value []byte) error {
+// Write keeps the encoded records of outs, or returns r.Err and keeps none.
+func (r *Recorder) Write(_ context.Context, outs event.Outputs) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.Err != nil {
 		return r.Err
 	}
-	r.records = append(r.records, Published{Topic: topic, Key: key, Value: append([]byte(nil), value...)})
+	recs := make([]Published, 0, len(outs))
+	for _, o := range outs {
+		p, err := Encode(o)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, p)
+	}
+	r.records = append(r.records, recs...)
 	return nil
 }
 
-// Records returns what was published so far.
+// Records returns what was written so far.
 func (r *Recorder) Records() []Published {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]Published(nil), r.records...)
 }
 
-// Topic returns what was published to one topic.
+// Topic returns what was written to one topic.
 func (r *Recorder) Topic(topic string) []Published {
 	var out []Published
 	for _, p := range r.Records() {
@@ -56,7 +86,7 @@ func (r *Recorder) Topic(topic string) []Published {
 	return out
 }
 
-// Reset forgets everything published.
+// Reset forgets everything written.
 func (r *Recorder) Reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -22,6 +22,9 @@ type Readings struct {
 	Seed    uint64
 	// Bare writes bare payloads (replay with Type city.sensor.reading) instead of CloudEvents.
 	Bare bool
+	// HotShare, when set, is the share of readings above 50 °C (uniform in (50, 60)); the
+	// others are uniform in [0, 50]. Without it temperatures are uniform in [0, 60).
+	HotShare float64
 	// BadEvery, when set, makes every BadEvery-th line malformed JSON and the line after it
 	// a reading with latitude 91, so the file exercises rejections.
 	BadEvery int
@@ -36,7 +39,7 @@ type Generated struct {
 }
 
 // Generate writes the readings. Temperatures are uniform in [0, 60) °C, so about one reading
-// in six is above 50.
+// in six is above 50, unless HotShare says otherwise.
 func Generate(w io.Writer, cfg Readings) (Generated, error) {
 	if len(cfg.Points) == 0 {
 		return Generated{}, fmt.Errorf("generate: no points")
@@ -80,6 +83,13 @@ func Generate(w io.Writer, cfg Readings) (Generated, error) {
 		dev := i % cfg.Devices
 		p := cfg.Points[dev%len(cfg.Points)]
 		temp := float64(rng.IntN(600)) / 10
+		if cfg.HotShare > 0 {
+			if rng.Float64() < cfg.HotShare {
+				temp = 50 + float64(1+rng.IntN(99))/10
+			} else {
+				temp = float64(rng.IntN(501)) / 10
+			}
+		}
 		d := data{DeviceID: "TH-" + strconv.Itoa(dev), Kind: "air", Metrics: metrics, Lat: p.Lat, Lon: p.Lon, Status: "ok"}
 		metrics["temperature"] = temp
 		metrics["humidity"] = float64(40 + i%50)

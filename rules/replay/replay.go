@@ -8,14 +8,13 @@
 // reason — and each accepted event through the rules on event time, the clock ticking every
 // minute of it and running on past the last event by the allowed lateness, as a backtest does.
 //
-// It must never connect to anything: what ingest and the engine publish is kept in memory and
-// counted.
+// It must never connect to anything: what the engine returns is counted (in its stats) and
+// dropped.
 package replay
 
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -60,7 +59,7 @@ type Report struct {
 	// Rules are each rule's counts, in rule order.
 	Rules []rules.RuleStats `json:"rules"`
 	Late  uint64            `json:"late"` // events too late for stateful rules
-	// Signals and Clears count everything the rules published.
+	// Signals and Clears count everything the rules raised.
 	Signals int `json:"signals"`
 	Clears  int `json:"clears"`
 
@@ -97,13 +96,12 @@ func Run(ctx context.Context, cfg Config, r io.Reader, log *zap.Logger) (Report,
 	if cfg.MaxSamples == 0 {
 		cfg.MaxSamples = 5
 	}
-	cap := &capture{}
-	in, err := ingest.New(ingest.Config{MaxAge: cfg.MaxAge, Now: cfg.Now}, cfg.Areas, cap, log.Named("ingest"))
+	in, err := ingest.New(ingest.Config{MaxAge: cfg.MaxAge, Now: cfg.Now}, cfg.Areas, noSink{}, log.Named("ingest"))
 	if err != nil {
 		return Report{}, err
 	}
 	cfg.Engine.Registerer = nil
-	eng, err := rules.New(cfg.Engine, cfg.Rules, discard{}, log.Named("rules"))
+	eng, err := rules.New(cfg.Engine, cfg.Rules, log.Named("rules"))
 	if err != nil {
 		return Report{}, err
 	}
@@ -153,10 +151,7 @@ func Run(ctx context.Context, cfg Config, r io.Reader, log *zap.Logger) (Report,
 			rep.RejectedBy[class]++
 			if samples[class] < cfg.MaxSamples {
 				samples[class]++
-				reason, err := cap.reason(ctx, in, rec, rej)
-				if err != nil {
-					return rep, fmt.Errorf("line %d: %w", rep.Lines, err)
-				}
+				reason := rejection(in, rec, rej)
 				rep.Samples = append(rep.Samples, Rejection{Line: rep.Lines, Class: class, Reason: reason})
 			}
 			continue
@@ -165,14 +160,14 @@ func Run(ctx context.Context, cfg Config, r io.Reader, log *zap.Logger) (Report,
 		}
 		if clock.IsZero() || ev.Time.Sub(clock) >= time.Minute {
 			clock = ev.Time
-			if err := eng.Tick(ctx, clock); err != nil {
+			if _, err := eng.Tick(ctx, clock); err != nil {
 				return rep, err
 			}
 		}
 		if ev.Time.After(last) {
 			last = ev.Time
 		}
-		if err := eng.HandleEvent(ctx, ev); err != nil {
+		if _, err := eng.HandleEvent(ctx, ev); err != nil {
 			return rep, fmt.Errorf("line %d: %w", rep.Lines, err)
 		}
 	}
@@ -184,7 +179,7 @@ func Run(ctx context.Context, cfg Config, r io.Reader, log *zap.Logger) (Report,
 		if lateness == 0 {
 			lateness = rules.DefaultAllowedLateness
 		}
-		if err := eng.Tick(ctx, last.Add(lateness)); err != nil {
+		if _, err := eng.Tick(ctx, last.Add(lateness)); err != nil {
 			return rep, err
 		}
 	}
@@ -215,40 +210,18 @@ func trimSpace(b []byte) []byte {
 	return b
 }
 
-// capture is ingest's publisher. Decode publishes nothing; a rejected line's dead letter is
-// published here only to read its reason back, as the sample of that rejection.
-type capture struct {
-	deadLetter *event.DeadLetter
+// rejection is the reason the dead letter of a rejected line gives: the rejection's, noting
+// a truncated original.
+func rejection(in *ingest.Service, rec ingest.Record, rej *ingest.RejectError) string {
+	if dl, ok := in.DeadLetter(rec, rej).Data.(event.DeadLetter); ok {
+		return dl.Reason
+	}
+	return rej.Reason
 }
 
-// reason is the reason the dead letter of a rejected line gives: the rejection's, noting a
-// truncated original.
-func (c *capture) reason(ctx context.Context, in *ingest.Service, rec ingest.Record, rej *ingest.RejectError) (string, error) {
-	c.deadLetter = nil
-	if err := in.DeadLetter(ctx, rec, rej); err != nil {
-		return "", err
-	}
-	if c.deadLetter == nil {
-		return rej.Reason, nil
-	}
-	return c.deadLetter.Reason, nil
+// noSink is ingest's sink, which only its HTTP path writes to: a replay writes nothing.
+type noSink struct{}
+
+func (noSink) Write(context.Context, event.Outputs) error {
+	return errors.New("replay: nothing is written")
 }
-
-func (c *capture) Publish(_ context.Context, topic, _ string, value []byte) error {
-	if topic != event.TopicDeadLetter {
-		return nil
-	}
-	var dl struct {
-		Data event.DeadLetter `json:"data"`
-	}
-	if err := json.Unmarshal(value, &dl); err != nil {
-		return fmt.Errorf("replay: read back ingest's dead letter: %w", err)
-	}
-	c.deadLetter = &dl.Data
-	return nil
-}
-
-// discard is the engine's publisher: what the rules raise is counted in the engine's stats.
-type discard struct{}
-
-func (discard) Publish(context.Context, string, string, []byte) error { return nil }

@@ -1,9 +1,8 @@
-// Package rulestest helps test code around the rules engine: a Publisher that records what it
-// is given, and builders for the three kinds of event with a plausible area.
+// Package rulestest helps test code around the rules engine: a Recorder that keeps the
+// outputs an engine returns, and builders for the three kinds of event with a plausible area.
 package rulestest
 
 import (
-	"context"
 	"sync"
 	"testing"
 	"time"
@@ -11,54 +10,41 @@ import (
 	"github.com/urbanbrain/urbanbrain/event"
 )
 
-// Record is one Publish call.
-type Record struct {
-	Topic string
-	Key   string
-	Value []byte
-}
-
-// Recorder is a rules.Publisher that keeps every record, or fails with Err when it is set.
-// It is safe for concurrent use.
+// Recorder keeps the outputs an engine returns. It is safe for concurrent use.
 type Recorder struct {
-	mu      sync.Mutex
-	records []Record
-	err     error
+	mu   sync.Mutex
+	outs event.Outputs
 }
 
-// Publish records the call, or returns the error set by FailWith.
-func (r *Recorder) Publish(_ context.Context, topic, key string, value []byte) error {
+// Keep records outs and returns err, so that a call reads
+//
+//	if err := rec.Keep(eng.HandleEvent(ctx, ev)); err != nil {
+func (r *Recorder) Keep(outs event.Outputs, err error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.err != nil {
-		return r.err
-	}
-	r.records = append(r.records, Record{Topic: topic, Key: key, Value: append([]byte(nil), value...)})
-	return nil
+	r.outs = append(r.outs, outs...)
+	return err
 }
 
-// FailWith makes every later Publish return err; nil makes it succeed again.
-func (r *Recorder) FailWith(err error) {
+// Outputs returns what has been kept so far.
+func (r *Recorder) Outputs() event.Outputs {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.err = err
+	return append(event.Outputs(nil), r.outs...)
 }
 
-// Records returns what has been published so far.
-func (r *Recorder) Records() []Record {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]Record(nil), r.records...)
-}
-
-// Signals decodes every record as a signal CloudEvent, failing t on anything else.
+// Signals returns the Data of every output kept, failing t on anything but an event.Signal
+// or on an output whose key, id or time disagree with its signal.
 func (r *Recorder) Signals(t testing.TB) []event.Signal {
 	t.Helper()
 	var out []event.Signal
-	for _, rec := range r.Records() {
-		var sig event.Signal
-		if _, err := event.Decode(rec.Value, event.TypeSignal, &sig); err != nil {
-			t.Fatalf("record on %s is not a signal: %v", rec.Topic, err)
+	for _, o := range r.Outputs() {
+		sig, ok := o.Data.(event.Signal)
+		if !ok {
+			t.Fatalf("output %s holds %T, not an event.Signal", o.ID, o.Data)
+		}
+		if o.Key != sig.Event.Area.Key() || o.ID != sig.ID || !o.Time.Equal(sig.At) {
+			t.Fatalf("output key %q id %q time %v; signal street %q id %q at %v", o.Key, o.ID, o.Time, sig.Event.Area.Key(), sig.ID, sig.At)
 		}
 		out = append(out, sig)
 	}

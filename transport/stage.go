@@ -1,0 +1,555 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+)
+
+// StageHandler turns one input record into the records it produces. It must be idempotent
+// by the input's identity: after a crash, inputs whose outputs were not all acknowledged come
+// again. An error means "not handled": the same record is handed over again after a backoff,
+// and nothing behind it on its partition is handled meanwhile.
+type StageHandler func(ctx context.Context, rec kafka.Message) ([]kafka.Message, error)
+
+// StageConfig configures a Stage.
+type StageConfig struct {
+	Brokers []string
+	GroupID string
+	Topic   string
+
+	// StartAtLatest makes a new group begin at the end of the topic instead of its start.
+	StartAtLatest bool
+
+	// QueueCapacity is how many records are prefetched per partition (default 1,000), and
+	// MaxBytes caps one fetch per partition (default 4 MiB). MaxWait is how long a fetch
+	// waits on the broker for new records (default 250 ms).
+	QueueCapacity int
+	MaxBytes      int
+	MaxWait       time.Duration
+
+	// MaxPending bounds the records of one partition whose outputs are not yet all
+	// acknowledged (default 20,000); past it the partition waits for the broker.
+	MaxPending int
+
+	// CommitInterval is how often acknowledged offsets are committed (default 100 ms). An
+	// offset is committable only when every output of its record and of every earlier
+	// record of its partition is acknowledged, so the interval only bounds what is handled
+	// again after a crash.
+	CommitInterval time.Duration
+
+	// RetryBackoff is the pause before a failed record is handed over again and before a
+	// failed fetch or join is retried (default 100 ms, doubling up to 5 s).
+	RetryBackoff time.Duration
+
+	// DrainTimeout bounds how long a revoked partition waits for its outputs to be
+	// acknowledged before it gives up committing them (default 10 s).
+	DrainTimeout time.Duration
+
+	// Consumer group timing (defaults 1 s, 10 s, 10 s, 500 ms).
+	HeartbeatInterval time.Duration
+	SessionTimeout    time.Duration
+	RebalanceTimeout  time.Duration
+	JoinGroupBackoff  time.Duration
+
+	// OnAssigned, if set, runs when a partition is assigned, before any of its records is
+	// handled (a stage loads the partition's state here); an error ends the generation and
+	// the group rebalances. OnRevoked runs after the partition's last record was handled and
+	// its outputs were drained, before another member can own it.
+	OnAssigned func(ctx context.Context, partition int) error
+	OnRevoked  func(partition int)
+}
+
+func (c *StageConfig) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.QueueCapacity == 0 {
+		c.QueueCapacity = 1000
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = 4 << 20
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = 20000
+	}
+	def(&c.MaxWait, 250*time.Millisecond)
+	def(&c.CommitInterval, 100*time.Millisecond)
+	def(&c.RetryBackoff, 100*time.Millisecond)
+	def(&c.DrainTimeout, 10*time.Second)
+	def(&c.HeartbeatInterval, time.Second)
+	def(&c.SessionTimeout, 10*time.Second)
+	def(&c.RebalanceTimeout, 10*time.Second)
+	def(&c.JoinGroupBackoff, 500*time.Millisecond)
+}
+
+// Validate reports every problem in the configuration at once.
+func (c StageConfig) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("stage: no brokers"))
+	}
+	if c.GroupID == "" || c.Topic == "" {
+		errs = append(errs, errors.New("stage: GroupID and Topic are required"))
+	}
+	if c.QueueCapacity < 1 || c.MaxBytes < 1 || c.MaxPending < 1 {
+		errs = append(errs, fmt.Errorf("stage: QueueCapacity %d, MaxBytes %d and MaxPending %d must be positive",
+			c.QueueCapacity, c.MaxBytes, c.MaxPending))
+	}
+	if c.HeartbeatInterval >= c.SessionTimeout {
+		errs = append(errs, fmt.Errorf("stage: HeartbeatInterval %v must be below SessionTimeout %v", c.HeartbeatInterval, c.SessionTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Stage is one processing stage of the pipeline: a consumer group on one topic whose
+// partitions run in parallel, each in order. For every record it calls the handler, hands
+// the outputs to the shared Producer without waiting, and goes on with the next record; a
+// partition's offset is committed once every output of it and of all earlier records is
+// acknowledged. So a stage never waits for a produce round trip per record (which capped a
+// stream at about 1/linger records a second), yet keeps at-least-once delivery and the
+// order within a partition:
+//
+//   - outputs are produced in the order the handler returned them, and the writer retries a
+//     partition's batches in order (ProducerConfig.MaxAttempts), so a broker outage delays
+//     outputs but neither drops nor reorders them;
+//   - a handler error hands the same record over again after a backoff, with nothing behind
+//     it handled meanwhile;
+//   - a crash loses only uncommitted offsets: their records come again, and handlers are
+//     idempotent by the record's identity.
+//
+// Assignment and revocation are a lifecycle (OnAssigned, OnRevoked): a partition is loaded
+// before its first record and drained before it is given up.
+type Stage struct {
+	cfg     StageConfig
+	log     *zap.Logger
+	handle  StageHandler
+	produce *Producer
+
+	handled, outputs, retries atomic.Uint64
+	mu                        sync.Mutex
+	owned                     map[int]*partitionTask
+}
+
+// NewStage returns a Stage that reads cfg.Topic in group cfg.GroupID, hands records to h and
+// writes their outputs through p.
+func NewStage(cfg StageConfig, h StageHandler, p *Producer, log *zap.Logger) (*Stage, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if h == nil || p == nil {
+		return nil, errors.New("stage: nil handler or producer")
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Stage{cfg: cfg, log: log.Named("stage").With(zap.String("group", cfg.GroupID), zap.String("topic", cfg.Topic)),
+		handle: h, produce: p, owned: make(map[int]*partitionTask)}, nil
+}
+
+// StageStats are a stage's counters since it started, and what it owns now.
+type StageStats struct {
+	Handled, Outputs, Retries uint64
+	// Partitions maps each owned partition to its lag: records behind the end of the
+	// partition as of the last fetch.
+	Partitions map[int]int64
+}
+
+// Stats returns the stage's counters.
+func (s *Stage) Stats() StageStats {
+	st := StageStats{Handled: s.handled.Load(), Outputs: s.outputs.Load(), Retries: s.retries.Load(), Partitions: map[int]int64{}}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, t := range s.owned {
+		st.Partitions[id] = t.lag.Load()
+	}
+	return st
+}
+
+// Run joins the group and processes the partitions it is given until ctx ends. Then it stops
+// fetching, waits (up to DrainTimeout) for outputs in flight, commits, and leaves the group.
+func (s *Stage) Run(ctx context.Context) error {
+	start := kafka.FirstOffset
+	if s.cfg.StartAtLatest {
+		start = kafka.LastOffset
+	}
+	info, errLog := kafkaLoggers(s.log)
+	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                s.cfg.GroupID,
+		Brokers:           s.cfg.Brokers,
+		Dialer:            &kafka.Dialer{Timeout: 5 * time.Second, DualStack: true},
+		Topics:            []string{s.cfg.Topic},
+		HeartbeatInterval: s.cfg.HeartbeatInterval,
+		SessionTimeout:    s.cfg.SessionTimeout,
+		RebalanceTimeout:  s.cfg.RebalanceTimeout,
+		JoinGroupBackoff:  s.cfg.JoinGroupBackoff,
+		StartOffset:       start,
+		Logger:            info,
+		ErrorLogger:       errLog,
+	})
+	if err != nil {
+		return fmt.Errorf("stage %s: %w", s.cfg.GroupID, err)
+	}
+	defer func() {
+		if err := cg.Close(); err != nil {
+			s.log.Debug("leaving group", zap.Error(err))
+		}
+	}()
+	retry := backoff{min: s.cfg.RetryBackoff, max: 5 * time.Second}
+	for {
+		gen, err := cg.Next(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			wait := retry.next()
+			s.log.Warn("joining the group failed, retrying", zap.Error(err), zap.Duration("backoff", wait))
+			if !sleepCtx(ctx, wait) {
+				return nil
+			}
+			continue
+		}
+		retry.reset()
+		done := make(chan struct{})
+		gen.Start(func(gctx context.Context) {
+			defer close(done)
+			s.runGeneration(ctx, gctx, gen)
+		})
+		select {
+		case <-done:
+		case <-ctx.Done():
+			<-done // runGeneration drains and commits on ctx too
+			return nil
+		}
+	}
+}
+
+// runGeneration runs every partition of one generation until the generation ends (a
+// rebalance) or ctx ends (shutdown), then drains them and commits a last time.
+func (s *Stage) runGeneration(ctx, gctx context.Context, gen *kafka.Generation) {
+	runCtx, cancel := context.WithCancel(gctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+
+	var tasks []*partitionTask
+	for _, pa := range gen.Assignments[s.cfg.Topic] {
+		tasks = append(tasks, &partitionTask{stage: s, id: pa.ID, start: pa.Offset, committed: -1, freed: make(chan struct{}, 1)})
+	}
+	var wg sync.WaitGroup
+	for _, t := range tasks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.run(runCtx, cancel)
+		}()
+	}
+	workers := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(workers)
+	}()
+	tick := time.NewTicker(s.cfg.CommitInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			s.commit(gen, tasks)
+			continue
+		case <-workers:
+		}
+		break
+	}
+	s.commit(gen, tasks)
+	s.mu.Lock()
+	for _, t := range tasks {
+		if s.owned[t.id] == t {
+			delete(s.owned, t.id)
+		}
+	}
+	s.mu.Unlock()
+	for _, t := range tasks {
+		if t.loaded && s.cfg.OnRevoked != nil {
+			s.cfg.OnRevoked(t.id)
+		}
+	}
+}
+
+// commit commits every partition whose acknowledged offset moved since the last commit.
+func (s *Stage) commit(gen *kafka.Generation, tasks []*partitionTask) {
+	offsets := map[int]int64{}
+	for _, t := range tasks {
+		if next := t.committable(); next > t.committed {
+			offsets[t.id] = next
+		}
+	}
+	if len(offsets) == 0 {
+		return
+	}
+	if err := gen.CommitOffsets(map[string]map[int]int64{s.cfg.Topic: offsets}); err != nil {
+		// Not fatal: the next commit covers these offsets, and if none comes (the
+		// generation ended) the records are handled again by the next owner.
+		s.log.Debug("commit failed", zap.Error(err))
+		return
+	}
+	for _, t := range tasks {
+		if o, ok := offsets[t.id]; ok {
+			t.committed = o
+		}
+	}
+}
+
+// partitionTask is one owned partition: it fetches, handles in order, and tracks which of
+// its records still wait for outputs.
+type partitionTask struct {
+	stage     *Stage
+	id        int
+	start     int64
+	committed int64 // last committed offset (the next record to read), -1 before the first
+	loaded    bool
+	lag       atomic.Int64
+
+	mu      sync.Mutex
+	pending []*pendingRecord // in offset order
+	done    int64            // offset after the last record whose outputs, and all before, are acknowledged; -1 if none
+	freed   chan struct{}    // signalled when pending shrinks
+}
+
+// pendingRecord is an input record whose outputs are not all acknowledged.
+type pendingRecord struct {
+	task   *partitionTask
+	offset int64
+	left   atomic.Int32
+	failed []kafka.Message // outputs the producer handed back, to be sent again
+}
+
+func (t *partitionTask) run(ctx context.Context, endGeneration context.CancelFunc) {
+	s := t.stage
+	log := s.log.With(zap.Int("partition", t.id))
+	t.done = -1
+	if s.cfg.OnAssigned != nil {
+		if err := s.cfg.OnAssigned(ctx, t.id); err != nil {
+			if ctx.Err() == nil {
+				log.Error("loading the partition failed; rebalancing", zap.Error(err))
+				endGeneration()
+			}
+			return
+		}
+	}
+	t.loaded = true
+	s.mu.Lock()
+	s.owned[t.id] = t
+	s.mu.Unlock()
+
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:         s.cfg.Brokers,
+		Topic:           s.cfg.Topic,
+		Partition:       t.id,
+		Dialer:          &kafka.Dialer{Timeout: 5 * time.Second, DualStack: true},
+		QueueCapacity:   s.cfg.QueueCapacity,
+		MinBytes:        1,
+		MaxBytes:        s.cfg.MaxBytes,
+		MaxWait:         s.cfg.MaxWait,
+		ReadLagInterval: -1,
+		ReadBackoffMin:  s.cfg.RetryBackoff,
+		ReadBackoffMax:  5 * time.Second,
+	})
+	defer r.Close()
+	if err := r.SetOffset(t.start); err != nil {
+		log.Error("setting the start offset", zap.Error(err))
+		endGeneration()
+		return
+	}
+	fetchRetry := backoff{min: s.cfg.RetryBackoff, max: 5 * time.Second}
+	for ctx.Err() == nil {
+		rec, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			wait := fetchRetry.next()
+			log.Warn("fetch failed, retrying", zap.Error(err), zap.Duration("backoff", wait))
+			sleepCtx(ctx, wait)
+			continue
+		}
+		fetchRetry.reset()
+		t.lag.Store(max(r.Lag(), 0))
+		if !t.handle(ctx, log, rec) {
+			break
+		}
+	}
+	t.drain(log)
+}
+
+// handle runs the handler on rec until it succeeds, then hands its outputs to the producer.
+// It returns false when ctx ended first.
+func (t *partitionTask) handle(ctx context.Context, log *zap.Logger, rec kafka.Message) bool {
+	s := t.stage
+	retry := backoff{min: s.cfg.RetryBackoff, max: 5 * time.Second}
+	var outs []kafka.Message
+	for {
+		var err error
+		outs, err = t.call(ctx, rec)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		s.retries.Add(1)
+		wait := retry.next()
+		log.Warn("handler failed; handing the record over again", zap.Int64("offset", rec.Offset),
+			zap.Error(err), zap.Duration("backoff", wait))
+		if !sleepCtx(ctx, wait) {
+			return false
+		}
+	}
+	s.handled.Add(1)
+	if !t.waitForRoom(ctx) {
+		return false
+	}
+	if len(outs) == 0 {
+		t.track(&pendingRecord{task: t, offset: rec.Offset})
+		return true
+	}
+	p := &pendingRecord{task: t, offset: rec.Offset}
+	p.left.Store(int32(len(outs)))
+	s.outputs.Add(uint64(len(outs)))
+	for {
+		// Tracked only once the producer has the outputs: a record whose outputs never left
+		// must not hold up the drain. An answer that comes before track finds the record
+		// done when track appends it.
+		err := s.produce.send(ctx, p, outs)
+		if err == nil {
+			t.track(p)
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		log.Warn("handing outputs to the producer failed; retrying", zap.Error(err))
+		if !sleepCtx(ctx, s.cfg.RetryBackoff) {
+			return false
+		}
+	}
+}
+
+// call runs the handler, turning a panic into an error: a bug in one record's handling must
+// not take the process down.
+func (t *partitionTask) call(ctx context.Context, rec kafka.Message) (outs []kafka.Message, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panic: %v", p)
+		}
+	}()
+	return t.stage.handle(ctx, rec)
+}
+
+// waitForRoom waits while MaxPending records of this partition wait for the broker.
+func (t *partitionTask) waitForRoom(ctx context.Context) bool {
+	for {
+		t.mu.Lock()
+		n := len(t.pending)
+		t.mu.Unlock()
+		if n < t.stage.cfg.MaxPending {
+			return true
+		}
+		select {
+		case <-t.freed:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// track appends a handled record. One whose outputs are all acknowledged (or that has none)
+// and that waits for nobody before it is done at once.
+func (t *partitionTask) track(p *pendingRecord) {
+	t.mu.Lock()
+	t.pending = append(t.pending, p)
+	t.advanceLocked()
+	t.mu.Unlock()
+}
+
+// produced is the producer's answer for one output of p. A failed output is sent again: the
+// writer already retried it MaxAttempts times in order, so this happens only after a long
+// outage or a refusal, and it is logged by the producer.
+func (p *pendingRecord) produced(m kafka.Message, err error) {
+	t := p.task
+	if err != nil {
+		m.WriterData = nil
+		m.Partition, m.Offset = 0, 0
+		go t.resend(p, m)
+		return
+	}
+	if p.left.Add(-1) == 0 {
+		t.mu.Lock()
+		t.advanceLocked()
+		t.mu.Unlock()
+	}
+}
+
+// resend produces one failed output again after a backoff, until it is acknowledged or the
+// producer is closed (then the record stays uncommitted and comes again after a restart).
+func (t *partitionTask) resend(p *pendingRecord, m kafka.Message) {
+	time.Sleep(t.stage.cfg.RetryBackoff)
+	if err := t.stage.produce.send(context.Background(), p, []kafka.Message{m}); err != nil {
+		t.stage.log.Warn("output abandoned: the producer is closed", zap.Int("partition", t.id),
+			zap.Int64("offset", p.offset), zap.Error(err))
+	}
+}
+
+// advanceLocked pops the records at the head that are done and moves the committable offset.
+func (t *partitionTask) advanceLocked() {
+	n := 0
+	for n < len(t.pending) && t.pending[n].left.Load() == 0 {
+		t.done = t.pending[n].offset + 1
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	clear(t.pending[:n])
+	t.pending = t.pending[n:]
+	select {
+	case t.freed <- struct{}{}:
+	default:
+	}
+}
+
+// committable is the offset to commit: the record after the last one done.
+func (t *partitionTask) committable() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.done
+}
+
+// drain waits, up to DrainTimeout, until every handled record's outputs are acknowledged.
+func (t *partitionTask) drain(log *zap.Logger) {
+	deadline := time.Now().Add(t.stage.cfg.DrainTimeout)
+	for {
+		t.mu.Lock()
+		n := len(t.pending)
+		t.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			log.Warn("partition given up with outputs unacknowledged; their records will be handled again", zap.Int("records", n))
+			return
+		}
+		select {
+		case <-t.freed:
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}

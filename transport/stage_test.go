@@ -1,0 +1,208 @@
+package transport_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/urbanbrain/urbanbrain/transport"
+	"github.com/urbanbrain/urbanbrain/transport/transporttest"
+)
+
+// stageInput writes n records to topic, keyed by 20 keys, each value "<key>:<seq within key>".
+func stageInput(t *testing.T, addrs []string, topic string, n int) {
+	t.Helper()
+	w := rawWriter(t, addrs)
+	msgs := make([]kafka.Message, n)
+	for i := range n {
+		k := "k" + strconv.Itoa(i%20)
+		msgs[i] = kafka.Message{Topic: topic, Key: []byte(k), Value: []byte(k + ":" + strconv.Itoa(i/20))}
+	}
+	if err := w.WriteMessages(t.Context(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// echo is a stage handler that writes each input to out twice (two outputs per input, so a
+// record is done only when both are acknowledged).
+func echo(out string) transport.StageHandler {
+	return func(_ context.Context, rec kafka.Message) ([]kafka.Message, error) {
+		return []kafka.Message{
+			{Topic: out, Key: rec.Key, Value: append([]byte("a/"), rec.Value...)},
+			{Topic: out, Key: rec.Key, Value: append([]byte("b/"), rec.Value...)},
+		}, nil
+	}
+}
+
+// checkOutputs reads out until every input's two outputs were seen, and checks that within a
+// key the first copies come in input order (at-least-once allows repeats, never gaps or
+// reordering).
+func checkOutputs(t *testing.T, addrs []string, out string, n int) (dups int) {
+	t.Helper()
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: addrs, Topic: out, GroupID: "check-" + strconv.FormatInt(time.Now().UnixNano(), 36),
+		MaxWait: 100 * time.Millisecond, StartOffset: kafka.FirstOffset, ReadLagInterval: -1})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*waitFor)
+	defer cancel()
+	seen := map[string]bool{}
+	last := map[string]int{} // key → last first-seen sequence of "a/" outputs
+	for len(seen) < 2*n {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			t.Fatalf("read %s: %d of %d outputs: %v", out, len(seen), 2*n, err)
+		}
+		v := string(m.Value)
+		if seen[v] {
+			dups++
+			continue
+		}
+		seen[v] = true
+		if strings.HasPrefix(v, "a/") {
+			k, seq, _ := strings.Cut(strings.TrimPrefix(v, "a/"), ":")
+			s, _ := strconv.Atoi(seq)
+			if prev, ok := last[k]; ok && s != prev+1 {
+				t.Fatalf("key %s: output for seq %d follows seq %d", k, s, prev)
+			} else if !ok && s != 0 {
+				t.Fatalf("key %s: first output is seq %d", k, s)
+			}
+			last[k] = s
+		}
+	}
+	return dups
+}
+
+func committedSum(t *testing.T, addrs []string, group, topic string, parts int) (sum int64) {
+	t.Helper()
+	c := &kafka.Client{Addr: kafka.TCP(addrs...), Timeout: 5 * time.Second}
+	ids := make([]int, parts)
+	for i := range ids {
+		ids[i] = i
+	}
+	res, err := c.OffsetFetch(t.Context(), &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ids}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range res.Topics[topic] {
+		if p.CommittedOffset > 0 {
+			sum += p.CommittedOffset
+		}
+	}
+	return sum
+}
+
+func newProducer(t *testing.T, addrs []string) *transport.Producer {
+	t.Helper()
+	p, err := transport.NewProducer(transport.ProducerConfig{Brokers: addrs, MaxInFlightBytes: 64 << 10}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close(5 * time.Second) })
+	return p
+}
+
+// A handler that fails, and one that panics, on some records: each such record is handed over
+// again, nothing behind it overtakes it, nothing is skipped, and at the end every input offset
+// is committed. A small in-flight budget (64 KiB) makes the stage wait on the producer often.
+func TestStageRetriesFailedRecordsInOrder(t *testing.T) {
+	t.Parallel()
+	const n, parts = 3000, 3
+	b := transporttest.NewBroker(t, transport.EmbeddedConfig{Partitions: parts, Topics: []string{"st.in", "st.out"}})
+	stageInput(t, b.Addrs(), "st.in", n)
+
+	var failed sync.Map
+	var failures atomic.Int64
+	inner := echo("st.out")
+	h := func(ctx context.Context, rec kafka.Message) ([]kafka.Message, error) {
+		if rec.Offset%97 == 5 {
+			if _, again := failed.LoadOrStore(fmt.Sprint(rec.Partition, "/", rec.Offset), true); !again {
+				failures.Add(1)
+				if rec.Offset%2 == 0 {
+					panic("boom")
+				}
+				return nil, fmt.Errorf("transient failure at %d", rec.Offset)
+			}
+		}
+		return inner(ctx, rec)
+	}
+	st, err := transport.NewStage(transport.StageConfig{Brokers: b.Addrs(), GroupID: "st", Topic: "st.in",
+		RetryBackoff: 5 * time.Millisecond, MaxPending: 50}, h, newProducer(t, b.Addrs()), zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- st.Run(ctx) }()
+
+	checkOutputs(t, b.Addrs(), "st.out", n)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	stats := st.Stats()
+	if stats.Handled != n || stats.Retries != uint64(failures.Load()) || failures.Load() == 0 {
+		t.Fatalf("handled %d (want %d), retries %d (want %d > 0)", stats.Handled, n, stats.Retries, failures.Load())
+	}
+	if got := committedSum(t, b.Addrs(), "st", "st.in", parts); got != n {
+		t.Fatalf("committed offsets sum to %d, want %d: every handled record's outputs were acknowledged", got, n)
+	}
+}
+
+// Two members of one group: the second joins mid-stream (a rebalance) and the first leaves
+// before the end (another). Every input still reaches the output in key order; what moved
+// between members may come twice, never not at all.
+func TestStageRebalanceSkipsNothing(t *testing.T) {
+	t.Parallel()
+	const n, parts = 6000, 6
+	b := transporttest.NewBroker(t, transport.EmbeddedConfig{Partitions: parts, Topics: []string{"rb.in", "rb.out"}})
+	stageInput(t, b.Addrs(), "rb.in", n)
+
+	slow := func(ctx context.Context, rec kafka.Message) ([]kafka.Message, error) {
+		time.Sleep(2 * time.Millisecond) // so that the moves happen mid-stream
+		return echo("rb.out")(ctx, rec)
+	}
+	member := func() (*transport.Stage, context.CancelFunc, chan error) {
+		st, err := transport.NewStage(transport.StageConfig{Brokers: b.Addrs(), GroupID: "rb", Topic: "rb.in",
+			SessionTimeout: 6 * time.Second, RebalanceTimeout: 6 * time.Second}, slow, newProducer(t, b.Addrs()), zaptest.NewLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- st.Run(ctx) }()
+		return st, cancel, done
+	}
+	a, stopA, doneA := member()
+	waitHandled := func(st *transport.Stage, atLeast uint64) {
+		deadline := time.Now().Add(2 * waitFor)
+		for st.Stats().Handled < atLeast {
+			if time.Now().After(deadline) {
+				t.Fatalf("stage handled %d, want %d", st.Stats().Handled, atLeast)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitHandled(a, 500)
+	bm, stopB, doneB := member()
+	waitHandled(bm, 200)
+	stopA()
+	if err := <-doneA; err != nil {
+		t.Fatal(err)
+	}
+	dups := checkOutputs(t, b.Addrs(), "rb.out", n)
+	stopB()
+	if err := <-doneB; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("handled: A %d, B %d; repeated outputs %d", a.Stats().Handled, bm.Stats().Handled, dups)
+	if got := committedSum(t, b.Addrs(), "rb", "rb.in", parts); got != n {
+		t.Fatalf("committed offsets sum to %d, want %d", got, n)
+	}
+}
