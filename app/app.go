@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"slices"
@@ -59,13 +60,15 @@ type App struct {
 	results   *resultWaiter
 
 	// Set while running.
-	brokers  []string
-	embedded *transport.Embedded
-	producer atomic.Pointer[transport.Producer] // every record this process writes (stage.go)
-	started  chan struct{}                      // closed once every stage runs
-	sinks    *sinkMetrics                       // storage sinks (storagesink.go)
-	httpAddr atomic.Value                       // string: the bound address, for tests on port 0
-	ready    atomic.Bool
+	brokers    []string
+	embedded   *transport.Embedded
+	producer   atomic.Pointer[transport.Producer] // every record this process writes (stage.go)
+	stages     atomic.Pointer[map[*transport.Stage]string]
+	partitions int           // of the co-partitioned topics, for transport.PartitionOf (ownership.go)
+	started    chan struct{} // closed once every stage runs
+	sinks      *sinkMetrics  // storage sinks (storagesink.go)
+	httpAddr   atomic.Value  // string: the bound address, for tests on port 0
+	ready      atomic.Bool
 }
 
 // New loads the city, the rules and the signing key and builds the components. It starts
@@ -201,6 +204,11 @@ func (a *App) Run(ctx context.Context) (err error) {
 	srv := &http.Server{Handler: a.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 
 	g, gctx := errgroup.WithContext(ctx)
+	if a.cfg.PprofAddr != "" {
+		if err := a.servePprof(gctx, g); err != nil {
+			return err
+		}
+	}
 	stagesDone := make(chan error, 1)
 	g.Go(func() error {
 		err := a.runStages(stageCtx, a.started)
@@ -246,6 +254,32 @@ func (a *App) Run(ctx context.Context) (err error) {
 	return g.Wait()
 }
 
+// servePprof serves Go's profiler on --pprof-addr (loopback only, checked by Validate), apart
+// from the API so that it never shares its listener or its authentication.
+func (a *App) servePprof(ctx context.Context, g *errgroup.Group) error {
+	ln, err := net.Listen("tcp", a.cfg.PprofAddr)
+	if err != nil {
+		return fmt.Errorf("pprof listen %s: %w", a.cfg.PprofAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	g.Go(func() error {
+		<-ctx.Done()
+		return srv.Close()
+	})
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("pprof: %w", err)
+		}
+		return nil
+	})
+	return nil
+}
+
 func (a *App) startBroker(ctx context.Context) error {
 	if !a.cfg.Embedded() {
 		a.brokers = a.cfg.KafkaBrokers
@@ -254,6 +288,7 @@ func (a *App) startBroker(ctx context.Context) error {
 	emb, err := transport.StartEmbedded(transport.EmbeddedConfig{
 		DataDir:    filepath.Join(a.cfg.DataDir, "kafka"),
 		Listen:     a.cfg.BrokerListen,
+		SyncWrites: a.cfg.BrokerSync,
 		Partitions: a.cfg.Partitions,
 		Topics:     event.AllTopics(),
 	}, a.log.Named("broker"))
@@ -274,31 +309,34 @@ func (a *App) stopBroker() {
 	}
 }
 
-// restore rebuilds the in-memory state of incidents, dispatch and cockpit from the
-// city.incidents changelog, the system of record, before any consumer starts.
+// restore rebuilds the cockpit's view, which every instance holds whole, from the
+// city.incidents changelog before any stage starts. Incidents and dispatch load only the
+// partitions they are assigned, when they are assigned (ownership.go).
 func (a *App) restore(ctx context.Context) error {
-	if !a.cfg.Runs(CompIncidents) && !a.cfg.Runs(CompDispatch) && !a.cfg.Runs(CompCockpit) {
+	n, err := transport.PartitionCount(ctx, a.brokers, event.TopicIncidents)
+	if err != nil {
+		return fmt.Errorf("partitions of %s: %w", event.TopicIncidents, err)
+	}
+	a.partitions = n
+	if !a.cfg.Runs(CompCockpit) {
 		return nil
 	}
 	start := time.Now()
-	n := 0
-	err := transport.ReadAll(ctx, a.brokers, event.TopicIncidents, func(_ string, value []byte) error {
+	changes := 0
+	err = transport.ReadAll(ctx, a.brokers, event.TopicIncidents, func(_ string, value []byte) error {
 		var ch event.IncidentChange
 		if _, err := event.Decode(value, event.TypeIncidentChanged, &ch); err != nil {
 			a.log.Warn("restore: skipping undecodable changelog record", zap.Error(err))
 			return nil
 		}
-		n++
-		a.incidents.Restore(ch)
-		a.dispatch.Restore(ch)
+		changes++
 		a.cockpit.Restore(ch)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("restore from %s: %w", event.TopicIncidents, err)
 	}
-	a.log.Info("state restored from changelog", zap.Int("changes", n), zap.Int("open_incidents", len(a.incidents.Open())),
-		zap.Duration("took", time.Since(start)))
+	a.log.Info("cockpit restored from changelog", zap.Int("changes", changes), zap.Duration("took", time.Since(start)))
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -32,6 +33,7 @@ type Config struct {
 	DataDir        string
 	KafkaBrokers   []string // empty: start the embedded broker
 	BrokerListen   string
+	BrokerSync     bool // the embedded broker fsyncs every produced batch before acknowledging it
 	Partitions     int
 	Components     []string
 	Demo           bool
@@ -44,6 +46,7 @@ type Config struct {
 	CommandTimeout time.Duration
 	ShutdownGrace  time.Duration
 	PublicURL      string // how the printed demo links reach this server
+	PprofAddr      string // loopback address for net/http/pprof; empty: off
 
 	// The processing loop (docs/operations.md, "Throughput"): stages and the shared producer.
 	ProduceLinger        time.Duration // how long a producer batch waits for more records
@@ -85,6 +88,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	})
 	fs.StringVar(&c.BrokerListen, "broker-listen", "127.0.0.1:9092", "listen address of the embedded Kafka-protocol broker")
 	fs.IntVar(&c.Partitions, "partitions", 6, "partitions per topic when topics are created")
+	fs.BoolVar(&c.BrokerSync, "broker-sync", true, "the embedded broker fsyncs every batch before acknowledging it (a power cut then loses nothing acknowledged)")
 	c.Components = slices.Clone(AllComponents)
 	fs.Func("components", "comma-separated components to run (default all: "+strings.Join(AllComponents, ",")+")", func(s string) error {
 		c.Components = splitList(s)
@@ -103,8 +107,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.CommandTimeout, "command-timeout", 10*time.Second, "how long an HTTP command waits for its outcome")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 15*time.Second, "how long shutdown waits for in-flight work")
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL printed in demo links (default http://127.0.0.1:<port>)")
-	fs.DurationVar(&c.ProduceLinger, "produce-linger", 2*time.Millisecond, "how long a producer batch waits for more records (latency only: nothing waits for it but the batch)")
-	fs.IntVar(&c.ProduceBatch, "produce-batch", 2000, "records per producer batch and partition, at most")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's profiler (net/http/pprof) on this loopback address; empty: off")
+	fs.DurationVar(&c.ProduceLinger, "produce-linger", 5*time.Millisecond, "how long a producer batch waits for more records (latency only: nothing waits for it but the batch)")
+	fs.IntVar(&c.ProduceBatch, "produce-batch", 256, "records per producer batch and partition, at most")
 	fs.Int64Var(&c.ProduceInFlightBytes, "produce-inflight-bytes", 64<<20, "output bytes handed to the producer and not yet acknowledged before stages wait (backpressure)")
 	fs.IntVar(&c.StageQueue, "stage-prefetch", 1000, "records each stage prefetches per partition")
 	fs.IntVar(&c.StageMaxPending, "stage-max-pending", 20000, "records per partition whose outputs await the broker before the partition waits")
@@ -135,6 +140,9 @@ func (c *Config) Validate() error {
 	if c.CommandTimeout <= 0 {
 		errs = append(errs, errors.New("--command-timeout must be positive"))
 	}
+	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
+		errs = append(errs, fmt.Errorf("--pprof-addr %s: the profiler is served on loopback only (127.0.0.1:PORT or [::1]:PORT)", c.PprofAddr))
+	}
 	if c.ProduceLinger < 0 {
 		errs = append(errs, errors.New("--produce-linger must not be negative"))
 	}
@@ -151,6 +159,19 @@ func (c *Config) Runs(component string) bool { return slices.Contains(c.Componen
 
 // Embedded reports whether serve starts its own broker.
 func (c *Config) Embedded() bool { return len(c.KafkaBrokers) == 0 }
+
+// loopbackAddr reports whether host:port names a loopback host.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
 
 func splitList(s string) []string {
 	var out []string

@@ -49,9 +49,9 @@ func TestHelperServeProcess(t *testing.T) {
 	os.Exit(0)
 }
 
-// serveProcess starts the whole app in a child process on broker with data in dir and waits
-// for /readyz. The returned process can be killed with SIGKILL: a real crash.
-func serveProcess(t *testing.T, broker, dir string) *exec.Cmd {
+// startNode starts the whole app in a child process on broker with data in dir and waits
+// for /readyz. It can be killed with SIGKILL (a real crash) or stopped with SIGTERM.
+func startNode(t *testing.T, broker, dir string) *nodeProc {
 	t.Helper()
 	httpAddr := freeAddr(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperServeProcess$")
@@ -61,15 +61,15 @@ func serveProcess(t *testing.T, broker, dir string) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
+	n := &nodeProc{http: httpAddr, cmd: cmd, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(n.exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		<-n.exited
 	})
-	eventually(t, 60*time.Second, "the app process to be ready", func() bool {
+	eventually(t, 90*time.Second, "the app process to be ready", func() bool {
 		select {
-		case <-exited:
+		case <-n.exited:
 			t.Fatalf("app process exited early")
 		default:
 		}
@@ -80,7 +80,7 @@ func serveProcess(t *testing.T, broker, dir string) *exec.Cmd {
 		_ = resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	return cmd
+	return n
 }
 
 // The app is killed with SIGKILL while 12345 tickets stream in, then started again on the same
@@ -91,7 +91,7 @@ func TestCrashMidStreamLosesAndDuplicatesNothing(t *testing.T) {
 	t.Parallel()
 	broker := brokerProcess(t)
 	dir := t.TempDir()
-	app := serveProcess(t, broker, dir)
+	app := startNode(t, broker, dir)
 
 	// One complaint in every grid of the demo city: far enough apart that none joins another.
 	demo, err := fs.Sub(city.DemoFS, "demo")
@@ -117,11 +117,11 @@ func TestCrashMidStreamLosesAndDuplicatesNothing(t *testing.T) {
 		if i == len(grids)/3 {
 			// Mid-stream: the stages have records in flight, some committed, some not.
 			time.Sleep(300 * time.Millisecond)
-			_ = app.Process.Signal(syscall.SIGKILL)
+			app.kill(t)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	serveProcess(t, broker, dir)
+	startNode(t, broker, dir)
 
 	var (
 		reports    map[string]map[string]bool // ticket → incidents it is a report of

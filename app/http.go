@@ -94,11 +94,23 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	if !a.ready.Load() {
 		checks["router"], ok = "not running", false
 	}
+	// Every stage has joined its group and loaded what it owns: a member that still waits for
+	// its first assignment (a rebalance after a restart) is not ready to answer for the city.
+	owned := map[string]any{}
+	if names := a.stages.Load(); names != nil {
+		for st, name := range *names {
+			parts, joined := st.Loaded()
+			if !joined {
+				checks["router"], ok = "stage "+name+" has not joined its group yet", false
+			}
+			owned[name] = map[string]any{"partitions": parts, "lag": st.Stats().Lag}
+		}
+	}
 	status := http.StatusOK
 	if !ok {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, map[string]any{"ready": ok, "checks": checks})
+	writeJSON(w, status, map[string]any{"ready": ok, "checks": checks, "stages": owned})
 }
 
 func (a *App) pingBroker(ctx context.Context) error {

@@ -29,34 +29,39 @@ func (a *App) routes() []route {
 	}
 	// 1. Ingest: raw producer input → validated, located events (bad input → city.deadletter).
 	for _, topic := range []string{event.TopicIngestSensor, event.TopicIngestHotline, event.TopicIngestVideo} {
-		add(a.cfg.Runs(CompIngest), route{name: "ingest." + topic, topic: topic, handle: a.ingestRecord})
+		add(a.cfg.Runs(CompIngest), route{name: "ingest." + topic, topics: []string{topic}, handle: a.ingestRecord})
 	}
 	// 2. Rules: events → signals; rule versions → every instance's catalog and engine (rules.go).
-	add(a.cfg.Runs(CompRules), route{name: "rules", topic: event.TopicEvents,
+	add(a.cfg.Runs(CompRules), route{name: "rules", topics: []string{event.TopicEvents},
 		handle: typed(a, eventTypes, a.rules.HandleEvent)})
-	add(a.cfg.Runs(CompRules) || a.cfg.Runs(CompAPI), route{name: "rules.versions", topic: event.TopicRules, perInstance: true,
+	add(a.cfg.Runs(CompRules) || a.cfg.Runs(CompAPI), route{name: "rules.versions", topics: []string{event.TopicRules}, perInstance: true,
 		handle: typed(a, []string{event.TypeRuleVersion}, none(a.applyRuleVersion))})
 	// 3. Incidents: signals and commands → the city.incidents changelog, command results, audit.
-	add(a.cfg.Runs(CompIncidents), route{name: "incidents.signals", topic: event.TopicSignals,
-		handle: typed(a, []string{event.TypeSignal}, a.incidents.HandleSignal)})
-	add(a.cfg.Runs(CompIncidents), route{name: "incidents.commands", topic: event.TopicCommands,
-		handle: typed(a, []string{event.TypeCommand}, a.incidents.HandleCommand)})
-	// 4. Dispatch: new incidents → a dispatch command and a dispatch record.
-	add(a.cfg.Runs(CompDispatch), route{name: "dispatch", topic: event.TopicIncidents,
-		handle: typed(a, []string{event.TypeIncidentChanged}, a.dispatch.HandleIncidentChange)})
+	//    One group on both topics (co-partitioned by street), so one member owns all of a
+	//    street; a partition's incidents are loaded from its changelog partition when it is
+	//    assigned and forgotten when it is revoked (ownership.go).
+	add(a.cfg.Runs(CompIncidents), route{name: "incidents", topics: []string{event.TopicSignals, event.TopicCommands},
+		handle: byTopic(map[string]handler{
+			event.TopicSignals:  typed(a, []string{event.TypeSignal}, a.incidents.HandleSignal),
+			event.TopicCommands: typed(a, []string{event.TypeCommand}, a.incidents.HandleCommand),
+		}), assigned: a.loadIncidents, revoked: a.forgetIncidents})
+	// 4. Dispatch: new incidents → a dispatch command and a dispatch record. A partition's
+	//    open dispatches (the workers' load) are read from its changelog partition on assignment.
+	add(a.cfg.Runs(CompDispatch), route{name: "dispatch", topics: []string{event.TopicIncidents},
+		handle: typed(a, []string{event.TypeIncidentChanged}, a.dispatch.HandleIncidentChange), assigned: a.loadDispatch})
 	//    Agencies with a webhook are told of their dispatches (signed, retried, audited).
-	add(a.cfg.Runs(CompDispatch), route{name: "webhook", topic: event.TopicDispatch,
+	add(a.cfg.Runs(CompDispatch), route{name: "webhook", topics: []string{event.TopicDispatch},
 		handle: typed(a, []string{event.TypeDispatch}, none(a.webhook.HandleDispatch))})
 	// 5. Storage: projections of events, incidents and dispatches, written in batches by the
 	//    storage sinks below (storageSinks), not by stages.
 	// 6. Cockpit: the changelog → websocket snapshot and deltas; events → KPIs (events per
 	//    second, sensors online).
-	add(a.cfg.Runs(CompCockpit), route{name: "cockpit", topic: event.TopicIncidents, perInstance: true,
+	add(a.cfg.Runs(CompCockpit), route{name: "cockpit", topics: []string{event.TopicIncidents}, perInstance: true,
 		handle: typed(a, []string{event.TypeIncidentChanged}, none(a.cockpit.HandleIncidentChange))})
-	add(a.cfg.Runs(CompCockpit), route{name: "cockpit.events", topic: event.TopicEvents, perInstance: true,
+	add(a.cfg.Runs(CompCockpit), route{name: "cockpit.events", topics: []string{event.TopicEvents}, perInstance: true,
 		handle: typed(a, eventTypes, none(a.cockpit.HandleEvent))})
 	// 7. API: command outcomes → the waiting HTTP request.
-	add(a.cfg.Runs(CompAPI), route{name: "api.results", topic: event.TopicResults, perInstance: true,
+	add(a.cfg.Runs(CompAPI), route{name: "api.results", topics: []string{event.TopicResults}, perInstance: true,
 		handle: typed(a, []string{event.TypeCommandResult}, none(a.results.HandleResult))})
 	return rs
 }

@@ -19,9 +19,24 @@ import (
 // route is one topic → handler line of routes.go: a stage of the pipeline.
 type route struct {
 	name        string
-	topic       string
+	topics      []string // several only when co-partitioned (same key, same partition count)
 	perInstance bool
 	handle      handler
+	// assigned loads the state of a partition number before its records are handled;
+	// revoked drops it after they are drained (ownership.go).
+	assigned func(ctx context.Context, partition int) error
+	revoked  func(partition int)
+}
+
+// byTopic hands each record to the handler of its topic.
+func byTopic(hs map[string]handler) handler {
+	return func(ctx context.Context, rec kafka.Message) (event.Outputs, error) {
+		h, ok := hs[rec.Topic]
+		if !ok {
+			return nil, fmt.Errorf("no handler for topic %s", rec.Topic)
+		}
+		return h(ctx, rec)
+	}
 }
 
 // handler handles one record of a route's topic and returns what it produced; outputTopic
@@ -119,7 +134,7 @@ func (a *App) newStageMetrics() *stageMetrics {
 		handled: gauge("records_handled", "Records handled by the stage since the process started.", "stage"),
 		outputs: gauge("records_produced", "Output records the stage handed to the producer.", "stage"),
 		retries: gauge("handler_retries", "Records handed to the handler again after it failed.", "stage"),
-		lag:     gauge("lag_records", "Records behind the end of an owned partition, as of its last fetch.", "stage", "partition"),
+		lag:     gauge("lag_records", "Records behind the end of an owned partition (topic/partition), as of its last fetch.", "stage", "partition"),
 	}
 }
 
@@ -129,6 +144,7 @@ func (a *App) runStages(ctx context.Context, started chan<- struct{}) error {
 	p := a.producer.Load()
 	var stages []*transport.Stage
 	names := map[*transport.Stage]string{}
+	a.stages.Store(&names)
 	for _, rt := range a.routes() {
 		group := "urbanbrain." + rt.name
 		if rt.perInstance {
@@ -138,7 +154,9 @@ func (a *App) runStages(ctx context.Context, started chan<- struct{}) error {
 		st, err := transport.NewStage(transport.StageConfig{
 			Brokers:       a.brokers,
 			GroupID:       group,
-			Topic:         rt.topic,
+			Topics:        rt.topics,
+			OnAssigned:    rt.assigned,
+			OnRevoked:     rt.revoked,
 			QueueCapacity: a.cfg.StageQueue,
 			MaxPending:    a.cfg.StageMaxPending,
 			DrainTimeout:  a.cfg.ShutdownGrace,
@@ -174,8 +192,8 @@ func (a *App) runStages(ctx context.Context, started chan<- struct{}) error {
 				m.handled.WithLabelValues(name).Set(float64(s.Handled))
 				m.outputs.WithLabelValues(name).Set(float64(s.Outputs))
 				m.retries.WithLabelValues(name).Set(float64(s.Retries))
-				for part, lag := range s.Partitions {
-					m.lag.WithLabelValues(name, strconv.Itoa(part)).Set(float64(lag))
+				for part, lag := range s.Lag {
+					m.lag.WithLabelValues(name, part).Set(float64(lag))
 				}
 			}
 		}

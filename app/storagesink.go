@@ -129,11 +129,22 @@ const (
 	sinkMaxBytes      = 1 << 20 // bytes of one fetch, per partition
 )
 
+// sinkGroup is a storage sink's consumer group. A shared store (ClickHouse) is written once by
+// all instances together: one group. An embedded SQLite database is this instance's own read
+// model, so it must see every partition: a group per instance (its id is kept in the data
+// directory, so a restart resumes). Either way every node's API answers for the whole city.
+func (a *App) sinkGroup(name string) string {
+	if a.cfg.Store == StoreSQLite {
+		return "urbanbrain." + name + "." + a.instanceID
+	}
+	return "urbanbrain." + name
+}
+
 func (a *App) runSink(ctx context.Context, s storageSink) error {
 	log := a.log.Named("storage").With(zap.String("sink", s.name))
 	rc := kafka.ReaderConfig{
 		Brokers:           a.brokers,
-		GroupID:           "urbanbrain." + s.name,
+		GroupID:           a.sinkGroup(s.name),
 		Topic:             s.topic,
 		Dialer:            &kafka.Dialer{Timeout: 5 * time.Second, DualStack: true},
 		QueueCapacity:     sinkQueueCapacity,

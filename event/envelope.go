@@ -191,16 +191,15 @@ func DecodeAny(b []byte, types []string, out any) (Envelope, error) {
 }
 
 func readEnvelope(b []byte) (Envelope, []byte, error) {
-	// One pass of encoding/json's scanner checks the whole record — syntax, UTF-8, nesting
-	// depth — so that segmentio's faster decoder (a drop-in for encoding/json, three to four
-	// times faster on the large records every changelog consumer reads) only ever builds
-	// values from input that encoding/json would accept too.
-	if err := checkJSON(b); err != nil {
+	// segmentio's decoder (a drop-in for encoding/json, three to four times faster on the
+	// large records every changelog consumer reads) checks syntax as it goes, but it has no
+	// nesting limit: a cheap pass bounds the depth first, as encoding/json does.
+	if err := checkDepth(b); err != nil {
 		return Envelope{}, nil, fmt.Errorf("not a CloudEvent: %w", err)
 	}
 	var w wireEnvelope
 	if err := segjson.Unmarshal(b, &w); err != nil {
-		return Envelope{}, nil, fmt.Errorf("not a CloudEvent: %w", err)
+		return Envelope{}, nil, fmt.Errorf("not a CloudEvent: %w", stdError(b, err))
 	}
 	env := Envelope{ID: w.ID, Type: w.Type, Source: w.Source, Time: w.Time.Time}
 	var missing []string
@@ -224,17 +223,46 @@ func readEnvelope(b []byte) (Envelope, []byte, error) {
 	return env, w.Data, nil
 }
 
-// checkJSON returns encoding/json's own error for input it would refuse (the message names
-// what is wrong, as the SDK's reader did), and nil for valid JSON.
-func checkJSON(b []byte) error {
-	if json.Valid(b) {
-		return nil
+// maxDepth is encoding/json's own nesting limit.
+const maxDepth = 10000
+
+// checkDepth refuses input nested deeper than maxDepth. It only counts brackets outside
+// strings; syntax is the decoder's to check.
+func checkDepth(b []byte) error {
+	depth, inString, escaped := 0, false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			if depth++; depth > maxDepth {
+				return errors.New("exceeded max depth")
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
 	}
+	return nil
+}
+
+// stdError is encoding/json's error for input segmentio's decoder refused, when it has one:
+// its messages ("invalid character 'x' looking for beginning of value") are what the
+// dead-letter reasons have always said.
+func stdError(b []byte, err error) error {
 	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
+	if serr := json.Unmarshal(b, &v); serr != nil {
+		return serr
 	}
-	return errors.New("invalid JSON")
+	return err
 }
 
 func decodeData(env Envelope, data []byte, out any) error {

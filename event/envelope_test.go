@@ -326,6 +326,10 @@ func FuzzDecode(f *testing.F) {
 		if env.ID == "" || env.Type == "" || env.Source == "" {
 			t.Fatalf("accepted an envelope without id, type or source: %+v", env)
 		}
+		// The fast decoder accepts nothing encoding/json would refuse.
+		if !json.Valid(b) {
+			t.Fatalf("accepted input encoding/json refuses: %q", b)
+		}
 		_ = fmt.Sprint(got)
 	})
 }

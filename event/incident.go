@@ -69,6 +69,27 @@ type Report struct {
 	Category string `json:"category,omitempty"`
 	// Caller is set for 12345 reports. Personal data: mask before it leaves the system.
 	Caller *Caller `json:"caller,omitempty"`
+
+	// Device is the sensor or camera behind the report. A device that keeps raising the
+	// same rule on an open incident is one episode — one report that updates — not a report
+	// per reading: Count readings so far, the latest at LastAt (event LastEventID).
+	Device      string    `json:"device,omitempty"`
+	Count       int       `json:"count,omitempty"`
+	LastAt      time.Time `json:"last_at,omitzero"`
+	LastEventID string    `json:"last_event_id,omitempty"`
+}
+
+// Events are the ids of the events a report names: its first and, for an episode, its latest
+// reading. Each change that continues an episode names its own reading as the latest, so a
+// projection that links the events of every change links every reading.
+func (r Report) Events() []string {
+	switch {
+	case r.EventID == "":
+		return nil
+	case r.LastEventID == "" || r.LastEventID == r.EventID:
+		return []string{r.EventID}
+	}
+	return []string{r.EventID, r.LastEventID}
 }
 
 // Caller is the citizen behind a 12345 work order.

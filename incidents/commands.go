@@ -308,7 +308,8 @@ func (s *Service) merge(out *event.Outputs, sh *shard, cmd event.Command, cur *e
 // any new one. The new incident's correlation key is cur's with the event id appended, so
 // later reports of cur's problem keep joining cur.
 func (s *Service) split(out *event.Outputs, sh *shard, cmd event.Command, cur *event.Incident) (event.Incident, error) {
-	i := slices.IndexFunc(cur.Reports, func(r event.Report) bool { return r.EventID == cmd.EventID })
+	// An episode (a device's readings) is split out whole, named by its first or latest event.
+	i := slices.IndexFunc(cur.Reports, func(r event.Report) bool { return r.EventID == cmd.EventID || r.LastEventID == cmd.EventID })
 	var err error
 	switch {
 	case !cur.Status.Open():

@@ -120,7 +120,7 @@ func sensorSignal(ruleID, eventID, key, severity string) event.Signal {
 			Location: &event.Point{Lon: 102.71, Lat: 25.04},
 			Area:     area,
 			Sensor: &event.SensorReading{
-				DeviceID: "WL-001", Kind: "water_level", Status: "alarm",
+				DeviceID: "WL-" + eventID, Kind: "water_level", Status: "alarm",
 				Metrics: map[string]float64{"level_cm": 42},
 			},
 		},
@@ -189,12 +189,12 @@ func TestCorrelatedSignalsMakeOneIncident(t *testing.T) {
 	}
 	wantReports := []event.Report{
 		{EventID: "ev-1", EventType: event.TypeSensorReading, SignalID: "flood@1/ev-1", RuleID: "flood", At: t0,
-			Location: &event.Point{Lon: 102.71, Lat: 25.04}, Summary: "water_level alarm level_cm=42", Category: "0202"},
+			Location: &event.Point{Lon: 102.71, Lat: 25.04}, Summary: "water_level alarm level_cm=42", Category: "0202", Device: "WL-ev-1"},
 		{EventID: "ev-2", EventType: event.TypeHotlineTicket, SignalID: "flood-12345@1/ev-2", RuleID: "flood-12345", At: t0,
 			Location: &event.Point{Lon: 102.71, Lat: 25.04}, Summary: "举报 隧道里积水没过车轮", TicketID: "T-ev-2", Category: "0202",
 			Caller: &event.Caller{Name: "李女士", Phone: "13812345678"}},
 		{EventID: "ev-3", EventType: event.TypeSensorReading, SignalID: "flood@1/ev-3", RuleID: "flood", At: t0,
-			Location: &event.Point{Lon: 102.71, Lat: 25.04}, Summary: "water_level alarm level_cm=42", Category: "0202"},
+			Location: &event.Point{Lon: 102.71, Lat: 25.04}, Summary: "water_level alarm level_cm=42", Category: "0202", Device: "WL-ev-3"},
 	}
 	if !reflect.DeepEqual(inc.Reports, wantReports) {
 		t.Errorf("reports:\n got %+v\nwant %+v", inc.Reports, wantReports)
@@ -858,5 +858,49 @@ func TestConcurrentHandlers(t *testing.T) {
 	}
 	if s := h.svc.Stats(); s.Duplicate != uint64(len(streets)*perStreet) {
 		t.Errorf("stats %+v, want every second copy dropped as duplicate", s)
+	}
+}
+
+// A revoked partition's streets are forgotten whole: their incidents, their clocks (no SLA
+// command is due for them any more) and the ids they have seen; other streets stay. Restoring
+// the street's changelog brings everything back.
+func TestForgetDropsAStreetAndRestoreBringsItBack(t *testing.T) {
+	h := newHarness(t)
+	sig := sensorSignal("flood", "ev-1", "k", event.SeverityRed)
+	h.signal(sig)
+	other := sensorSignal("flood", "ev-2", "k2", event.SeverityRed)
+	other.Event.Area.Street = "990101002"
+	h.signal(other)
+	changes := h.bus.Changes(t)
+	for i, ch := range changes { // dispatched: their sign-for clocks run
+		h.command(event.Command{ID: fmt.Sprint("c-d", i), IncidentID: ch.Incident.ID, Action: event.ActionDispatch,
+			Actor: event.SystemActor, Assignment: assignA})
+	}
+	changes = h.bus.Changes(t)
+	id := changes[0].Incident.ID
+	street := changes[0].Incident.Area.Key()
+	if n := h.svc.Forget(func(s string) bool { return s == street }); n != 1 {
+		t.Fatalf("Forget dropped %d incidents, want 1", n)
+	}
+	if _, ok := h.svc.Get(id); ok {
+		t.Fatalf("%s still held after its street was forgotten", id)
+	}
+	otherID := changes[1].Incident.ID
+	if _, ok := h.svc.Get(otherID); !ok {
+		t.Fatalf("the other street's incident was dropped too")
+	}
+	if outs := h.svc.Tick(t0.Add(1000 * time.Hour)); len(outs) != 1 || outs[0].Data.(event.Command).IncidentID != otherID {
+		t.Errorf("Tick after Forget: %v, want one SLA command, for %s", outs, otherID)
+	}
+	for _, ch := range changes {
+		if ch.Incident.ID == id {
+			h.svc.Restore(ch)
+		}
+	}
+	if _, ok := h.svc.Get(id); !ok {
+		t.Fatalf("%s not back after Restore", id)
+	}
+	if outs, err := h.svc.HandleSignal(h.ctx, sig); err != nil || len(outs) != 0 {
+		t.Errorf("the replayed signal after Restore: %d outputs, %v; want none (already linked)", len(outs), err)
 	}
 }

@@ -36,6 +36,13 @@ func (s *Service) Restore(rec event.IncidentChange) {
 		added = added[len(cur.Reports):]
 	}
 	sh.commit(&inc, added, rec.Change)
+	if rec.Change.SignalID != "" {
+		// A reading that continued an episode added no report; its signal is known all the same.
+		sh.bySignal[rec.Change.SignalID] = inc.ID
+	}
+	if len(added) == 0 && rec.Change.Action == ActionLink {
+		sh.learn(inc.ID, inc.Reports) // the continued episode's latest event
+	}
 	if rec.Change.Action == event.ActionSplit && rec.Change.Related != "" && rec.Change.From == "" {
 		// The new half of a split: its report no longer counts on the incident it left.
 		for _, r := range inc.Reports {
@@ -43,4 +50,34 @@ func (s *Service) Restore(rec event.IncidentChange) {
 		}
 	}
 	s.clocks.track(&inc)
+}
+
+// Forget drops the state of every street gone(street) is true for: its incidents, the ids it
+// has seen and its SLA deadlines. The application calls it when the partition that holds
+// those streets is revoked, so that this instance neither answers for them nor fires their
+// clocks while another owns them; their state is read back from the changelog (Restore) if
+// the partition comes back. It returns the number of incidents dropped.
+func (s *Service) Forget(gone func(street string) bool) int {
+	s.mu.Lock()
+	var dropped []*shard
+	for street, sh := range s.shards {
+		if gone(street) {
+			dropped = append(dropped, sh)
+			delete(s.shards, street)
+		}
+	}
+	s.mu.Unlock()
+	n := 0
+	s.clocks.mu.Lock()
+	defer s.clocks.mu.Unlock()
+	for _, sh := range dropped {
+		sh.mu.Lock()
+		for id := range sh.incidents {
+			// Disarmed here; the heap's stale entry is skipped when it comes due.
+			delete(s.clocks.armed, id)
+			n++
+		}
+		sh.mu.Unlock()
+	}
+	return n
 }

@@ -142,9 +142,11 @@ func (sh *shard) learn(id string, reports []event.Report) {
 		if r.SignalID != "" {
 			sh.bySignal[r.SignalID] = id
 		}
-		if r.EventID != "" {
-			sh.byRuleEvent[ruleEvent{r.RuleID, r.EventID}] = id
-			sh.reported[incidentEvent{id, r.EventID}] = struct{}{}
+		for _, ev := range [2]string{r.EventID, r.LastEventID} {
+			if ev != "" {
+				sh.byRuleEvent[ruleEvent{r.RuleID, ev}] = id
+				sh.reported[incidentEvent{id, ev}] = struct{}{}
+			}
 		}
 	}
 }

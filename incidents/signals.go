@@ -41,6 +41,7 @@ func (s *Service) HandleSignal(_ context.Context, sig event.Signal) (event.Outpu
 	rep := reportOf(sig)
 
 	var next event.Incident
+	var added []event.Report // the reports this change adds or continues
 	ch := event.Change{Actor: event.SystemActor, Reason: "rule " + sig.RuleID, SignalID: sig.ID, At: now}
 	cur := sh.openIncident(sig.CorrelationKey)
 	if cur == nil {
@@ -58,8 +59,17 @@ func (s *Service) HandleSignal(_ context.Context, sig event.Signal) (event.Outpu
 		}
 		next = *cur
 		next.Version++
-		next.Reports = append(cur.Reports, rep)
-		next.ReportCount++
+		if i := episode(cur.Reports, rep); i >= 0 {
+			// The device already reports this on the incident: its episode goes on. The
+			// changelog record stays the size of the problem's sources, not of its readings.
+			next.Reports = slices.Clone(cur.Reports)
+			next.Reports[i] = continued(next.Reports[i], rep)
+			added = next.Reports[i : i+1]
+		} else {
+			next.Reports = append(cur.Reports, rep)
+			next.ReportCount++
+			added = next.Reports[len(next.Reports)-1:]
+		}
 		next.Severity = maxSeverity(cur.Severity, sig.Severity)
 		next.UpdatedAt = now
 		ch.Action, ch.From, ch.To = ActionLink, cur.Status, cur.Status
@@ -81,6 +91,7 @@ func (s *Service) HandleSignal(_ context.Context, sig event.Signal) (event.Outpu
 			CreatedAt:      now,
 			UpdatedAt:      now,
 		}
+		added = next.Reports
 		if _, taken := sh.incidents[next.ID]; taken {
 			return nil, fmt.Errorf("incidents: NewID returned %s twice", next.ID)
 		}
@@ -89,7 +100,7 @@ func (s *Service) HandleSignal(_ context.Context, sig event.Signal) (event.Outpu
 
 	var out event.Outputs
 	change(&out, &next, ch)
-	sh.commit(&next, next.Reports[len(next.Reports)-1:], ch)
+	sh.commit(&next, added, ch)
 	s.clocks.track(&next)
 	if ch.Action == ActionOpen {
 		s.stats.opened.Add(1)
@@ -115,6 +126,32 @@ func (sh *shard) openIncident(key string) *event.Incident {
 	return nil
 }
 
+// episode is the index of the report that rep continues — the same device raising the same
+// rule — or -1. Hotline tickets are each their own report: every caller counts.
+func episode(reports []event.Report, rep event.Report) int {
+	if rep.Device == "" {
+		return -1
+	}
+	for i, r := range reports {
+		if r.Device == rep.Device && r.RuleID == rep.RuleID {
+			return i
+		}
+	}
+	return -1
+}
+
+// continued is episode report r after one more reading, rep.
+func continued(r, rep event.Report) event.Report {
+	r.Count = max(r.Count, 1) + 1
+	if rep.At.After(r.LastAt) {
+		r.LastAt, r.LastEventID, r.Summary = rep.At, rep.EventID, rep.Summary
+		if rep.Location != nil {
+			r.Location = rep.Location
+		}
+	}
+	return r
+}
+
 func reportOf(sig event.Signal) event.Report {
 	ev := sig.Event
 	r := event.Report{
@@ -127,8 +164,13 @@ func reportOf(sig event.Signal) event.Report {
 		Summary:   summary(sig),
 		Category:  sig.Category,
 	}
-	if ev.Hotline != nil {
+	switch {
+	case ev.Hotline != nil:
 		r.TicketID = ev.Hotline.TicketID
+	case ev.Sensor != nil:
+		r.Device = ev.Sensor.DeviceID
+	case ev.Video != nil:
+		r.Device = ev.Video.CameraID
 	}
 	if r.At.IsZero() {
 		r.At = sig.At

@@ -18,12 +18,13 @@ type ProducerConfig struct {
 	Brokers []string
 
 	// Linger is how long a partition's batch waits for more records before it is sent
-	// (default 2 ms). Records from every stage and every input share these batches, so the
+	// (default 5 ms). Records from every stage and every input share these batches, so the
 	// linger costs latency, never throughput: nothing waits for it but the batch itself.
 	Linger time.Duration
 
-	// BatchSize and BatchBytes cap one produce request per partition (defaults 2,000 records
-	// and 1 MiB).
+	// BatchSize and BatchBytes cap one produce request per partition (defaults 256 records
+	// and 1 MiB). kafka-go allocates every batch at BatchSize capacity, so a large value costs
+	// memory and clearing on every linger of every partition, busy or not.
 	BatchSize  int
 	BatchBytes int64
 
@@ -44,10 +45,10 @@ type ProducerConfig struct {
 
 func (c *ProducerConfig) setDefaults() {
 	if c.Linger == 0 {
-		c.Linger = 2 * time.Millisecond
+		c.Linger = 5 * time.Millisecond
 	}
 	if c.BatchSize == 0 {
-		c.BatchSize = 2000
+		c.BatchSize = 256
 	}
 	if c.BatchBytes == 0 {
 		c.BatchBytes = 1 << 20

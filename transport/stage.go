@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,7 +24,10 @@ type StageHandler func(ctx context.Context, rec kafka.Message) ([]kafka.Message,
 type StageConfig struct {
 	Brokers []string
 	GroupID string
-	Topic   string
+	// Topics are read by one group. Several topics must be co-partitioned (the same
+	// partition count, keyed alike): the range assignor then gives each member the same
+	// partition numbers of every topic, so one member owns all the records of a key.
+	Topics []string
 
 	// StartAtLatest makes a new group begin at the end of the topic instead of its start.
 	StartAtLatest bool
@@ -78,6 +83,7 @@ func (c *StageConfig) setDefaults() {
 	if c.MaxBytes == 0 {
 		c.MaxBytes = 4 << 20
 	}
+
 	if c.MaxPending == 0 {
 		c.MaxPending = 20000
 	}
@@ -97,8 +103,8 @@ func (c StageConfig) Validate() error {
 	if len(c.Brokers) == 0 {
 		errs = append(errs, errors.New("stage: no brokers"))
 	}
-	if c.GroupID == "" || c.Topic == "" {
-		errs = append(errs, errors.New("stage: GroupID and Topic are required"))
+	if c.GroupID == "" || len(c.Topics) == 0 {
+		errs = append(errs, errors.New("stage: GroupID and Topics are required"))
 	}
 	if c.QueueCapacity < 1 || c.MaxBytes < 1 || c.MaxPending < 1 {
 		errs = append(errs, fmt.Errorf("stage: QueueCapacity %d, MaxBytes %d and MaxPending %d must be positive",
@@ -136,10 +142,12 @@ type Stage struct {
 
 	handled, outputs, retries atomic.Uint64
 	mu                        sync.Mutex
-	owned                     map[int]*partitionTask
+	owned                     map[string]*partitionTask // by "topic/partition"
+	loaded                    map[int]bool              // partition numbers loaded (OnAssigned) and not given up
+	generations               int                       // generations joined so far
 }
 
-// NewStage returns a Stage that reads cfg.Topic in group cfg.GroupID, hands records to h and
+// NewStage returns a Stage that reads cfg.Topics in group cfg.GroupID, hands records to h and
 // writes their outputs through p.
 func NewStage(cfg StageConfig, h StageHandler, p *Producer, log *zap.Logger) (*Stage, error) {
 	cfg.setDefaults()
@@ -152,25 +160,37 @@ func NewStage(cfg StageConfig, h StageHandler, p *Producer, log *zap.Logger) (*S
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Stage{cfg: cfg, log: log.Named("stage").With(zap.String("group", cfg.GroupID), zap.String("topic", cfg.Topic)),
-		handle: h, produce: p, owned: make(map[int]*partitionTask)}, nil
+	return &Stage{cfg: cfg, log: log.Named("stage").With(zap.String("group", cfg.GroupID), zap.Strings("topics", cfg.Topics)),
+		handle: h, produce: p, owned: make(map[string]*partitionTask), loaded: make(map[int]bool)}, nil
 }
 
 // StageStats are a stage's counters since it started, and what it owns now.
 type StageStats struct {
 	Handled, Outputs, Retries uint64
-	// Partitions maps each owned partition to its lag: records behind the end of the
+	// Lag maps each owned "topic/partition" to its lag: records behind the end of the
 	// partition as of the last fetch.
-	Partitions map[int]int64
+	Lag map[string]int64
+}
+
+// Loaded returns the partition numbers this member owns and has loaded (OnAssigned returned),
+// sorted, and whether it has joined its group at least once.
+func (s *Stage) Loaded() (partitions []int, joined bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id := range s.loaded {
+		partitions = append(partitions, id)
+	}
+	slices.Sort(partitions)
+	return partitions, s.generations > 0
 }
 
 // Stats returns the stage's counters.
 func (s *Stage) Stats() StageStats {
-	st := StageStats{Handled: s.handled.Load(), Outputs: s.outputs.Load(), Retries: s.retries.Load(), Partitions: map[int]int64{}}
+	st := StageStats{Handled: s.handled.Load(), Outputs: s.outputs.Load(), Retries: s.retries.Load(), Lag: map[string]int64{}}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for id, t := range s.owned {
-		st.Partitions[id] = t.lag.Load()
+	for k, t := range s.owned {
+		st.Lag[k] = t.lag.Load()
 	}
 	return st
 }
@@ -187,7 +207,8 @@ func (s *Stage) Run(ctx context.Context) error {
 		ID:                s.cfg.GroupID,
 		Brokers:           s.cfg.Brokers,
 		Dialer:            &kafka.Dialer{Timeout: 5 * time.Second, DualStack: true},
-		Topics:            []string{s.cfg.Topic},
+		Topics:            s.cfg.Topics,
+		GroupBalancers:    []kafka.GroupBalancer{kafka.RangeGroupBalancer{}},
 		HeartbeatInterval: s.cfg.HeartbeatInterval,
 		SessionTimeout:    s.cfg.SessionTimeout,
 		RebalanceTimeout:  s.cfg.RebalanceTimeout,
@@ -234,23 +255,58 @@ func (s *Stage) Run(ctx context.Context) error {
 }
 
 // runGeneration runs every partition of one generation until the generation ends (a
-// rebalance) or ctx ends (shutdown), then drains them and commits a last time.
+// rebalance) or ctx ends (shutdown), then drains them and commits a last time. A partition
+// number is loaded (OnAssigned) before any of its topics' records is handled, and given up
+// (OnRevoked) after all of them are drained.
 func (s *Stage) runGeneration(ctx, gctx context.Context, gen *kafka.Generation) {
 	runCtx, cancel := context.WithCancel(gctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)
 	defer stop()
 
+	s.mu.Lock()
+	s.generations++
+	s.mu.Unlock()
+	byPartition := map[int][]*partitionTask{}
 	var tasks []*partitionTask
-	for _, pa := range gen.Assignments[s.cfg.Topic] {
-		tasks = append(tasks, &partitionTask{stage: s, id: pa.ID, start: pa.Offset, committed: -1, freed: make(chan struct{}, 1)})
+	for _, topic := range s.cfg.Topics {
+		for _, pa := range gen.Assignments[topic] {
+			t := &partitionTask{stage: s, topic: topic, id: pa.ID, start: pa.Offset, committed: -1, done: -1, freed: make(chan struct{}, 1)}
+			tasks = append(tasks, t)
+			byPartition[pa.ID] = append(byPartition[pa.ID], t)
+		}
 	}
 	var wg sync.WaitGroup
-	for _, t := range tasks {
+	var loaded []int
+	var loadedMu sync.Mutex
+	for id, pts := range byPartition {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t.run(runCtx, cancel)
+			if s.cfg.OnAssigned != nil {
+				if err := s.cfg.OnAssigned(runCtx, id); err != nil {
+					if runCtx.Err() == nil {
+						s.log.Error("loading the partition failed; rebalancing", zap.Int("partition", id), zap.Error(err))
+						cancel()
+					}
+					return
+				}
+			}
+			loadedMu.Lock()
+			loaded = append(loaded, id)
+			loadedMu.Unlock()
+			s.mu.Lock()
+			s.loaded[id] = true
+			s.mu.Unlock()
+			var pwg sync.WaitGroup
+			for _, t := range pts {
+				pwg.Add(1)
+				go func() {
+					defer pwg.Done()
+					t.run(runCtx, cancel)
+				}()
+			}
+			pwg.Wait()
 		}()
 	}
 	workers := make(chan struct{})
@@ -272,37 +328,43 @@ func (s *Stage) runGeneration(ctx, gctx context.Context, gen *kafka.Generation) 
 	s.commit(gen, tasks)
 	s.mu.Lock()
 	for _, t := range tasks {
-		if s.owned[t.id] == t {
-			delete(s.owned, t.id)
+		if s.owned[t.key()] == t {
+			delete(s.owned, t.key())
 		}
 	}
+	for _, id := range loaded {
+		delete(s.loaded, id)
+	}
 	s.mu.Unlock()
-	for _, t := range tasks {
-		if t.loaded && s.cfg.OnRevoked != nil {
-			s.cfg.OnRevoked(t.id)
+	if s.cfg.OnRevoked != nil {
+		for _, id := range loaded {
+			s.cfg.OnRevoked(id)
 		}
 	}
 }
 
 // commit commits every partition whose acknowledged offset moved since the last commit.
 func (s *Stage) commit(gen *kafka.Generation, tasks []*partitionTask) {
-	offsets := map[int]int64{}
+	offsets := map[string]map[int]int64{}
 	for _, t := range tasks {
 		if next := t.committable(); next > t.committed {
-			offsets[t.id] = next
+			if offsets[t.topic] == nil {
+				offsets[t.topic] = map[int]int64{}
+			}
+			offsets[t.topic][t.id] = next
 		}
 	}
 	if len(offsets) == 0 {
 		return
 	}
-	if err := gen.CommitOffsets(map[string]map[int]int64{s.cfg.Topic: offsets}); err != nil {
+	if err := gen.CommitOffsets(offsets); err != nil {
 		// Not fatal: the next commit covers these offsets, and if none comes (the
 		// generation ended) the records are handled again by the next owner.
 		s.log.Debug("commit failed", zap.Error(err))
 		return
 	}
 	for _, t := range tasks {
-		if o, ok := offsets[t.id]; ok {
+		if o, ok := offsets[t.topic][t.id]; ok {
 			t.committed = o
 		}
 	}
@@ -312,10 +374,10 @@ func (s *Stage) commit(gen *kafka.Generation, tasks []*partitionTask) {
 // its records still wait for outputs.
 type partitionTask struct {
 	stage     *Stage
+	topic     string
 	id        int
 	start     int64
 	committed int64 // last committed offset (the next record to read), -1 before the first
-	loaded    bool
 	lag       atomic.Int64
 
 	mu      sync.Mutex
@@ -332,27 +394,18 @@ type pendingRecord struct {
 	failed []kafka.Message // outputs the producer handed back, to be sent again
 }
 
+func (t *partitionTask) key() string { return t.topic + "/" + strconv.Itoa(t.id) }
+
 func (t *partitionTask) run(ctx context.Context, endGeneration context.CancelFunc) {
 	s := t.stage
-	log := s.log.With(zap.Int("partition", t.id))
-	t.done = -1
-	if s.cfg.OnAssigned != nil {
-		if err := s.cfg.OnAssigned(ctx, t.id); err != nil {
-			if ctx.Err() == nil {
-				log.Error("loading the partition failed; rebalancing", zap.Error(err))
-				endGeneration()
-			}
-			return
-		}
-	}
-	t.loaded = true
+	log := s.log.With(zap.String("topic", t.topic), zap.Int("partition", t.id))
 	s.mu.Lock()
-	s.owned[t.id] = t
+	s.owned[t.key()] = t
 	s.mu.Unlock()
 
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:         s.cfg.Brokers,
-		Topic:           s.cfg.Topic,
+		Topic:           t.topic,
 		Partition:       t.id,
 		Dialer:          &kafka.Dialer{Timeout: 5 * time.Second, DualStack: true},
 		QueueCapacity:   s.cfg.QueueCapacity,

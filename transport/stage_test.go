@@ -132,7 +132,7 @@ func TestStageRetriesFailedRecordsInOrder(t *testing.T) {
 		}
 		return inner(ctx, rec)
 	}
-	st, err := transport.NewStage(transport.StageConfig{Brokers: b.Addrs(), GroupID: "st", Topic: "st.in",
+	st, err := transport.NewStage(transport.StageConfig{Brokers: b.Addrs(), GroupID: "st", Topics: []string{"st.in"},
 		RetryBackoff: 5 * time.Millisecond, MaxPending: 50}, h, newProducer(t, b.Addrs()), zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -169,7 +169,7 @@ func TestStageRebalanceSkipsNothing(t *testing.T) {
 		return echo("rb.out")(ctx, rec)
 	}
 	member := func() (*transport.Stage, context.CancelFunc, chan error) {
-		st, err := transport.NewStage(transport.StageConfig{Brokers: b.Addrs(), GroupID: "rb", Topic: "rb.in",
+		st, err := transport.NewStage(transport.StageConfig{Brokers: b.Addrs(), GroupID: "rb", Topics: []string{"rb.in"},
 			SessionTimeout: 6 * time.Second, RebalanceTimeout: 6 * time.Second}, slow, newProducer(t, b.Addrs()), zaptest.NewLogger(t))
 		if err != nil {
 			t.Fatal(err)
@@ -204,5 +204,18 @@ func TestStageRebalanceSkipsNothing(t *testing.T) {
 	t.Logf("handled: A %d, B %d; repeated outputs %d", a.Stats().Handled, bm.Stats().Handled, dups)
 	if got := committedSum(t, b.Addrs(), "rb", "rb.in", parts); got != n {
 		t.Fatalf("committed offsets sum to %d, want %d", got, n)
+	}
+}
+
+// PartitionOf must agree with the producer's balancer, or a stage would load the wrong
+// streets for a partition.
+func TestPartitionOfMatchesTheProducer(t *testing.T) {
+	parts := []int{0, 1, 2, 3, 4, 5}
+	for i := range 2000 {
+		key := fmt.Sprintf("%06d", 330100000+i*7)
+		want := (&kafka.Hash{}).Balance(kafka.Message{Key: []byte(key)}, parts...)
+		if got := transport.PartitionOf(key, len(parts)); got != want {
+			t.Fatalf("PartitionOf(%q, 6) = %d, the producer's balancer says %d", key, got, want)
+		}
 	}
 }

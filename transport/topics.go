@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net"
 	"slices"
@@ -144,6 +145,43 @@ func ReadAll(ctx context.Context, brokers []string, topic string, fn func(key st
 		}
 	}
 	return nil
+}
+
+// ReadPartition is ReadAll for one partition of topic: every record from the first offset up
+// to the partition's high-water mark at the call. A stage loads the state of a partition it
+// was just assigned this way, from the changelog partition with the same number.
+func ReadPartition(ctx context.Context, brokers []string, topic string, id int, fn func(key string, value []byte) error) error {
+	p, err := openPartition(ctx, brokers, topic, id)
+	if err != nil {
+		return err
+	}
+	defer p.conn.Close()
+	return p.read(ctx, topic, fn)
+}
+
+// PartitionCount is how many partitions topic has.
+func PartitionCount(ctx context.Context, brokers []string, topic string) (int, error) {
+	ids, err := partitionIDs(ctx, brokers, topic)
+	if err != nil {
+		return 0, err
+	}
+	return len(ids), nil
+}
+
+// PartitionOf is the partition a record keyed key lands on among n partitions: the hash
+// balancer every urbanbrain producer uses (FNV-1a, as Sarama and kafka-go's Hash), so a stage
+// can tell which streets a partition holds.
+func PartitionOf(key string, n int) int {
+	if n <= 0 {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	p := int32(h.Sum32()) % int32(n)
+	if p < 0 {
+		p = -p
+	}
+	return int(p)
 }
 
 type partitionRange struct {

@@ -503,8 +503,14 @@ func (b *bench) onSignal(msg kafka.Message) {
 }
 
 type reportIDs struct {
-	EventID  string `json:"event_id"`
-	SignalID string `json:"signal_id"`
+	EventID     string `json:"event_id"`
+	SignalID    string `json:"signal_id"`
+	LastEventID string `json:"last_event_id"`
+}
+
+// Events are the readings the report names (event.Report.Events).
+func (r reportIDs) Events() []string {
+	return event.Report{EventID: r.EventID, LastEventID: r.LastEventID}.Events()
 }
 
 func (b *bench) onChange(msg kafka.Message) {
@@ -531,14 +537,23 @@ func (b *bench) onChange(msg kafka.Message) {
 		b.other.Add(1)
 		return
 	}
-	reps := c.Data.Incident.Reports
+	// The change's reading is the report its signal opened, or the latest reading of the
+	// episode it continued.
+	reps, sid := c.Data.Incident.Reports, c.Data.Change.SignalID
 	for i := len(reps) - 1; i >= 0; i-- {
-		if reps[i].SignalID == c.Data.Change.SignalID {
-			b.mu.Lock()
-			b.toInc = append(b.toInc, seen{reps[i].EventID, msg.Time.UnixNano()})
-			b.mu.Unlock()
-			return
+		ev := ""
+		switch {
+		case reps[i].SignalID == sid:
+			ev = reps[i].EventID
+		case reps[i].LastEventID != "" && strings.HasSuffix(sid, reps[i].LastEventID):
+			ev = reps[i].LastEventID
+		default:
+			continue
 		}
+		b.mu.Lock()
+		b.toInc = append(b.toInc, seen{ev, msg.Time.UnixNano()})
+		b.mu.Unlock()
+		return
 	}
 }
 
@@ -590,16 +605,20 @@ func (b *bench) cockpitClient(ctx context.Context, wg *sync.WaitGroup, i int) er
 			case "snapshot": // what was there before: not a latency sample
 				for _, inc := range f.Incidents {
 					for _, r := range inc.Reports {
-						first[r.EventID] = true
+						for _, ev := range r.Events() {
+							first[ev] = true
+						}
 					}
 				}
 			case "delta":
 				b.frames.Add(1)
 				for _, inc := range f.Upsert {
 					for _, r := range inc.Reports {
-						if !first[r.EventID] {
-							first[r.EventID] = true
-							local = append(local, seen{r.EventID, at})
+						for _, ev := range r.Events() {
+							if !first[ev] {
+								first[ev] = true
+								local = append(local, seen{ev, at})
+							}
 						}
 					}
 				}

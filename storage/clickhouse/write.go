@@ -106,8 +106,8 @@ func (s *Store) HandleIncidentChanges(ctx context.Context, changes []event.Incid
 		var reports [][]any
 		for _, r := range inc.Reports {
 			summaries = append(summaries, r.Summary)
-			if r.EventID != "" {
-				reports = append(reports, []any{inc.ID, r.EventID, r.EventType})
+			for _, ev := range r.Events() {
+				reports = append(reports, []any{inc.ID, ev, r.EventType})
 			}
 		}
 		var open uint8

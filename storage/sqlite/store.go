@@ -141,6 +141,10 @@ func (s *Store) open(cfg Config) error {
 	// BEGIN IMMEDIATE takes the write lock up front, so a transaction never fails half way
 	// when it tries to upgrade a read lock another process holds.
 	params.Set("_txlock", "immediate")
+	// A 64 MiB page cache for the one writer: the inserts touch the tails of a few indexes,
+	// and with SQLite's 2 MiB default each batch read those pages back from the file
+	// (a pread per page was a tenth of the process's CPU at 4,000 events/s).
+	params.Add("_pragma", "cache_size(-65536)")
 	w, err := sql.Open("sqlite", cfg.Path+"?"+params.Encode())
 	if err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", cfg.Path, err)

@@ -207,11 +207,10 @@ func (s *Store) applyChange(ctx context.Context, incident, change, report *sql.S
 		return nil
 	}
 	for _, r := range inc.Reports {
-		if r.EventID == "" {
-			continue
-		}
-		if _, err := report.ExecContext(ctx, inc.ID, r.EventID, r.EventType); err != nil {
-			return fmt.Errorf("sqlite: link event %s to %s: %w", r.EventID, inc.ID, err)
+		for _, ev := range r.Events() {
+			if _, err := report.ExecContext(ctx, inc.ID, ev, r.EventType); err != nil {
+				return fmt.Errorf("sqlite: link event %s to %s: %w", ev, inc.ID, err)
+			}
 		}
 	}
 	return nil

@@ -1,0 +1,223 @@
+package app
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/urbanbrain/urbanbrain/auth"
+	"github.com/urbanbrain/urbanbrain/city"
+	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/incidents"
+	"github.com/urbanbrain/urbanbrain/transport"
+)
+
+// Three instances on one broker share the city's partitions. While 12345 tickets stream in,
+// one is killed with SIGKILL and another restarted gracefully: the survivors take over the
+// partitions (loading each from the changelog before handling a record of it), and the
+// changelog must show one incident per problem (correlation key), each ticket linked exactly
+// once, one dispatch per incident — and every surviving node answers commands for any incident.
+func TestThreeInstancesFailOverWithoutDuplicates(t *testing.T) {
+	t.Parallel()
+	broker := brokerProcess(t)
+	key := filepath.Join(t.TempDir(), "shared")
+	signingKey, err := auth.LoadOrCreateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyBytes, err := os.ReadFile(filepath.Join(key, auth.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newNode := func() string { // a data dir with the shared signing key
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, auth.KeyFile), keyBytes, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	dirs := []string{newNode(), newNode(), newNode()}
+	procs := make([]*nodeProc, 3)
+	for i, dir := range dirs {
+		procs[i] = startNode(t, broker, dir)
+	}
+
+	demo, err := fs.Sub(city.DemoFS, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cityMap, err := city.Load(demo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grids := cityMap.Grids()
+	w := &kafka.Writer{Addr: kafka.TCP(broker), Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
+		BatchTimeout: time.Millisecond, Transport: &kafka.Transport{}}
+	defer w.Close()
+	categories := []string{"0401", "0301"} // noise, garbage: the hotline rule keys by category and grid
+	const tickets = 900
+	wantKeys := map[string]bool{}
+	for i := range tickets {
+		g := grids[(i*7)%len(grids)]
+		cat := categories[i%len(categories)]
+		wantKeys[cat+"/"+g.Code] = true
+		id := fmt.Sprintf("T-fo-%05d", i)
+		b, _ := json.Marshal(hotlineTicket(id, event.RequestComplaint, cat, "投诉 "+id, "13812345678", g.Centroid))
+		if err := w.WriteMessages(t.Context(), kafka.Message{Topic: event.TopicIngestHotline, Key: []byte(g.Street), Value: b}); err != nil {
+			t.Fatal(err)
+		}
+		switch i {
+		case tickets / 3:
+			procs[2].kill(t) // a crash: no handover, its session must expire
+		case 2 * tickets / 3:
+			procs[1].stop(t) // a graceful restart: partitions handed over
+			procs[1] = startNode(t, broker, dirs[1])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	type state struct {
+		reports    map[string]map[string]bool // ticket → incidents
+		opened     map[string]int             // incident → opens
+		dispatched map[string]int             // incident → dispatch changes
+		byKey      map[string]map[string]bool // correlation key → incidents
+	}
+	var st state
+	lastLog := time.Now()
+	eventually(t, 3*time.Minute, "every ticket to be linked and every incident dispatched", func() bool {
+		st = state{map[string]map[string]bool{}, map[string]int{}, map[string]int{}, map[string]map[string]bool{}}
+		seen := map[string]bool{}
+		err := transport.ReadAll(t.Context(), []string{broker}, event.TopicIncidents, func(_ string, v []byte) error {
+			var ch event.IncidentChange
+			if _, err := event.Decode(v, event.TypeIncidentChanged, &ch); err != nil {
+				return err
+			}
+			k := fmt.Sprintf("%s/%d", ch.Incident.ID, ch.Incident.Version)
+			if seen[k] {
+				return nil
+			}
+			seen[k] = true
+			switch ch.Change.Action {
+			case incidents.ActionOpen:
+				st.opened[ch.Incident.ID]++
+				if st.byKey[ch.Incident.CorrelationKey] == nil {
+					st.byKey[ch.Incident.CorrelationKey] = map[string]bool{}
+				}
+				st.byKey[ch.Incident.CorrelationKey][ch.Incident.ID] = true
+			case event.ActionDispatch:
+				st.dispatched[ch.Incident.ID]++
+			}
+			for _, r := range ch.Incident.Reports {
+				if st.reports[r.EventID] == nil {
+					st.reports[r.EventID] = map[string]bool{}
+				}
+				st.reports[r.EventID][ch.Incident.ID] = true
+			}
+			return nil
+		})
+		if time.Since(lastLog) > 10*time.Second {
+			lastLog = time.Now()
+			t.Logf("progress: %d of %d tickets linked, %d incidents opened, %d dispatched (%v)", len(st.reports), tickets, len(st.opened), len(st.dispatched), err)
+		}
+		return err == nil && len(st.reports) >= tickets && len(st.dispatched) >= len(st.opened)
+	})
+	for i := range tickets {
+		if n := len(st.reports[fmt.Sprintf("T-fo-%05d", i)]); n != 1 {
+			t.Errorf("ticket %d is a report of %d incidents, want 1", i, n)
+		}
+	}
+	if len(st.opened) != len(wantKeys) {
+		t.Errorf("%d incidents opened for %d problems (category × grid)", len(st.opened), len(wantKeys))
+	}
+	for k, ids := range st.byKey {
+		if len(ids) != 1 {
+			t.Errorf("correlation key %s has %d incidents, want 1", k, len(ids))
+		}
+	}
+	for id, n := range st.opened {
+		if n != 1 || st.dispatched[id] != 1 {
+			t.Errorf("incident %s opened %d and dispatched %d times, want once each", id, n, st.dispatched[id])
+		}
+	}
+
+	// Any surviving node accepts a command for any incident: its store holds every
+	// partition, and the owner of the incident's street answers through city.command-results.
+	issuer := auth.NewIssuer(signingKey, TokenIssuer)
+	tok, err := issuer.Issue(auth.Claims{Subject: "op-fo", Role: auth.RoleOperator}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for id := range st.opened {
+		if n == 12 {
+			break
+		}
+		node := procs[n%2] // A and the restarted B
+		n++
+		var code int
+		deadline := time.Now().Add(30 * time.Second)
+		for code = getStatus(t, "http://"+node.http+"/api/v1/incidents/"+id, tok); code != http.StatusOK; code = getStatus(t, "http://"+node.http+"/api/v1/incidents/"+id, tok) {
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s on %s: %d after 30s, want 200 (every node's store holds every incident)", id, node.http, code)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		body, _ := json.Marshal(map[string]string{"action": event.ActionEscalate, "reason": "督办 " + id})
+		req, _ := http.NewRequest(http.MethodPost, "http://"+node.http+"/api/v1/incidents/"+id+"/actions", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("escalate %s on %s: %d, want 200", id, node.http, resp.StatusCode)
+		}
+	}
+}
+
+func getStatus(t *testing.T, url, tok string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// nodeProc is one app process started by startNode.
+type nodeProc struct {
+	http   string
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+func (n *nodeProc) kill(t *testing.T) {
+	t.Helper()
+	_ = n.cmd.Process.Signal(syscall.SIGKILL)
+	<-n.exited
+}
+
+func (n *nodeProc) stop(t *testing.T) {
+	t.Helper()
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("node %s did not stop within 60s of SIGTERM", n.http)
+	}
+}

@@ -1,0 +1,63 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/transport"
+)
+
+// Partition ownership is a lifecycle. Topics are co-partitioned by street, so partition p of
+// city.signals and city.commands holds the same streets as partition p of city.incidents.
+// When a stage is assigned partition p it reads that changelog partition to its end before it
+// handles a record of p (Restore is idempotent by incident and version); when p is revoked it
+// forgets those streets, so it neither answers for them nor fires their SLA clocks while
+// another instance owns them.
+
+// loadIncidents is the incidents stage's OnAssigned: partition p's incidents, their ids seen
+// and their SLA clocks, from city.incidents partition p.
+func (a *App) loadIncidents(ctx context.Context, p int) error {
+	start := time.Now()
+	n, err := a.readChangelog(ctx, p, func(ch event.IncidentChange) { a.incidents.Restore(ch) })
+	if err != nil {
+		return fmt.Errorf("load incidents of partition %d: %w", p, err)
+	}
+	a.log.Info("partition loaded", zap.String("stage", "incidents"), zap.Int("partition", p),
+		zap.Int("changes", n), zap.Duration("took", time.Since(start)))
+	return nil
+}
+
+// forgetIncidents is the incidents stage's OnRevoked.
+func (a *App) forgetIncidents(p int) {
+	n := a.incidents.Forget(func(street string) bool { return transport.PartitionOf(street, a.partitions) == p })
+	a.log.Info("partition given up", zap.String("stage", "incidents"), zap.Int("partition", p), zap.Int("incidents", n))
+}
+
+// loadDispatch is the dispatch stage's OnAssigned: the open dispatches (the workers' load) of
+// partition p's streets as the changelog has them now.
+func (a *App) loadDispatch(ctx context.Context, p int) error {
+	if _, err := a.readChangelog(ctx, p, a.dispatch.Restore); err != nil {
+		return fmt.Errorf("load dispatch state of partition %d: %w", p, err)
+	}
+	return nil
+}
+
+// readChangelog feeds every decodable change of city.incidents partition p to fn.
+func (a *App) readChangelog(ctx context.Context, p int, fn func(event.IncidentChange)) (int, error) {
+	n := 0
+	err := transport.ReadPartition(ctx, a.brokers, event.TopicIncidents, p, func(_ string, value []byte) error {
+		var ch event.IncidentChange
+		if _, err := event.Decode(value, event.TypeIncidentChanged, &ch); err != nil {
+			a.log.Warn("changelog record not decodable; skipped", zap.Int("partition", p), zap.Error(err))
+			return nil
+		}
+		n++
+		fn(ch)
+		return nil
+	})
+	return n, err
+}
