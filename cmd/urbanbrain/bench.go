@@ -47,6 +47,7 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 		keep       = fs.Bool("keep", false, "keep the embedded server's data directory")
 		logLevel   = fs.String("log-level", "warn", "debug, info, warn or error")
 		cpuProfile = fs.String("server-cpuprofile", "", "write the embedded server's CPU profile to this file (go tool pprof)")
+		brokerSync = fs.Bool("broker-sync", true, "the embedded server's --broker-sync: fsync every produced batch")
 	)
 	return &ffcli.Command{
 		Name:       "bench",
@@ -60,7 +61,7 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 		FlagSet: fs,
 		Exec: func(ctx context.Context, _ []string) error {
 			if dir := os.Getenv(benchServerEnv); dir != "" {
-				return benchServe(ctx, dir, *partitions, *logLevel, *cpuProfile, stderr)
+				return benchServe(ctx, dir, *partitions, *logLevel, *cpuProfile, *brokerSync, stderr)
 			}
 			log, err := newLogger(*logLevel, "console", stderr)
 			if err != nil {
@@ -78,7 +79,7 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 					cfg.Clients = 0
 				}
 			} else {
-				srv, err := startBenchServer(ctx, *partitions, *logLevel, *cpuProfile, *keep, stderr)
+				srv, err := startBenchServer(ctx, *partitions, *logLevel, *cpuProfile, *brokerSync, *keep, stderr)
 				if err != nil {
 					return err
 				}
@@ -121,7 +122,7 @@ func freeLoopback() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func startBenchServer(ctx context.Context, partitions int, logLevel, cpuProfile string, keep bool, stderr io.Writer) (*benchServer, error) {
+func startBenchServer(ctx context.Context, partitions int, logLevel, cpuProfile string, brokerSync, keep bool, stderr io.Writer) (*benchServer, error) {
 	dir, err := os.MkdirTemp("", "urbanbrain-bench-")
 	if err != nil {
 		return nil, err
@@ -150,7 +151,8 @@ func startBenchServer(ctx context.Context, partitions int, logLevel, cpuProfile 
 			return nil, err
 		}
 	}
-	s.cmd = exec.Command(exe, "bench", "--partitions", strconv.Itoa(partitions), "--log-level", logLevel, "--server-cpuprofile", cpuProfile)
+	s.cmd = exec.Command(exe, "bench", "--partitions", strconv.Itoa(partitions), "--log-level", logLevel, "--server-cpuprofile", cpuProfile,
+		"--broker-sync="+strconv.FormatBool(brokerSync))
 	s.cmd.Env = append(os.Environ(), benchServerEnv+"="+dir, "UB_BENCH_HTTP="+s.http, "UB_BENCH_BROKER="+s.broker)
 	s.cmd.Stdout, s.cmd.Stderr = stderr, stderr
 	if s.stdin, err = s.cmd.StdinPipe(); err != nil {
@@ -248,7 +250,7 @@ func (s *benchServer) stop(stderr io.Writer) {
 
 // benchServe is the child: the embedded default (broker, SQLite, every component) on the
 // addresses its parent chose, until its stdin closes or it is signalled.
-func benchServe(ctx context.Context, dir string, partitions int, logLevel, cpuProfile string, stderr io.Writer) error {
+func benchServe(ctx context.Context, dir string, partitions int, logLevel, cpuProfile string, brokerSync bool, stderr io.Writer) error {
 	log, err := newLogger(logLevel, "console", stderr)
 	if err != nil {
 		return err
@@ -269,6 +271,7 @@ func benchServe(ctx context.Context, dir string, partitions int, logLevel, cpuPr
 	cfg.HTTPAddr = os.Getenv("UB_BENCH_HTTP")
 	cfg.BrokerListen = os.Getenv("UB_BENCH_BROKER")
 	cfg.Partitions = partitions
+	cfg.BrokerSync = brokerSync
 	cfg.LogLevel = logLevel
 	cfg.DataDir = filepath.Clean(dir)
 	a, err := app.New(cfg, log)
