@@ -61,3 +61,12 @@ func (a *App) readChangelog(ctx context.Context, p int, fn func(event.IncidentCh
 	})
 	return n, err
 }
+
+// forgetRuleState is the rules stage's OnRevoked: the stateful rules' windows, durations and
+// silence timers of partition p's streets are dropped, so this instance's rule clock raises
+// nothing (no device-silent alarm) for streets another instance now owns. The new owner starts
+// them empty: rebuilding rule state on a move is still to come (docs/operations.md).
+func (a *App) forgetRuleState(p int) {
+	n := a.rules.Forget(func(street string) bool { return transport.PartitionOf(street, a.partitions) == p })
+	a.log.Info("partition given up", zap.String("stage", "rules"), zap.Int("partition", p), zap.Int("streets", n))
+}

@@ -54,13 +54,17 @@
 // key has stopped. Raise fields of a window rule may read window.count, window.sum,
 // window.avg, window.min, window.max, window.start and window.end.
 //
-// Time is event time. Each street has a clock: the newest event time it has seen, moved on by
-// Engine.Tick (the app ticks with the wall clock every second; replays and backtests with the
-// replayed time). An event older than its street's clock minus Config.AllowedLateness (2m by
-// default) is late: stateless rules still judge it, stateful rules ignore it and count it in
-// EngineStats().Late; within that bound an event counts in its place. Deadlines that wait on
-// silence (for without a new event, absent, a tumbling period's end) act only once the clock
-// is AllowedLateness past them, so no event still allowed to arrive can contradict them.
+// Time is event time. Each street has a clock: the newest event time it has seen, run on by
+// Engine.Tick while the street is idle at the pace of the wall clock from that event's
+// arrival (the app ticks with the wall clock every second; replays and backtests with the
+// replayed time) — never set to the wall clock, so a backlog old by the wall clock counts.
+// The street's watermark is its clock minus Config.AllowedLateness (2m by default); an event
+// behind it is late: stateless rules still judge it, stateful rules ignore it and count it
+// in EngineStats().Late; at or after it an event counts in its place. Deadlines that wait on
+// silence (for without a new event, absent, a tumbling period's end) act only once the
+// watermark has passed them, so no event still allowed to arrive can contradict them. Signals
+// raised by time carry the event time of their deadline, so a street's events handed over at
+// once, in order, raise the same signals (ids, events, times) as the same events arriving live.
 // A stateful rule's top-level equality conjuncts on indexed fields (sensor.kind == "gas",
 // video.algorithm in [...]) select the events it is about: another kind of sensor neither
 // holds nor breaks a for rule's condition, whatever its group key.

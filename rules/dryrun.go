@@ -124,6 +124,19 @@ func DryRun(ctx context.Context, cfg Config, r Rule, events []event.Event, until
 		}
 		return out
 	}
+	// The clock starts at the first event, as a live engine's would be ticking when it came:
+	// then until runs each street's clock on from its newest event (see Engine.Tick).
+	if len(events) > 0 {
+		first := events[0].Time
+		for _, ev := range events[1:] {
+			if ev.Time.Before(first) {
+				first = ev.Time
+			}
+		}
+		if _, err := eng.Tick(ctx, first); err != nil {
+			return rep, err
+		}
+	}
 	for _, ev := range events {
 		if err := ctx.Err(); err != nil {
 			return rep, err

@@ -22,11 +22,13 @@ import (
 
 // Config configures an Engine. Zero values take the defaults.
 type Config struct {
-	// AllowedLateness is how far behind its street's newest event time an event may arrive
-	// and still count in stateful rules (default 2m). Later events are still evaluated by
-	// stateless rules, but windows, durations and absence ignore them and count them in
-	// Stats().Late — the same way every time, whatever the arrival order within the bound.
-	// It is also how long a tick waits before it acts on silence: see Tick.
+	// AllowedLateness is how far behind its street's clock (its newest event time, run on
+	// by Tick while the street is idle) an event may be and still count in stateful rules
+	// (default 2m): the clock minus it is the street's watermark. Later events are still
+	// evaluated by stateless rules, but windows, durations and absence ignore them and count
+	// them in Stats().Late — the same way every time, whatever the arrival order within the
+	// bound. How old an event is by the wall clock does not matter. Silence and held
+	// conditions are acted on once the watermark has passed them: see Tick.
 	AllowedLateness time.Duration
 	// DisableAfter is how many failures in a row disable a rule on this instance
 	// (default 100). A success in between resets the count.
@@ -94,8 +96,8 @@ func (c Config) Validate() error {
 //
 // Its rule set is swapped atomically by SetRules while events flow; stateful rules keep their
 // state in the engine, per street (the partition key) and group key, and are driven by event
-// time: each event moves its street's clock, and Tick moves every street's clock to the wall
-// clock so that silence can be noticed. HandleEvent and Tick are safe to call concurrently;
+// time: each event moves its street's clock, and Tick runs idle streets' clocks on at the pace
+// of the wall clock so that silence can be noticed. HandleEvent and Tick are safe to call concurrently;
 // each street's state has one writer at a time.
 type Engine struct {
 	cfg Config
@@ -106,7 +108,7 @@ type Engine struct {
 	counters map[string]*counters // by rule id, across versions; guarded by mu
 
 	streets  streetMap
-	lastTick atomic.Int64 // unix ns of the latest Tick
+	lastTick atomic.Int64 // unix ns of the latest Tick: when a street's newest event arrived, at the earliest
 	late     atomic.Uint64
 	reloads  atomic.Uint64
 	scratch  sync.Pool // *scratch

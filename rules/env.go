@@ -164,6 +164,9 @@ type scratch struct {
 	cands    []*loaded
 	stateful []*loaded
 	buf      []byte // raise fields are rendered here
+	// reused: a stored event's environment was built over the one being handled (a
+	// signal raised by time, built from a key's newest event)
+	reused bool
 }
 
 // clear readies a pooled scratch for the next event. The environments and the event copy are

@@ -19,14 +19,23 @@ import (
 // Stateful rules, on event time.
 //
 // State lives per street (the partition key: one consumer owns a street, so one writer) and,
-// within it, per rule and group key. Each street has a clock, its frontier: the newest event
-// time it has seen, or the latest Tick if that is later. An event older than the frontier
-// minus AllowedLateness is late: stateful rules ignore it (Stats().Late counts it), so what
-// a window holds never depends on how late a straggler was, only on whether it was within
-// the bound. Silence (absent), a held condition (for) and a closed tumbling period are acted
-// on only once the frontier is AllowedLateness past their deadline, so an event still allowed
-// to arrive cannot contradict a signal already sent. Sliding windows are checked at once, on
-// the frontier itself.
+// within it, per rule and group key. Each street has a clock of event time, its frontier, and
+// a watermark, the frontier minus AllowedLateness. The frontier is the newest event time the
+// street has seen; while the street is idle, Tick runs it on at the pace of the wall clock
+// from there (see advance), never from the wall clock itself. So an event that is old by the
+// wall clock — a backlog after an outage — counts, while an event older than the watermark
+// is late: stateful rules ignore it (Stats().Late counts it), so what a window holds never
+// depends on how late a straggler was, only on whether it was within the bound. Silence
+// (absent), a held condition (for) and a closed tumbling period are acted on only once the
+// watermark has passed their deadline, so an event still allowed to arrive cannot contradict
+// a signal already sent. Sliding windows are checked at once, on the frontier itself.
+//
+// An event that moves the frontier first has the street act on what the new frontier makes
+// due, as a tick at that time would have, and only then is applied. Signals raised by time
+// carry the event time of their deadline (the end of the absent or for duration, the moment
+// an event left the sliding window, the period's end), never the time they were noticed. So
+// a street's events handed over all at once, in order, raise the same signals — ids, events,
+// times — as the same events arriving live with the clock ticking between them.
 //
 // Signals of stateful rules are returned as outputs: the state moves first, the signal is
 // queued in the street's outbox and handed back with what the event (or the Tick) produced.
@@ -93,15 +102,31 @@ func (m *streetMap) all() []*street {
 
 func (m *streetMap) len() int { return int(m.n.Load()) }
 
+// remove takes st out of the map if it is still the state held under its key.
+func (m *streetMap) remove(st *street) bool {
+	sh := m.shard(st.key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.m[st.key] != st {
+		return false
+	}
+	delete(sh.m, st.key)
+	m.n.Add(-1)
+	return true
+}
+
 // street is one partition key's state.
 type street struct {
 	mu      sync.Mutex // held while the street's state moves and its outbox is drained
 	key     string
 	gen     uint64 // the rule set generation rules was last reconciled with
 	maxTime int64  // newest event time seen (unix ns)
+	wall    int64  // the latest Tick before the event of maxTime arrived (unix ns; 0: none yet)
+	clock   int64  // the frontier: maxTime, run on by Tick while the street is idle (unix ns)
 	rules   map[string]*ruleState
 	outbox  []event.Signal // raised by the event or tick being handled; drained before unlock
 	recent  recentEvents
+	gone    bool // forgotten: out of the map, to be looked up again by whoever still holds it
 }
 
 // recentEvents are a street's latest events with the outputs that handling each produced,
@@ -222,8 +247,26 @@ func (rs *ruleState) schedule(ks *keyState, at int64) {
 	heap.Push(&rs.due, deadline{at: at, key: ks.group})
 }
 
-func (e *Engine) frontier(st *street) int64 {
-	return max(st.maxTime, e.lastTick.Load())
+func (e *Engine) frontier(st *street) int64 { return st.clock }
+
+// advance runs an idle street's clock on to the wall clock's now: it moves at the pace of the
+// wall clock from the street's newest event, taken to have arrived at its own event time if
+// that lies between the tick before its arrival and now, or else at the nearer of the two.
+// A live street, whose events carry about the time they arrive, so follows the wall clock;
+// a street whose backlog is being handed over moves at most one tick past its newest event
+// between two of its events, so none of the backlog is made late; and a street that falls
+// silent runs on, so its absence and for deadlines pass AllowedLateness after their time, by
+// the wall clock, as they would have live. An event that arrived before any tick is taken to
+// have arrived at the first tick that sees it. The clock never goes back.
+func (st *street) advance(now int64) {
+	if st.maxTime == 0 {
+		return
+	}
+	if st.wall == 0 {
+		st.wall = now
+	}
+	arrived := min(now, max(st.maxTime, st.wall))
+	st.clock = max(st.clock, st.maxTime+(now-arrived))
 }
 
 func (e *Engine) lateness() int64 { return int64(e.cfg.AllowedLateness) }
@@ -240,6 +283,12 @@ func (e *Engine) handleStreet(set *ruleSet, ev *event.Event, env any, stateful [
 	}
 	st := e.streets.get(key)
 	st.mu.Lock()
+	for st.gone {
+		// Forgotten between the lookup and the lock: the event starts the street afresh.
+		st.mu.Unlock()
+		st = e.streets.get(key)
+		st.mu.Lock()
+	}
 	defer st.mu.Unlock()
 	mark := len(outs)
 	e.reconcile(st, set, s)
@@ -250,14 +299,30 @@ func (e *Engine) handleStreet(set *ruleSet, ev *event.Event, env any, stateful [
 		return append(e.drain(set, st, outs), again...)
 	}
 	t := ev.Time.UnixNano()
-	if front := e.frontier(st); front != 0 && t < front-e.lateness() {
+	if st.clock != 0 && t < st.clock-e.lateness() {
 		if len(stateful) > 0 {
-			e.late.Add(1)
+			e.late.Add(1) // behind the street's watermark
 		}
 	} else {
-		st.maxTime = max(st.maxTime, t)
+		if t > st.clock {
+			// The event moves the street's clock: what is due by its time is acted on
+			// before the event, as a tick at that time would have.
+			st.clock = t
+			s.reused = false
+			e.due(st, set, s)
+			if s.reused && env != nil {
+				env, _ = s.env(ev) // built once already, so it builds again
+			}
+		}
+		if t >= st.maxTime {
+			st.maxTime, st.wall = t, e.lastTick.Load()
+		}
 		for _, l := range stateful {
+			s.reused = false
 			e.apply(st, l, ev, env, s)
+			if s.reused {
+				env, _ = s.env(ev) // for the next rule
+			}
 		}
 	}
 	e.due(st, set, s)
@@ -270,11 +335,15 @@ func (e *Engine) handleStreet(set *ruleSet, ev *event.Event, env any, stateful [
 	return outs
 }
 
-// Tick moves every street's clock to now (the wall clock in production, the fake clock in
-// tests, the replayed time in a backtest) and returns the signals stateful rules raise about
-// it: a device silent for its absent duration, a condition held for its for duration without
-// a new event, a tumbling period that closed, a sliding window whose events aged out. The app
-// calls it about once a second; a clock that goes back is ignored.
+// Tick runs every street's clock on with the wall clock now (the wall clock in production,
+// the fake clock in tests, the replayed time in a backtest): a street's clock is its newest
+// event time plus the wall-clock time that has passed since that event arrived (see
+// advance), so an idle street's clock keeps moving while a backlog handed over at once keeps
+// its events' own times. It returns the signals stateful rules raise about that: a device
+// silent for its absent duration, a condition held for its for duration without a new event,
+// a tumbling period that closed, a sliding window whose events aged out — each once the
+// street's watermark (its clock minus AllowedLateness) has passed its deadline, and stamped
+// with the deadline. The app calls it about once a second; a clock that goes back is ignored.
 //
 // A tick is not an input that can be handled again: the state has moved once its outputs
 // are returned, so the caller must write them (retrying as long as it takes) and not drop
@@ -283,7 +352,11 @@ func (e *Engine) Tick(_ context.Context, now time.Time) (event.Outputs, error) {
 	n := now.UnixNano()
 	for {
 		old := e.lastTick.Load()
-		if n <= old || e.lastTick.CompareAndSwap(old, n) {
+		if n <= old {
+			n = old
+			break
+		}
+		if e.lastTick.CompareAndSwap(old, n) {
 			break
 		}
 	}
@@ -293,12 +366,52 @@ func (e *Engine) Tick(_ context.Context, now time.Time) (event.Outputs, error) {
 	var outs event.Outputs
 	for _, st := range e.streets.all() {
 		st.mu.Lock()
+		if st.gone {
+			st.mu.Unlock()
+			continue // forgotten since the list was taken
+		}
+		st.advance(n)
 		e.reconcile(st, set, s)
 		e.due(st, set, s)
 		outs = e.drain(set, st, outs)
 		st.mu.Unlock()
 	}
 	return outs, nil
+}
+
+// Forget drops all the state of every street for which gone is true — windows, for and
+// absent keys, the clock, the events remembered for redelivery — and returns how many streets
+// it dropped. The app calls it when a partition of city.events is revoked: another instance
+// now owns those streets and rebuilds their state there, so this one must never again count
+// their events nor fire about them on its clock (a device-silent alarm for a sensor that is
+// reporting to the new owner). It must never touch a street for which gone is false; of the
+// rules' statistics only Keys moves (the keys of the dropped streets are no longer held). A
+// street not held is not an error: it is not counted.
+//
+// It is safe to call while HandleEvent and Tick run: a street is taken out under its own
+// lock, and a Tick that listed it before skips it. An event of a forgotten street
+// handled afterwards starts that street afresh. gone is called without any lock held.
+func (e *Engine) Forget(gone func(street string) bool) int {
+	n := 0
+	for _, st := range e.streets.all() {
+		if !gone(st.key) {
+			continue
+		}
+		st.mu.Lock()
+		if !st.gone && e.streets.remove(st) {
+			for _, rs := range st.rules {
+				rs.c.keys.Add(-int64(len(rs.keys)))
+			}
+			st.gone = true
+			st.gen, st.maxTime, st.wall, st.clock = 0, 0, 0, 0
+			st.rules = make(map[string]*ruleState)
+			st.outbox = nil // empty between handlings; dropped anyway, nothing may leak out
+			st.recent = recentEvents{}
+			n++
+		}
+		st.mu.Unlock()
+	}
+	return n
 }
 
 // drain appends the street's queued signals to outs, in order.
@@ -550,18 +663,28 @@ func (ks *keyState) windowValues(minMax bool) WindowValues {
 // ev and env are the event that triggered the check, or nil when time did.
 func (e *Engine) checkWindow(st *street, rs *ruleState, l *loaded, ks *keyState, ev *event.Event, env any, front int64, s *scratch) {
 	size := int64(l.rule.Window.Size)
-	if ev == nil && ks.fired {
-		// Time moved on, maybe by a lot (a replay's minute, a restart): find the moment the
-		// condition stopped holding, expiring one event at a time, so a clear carries the
-		// time it happened rather than the time it was noticed.
+	if ev == nil {
+		// Time moved on, maybe by a lot (a tick a second later, a backlog's next event, a
+		// replay's minute): expire one moment at a time and judge the window after each, so
+		// that a fire or clear carries the event time it happened at (the moment an event
+		// left the window) rather than the time it was noticed, however often time was looked at.
 		for len(ks.entries) > 1 && ks.entries[0].t <= front-size {
-			at := ks.entries[0].t + size
+			at := time.Unix(0, ks.entries[0].t+size).UTC()
 			ks.expire(ks.entries[0].t)
-			holds, err := e.having(l, ks.windowValues(l.needMinMax), s)
-			if err == nil && !holds {
-				e.emitWindow(st, l, ks, nil, nil, true, time.Unix(0, at).UTC(), ks.windowValues(l.needMinMax), s)
+			if len(ks.entries) == 0 {
+				break // below: cleared at the last one's leaving
+			}
+			w := ks.windowValues(l.needMinMax)
+			holds, err := e.having(l, w, s)
+			if err != nil {
+				break // recorded below
+			}
+			switch {
+			case holds && !ks.fired:
+				ks.fired = e.emitWindow(st, l, ks, nil, nil, false, at, w, s)
+			case !holds && ks.fired:
+				e.emitWindow(st, l, ks, nil, nil, true, at, w, s)
 				ks.fired = false
-				break
 			}
 		}
 	}
@@ -737,6 +860,7 @@ func (e *Engine) emitWindow(st *street, l *loaded, ks *keyState, ev *event.Event
 	}
 	if env == nil {
 		var err error
+		s.reused = true
 		if env, err = s.env(ev); err != nil {
 			e.log.Warn("stateful rule: stored event has no environment", zap.String("rule_id", l.rule.ID), zap.Error(err))
 			return false

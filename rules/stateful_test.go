@@ -33,7 +33,10 @@ func newScenario(t *testing.T, src string, cfg rules.Config) *scenario {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &scenario{t: t, eng: eng, rec: rec, clock: clockwork.NewFakeClockAt(rulestest.At)}
+	s := &scenario{t: t, eng: eng, rec: rec, clock: clockwork.NewFakeClockAt(rulestest.At)}
+	// The app ticks the engine from its start: a street's clock runs on with the wall clock
+	// from the arrival of its newest event, which the engine knows from the ticks around it.
+	return s.tick()
 }
 
 // at moves the clock to start+d.
