@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -30,23 +31,8 @@ import (
 func TestThreeInstancesFailOverWithoutDuplicates(t *testing.T) {
 	t.Parallel()
 	broker := brokerProcess(t)
-	key := filepath.Join(t.TempDir(), "shared")
-	signingKey, err := auth.LoadOrCreateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyBytes, err := os.ReadFile(filepath.Join(key, auth.KeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	newNode := func() string { // a data dir with the shared signing key
-		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, auth.KeyFile), keyBytes, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return dir
-	}
-	dirs := []string{newNode(), newNode(), newNode()}
+	signingKey, keyBytes := sharedKey(t)
+	dirs := []string{nodeDir(t, keyBytes), nodeDir(t, keyBytes), nodeDir(t, keyBytes)}
 	procs := make([]*nodeProc, 3)
 	for i, dir := range dirs {
 		procs[i] = startNode(t, broker, dir)
@@ -220,4 +206,168 @@ func (n *nodeProc) stop(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("node %s did not stop within 60s of SIGTERM", n.http)
 	}
+}
+
+// A `for: 3m` condition (the demo's water-level-held) has held for two minutes of event time
+// when the instance that owns the street's rules partition is killed. The instance that takes
+// the partition over rebuilds the rule state from the partition's recent events before it
+// handles the next one, so the condition fires at three minutes of event time — once — and
+// not three minutes after the move.
+func TestHeldConditionCarriesAcrossFailover(t *testing.T) {
+	t.Parallel()
+	broker := brokerProcess(t)
+	_, keyBytes := sharedKey(t)
+	nodes := []*nodeProc{startNode(t, broker, nodeDir(t, keyBytes)), startNode(t, broker, nodeDir(t, keyBytes))}
+
+	demo, err := fs.Sub(city.DemoFS, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cityMap, err := city.Load(demo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := cityMap.Grids()[11]
+	partitions, err := transport.PartitionCount(t.Context(), []string{broker}, event.TopicEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := transport.PartitionOf(g.Street, partitions)
+	owner := -1
+	eventually(t, 30*time.Second, "an owner of the street's rules partition", func() bool {
+		for i, n := range nodes {
+			if slices.Contains(rulesPartitions(t, n), p) {
+				owner = i
+				return true
+			}
+		}
+		return false
+	})
+
+	w := &kafka.Writer{Addr: kafka.TCP(broker), Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
+		BatchTimeout: time.Millisecond, Transport: &kafka.Transport{}}
+	defer w.Close()
+	t0 := time.Now().Add(-10 * time.Minute).Truncate(time.Second).UTC()
+	send := func(i int) {
+		at := t0.Add(time.Duration(i) * 20 * time.Second)
+		ev := map[string]any{
+			"specversion": "1.0", "id": fmt.Sprintf("WL-HELD-%02d", i), "source": "sensor-gw/test",
+			"type": event.TypeSensorReading, "time": at.Format(time.RFC3339), "datacontenttype": "application/json",
+			"data": map[string]any{"device_id": "WL-HELD", "kind": "water_level", "metrics": map[string]any{"level_cm": 120},
+				"lat": g.Centroid.Lat, "lon": g.Centroid.Lon, "status": "alarm"},
+		}
+		b, _ := json.Marshal(ev)
+		if err := w.WriteMessages(t.Context(), kafka.Message{Topic: event.TopicIngestSensor, Key: []byte(g.Street), Value: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i <= 6; i++ { // t0 … t0+2m: held for two minutes
+		send(i)
+	}
+	eventually(t, 30*time.Second, "the owner to handle the first two minutes", func() bool {
+		return stageLag(t, nodes[owner], "rules") == 0 && eventsOn(t, broker) >= 7
+	})
+	time.Sleep(500 * time.Millisecond) // let the owner commit what it handled
+	nodes[owner].kill(t)
+	survivor := nodes[1-owner]
+	eventually(t, 60*time.Second, "the survivor to own the partition", func() bool {
+		return slices.Contains(rulesPartitions(t, survivor), p)
+	})
+	for i := 7; i <= 12; i++ { // t0+2m20s … t0+4m
+		send(i)
+	}
+	var held []event.Signal
+	eventually(t, 60*time.Second, "the held signal", func() bool {
+		held = nil
+		err := transport.ReadAll(t.Context(), []string{broker}, event.TopicSignals, func(_ string, v []byte) error {
+			var sig event.Signal
+			if _, err := event.Decode(v, event.TypeSignal, &sig); err != nil {
+				return err
+			}
+			if sig.RuleID == "water-level-held" && !sig.Clear && sig.Event.Sensor != nil && sig.Event.Sensor.DeviceID == "WL-HELD" {
+				held = append(held, sig)
+			}
+			return nil
+		})
+		return err == nil && len(held) > 0
+	})
+	time.Sleep(2 * time.Second) // a second signal, if any, would be here by now
+	held = held[:0]
+	_ = transport.ReadAll(t.Context(), []string{broker}, event.TopicSignals, func(_ string, v []byte) error {
+		var sig event.Signal
+		if _, err := event.Decode(v, event.TypeSignal, &sig); err == nil && sig.RuleID == "water-level-held" && !sig.Clear &&
+			sig.Event.Sensor != nil && sig.Event.Sensor.DeviceID == "WL-HELD" {
+			held = append(held, sig)
+		}
+		return nil
+	})
+	ids := map[string]bool{}
+	for _, s := range held {
+		ids[s.ID] = true
+	}
+	if len(ids) != 1 {
+		t.Fatalf("water-level-held fired %d times (%d records), want once", len(ids), len(held))
+	}
+	if got, want := held[0].Event.ID, "WL-HELD-09"; got != want {
+		t.Errorf("fired on %s, want %s: three minutes of event time after the first reading", got, want)
+	}
+}
+
+// sharedKey makes a signing key for several nodes: the key and its file's bytes.
+func sharedKey(t *testing.T) ([]byte, []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	key, err := auth.LoadOrCreateKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, auth.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, b
+}
+
+// nodeDir is a data directory holding the shared signing key file.
+func nodeDir(t *testing.T, keyFile []byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, auth.KeyFile), keyFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// readyz is a node's /readyz body.
+func readyz(t *testing.T, n *nodeProc) (body struct {
+	Stages map[string]struct {
+		Partitions []int            `json:"partitions"`
+		Lag        map[string]int64 `json:"lag"`
+	} `json:"stages"`
+}) {
+	t.Helper()
+	resp, err := http.Get("http://" + n.http + "/readyz")
+	if err != nil {
+		return body
+	}
+	defer resp.Body.Close()
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return body
+}
+
+func rulesPartitions(t *testing.T, n *nodeProc) []int { return readyz(t, n).Stages["rules"].Partitions }
+
+func stageLag(t *testing.T, n *nodeProc, stage string) int64 {
+	var sum int64
+	for _, l := range readyz(t, n).Stages[stage].Lag {
+		sum += l
+	}
+	return sum
+}
+
+// eventsOn counts the records on city.events.
+func eventsOn(t *testing.T, broker string) int {
+	n := 0
+	_ = transport.ReadAll(t.Context(), []string{broker}, event.TopicEvents, func(string, []byte) error { n++; return nil })
+	return n
 }

@@ -20,7 +20,7 @@ import (
 
 // loadIncidents is the incidents stage's OnAssigned: partition p's incidents, their ids seen
 // and their SLA clocks, from city.incidents partition p.
-func (a *App) loadIncidents(ctx context.Context, p int) error {
+func (a *App) loadIncidents(ctx context.Context, p int, _ map[string]int64) error {
 	start := time.Now()
 	n, err := a.readChangelog(ctx, p, func(ch event.IncidentChange) { a.incidents.Restore(ch) })
 	if err != nil {
@@ -39,7 +39,7 @@ func (a *App) forgetIncidents(p int) {
 
 // loadDispatch is the dispatch stage's OnAssigned: the open dispatches (the workers' load) of
 // partition p's streets as the changelog has them now.
-func (a *App) loadDispatch(ctx context.Context, p int) error {
+func (a *App) loadDispatch(ctx context.Context, p int, _ map[string]int64) error {
 	if _, err := a.readChangelog(ctx, p, a.dispatch.Restore); err != nil {
 		return fmt.Errorf("load dispatch state of partition %d: %w", p, err)
 	}
@@ -69,4 +69,34 @@ func (a *App) readChangelog(ctx context.Context, p int, fn func(event.IncidentCh
 func (a *App) forgetRuleState(p int) {
 	n := a.rules.Forget(func(street string) bool { return transport.PartitionOf(street, a.partitions) == p })
 	a.log.Info("partition given up", zap.String("stage", "rules"), zap.Int("partition", p), zap.Int("streets", n))
+}
+
+// loadRuleState is the rules stage's OnAssigned: it rebuilds the stateful rules' windows, held
+// durations and silence timers of partition p's streets by handing the engine that partition's
+// events of the last Horizon again, up to where handling resumes. Their signals were raised by
+// the previous owner (or are raised again from the resume point on), so those of the replay
+// are discarded; the engine runs on the events' own time, so a for: 3m held for two minutes
+// before the move fires at three minutes of event time here.
+func (a *App) loadRuleState(ctx context.Context, p int, start map[string]int64) error {
+	horizon := a.rules.Horizon()
+	resume, ok := start[event.TopicEvents]
+	if horizon == 0 || !ok || resume < 0 { // no stateful rule, or nothing handled before
+		return nil
+	}
+	since := time.Now().Add(-horizon)
+	n := 0
+	err := transport.ReadPartitionSince(ctx, a.brokers, event.TopicEvents, p, since, resume, func(_ string, value []byte) error {
+		var ev event.Event
+		if err := decodeAny(value, eventTypes, &ev); err != nil {
+			return nil // dead-lettered when it was handled
+		}
+		n++
+		_, err := a.rules.HandleEvent(ctx, ev)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("rebuild rule state of partition %d: %w", p, err)
+	}
+	a.log.Info("rule state rebuilt", zap.Int("partition", p), zap.Int("events", n), zap.Duration("horizon", horizon))
+	return nil
 }

@@ -33,7 +33,7 @@ func (a *App) routes() []route {
 	}
 	// 2. Rules: events → signals; rule versions → every instance's catalog and engine (rules.go).
 	add(a.cfg.Runs(CompRules), route{name: "rules", topics: []string{event.TopicEvents},
-		handle: typed(a, eventTypes, a.rules.HandleEvent), revoked: a.forgetRuleState})
+		handle: typed(a, eventTypes, a.rules.HandleEvent), assigned: a.loadRuleState, revoked: a.forgetRuleState})
 	add(a.cfg.Runs(CompRules) || a.cfg.Runs(CompAPI), route{name: "rules.versions", topics: []string{event.TopicRules}, perInstance: true,
 		handle: typed(a, []string{event.TypeRuleVersion}, none(a.applyRuleVersion))})
 	// 3. Incidents: signals and commands → the city.incidents changelog, command results, audit.

@@ -24,7 +24,7 @@ type route struct {
 	handle      handler
 	// assigned loads the state of a partition number before its records are handled;
 	// revoked drops it after they are drained (ownership.go).
-	assigned func(ctx context.Context, partition int) error
+	assigned func(ctx context.Context, partition int, start map[string]int64) error
 	revoked  func(partition int)
 }
 

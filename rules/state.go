@@ -885,3 +885,24 @@ func (e *Engine) emitWindow(st *street, l *loaded, ks *keyState, ev *event.Event
 	st.outbox = append(st.outbox, sig)
 	return true
 }
+
+// Horizon is how far back in event time the enabled stateful rules can look: the longest
+// window, held duration or silence, plus the allowed lateness. An instance that takes over a
+// partition rebuilds its rule state by handing the engine that partition's events of the last
+// Horizon again (their signals were already raised by the previous owner, so it discards
+// them); 0 means no rule keeps state.
+func (e *Engine) Horizon() time.Duration {
+	var longest time.Duration
+	for _, l := range e.set.Load().stateful {
+		r := l.rule
+		d := time.Duration(r.For)
+		if r.Window != nil {
+			d = max(d, time.Duration(r.Window.Size))
+		}
+		longest = max(longest, d, time.Duration(r.Absent))
+	}
+	if longest == 0 {
+		return 0
+	}
+	return longest + e.cfg.AllowedLateness
+}

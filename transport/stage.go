@@ -64,10 +64,11 @@ type StageConfig struct {
 	JoinGroupBackoff  time.Duration
 
 	// OnAssigned, if set, runs when a partition is assigned, before any of its records is
-	// handled (a stage loads the partition's state here); an error ends the generation and
-	// the group rebalances. OnRevoked runs after the partition's last record was handled and
+	// handled (a stage loads the partition's state here), with the offset of each topic where
+	// handling will start (the group's committed offset, or kafka.FirstOffset/LastOffset for
+	// a new group); an error ends the generation and the group rebalances. OnRevoked runs after the partition's last record was handled and
 	// its outputs were drained, before another member can own it.
-	OnAssigned func(ctx context.Context, partition int) error
+	OnAssigned func(ctx context.Context, partition int, start map[string]int64) error
 	OnRevoked  func(partition int)
 }
 
@@ -284,7 +285,11 @@ func (s *Stage) runGeneration(ctx, gctx context.Context, gen *kafka.Generation) 
 		go func() {
 			defer wg.Done()
 			if s.cfg.OnAssigned != nil {
-				if err := s.cfg.OnAssigned(runCtx, id); err != nil {
+				start := map[string]int64{}
+				for _, t := range pts {
+					start[t.topic] = t.start
+				}
+				if err := s.cfg.OnAssigned(runCtx, id, start); err != nil {
 					if runCtx.Err() == nil {
 						s.log.Error("loading the partition failed; rebalancing", zap.Int("partition", id), zap.Error(err))
 						cancel()

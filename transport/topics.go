@@ -159,6 +159,27 @@ func ReadPartition(ctx context.Context, brokers []string, topic string, id int, 
 	return p.read(ctx, topic, fn)
 }
 
+// ReadPartitionSince is ReadPartition over the records written at or after since (by the
+// records' timestamps) and before offset until (all of them up to the high-water mark if until
+// is negative). A stage rebuilds state that looks back in time this way: the last hour of a
+// partition's events, up to where its handling resumes.
+func ReadPartitionSince(ctx context.Context, brokers []string, topic string, id int, since time.Time, until int64, fn func(key string, value []byte) error) error {
+	p, err := openPartition(ctx, brokers, topic, id)
+	if err != nil {
+		return err
+	}
+	defer p.conn.Close()
+	from, err := p.conn.ReadOffset(since)
+	if err != nil {
+		return fmt.Errorf("read %s/%d since %s: %w", topic, id, since.Format(time.RFC3339), err)
+	}
+	p.first = max(p.first, from)
+	if until >= 0 {
+		p.end = min(p.end, until)
+	}
+	return p.read(ctx, topic, fn)
+}
+
 // PartitionCount is how many partitions topic has.
 func PartitionCount(ctx context.Context, brokers []string, topic string) (int, error) {
 	ids, err := partitionIDs(ctx, brokers, topic)
