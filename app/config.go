@@ -61,6 +61,7 @@ type Config struct {
 	ClickHouseDatabase string
 	ClickHouseUser     string
 	ClickHousePassword string
+	ClickHouseCluster  string        // cluster name in remote_servers; empty: one server
 	StoreBatchSize     int           // rows per store write
 	StoreFlushInterval time.Duration // longest a row waits for its batch
 	EventRetention     time.Duration // 0 keeps raw events forever

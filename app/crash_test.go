@@ -35,7 +35,12 @@ func TestHelperServeProcess(t *testing.T) {
 	cfg.HTTPAddr = os.Getenv("URBANBRAIN_HELPER_SERVE_HTTP")
 	cfg.KafkaBrokers = []string{broker}
 	cfg.Partitions = 3
-	a, err := New(cfg, zap.NewNop())
+	log := zap.NewNop()
+	if os.Getenv("URBANBRAIN_HELPER_LOG") != "" { // for diagnosing a failing drill: the children's logs on stderr
+		log, _ = zap.NewDevelopment()
+		log = log.WithOptions(zap.IncreaseLevel(zap.InfoLevel)).With(zap.String("node", cfg.HTTPAddr))
+	}
+	a, err := New(cfg, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper serve:", err)
 		os.Exit(2)

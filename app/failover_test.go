@@ -23,7 +23,8 @@ import (
 	"github.com/urbanbrain/urbanbrain/transport"
 )
 
-// Three instances on one broker share the city's partitions. While 12345 tickets stream in,
+// Three instances on one broker share the city's partitions. While 30,000 events (2,000 of
+// them 12345 tickets) stream in,
 // one is killed with SIGKILL and another restarted gracefully: the survivors take over the
 // partitions (loading each from the changelog before handling a record of it), and the
 // changelog must show one incident per problem (correlation key), each ticket linked exactly
@@ -50,26 +51,43 @@ func TestThreeInstancesFailOverWithoutDuplicates(t *testing.T) {
 	w := &kafka.Writer{Addr: kafka.TCP(broker), Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
 		BatchTimeout: time.Millisecond, Transport: &kafka.Transport{}}
 	defer w.Close()
+	// 30,000 events: 2,000 12345 tickets and 28,000 sensor readings below every threshold,
+	// sent in batches of 100 over about twenty seconds.
 	categories := []string{"0401", "0301"} // noise, garbage: the hotline rule keys by category and grid
-	const tickets = 900
+	const tickets, readings = 2000, 28000
 	wantKeys := map[string]bool{}
-	for i := range tickets {
-		g := grids[(i*7)%len(grids)]
-		cat := categories[i%len(categories)]
-		wantKeys[cat+"/"+g.Code] = true
-		id := fmt.Sprintf("T-fo-%05d", i)
-		b, _ := json.Marshal(hotlineTicket(id, event.RequestComplaint, cat, "投诉 "+id, "13812345678", g.Centroid))
-		if err := w.WriteMessages(t.Context(), kafka.Message{Topic: event.TopicIngestHotline, Key: []byte(g.Street), Value: b}); err != nil {
+	var batch []kafka.Message
+	for i := range tickets + readings {
+		if i%15 == 0 && i/15 < tickets { // a ticket every 15 events
+			n := i / 15
+			g := grids[(n*7)%len(grids)]
+			cat := categories[n%len(categories)]
+			wantKeys[cat+"/"+g.Code] = true
+			id := fmt.Sprintf("T-fo-%05d", n)
+			b, _ := json.Marshal(hotlineTicket(id, event.RequestComplaint, cat, "投诉 "+id, "13812345678", g.Centroid))
+			batch = append(batch, kafka.Message{Topic: event.TopicIngestHotline, Key: []byte(g.Street), Value: b})
+		} else {
+			g := grids[i%len(grids)]
+			ev := sensorReading(fmt.Sprintf("WL-FO-%03d", i%300), g.Centroid.Lat, g.Centroid.Lon, 20)
+			ev["id"] = fmt.Sprintf("R-fo-%06d", i)
+			b, _ := json.Marshal(ev)
+			batch = append(batch, kafka.Message{Topic: event.TopicIngestSensor, Key: []byte(g.Street), Value: b})
+		}
+		if len(batch) < 100 {
+			continue
+		}
+		if err := w.WriteMessages(t.Context(), batch...); err != nil {
 			t.Fatal(err)
 		}
-		switch i {
-		case tickets / 3:
+		batch = batch[:0]
+		switch i + 1 {
+		case (tickets + readings) / 3:
 			procs[2].kill(t) // a crash: no handover, its session must expire
-		case 2 * tickets / 3:
+		case 2 * (tickets + readings) / 3:
 			procs[1].stop(t) // a graceful restart: partitions handed over
 			procs[1] = startNode(t, broker, dirs[1])
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(60 * time.Millisecond)
 	}
 
 	type state struct {
@@ -117,6 +135,22 @@ func TestThreeInstancesFailOverWithoutDuplicates(t *testing.T) {
 		}
 		return err == nil && len(st.reports) >= tickets && len(st.dispatched) >= len(st.opened)
 	})
+	// Nothing accepted is lost across the moves: every event reached city.events (replays
+	// from uncommitted offsets may repeat one, never drop one).
+	events := map[string]bool{}
+	if err := transport.ReadAll(t.Context(), []string{broker}, event.TopicEvents, func(_ string, v []byte) error {
+		var ev event.Event
+		if _, err := event.DecodeAny(v, eventTypes, &ev); err != nil {
+			return err
+		}
+		events[ev.ID] = true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != tickets+readings {
+		t.Errorf("%d distinct events on %s, want %d", len(events), event.TopicEvents, tickets+readings)
+	}
 	for i := range tickets {
 		if n := len(st.reports[fmt.Sprintf("T-fo-%05d", i)]); n != 1 {
 			t.Errorf("ticket %d is a report of %d incidents, want 1", i, n)

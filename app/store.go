@@ -69,6 +69,7 @@ func (c *Config) registerStoreFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClickHouseDatabase, "clickhouse-database", "urbanbrain", "ClickHouse database (created if missing)")
 	fs.StringVar(&c.ClickHouseUser, "clickhouse-user", "default", "ClickHouse user")
 	fs.StringVar(&c.ClickHousePassword, "clickhouse-password", "", "ClickHouse password (prefer the URBANBRAIN_CLICKHOUSE_PASSWORD environment variable)")
+	fs.StringVar(&c.ClickHouseCluster, "clickhouse-cluster", "", "ClickHouse cluster (a name in the servers' remote_servers): tables on every server of --clickhouse-addr, which must list them all, and Distributed tables sharded by street")
 	fs.IntVar(&c.StoreBatchSize, "store-batch-size", 5000, "rows per store write: a batch is written when it is this full ...")
 	fs.DurationVar(&c.StoreFlushInterval, "store-flush-interval", 500*time.Millisecond, "... or when its first row has waited this long")
 	fs.DurationVar(&c.EventRetention, "retention-events", storage.DefaultRetention.Events, "how long raw events are kept (0: forever)")
@@ -83,6 +84,12 @@ func (c *Config) validateStore() []error {
 	case StoreClickHouse:
 		if len(c.ClickHouseAddrs) == 0 {
 			errs = append(errs, errors.New("--store clickhouse needs --clickhouse-addr"))
+		}
+		if c.ClickHouseCluster != "" {
+			cfg := clickhouse.Config{Addrs: c.ClickHouseAddrs, Database: c.ClickHouseDatabase, Cluster: c.ClickHouseCluster}
+			if err := cfg.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("--clickhouse-cluster: %w", err))
+			}
 		}
 	default:
 		errs = append(errs, fmt.Errorf("--store %q: want %s or %s", c.Store, StoreSQLite, StoreClickHouse))
@@ -111,6 +118,7 @@ func (a *App) openStore(ctx context.Context) (Store, error) {
 		return clickhouse.Open(ctx, clickhouse.Config{
 			Addrs: a.cfg.ClickHouseAddrs, Database: a.cfg.ClickHouseDatabase,
 			Username: a.cfg.ClickHouseUser, Password: a.cfg.ClickHousePassword,
+			Cluster: a.cfg.ClickHouseCluster,
 		}, log)
 	default:
 		return sqlite.Open(sqlite.Config{Path: filepath.Join(a.cfg.DataDir, "urbanbrain.db")}, log)

@@ -55,7 +55,7 @@ func (s *Store) HandleAudits(ctx context.Context, recs []event.AuditRecord) erro
 // ListAudit returns the audit records of one incident, oldest first.
 func (s *Store) ListAudit(ctx context.Context, incidentID string) ([]event.AuditRecord, error) {
 	out, err := queryDocs[event.AuditRecord](ctx, s.conn,
-		"SELECT doc FROM audit_log FINAL PREWHERE incident_id = ? ORDER BY at_ms, id", []any{incidentID})
+		"SELECT doc FROM audit_log FINAL "+s.keyCond()+" incident_id = ? ORDER BY at_ms, id", []any{incidentID})
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: list audit: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"go.uber.org/zap"
 )
 
@@ -92,15 +93,29 @@ func splitStatements(src string) []string {
 	return out
 }
 
+// migrate brings every server's schema up to date: the one server, or each server of the
+// cluster in turn (each records its migrations in its own schema_migrations table).
 func (s *Store) migrate(ctx context.Context) error {
 	all, err := loadMigrations()
 	if err != nil {
 		return fmt.Errorf("clickhouse: migrations: %w", err)
 	}
-	if err := s.conn.Exec(ctx, createMigrationsTable); err != nil {
+	for i, conn := range s.servers {
+		if err := s.migrateServer(ctx, conn, all); err != nil {
+			if s.cfg.Cluster != "" {
+				return fmt.Errorf("%w (server %s)", err, s.cfg.Addrs[i])
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) migrateServer(ctx context.Context, conn driver.Conn, all []migration) error {
+	if err := conn.Exec(ctx, createMigrationsTable); err != nil {
 		return fmt.Errorf("clickhouse: create schema_migrations: %w", err)
 	}
-	applied, err := s.appliedMigrations(ctx)
+	applied, err := appliedMigrations(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -110,11 +125,11 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		start := time.Now()
 		for i, stmt := range m.statements {
-			if err := s.conn.Exec(ctx, stmt); err != nil {
+			if err := s.runStatement(ctx, conn, stmt); err != nil {
 				return fmt.Errorf("clickhouse: migration %s statement %d: %w", m.name, i+1, err)
 			}
 		}
-		b, err := s.conn.PrepareBatch(ctx, "INSERT INTO schema_migrations (version, name, applied_ms)")
+		b, err := conn.PrepareBatch(ctx, "INSERT INTO schema_migrations (version, name, applied_ms)")
 		if err != nil {
 			return fmt.Errorf("clickhouse: record migration %s: %w", m.name, err)
 		}
@@ -130,8 +145,8 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) appliedMigrations(ctx context.Context) (map[uint32]bool, error) {
-	rows, err := s.conn.Query(ctx, "SELECT DISTINCT version FROM schema_migrations")
+func appliedMigrations(ctx context.Context, conn driver.Conn) (map[uint32]bool, error) {
+	rows, err := conn.Query(ctx, "SELECT DISTINCT version FROM schema_migrations")
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: read schema_migrations: %w", err)
 	}
@@ -149,9 +164,9 @@ func (s *Store) appliedMigrations(ctx context.Context) (map[uint32]bool, error) 
 
 // AppliedMigrations lists the versions recorded in schema_migrations, ascending, one entry
 // per recorded application (so a migration run twice would show twice until merged; reading
-// FINAL shows each once).
+// FINAL shows each once). On a cluster it reads the first server's table.
 func (s *Store) AppliedMigrations(ctx context.Context) ([]uint32, error) {
-	rows, err := s.conn.Query(ctx, "SELECT version FROM schema_migrations FINAL ORDER BY version")
+	rows, err := s.servers[0].Query(ctx, "SELECT version FROM schema_migrations FINAL ORDER BY version")
 	if err != nil {
 		return nil, err
 	}

@@ -24,8 +24,9 @@ func (s *Store) ListIncidents(ctx context.Context, f storage.IncidentFilter) ([]
 	// of just those ids (FINAL reads every selected column of every row it collapses, and the
 	// documents are most of the table's bytes). The outer condition is on the key, which every
 	// version of an incident shares, so it is safe as an explicit PREWHERE, and it must be one:
-	// readCtx turns the automatic move off.
-	query := "SELECT doc FROM incidents FINAL PREWHERE id IN (SELECT id FROM incidents FINAL" + w.sql() +
+	// readCtx turns the automatic move off. (On a cluster it is a WHERE and the subquery a
+	// GLOBAL IN: see keyCond and in.)
+	query := "SELECT doc FROM incidents FINAL " + s.keyCond() + " id " + s.in() + " (SELECT id FROM incidents FINAL" + w.sql() +
 		" ORDER BY updated_ms DESC, id DESC" + limit(f.PageLimit(), f.Offset) + ") ORDER BY updated_ms DESC, id DESC"
 	out, err := queryDocs[event.Incident](readCtx(ctx), s.conn, query, w.args)
 	if err != nil {
@@ -83,7 +84,7 @@ func incidentWhere(f storage.IncidentFilter) where {
 func (s *Store) GetIncident(ctx context.Context, id string) (storage.IncidentDetail, error) {
 	ctx = readCtx(ctx)
 	var d storage.IncidentDetail
-	incs, err := queryDocs[event.Incident](ctx, s.conn, "SELECT doc FROM incidents FINAL PREWHERE id = ?", []any{id})
+	incs, err := queryDocs[event.Incident](ctx, s.conn, "SELECT doc FROM incidents FINAL "+s.keyCond()+" id = ?", []any{id})
 	if err != nil {
 		return d, fmt.Errorf("clickhouse: get incident %s: %w", id, err)
 	}
@@ -92,7 +93,7 @@ func (s *Store) GetIncident(ctx context.Context, id string) (storage.IncidentDet
 	}
 	d.Incident = incs[0]
 
-	rows, err := s.conn.Query(ctx, "SELECT version, doc FROM incident_changes FINAL PREWHERE incident_id = ? ORDER BY version", id)
+	rows, err := s.conn.Query(ctx, "SELECT version, doc FROM incident_changes FINAL "+s.keyCond()+" incident_id = ? ORDER BY version", id)
 	if err != nil {
 		return d, fmt.Errorf("clickhouse: get incident %s timeline: %w", id, err)
 	}
@@ -118,14 +119,14 @@ func (s *Store) GetIncident(ctx context.Context, id string) (storage.IncidentDet
 	}
 
 	d.Events, err = queryDocs[event.Event](ctx, s.conn, `SELECT payload FROM events
-		PREWHERE (type, id) IN (SELECT event_type, event_id FROM incident_reports WHERE incident_id = ?)
+		`+s.keyCond()+` (type, id) `+s.in()+` (SELECT event_type, event_id FROM incident_reports WHERE incident_id = ?)
 		ORDER BY time_ms, type, id LIMIT 1 BY type, id`, []any{id})
 	if err != nil {
 		return d, fmt.Errorf("clickhouse: get incident %s events: %w", id, err)
 	}
 
 	rows, err = s.conn.Query(ctx, `SELECT id, incident_id, worker_id, worker_name, grid, agency, agency_name,
-		reason, at_ms FROM dispatches FINAL PREWHERE incident_id = ? ORDER BY at_ms, id`, id)
+		reason, at_ms FROM dispatches FINAL `+s.keyCond()+` incident_id = ? ORDER BY at_ms, id`, id)
 	if err != nil {
 		return d, fmt.Errorf("clickhouse: get incident %s dispatches: %w", id, err)
 	}
@@ -175,6 +176,15 @@ func (s *Store) ListEvents(ctx context.Context, f storage.EventFilter) ([]event.
 	query := "SELECT payload FROM events PREWHERE (type, id) IN (SELECT type, id FROM events" + w.sql() +
 		" ORDER BY time_ms DESC, type DESC, id DESC LIMIT 1 BY type, id" + limit(f.PageLimit(), f.Offset) +
 		") ORDER BY time_ms DESC, type DESC, id DESC LIMIT 1 BY type, id"
+	if s.cfg.Cluster != "" {
+		// Through a Distributed table 18.16 cuts each shard's rows to the LIMIT before LIMIT BY
+		// drops the copies (a page of 1000 keys stored twice comes back with 500), but applies
+		// DISTINCT before it; copies of an event are identical, so (type, id, time_ms) is as
+		// distinct as (type, id).
+		query = "SELECT payload FROM events WHERE (type, id, time_ms) GLOBAL IN (SELECT DISTINCT type, id, time_ms FROM events" + w.sql() +
+			" ORDER BY time_ms DESC, type DESC, id DESC" + limit(f.PageLimit(), f.Offset) +
+			") ORDER BY time_ms DESC, type DESC, id DESC LIMIT 1 BY type, id"
+	}
 	out, err := queryDocs[event.Event](ctx, s.conn, query, w.args)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: list events: %w", err)
@@ -329,9 +339,11 @@ func ceilMillis(t time.Time) int64 {
 	return ms
 }
 
+// sql is the WHERE clause. With no condition it is WHERE 1: on 18.16 a Distributed table read
+// FINAL with an ORDER BY and no WHERE fails ("Cannot find column version in source stream").
 func (w *where) sql() string {
 	if len(w.conds) == 0 {
-		return ""
+		return " WHERE 1"
 	}
 	return " WHERE " + strings.Join(w.conds, " AND ")
 }

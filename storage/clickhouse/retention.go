@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/urbanbrain/urbanbrain/storage"
 	"github.com/urbanbrain/urbanbrain/storage/internal/canon"
 )
@@ -49,9 +51,20 @@ func (s *Store) retainEvents(ctx context.Context, cutoff int64) (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	rows, err := s.conn.Query(ctx, "SELECT toYYYYMM(day) AS p, max(time_ms) FROM events GROUP BY p")
+	// Partitions and mutations belong to the MergeTree tables: on a cluster, each server's.
+	for _, conn := range s.servers {
+		if err := s.retainEventsOn(ctx, conn, cutoff); err != nil {
+			return 0, err
+		}
+	}
+	return int(n), nil
+}
+
+func (s *Store) retainEventsOn(ctx context.Context, conn driver.Conn, cutoff int64) error {
+	table := s.local("events")
+	rows, err := conn.Query(ctx, "SELECT toYYYYMM(day) AS p, max(time_ms) FROM "+table+" GROUP BY p")
 	if err != nil {
-		return 0, err
+		return err
 	}
 	var whole []uint32
 	for rows.Next() {
@@ -61,7 +74,7 @@ func (s *Store) retainEvents(ctx context.Context, cutoff int64) (int, error) {
 		)
 		if err := rows.Scan(&p, &max); err != nil {
 			rows.Close()
-			return 0, err
+			return err
 		}
 		if max < cutoff {
 			whole = append(whole, p)
@@ -69,26 +82,26 @@ func (s *Store) retainEvents(ctx context.Context, cutoff int64) (int, error) {
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, err
+		return err
 	}
 	for _, p := range whole {
-		if err := s.conn.Exec(ctx, fmt.Sprintf("ALTER TABLE events DROP PARTITION %d", p)); err != nil {
-			return 0, fmt.Errorf("drop partition %d: %w", p, err)
+		if err := conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s DROP PARTITION %d", table, p)); err != nil {
+			return fmt.Errorf("drop partition %d: %w", p, err)
 		}
 	}
 	var left uint64
-	if err := s.conn.QueryRow(ctx, "SELECT count() FROM events WHERE time_ms < ?", cutoff).Scan(&left); err != nil {
-		return 0, err
+	if err := conn.QueryRow(ctx, "SELECT count() FROM "+table+" WHERE time_ms < ?", cutoff).Scan(&left); err != nil {
+		return err
 	}
 	if left > 0 {
-		if err := s.conn.Exec(ctx, fmt.Sprintf("ALTER TABLE events DELETE WHERE time_ms < %d", cutoff)); err != nil {
-			return 0, err
+		if err := conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s DELETE WHERE time_ms < %d", table, cutoff)); err != nil {
+			return err
 		}
-		if err := s.waitMutations(ctx, "events"); err != nil {
-			return 0, err
+		if err := s.waitMutations(ctx, conn, table); err != nil {
+			return err
 		}
 	}
-	return int(n), nil
+	return nil
 }
 
 func (s *Store) retainIncidents(ctx context.Context, cutoff int64) (int, error) {
@@ -113,20 +126,25 @@ func (s *Store) retainIncidents(ctx context.Context, cutoff int64) (int, error) 
 		{"dispatches", "incident_id"}, {"incident_reports", "incident_id"},
 		{"incident_changes", "incident_id"}, {"incidents", "id"},
 	}
-	for start := 0; start < len(ids); start += retainChunk {
-		chunk := ids[start:min(start+retainChunk, len(ids))]
-		list := quoteList(chunk)
-		for _, t := range tables {
-			// One statement per chunk of ids, spliced in as quoted literals.
-			if err := s.conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s DELETE WHERE %s IN (%s)", t.table, t.col, list)); err != nil {
-				return 0, fmt.Errorf("delete from %s: %w", t.table, err)
+	// The ids were read through the Distributed tables; the rows are deleted from the MergeTree
+	// tables of every server (on a cluster an incident's rows are all on one shard, but asking
+	// each server costs little and does not depend on it).
+	for _, conn := range s.servers {
+		for start := 0; start < len(ids); start += retainChunk {
+			chunk := ids[start:min(start+retainChunk, len(ids))]
+			list := quoteList(chunk)
+			for _, t := range tables {
+				// One statement per chunk of ids, spliced in as quoted literals.
+				if err := conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s DELETE WHERE %s IN (%s)", s.local(t.table), t.col, list)); err != nil {
+					return 0, fmt.Errorf("delete from %s: %w", s.local(t.table), err)
+				}
 			}
 		}
-	}
-	if len(ids) > 0 {
-		for _, t := range tables {
-			if err := s.waitMutations(ctx, t.table); err != nil {
-				return 0, err
+		if len(ids) > 0 {
+			for _, t := range tables {
+				if err := s.waitMutations(ctx, conn, s.local(t.table)); err != nil {
+					return 0, err
+				}
 			}
 		}
 	}
@@ -135,11 +153,11 @@ func (s *Store) retainIncidents(ctx context.Context, cutoff int64) (int, error) 
 
 // waitMutations waits until the table has no unfinished mutation: ALTER ... DELETE returns
 // at once and rewrites parts in the background.
-func (s *Store) waitMutations(ctx context.Context, table string) error {
+func (s *Store) waitMutations(ctx context.Context, conn driver.Conn, table string) error {
 	wait := 10 * time.Millisecond
 	for {
 		var pending uint64
-		if err := s.conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = ? AND table = ? AND is_done = 0",
+		if err := conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = ? AND table = ? AND is_done = 0",
 			s.cfg.Database, table).Scan(&pending); err != nil {
 			return err
 		}

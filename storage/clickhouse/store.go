@@ -12,6 +12,9 @@
 // form ClickHouse 18.16 accepts over clickhouse-go's batch API). A row the server refuses is
 // isolated by bisecting the batch and reported in a *storage.RejectedError, so it does not hold
 // back its batch; any other failure is returned as it is, for the caller to retry the batch.
+// Past one server (Config.Cluster) the tables are local on every shard and read and written
+// through Distributed tables sharded by street; see cluster.go.
+//
 // The package never decides anything and never masks personal data: it keeps what the topics
 // say.
 package clickhouse
@@ -31,8 +34,15 @@ import (
 
 // Config configures the store.
 type Config struct {
-	// Addrs are the servers' native-protocol addresses (host:9000).
+	// Addrs are the servers' native-protocol addresses (host:9000). With Cluster set, they
+	// must be every server of the cluster: the store creates its tables on each one.
 	Addrs []string
+	// Cluster is the name of a cluster in the servers' remote_servers configuration. When set,
+	// each table is a local MergeTree table (<table>_local) on every server of Addrs plus a
+	// Distributed table <table> over them, sharded by street, and the store writes and reads
+	// through the Distributed tables (see cluster.go). Empty: one server (or interchangeable
+	// addresses of one), plain tables.
+	Cluster string
 	// Database is created if missing. Default "urbanbrain".
 	Database string
 	// Username and Password authenticate; default user "default" with no password.
@@ -81,6 +91,9 @@ func (c Config) Validate() error {
 	if !identifier.MatchString(c.Database) {
 		errs = append(errs, fmt.Errorf("clickhouse: database %q: want letters, digits and _", c.Database))
 	}
+	if c.Cluster != "" && !identifier.MatchString(c.Cluster) {
+		errs = append(errs, fmt.Errorf("clickhouse: cluster %q: want letters, digits and _", c.Cluster))
+	}
 	if c.DialTimeout < 0 || c.QueryTimeout < 0 {
 		errs = append(errs, errors.New("clickhouse: timeouts must not be negative"))
 	}
@@ -94,7 +107,11 @@ func (c Config) Validate() error {
 type Store struct {
 	cfg  Config
 	log  *zap.Logger
-	conn driver.Conn
+	conn driver.Conn // every address: queries and inserts
+
+	// servers are the connections that address one server each, for what must be done on
+	// every server of a cluster (DDL, retention); on one server, just conn.
+	servers []driver.Conn
 
 	closeOnce sync.Once
 	closeErr  error
@@ -111,48 +128,102 @@ func Open(ctx context.Context, cfg Config, log *zap.Logger) (*Store, error) {
 	}
 	s := &Store{cfg: cfg, log: log.Named("clickhouse")}
 
-	// The database must exist before a connection can name it as its default.
-	boot, err := s.dial("default")
-	if err != nil {
-		return nil, err
+	// The database must exist before a connection can name it as its default: on a cluster
+	// it is created on every server, which must also know the cluster.
+	boots := [][]string{cfg.Addrs}
+	if cfg.Cluster != "" {
+		boots = boots[:0]
+		for _, a := range cfg.Addrs {
+			boots = append(boots, []string{a})
+		}
 	}
-	err = boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+cfg.Database)
-	_ = boot.Close()
-	if err != nil {
-		return nil, fmt.Errorf("clickhouse: create database %s: %w", cfg.Database, err)
+	for _, addrs := range boots {
+		if err := s.prepareServer(ctx, addrs); err != nil {
+			return nil, err
+		}
 	}
 
-	if s.conn, err = s.dial(cfg.Database); err != nil {
+	var err error
+	if s.conn, err = s.dial(cfg.Addrs, cfg.Database, cfg.MaxConns); err != nil {
 		return nil, err
 	}
+	s.servers = []driver.Conn{s.conn}
+	if cfg.Cluster != "" {
+		s.servers = s.servers[:0]
+		for _, a := range cfg.Addrs {
+			c, err := s.dial([]string{a}, cfg.Database, 2)
+			if err != nil {
+				_ = s.closeConns()
+				return nil, err
+			}
+			s.servers = append(s.servers, c)
+		}
+	}
 	if err := s.migrate(ctx); err != nil {
-		_ = s.conn.Close()
+		_ = s.closeConns()
 		return nil, err
 	}
 	v, err := s.conn.ServerVersion()
 	if err != nil {
-		_ = s.conn.Close()
+		_ = s.closeConns()
 		return nil, fmt.Errorf("clickhouse: server version: %w", err)
 	}
 	s.log.Info("store open", zap.Strings("addrs", cfg.Addrs), zap.String("database", cfg.Database),
-		zap.String("server", v.String()))
+		zap.String("cluster", cfg.Cluster), zap.String("server", v.String()))
 	return s, nil
 }
 
-func (s *Store) dial(database string) (driver.Conn, error) {
+// prepareServer creates the database on the server(s) at addrs and, on a cluster, checks
+// that the server knows the cluster.
+func (s *Store) prepareServer(ctx context.Context, addrs []string) error {
+	boot, err := s.dial(addrs, "default", 1)
+	if err != nil {
+		return err
+	}
+	defer boot.Close()
+	if err := boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+s.cfg.Database); err != nil {
+		return fmt.Errorf("clickhouse: create database %s on %v: %w", s.cfg.Database, addrs, err)
+	}
+	if s.cfg.Cluster == "" {
+		return nil
+	}
+	var n uint64
+	if err := boot.QueryRow(ctx, "SELECT count() FROM system.clusters WHERE cluster = ?", s.cfg.Cluster).Scan(&n); err != nil {
+		return fmt.Errorf("clickhouse: read system.clusters on %v: %w", addrs, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("clickhouse: server %v has no cluster %q in its remote_servers configuration", addrs, s.cfg.Cluster)
+	}
+	return nil
+}
+
+func (s *Store) dial(addrs []string, database string, maxConns int) (driver.Conn, error) {
 	conn, err := ch.Open(&ch.Options{
-		Addr:            s.cfg.Addrs,
+		Addr:            addrs,
 		Auth:            ch.Auth{Database: database, Username: s.cfg.Username, Password: s.cfg.Password},
 		DialTimeout:     s.cfg.DialTimeout,
 		ReadTimeout:     s.cfg.QueryTimeout,
-		MaxOpenConns:    s.cfg.MaxConns,
-		MaxIdleConns:    s.cfg.MaxConns,
+		MaxOpenConns:    maxConns,
+		MaxIdleConns:    maxConns,
 		ConnMaxLifetime: time.Hour,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("clickhouse: connect %v: %w", s.cfg.Addrs, err)
+		return nil, fmt.Errorf("clickhouse: connect %v: %w", addrs, err)
 	}
 	return conn, nil
+}
+
+func (s *Store) closeConns() error {
+	var errs []error
+	if s.conn != nil {
+		errs = append(errs, s.conn.Close())
+	}
+	for _, c := range s.servers {
+		if c != s.conn {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Ping checks that the server answers, for /readyz.
@@ -166,7 +237,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the connections. Calling it again is harmless.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		if err := s.conn.Close(); err != nil {
+		if err := s.closeConns(); err != nil {
 			s.closeErr = fmt.Errorf("clickhouse: close: %w", err)
 		}
 	})

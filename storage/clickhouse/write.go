@@ -196,7 +196,7 @@ func (s *Store) insert(ctx context.Context, query string, rows [][]any, sel []in
 		}
 		return rows[k]
 	}
-	b, err := s.conn.PrepareBatch(ctx, query)
+	b, err := s.conn.PrepareBatch(s.writeCtx(ctx), query)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -27,9 +28,10 @@ const EnvRequire = "URBANBRAIN_REQUIRE_TOOLS"
 
 // Server is one private clickhouse-server.
 type Server struct {
-	dir  string
-	port int
-	bin  []string // the command: clickhouse-server, or clickhouse server
+	dir   string
+	port  int
+	bin   []string // the command: clickhouse-server, or clickhouse server
+	extra string   // more configuration, inside <yandex>: a cluster's remote_servers
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -57,15 +59,19 @@ func Find() ([]string, error) {
 // Start starts a server whose configuration and data live in dir (created if needed), on a
 // free loopback port, and waits until it answers.
 func Start(dir string) (*Server, error) {
-	bin, err := Find()
-	if err != nil {
-		return nil, err
-	}
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{dir: dir, port: port, bin: bin}
+	return start(dir, port, "")
+}
+
+func start(dir string, port int, extra string) (*Server, error) {
+	bin, err := Find()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{dir: dir, port: port, bin: bin, extra: extra}
 	if err := s.writeConfig(); err != nil {
 		return nil, err
 	}
@@ -73,6 +79,83 @@ func Start(dir string) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Cluster is private servers that form one ClickHouse cluster of unreplicated shards, one
+// server each: every server's configuration names all of them in remote_servers, so a
+// Distributed table on any of them reaches every shard. Unreplicated shards need no
+// ZooKeeper.
+type Cluster struct {
+	// Name is the cluster's name in remote_servers.
+	Name    string
+	Servers []*Server
+}
+
+// StartCluster starts a cluster called name of n single-server shards, each server in a
+// subdirectory of dir on its own free loopback port.
+func StartCluster(dir, name string, n int) (*Cluster, error) {
+	ports := make([]int, n)
+	var shards strings.Builder
+	for i := range ports {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
+		fmt.Fprintf(&shards, "      <shard><replica><host>127.0.0.1</host><port>%d</port></replica></shard>\n", p)
+	}
+	extra := fmt.Sprintf("  <remote_servers>\n    <%[1]s>\n%[2]s    </%[1]s>\n  </remote_servers>\n", name, shards.String())
+	c := &Cluster{Name: name}
+	for i, p := range ports {
+		sdir := filepath.Join(dir, fmt.Sprintf("shard%d", i+1))
+		s, err := start(sdir, p, extra)
+		if err != nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("shard %d: %w", i+1, err)
+		}
+		c.Servers = append(c.Servers, s)
+	}
+	return c, nil
+}
+
+// Addrs are the servers' native-protocol addresses, shard by shard.
+func (c *Cluster) Addrs() []string {
+	out := make([]string, len(c.Servers))
+	for i, s := range c.Servers {
+		out[i] = s.Addr()
+	}
+	return out
+}
+
+// Close stops every server and removes its directory.
+func (c *Cluster) Close() error {
+	var errs []error
+	for _, s := range c.Servers {
+		errs = append(errs, s.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// NewCluster starts a private cluster of n single-server shards for one test, in the test's
+// temporary directory, and stops it when the test ends; it skips or fails the test like New
+// when no server can be started.
+func NewCluster(tb testing.TB, name string, n int) *Cluster {
+	tb.Helper()
+	c, err := StartCluster(tb.TempDir(), name, n)
+	if err != nil {
+		if os.Getenv(EnvRequire) == "1" {
+			tb.Fatalf("ClickHouse is required (make test installs clickhouse-server) but could not start: %v", err)
+		}
+		tb.Skipf("SKIP: ClickHouse unavailable (run `make test`, which installs clickhouse-server from Debian): %v", err)
+	}
+	tb.Cleanup(func() {
+		for _, s := range c.Servers {
+			if err := s.Stop(); err != nil {
+				tb.Errorf("stop clickhouse-server: %v", err)
+			}
+		}
+	})
+	return c
 }
 
 // Addr is the server's native-protocol address.
@@ -203,8 +286,8 @@ func (s *Server) writeConfig() error {
   <mark_cache_size>268435456</mark_cache_size>
   <uncompressed_cache_size>268435456</uncompressed_cache_size>
   <max_concurrent_queries>100</max_concurrent_queries>
-</yandex>
-`, s.dir, s.port)
+%[3]s</yandex>
+`, s.dir, s.port, s.extra)
 	users := `<?xml version="1.0"?>
 <yandex>
   <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
