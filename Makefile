@@ -3,7 +3,7 @@
 # every test with the race detector. .ci/run calls `make test`.
 GO ?= go
 
-.PHONY: run test build test-deps bench
+.PHONY: run test build test-deps bench failover-drill
 
 run:
 	$(GO) run ./cmd/urbanbrain serve --demo
@@ -24,3 +24,8 @@ test-deps:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The failover drill with real processes: a broker and three instances, 30,000 events, one
+# instance killed with SIGKILL and one restarted; then a for: 3m rule held across a kill.
+failover-drill:
+	$(GO) test -count=1 -v -run 'TestThreeInstancesFailOverWithoutDuplicates|TestHeldConditionCarriesAcrossFailover|TestCrashMidStream' ./app/

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -209,7 +210,7 @@ func (s *Stage) Run(ctx context.Context) error {
 		Brokers:           s.cfg.Brokers,
 		Dialer:            &kafka.Dialer{Timeout: 5 * time.Second, DualStack: true},
 		Topics:            s.cfg.Topics,
-		GroupBalancers:    []kafka.GroupBalancer{kafka.RangeGroupBalancer{}},
+		GroupBalancers:    []kafka.GroupBalancer{coPartitioned{}},
 		HeartbeatInterval: s.cfg.HeartbeatInterval,
 		SessionTimeout:    s.cfg.SessionTimeout,
 		RebalanceTimeout:  s.cfg.RebalanceTimeout,
@@ -253,6 +254,25 @@ func (s *Stage) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// coPartitioned is kafka-go's range assignor given the partitions in order. The range assignor
+// sorts the members alike for every topic so that member i gets the same partition numbers of
+// each, but it takes the partitions in the order the broker's metadata lists them, which is
+// not always by id (the embedded broker's is a map's order): a member could get signals of
+// partition 0 and commands of partition 2, and two members would then both hold partition 0's
+// incidents. Sorting first makes the assignment co-partitioned.
+type coPartitioned struct{ kafka.RangeGroupBalancer }
+
+func (b coPartitioned) AssignGroups(members []kafka.GroupMember, partitions []kafka.Partition) kafka.GroupMemberAssignments {
+	sorted := slices.Clone(partitions)
+	slices.SortFunc(sorted, func(x, y kafka.Partition) int {
+		if c := strings.Compare(x.Topic, y.Topic); c != 0 {
+			return c
+		}
+		return x.ID - y.ID
+	})
+	return b.RangeGroupBalancer.AssignGroups(members, sorted)
 }
 
 // runGeneration runs every partition of one generation until the generation ends (a
@@ -611,3 +631,6 @@ func (t *partitionTask) drain(log *zap.Logger) {
 		}
 	}
 }
+
+// CoPartitionedBalancer is the group balancer stages use (exported for its test).
+func CoPartitionedBalancer() kafka.GroupBalancer { return coPartitioned{} }

@@ -3,6 +3,7 @@ package transport_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -216,6 +217,37 @@ func TestPartitionOfMatchesTheProducer(t *testing.T) {
 		want := (&kafka.Hash{}).Balance(kafka.Message{Key: []byte(key)}, parts...)
 		if got := transport.PartitionOf(key, len(parts)); got != want {
 			t.Fatalf("PartitionOf(%q, 6) = %d, the producer's balancer says %d", key, got, want)
+		}
+	}
+}
+
+// Several co-partitioned topics in one group: whatever order the broker lists partitions in,
+// every member gets the same partition numbers of every topic, so one member owns all the
+// records of a key. (kafka-go's range assignor alone takes the metadata's order.)
+func TestCoPartitionedAssignment(t *testing.T) {
+	b := transport.CoPartitionedBalancer()
+	members := []kafka.GroupMember{{ID: "m-c", Topics: []string{"a", "b"}}, {ID: "m-a", Topics: []string{"a", "b"}}, {ID: "m-b", Topics: []string{"a", "b"}}}
+	var parts []kafka.Partition
+	for _, id := range []int{2, 0, 1, 5, 3, 4} { // a map's order, as the embedded broker lists them
+		parts = append(parts, kafka.Partition{Topic: "a", ID: id})
+	}
+	for _, id := range []int{4, 1, 5, 0, 3, 2} {
+		parts = append(parts, kafka.Partition{Topic: "b", ID: id})
+	}
+	got := b.AssignGroups(members, parts)
+	seen := map[int]string{}
+	for member, topics := range got {
+		a, bb := slices.Clone(topics["a"]), slices.Clone(topics["b"])
+		slices.Sort(a)
+		slices.Sort(bb)
+		if !slices.Equal(a, bb) || len(a) != 2 {
+			t.Errorf("member %s: a %v, b %v; want the same two partitions of both topics", member, a, bb)
+		}
+		for _, p := range a {
+			if other, dup := seen[p]; dup {
+				t.Errorf("partition %d assigned to %s and %s", p, other, member)
+			}
+			seen[p] = member
 		}
 	}
 }
