@@ -88,6 +88,29 @@ func startNode(t *testing.T, broker, dir string) *nodeProc {
 	return n
 }
 
+// demoCity is the demo city 云川市 as the binary ships it.
+func demoCity(t *testing.T) *city.Map {
+	t.Helper()
+	demo, err := fs.Sub(city.DemoFS, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := city.Load(demo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// producerTo is a bare kafka-go producer to broker, as a city's own systems would write.
+func producerTo(t *testing.T, broker string) *kafka.Writer {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(broker), Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
+		BatchTimeout: time.Millisecond, Transport: &kafka.Transport{}}
+	t.Cleanup(func() { _ = w.Close() })
+	return w
+}
+
 // The app is killed with SIGKILL while 12345 tickets stream in, then started again on the same
 // data directory. Every stage lost whatever it had handled but not committed, and handled it
 // again: the changelog must still show each ticket linked exactly once, one incident per
@@ -99,18 +122,9 @@ func TestCrashMidStreamLosesAndDuplicatesNothing(t *testing.T) {
 	app := startNode(t, broker, dir)
 
 	// One complaint in every grid of the demo city: far enough apart that none joins another.
-	demo, err := fs.Sub(city.DemoFS, "demo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cityMap, err := city.Load(demo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cityMap := demoCity(t)
 	grids := cityMap.Grids()
-	w := &kafka.Writer{Addr: kafka.TCP(broker), Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
-		BatchTimeout: time.Millisecond, Transport: &kafka.Transport{}}
-	defer w.Close()
+	w := producerTo(t, broker)
 	want := map[string]bool{}
 	for i, g := range grids {
 		id := fmt.Sprintf("T-crash-%04d", i)
