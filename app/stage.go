@@ -144,7 +144,6 @@ func (a *App) runStages(ctx context.Context, started chan<- struct{}) error {
 	p := a.producer.Load()
 	var stages []*transport.Stage
 	names := map[*transport.Stage]string{}
-	a.stages.Store(&names)
 	for _, rt := range a.routes() {
 		group := "urbanbrain." + rt.name
 		if rt.perInstance {
@@ -173,6 +172,7 @@ func (a *App) runStages(ctx context.Context, started chan<- struct{}) error {
 		stages = append(stages, st)
 		names[st] = rt.name
 	}
+	a.stages.Store(&names) // complete before /readyz reads it
 	m := a.newStageMetrics()
 	g, gctx := errgroup.WithContext(ctx)
 	for _, st := range stages {
