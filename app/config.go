@@ -54,6 +54,7 @@ type Config struct {
 	ProduceInFlightBytes int64         // output bytes handed to the producer and not yet acknowledged
 	StageQueue           int           // records prefetched per partition and stage
 	StageMaxPending      int           // records per partition whose outputs await acknowledgement
+	CommitInterval       time.Duration // how often stages commit acknowledged offsets
 
 	// Storage (docs/storage.md).
 	Store              string   // StoreSQLite (embedded default) or StoreClickHouse
@@ -114,6 +115,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.ProduceInFlightBytes, "produce-inflight-bytes", 64<<20, "output bytes handed to the producer and not yet acknowledged before stages wait (backpressure)")
 	fs.IntVar(&c.StageQueue, "stage-prefetch", 1000, "records each stage prefetches per partition")
 	fs.IntVar(&c.StageMaxPending, "stage-max-pending", 20000, "records per partition whose outputs await the broker before the partition waits")
+	fs.DurationVar(&c.CommitInterval, "commit-interval", 100*time.Millisecond, "how often stages commit acknowledged offsets (bounds what is handled again after a crash)")
 	c.registerStoreFlags(fs)
 	c.registerWorkflowFlags(fs)
 }
@@ -147,8 +149,8 @@ func (c *Config) Validate() error {
 	if c.ProduceLinger < 0 {
 		errs = append(errs, errors.New("--produce-linger must not be negative"))
 	}
-	if c.ProduceBatch < 1 || c.ProduceInFlightBytes < 1 || c.StageQueue < 1 || c.StageMaxPending < 1 {
-		errs = append(errs, errors.New("--produce-batch, --produce-inflight-bytes, --stage-prefetch and --stage-max-pending must be positive"))
+	if c.ProduceBatch < 1 || c.ProduceInFlightBytes < 1 || c.StageQueue < 1 || c.StageMaxPending < 1 || c.CommitInterval <= 0 {
+		errs = append(errs, errors.New("--produce-batch, --produce-inflight-bytes, --stage-prefetch, --stage-max-pending and --commit-interval must be positive"))
 	}
 	errs = append(errs, c.validateStore()...)
 	errs = append(errs, c.validateWorkflow()...)

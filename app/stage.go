@@ -151,14 +151,15 @@ func (a *App) runStages(ctx context.Context, started chan<- struct{}) error {
 		}
 		h := rt.handle
 		st, err := transport.NewStage(transport.StageConfig{
-			Brokers:       a.brokers,
-			GroupID:       group,
-			Topics:        rt.topics,
-			OnAssigned:    rt.assigned,
-			OnRevoked:     rt.revoked,
-			QueueCapacity: a.cfg.StageQueue,
-			MaxPending:    a.cfg.StageMaxPending,
-			DrainTimeout:  a.cfg.ShutdownGrace,
+			Brokers:        a.brokers,
+			GroupID:        group,
+			Topics:         rt.topics,
+			OnAssigned:     rt.assigned,
+			OnRevoked:      rt.revoked,
+			QueueCapacity:  a.cfg.StageQueue,
+			MaxPending:     a.cfg.StageMaxPending,
+			CommitInterval: a.cfg.CommitInterval,
+			DrainTimeout:   a.cfg.ShutdownGrace,
 		}, func(ctx context.Context, rec kafka.Message) ([]kafka.Message, error) {
 			outs, err := h(ctx, rec)
 			if err != nil {
