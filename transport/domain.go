@@ -7,12 +7,12 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// DomainPublisher adapts a watermill publisher to the one-method interface the domain
-// packages declare:
+// DomainPublisher adapts a watermill publisher to a one-method interface,
 //
 //	Publish(ctx context.Context, topic, key string, value []byte) error
 //
-// so that they never import watermill.
+// for callers that write encoded records without importing watermill. (The pipeline's stages
+// do not use it: they return outputs to the Stage runner, which produces them.)
 type DomainPublisher struct {
 	pub message.Publisher
 }
