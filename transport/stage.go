@@ -147,6 +147,13 @@ type Stage struct {
 	owned                     map[string]*partitionTask // by "topic/partition"
 	loaded                    map[int]bool              // partition numbers loaded (OnAssigned) and not given up
 	generations               int                       // generations joined so far
+	// kept are the partitions whose state this member still holds between two generations,
+	// with the offset of each topic it had handled up to: if the next generation gives a
+	// partition back at exactly those offsets (nobody handled it meanwhile), its state is
+	// still right and is neither dropped nor loaded again. kafka-go rebalances eagerly — every
+	// member gives up everything — so without this every join or leave would reload every
+	// partition of every member. Only runGeneration's goroutine touches it.
+	kept map[int]map[string]int64
 }
 
 // NewStage returns a Stage that reads cfg.Topics in group cfg.GroupID, hands records to h and
@@ -163,7 +170,8 @@ func NewStage(cfg StageConfig, h StageHandler, p *Producer, log *zap.Logger) (*S
 		log = zap.NewNop()
 	}
 	return &Stage{cfg: cfg, log: log.Named("stage").With(zap.String("group", cfg.GroupID), zap.Strings("topics", cfg.Topics)),
-		handle: h, produce: p, owned: make(map[string]*partitionTask), loaded: make(map[int]bool)}, nil
+		handle: h, produce: p, owned: make(map[string]*partitionTask), loaded: make(map[int]bool),
+		kept: make(map[int]map[string]int64)}, nil
 }
 
 // StageStats are a stage's counters since it started, and what it owns now.
@@ -250,7 +258,7 @@ func (s *Stage) Run(ctx context.Context) error {
 		select {
 		case <-done:
 		case <-ctx.Done():
-			<-done // runGeneration drains and commits on ctx too
+			<-done // runGeneration drains, commits and gives everything up on ctx too
 			return nil
 		}
 	}
@@ -297,6 +305,25 @@ func (s *Stage) runGeneration(ctx, gctx context.Context, gen *kafka.Generation) 
 			byPartition[pa.ID] = append(byPartition[pa.ID], t)
 		}
 	}
+	// Partitions held from the last generation: those not given back are given up now, before
+	// anything is handled, and those given back at other offsets are reset.
+	keep := map[int]bool{}
+	for id, handled := range s.kept {
+		pts, back := byPartition[id]
+		same := back
+		for _, t := range pts {
+			if h, ok := handled[t.topic]; !ok || h != t.start || t.start < 0 {
+				same = false
+			}
+		}
+		if same {
+			keep[id] = true
+		} else if s.cfg.OnRevoked != nil {
+			s.cfg.OnRevoked(id)
+		}
+	}
+	clear(s.kept)
+
 	var wg sync.WaitGroup
 	var loaded []int
 	var loadedMu sync.Mutex
@@ -304,7 +331,7 @@ func (s *Stage) runGeneration(ctx, gctx context.Context, gen *kafka.Generation) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if s.cfg.OnAssigned != nil {
+			if s.cfg.OnAssigned != nil && !keep[id] {
 				start := map[string]int64{}
 				for _, t := range pts {
 					start[t.topic] = t.start
@@ -361,10 +388,30 @@ func (s *Stage) runGeneration(ctx, gctx context.Context, gen *kafka.Generation) 
 		delete(s.loaded, id)
 	}
 	s.mu.Unlock()
-	if s.cfg.OnRevoked != nil {
-		for _, id := range loaded {
-			s.cfg.OnRevoked(id)
+	if ctx.Err() != nil { // shutting down: no next generation to give anything back
+		if s.cfg.OnRevoked != nil {
+			for _, id := range loaded {
+				s.cfg.OnRevoked(id)
+			}
 		}
+		return
+	}
+	// A rebalance: hold the state until the next generation says whether it comes back.
+	for _, id := range loaded {
+		handled := map[string]int64{}
+		for _, t := range byPartition[id] {
+			// What the group hands back if nobody moves the partition: the state is right for
+			// it only if everything handled was committed (or nothing was handled).
+			h := t.start
+			if t.done >= 0 {
+				h = t.done
+				if t.committed != t.done {
+					h = -1
+				}
+			}
+			handled[t.topic] = h
+		}
+		s.kept[id] = handled
 	}
 }
 

@@ -251,3 +251,88 @@ func TestCoPartitionedAssignment(t *testing.T) {
 		}
 	}
 }
+
+// A member that gets the same partitions back after a rebalance (kafka-go rebalances eagerly:
+// everyone gives up everything) keeps their state: no second load, no give-up. A partition
+// that moves to another member is given up by this one before its next generation handles
+// anything.
+func TestStageKeepsStateOfPartitionsItGetsBack(t *testing.T) {
+	t.Parallel()
+	const parts = 4
+	b := transporttest.NewBroker(t, transport.EmbeddedConfig{Partitions: parts, Topics: []string{"kp.in", "kp.out"}})
+	stageInput(t, b.Addrs(), "kp.in", 400)
+	type counts struct {
+		mu                sync.Mutex
+		assigned, revoked map[int]int
+	}
+	member := func(c *counts) (*transport.Stage, context.CancelFunc, chan error) {
+		st, err := transport.NewStage(transport.StageConfig{Brokers: b.Addrs(), GroupID: "kp", Topics: []string{"kp.in"},
+			SessionTimeout: 6 * time.Second, RebalanceTimeout: 6 * time.Second,
+			OnAssigned: func(_ context.Context, p int, _ map[string]int64) error {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				c.assigned[p]++
+				return nil
+			},
+			OnRevoked: func(p int) {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				c.revoked[p]++
+			}}, echo("kp.out"), newProducer(t, b.Addrs()), zaptest.NewLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- st.Run(ctx) }()
+		return st, cancel, done
+	}
+	ca := &counts{assigned: map[int]int{}, revoked: map[int]int{}}
+	a, stopA, doneA := member(ca)
+	waitLoaded := func(st *transport.Stage, n int) []int {
+		deadline := time.Now().Add(2 * waitFor)
+		for {
+			ps, joined := st.Loaded()
+			if joined && len(ps) == n {
+				return ps
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("stage loaded %v, want %d partitions", ps, n)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitLoaded(a, parts)
+	checkOutputs(t, b.Addrs(), "kp.out", 400)
+	// A second member joins: A gives up half and keeps half.
+	cb := &counts{assigned: map[int]int{}, revoked: map[int]int{}}
+	bm, stopB, doneB := member(cb)
+	kept := waitLoaded(a, parts/2)
+	waitLoaded(bm, parts/2)
+	ca.mu.Lock()
+	for p := range parts {
+		wantAssigned, wantRevoked := 1, 1
+		if slices.Contains(kept, p) {
+			wantRevoked = 0 // it came back at the offsets A had handled to: state kept
+		}
+		if ca.assigned[p] != wantAssigned || ca.revoked[p] != wantRevoked {
+			t.Errorf("partition %d on A: loaded %d, given up %d times; want %d and %d (A kept %v)",
+				p, ca.assigned[p], ca.revoked[p], wantAssigned, wantRevoked, kept)
+		}
+	}
+	ca.mu.Unlock()
+	stopB()
+	stopA()
+	for _, d := range []chan error{doneA, doneB} {
+		if err := <-d; err != nil {
+			t.Fatal(err)
+		}
+	}
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	for _, p := range kept {
+		if ca.revoked[p] != 1 {
+			t.Errorf("partition %d given up %d times by A at shutdown, want 1", p, ca.revoked[p])
+		}
+	}
+}
