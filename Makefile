@@ -26,6 +26,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 # The failover drill with real processes: a broker and three instances, 30,000 events, one
-# instance killed with SIGKILL and one restarted; then a for: 3m rule held across a kill.
+# instance killed with SIGKILL and one restarted; then a for: 3m rule and a window count held
+# across a kill.
 failover-drill:
-	$(GO) test -count=1 -v -run 'TestThreeInstancesFailOverWithoutDuplicates|TestHeldConditionCarriesAcrossFailover|TestCrashMidStream' ./app/
+	$(GO) test -count=1 -v -run 'TestThreeInstancesFailOverWithoutDuplicates|TestHeldConditionCarriesAcrossFailover|TestWindowCountCarriesAcrossFailover|TestCrashMidStream' ./app/
