@@ -115,7 +115,7 @@ func New(cfg Config, log *zap.Logger) (*App, error) {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
 	a.catalog = rules.NewCatalog()
-	if a.rules, err = rules.New(rules.Config{Registerer: a.registry}, a.ruleSet, log.Named("rules")); err != nil {
+	if a.rules, err = rules.New(rules.Config{Registerer: a.registry, AllowedLateness: cfg.RulesLateness}, a.ruleSet, log.Named("rules")); err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
 	policy, err := loadPolicy(cfg)

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/urbanbrain/urbanbrain/rules"
 )
 
 // Components that `serve --components` can start. They talk only through Kafka topics, so
@@ -55,6 +57,7 @@ type Config struct {
 	StageQueue           int           // records prefetched per partition and stage
 	StageMaxPending      int           // records per partition whose outputs await acknowledgement
 	CommitInterval       time.Duration // how often stages commit acknowledged offsets
+	RulesLateness        time.Duration // how far behind a street's clock an event still counts in stateful rules
 
 	// Storage (docs/storage.md).
 	Store              string   // StoreSQLite (embedded default) or StoreClickHouse
@@ -115,6 +118,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.ProduceInFlightBytes, "produce-inflight-bytes", 64<<20, "output bytes handed to the producer and not yet acknowledged before stages wait (backpressure)")
 	fs.IntVar(&c.StageQueue, "stage-prefetch", 1000, "records each stage prefetches per partition")
 	fs.IntVar(&c.StageMaxPending, "stage-max-pending", 20000, "records per partition whose outputs await the broker before the partition waits")
+	fs.DurationVar(&c.RulesLateness, "rules-lateness", rules.DefaultAllowedLateness, "how far behind its street's event-time clock an event still counts in windows, for and absent rules; silence and held conditions fire this much later")
 	fs.DurationVar(&c.CommitInterval, "commit-interval", 100*time.Millisecond, "how often stages commit acknowledged offsets (bounds what is handled again after a crash)")
 	c.registerStoreFlags(fs)
 	c.registerWorkflowFlags(fs)
@@ -145,6 +149,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
 		errs = append(errs, fmt.Errorf("--pprof-addr %s: the profiler is served on loopback only (127.0.0.1:PORT or [::1]:PORT)", c.PprofAddr))
+	}
+	if c.RulesLateness <= 0 {
+		errs = append(errs, errors.New("--rules-lateness must be positive"))
 	}
 	if c.ProduceLinger < 0 {
 		errs = append(errs, errors.New("--produce-linger must not be negative"))
