@@ -257,28 +257,9 @@ func (n *nodeProc) stop(t *testing.T) {
 // not three minutes after the move.
 func TestHeldConditionCarriesAcrossFailover(t *testing.T) {
 	t.Parallel()
-	broker := brokerProcess(t)
-	_, keyBytes := sharedKey(t)
-	nodes := []*nodeProc{startNode(t, broker, nodeDir(t, keyBytes)), startNode(t, broker, nodeDir(t, keyBytes))}
-
-	cityMap := demoCity(t)
-	g := cityMap.Grids()[11]
-	partitions, err := transport.PartitionCount(t.Context(), []string{broker}, event.TopicEvents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := transport.PartitionOf(g.Street, partitions)
-	owner := -1
-	eventually(t, 30*time.Second, "an owner of the street's rules partition", func() bool {
-		for i, n := range nodes {
-			if slices.Contains(rulesPartitions(t, n), p) {
-				owner = i
-				return true
-			}
-		}
-		return false
-	})
-
+	g := demoCity(t).Grids()[11]
+	pair := startRulesPair(t, g.Street)
+	broker := pair.broker
 	w := producerTo(t, broker)
 	t0 := time.Now().Add(-10 * time.Minute).Truncate(time.Second).UTC()
 	send := func(i int) {
@@ -297,19 +278,7 @@ func TestHeldConditionCarriesAcrossFailover(t *testing.T) {
 	for i := 0; i <= 6; i++ { // t0 … t0+2m: held for two minutes
 		send(i)
 	}
-	eventually(t, 30*time.Second, "the owner to handle the first two minutes", func() bool {
-		return stageLag(t, nodes[owner], "rules") == 0 && eventsOn(t, broker) >= 7
-	})
-	time.Sleep(500 * time.Millisecond) // let the owner commit what it handled
-	killed := time.Now()
-	nodes[owner].kill(t)
-	survivor := nodes[1-owner]
-	eventually(t, 60*time.Second, "the survivor to own the partition", func() bool {
-		return slices.Contains(rulesPartitions(t, survivor), p)
-	})
-	// The figure docs/operations.md quotes: a crashed member's partitions move once its
-	// group session (10 s) expires, then the new owner loads them.
-	t.Logf("takeover: the survivor owned and had loaded partition %d %v after the SIGKILL", p, time.Since(killed).Round(100*time.Millisecond))
+	pair.killOwnerAfter(t, 7)
 	for i := 7; i <= 12; i++ { // t0+2m20s … t0+4m
 		send(i)
 	}
@@ -348,6 +317,56 @@ func TestHeldConditionCarriesAcrossFailover(t *testing.T) {
 	if got, want := held[0].Event.ID, "WL-HELD-09"; got != want {
 		t.Errorf("fired on %s, want %s: three minutes of event time after the first reading", got, want)
 	}
+}
+
+// rulesPair is two instances on one broker, and which of them owns the rules partition that
+// holds a street.
+type rulesPair struct {
+	broker    string
+	nodes     []*nodeProc
+	owner     int
+	partition int
+}
+
+func startRulesPair(t *testing.T, street string) *rulesPair {
+	t.Helper()
+	r := &rulesPair{broker: brokerProcess(t), owner: -1}
+	_, keyBytes := sharedKey(t)
+	r.nodes = []*nodeProc{startNode(t, r.broker, nodeDir(t, keyBytes)), startNode(t, r.broker, nodeDir(t, keyBytes))}
+	partitions, err := transport.PartitionCount(t.Context(), []string{r.broker}, event.TopicEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.partition = transport.PartitionOf(street, partitions)
+	eventually(t, 30*time.Second, "an owner of the street's rules partition", func() bool {
+		for i, n := range r.nodes {
+			if slices.Contains(rulesPartitions(t, n), r.partition) {
+				r.owner = i
+				return true
+			}
+		}
+		return false
+	})
+	return r
+}
+
+// killOwnerAfter waits until the owner has handled the first n events of city.events, kills
+// it with SIGKILL, and waits until the survivor owns (and has loaded) the partition.
+func (r *rulesPair) killOwnerAfter(t *testing.T, n int) {
+	t.Helper()
+	eventually(t, 30*time.Second, "the owner to handle what was sent", func() bool {
+		return stageLag(t, r.nodes[r.owner], "rules") == 0 && eventsOn(t, r.broker) >= n
+	})
+	time.Sleep(500 * time.Millisecond) // let the owner commit what it handled
+	killed := time.Now()
+	r.nodes[r.owner].kill(t)
+	survivor := r.nodes[1-r.owner]
+	eventually(t, 60*time.Second, "the survivor to own the partition", func() bool {
+		return slices.Contains(rulesPartitions(t, survivor), r.partition)
+	})
+	// The figure docs/operations.md quotes: a crashed member's partitions move once its
+	// group session (10 s) expires, then the new owner loads them.
+	t.Logf("takeover: the survivor owned and had loaded partition %d %v after the SIGKILL", r.partition, time.Since(killed).Round(100*time.Millisecond))
 }
 
 // sharedKey makes a signing key for several nodes: the key and its file's bytes.
@@ -414,25 +433,9 @@ func eventsOn(t *testing.T, broker string) int {
 // that is then killed, and the third, handled by the new owner, fires the rule — once.
 func TestWindowCountCarriesAcrossFailover(t *testing.T) {
 	t.Parallel()
-	broker := brokerProcess(t)
-	_, keyBytes := sharedKey(t)
-	nodes := []*nodeProc{startNode(t, broker, nodeDir(t, keyBytes)), startNode(t, broker, nodeDir(t, keyBytes))}
 	g := demoCity(t).Grids()[23]
-	partitions, err := transport.PartitionCount(t.Context(), []string{broker}, event.TopicEvents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := transport.PartitionOf(g.Street, partitions)
-	owner := -1
-	eventually(t, 30*time.Second, "an owner of the street's rules partition", func() bool {
-		for i, n := range nodes {
-			if slices.Contains(rulesPartitions(t, n), p) {
-				owner = i
-				return true
-			}
-		}
-		return false
-	})
+	pair := startRulesPair(t, g.Street)
+	broker := pair.broker
 	w := producerTo(t, broker)
 	t0 := time.Now().Add(-20 * time.Minute).UTC()
 	send := func(i int) {
@@ -446,15 +449,7 @@ func TestWindowCountCarriesAcrossFailover(t *testing.T) {
 	}
 	send(0)
 	send(1)
-	eventually(t, 30*time.Second, "the owner to count the first two complaints", func() bool {
-		return stageLag(t, nodes[owner], "rules") == 0 && eventsOn(t, broker) >= 2
-	})
-	time.Sleep(500 * time.Millisecond) // let the owner commit what it handled
-	nodes[owner].kill(t)
-	survivor := nodes[1-owner]
-	eventually(t, 60*time.Second, "the survivor to own the partition", func() bool {
-		return slices.Contains(rulesPartitions(t, survivor), p)
-	})
+	pair.killOwnerAfter(t, 2)
 	send(2)
 	clusters := func() map[string]bool {
 		ids := map[string]bool{}

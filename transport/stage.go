@@ -409,6 +409,9 @@ func (s *Stage) runGeneration(ctx, gctx context.Context, gen *kafka.Generation) 
 					h = -1
 				}
 			}
+			if t.dirty.Load() {
+				h = -1
+			}
 			handled[t.topic] = h
 		}
 		s.kept[id] = handled
@@ -451,6 +454,7 @@ type partitionTask struct {
 	start     int64
 	committed int64 // last committed offset (the next record to read), -1 before the first
 	lag       atomic.Int64
+	dirty     atomic.Bool // a handled record's outputs never reached the producer
 
 	mu      sync.Mutex
 	pending []*pendingRecord // in offset order
@@ -519,6 +523,11 @@ func (t *partitionTask) run(ctx context.Context, endGeneration context.CancelFun
 // It returns false when ctx ended first.
 func (t *partitionTask) handle(ctx context.Context, log *zap.Logger, rec kafka.Message) bool {
 	s := t.stage
+	// Wait for room before the handler runs: once it has run, its effects on the stage's
+	// state (a dedup set, an incident) are applied, and its outputs must go out.
+	if !t.waitForRoom(ctx) {
+		return false
+	}
 	retry := backoff{min: s.cfg.RetryBackoff, max: 5 * time.Second}
 	var outs []kafka.Message
 	for {
@@ -528,7 +537,7 @@ func (t *partitionTask) handle(ctx context.Context, log *zap.Logger, rec kafka.M
 			break
 		}
 		if ctx.Err() != nil {
-			return false
+			return false // a failed handler applied nothing
 		}
 		s.retries.Add(1)
 		wait := retry.next()
@@ -539,9 +548,6 @@ func (t *partitionTask) handle(ctx context.Context, log *zap.Logger, rec kafka.M
 		}
 	}
 	s.handled.Add(1)
-	if !t.waitForRoom(ctx) {
-		return false
-	}
 	if len(outs) == 0 {
 		t.track(&pendingRecord{task: t, offset: rec.Offset})
 		return true
@@ -549,21 +555,31 @@ func (t *partitionTask) handle(ctx context.Context, log *zap.Logger, rec kafka.M
 	p := &pendingRecord{task: t, offset: rec.Offset}
 	p.left.Store(int32(len(outs)))
 	s.outputs.Add(uint64(len(outs)))
+	// The outputs go to the producer even when the partition is being revoked meanwhile:
+	// dropping them would leave the handler's effects without their records (an event marked
+	// seen and never written — lost when the record is handled again as a replay). Only a
+	// producer that takes nothing for DrainTimeout stops this, and then the partition's state
+	// is marked dirty so that it is not kept into the next generation.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.DrainTimeout)
+	defer cancel()
 	for {
 		// Tracked only once the producer has the outputs: a record whose outputs never left
 		// must not hold up the drain. An answer that comes before track finds the record
 		// done when track appends it.
-		err := s.produce.send(ctx, p, outs)
+		err := s.produce.send(sctx, p, outs)
 		if err == nil {
 			t.track(p)
 			return true
 		}
-		if ctx.Err() != nil {
+		if sctx.Err() != nil || errors.Is(err, ErrClosed) {
+			t.dirty.Store(true)
+			log.Error("outputs of a handled record not handed to the producer; the partition will be loaded afresh",
+				zap.Int64("offset", rec.Offset), zap.Error(err))
 			return false
 		}
 		log.Warn("handing outputs to the producer failed; retrying", zap.Error(err))
-		if !sleepCtx(ctx, s.cfg.RetryBackoff) {
-			return false
+		if !sleepCtx(sctx, s.cfg.RetryBackoff) {
+			continue // the next send fails on sctx and takes the branch above
 		}
 	}
 }
