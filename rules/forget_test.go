@@ -1,7 +1,6 @@
 package rules_test
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -121,30 +120,9 @@ func TestForgetConcurrency(t *testing.T) {
 	rs := mustParse(t, noiseWindow+"---\n"+manholeAbsent)
 	rec := &rulestest.Recorder{}
 	eng := newEngine(t, rs, nil)
-	ctx := context.Background()
 	var wg sync.WaitGroup
-	for p := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 300 {
-				ev := rulestest.Hotline(fmt.Sprintf("c%d-%d", p, i), "投诉", "0401", "normal", "吵")
-				ev.Area.Street = fmt.Sprintf("S%d", p)
-				ev.Area.Community = fmt.Sprintf("C%d-%d", p, i%3)
-				ev.Time = rulestest.At.Add(time.Duration(i) * time.Second)
-				if err := rec.Keep(eng.HandleEvent(ctx, ev)); err != nil {
-					t.Error(err)
-				}
-			}
-		}()
-	}
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for i := range 50 {
-			_, _ = eng.Tick(ctx, rulestest.At.Add(time.Duration(i)*time.Second))
-		}
-	}()
+	complainInFourStreets(t, eng, rec, &wg)
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for range 50 {

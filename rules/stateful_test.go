@@ -390,30 +390,9 @@ func TestStatefulConcurrency(t *testing.T) {
 	rs := mustParse(t, noiseWindow+"---\n"+manholeAbsent+"---\n"+waterFor)
 	rec := &rulestest.Recorder{}
 	eng := newEngine(t, rs, nil)
-	ctx := context.Background()
 	var wg sync.WaitGroup
-	for p := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 300 {
-				ev := rulestest.Hotline(fmt.Sprintf("c%d-%d", p, i), "投诉", "0401", "normal", "吵")
-				ev.Area.Street = fmt.Sprintf("S%d", p)
-				ev.Area.Community = fmt.Sprintf("C%d-%d", p, i%3)
-				ev.Time = rulestest.At.Add(time.Duration(i) * time.Second)
-				if err := rec.Keep(eng.HandleEvent(ctx, ev)); err != nil {
-					t.Error(err)
-				}
-			}
-		}()
-	}
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for i := range 50 {
-			_, _ = eng.Tick(ctx, rulestest.At.Add(time.Duration(i)*time.Second))
-		}
-	}()
+	complainInFourStreets(t, eng, rec, &wg)
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for range 20 {
@@ -433,4 +412,33 @@ func TestStatefulConcurrency(t *testing.T) {
 	if st := stats(eng)["noise-complaints"]; fires != 12 || st.Keys != 12 || st.Evaluated != 1200 {
 		t.Errorf("fires %d, stats %+v; want 12 fires, 12 keys, 1200 evaluations", fires, st)
 	}
+}
+
+// complainInFourStreets sends 300 noise complaints in each of four streets (S0 to S3, three
+// communities each), one goroutine a street, and ticks the clock 50 times from another; all of
+// them on wg.
+func complainInFourStreets(t *testing.T, eng *rules.Engine, rec *rulestest.Recorder, wg *sync.WaitGroup) {
+	ctx := context.Background()
+	for p := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				ev := rulestest.Hotline(fmt.Sprintf("c%d-%d", p, i), "投诉", "0401", "normal", "吵")
+				ev.Area.Street = fmt.Sprintf("S%d", p)
+				ev.Area.Community = fmt.Sprintf("C%d-%d", p, i%3)
+				ev.Time = rulestest.At.Add(time.Duration(i) * time.Second)
+				if err := rec.Keep(eng.HandleEvent(ctx, ev)); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 50 {
+			_, _ = eng.Tick(ctx, rulestest.At.Add(time.Duration(i)*time.Second))
+		}
+	}()
 }

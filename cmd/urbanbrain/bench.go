@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -91,13 +90,7 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			if *jsonOut {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
-			}
-			rep.Print(stdout)
-			return nil
+			return writeReport(stdout, *jsonOut, rep, func() { rep.Print(stdout) })
 		},
 	}
 }

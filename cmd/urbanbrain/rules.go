@@ -81,13 +81,7 @@ func replayCommand(stdin io.Reader, stdout, stderr io.Writer) *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			if *asJSON {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
-			}
-			printReport(stdout, rep)
-			return nil
+			return writeReport(stdout, *asJSON, rep, func() { printReport(stdout, rep) })
 		},
 	}
 }
@@ -141,4 +135,15 @@ func printReport(w io.Writer, rep replay.Report) {
 		fmt.Fprintf(w, ", %.0f records per CPU-second (%v CPU)", rep.RecordsPerCPUSecond, rep.CPU.Round(time.Millisecond))
 	}
 	fmt.Fprintln(w)
+}
+
+// writeReport prints a command's report as indented JSON, or as text with printText.
+func writeReport(w io.Writer, asJSON bool, rep any, printText func()) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printText()
+	return nil
 }
