@@ -17,7 +17,7 @@ test: test-deps
 	URBANBRAIN_REQUIRE_TOOLS=$$(cat .ci/tools-ok 2>/dev/null || echo 0) $(GO) test -race -count=1 -timeout 60m ./...
 	# One fuzz worker: on a 2-core CI machine parallel workers starve each other and the
 	# coordinator reports a busy worker as hung.
-	$(GO) test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime 20s -parallel 1 ./rules/
+	GO=$(GO) rules/testdata/fuzz-compile.sh 20s
 
 test-deps:
 	@bash .ci/install-test-deps

@@ -49,6 +49,7 @@ type App struct {
 	city      *city.Map
 	ruleSet   []rules.Rule   // the rules directory, which seeds city.rules
 	catalog   *rules.Catalog // every rule version read from city.rules (rules.go)
+	ruleJobs  ruleJobs       // dry runs and backtests as bounded, cancellable jobs (rules_jobs.go)
 	issuer    *auth.Issuer
 	store     Store // storage/sqlite or storage/clickhouse (store.go)
 	ingest    *ingest.Service
@@ -58,6 +59,8 @@ type App struct {
 	webhook   *webhook.Notifier // agency notifications (workflow.go)
 	cockpit   *cockpit.Hub
 	results   *resultWaiter
+	signer    *transport.Signer  // signs and checks the records of internal topics (signing.go)
+	forged    prometheus.Counter // records of internal topics refused for their signature
 
 	// Set while running.
 	brokers    []string
@@ -77,7 +80,7 @@ func New(cfg Config, log *zap.Logger) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	if err := privateDir(cfg.DataDir); err != nil { // datadir.go: personal data lives here
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	a := &App{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
@@ -108,7 +111,13 @@ func New(cfg Config, log *zap.Logger) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
-	a.issuer = auth.NewIssuer(key, TokenIssuer)
+	if a.issuer, err = newIssuer(cfg.DataDir, key); err != nil { // tokens.go: with the revocation list
+		return nil, err
+	}
+	a.signer = newRecordSigner(key)
+	a.forged = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "urbanbrain", Name: "records_refused_total",
+		Help: "Records read from internal topics without a valid instance signature (forged or altered); dead-lettered."})
+	a.registry.MustRegister(a.forged)
 	a.results = newResultWaiter()
 
 	if a.ingest, err = ingest.New(ingest.Config{Registerer: a.registry}, a.city, outputSink{a}, log.Named("ingest")); err != nil {
@@ -201,7 +210,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("http listen %s: %w", a.cfg.HTTPAddr, err)
 	}
 	a.httpAddr.Store(ln.Addr().String())
-	srv := &http.Server{Handler: a.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := a.newHTTPServer() // limits.go: timeouts, body limits, per-token rates
 
 	g, gctx := errgroup.WithContext(ctx)
 	if a.cfg.PprofAddr != "" {
@@ -282,19 +291,29 @@ func (a *App) servePprof(ctx context.Context, g *errgroup.Group) error {
 
 func (a *App) startBroker(ctx context.Context) error {
 	if !a.cfg.Embedded() {
+		if err := a.useKafkaSecurity(); err != nil { // netsec.go: TLS and SASL to the cluster
+			return err
+		}
 		a.brokers = a.cfg.KafkaBrokers
 		return transport.EnsureTopics(ctx, a.brokers, a.cfg.Partitions, event.AllTopics()...)
 	}
+	brokerTLS, err := a.cfg.embeddedTLS()
+	if err != nil {
+		return err
+	}
 	emb, err := transport.StartEmbedded(transport.EmbeddedConfig{
-		DataDir:    filepath.Join(a.cfg.DataDir, "kafka"),
-		Listen:     a.cfg.BrokerListen,
-		SyncWrites: a.cfg.BrokerSync,
-		Partitions: a.cfg.Partitions,
-		Topics:     event.AllTopics(),
+		DataDir:     filepath.Join(a.cfg.DataDir, "kafka"),
+		Listen:      a.cfg.BrokerListen,
+		SyncWrites:  a.cfg.BrokerSync,
+		Partitions:  a.cfg.Partitions,
+		Topics:      event.AllTopics(),
+		RequireSASL: a.cfg.BrokerSASL, // forced on beyond loopback
+		TLS:         brokerTLS,
 	}, a.log.Named("broker"))
 	if err != nil {
 		return fmt.Errorf("embedded broker: %w", err)
 	}
+	transport.UseSecurity(emb.ClientSecurity()) // our own clients authenticate like any other
 	a.embedded = emb
 	a.brokers = emb.Addrs()
 	a.log.Info("embedded Kafka-protocol broker started", zap.Strings("addrs", a.brokers))
@@ -323,16 +342,16 @@ func (a *App) restore(ctx context.Context) error {
 	}
 	start := time.Now()
 	changes := 0
-	err = transport.ReadAll(ctx, a.brokers, event.TopicIncidents, func(_ string, value []byte) error {
+	err = transport.ReadRecords(ctx, a.brokers, event.TopicIncidents, a.signedOnly("restore", func(rec kafka.Message) error {
 		var ch event.IncidentChange
-		if _, err := event.Decode(value, event.TypeIncidentChanged, &ch); err != nil {
+		if _, err := event.Decode(rec.Value, event.TypeIncidentChanged, &ch); err != nil {
 			a.log.Warn("restore: skipping undecodable changelog record", zap.Error(err))
 			return nil
 		}
 		changes++
 		a.cockpit.Restore(ch)
 		return nil
-	})
+	}))
 	if err != nil {
 		return fmt.Errorf("restore from %s: %w", event.TopicIncidents, err)
 	}

@@ -5,13 +5,29 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/urbanbrain/urbanbrain/auth"
 	cockpit "github.com/urbanbrain/urbanbrain/cockpit-ws"
 )
 
 // newCockpit builds the cockpit hub (/ws/cockpit, /ws/worker and the wall-screen page) on
 // the loaded city, and exposes its counters as metrics.
 func (a *App) newCockpit() (*cockpit.Hub, error) {
-	hub, err := cockpit.New(cockpit.Config{AllowedOrigins: a.cfg.AllowedOrigins, City: a.city}, a.issuer, a.log.Named("cockpit"))
+	l := a.cfg.HTTPLimits
+	reserved := l.CockpitReservedShare
+	if reserved == 0 {
+		reserved = -1 // the flag's 0 means none; the hub's zero value means its default
+	}
+	hub, err := cockpit.New(cockpit.Config{
+		AllowedOrigins:       a.cfg.AllowedOrigins,
+		City:                 a.city,
+		MaxConnections:       l.CockpitMaxConnections,
+		MaxSubscriptions:     l.CockpitMaxSubscriptions,
+		SubjectConnections:   l.CockpitTokenConnections,
+		SubjectSubscriptions: l.CockpitTokenSubscriptions,
+		ReservedShare:        reserved,
+		HistoryBudget:        l.CockpitHistoryBudget,
+		SendBuffer:           l.CockpitSendBuffer,
+	}, a.issuer, a.log.Named("cockpit"))
 	if err != nil {
 		return nil, fmt.Errorf("cockpit: %w", err)
 	}
@@ -25,6 +41,10 @@ func (a *App) newCockpit() (*cockpit.Hub, error) {
 			stat(func(s cockpit.Stats) float64 { return float64(s.Frames) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "urbanbrain_cockpit_slow_dropped_total", Help: "Clients disconnected because they did not read fast enough."},
 			stat(func(s cockpit.Stats) float64 { return float64(s.SlowDropped) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "urbanbrain_cockpit_refused_total", Help: "Cockpit connections and subscriptions refused by a limit (per token, per role share, or the whole hub)."},
+			stat(func(s cockpit.Stats) float64 { return float64(s.Refused) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "urbanbrain_cockpit_history_bytes", Help: "Bytes of delta frames kept for resuming, all subscriptions (bounded by --cockpit-history-budget)."},
+			stat(func(s cockpit.Stats) float64 { return float64(s.HistoryBytes) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "urbanbrain_cockpit_write_timeouts_total", Help: "Clients disconnected because a write did not finish within the write timeout."},
 			stat(func(s cockpit.Stats) float64 { return float64(s.WriteTimeouts) })),
 	)
@@ -32,13 +52,15 @@ func (a *App) newCockpit() (*cockpit.Hub, error) {
 }
 
 // cockpitRoutes are the websockets and the wall-screen page. The websockets authenticate
-// before upgrading; the page is public and reads its token from the URL fragment.
+// before upgrading, and are the only routes that accept the token as ?access_token= (the
+// hub's handlers are wrapped in auth.AcceptQueryToken); the page is public and reads its
+// token from the URL fragment.
 func (a *App) cockpitRoutes() []httpRoute {
 	page := cockpit.Page()
 	return []httpRoute{
-		{"GET /ws/cockpit", a.cockpit},
-		{"GET /ws/worker", a.cockpit.WorkerHandler()},
-		{"GET /{$}", page},
-		{"GET " + cockpit.PagePrefix, page},
+		{"GET /ws/cockpit", selfGuarded(auth.PermCockpit, a.cockpit)},
+		{"GET /ws/worker", selfGuarded(auth.PermReadIncidents, a.cockpit.WorkerHandler())}, // the worker role only
+		{"GET /{$}", public(page)},
+		{"GET " + cockpit.PagePrefix, public(page)},
 	}
 }

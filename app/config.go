@@ -50,6 +50,8 @@ type Config struct {
 	PublicURL      string // how the printed demo links reach this server
 	PprofAddr      string // loopback address for net/http/pprof; empty: off
 
+	NetSecConfig // TLS and SASL to Kafka and ClickHouse, the embedded broker's credentials (netsec.go)
+
 	// The processing loop (docs/operations.md, "Throughput"): stages and the shared producer.
 	ProduceLinger        time.Duration // how long a producer batch waits for more records
 	ProduceBatch         int           // records per producer batch and partition, at most
@@ -71,10 +73,13 @@ type Config struct {
 	EventRetention     time.Duration // 0 keeps raw events forever
 	IncidentRetention  time.Duration // 0 keeps closed incidents forever; else at least 180 days
 
+	HTTPLimits // timeouts, body size, rate limits, cockpit limits (limits.go)
+
 	// Work-order loop (docs/workflow.md).
 	WorkflowPolicy      string        // YAML policy file; empty: the built-in one
 	SLATick             time.Duration // how often SLA clocks are checked
 	WebhookAllowPrivate bool          // agencies' webhooks may be on private/loopback addresses
+	CommandMaxAge       time.Duration // commands older than this are dead-lettered as replays (signing.go)
 }
 
 // Store backends of --store.
@@ -85,7 +90,7 @@ const (
 
 // RegisterFlags binds c to fs; the defaults are the embedded single-binary setup.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "HTTP listen address for the API, websockets, /metrics and health")
+	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address for the API, websockets, /metrics and health (loopback by default: say :8080 to listen on every interface)")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for the embedded broker, SQLite database and signing key")
 	fs.Func("kafka-brokers", "comma-separated Kafka brokers; empty starts the embedded broker", func(s string) error {
 		c.KafkaBrokers = splitList(s)
@@ -122,6 +127,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.CommitInterval, "commit-interval", 100*time.Millisecond, "how often stages commit acknowledged offsets (bounds what is handled again after a crash)")
 	c.registerStoreFlags(fs)
 	c.registerWorkflowFlags(fs)
+	c.registerLimitFlags(fs)
+	c.registerNetSecFlags(fs)
 }
 
 // Validate reports every problem at once.
@@ -161,6 +168,8 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.validateStore()...)
 	errs = append(errs, c.validateWorkflow()...)
+	errs = append(errs, c.validateLimits()...)
+	errs = append(errs, c.validateNetSec()...)
 	return errors.Join(errs...)
 }
 

@@ -35,10 +35,10 @@ func TestAPIDocsListEveryRouteAndErrorCode(t *testing.T) {
 		}
 	}
 	codes := []string{
-		auth.CodeUnauthenticated, auth.CodeForbidden,
+		auth.CodeUnauthenticated, auth.CodeForbidden, auth.CodeRateLimited,
 		CodeInvalidRequest, CodeNotFound, CodeForbidden, CodeIllegalTransition, CodeInvalidCommand,
 		CodeTimeout, CodeUnavailable, CodeInternal,
-		CodeInvalidRule, CodeRuleExists, CodeVersionConflict,
+		CodeInvalidRule, CodeRuleExists, CodeVersionConflict, CodeTooManyJobs,
 		incidents.CodeIllegalTransition, incidents.CodeNotFound, incidents.CodeForbidden, incidents.CodeInvalidCommand,
 	}
 	for _, c := range codes {

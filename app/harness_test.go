@@ -8,8 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/transport/transporttest"
 )
 
 // running is one urbanbrain process started by a test on loopback.
@@ -164,19 +163,10 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// requireTool finds an external test peer. Under `make test` (which installs the peers) a
-// missing tool fails the test; a plain `go test` without it skips, saying why.
+// requireTool finds an external test peer, or skips or fails the test (transporttest.RequireTool).
 func requireTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	if os.Getenv("URBANBRAIN_REQUIRE_TOOLS") == "1" {
-		t.Fatalf("%s is required (make test installs it) but not found: %v", name, err)
-	}
-	t.Skipf("SKIP: %s not installed (run `make test`, which installs it from Debian)", name)
-	return ""
+	return transporttest.RequireTool(t, name)
 }
 
 // hotlineTicket builds a CloudEvents structured hotline ticket at p.

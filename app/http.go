@@ -41,15 +41,40 @@ type httpRoute struct {
 	handler http.Handler
 }
 
+// guarded is a route's handler with what it requires, declared where the route is: every route
+// of httpRoutes is one (the permission table test, permissions_test.go, reads them).
+type guarded struct {
+	http.Handler
+	perm auth.Permission // "" for a public route
+	self bool            // the handler checks the token itself (a websocket, before upgrading)
+}
+
+// need is a route that answers only a valid token whose role holds p.
+func (a *App) need(p auth.Permission, h http.HandlerFunc) http.Handler {
+	return guarded{Handler: auth.Middleware(a.issuer, p)(h), perm: p}
+}
+
+// public is a route anyone may call: probes and the pages, which carry no data.
+func public(h http.Handler) http.Handler { return guarded{Handler: h} }
+
+// selfGuarded is a route whose handler checks a token holding p itself.
+func selfGuarded(p auth.Permission, h http.Handler) http.Handler {
+	return guarded{Handler: h, perm: p, self: true}
+}
+
 // httpRoutes is every HTTP route of the enabled components.
 func (a *App) httpRoutes() []httpRoute {
-	need := func(p auth.Permission, h http.HandlerFunc) http.Handler { return auth.Middleware(a.issuer, p)(h) }
+	need := a.need
+	metrics := promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry})
 	rs := []httpRoute{
-		{"GET /livez", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		{"GET /livez", public(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-		})},
-		{"GET /readyz", http.HandlerFunc(a.readyz)},
-		{"GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry})},
+		}))},
+		{"GET /readyz", public(http.HandlerFunc(a.readyz))},
+		{"GET /metrics", public(metrics)},
+	}
+	if a.cfg.MetricsTokenRequired {
+		rs[2].handler = need(auth.PermReadIncidents, metrics.ServeHTTP)
 	}
 	if a.cfg.Runs(CompIngest) {
 		rs = append(rs, httpRoute{"POST /api/v1/events", need(auth.PermIngest, a.ingest.ServeHTTP)})
@@ -143,9 +168,20 @@ func (a *App) getIncident(w http.ResponseWriter, r *http.Request) {
 		a.internalError(w, "get incident", err)
 		return
 	}
+	if seesPersonalData(claims) && !a.auditReads(w, r, claims, []personalRead{detailRead(d)}) {
+		return
+	}
+	// Every string of the answer goes through the one masking policy (auth): the incident,
+	// the notes and reasons of its timeline, its linked events and its dispatch reasons.
 	d.Incident = auth.MaskIncident(d.Incident, claims)
+	for i := range d.Timeline {
+		d.Timeline[i].Change = auth.MaskChange(d.Timeline[i].Change, claims)
+	}
 	for i := range d.Events {
 		d.Events[i] = auth.MaskEvent(d.Events[i], claims)
+	}
+	for i := range d.Dispatches {
+		d.Dispatches[i] = auth.MaskDispatch(d.Dispatches[i], claims)
 	}
 	writeJSON(w, http.StatusOK, d)
 }
@@ -187,20 +223,25 @@ func (a *App) postAction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest, "action is required")
 		return
 	}
-	// Object-level scope: the caller must be able to see the incident to act on it.
-	if d, err := a.store.GetIncident(r.Context(), id); err == nil && !canSeeIncident(claims, d.Incident) {
+	// Object-level scope, before anything is sent or answered: the caller must be able to see
+	// the incident to act on it. An incident the store cannot show is refused, never waved
+	// through (the owner checks scope again, with the state it holds).
+	d, err := a.store.GetIncident(r.Context(), id)
+	switch {
+	case errors.Is(err, storage.ErrNotFound) || err == nil && !canSeeIncident(claims, d.Incident):
 		writeError(w, http.StatusNotFound, CodeNotFound, "no incident "+id)
+		return
+	case err != nil:
+		a.log.Error("scope check of a command", zap.String("incident", id), zap.Error(err))
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "cannot check the incident's scope now; try again")
 		return
 	}
 	cmd := event.Command{
-		ID: req.ID, IncidentID: id, Action: req.Action, Reason: req.Reason, Note: req.Note,
+		ID: clientCommandID(claims.Subject, req.ID), IncidentID: id, Action: req.Action, Reason: req.Reason, Note: req.Note,
 		Assignment: req.Assignment, At: time.Now().UTC(),
 		Actor: event.Actor{Subject: claims.Subject, Role: claims.Role, District: claims.District, Grids: claims.Grids},
 	}
 	req.workflowCommand(&cmd)
-	if cmd.ID == "" {
-		cmd.ID = uuid.NewString()
-	}
 	b, err := event.Encode(event.TypeCommand, cmd.ID, cmd.At, cmd)
 	if err != nil {
 		a.internalError(w, "encode command", err)
@@ -231,6 +272,17 @@ func (a *App) postAction(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusAccepted, map[string]string{"code": CodeTimeout, "command_id": cmd.ID,
 			"error": "command accepted but its outcome did not arrive within " + a.cfg.CommandTimeout.String()})
 	}
+}
+
+// clientCommandID is the id of a command sent over HTTP: the caller's idempotency key (a new
+// one when they chose none) in the caller's own namespace. Two callers choosing the same key
+// are two commands, and no caller can choose the id of a system command ("dispatch:…",
+// "reassign:…", "sla:…"), which would otherwise answer for it or suppress it.
+func clientCommandID(subject, key string) string {
+	if key == "" {
+		key = uuid.NewString()
+	}
+	return "http:" + subject + ":" + key
 }
 
 func statusForCode(code string) int {

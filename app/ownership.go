@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/urbanbrain/urbanbrain/event"
@@ -49,16 +50,16 @@ func (a *App) loadDispatch(ctx context.Context, p int, _ map[string]int64) error
 // readChangelog feeds every decodable change of city.incidents partition p to fn.
 func (a *App) readChangelog(ctx context.Context, p int, fn func(event.IncidentChange)) (int, error) {
 	n := 0
-	err := transport.ReadPartition(ctx, a.brokers, event.TopicIncidents, p, func(_ string, value []byte) error {
+	err := transport.ReadPartition(ctx, a.brokers, event.TopicIncidents, p, a.signedOnly("changelog load", func(rec kafka.Message) error {
 		var ch event.IncidentChange
-		if _, err := event.Decode(value, event.TypeIncidentChanged, &ch); err != nil {
+		if _, err := event.Decode(rec.Value, event.TypeIncidentChanged, &ch); err != nil {
 			a.log.Warn("changelog record not decodable; skipped", zap.Int("partition", p), zap.Error(err))
 			return nil
 		}
 		n++
 		fn(ch)
 		return nil
-	})
+	}))
 	return n, err
 }
 
@@ -85,15 +86,15 @@ func (a *App) loadRuleState(ctx context.Context, p int, start map[string]int64) 
 	}
 	since := time.Now().Add(-horizon)
 	n := 0
-	err := transport.ReadPartitionSince(ctx, a.brokers, event.TopicEvents, p, since, resume, func(_ string, value []byte) error {
+	err := transport.ReadPartitionSince(ctx, a.brokers, event.TopicEvents, p, since, resume, a.signedOnly("rule state rebuild", func(rec kafka.Message) error {
 		var ev event.Event
-		if err := decodeAny(value, eventTypes, &ev); err != nil {
+		if err := decodeAny(rec.Value, eventTypes, &ev); err != nil {
 			return nil // dead-lettered when it was handled
 		}
 		n++
 		_, err := a.rules.HandleEvent(ctx, ev)
 		return err
-	})
+	}))
 	if err != nil {
 		return fmt.Errorf("rebuild rule state of partition %d: %w", p, err)
 	}

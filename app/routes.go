@@ -43,7 +43,7 @@ func (a *App) routes() []route {
 	add(a.cfg.Runs(CompIncidents), route{name: "incidents", topics: []string{event.TopicSignals, event.TopicCommands},
 		handle: byTopic(map[string]handler{
 			event.TopicSignals:  typed(a, []string{event.TypeSignal}, a.incidents.HandleSignal),
-			event.TopicCommands: typed(a, []string{event.TypeCommand}, a.incidents.HandleCommand),
+			event.TopicCommands: typed(a, []string{event.TypeCommand}, a.handleCommand), // signing.go
 		}), assigned: a.loadIncidents, revoked: a.forgetIncidents})
 	// 4. Dispatch: new incidents → a dispatch command and a dispatch record. A partition's
 	//    open dispatches (the workers' load) are read from its changelog partition on assignment.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -51,8 +52,8 @@ func (a *App) startRules(ctx context.Context) error {
 		return err
 	}
 	n := 0
-	err := transport.ReadAll(ctx, a.brokers, event.TopicRules, func(_ string, value []byte) error {
-		v, err := rules.DecodeVersion(value)
+	err := transport.ReadRecords(ctx, a.brokers, event.TopicRules, a.signedOnly("rule catalog", func(rec kafka.Message) error {
+		v, err := rules.DecodeVersion(rec.Value)
 		if err != nil {
 			a.log.Warn("city.rules: skipping undecodable record", zap.Error(err))
 			return nil
@@ -63,7 +64,7 @@ func (a *App) startRules(ctx context.Context) error {
 				zap.String("rule", v.RuleID), zap.Int("version", v.Version), zap.Error(err))
 		}
 		return nil
-	})
+	}))
 	if err != nil {
 		return fmt.Errorf("read %s: %w", event.TopicRules, err)
 	}
@@ -111,8 +112,14 @@ func (a *App) publishRuleVersion(ctx context.Context, v rules.RuleVersion) error
 
 // runRuleClock ticks the rules engine with the wall clock, so that silence and held
 // conditions are noticed on streets where no event arrives.
+//
+// It also owns the async rule jobs (rules_jobs.go): they run under its context, so they stop
+// when the application does, and it waits for them before it returns.
 func (a *App) runRuleClock(ctx context.Context) error {
+	a.ruleJobs.bind(ctx)
+	defer a.ruleJobs.wait()
 	if !a.cfg.Runs(CompRules) {
+		<-ctx.Done()
 		return nil
 	}
 	t := time.NewTicker(ruleClockEvery)
@@ -149,7 +156,7 @@ func (a *App) runRuleClock(ctx context.Context) error {
 func ensureRulesTopic(ctx context.Context, brokers []string, log *zap.Logger) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	c := transport.Client(brokers) // the process's TLS and SASL
 	md, err := c.Metadata(ctx, &kafka.MetadataRequest{})
 	if err != nil {
 		return fmt.Errorf("ensure %s: metadata: %w", event.TopicRules, err)
@@ -205,7 +212,7 @@ func topicConfig(ctx context.Context, c *kafka.Client, topic, name string) (stri
 
 // ruleRoutes is the authoring API.
 func (a *App) ruleRoutes() []httpRoute {
-	need := func(h http.HandlerFunc) http.Handler { return auth.Middleware(a.issuer, auth.PermRules)(h) }
+	need := func(h http.HandlerFunc) http.Handler { return a.need(auth.PermRules, h) }
 	return []httpRoute{
 		{"GET /api/v1/rules", need(a.listRules)},
 		{"POST /api/v1/rules", need(a.createRule)},
@@ -220,6 +227,8 @@ func (a *App) ruleRoutes() []httpRoute {
 		{"GET /api/v1/rules/{id}/versions", need(a.ruleVersions)},
 		{"GET /api/v1/rules/{id}/versions/{version}", need(a.ruleVersion)},
 		{"GET /api/v1/rules/{id}/diff", need(a.ruleDiff)},
+		{"GET /api/v1/rule-jobs/{id}", need(a.getRuleJob)},
+		{"DELETE /api/v1/rule-jobs/{id}", need(a.cancelRuleJob)},
 	}
 }
 
@@ -231,11 +240,13 @@ type ruleView struct {
 	Author    string           `json:"author"`
 	Action    string           `json:"action"`
 	UpdatedAt time.Time        `json:"updated_at"`
+	Editable  bool             `json:"editable"`        // the caller's scope covers the rule's: they may change it
 	Stats     *rules.RuleStats `json:"stats,omitempty"` // this instance's counters
 }
 
-func (a *App) viewRule(v rules.RuleVersion, r rules.Rule, stats map[string]rules.RuleStats) ruleView {
-	out := ruleView{Rule: r, Kind: r.Kind(), Source: v.Source, Author: v.Author, Action: v.Action, UpdatedAt: v.At}
+func (a *App) viewRule(c auth.Claims, v rules.RuleVersion, r rules.Rule, stats map[string]rules.RuleStats) ruleView {
+	out := ruleView{Rule: r, Kind: r.Kind(), Source: v.Source, Author: v.Author, Action: v.Action, UpdatedAt: v.At,
+		Editable: canWriteRule(c, r.District)}
 	if s, ok := stats[r.ID]; ok {
 		out.Stats = &s
 	}
@@ -250,16 +261,24 @@ func (a *App) ruleStats() map[string]rules.RuleStats {
 	return out
 }
 
-// listRules answers GET /api/v1/rules.
-func (a *App) listRules(w http.ResponseWriter, _ *http.Request) {
+// listRules answers GET /api/v1/rules: the rules the caller may read (see rules_scope.go).
+func (a *App) listRules(w http.ResponseWriter, r *http.Request) {
+	claims, _ := auth.FromContext(r.Context())
 	stats := a.ruleStats()
 	list := []ruleView{}
-	for _, r := range a.catalog.Current() {
-		v, _, _ := a.catalog.Get(r.ID)
-		list = append(list, a.viewRule(v, r, stats))
+	for _, rule := range a.catalog.Current() {
+		if !canReadRule(claims, rule.District) {
+			continue
+		}
+		v, _, _ := a.catalog.Get(rule.ID)
+		list = append(list, a.viewRule(claims, v, rule, stats))
 	}
 	broken := map[string]string{}
 	for k, err := range a.catalog.VersionErrors() {
+		id, _, _ := strings.Cut(k, "@")
+		if d, ok := a.ruleDistrict(id); ok && !canReadRule(claims, d) {
+			continue
+		}
 		broken[k] = err.Error()
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"rules": list, "count": len(list), "version_errors": broken,
@@ -269,12 +288,13 @@ func (a *App) listRules(w http.ResponseWriter, _ *http.Request) {
 // getRule answers GET /api/v1/rules/{id}.
 func (a *App) getRule(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	claims, _ := auth.FromContext(r.Context())
 	v, rule, ok := a.catalog.Get(id)
-	if !ok {
+	if !ok || !canReadRule(claims, rule.District) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no rule "+id)
 		return
 	}
-	writeJSON(w, http.StatusOK, a.viewRule(v, rule, a.ruleStats()))
+	writeJSON(w, http.StatusOK, a.viewRule(claims, v, rule, a.ruleStats()))
 }
 
 // readRuleText reads a rule's text from the body: YAML or JSON, either is parsed as YAML.
@@ -381,7 +401,7 @@ func baseVersion(w http.ResponseWriter, r *http.Request) (int, bool) {
 func (a *App) createRule(w http.ResponseWriter, r *http.Request) {
 	claims, _ := auth.FromContext(r.Context())
 	text, ok := readRuleText(w, r)
-	if !ok {
+	if !ok || !a.writableText(w, r, text) {
 		return
 	}
 	v, err := a.catalog.Create(text, claims.Subject, r.URL.Query().Get("comment"), time.Now())
@@ -399,7 +419,7 @@ func (a *App) updateRule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	text, ok := readRuleText(w, r)
-	if !ok {
+	if !ok || !a.writableRule(w, r, r.PathValue("id")) || !a.writableText(w, r, text) {
 		return
 	}
 	v, err := a.catalog.Update(r.PathValue("id"), text, base, claims.Subject, r.URL.Query().Get("comment"), time.Now())
@@ -413,7 +433,7 @@ func (a *App) updateRule(w http.ResponseWriter, r *http.Request) {
 func (a *App) deleteRule(w http.ResponseWriter, r *http.Request) {
 	claims, _ := auth.FromContext(r.Context())
 	base, ok := baseVersion(w, r)
-	if !ok {
+	if !ok || !a.writableRule(w, r, r.PathValue("id")) {
 		return
 	}
 	v, err := a.catalog.Delete(r.PathValue("id"), base, claims.Subject, r.URL.Query().Get("comment"), time.Now())
@@ -430,7 +450,7 @@ func (a *App) disableRule(w http.ResponseWriter, r *http.Request) { a.setRuleEna
 func (a *App) setRuleEnabled(w http.ResponseWriter, r *http.Request, enabled bool) {
 	claims, _ := auth.FromContext(r.Context())
 	base, ok := baseVersion(w, r)
-	if !ok {
+	if !ok || !a.writableRule(w, r, r.PathValue("id")) {
 		return
 	}
 	v, changed, err := a.catalog.SetEnabled(r.PathValue("id"), enabled, base, claims.Subject, r.URL.Query().Get("comment"), time.Now())
@@ -468,6 +488,9 @@ func (a *App) saveRuleVersion(w http.ResponseWriter, r *http.Request, v rules.Ru
 // the sources (GET …/versions/{version} has one).
 func (a *App) ruleVersions(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if !a.readableRule(w, r, id) {
+		return
+	}
 	hist := a.catalog.History(id)
 	if len(hist) == 0 {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no rule "+id)
@@ -490,6 +513,9 @@ func (a *App) ruleVersions(w http.ResponseWriter, r *http.Request) {
 
 func (a *App) ruleVersion(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if !a.readableRule(w, r, id) {
+		return
+	}
 	n, err := strconv.Atoi(r.PathValue("version"))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest, "version: not a number")
@@ -507,6 +533,9 @@ func (a *App) ruleVersion(w http.ResponseWriter, r *http.Request) {
 // the one before).
 func (a *App) ruleDiff(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if !a.readableRule(w, r, id) {
+		return
+	}
 	head, ok := a.catalog.Head(id)
 	if !ok {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no rule "+id)
@@ -540,8 +569,26 @@ type ruleRef struct {
 	Version int    `json:"version,omitempty"`
 }
 
-// resolve returns the rule, or writes the error and returns false.
-func (a *App) resolveRule(w http.ResponseWriter, ref ruleRef) (rules.Rule, bool) {
+// resolveRule returns the rule, or writes the error and returns false. A saved rule the
+// caller may not read is not found; a text of a district outside their scope is refused.
+func (a *App) resolveRule(w http.ResponseWriter, r *http.Request, ref ruleRef) (rules.Rule, bool) {
+	rule, ok := a.resolveRuleRef(w, ref)
+	if !ok {
+		return rule, false
+	}
+	claims, _ := auth.FromContext(r.Context())
+	if !canReadRule(claims, rule.District) {
+		if ref.RuleID != "" {
+			writeError(w, http.StatusNotFound, CodeNotFound, "no rule "+ref.RuleID)
+		} else {
+			writeError(w, http.StatusForbidden, CodeForbidden, scopeRefusal(claims, rule.District))
+		}
+		return rules.Rule{}, false
+	}
+	return rule, true
+}
+
+func (a *App) resolveRuleRef(w http.ResponseWriter, ref ruleRef) (rules.Rule, bool) {
 	switch {
 	case ref.Source != "" && ref.RuleID != "":
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest, "give source or rule_id, not both")
@@ -607,7 +654,7 @@ func (a *App) dryRunRule(w http.ResponseWriter, r *http.Request) {
 	if !decodeRuleRequest(w, r, maxDryRunBody, &req) {
 		return
 	}
-	rule, ok := a.resolveRule(w, req.ruleRef)
+	rule, ok := a.resolveRule(w, r, req.ruleRef)
 	if !ok {
 		return
 	}
@@ -615,12 +662,9 @@ func (a *App) dryRunRule(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest, fmt.Sprintf("events: give 1 to %d sample events", rules.MaxDryRunEvents))
 		return
 	}
-	rep, err := rules.DryRun(r.Context(), rules.Config{}, rule, req.Events, req.Until)
-	if err != nil {
-		a.internalError(w, "dry run", err)
-		return
-	}
-	writeJSON(w, http.StatusOK, rep)
+	a.runRuleJob(w, r, "dry_run", len(req.Events), dryRunDeadline, func(ctx context.Context, job *ruleJob) (any, error) {
+		return rules.DryRun(ctx, rules.Config{Progress: job.progress}, rule, req.Events, req.Until)
+	})
 }
 
 // backtestRequest is the body of POST /api/v1/rules/backtest.
@@ -631,13 +675,15 @@ type backtestRequest struct {
 }
 
 // backtestRule replays stored events from [since, until) through the given version and the
-// current one, and compares them.
+// current one, and compares them. It reads only the events of the caller's scope: a district
+// author's backtest replays their district's events, whatever the rule.
 func (a *App) backtestRule(w http.ResponseWriter, r *http.Request) {
+	claims, _ := auth.FromContext(r.Context())
 	var req backtestRequest
 	if !decodeRuleRequest(w, r, maxRuleBody, &req) {
 		return
 	}
-	cand, ok := a.resolveRule(w, req.ruleRef)
+	cand, ok := a.resolveRule(w, r, req.ruleRef)
 	if !ok {
 		return
 	}
@@ -650,36 +696,51 @@ func (a *App) backtestRule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var current *rules.Rule
-	if _, cur, ok := a.catalog.Get(cand.ID); ok {
+	if _, cur, ok := a.catalog.Get(cand.ID); ok && canReadRule(claims, cur.District) {
 		current = &cur
 	}
-	events, truncated, err := a.backtestEvents(r.Context(), cand, req.Since, req.Until)
-	if err != nil {
-		a.internalError(w, "backtest: read events", err)
-		return
-	}
-	rep, err := rules.Backtest(r.Context(), rules.Config{}, cand, current, events, req.Since, req.Until)
-	if err != nil {
-		a.internalError(w, "backtest", err)
-		return
-	}
-	rep.Truncated = truncated
-	writeJSON(w, http.StatusOK, rep)
+	a.runRuleJob(w, r, "backtest", 0, backtestDeadline, func(ctx context.Context, job *ruleJob) (any, error) {
+		events, truncated, err := a.backtestEvents(ctx, claims, cand, req.Since, req.Until)
+		if err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		if current != nil {
+			job.setEvents(2 * len(events))
+		} else {
+			job.setEvents(len(events))
+		}
+		rep, err := rules.Backtest(ctx, rules.Config{Progress: job.progress}, cand, current, events, req.Since, req.Until)
+		if err != nil {
+			return nil, err
+		}
+		rep.Truncated = truncated
+		return rep, nil
+	})
 }
 
 // backtestEvents reads the stored events of the rule's types in [since, until), oldest first,
 // at most maxBacktest of them (the newest when there are more).
-func (a *App) backtestEvents(ctx context.Context, r rules.Rule, since, until time.Time) ([]event.Event, bool, error) {
+func (a *App) backtestEvents(ctx context.Context, c auth.Claims, r rules.Rule, since, until time.Time) ([]event.Event, bool, error) {
 	types := r.Types
+	// The caller's district, else the rule's: the store reads no event outside both.
+	district := c.District
+	if c.Role == auth.RoleAdmin || district == "" {
+		district = r.District
+	}
 	var events []event.Event
 	truncated := false
 	for _, typ := range types {
 		for offset := 0; ; offset += storage.MaxLimit {
-			page, err := a.store.ListEvents(ctx, storage.EventFilter{Type: typ, Since: since, Until: until, Limit: storage.MaxLimit, Offset: offset})
+			page, err := a.store.ListEvents(ctx, storage.EventFilter{Type: typ, District: district, Since: since, Until: until,
+				Limit: storage.MaxLimit, Offset: offset})
 			if err != nil {
 				return nil, false, err
 			}
-			events = append(events, page...)
+			for _, ev := range page {
+				if c.CanSee(ev.Area) { // the scope policy again, on every event, whatever the store did
+					events = append(events, ev)
+				}
+			}
 			if len(page) < storage.MaxLimit {
 				break
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -258,7 +259,7 @@ func TestRuleAuthoringAPI(t *testing.T) {
 		t.Errorf("dry run of a bad source: %d", code)
 	}
 	// A rule that runs away is stopped by the sandbox and reported, not a stall or a crash.
-	hostile := "id: hostile\nname: n\ntypes: [city.sensor.reading]\nwhen: 'len(map(1..100000000, #)) > 0'\nraise: {category: \"0104\", severity: red}\n"
+	hostile := "id: hostile\nname: n\ntypes: [city.sensor.reading]\nwhen: 'len(map(1..int(sensor.metrics.level_cm) * 1000000, #)) > 0'\nraise: {category: \"0104\", severity: red}\n"
 	dry = rules.DryRunReport{}
 	if code := r.do("POST", "/api/v1/rules/dry-run", author, map[string]any{"source": hostile, "events": []event.Event{ev}}, &dry); code != http.StatusOK ||
 		len(dry.Steps) != 1 || len(dry.Steps[0].Errors) != 1 || !strings.Contains(dry.Steps[0].Errors[0], "memory budget exceeded") {
@@ -295,4 +296,169 @@ func TestRuleAuthoringAPI(t *testing.T) {
 	if code := r.do("GET", "/api/v1/rules/water-level-high", author, nil, nil); code != http.StatusNotFound {
 		t.Errorf("get after delete: %d", code)
 	}
+}
+
+// A district-scoped rule author (docs/rules.md, "What a rule author sees"): their backtest of
+// a rule copying whole tickets into titles and keys replays only their district's tickets,
+// with no caller's phone or ID number anywhere in the answer; they cannot create, disable or
+// see the rules of another scope (403 forbidden for city rules they can read, 404 for other
+// districts'); a dry run over more than 1,000 events is refused, and an async one is a job
+// only its owner can follow.
+func TestRuleAuthorDistrictScopeAndMasking(t *testing.T) {
+	r := start(t, t.TempDir(), freeAddr(t))
+	byDistrict := map[string]event.Point{}
+	var districts []string
+	for _, g := range r.app.City().Grids() {
+		if _, ok := byDistrict[g.District]; !ok {
+			byDistrict[g.District] = g.Centroid
+			districts = append(districts, g.District)
+		}
+	}
+	if len(districts) < 2 {
+		t.Fatalf("the demo city has %d districts", len(districts))
+	}
+	own, other := districts[0], districts[1]
+	author := r.token(auth.Claims{Subject: "dana", Role: auth.RoleRuleAuthor, District: own})
+	admin := r.token(auth.Claims{Subject: "root", Role: auth.RoleAdmin})
+	producer := r.token(auth.Claims{Subject: "p", Role: auth.RoleIngest})
+
+	const phone, idNumber = "13987654321", "330106198507151234"
+	since := time.Now().Add(-time.Minute)
+	var tickets []map[string]any
+	for i, d := range districts {
+		content := fmt.Sprintf("我叫王建国，电话%s，身份证号%s，%d号楼下燃气管道有煤气味", phone, idNumber, i)
+		tickets = append(tickets, hotlineTicket(fmt.Sprintf("scope-%d", i), "投诉", "0103", content, phone, byDistrict[d]))
+	}
+	r.postEvents(producer, tickets...)
+	eventually(t, 60*time.Second, "the tickets to be stored", func() bool {
+		var l struct {
+			Count int `json:"count"`
+		}
+		r.do("GET", "/api/v1/events?type=city.hotline.ticket", admin, nil, &l)
+		return l.Count >= len(districts)
+	})
+
+	copying := "id: copy-tickets\nname: 复制工单\ntypes: [city.hotline.ticket]\nwhen: hotline.content != \"\"\n" +
+		"raise:\n  category: \"0103\"\n  severity: red\n  title: \"{{hotline.content}} {{hotline.address}}\"\n" +
+		"  correlation_key: '{{ split(hotline.content, \"\") }}'\n"
+	var raw json.RawMessage
+	if code := r.do("POST", "/api/v1/rules/backtest", author, map[string]any{"source": copying,
+		"since": since, "until": time.Now().Add(time.Minute)}, &raw); code != http.StatusOK {
+		t.Fatalf("backtest: %d %s", code, raw)
+	}
+	var bt rules.BacktestReport
+	_ = json.Unmarshal(raw, &bt)
+	if bt.Events != 1 || len(bt.Candidate.Incidents) != 1 || !strings.HasPrefix(bt.Candidate.Incidents[0].Street, own) {
+		t.Errorf("backtest of a district author: %d events, incidents %+v; want only district %s's one ticket", bt.Events, bt.Candidate.Incidents, own)
+	}
+	digits := strings.Map(func(c rune) rune {
+		if c >= '0' && c <= '9' {
+			return c
+		}
+		return -1
+	}, string(raw))
+	if strings.Contains(digits, phone) || strings.Contains(digits, idNumber) || strings.Contains(digits, phone[2:10]) || strings.Contains(digits, idNumber[6:14]) {
+		t.Errorf("the backtest's answer carries a caller's number: %s", raw)
+	}
+
+	// Scope of writes.
+	cityRule := strings.Replace(copying, "id: copy-tickets", "id: city-copy", 1)
+	var refusal struct {
+		Code string `json:"code"`
+	}
+	if code := r.sendText("POST", "/api/v1/rules", author, cityRule, &refusal); code != http.StatusForbidden || refusal.Code != CodeForbidden {
+		t.Errorf("a district author creating a city rule: %d %+v, want 403 forbidden", code, refusal)
+	}
+	otherRule := strings.Replace(cityRule, "types:", "district: \""+other+"\"\ntypes:", 1)
+	if code := r.sendText("POST", "/api/v1/rules", author, otherRule, &refusal); code != http.StatusForbidden || refusal.Code != CodeForbidden {
+		t.Errorf("a district author creating another district's rule: %d %+v, want 403 forbidden", code, refusal)
+	}
+	refusal.Code = ""
+	if code := r.do("POST", "/api/v1/rules/water-level-high/disable", author, nil, &refusal); code != http.StatusForbidden || refusal.Code != CodeForbidden {
+		t.Errorf("a district author disabling a city rule: %d %+v, want 403 forbidden", code, refusal)
+	}
+	var v ruleView
+	if code := r.do("GET", "/api/v1/rules/water-level-high", author, nil, &v); code != http.StatusOK || !v.Enabled || v.Editable {
+		t.Errorf("a city rule for a district author: %d enabled %v editable %v; want readable, enabled, not editable", code, v.Enabled, v.Editable)
+	}
+	ownRule := strings.Replace(cityRule, "types:", "district: \""+own+"\"\ntypes:", 1)
+	if code := r.sendText("POST", "/api/v1/rules", author, ownRule, nil); code != http.StatusCreated {
+		t.Errorf("a district author creating their district's rule: %d", code)
+	}
+	if code := r.sendText("POST", "/api/v1/rules", admin, strings.Replace(otherRule, "city-copy", "other-copy", 1), nil); code != http.StatusCreated {
+		t.Errorf("an admin creating a district rule: %d", code)
+	}
+	if code := r.do("GET", "/api/v1/rules/other-copy", author, nil, nil); code != http.StatusNotFound {
+		t.Errorf("another district's rule for a district author: %d, want 404", code)
+	}
+
+	// Dry runs: capped, and async as a job of its owner.
+	ev := event.Event{ID: "d1", Type: event.TypeSensorReading, Source: "t", Time: time.Now().UTC(),
+		Sensor: &event.SensorReading{DeviceID: "WL-9", Kind: "water_level", Metrics: map[string]float64{"level_cm": 120}}}
+	many := make([]event.Event, rules.MaxDryRunEvents+1)
+	for i := range many {
+		many[i] = ev
+	}
+	if code := r.do("POST", "/api/v1/rules/dry-run", author, map[string]any{"rule_id": "water-level-high", "events": many}, nil); code != http.StatusBadRequest {
+		t.Errorf("a dry run over %d events: %d, want 400", len(many), code)
+	}
+	var job ruleJob
+	if code := r.do("POST", "/api/v1/rules/dry-run?async=true", author, map[string]any{"rule_id": "water-level-high", "events": many[:500]}, &job); code != http.StatusAccepted || job.ID == "" {
+		t.Fatalf("async dry run: %d %+v", code, job)
+	}
+	eventually(t, 30*time.Second, "the dry-run job to finish", func() bool {
+		r.do("GET", "/api/v1/rule-jobs/"+job.ID, author, nil, &job)
+		return job.State != jobRunning
+	})
+	if job.State != jobDone || job.Done < 499 || job.Events != 500 || job.Result == nil {
+		t.Errorf("finished job %+v", job)
+	}
+	stranger := r.token(auth.Claims{Subject: "eve", Role: auth.RoleRuleAuthor})
+	if code := r.do("GET", "/api/v1/rule-jobs/"+job.ID, stranger, nil, nil); code != http.StatusNotFound {
+		t.Errorf("another author's job: %d, want 404", code)
+	}
+	if code := r.do("DELETE", "/api/v1/rule-jobs/"+job.ID, stranger, nil, nil); code != http.StatusNotFound {
+		t.Errorf("cancelling another author's job: %d, want 404", code)
+	}
+}
+
+// The job limits: one running job per author, two in all; a finished job frees its place;
+// cancelling a job cancels its context.
+func TestRuleJobsLimitsAndCancel(t *testing.T) {
+	var jobs ruleJobs
+	jobs.bind(context.Background())
+	alice := auth.Claims{Subject: "alice", Role: auth.RoleRuleAuthor}
+	a1, ctx1, err := jobs.start(context.Background(), "alice", "backtest", 10, time.Minute, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := jobs.start(context.Background(), "alice", "dry_run", 1, time.Minute, false); !errors.Is(err, errTooManyJobs) {
+		t.Errorf("a second job of one author: %v, want refused", err)
+	}
+	b1, ctxB, err := jobs.start(context.Background(), "bob", "dry_run", 1, time.Minute, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := jobs.start(context.Background(), "carol", "dry_run", 1, time.Minute, false); !errors.Is(err, errTooManyJobs) {
+		t.Errorf("a third job on the instance: %v, want refused", err)
+	}
+	jobs.finish(ctxB, b1, "ok", nil)
+	if !jobs.cancelJob(a1.ID, alice) {
+		t.Fatal("alice could not cancel her job")
+	}
+	select {
+	case <-ctx1.Done():
+	case <-time.After(time.Second):
+		t.Fatal("a cancelled job's context is not done")
+	}
+	jobs.finish(ctx1, a1, nil, ctx1.Err())
+	if v, ok := jobs.view(a1.ID, alice); !ok || v.State != jobCancelled {
+		t.Errorf("cancelled job %+v", v)
+	}
+	c1, ctxC, err := jobs.start(context.Background(), "carol", "dry_run", 1, time.Minute, false)
+	if err != nil {
+		t.Fatalf("after both finished: %v", err)
+	}
+	jobs.finish(ctxC, c1, "ok", nil)
+	jobs.wait()
 }

@@ -51,9 +51,20 @@ func typed[T any](a *App, types []string, fn func(context.Context, T) (event.Out
 		if err := decodeAny(rec.Value, types, &v); err != nil {
 			return event.Outputs{a.deadLetterOf(rec, "stage", err.Error())}, nil
 		}
-		return fn(ctx, v)
+		outs, err := fn(ctx, v)
+		var refused refusedRecord
+		if errors.As(err, &refused) {
+			return event.Outputs{a.deadLetterOf(rec, "stage", refused.reason)}, nil
+		}
+		return outs, err
 	}
 }
+
+// refusedRecord is what a typed handler returns for a record it will not take, whatever
+// happens: the record is dead-lettered with the reason.
+type refusedRecord struct{ reason string }
+
+func (r refusedRecord) Error() string { return r.reason }
 
 // none adapts a handler that produces nothing (views that only read the stream).
 func none[T any](fn func(context.Context, T) error) func(context.Context, T) (event.Outputs, error) {
@@ -110,6 +121,7 @@ func (a *App) write(ctx context.Context, msgs ...kafka.Message) error {
 	if p == nil {
 		return errors.New("producer not started")
 	}
+	a.sign(msgs)
 	return p.Write(ctx, msgs...)
 }
 
@@ -161,11 +173,15 @@ func (a *App) runStages(ctx context.Context, started chan<- struct{}) error {
 			CommitInterval: a.cfg.CommitInterval,
 			DrainTimeout:   a.cfg.ShutdownGrace,
 		}, func(ctx context.Context, rec kafka.Message) ([]kafka.Message, error) {
-			outs, err := h(ctx, rec)
-			if err != nil {
+			var outs event.Outputs
+			if err := a.authentic(rec); err != nil {
+				outs = event.Outputs{a.deadLetterOf(rec, "stage", err.Error())}
+			} else if outs, err = h(ctx, rec); err != nil {
 				return nil, err
 			}
-			return encode(outs)
+			msgs, err := encode(outs)
+			a.sign(msgs)
+			return msgs, err
 		}, p, a.log.Named("kafka"))
 		if err != nil {
 			return fmt.Errorf("stage %s: %w", rt.name, err)

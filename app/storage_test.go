@@ -12,7 +12,7 @@ import (
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
-	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/urbanbrain/urbanbrain/event"
@@ -77,32 +77,24 @@ func brokerProcess(t *testing.T) string {
 	return addr
 }
 
-// feed publishes records to the broker in batches, the way upstream stages would.
+// feed writes records to the broker in batches, signed, the way upstream stages would: through
+// the app's own producer.
 type feed struct {
-	t   *testing.T
-	pub *transport.Publisher
+	t *testing.T
+	a *App
 }
 
-func newFeed(t *testing.T, brokers []string) *feed {
-	pub, err := transport.NewPublisher(transport.PublisherConfig{Brokers: brokers}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pub.Close() })
-	return &feed{t: t, pub: pub}
-}
+func newFeed(t *testing.T, a *App) *feed { return &feed{t: t, a: a} }
 
 func (f *feed) send(topic string, recs [][2]string) { // key, value
 	f.t.Helper()
 	for start := 0; start < len(recs); start += 500 {
-		var msgs []*message.Message
+		var msgs []kafka.Message
 		for _, r := range recs[start:min(start+500, len(recs))] {
-			m := message.NewMessage(fmt.Sprintf("%s-%d", topic, start+len(msgs)), []byte(r[1]))
-			m.Metadata.Set(transport.KeyMetadata, r[0])
-			msgs = append(msgs, m)
+			msgs = append(msgs, kafka.Message{Topic: topic, Key: []byte(r[0]), Value: []byte(r[1])})
 		}
-		if err := f.pub.Publish(topic, msgs...); err != nil {
-			f.t.Fatalf("publish to %s: %v", topic, err)
+		if err := f.a.write(f.t.Context(), msgs...); err != nil {
+			f.t.Fatalf("write to %s: %v", topic, err)
 		}
 	}
 }
@@ -187,7 +179,7 @@ func TestStorageClickHouseDownThenBack(t *testing.T) {
 	cfg.StoreFlushInterval = 100 * time.Millisecond
 	r := startCfg(t, cfg)
 	a := r.app
-	f := newFeed(t, []string{broker})
+	f := newFeed(t, a)
 	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond)
 
 	conn, err := ch.Open(&ch.Options{Addr: []string{srv.Addr()}, Auth: ch.Auth{Database: "fault"}})

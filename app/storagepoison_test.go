@@ -30,7 +30,7 @@ func TestStoragePoisonRowIsDeadLettered(t *testing.T) {
 				cfg.Store, cfg.ClickHouseAddrs, cfg.ClickHouseDatabase = StoreClickHouse, []string{srv.Addr()}, "poison"
 			}
 			r := startCfg(t, cfg)
-			f := newFeed(t, r.app.BrokerAddrs())
+			f := newFeed(t, r.app)
 			recs := sensorRecords(t, "p", 3000, time.Now().UTC().Add(-time.Hour))
 			bad := event.Event{ID: "p-bad", Type: event.TypeSensorReading, Time: time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC),
 				Area: event.Area{Street: "s1"}, Sensor: &event.SensorReading{DeviceID: "dev-x"}}

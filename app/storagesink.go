@@ -15,6 +15,7 @@ import (
 
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/storage"
+	"github.com/urbanbrain/urbanbrain/transport"
 )
 
 // A storage sink is the consumer that projects one topic into the store. It is not a watermill
@@ -117,6 +118,7 @@ func (a *App) runStorageSinks(ctx context.Context) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, s := range sinks {
+		s.write = a.authenticSink(s.write) // records no instance signed are dead-lettered (signing.go)
 		g.Go(func() error { return a.runSink(gctx, s) })
 	}
 	return g.Wait()
@@ -146,7 +148,7 @@ func (a *App) runSink(ctx context.Context, s storageSink) error {
 		Brokers:           a.brokers,
 		GroupID:           a.sinkGroup(s.name),
 		Topic:             s.topic,
-		Dialer:            &kafka.Dialer{Timeout: 5 * time.Second, DualStack: true},
+		Dialer:            transport.Dialer(), // the process's TLS and SASL
 		QueueCapacity:     sinkQueueCapacity,
 		MinBytes:          1,
 		MaxBytes:          sinkMaxBytes,

@@ -115,10 +115,14 @@ func (a *App) openStore(ctx context.Context) (Store, error) {
 	log := a.log.Named("storage")
 	switch a.cfg.Store {
 	case StoreClickHouse:
+		conn, err := a.cfg.clickHouseConn() // netsec.go: the password (file or flag) and TLS
+		if err != nil {
+			return nil, err
+		}
 		return clickhouse.Open(ctx, clickhouse.Config{
 			Addrs: a.cfg.ClickHouseAddrs, Database: a.cfg.ClickHouseDatabase,
-			Username: a.cfg.ClickHouseUser, Password: a.cfg.ClickHousePassword,
-			Cluster: a.cfg.ClickHouseCluster,
+			Username: a.cfg.ClickHouseUser, Password: conn.password,
+			Cluster: a.cfg.ClickHouseCluster, TLS: conn.tls,
 		}, log)
 	default:
 		return sqlite.Open(sqlite.Config{Path: filepath.Join(a.cfg.DataDir, "urbanbrain.db")}, log)

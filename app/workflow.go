@@ -34,6 +34,7 @@ import (
 func (c *Config) registerWorkflowFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.WorkflowPolicy, "workflow-policy", "", "YAML file with the correlation and SLA policy (default: the built-in policy, docs/workflow.md)")
 	fs.DurationVar(&c.SLATick, "sla-tick", time.Second, "how often SLA clocks are checked")
+	fs.DurationVar(&c.CommandMaxAge, "command-max-age", 24*time.Hour, "commands older than this are dead-lettered as replays, not applied (0: no limit; docs/security.md)")
 	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", false, "let agency webhooks reach private and loopback addresses (agencies on an inner network)")
 }
 
@@ -132,7 +133,7 @@ func (a *App) auditSinks() []storageSink {
 
 // workflowRoutes are the HTTP routes of this file; httpRoutes adds them with the API component.
 func (a *App) workflowRoutes() []httpRoute {
-	need := func(p auth.Permission, h http.HandlerFunc) http.Handler { return auth.Middleware(a.issuer, p)(h) }
+	need := a.need
 	return []httpRoute{
 		{"GET /api/v1/me/tasks", need(auth.PermCommand, a.myTasks)},
 		{"GET /api/v1/incidents/{id}/timeline", need(auth.PermReadIncidents, a.timeline)},
@@ -168,6 +169,9 @@ func (a *App) myTasks(w http.ResponseWriter, r *http.Request) {
 	out := make([]event.Incident, 0, len(list))
 	for _, inc := range list {
 		out = append(out, auth.MaskIncident(inc, claims))
+	}
+	if seesPersonalData(claims) && !a.auditReads(w, r, claims, incidentReads(out)) {
+		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"tasks": out, "count": len(out)})
 }
@@ -208,8 +212,15 @@ func (a *App) timeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	items := make([]TimelineItem, 0, len(d.Timeline))
-	for _, e := range d.Timeline {
-		items = append(items, TimelineItem{At: e.At, Kind: "change", Version: e.Version, Action: e.Action, Actor: e.Actor,
+	var fields []string // the personal data shown unmasked, for the read audit
+	for _, te := range d.Timeline {
+		for _, f := range changeFields(te.Change) {
+			if !slices.Contains(fields, f) {
+				fields = append(fields, f)
+			}
+		}
+		e := auth.MaskChange(te.Change, claims)
+		items = append(items, TimelineItem{At: e.At, Kind: "change", Version: te.Version, Action: e.Action, Actor: e.Actor,
 			From: e.From, To: e.To, Reason: e.Reason, Note: e.Note, Level: e.Level, Stage: e.Stage, Related: e.Related})
 	}
 	if as, ok := a.store.(auditStore); ok {
@@ -221,13 +232,27 @@ func (a *App) timeline(w http.ResponseWriter, r *http.Request) {
 		for _, rec := range recs {
 			kind := "refused"
 			switch {
+			case rec.Kind == event.AuditRead:
+				continue // who read it is for auditors, not the timeline
 			case rec.Kind == event.AuditNotify:
 				kind = "notify"
 			case rec.OK:
 				continue // the changelog has it
 			}
+			if m := auth.MaskAudit(rec, auth.Claims{}); (m.Reason != rec.Reason || m.Error != rec.Error) && !slices.Contains(fields, "audit") {
+				fields = append(fields, "audit")
+			}
+			rec = auth.MaskAudit(rec, claims)
 			items = append(items, TimelineItem{At: rec.At, Kind: kind, Action: rec.Action, Actor: rec.Actor, From: rec.From,
 				To: rec.To, Reason: rec.Reason, Code: rec.Code, Error: rec.Error, Attempt: rec.Attempt, Target: rec.Target})
+		}
+	}
+	if seesPersonalData(claims) && len(fields) > 0 {
+		for i, f := range fields {
+			fields[i] = "timeline." + f
+		}
+		if !a.auditReads(w, r, claims, []personalRead{{incident: id, key: d.Incident.Area.Key(), fields: fields}}) {
+			return
 		}
 	}
 	slices.SortStableFunc(items, func(x, y TimelineItem) int { return x.At.Compare(y.At) })

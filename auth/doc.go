@@ -17,9 +17,12 @@
 //     in the 12345 content.
 //
 // HTTP: Middleware reads `Authorization: Bearer <token>`. Browsers cannot set headers on a
-// WebSocket handshake, so on websocket upgrade requests (and only there, because URLs end up
-// in access logs) the token may instead come as the `access_token` query parameter. Failures
-// answer 401 {"code":"unauthenticated",...} or 403 {"code":"forbidden",...}.
+// WebSocket handshake, so on the websocket routes (AcceptQueryToken; a property of the
+// route, never of the request's headers, because URLs end up in access logs) the token may
+// instead come as the `access_token` query parameter. Tokens carry an id (`jti`) that
+// `urbanbrain token revoke` puts on the revocation list (Revocations), and live at most
+// MaxTTL of their role. Failures answer 401 {"code":"unauthenticated",...},
+// 403 {"code":"forbidden",...} or, past a Limiter, 429 {"code":"rate_limited",...}.
 //
 // This package must never log or return a token or key, and must never let a masking
 // function modify its input: callers keep the unmasked original for privileged readers.

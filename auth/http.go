@@ -4,14 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Error codes of authentication failures, shared with the API's error catalogue.
 const (
 	CodeUnauthenticated = "unauthenticated" // 401: no token, or a bad or expired one
 	CodeForbidden       = "forbidden"       // 403: a valid token whose role lacks the permission
+	CodeRateLimited     = "rate_limited"    // 429: the token's subject made too many requests; see Retry-After
 )
 
 // AccessTokenParam is the query parameter that carries the token on websocket handshakes.
@@ -36,9 +40,11 @@ func FromContext(ctx context.Context) (Claims, bool) {
 }
 
 // TokenFromRequest returns the token of r: from `Authorization: Bearer <token>`, or, on a
-// websocket upgrade request only, from the access_token query parameter (browsers cannot set
-// headers on a WebSocket handshake). Tokens in URLs of ordinary requests are refused because
-// URLs are written to access logs and proxies.
+// route that accepts it (AcceptQueryToken: the websocket routes, because browsers cannot set
+// headers on a WebSocket handshake), from the access_token query parameter. Which route it
+// is decides, never the request's own headers: an ordinary API call that adds
+// `Upgrade: websocket` still cannot put its token in the URL, where access logs and proxies
+// would keep it.
 func TokenFromRequest(r *http.Request) (string, bool) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
@@ -48,7 +54,7 @@ func TokenFromRequest(r *http.Request) (string, bool) {
 		}
 		return tok, true
 	}
-	if isWebSocketUpgrade(r) {
+	if queryTokenAccepted(r.Context()) {
 		if tok := r.URL.Query().Get(AccessTokenParam); tok != "" {
 			return tok, true
 		}
@@ -56,19 +62,37 @@ func TokenFromRequest(r *http.Request) (string, bool) {
 	return "", false
 }
 
-func isWebSocketUpgrade(r *http.Request) bool {
-	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+type queryTokenKey struct{}
+
+// AcceptQueryToken marks next as a route on which the token may come as ?access_token=.
+// Only the websocket routes are wrapped with it.
+func AcceptQueryToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), queryTokenKey{}, true)))
+	})
 }
 
-func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for part := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(part), token) {
-				return true
-			}
-		}
-	}
-	return false
+func queryTokenAccepted(ctx context.Context) bool {
+	ok, _ := ctx.Value(queryTokenKey{}).(bool)
+	return ok
+}
+
+// Limiter decides whether the holder of c may make one more request now, and if not, how
+// long to wait. The server's per-token rate limit is one (app/limits.go).
+type Limiter interface {
+	Allow(c Claims) (ok bool, retryAfter time.Duration)
+}
+
+type limiterKey struct{}
+
+// WithLimiter makes every Authorize under next (Middleware and the websocket handshakes)
+// charge the authenticated caller to l, answering 429 rate_limited with Retry-After when l
+// says no. Limits are applied after the token is verified, so they are keyed by who the
+// caller really is and a forged token cannot spend someone else's budget.
+func WithLimiter(l Limiter, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), limiterKey{}, l)))
+	})
 }
 
 // Authorize authenticates r with v and checks that its role holds perm. On failure it has
@@ -84,12 +108,22 @@ func Authorize(w http.ResponseWriter, r *http.Request, v TokenVerifier, perm Per
 	c, err := v.Verify(tok)
 	if err != nil {
 		msg := "invalid token"
-		if errors.Is(err, ErrTokenExpired) {
+		switch {
+		case errors.Is(err, ErrTokenExpired):
 			msg = "token expired"
+		case errors.Is(err, ErrTokenRevoked):
+			msg = "token revoked"
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="urbanbrain", error="invalid_token"`)
 		WriteError(w, http.StatusUnauthorized, CodeUnauthenticated, msg)
 		return Claims{}, false
+	}
+	if l, ok := r.Context().Value(limiterKey{}).(Limiter); ok {
+		if allowed, wait := l.Allow(c); !allowed {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(wait, time.Second).Seconds()))))
+			WriteError(w, http.StatusTooManyRequests, CodeRateLimited, "too many requests for this token; retry after the Retry-After seconds")
+			return Claims{}, false
+		}
 	}
 	if !Can(c.Role, perm) {
 		WriteError(w, http.StatusForbidden, CodeForbidden, "role "+c.Role+" may not "+string(perm))
@@ -100,7 +134,8 @@ func Authorize(w http.ResponseWriter, r *http.Request, v TokenVerifier, perm Per
 
 // Middleware lets through only requests with a valid token whose role holds perm, and puts
 // the token's Claims in the request context (FromContext). The token comes from
-// `Authorization: Bearer <token>`, or on websocket upgrades from `?access_token=<token>`.
+// `Authorization: Bearer <token>`, or on routes wrapped in AcceptQueryToken from
+// `?access_token=<token>`.
 // Failures answer 401 {"code":"unauthenticated","error":"..."} or
 // 403 {"code":"forbidden","error":"..."}.
 func Middleware(iss *Issuer, perm Permission) func(http.Handler) http.Handler {

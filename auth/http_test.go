@@ -37,26 +37,32 @@ func TestMiddleware(t *testing.T) {
 	}))
 	wsHeaders := map[string]string{"Connection": "keep-alive, Upgrade", "Upgrade": "websocket"}
 
+	wsRoute := auth.AcceptQueryToken(h)
+
 	cases := []struct {
 		name     string
+		wsRoute  bool // the handler is wrapped in AcceptQueryToken, as the websocket routes are
 		query    string
 		headers  map[string]string
 		status   int
 		code     string // error code, or the subject on success
 		errorMsg string
 	}{
-		{"no token", "", nil, 401, "unauthenticated", "missing bearer token"},
-		{"basic auth", "", map[string]string{"Authorization": "Basic dXNlcjpwdw=="}, 401, "unauthenticated", ""},
-		{"bearer without token", "", map[string]string{"Authorization": "Bearer "}, 401, "unauthenticated", ""},
-		{"bad token", "", map[string]string{"Authorization": "Bearer abc.def.ghi"}, 401, "unauthenticated", "invalid token"},
-		{"expired", "", map[string]string{"Authorization": "Bearer " + expired}, 401, "unauthenticated", "token expired"},
-		{"ingest may not read", "", map[string]string{"Authorization": "Bearer " + token(auth.RoleIngest)}, 403, "forbidden", ""},
-		{"operator", "", map[string]string{"Authorization": "Bearer " + token(auth.RoleOperator)}, 200, "u-operator", ""},
-		{"lower-case scheme", "", map[string]string{"Authorization": "bearer " + token(auth.RoleViewer)}, 200, "u-viewer", ""},
-		{"query on websocket upgrade", "?access_token=" + token(auth.RoleViewer), wsHeaders, 200, "u-viewer", ""},
-		{"query on websocket, wrong role", "?access_token=" + token(auth.RoleIngest), wsHeaders, 403, "forbidden", ""},
-		{"query on plain request", "?access_token=" + token(auth.RoleViewer), nil, 401, "unauthenticated", ""},
-		{"bad header wins over query", "?access_token=" + token(auth.RoleViewer),
+		{"no token", false, "", nil, 401, "unauthenticated", "missing bearer token"},
+		{"basic auth", false, "", map[string]string{"Authorization": "Basic dXNlcjpwdw=="}, 401, "unauthenticated", ""},
+		{"bearer without token", false, "", map[string]string{"Authorization": "Bearer "}, 401, "unauthenticated", ""},
+		{"bad token", false, "", map[string]string{"Authorization": "Bearer abc.def.ghi"}, 401, "unauthenticated", "invalid token"},
+		{"expired", false, "", map[string]string{"Authorization": "Bearer " + expired}, 401, "unauthenticated", "token expired"},
+		{"ingest may not read", false, "", map[string]string{"Authorization": "Bearer " + token(auth.RoleIngest)}, 403, "forbidden", ""},
+		{"operator", false, "", map[string]string{"Authorization": "Bearer " + token(auth.RoleOperator)}, 200, "u-operator", ""},
+		{"lower-case scheme", false, "", map[string]string{"Authorization": "bearer " + token(auth.RoleViewer)}, 200, "u-viewer", ""},
+		{"query on a websocket route", true, "?access_token=" + token(auth.RoleViewer), wsHeaders, 200, "u-viewer", ""},
+		{"query on a websocket route, wrong role", true, "?access_token=" + token(auth.RoleIngest), wsHeaders, 403, "forbidden", ""},
+		{"query on a plain route", false, "?access_token=" + token(auth.RoleViewer), nil, 401, "unauthenticated", ""},
+		// Regression: the query token was accepted on any route whose request carried
+		// upgrade headers, which any client can add.
+		{"query on a plain route with upgrade headers", false, "?access_token=" + token(auth.RoleViewer), wsHeaders, 401, "unauthenticated", ""},
+		{"bad header wins over query", true, "?access_token=" + token(auth.RoleViewer),
 			map[string]string{"Authorization": "Bearer nope", "Connection": "Upgrade", "Upgrade": "websocket"}, 401, "unauthenticated", ""},
 	}
 	for _, tc := range cases {
@@ -66,7 +72,11 @@ func TestMiddleware(t *testing.T) {
 				req.Header.Set(k, v)
 			}
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
+			if tc.wsRoute {
+				wsRoute.ServeHTTP(rec, req)
+			} else {
+				h.ServeHTTP(rec, req)
+			}
 			if rec.Code != tc.status {
 				t.Fatalf("status %d, want %d (body %s)", rec.Code, tc.status, rec.Body)
 			}
@@ -103,5 +113,46 @@ func TestWithClaims(t *testing.T) {
 	got, ok := auth.FromContext(auth.WithClaims(req.Context(), c))
 	if !ok || got.Subject != "w" || got.Grids[0] != "G1" {
 		t.Fatalf("FromContext = %+v, %v", got, ok)
+	}
+}
+
+type stubLimiter struct{ deny string }
+
+func (l stubLimiter) Allow(c auth.Claims) (bool, time.Duration) {
+	if c.Subject == l.deny {
+		return false, 1500 * time.Millisecond
+	}
+	return true, 0
+}
+
+// A limiter in the request context is charged only by the verified caller: the denied
+// subject gets 429 rate_limited with Retry-After rounded up, another subject passes.
+func TestAuthorizeChargesLimiter(t *testing.T) {
+	t.Parallel()
+	iss := auth.NewIssuer(testKey, testIssuer)
+	ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	h := auth.WithLimiter(stubLimiter{deny: "greedy"}, auth.Middleware(iss, auth.PermReadIncidents)(ok))
+	for _, tc := range []struct {
+		subject string
+		status  int
+	}{{"greedy", 429}, {"modest", 200}} {
+		tok, err := iss.Issue(auth.Claims{Subject: tc.subject, Role: auth.RoleViewer}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/incidents", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.status {
+			t.Fatalf("%s: status %d, want %d", tc.subject, rec.Code, tc.status)
+		}
+		if tc.status == 429 {
+			var body struct{ Code string }
+			_ = json.Unmarshal(rec.Body.Bytes(), &body)
+			if body.Code != auth.CodeRateLimited || rec.Header().Get("Retry-After") != "2" {
+				t.Fatalf("429 body %s, Retry-After %q; want rate_limited and 2", rec.Body, rec.Header().Get("Retry-After"))
+			}
+		}
 	}
 }

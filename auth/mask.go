@@ -2,7 +2,6 @@ package auth
 
 import (
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -26,16 +25,16 @@ func MaskPhone(s string) string {
 	var pos []int // indices in r of the digits
 	var digits []byte
 	for i, ch := range r {
-		if ch >= '0' && ch <= '9' {
+		if d, ok := digitOf(ch); ok {
 			pos = append(pos, i)
-			digits = append(digits, byte(ch))
+			digits = append(digits, '0'+d)
 		}
 	}
 	if off, ok := mobileOffset(digits); ok {
 		maskAt(r, pos[off+3:off+7])
 		return string(r)
 	}
-	if k := slices.IndexFunc(r, func(ch rune) bool { return ch == '-' || ch == ' ' }); k >= 3 && k <= 4 && r[0] == '0' &&
+	if k := slices.IndexFunc(r, isSep); k >= 3 && k <= 4 && r[0] == '0' &&
 		len(pos) > k && pos[k-1] == k-1 {
 		local := pos[k:]
 		if len(local) > 4 {
@@ -133,92 +132,147 @@ func allDigits(s string) bool {
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-// textMatchers find personal numbers at the start of a string; MaskText tries them in order
-// at every position where a number starts. Each must end where the digits end: a mobile
-// number is not masked inside a longer number such as a ticket id.
-var textMatchers = []struct {
-	re   *regexp.Regexp
-	mask func(string) string
-}{
-	{regexp.MustCompile(`^[0-9]{17}[0-9Xx]`), MaskIDNumber},
-	{regexp.MustCompile(`^(?:(?:\+|00)?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}){2}`), MaskPhone},
-	{regexp.MustCompile(`^[0-9]{15}`), MaskIDNumber},
-	{regexp.MustCompile(`^0[0-9]{2,3}-[0-9]{7,8}`), MaskPhone},
-}
-
-// MaskText masks the mobile numbers (1[3-9] and 9 more digits, optionally +86 and spaced or
-// dashed), landline numbers with an area code and ID numbers found inside free text, such as
-// the content of a 12345 work order ("我的电话13812345678" → "我的电话138****5678").
-// Everything else is left as it is.
-func MaskText(s string) string {
-	var b strings.Builder
-	copied, changed := 0, false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !isDigit(c) && c != '+' || i > 0 && isDigit(s[i-1]) {
-			continue
-		}
-		rest := s[i:]
-		for _, m := range textMatchers {
-			loc := m.re.FindStringIndex(rest)
-			if loc == nil || loc[1] < len(rest) && isDigit(rest[loc[1]]) {
-				continue
-			}
-			if !changed {
-				b.Grow(len(s))
-				changed = true
-			}
-			b.WriteString(s[copied:i])
-			b.WriteString(m.mask(rest[:loc[1]]))
-			copied = i + loc[1]
-			i = copied - 1
-			break
-		}
-	}
-	if !changed {
-		return s
-	}
-	b.WriteString(s[copied:])
-	return b.String()
-}
-
-// MaskIncident returns a deep copy of inc for the holder of c: callers' names and phones in
-// the reports, and numbers inside report summaries and the title, are masked unless c's role
-// may see personal data. inc itself is never modified and shares no memory with the result.
+// MaskIncident returns a deep copy of inc for the holder of c. Unless c's role may see personal
+// data, callers' names and phones are masked, and MaskText masks every free-text field: the
+// title, the correlation key, report summaries, the resolver's evidence note and photo URLs,
+// return and extension reasons. inc itself is never modified and shares no memory with the
+// result.
 func MaskIncident(inc event.Incident, c Claims) event.Incident {
 	out := cloneIncident(inc)
-	if Can(c.Role, PermSeePersonalData) {
-		return out
-	}
-	out.Title = MaskText(out.Title)
-	for i := range out.Reports {
-		r := &out.Reports[i]
-		r.Summary = MaskText(r.Summary)
-		if r.Caller != nil {
-			r.Caller.Name = MaskName(r.Caller.Name)
-			r.Caller.Phone = MaskPhone(r.Caller.Phone)
-		}
+	if !Can(c.Role, PermSeePersonalData) {
+		maskIncident(&out, nil)
 	}
 	return out
 }
 
-// MaskEvent returns a deep copy of ev for the holder of c: a 12345 ticket's caller name and
-// phone, and numbers inside its content, are masked unless c's role may see personal data.
-// ev itself is never modified and shares no memory with the result.
+// MaskEvent returns a deep copy of ev for the holder of c: unless c's role may see personal
+// data, a 12345 ticket's caller name and phone are masked and MaskText masks its content and
+// address (and a camera's snapshot URL). ev itself is never modified and shares no memory
+// with the result.
 func MaskEvent(ev event.Event, c Claims) event.Event {
 	out := cloneEvent(ev)
-	if Can(c.Role, PermSeePersonalData) || out.Hotline == nil {
-		return out
+	if !Can(c.Role, PermSeePersonalData) {
+		maskEvent(&out, nil)
 	}
-	out.Hotline.CallerName = MaskName(out.Hotline.CallerName)
-	out.Hotline.CallerPhone = MaskPhone(out.Hotline.CallerPhone)
-	out.Hotline.Content = MaskText(out.Hotline.Content)
 	return out
 }
 
+// MaskChange returns a timeline change for the holder of c: its reason and note masked
+// (MaskText) unless c's role may see personal data. A Change holds no reference types but
+// the actor's grids, which it shares with ch.
+func MaskChange(ch event.Change, c Claims) event.Change {
+	if !Can(c.Role, PermSeePersonalData) {
+		ch.Reason, ch.Note = MaskText(ch.Reason), MaskText(ch.Note)
+	}
+	return ch
+}
+
+// MaskAudit returns an audit record for the holder of c: its reason and error masked unless
+// c's role may see personal data (a refusal may quote what was sent).
+func MaskAudit(rec event.AuditRecord, c Claims) event.AuditRecord {
+	if !Can(c.Role, PermSeePersonalData) {
+		rec.Reason, rec.Error = MaskText(rec.Reason), MaskText(rec.Error)
+		rec.Fields = nil
+	}
+	return rec
+}
+
+// MaskDispatch returns a dispatch record for the holder of c: its reason masked unless c's
+// role may see personal data.
+func MaskDispatch(d event.Dispatch, c Claims) event.Dispatch {
+	if !Can(c.Role, PermSeePersonalData) {
+		d.Reason = MaskText(d.Reason)
+	}
+	return d
+}
+
+// PersonalFields lists the fields of inc that hold personal data — those MaskIncident changes
+// for a role that may not see it — as JSON paths ("reports.caller.phone",
+// "evidence.note"), each once, in a fixed order. Empty when there is none: the read audit
+// records who was shown which of them.
+func PersonalFields(inc event.Incident) []string {
+	var fs fieldSet
+	cp := cloneIncident(inc)
+	maskIncident(&cp, &fs)
+	return fs.list
+}
+
+// PersonalEventFields is PersonalFields for an event.
+func PersonalEventFields(ev event.Event) []string {
+	var fs fieldSet
+	cp := cloneEvent(ev)
+	maskEvent(&cp, &fs)
+	return fs.list
+}
+
+// fieldSet collects the names of the fields a masking pass changed.
+type fieldSet struct{ list []string }
+
+// mask sets *p to f(*p) and, when that changed it, notes field.
+func (fs *fieldSet) mask(field string, p *string, f func(string) string) {
+	if *p == "" {
+		return
+	}
+	m := f(*p)
+	if fs != nil && m != *p && !slices.Contains(fs.list, field) {
+		fs.list = append(fs.list, field)
+	}
+	*p = m
+}
+
+// maskIncident masks every string of inc that may hold personal data, in place (inc is a
+// copy), noting the changed fields in fs if it is not nil. Every free-text field of
+// event.Incident is here: a field added there must be added here too (TestMaskIncidentCoversEveryString).
+func maskIncident(inc *event.Incident, fs *fieldSet) {
+	fs.mask("title", &inc.Title, MaskText)
+	fs.mask("correlation_key", &inc.CorrelationKey, MaskText)
+	for i := range inc.Reports {
+		r := &inc.Reports[i]
+		fs.mask("reports.summary", &r.Summary, MaskText)
+		if r.Caller != nil {
+			fs.mask("reports.caller.name", &r.Caller.Name, MaskName)
+			fs.mask("reports.caller.phone", &r.Caller.Phone, MaskPhone)
+		}
+	}
+	if e := inc.Evidence; e != nil {
+		fs.mask("evidence.note", &e.Note, MaskText)
+		for i := range e.Photos {
+			fs.mask("evidence.photos", &e.Photos[i], MaskText)
+		}
+	}
+	for i := range inc.Returns {
+		fs.mask("returns.reason", &inc.Returns[i].Reason, MaskText)
+	}
+	if x := inc.Extension; x != nil {
+		fs.mask("extension.reason", &x.Reason, MaskText)
+	}
+}
+
+// maskEvent is maskIncident for an event.
+func maskEvent(ev *event.Event, fs *fieldSet) {
+	if h := ev.Hotline; h != nil {
+		fs.mask("hotline.caller_name", &h.CallerName, MaskName)
+		fs.mask("hotline.caller_phone", &h.CallerPhone, MaskPhone)
+		fs.mask("hotline.content", &h.Content, MaskText)
+		fs.mask("hotline.address", &h.Address, MaskText)
+	}
+	if v := ev.Video; v != nil {
+		fs.mask("video.snapshot_url", &v.SnapshotURL, MaskText)
+	}
+}
 func cloneIncident(inc event.Incident) event.Incident {
 	out := inc
 	out.Location = clonePtr(inc.Location)
+	if e := inc.Evidence; e != nil {
+		c := *e
+		c.Photos = slices.Clone(e.Photos)
+		c.Location = clonePtr(e.Location)
+		out.Evidence = &c
+	}
+	out.Returns = slices.Clone(inc.Returns)
+	out.Lapsed = slices.Clone(inc.Lapsed)
+	out.Extension = clonePtr(inc.Extension)
+	out.Clock = clonePtr(inc.Clock)
 	if inc.Reports != nil {
 		out.Reports = make([]event.Report, len(inc.Reports))
 		for i, r := range inc.Reports {

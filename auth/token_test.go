@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"hash"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -39,6 +40,10 @@ func TestIssueVerifyRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Verify: %v", err)
 		}
+		if len(got.ID) < 20 {
+			t.Errorf("token id %q: want a random id", got.ID)
+		}
+		got.ID = ""
 		if !reflect.DeepEqual(got, c) {
 			t.Errorf("Verify = %+v, want %+v", got, c)
 		}
@@ -99,8 +104,19 @@ func TestVerifyRejects(t *testing.T) {
 	wrongKey, _ := other.Issue(auth.Claims{Subject: "op-1", Role: auth.RoleOperator}, time.Hour)
 	wrongIss, _ := auth.NewIssuer(testKey, "someone-else").Issue(auth.Claims{Subject: "op-1", Role: auth.RoleOperator}, time.Hour)
 
+	iat := time.Now().Unix()
 	exp := time.Now().Add(time.Hour).Unix()
-	payload := map[string]any{"sub": "op-1", "role": "admin", "iss": testIssuer, "exp": exp}
+	payload := map[string]any{"sub": "op-1", "role": "admin", "iss": testIssuer, "exp": exp, "iat": iat, "jti": "j-1"}
+	without := func(k string) map[string]any {
+		p := maps.Clone(payload)
+		delete(p, k)
+		return p
+	}
+	with := func(k string, v any) map[string]any {
+		p := maps.Clone(payload)
+		p[k] = v
+		return p
+	}
 	hs256 := map[string]any{"alg": "HS256", "typ": "JWT"}
 
 	// Tampered: the payload of a valid operator token swapped for an admin one.
@@ -118,14 +134,18 @@ func TestVerifyRejects(t *testing.T) {
 		"alg None":      forge(map[string]any{"alg": "None"}, payload, nil),
 		"RS256 header":  forge(map[string]any{"alg": "RS256", "typ": "JWT"}, payload, hmacWith(sha256.New, testKey)),
 		"HS512":         forge(map[string]any{"alg": "HS512", "typ": "JWT"}, payload, hmacWith(sha512.New, testKey)),
-		"no exp":        forge(hs256, map[string]any{"sub": "op-1", "role": "admin", "iss": testIssuer}, hmacWith(sha256.New, testKey)),
-		"no subject":    forge(hs256, map[string]any{"role": "admin", "iss": testIssuer, "exp": exp}, hmacWith(sha256.New, testKey)),
-		"unknown role":  forge(hs256, map[string]any{"sub": "x", "role": "root", "iss": testIssuer, "exp": exp}, hmacWith(sha256.New, testKey)),
-		"role not norm": forge(hs256, map[string]any{"sub": "x", "role": "Admin", "iss": testIssuer, "exp": exp}, hmacWith(sha256.New, testKey)),
-		"too long":      good + strings.Repeat("A", 9000),
+		"no exp":        forge(hs256, without("exp"), hmacWith(sha256.New, testKey)),
+		"no subject":    forge(hs256, without("sub"), hmacWith(sha256.New, testKey)),
+		"unknown role":  forge(hs256, with("role", "root"), hmacWith(sha256.New, testKey)),
+		"role not norm": forge(hs256, with("role", "Admin"), hmacWith(sha256.New, testKey)),
+		"no jti":        forge(hs256, without("jti"), hmacWith(sha256.New, testKey)),
+		"no iat":        forge(hs256, without("iat"), hmacWith(sha256.New, testKey)),
+		// An admin token signed (with the key) for a week: longer than an admin token may live.
+		"admin for a week": forge(hs256, with("exp", time.Unix(iat, 0).Add(7*24*time.Hour).Unix()), hmacWith(sha256.New, testKey)),
+		"too long":         good + strings.Repeat("A", 9000),
 	}
 	// The forging helper must itself be right: the same construction with a good payload passes.
-	control := forge(hs256, map[string]any{"sub": "op-1", "role": "admin", "iss": testIssuer, "exp": exp}, hmacWith(sha256.New, testKey))
+	control := forge(hs256, payload, hmacWith(sha256.New, testKey))
 	if c, err := iss.Verify(control); err != nil || c.Role != auth.RoleAdmin {
 		t.Fatalf("control token: %+v, %v", c, err)
 	}
@@ -147,10 +167,12 @@ func TestIssueRejects(t *testing.T) {
 		c   auth.Claims
 		ttl time.Duration
 	}{
-		"no subject":   {iss, auth.Claims{Role: auth.RoleAdmin}, time.Hour},
-		"unknown role": {iss, auth.Claims{Subject: "x", Role: "root"}, time.Hour},
-		"zero ttl":     {iss, auth.Claims{Subject: "x", Role: auth.RoleAdmin}, 0},
-		"short key":    {auth.NewIssuer([]byte("short"), testIssuer), auth.Claims{Subject: "x", Role: auth.RoleAdmin}, time.Hour},
+		"no subject":              {iss, auth.Claims{Role: auth.RoleAdmin}, time.Hour},
+		"unknown role":            {iss, auth.Claims{Subject: "x", Role: "root"}, time.Hour},
+		"zero ttl":                {iss, auth.Claims{Subject: "x", Role: auth.RoleAdmin}, 0},
+		"admin ttl over its cap":  {iss, auth.Claims{Subject: "x", Role: auth.RoleAdmin}, auth.MaxTTL(auth.RoleAdmin) + time.Second},
+		"viewer ttl over its cap": {iss, auth.Claims{Subject: "x", Role: auth.RoleViewer}, auth.MaxTTL(auth.RoleViewer) + time.Second},
+		"short key":               {auth.NewIssuer([]byte("short"), testIssuer), auth.Claims{Subject: "x", Role: auth.RoleAdmin}, time.Hour},
 	}
 	for name, tc := range cases {
 		if tok, err := tc.iss.Issue(tc.c, tc.ttl); err == nil {
@@ -236,5 +258,78 @@ func TestLoadOrCreateKeyBadFile(t *testing.T) {
 	}
 	if _, err := auth.LoadOrCreateKey(""); err == nil {
 		t.Error("empty data dir: want error")
+	}
+}
+
+// Token lifetimes are capped by role: the roles that change the city or see personal data
+// get a shift, devices (ingest, wall screens) long-lived tokens.
+func TestMaxTTLByRole(t *testing.T) {
+	t.Parallel()
+	iss := auth.NewIssuer(testKey, testIssuer)
+	for _, role := range auth.ValidRoles() {
+		if _, err := iss.Issue(auth.Claims{Subject: "s", Role: role}, auth.MaxTTL(role)); err != nil {
+			t.Errorf("%s at its cap %v: %v", role, auth.MaxTTL(role), err)
+		}
+	}
+	if auth.MaxTTL(auth.RoleAdmin) > 12*time.Hour || auth.MaxTTL(auth.RoleIngest) < 30*24*time.Hour {
+		t.Errorf("caps: admin %v, ingest %v", auth.MaxTTL(auth.RoleAdmin), auth.MaxTTL(auth.RoleIngest))
+	}
+}
+
+// A revoked token is refused by a running Issuer within a second of `token revoke`, by id or
+// by the whole token, and other tokens of the same subject still work.
+func TestRevocation(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	revs, err := auth.NewRevocations(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	revs.SetClock(func() time.Time { return now })
+	base := auth.NewIssuer(testKey, testIssuer)
+	iss := base.WithRevocations(revs)
+	issue := func() (string, auth.Claims) {
+		tok, err := iss.Issue(auth.Claims{Subject: "wall-3", Role: auth.RoleViewer}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := iss.Verify(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok, c
+	}
+	tokA, a := issue()
+	tokB, _ := issue()
+	tokC, _ := issue()
+	if id, err := auth.Revoke(dir, base, a.ID); err != nil || id != a.ID {
+		t.Fatalf("Revoke by id: %q, %v", id, err)
+	}
+	if _, err := auth.Revoke(dir, base, tokC); err != nil {
+		t.Fatalf("Revoke by token: %v", err)
+	}
+	now = now.Add(1100 * time.Millisecond) // the list is looked at once a second
+	for name, tok := range map[string]string{"by id": tokA, "by token": tokC} {
+		if _, err := iss.Verify(tok); !errors.Is(err, auth.ErrTokenRevoked) {
+			t.Errorf("revoked %s: Verify err = %v, want ErrTokenRevoked", name, err)
+		}
+	}
+	if _, err := iss.Verify(tokB); err != nil {
+		t.Errorf("an unrevoked token of the same subject: %v", err)
+	}
+	if _, err := base.Verify(tokA); err != nil {
+		t.Errorf("an Issuer without the list: %v", err)
+	}
+	if _, err := auth.Revoke(dir, auth.NewIssuer([]byte("another-key-another-key-another-k"), testIssuer), tokB); err == nil {
+		t.Error("Revoke accepted a token signed with another key")
+	}
+	// An unreadable list fails closed.
+	if err := os.WriteFile(filepath.Join(dir, auth.RevokedFile), []byte("x not-a-time\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Second)
+	if _, err := iss.Verify(tokB); !errors.Is(err, auth.ErrTokenRevoked) {
+		t.Errorf("with a corrupt list: Verify err = %v, want refusal", err)
 	}
 }

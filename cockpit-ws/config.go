@@ -61,6 +61,27 @@ type Config struct {
 	// MaxSubscriptions bounds the distinct subscriptions (filter and view) held at once;
 	// beyond it the longest idle one is forgotten, or a new one refused. Default 4096.
 	MaxSubscriptions int
+	// MaxConnections bounds the open websockets of the hub. Default 8192.
+	MaxConnections int
+	// ReservedShare is the share of MaxConnections and MaxSubscriptions that only the
+	// command-centre roles (admin, supervisor, operator) may use: viewers, rule authors and
+	// workers together never hold more than the rest, so a flood of wall screens (or one
+	// token opening thousands of sockets) cannot lock the supervisor out. Default 0.25;
+	// -1 reserves nothing.
+	ReservedShare float64
+	// SubjectConnections bounds the websockets one token subject (its role and `sub`) holds
+	// at once; past it the handshake is closed with 1008. Default 16.
+	SubjectConnections int
+	// SubjectSubscriptions bounds the distinct subscriptions one subject has made that the
+	// hub still holds (in use, or idle for resuming); past it the subject's longest idle one
+	// is forgotten, or the new one refused. Joining a subscription someone else made costs
+	// nothing. Default 8.
+	SubjectSubscriptions int
+	// HistoryBudget bounds the bytes of delta frames all subscriptions together keep for
+	// resuming (each also within HistoryBytes); over it, every subscription above an equal
+	// share loses its oldest frames. Frames are held about twice (JSON and the prepared
+	// websocket frame), so the memory is up to twice this. Default 256 MiB.
+	HistoryBudget int
 	// TombstoneSize is how many closed incidents are remembered so that a redelivered older
 	// version cannot bring them back. Default 65536.
 	TombstoneSize int
@@ -132,6 +153,16 @@ func (c *Config) setDefaults() {
 	def(&c.HistoryBytes, 4<<20)
 	defDur(&c.IdleTTL, 5*time.Minute)
 	def(&c.MaxSubscriptions, 4096)
+	def(&c.MaxConnections, 8192)
+	def(&c.SubjectConnections, 16)
+	def(&c.SubjectSubscriptions, 8)
+	def(&c.HistoryBudget, 256<<20)
+	switch c.ReservedShare {
+	case 0:
+		c.ReservedShare = 0.25
+	case -1:
+		c.ReservedShare = 0
+	}
 	def(&c.TombstoneSize, 65536)
 	defDur(&c.KPIWindow, 24*time.Hour)
 	def(&c.StageRecords, 16384)
@@ -173,6 +204,13 @@ func (c Config) Validate() error {
 	positive("history bytes", c.HistoryBytes)
 	positiveDur("idle TTL", c.IdleTTL)
 	positive("max subscriptions", c.MaxSubscriptions)
+	positive("max connections", c.MaxConnections)
+	positive("connections per subject", c.SubjectConnections)
+	positive("subscriptions per subject", c.SubjectSubscriptions)
+	positive("history budget", c.HistoryBudget)
+	if c.ReservedShare < 0 || c.ReservedShare >= 1 {
+		errs = append(errs, fmt.Errorf("reserved share %v must be in [0, 1), or -1 for none", c.ReservedShare))
+	}
 	positive("tombstone size", c.TombstoneSize)
 	positiveDur("KPI window", c.KPIWindow)
 	positive("stage records", c.StageRecords)
@@ -204,4 +242,10 @@ func normalizeOrigin(o string) (string, error) {
 		return "", fmt.Errorf("allowed origin %q: want scheme://host[:port] or *", o)
 	}
 	return strings.ToLower(u.Scheme + "://" + u.Host), nil
+}
+
+// shareOf is the part of limit the roles without a reservation may use: at least one, so a
+// tiny test table still lets a viewer in.
+func (c Config) shareOf(limit int) int {
+	return max(1, int(float64(limit)*(1-c.ReservedShare)))
 }

@@ -28,7 +28,18 @@
 // full (close 4000, "slow consumer"), or a write does not finish within WriteTimeout, the
 // client is dropped and should reconnect and resume. Other clients are unaffected.
 //
-// The hub must never block the changelog consumer on a websocket, never send an incident a
+// # Limits
+//
+// One token cannot take the hub from the others: each subject (role and `sub`) holds at most
+// SubjectConnections sockets and SubjectSubscriptions distinct subscriptions, the roles
+// that act on incidents (admin, supervisor, operator) have ReservedShare of the connections
+// and subscriptions to themselves, and the histories of all subscriptions together stay
+// within HistoryBudget. A refused handshake is upgraded and closed with a reason (1008 for
+// the token's own limits, 1013 for the server's), which a browser can show; a plain HTTP
+// status it could not.
+//
+// The hub must never block the changelog consumer on a websocket, never let viewers lock
+// the command centre out, never send an incident a
 // caller may not see, never send personal data unmasked to a role that may not see it, and
 // never let a client believe it is up to date when it is not.
 package cockpit

@@ -551,7 +551,7 @@ func TestPage(t *testing.T) {
 // is idle a new one is refused (the client keeps its current one).
 func TestMaxSubscriptions(t *testing.T) {
 	t.Parallel()
-	f := start(t, cockpit.Config{MaxSubscriptions: 2})
+	f := start(t, cockpit.Config{MaxSubscriptions: 2, ReservedShare: -1}) // the whole table, no share kept
 	a := f.connect(t, viewer, "district=D1")
 	a.snapshot(0)
 	b := f.connect(t, viewer, "district=D2")

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
@@ -35,7 +36,23 @@ type Verifier interface {
 	Verify(token string) (auth.Claims, error)
 }
 
-var errTooManySubscriptions = errors.New("too many distinct subscriptions on this server; try again later")
+var errTooManySubscriptions = &limitError{websocket.CloseTryAgainLater, "too many distinct subscriptions on this server; try again later"}
+
+// limitError is a connection or subscription refused by a limit, with the close code that
+// refuses it at the handshake (its message is the close reason, and the error frame's text).
+type limitError struct {
+	code int
+	msg  string
+}
+
+func (e *limitError) Error() string { return e.msg }
+
+// reserved reports whether role may use the share of the hub kept for the command centre
+// (Config.ReservedShare): the desks that act on incidents must never be locked out by
+// read-only screens.
+func reserved(role auth.Role) bool {
+	return role == auth.RoleAdmin || role == auth.RoleSupervisor || role == auth.RoleOperator
+}
 
 // Hub holds the open incidents, the subscriptions and the connected screens.
 type Hub struct {
@@ -54,14 +71,21 @@ type Hub struct {
 	subs     map[string]*subscription
 	madeSubs uint64
 	conns    map[*conn]struct{}
-	dropped  uint64        // slow clients closed
-	timeouts atomic.Uint64 // clients closed because a write did not finish within WriteTimeout
-	frames   uint64        // delta frames encoded
-	kpiCache map[string]*websocket.PreparedMessage
-	mapCache map[string]*websocket.PreparedMessage // by coordsys
-	masked   map[string]maskedCopy                 // by incident id, made on first use
-	shut     bool
-	wg       sync.WaitGroup // one per connection handler
+	// What the limits count (Config.MaxConnections and the rest), by Claims.Key.
+	subjectConns map[string]int
+	lowConns     int // connections of roles without the reservation
+	subjectSubs  map[string]int
+	lowSubs      int           // subscriptions made by roles without the reservation
+	refused      uint64        // connections and subscriptions refused by a limit
+	histBytes    int           // delta frames kept for resuming, all subscriptions, at the last tick
+	dropped      uint64        // slow clients closed
+	timeouts     atomic.Uint64 // clients closed because a write did not finish within WriteTimeout
+	frames       uint64        // delta frames encoded
+	kpiCache     map[string]*websocket.PreparedMessage
+	mapCache     map[string]*websocket.PreparedMessage // by coordsys
+	masked       map[string]maskedCopy                 // by incident id, made on first use
+	shut         bool
+	wg           sync.WaitGroup // one per connection handler
 
 	events *eventStats // own lock: fed at the event rate
 }
@@ -96,10 +120,13 @@ func New(cfg Config, verifier Verifier, log *zap.Logger) (*Hub, error) {
 		stages:   newStageLog(cfg.StageRecords, cfg.StageLimits),
 		subs:     make(map[string]*subscription),
 		conns:    make(map[*conn]struct{}),
-		kpiCache: make(map[string]*websocket.PreparedMessage),
-		mapCache: make(map[string]*websocket.PreparedMessage),
-		masked:   make(map[string]maskedCopy),
-		events:   newEventStats(),
+
+		subjectConns: make(map[string]int),
+		subjectSubs:  make(map[string]int),
+		kpiCache:     make(map[string]*websocket.PreparedMessage),
+		mapCache:     make(map[string]*websocket.PreparedMessage),
+		masked:       make(map[string]maskedCopy),
+		events:       newEventStats(),
 	}
 	h.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.WriteTimeout,
@@ -120,6 +147,8 @@ type Stats struct {
 	Frames        uint64 // delta frames encoded (once per subscription and tick)
 	SlowDropped   uint64 // clients closed because their queue was full
 	WriteTimeouts uint64 // clients closed because a write did not finish in time
+	Refused       uint64 // connections and subscriptions refused by a limit
+	HistoryBytes  int    // delta frames kept for resuming, at the last tick
 }
 
 // Stats returns the hub's counters.
@@ -127,7 +156,8 @@ func (h *Hub) Stats() Stats {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return Stats{Connections: len(h.conns), Subscriptions: len(h.subs), OpenIncidents: len(h.open),
-		Changes: h.seq, Frames: h.frames, SlowDropped: h.dropped, WriteTimeouts: h.timeouts.Load()}
+		Changes: h.seq, Frames: h.frames, SlowDropped: h.dropped, WriteTimeouts: h.timeouts.Load(),
+		Refused: h.refused, HistoryBytes: h.histBytes}
 }
 
 // HandleIncidentChange applies one record of the city.incidents changelog. Replays and
@@ -230,19 +260,35 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 }
 
-// flush ends a tick: every subscription with changes sends one delta frame, and
-// subscriptions idle for longer than IdleTTL are forgotten.
+// flush ends a tick: every subscription with changes sends one delta frame, subscriptions
+// idle for longer than IdleTTL are forgotten, and the histories are held to HistoryBudget.
 func (h *Hub) flush() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := h.cfg.Now()
-	for key, s := range h.subs {
+	total := 0
+	for _, s := range h.subs {
 		if len(s.conns) == 0 && now.Sub(s.idleSince) > h.cfg.IdleTTL {
-			delete(h.subs, key)
+			h.removeSubLocked(s)
 			continue
 		}
 		h.flushSubLocked(s, now)
+		if len(s.conns) == 0 {
+			s.snap = nil // nobody is waiting for it; a joining client makes a new one
+		}
+		total += s.history.bytes
 	}
+	if total > h.cfg.HistoryBudget {
+		// Every subscription above an equal share gives up its oldest frames: a resume
+		// further back than that becomes a reload, which is always correct.
+		share := h.cfg.HistoryBudget / len(h.subs)
+		total = 0
+		for _, s := range h.subs {
+			s.history.trim(share)
+			total += s.history.bytes
+		}
+	}
+	h.histBytes = total
 }
 
 func (h *Hub) flushSubLocked(s *subscription, now time.Time) {
@@ -271,9 +317,86 @@ func (h *Hub) enqueueLocked(c *conn, out outbound) {
 
 // dropLocked unregisters c so it gets no more frames, and tells its writer to close it.
 func (h *Hub) dropLocked(c *conn, code int, reason string) {
-	h.leaveLocked(c)
-	delete(h.conns, c)
+	h.unregisterLocked(c)
 	c.stop(code, reason)
+}
+
+// admitConnLocked checks the connection limits for a new connection of claims.
+func (h *Hub) admitConnLocked(claims auth.Claims) error {
+	switch {
+	case h.subjectConns[claims.Key()] >= h.cfg.SubjectConnections:
+		return &limitError{websocket.ClosePolicyViolation,
+			fmt.Sprintf("this token already holds %d connections, the most one token may", h.cfg.SubjectConnections)}
+	case len(h.conns) >= h.cfg.MaxConnections:
+		return &limitError{websocket.CloseTryAgainLater, "the server holds as many connections as it may; try again later"}
+	case !reserved(claims.Role) && h.lowConns >= h.cfg.shareOf(h.cfg.MaxConnections):
+		return &limitError{websocket.CloseTryAgainLater,
+			fmt.Sprintf("the connections open to role %s are all in use; try again later", claims.Role)}
+	}
+	return nil
+}
+
+func (h *Hub) registerLocked(c *conn) {
+	h.conns[c] = struct{}{}
+	h.subjectConns[c.claims.Key()]++
+	if !reserved(c.claims.Role) {
+		h.lowConns++
+	}
+}
+
+// unregisterLocked takes c off its subscription and out of the counts; a second call does
+// nothing.
+func (h *Hub) unregisterLocked(c *conn) {
+	h.leaveLocked(c)
+	if _, ok := h.conns[c]; !ok {
+		return
+	}
+	delete(h.conns, c)
+	key := c.claims.Key()
+	if h.subjectConns[key]--; h.subjectConns[key] <= 0 {
+		delete(h.subjectConns, key)
+	}
+	if !reserved(c.claims.Role) {
+		h.lowConns--
+	}
+}
+
+// admitSubLocked makes room for a new subscription of claims, forgetting an idle one if
+// that is what a limit needs, or says which limit refuses it.
+func (h *Hub) admitSubLocked(claims auth.Claims) error {
+	key := claims.Key()
+	if h.subjectSubs[key] >= h.cfg.SubjectSubscriptions &&
+		!h.evictIdleLocked(func(s *subscription) bool { return s.owner == key }) {
+		return &limitError{websocket.ClosePolicyViolation,
+			fmt.Sprintf("this token already holds %d subscriptions, the most one token may; use fewer filters", h.cfg.SubjectSubscriptions)}
+	}
+	if !reserved(claims.Role) && h.lowSubs >= h.cfg.shareOf(h.cfg.MaxSubscriptions) &&
+		!h.evictIdleLocked(func(s *subscription) bool { return !s.reserved }) {
+		return &limitError{websocket.CloseTryAgainLater,
+			fmt.Sprintf("the subscriptions open to role %s are all in use; try again later, or use a common filter", claims.Role)}
+	}
+	if len(h.subs) >= h.cfg.MaxSubscriptions && !h.evictIdleLocked(func(*subscription) bool { return true }) {
+		return errTooManySubscriptions
+	}
+	return nil
+}
+
+func (h *Hub) addSubLocked(s *subscription) {
+	h.subs[s.key] = s
+	h.subjectSubs[s.owner]++
+	if !s.reserved {
+		h.lowSubs++
+	}
+}
+
+func (h *Hub) removeSubLocked(s *subscription) {
+	delete(h.subs, s.key)
+	if h.subjectSubs[s.owner]--; h.subjectSubs[s.owner] <= 0 {
+		delete(h.subjectSubs, s.owner)
+	}
+	if !s.reserved {
+		h.lowSubs--
+	}
 }
 
 func (h *Hub) leaveLocked(c *conn) {
@@ -295,12 +418,13 @@ func (h *Hub) subscribeLocked(c *conn, r Request) error {
 	key, kpiKey := subKey(c.feed, c.claims, r)
 	s := h.subs[key]
 	if s == nil {
-		if len(h.subs) >= h.cfg.MaxSubscriptions && !h.evictIdleLocked() {
-			return errTooManySubscriptions
+		if err := h.admitSubLocked(c.claims); err != nil {
+			h.refused++
+			return err
 		}
 		h.madeSubs++
 		s = newSubscription(key, kpiKey, c.feed, c.claims, r, h.epoch+"-"+strconv.FormatUint(h.madeSubs, 36), h.cfg)
-		h.subs[key] = s
+		h.addSubLocked(s)
 	}
 	var x extra
 	if r.Map {
@@ -354,18 +478,19 @@ func (h *Hub) subscribeLocked(c *conn, r Request) error {
 	return nil
 }
 
-// evictIdleLocked forgets the subscription idle for longest; false if none is idle.
-func (h *Hub) evictIdleLocked() bool {
+// evictIdleLocked forgets the subscription idle for longest among those which selects;
+// false if none of them is idle.
+func (h *Hub) evictIdleLocked(which func(*subscription) bool) bool {
 	var oldest *subscription
 	for _, s := range h.subs {
-		if len(s.conns) == 0 && (oldest == nil || s.idleSince.Before(oldest.idleSince)) {
+		if len(s.conns) == 0 && which(s) && (oldest == nil || s.idleSince.Before(oldest.idleSince)) {
 			oldest = s
 		}
 	}
 	if oldest == nil {
 		return false
 	}
-	delete(h.subs, oldest.key)
+	h.removeSubLocked(oldest)
 	return true
 }
 
@@ -453,14 +578,17 @@ func (h *Hub) sendErrorLocked(c *conn, code, msg string) {
 }
 
 // ServeHTTP is /ws/cockpit: it checks the origin, the token and the subscription in the
-// query before upgrading, then streams until the client goes or the hub closes.
-func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serve(w, r, feedCockpit) }
+// query before upgrading, then streams until the client goes or the hub closes. Being a
+// websocket route, it accepts the token as ?access_token= (auth.AcceptQueryToken).
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	auth.AcceptQueryToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, feedCockpit) })).ServeHTTP(w, r)
+}
 
 // WorkerHandler is /ws/worker: a grid worker's own tasks (dispatched to them, or in their
 // grids), with the same snapshot, deltas and resume as /ws/cockpit. Only the worker role may
-// open it.
+// open it; like /ws/cockpit it accepts the token as ?access_token=.
 func (h *Hub) WorkerHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, feedWorker) })
+	return auth.AcceptQueryToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, feedWorker) }))
 }
 
 func (h *Hub) serve(w http.ResponseWriter, r *http.Request, f feed) {
@@ -498,6 +626,11 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, f feed) {
 		auth.WriteError(w, http.StatusServiceUnavailable, ErrCodeUnavailable, "server shutting down")
 		return
 	}
+	// The HTTP server's read and write timeouts bound requests; a websocket lives for hours
+	// and sets its own deadline on every read and write (readLoop, writeLoop).
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
 	ws, err := h.upgrader.Upgrade(w, r, nil) // answers the client itself on failure
 	if err != nil {
 		h.log.Debug("cockpit upgrade failed", zap.Error(err))
@@ -516,10 +649,23 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, f feed) {
 		_ = ws.Close()
 		return
 	}
-	h.conns[c] = struct{}{}
+	if err := h.admitConnLocked(claims); err != nil {
+		h.refused++
+		h.mu.Unlock()
+		h.log.Warn("cockpit connection refused", zap.String("subject", claims.Subject), zap.String("role", claims.Role), zap.Error(err))
+		le := err.(*limitError)
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(le.code, closeReason(le.msg)), deadline(h.cfg.WriteTimeout))
+		_ = ws.Close()
+		return
+	}
+	h.registerLocked(c)
 	if err := h.subscribeLocked(c, req); err != nil {
 		h.log.Warn("cockpit subscribe failed", zap.String("subject", claims.Subject), zap.Error(err))
-		h.dropLocked(c, websocket.CloseTryAgainLater, "subscription refused")
+		code, reason := websocket.CloseTryAgainLater, "subscription refused"
+		if le, ok := errors.AsType[*limitError](err); ok {
+			code, reason = le.code, closeReason(le.msg)
+		}
+		h.dropLocked(c, code, reason)
 	}
 	h.wg.Add(1)
 	h.mu.Unlock()
@@ -537,10 +683,21 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request, f feed) {
 	<-writerDone
 
 	h.mu.Lock()
-	h.leaveLocked(c)
-	delete(h.conns, c)
+	h.unregisterLocked(c)
 	h.mu.Unlock()
 	h.log.Debug("cockpit client gone", zap.String("subject", claims.Subject), zap.Int("close_code", c.code))
+}
+
+// closeReason fits msg in a close frame (123 bytes of reason), cutting at a rune boundary.
+func closeReason(msg string) string {
+	if len(msg) <= 123 {
+		return msg
+	}
+	cut := 123
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut]
 }
 
 // checkFeed refuses what a feed does not offer: the worker feed has no filter, map or KPIs.

@@ -713,7 +713,7 @@ func TestScope(t *testing.T) {
 // Frames are encoded once per distinct subscription, however many screens share it.
 func TestEncodedOncePerSubscription(t *testing.T) {
 	t.Parallel()
-	f := start(t, cockpit.Config{})
+	f := start(t, cockpit.Config{SubjectConnections: 64}) // 20 screens share the wall token
 	var wall, desk []*client
 	for range 20 {
 		wall = append(wall, f.connect(t, viewer, "severity=red,orange"))

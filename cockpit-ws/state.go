@@ -138,6 +138,18 @@ func (h *history) add(seq uint64, pm *websocket.PreparedMessage, size int) {
 	h.frames = h.frames[drop:]
 }
 
+// trim drops the oldest frames until the history holds at most maxBytes (the newest frame
+// stays even if it alone is larger).
+func (h *history) trim(maxBytes int) {
+	drop := 0
+	for len(h.frames)-drop > 1 && h.bytes > maxBytes {
+		h.bytes -= h.frames[drop].size
+		h.frames[drop] = histFrame{}
+		drop++
+	}
+	h.frames = h.frames[drop:]
+}
+
 // after returns the frames numbered after seq, oldest first, given that last is the newest
 // number sent; ok is false if some have left the history or seq is from the future.
 func (h *history) after(seq, last uint64) ([]*websocket.PreparedMessage, bool) {

@@ -90,6 +90,10 @@ type subscription struct {
 	filter Filter
 	view   viewSpec
 	epoch  string
+	// owner is the Claims.Key of whoever made it, charged for it by the per-subject limit;
+	// reserved says whether it counts against the share kept for the command centre.
+	owner    string
+	reserved bool
 
 	// Guarded by the hub's lock.
 	seq       uint64
@@ -125,15 +129,17 @@ func subKey(f feed, c auth.Claims, r Request) (key, kpiKey string) {
 
 func newSubscription(key, kpiKey string, f feed, c auth.Claims, r Request, epoch string, cfg Config) *subscription {
 	return &subscription{
-		key:     key,
-		kpiKey:  kpiKey,
-		feed:    f,
-		filter:  r.Filter,
-		view:    viewSpec{claims: c, masked: !auth.Can(c.Role, auth.PermSeePersonalData), coordsys: r.CoordSys},
-		epoch:   epoch,
-		pending: make(map[string]pendingChange),
-		history: newHistory(cfg.HistorySize, cfg.HistoryBytes),
-		conns:   make(map[*conn]struct{}),
+		key:      key,
+		kpiKey:   kpiKey,
+		feed:     f,
+		filter:   r.Filter,
+		view:     viewSpec{claims: c, masked: !auth.Can(c.Role, auth.PermSeePersonalData), coordsys: r.CoordSys},
+		epoch:    epoch,
+		owner:    c.Key(),
+		reserved: reserved(c.Role),
+		pending:  make(map[string]pendingChange),
+		history:  newHistory(cfg.HistorySize, cfg.HistoryBytes),
+		conns:    make(map[*conn]struct{}),
 	}
 }
 

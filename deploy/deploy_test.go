@@ -24,10 +24,12 @@ type compose struct {
 			Condition string `yaml:"condition"`
 		} `yaml:"depends_on"`
 		Healthcheck map[string]any `yaml:"healthcheck"`
+		Ports       []string       `yaml:"ports"`
 	} `yaml:"services"`
 }
 
-func TestComposeFile(t *testing.T) {
+func readCompose(t *testing.T) compose {
+	t.Helper()
 	b, err := os.ReadFile("compose.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -36,6 +38,66 @@ func TestComposeFile(t *testing.T) {
 	if err := yaml.Unmarshal(b, &c); err != nil {
 		t.Fatalf("compose.yaml does not parse: %v", err)
 	}
+	return c
+}
+
+// Kafka and ClickHouse speak plaintext without credentials in compose, so neither may be
+// reachable from the host's network: anyone who reaches Kafka can put an admin command on
+// city.commands (issue 11 did it with kcat on the published 29092) or read every caller.
+// They may be published only on loopback and only for a listener that is not plaintext.
+func TestComposePublishesNoPlaintextKafkaOrClickHouse(t *testing.T) {
+	c := readCompose(t)
+	kafka := c.Services["kafka"]
+	protocols := map[string]string{} // listener name → security protocol
+	for _, kv := range strings.Split(kafka.Environment["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"], ",") {
+		if name, proto, ok := strings.Cut(strings.TrimSpace(kv), ":"); ok {
+			protocols[name] = proto
+		}
+	}
+	listenerOfPort := map[string]string{} // container port → listener name
+	for _, l := range strings.Split(kafka.Environment["KAFKA_LISTENERS"], ",") {
+		name, addr, _ := strings.Cut(strings.TrimSpace(l), "://")
+		listenerOfPort[addr[strings.LastIndex(addr, ":")+1:]] = name
+	}
+	for _, adv := range strings.Split(kafka.Environment["KAFKA_ADVERTISED_LISTENERS"], ",") {
+		name, addr, _ := strings.Cut(strings.TrimSpace(adv), "://")
+		if strings.HasPrefix(protocols[name], "PLAINTEXT") || protocols[name] == "SASL_PLAINTEXT" {
+			if host := addr[:strings.LastIndex(addr, ":")]; host != "kafka" {
+				t.Errorf("Kafka advertises plaintext listener %s as %s, outside the compose network", name, addr)
+			}
+		}
+	}
+	for _, p := range kafka.Ports {
+		hostIP, container := publishedOn(p)
+		if hostIP != "127.0.0.1" {
+			t.Errorf("kafka publishes %q on every interface of the host", p)
+		}
+		if proto := protocols[listenerOfPort[container]]; proto != "SSL" && proto != "SASL_SSL" {
+			t.Errorf("kafka publishes %q, its %s listener (%s): only TLS listeners may be published", p, listenerOfPort[container], proto)
+		}
+	}
+	for _, p := range c.Services["clickhouse"].Ports {
+		hostIP, container := publishedOn(p)
+		if hostIP != "127.0.0.1" || (container != "9440" && container != "8443") {
+			t.Errorf("clickhouse publishes %q: only its TLS ports (9440, 8443), and only on 127.0.0.1", p)
+		}
+	}
+}
+
+// publishedOn splits a compose short port syntax ("[ip:]host:container[/proto]") into the
+// host address it binds ("" for every interface) and the container port.
+func publishedOn(p string) (hostIP, container string) {
+	p, _, _ = strings.Cut(p, "/")
+	parts := strings.Split(p, ":")
+	container = parts[len(parts)-1]
+	if len(parts) == 3 {
+		hostIP = parts[0]
+	}
+	return hostIP, container
+}
+
+func TestComposeFile(t *testing.T) {
+	c := readCompose(t)
 	kafka, ok := c.Services["kafka"]
 	if !ok || !strings.HasPrefix(kafka.Image, "apache/kafka:4.") {
 		t.Errorf("kafka service image %q, want apache/kafka:4.x", kafka.Image)

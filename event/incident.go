@@ -308,7 +308,7 @@ type CommandResult struct {
 // notify an agency. ID is unique per record; projections insert it once.
 type AuditRecord struct {
 	ID         string    `json:"id"`
-	Kind       string    `json:"kind"` // command or notify
+	Kind       string    `json:"kind"` // command, notify or read
 	CommandID  string    `json:"command_id,omitempty"`
 	IncidentID string    `json:"incident_id"`
 	Action     string    `json:"action"`
@@ -321,7 +321,8 @@ type AuditRecord struct {
 	Version    int64     `json:"version,omitempty"` // the incident version a success produced
 	Reason     string    `json:"reason,omitempty"`
 	Attempt    int       `json:"attempt,omitempty"` // notify: 1, 2, ...
-	Target     string    `json:"target,omitempty"`  // notify: the agency code
+	Target     string    `json:"target,omitempty"`  // notify: the agency code; read: the event id, when an event was read
+	Fields     []string  `json:"fields,omitempty"`  // read: the personal-data fields shown unmasked ("reports.caller.phone")
 	At         time.Time `json:"at"`
 }
 
@@ -329,6 +330,10 @@ type AuditRecord struct {
 const (
 	AuditCommand = "command"
 	AuditNotify  = "notify"
+	// AuditRead is a read that showed personal data unmasked (a supervisor's or an admin's
+	// incident detail, list, search, timeline or event history): Actor read the object
+	// (IncidentID, or the event Target) through Action (the API route) and saw Fields.
+	AuditRead = "read"
 )
 
 // Dispatch is the record of who an incident was sent to and why (派遣).

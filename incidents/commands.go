@@ -2,8 +2,10 @@ package incidents
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -44,6 +46,11 @@ func (s *Service) execute(out *event.Outputs, cmd event.Command) (event.Incident
 	if cmd.Action == event.ActionSLA && cmd.Actor.Role == roleSystem {
 		return s.applySLA(out, cmd)
 	}
+	if cmd.Actor.Role != roleSystem && systemCommandID(cmd.ID) {
+		// Refused without being remembered: the id stays free for the system command it names.
+		s.stats.commands.Add(1)
+		return event.Incident{}, s.refuse(out, nil, cmd, nil, fmt.Errorf("%w: command id %q is reserved for system commands", ErrInvalidCommand, cmd.ID))
+	}
 	street := streetOf(cmd.IncidentID)
 	sh := s.lookupShard(street)
 	if sh == nil {
@@ -55,12 +62,15 @@ func (s *Service) execute(out *event.Outputs, cmd event.Command) (event.Incident
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 
+	cur := sh.incidents[cmd.IncidentID]
 	if o, ok := sh.outcomes.get(cmd.ID); ok {
+		if err := s.mayRepeat(o, cmd, cur); err != nil {
+			return event.Incident{}, s.refuse(out, nil, cmd, cur, err)
+		}
 		return s.repeat(out, o)
 	}
 	s.stats.commands.Add(1)
 
-	cur := sh.incidents[cmd.IncidentID]
 	if err := s.validate(cmd, cur); err != nil {
 		return event.Incident{}, s.refuse(out, sh, cmd, cur, err)
 	}
@@ -95,7 +105,8 @@ func (s *Service) apply(out *event.Outputs, sh *shard, cmd event.Command, next *
 	change(out, next, ch)
 	sh.commit(next, nil, ch)
 	s.clocks.track(next)
-	o := outcome{res: succeeded(next, ch), audit: []event.AuditRecord{auditOf(cmd, next, ch)}}
+	o := changed(next, ch)
+	o.audit = []event.AuditRecord{auditOf(cmd, next, ch)}
 	sh.outcomes.replace(cmd.ID, o)
 	o.answer(out)
 	return view(next)
@@ -107,6 +118,36 @@ func (o outcome) answer(out *event.Outputs) {
 		audit(out, a)
 	}
 	result(out, o.res, "")
+}
+
+// systemCommandID reports whether id has the form of a system command's id: the dispatcher's
+// ("dispatch:…", "reassign:…") and the SLA clock's ("sla:…").
+func systemCommandID(id string) bool {
+	for _, p := range []string{"dispatch:", "reassign:", "sla:"} {
+		if strings.HasPrefix(id, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// errIDReused is why a command that reuses another command's id is refused.
+var errIDReused = errors.New("already used by another command; choose a new id")
+
+// mayRepeat checks that a remembered outcome may be given to cmd, which reuses its id: the
+// same sender about the same incident, who may still see it. Another sender's id, a system
+// command's id or an id used for another incident is refused, and the outcome stays private.
+func (s *Service) mayRepeat(o outcome, cmd event.Command, cur *event.Incident) error {
+	if !o.answers(cmd) {
+		return fmt.Errorf("%w: command id %q: %w", ErrInvalidCommand, cmd.ID, errIDReused)
+	}
+	if err := mayIssue(cmd.Actor, cmd.Action); err != nil {
+		return err
+	}
+	if cur != nil {
+		return mayTouch(cmd.Actor, cur)
+	}
+	return nil
 }
 
 // repeat answers with a remembered outcome again. It returns the outcome's incident, or its
@@ -193,8 +234,13 @@ func (s *Service) refuse(out *event.Outputs, sh *shard, cmd event.Command, cur *
 		At:         now,
 	}
 	id := cmd.ID
-	if id == "" {
+	switch {
+	case id == "":
 		id = "refused:" + uuid.NewString()
+	case errors.Is(err, errIDReused):
+		// The id's first outcome has its own audit record under the id; this refusal is
+		// another command's and must be recorded beside it, not deduplicated into it.
+		id += "#reused-by:" + cmd.Actor.Subject + "@" + cmd.IncidentID
 	}
 	rec := event.AuditRecord{
 		ID: id, Kind: event.AuditCommand, CommandID: cmd.ID, IncidentID: cmd.IncidentID, Action: cmd.Action,
@@ -207,7 +253,7 @@ func (s *Service) refuse(out *event.Outputs, sh *shard, cmd event.Command, cur *
 	result(out, res, id)
 	s.stats.rejected.Add(1)
 	if sh != nil && cmd.ID != "" {
-		sh.outcomes.remember(cmd.ID, outcome{res: res, err: err, audit: []event.AuditRecord{rec}})
+		sh.outcomes.remember(cmd.ID, outcome{res: res, err: err, audit: []event.AuditRecord{rec}, by: cmd.Actor.Subject})
 	}
 	s.log.Debug("command refused", zap.String("command", cmd.ID), zap.String("incident", cmd.IncidentID),
 		zap.String("action", cmd.Action), zap.String("actor", cmd.Actor.Subject), zap.Error(err))
@@ -224,10 +270,13 @@ func (s *Service) applySLA(out *event.Outputs, cmd event.Command) (event.Inciden
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	cur := sh.incidents[cmd.IncidentID]
 	if o, ok := sh.outcomes.get(cmd.ID); ok {
+		if !o.answers(cmd) {
+			return event.Incident{}, nil // not this clock's deadline: nothing is due under this id
+		}
 		return s.repeat(out, o)
 	}
-	cur := sh.incidents[cmd.IncidentID]
 	if cur == nil || !cur.Status.Open() {
 		return event.Incident{}, nil
 	}
@@ -299,7 +348,8 @@ func (s *Service) merge(out *event.Outputs, sh *shard, cmd event.Command, cur *e
 	sh.commit(&gone, nil, chGone)
 	s.clocks.track(&into)
 	s.clocks.track(&gone)
-	o := outcome{res: succeeded(&into, chInto), audit: []event.AuditRecord{auditOf(cmd, &into, chInto), auditOf(cmd, &gone, chGone)}}
+	o := changed(&into, chInto)
+	o.audit = []event.AuditRecord{auditOf(cmd, &into, chInto), auditOf(cmd, &gone, chGone)}
 	sh.outcomes.replace(cmd.ID, o)
 	return s.repeat(out, o)
 }
@@ -364,7 +414,8 @@ func (s *Service) split(out *event.Outputs, sh *shard, cmd event.Command, cur *e
 	sh.commit(&born, born.Reports, chBorn)
 	s.clocks.track(&left)
 	s.stats.opened.Add(1)
-	o := outcome{res: succeeded(&left, chLeft), audit: []event.AuditRecord{auditOf(cmd, &left, chLeft), auditOf(cmd, &born, chBorn)}}
+	o := changed(&left, chLeft)
+	o.audit = []event.AuditRecord{auditOf(cmd, &left, chLeft), auditOf(cmd, &born, chBorn)}
 	sh.outcomes.replace(cmd.ID, o)
 	return s.repeat(out, o)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -902,5 +903,91 @@ func TestForgetDropsAStreetAndRestoreBringsItBack(t *testing.T) {
 	}
 	if outs, err := h.svc.HandleSignal(h.ctx, sig); err != nil || len(outs) != 0 {
 		t.Errorf("the replayed signal after Restore: %d outputs, %v; want none (already linked)", len(outs), err)
+	}
+}
+
+// A command id is its sender's own: another sender reusing it (a guessed system id, another
+// actor's id, an id used on another incident) is refused without seeing the first outcome, and
+// a client cannot take the id of an SLA command to suppress it.
+func TestCommandIDsBelongToTheirSender(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.signal(sensorSignal("flood", "ev-1", "flood:tunnel-7", event.SeverityOrange))
+	id := h.bus.Changes(t)[0].Incident.ID
+	h.signal(sensorSignal("flood", "ev-2", "flood:tunnel-9", event.SeverityOrange))
+	other := h.bus.Changes(t)[1].Incident.ID
+	h.walk(id, event.StatusAccepted) // ids id+"/c-dispatch" (system), id+"/c-accept" (workerA)
+	changes := len(h.bus.Changes(t))
+	outsider := event.Actor{Subject: "op-far", Role: "operator", District: "990299"}
+
+	for _, tc := range []struct {
+		name string
+		cmd  event.Command
+	}{
+		{"another district's operator reuses the system's dispatch id",
+			event.Command{ID: id + "/c-dispatch", IncidentID: id, Action: event.ActionProgress, Note: "x", Actor: outsider}},
+		{"an operator reuses the worker's accept id",
+			event.Command{ID: id + "/c-accept", IncidentID: id, Action: event.ActionProgress, Note: "x", Actor: operator}},
+		{"the worker reuses their own id on another incident",
+			event.Command{ID: id + "/c-accept", IncidentID: other, Action: event.ActionProgress, Note: "x", Actor: workerA}},
+	} {
+		h.command(tc.cmd)
+		res := h.lastResult()
+		if res.OK || res.Code != incidents.CodeInvalidCommand || res.Incident != nil {
+			t.Errorf("%s: result %+v; want invalid_command and no incident", tc.name, res)
+		}
+		if !strings.Contains(res.Error, "already used") {
+			t.Errorf("%s: error %q does not say why", tc.name, res.Error)
+		}
+	}
+	if got := len(h.bus.Changes(t)); got != changes {
+		t.Errorf("reused ids wrote %d changes, want none", got-changes)
+	}
+	// The refusals are audited beside the first outcome, not deduplicated into it.
+	refused := 0
+	for _, a := range h.bus.Audit(t) {
+		if !a.OK && strings.Contains(a.ID, "#reused-by:") {
+			refused++
+		}
+	}
+	if refused != 3 {
+		t.Errorf("%d audited refusals of reused ids, want 3", refused)
+	}
+
+	// The worker takes the id of the incident's next SLA command: refused as reserved, and the
+	// clock still fires under it.
+	inc, _ := h.svc.Get(id)
+	if inc.Clock == nil {
+		t.Fatal("accepted incident has no SLA clock")
+	}
+	at := inc.Clock.WarnAt
+	if at.IsZero() {
+		at = inc.Clock.DueAt
+	}
+	slaID := "sla:" + id + "@" + strconv.FormatInt(at.UnixMilli(), 10)
+	h.command(event.Command{ID: slaID, IncidentID: id, Action: event.ActionProgress, Note: "x", Actor: workerA})
+	if res := h.lastResult(); res.OK || res.Code != incidents.CodeInvalidCommand || !strings.Contains(res.Error, "reserved") {
+		t.Errorf("worker command with an SLA id: result %+v, want refused as reserved", res)
+	}
+	h.clock.Advance(at.Sub(h.clock.Now()) + time.Second)
+	fired := false
+	for _, o := range h.svc.Tick(h.clock.Now()) {
+		cmd := o.Data.(event.Command)
+		if cmd.ID == slaID {
+			fired = true
+		}
+		h.command(cmd)
+	}
+	if !fired {
+		t.Fatalf("Tick did not send %s", slaID)
+	}
+	found := false
+	for _, c := range h.bus.Changes(t)[changes:] {
+		if c.Change.CommandID == slaID {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the SLA command %s changed nothing: a client's id suppressed it", slaID)
 	}
 }

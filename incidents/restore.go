@@ -25,7 +25,7 @@ func (s *Service) Restore(rec event.IncidentChange) {
 		// Stale: the newer state is kept, but its ids are learnt all the same.
 		sh.learn(inc.ID, inc.Reports)
 		if rec.Change.CommandID != "" {
-			sh.outcomes.remember(rec.Change.CommandID, outcome{res: succeeded(&inc, rec.Change)})
+			sh.outcomes.remember(rec.Change.CommandID, changed(&inc, rec.Change))
 		}
 		return
 	}

@@ -78,7 +78,7 @@ func (sh *shard) commit(inc *event.Incident, added []event.Report, ch event.Chan
 	sh.index(inc)
 	sh.learn(inc.ID, added)
 	if ch.CommandID != "" {
-		sh.outcomes.remember(ch.CommandID, outcome{res: succeeded(inc, ch)})
+		sh.outcomes.remember(ch.CommandID, changed(inc, ch))
 	}
 }
 
@@ -93,6 +93,22 @@ type outcome struct {
 	res   event.CommandResult
 	err   error
 	audit []event.AuditRecord // its audit records, returned again with the result on a repeat
+	// Whose command it answered: a command id is answered again only for the same sender and
+	// one of the incidents it touched (a merge or split touches two), never for anyone who
+	// guesses it.
+	by      string // the actor's subject
+	related string // the other incident of a merge or split
+}
+
+// changed is the outcome of the command that made change ch, leaving inc.
+func changed(inc *event.Incident, ch event.Change) outcome {
+	return outcome{res: succeeded(inc, ch), by: ch.Actor.Subject, related: ch.Related}
+}
+
+// answers reports whether o is the first outcome of cmd itself, and not of another command
+// that used the same id.
+func (o outcome) answers(cmd event.Command) bool {
+	return o.by == cmd.Actor.Subject && (o.res.IncidentID == cmd.IncidentID || o.related != "" && o.related == cmd.IncidentID)
 }
 
 // outcomes remembers the latest command outcomes, first in first out, so memory stays bounded

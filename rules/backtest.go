@@ -43,8 +43,10 @@ type Outcome struct {
 	Incidents []IncidentSummary `json:"incidents"`
 	Failures  uint64            `json:"failures"`
 	LastError string            `json:"last_error,omitempty"`
-	// Quarantined: the version failed so often it would have been disabled.
-	Quarantined bool `json:"quarantined,omitempty"`
+	// Quarantined: the version failed so often, or cost so much on one event, that it would
+	// have been disabled; QuarantineReason says which.
+	Quarantined      bool   `json:"quarantined,omitempty"`
+	QuarantineReason string `json:"quarantine_reason,omitempty"`
 }
 
 // IncidentSummary is one incident a version would have raised: the signals with one
@@ -85,6 +87,9 @@ func Backtest(ctx context.Context, cfg Config, candidate Rule, current *Rule, ev
 	}
 	rep.Candidate = out
 	if current != nil {
+		if p := cfg.Progress; p != nil {
+			cfg.Progress = func(done int) { p(len(events) + done) }
+		}
 		cur, err := replayRule(ctx, cfg, *current, events, until)
 		if err != nil {
 			return rep, err
@@ -108,7 +113,7 @@ func replayRule(ctx context.Context, cfg Config, r Rule, events []event.Event, u
 	}
 	st := eng.Stats()[0]
 	o := Outcome{Version: r.Version, Shadow: r.Raise.Shadow, Failures: st.Failed, LastError: st.LastError,
-		Quarantined: st.Quarantined, Incidents: []IncidentSummary{}}
+		Quarantined: st.Quarantined, QuarantineReason: st.QuarantineReason, Incidents: []IncidentSummary{}}
 	byKey := map[string]*IncidentSummary{}
 	for _, sig := range signalsOf(outs) {
 		if sig.Clear {
@@ -146,9 +151,12 @@ func ReplayEvents(ctx context.Context, eng *Engine, events []event.Event, until 
 	var clock time.Time
 	var all event.Outputs
 	for i, ev := range events {
-		if i%1024 == 0 {
+		if i%progressEvery == 0 {
 			if err := ctx.Err(); err != nil {
 				return all, err
+			}
+			if p := eng.cfg.Progress; p != nil && i > 0 {
+				p(i)
 			}
 		}
 		if clock.IsZero() || ev.Time.Sub(clock) >= tickEvery {
@@ -164,6 +172,9 @@ func ReplayEvents(ctx context.Context, eng *Engine, events []event.Event, until 
 		if err != nil {
 			return all, fmt.Errorf("replay event %s: %w", ev.ID, err)
 		}
+	}
+	if p := eng.cfg.Progress; p != nil {
+		p(len(events))
 	}
 	end := until
 	if end.IsZero() && len(events) > 0 {

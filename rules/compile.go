@@ -83,7 +83,7 @@ func (v value) eval(s *scratch, env any, ev *event.Event) (string, error) {
 		}
 		str, ok := out.(string)
 		if !ok {
-			return "", fmt.Errorf("expression gave %T %v, want a string", out, out)
+			return "", publicErrorf("expression gave a %T, want a string", out)
 		}
 		return str, nil
 	}
@@ -330,6 +330,13 @@ func (fc *fieldCompiler) compileAt(field, src, text string, off int, opts ...exp
 	all = append(all, expr.Env(fc.env))
 	all = append(all, baseOptions...)
 	all = append(all, opts...)
+	if at, msg, bad := checkRanges(text); bad {
+		ce := &CompileError{RuleID: fc.rule.ID, Field: field, Msg: msg}
+		ce.Line, ce.Column, ce.Snippet = locate(src, off+at)
+		ce.Pos = fc.loc.at(field, ce.Line, ce.Column)
+		fc.errs = append(fc.errs, ce)
+		return nil
+	}
 	prog, err := compileSafe(text, all)
 	if err == nil {
 		return prog

@@ -99,11 +99,20 @@
 // # Sandbox
 //
 // A rule's text is capped at MaxRuleBytes (64 KiB), a file at MaxFileBytes (4 MiB), an
-// expression at MaxNodes (5000) syntax nodes; each run at MemoryBudget in expr's VM, at
-// 100,000 closure iterations, and strings joined with + at 64 KiB (sandbox.go). A failure is
-// an EvalError of that rule on that event, never a panic; a rule that fails
-// Config.DisableAfter times in a row is disabled on this instance (RuleStats.Quarantined, the
-// urbanbrain_rules_quarantined metric) until a new version is loaded.
+// expression at MaxNodes (5000) syntax nodes, a range with constant bounds at 5,000
+// elements; each run at MemoryBudget in expr's VM, a rule on one event at 5,000 closure
+// iterations (its cost budget), and strings joined with + at 64 KiB (sandbox.go). A failure
+// is an EvalError of that rule on that event, never a panic, and its text names the kind of
+// failure, never a value of the event (errors.go); a rule over its cost budget on one event,
+// or that fails Config.DisableAfter times in a row, is disabled on this instance
+// (RuleStats.Quarantined and QuarantineReason, the urbanbrain_rules_quarantined metric) until
+// a new version is loaded.
+//
+// # What a rule sees
+//
+// What its author may see: no caller name or phone, and the phone and ID numbers in a
+// ticket's content and address masked (env.go). A rule with a District is offered only that
+// district's events (index.go); who may write which rule is the API's business.
 //
 // # Evaluation
 //

@@ -137,12 +137,22 @@ func DryRun(ctx context.Context, cfg Config, r Rule, events []event.Event, until
 			return rep, err
 		}
 	}
-	for _, ev := range events {
+	for i, ev := range events {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
+		if cfg.Progress != nil {
+			cfg.Progress(i)
+		}
 		step := DryRunStep{EventID: ev.ID, EventType: ev.Type, Time: ev.Time, Listens: listens(&r, ev.Type)}
 		if !step.Listens {
+			rep.Steps = append(rep.Steps, step)
+			continue
+		}
+		if st := eng.set.Load().byID[r.ID].stats(); st.Quarantined {
+			// Over its cost budget (or failing on every event): neither the engine nor the
+			// explanation runs it again, so a costly rule costs a dry run once.
+			step.Errors = append(step.Errors, "quarantined: "+st.QuarantineReason)
 			rep.Steps = append(rep.Steps, step)
 			continue
 		}
@@ -353,7 +363,7 @@ func (ex *explainer) eval(typ, text string, env any) any {
 	}
 	out, err := run(&ex.vm, p, env)
 	if err != nil {
-		return evalErr(err.Error())
+		return evalErr(kindOf(err)) // its kind, never the value it failed on
 	}
 	return jsonSafe(out)
 }

@@ -47,7 +47,14 @@ type Config struct {
 	Redelivery int
 	// Registerer, if set, gets the urbanbrain_rules_* metrics (see metrics.go).
 	Registerer prometheus.Registerer
+	// Progress, if set, is told how many events DryRun, Backtest or ReplayEvents has handled
+	// so far (every few events and at the end), for a job that shows its progress. A
+	// backtest counts its events twice: through the candidate, then the current version.
+	Progress func(done int)
 }
+
+// progressEvery is how often a replay reports progress and looks at its context.
+const progressEvery = 64
 
 // Defaults of Config.
 const (
@@ -125,7 +132,8 @@ type counters struct {
 	streak      atomic.Uint64 // failures in a row
 	quarantined atomic.Bool
 	lastErr     atomic.Pointer[string]
-	version     atomic.Int64 // the version the streak and quarantine belong to
+	reason      atomic.Pointer[string] // why it was quarantined
+	version     atomic.Int64           // the version the streak and quarantine belong to
 }
 
 // RuleStats counts what a rule has done since the engine started.
@@ -140,7 +148,11 @@ type RuleStats struct {
 	Keys        int64  `json:"keys,omitempty"`     // group keys with state (stateful rules)
 	Overflow    uint64 `json:"overflow,omitempty"` // events ignored: MaxKeys reached
 	Quarantined bool   `json:"quarantined,omitempty"`
-	// LastError is the latest run-time failure; when Quarantined, the one that disabled it.
+	// QuarantineReason says why the rule was disabled on this instance: over its cost budget
+	// on one event, or failing on DisableAfter events in a row.
+	QuarantineReason string `json:"quarantine_reason,omitempty"`
+	// LastError is the latest run-time failure, by kind, field and position (never a value
+	// of the event); when Quarantined, the one that disabled it.
 	LastError string `json:"last_error,omitempty"`
 }
 
@@ -241,6 +253,7 @@ func (e *Engine) SetRules(rules []Rule) error {
 			c.version.Store(int64(r.Version))
 			c.streak.Store(0)
 			c.quarantined.Store(false)
+			c.reason.Store(nil)
 		}
 		l := &loaded{rule: &r, order: len(set.rules), kind: r.Kind(), c: c}
 		if r.Window != nil && r.Window.Kind == Sliding {
@@ -313,6 +326,9 @@ func (l *loaded) stats() RuleStats {
 		Keys: c.keys.Load(), Overflow: c.overflow.Load(), Quarantined: c.quarantined.Load()}
 	if p := c.lastErr.Load(); p != nil {
 		s.LastError = *p
+	}
+	if p := c.reason.Load(); p != nil && s.Quarantined {
+		s.QuarantineReason = *p
 	}
 	return s
 }
@@ -418,7 +434,7 @@ func signalOutput(sig *event.Signal) event.Output {
 	return event.Output{Key: sig.Event.Area.Key(), ID: sig.ID, Time: sig.At, Data: *sig}
 }
 
-var errNotFinite = errors.New("the event holds a number JSON cannot carry (NaN or infinity)")
+var errNotFinite = publicErrorf("the event holds a number JSON cannot carry (NaN or infinity)")
 
 // finite reports whether every number of ev can be written as JSON.
 func finite(ev *event.Event) bool {
@@ -456,29 +472,39 @@ func (e *Engine) recordSuccess(l *loaded) {
 }
 
 // recordFailure counts a rule's failure, logs it sparingly (the 1st, 2nd, 4th, 8th …
-// failure of each rule) and disables the rule on this instance once it has failed
-// DisableAfter times in a row.
+// failure of each rule) and disables the rule on this instance (quarantine) once it has
+// failed DisableAfter times in a row, or at once when the sandbox stopped it for its cost:
+// a rule over its cost budget on one event is one that can stall a partition, and its author
+// must look at it. The error kept, shown and logged says what failed and how, with no value
+// of the event (see publicMessage).
 func (e *Engine) recordFailure(l *loaded, ev *event.Event, err error) {
 	c := l.c
 	n := c.failed.Add(1)
-	msg := err.Error()
+	msg := publicMessage(err)
 	c.lastErr.Store(&msg)
 	streak := c.streak.Add(1)
 	if bits.OnesCount64(n) == 1 {
-		var ee *EvalError
 		field := ""
-		if errors.As(err, &ee) {
+		if ee := (*EvalError)(nil); errors.As(err, &ee) {
 			field = ee.Field
-			err = ee.Err
 		}
 		e.log.Warn("rule failed on event", zap.String("rule_id", l.rule.ID),
 			zap.Int("rule_version", l.rule.Version), zap.String("event_id", ev.ID),
-			zap.String("field", field), zap.Uint64("failures", n), zap.Error(err))
+			zap.String("field", field), zap.Uint64("failures", n), zap.String("error", msg))
 	}
-	if streak >= uint64(e.cfg.DisableAfter) && c.quarantined.CompareAndSwap(false, true) {
-		e.log.Error("rule disabled: it failed on every one of its last events; load a new version to enable it again",
-			zap.String("rule_id", l.rule.ID), zap.Int("rule_version", l.rule.Version),
-			zap.Uint64("failures_in_a_row", streak), zap.String("last_error", msg))
+	var reason string
+	switch {
+	case overBudget(err):
+		reason = "over its cost budget: " + msg
+	case streak >= uint64(e.cfg.DisableAfter):
+		reason = fmt.Sprintf("failed on %d events in a row; the last: %s", streak, msg)
+	default:
+		return
+	}
+	if c.quarantined.CompareAndSwap(false, true) {
+		c.reason.Store(&reason)
+		e.log.Error("rule quarantined on this instance; load a new version to enable it again",
+			zap.String("rule_id", l.rule.ID), zap.Int("rule_version", l.rule.Version), zap.String("reason", reason))
 	}
 }
 
@@ -558,13 +584,13 @@ func build(s *scratch, r *Rule, p *programs, env any, ev *event.Event, id, defau
 		return fail("raise.category", err)
 	}
 	if msg := checkCategory(sig.Category); msg != "" {
-		return fail("raise.category", errors.New(msg))
+		return fail("raise.category", publicErrorf("the category is not a code: letters, digits, '-', '_' and '.', 1 to 32 bytes"))
 	}
 	if sig.Severity, err = p.severity.eval(s, env, ev); err != nil {
 		return fail("raise.severity", err)
 	}
 	if !validSeverity(sig.Severity) {
-		return fail("raise.severity", fmt.Errorf("%q is not one of red, orange, yellow, blue", sig.Severity))
+		return fail("raise.severity", publicErrorf("the severity is not one of red, orange, yellow, blue"))
 	}
 	if sig.Title, err = p.title.eval(s, env, ev); err != nil {
 		return fail("raise.title", err)
@@ -574,7 +600,7 @@ func build(s *scratch, r *Rule, p *programs, env any, ev *event.Event, id, defau
 		return fail("raise.correlation_key", err)
 	}
 	if len(sig.CorrelationKey) > maxKeyBytes {
-		return fail("raise.correlation_key", fmt.Errorf("key is %d bytes, more than %d", len(sig.CorrelationKey), maxKeyBytes))
+		return fail("raise.correlation_key", publicErrorf("key is %d bytes, more than %d", len(sig.CorrelationKey), maxKeyBytes))
 	}
 	if sig.CorrelationKey == "" {
 		// No key (or one that rendered empty): a stateless match stands alone; a stateful

@@ -7,6 +7,7 @@ import (
 
 	"github.com/expr-lang/expr/vm"
 
+	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/event"
 )
 
@@ -15,7 +16,11 @@ import (
 // Field names follow the JSON schema (snake_case) through `expr` tags.
 //
 // They deliberately copy only what rules may use: the 12345 caller's name and phone are not
-// here, so no rule can put personal data into a title or a correlation key.
+// here, and the free text that may hold personal numbers (a ticket's content and address) is
+// masked as it is copied in (auth.MaskText: "我的电话138****5678"), so no rule — whatever it
+// does with the text: split it, index it, compare it digit by digit — can put a caller's phone
+// or ID number into a title, a correlation key, a dry run, a backtest or an error, nor test
+// for one. A rule sees what its author may see; the signal still carries the whole event.
 
 // Common is what every event type shares.
 type Common struct {
@@ -92,7 +97,8 @@ type Sensor struct {
 	Battery  *float64           `expr:"battery"`
 }
 
-// Hotline is a 12345 work order as a rule sees it. It has no caller name or phone on purpose.
+// Hotline is a 12345 work order as a rule sees it. It has no caller name or phone on purpose,
+// and the phone and ID numbers inside Content and Address are masked.
 type Hotline struct {
 	TicketID     string `expr:"ticket_id"`
 	Channel      string `expr:"channel"`
@@ -247,8 +253,8 @@ func (s *scratch) env(ev *event.Event) (any, error) {
 			Channel:      h.Channel,
 			RequestType:  h.RequestType,
 			CategoryCode: h.CategoryCode,
-			Content:      h.Content,
-			Address:      h.Address,
+			Content:      auth.MaskText(h.Content),
+			Address:      auth.MaskText(h.Address),
 			Urgency:      h.Urgency,
 			DistrictCode: h.DistrictCode,
 		}}

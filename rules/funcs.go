@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"fmt"
 	"math"
 	"strings"
 	"time"
@@ -69,16 +68,16 @@ var baseOptions = func() []expr.Option {
 
 func containsAny(params ...any) (any, error) {
 	if len(params) == 0 {
-		return nil, fmt.Errorf("contains_any: no text")
+		return nil, publicErrorf("contains_any: no text")
 	}
 	text, ok := params[0].(string)
 	if !ok {
-		return nil, fmt.Errorf("contains_any: text is %T, not a string", params[0])
+		return nil, publicErrorf("contains_any: text is %T, not a string", params[0])
 	}
 	for _, p := range params[1:] {
 		w, ok := p.(string)
 		if !ok {
-			return nil, fmt.Errorf("contains_any: word is %T, not a string", p)
+			return nil, publicErrorf("contains_any: word is %T, not a string", p)
 		}
 		if w != "" && strings.Contains(text, w) {
 			return true, nil
@@ -109,11 +108,11 @@ func weekdayOf(params ...any) (any, error) {
 
 func timeArg(fn string, params []any) (time.Time, error) {
 	if len(params) != 1 {
-		return time.Time{}, fmt.Errorf("%s: want 1 argument, got %d", fn, len(params))
+		return time.Time{}, publicErrorf("%s: want 1 argument, got %d", fn, len(params))
 	}
 	t, ok := params[0].(time.Time)
 	if !ok {
-		return time.Time{}, fmt.Errorf("%s: argument is %T, not a time", fn, params[0])
+		return time.Time{}, publicErrorf("%s: argument is %T, not a time", fn, params[0])
 	}
 	return t, nil
 }
@@ -123,13 +122,13 @@ const earthRadiusM = 6371008.8
 
 func distanceM(params ...any) (any, error) {
 	if len(params) != 4 {
-		return nil, fmt.Errorf("distance_m: want 4 arguments, got %d", len(params))
+		return nil, publicErrorf("distance_m: want 4 arguments, got %d", len(params))
 	}
 	var v [4]float64
 	for i, p := range params {
 		f, ok := toFloat(p)
 		if !ok {
-			return nil, fmt.Errorf("distance_m: argument %d is %T, not a number", i+1, p)
+			return nil, publicErrorf("distance_m: argument %d is %T, not a number", i+1, p)
 		}
 		v[i] = f
 	}
@@ -172,15 +171,15 @@ func toFloat(v any) (float64, bool) {
 
 func inArea(params ...any) (any, error) {
 	if len(params) != 2 {
-		return nil, fmt.Errorf("in_area: want 2 arguments, got %d", len(params))
+		return nil, publicErrorf("in_area: want 2 arguments, got %d", len(params))
 	}
 	a, ok := params[0].(Area)
 	if !ok {
-		return nil, fmt.Errorf("in_area: first argument is %T, not an area", params[0])
+		return nil, publicErrorf("in_area: first argument is %T, not an area", params[0])
 	}
 	name, ok := params[1].(string)
 	if !ok {
-		return nil, fmt.Errorf("in_area: name is %T, not a string", params[1])
+		return nil, publicErrorf("in_area: name is %T, not a string", params[1])
 	}
 	if name == "" {
 		return false, nil
@@ -198,27 +197,27 @@ const maxPolygonPoints = 1000
 
 func inPolygon(params ...any) (any, error) {
 	if len(params) != 3 {
-		return nil, fmt.Errorf("in_polygon: want 3 arguments, got %d", len(params))
+		return nil, publicErrorf("in_polygon: want 3 arguments, got %d", len(params))
 	}
 	lat, ok1 := toFloat(params[0])
 	lon, ok2 := toFloat(params[1])
 	ring, ok3 := params[2].([]any)
 	if !ok1 || !ok2 || !ok3 {
-		return nil, fmt.Errorf("in_polygon: want (lat, lon, [[lon, lat], …]), got (%T, %T, %T)", params[0], params[1], params[2])
+		return nil, publicErrorf("in_polygon: want (lat, lon, [[lon, lat], …]), got (%T, %T, %T)", params[0], params[1], params[2])
 	}
 	if len(ring) < 3 || len(ring) > maxPolygonPoints {
-		return nil, fmt.Errorf("in_polygon: a polygon has 3 to %d points, this one %d", maxPolygonPoints, len(ring))
+		return nil, publicErrorf("in_polygon: a polygon has 3 to %d points, this one %d", maxPolygonPoints, len(ring))
 	}
 	pts := make([][2]float64, len(ring))
 	for i, p := range ring {
 		pair, ok := p.([]any)
 		if !ok || len(pair) != 2 {
-			return nil, fmt.Errorf("in_polygon: point %d is not a [lon, lat] pair", i+1)
+			return nil, publicErrorf("in_polygon: point %d is not a [lon, lat] pair", i+1)
 		}
 		x, okx := toFloat(pair[0])
 		y, oky := toFloat(pair[1])
 		if !okx || !oky {
-			return nil, fmt.Errorf("in_polygon: point %d is not a pair of numbers", i+1)
+			return nil, publicErrorf("in_polygon: point %d is not a pair of numbers", i+1)
 		}
 		pts[i] = [2]float64{x, y}
 	}

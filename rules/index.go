@@ -240,7 +240,21 @@ func (ti *typeIndex) candidates(ev *event.Event, out []*loaded) []*loaded {
 		// From several lists, each in set order: merge them back into it.
 		sortedByOrder(out[n:])
 	}
-	return out
+	return inScope(ev, out, n)
+}
+
+// inScope drops from out[n:] the district rules of other districts than ev's: a district
+// rule is never offered another district's events, whatever its condition says. This is
+// the one place the engine enforces a rule's scope; stateless and stateful rules, live and
+// in dry runs and backtests, all take their candidates from here.
+func inScope(ev *event.Event, out []*loaded, n int) []*loaded {
+	kept := out[:n]
+	for _, l := range out[n:] {
+		if d := l.rule.District; d == "" || d == ev.Area.District {
+			kept = append(kept, l)
+		}
+	}
+	return kept
 }
 
 // candidates appends the list's rules that could match ev, adding to parts the number of

@@ -51,46 +51,69 @@ func FuzzCompile(f *testing.F) {
 		if len(when)+len(title)+len(having) > MaxRuleBytes || !utf8.ValidString(when) || !utf8.ValidString(title) || !utf8.ValidString(having) {
 			return // Parse refuses these before compiling (YAML requires UTF-8)
 		}
-		typ := EventTypes[int(kind)%len(EventTypes)]
-		r := Rule{ID: "fuzz", Name: "fuzz", Version: 1, Enabled: true, Types: []string{typ}, When: when,
-			Raise: Raise{Category: "0101", Severity: "red", Title: title, CorrelationKey: title}}
-		switch (kind / 3) % 5 {
-		case 1:
-			r.For = Duration(time.Minute)
-		case 2:
-			r.Window = &Window{Kind: Sliding, Size: Duration(time.Hour), Of: "1.5", Having: having}
-		case 3:
-			r.Window = &Window{Kind: Tumbling, Size: Duration(time.Hour), Having: having}
-		case 4:
-			r.Absent = Duration(time.Minute)
+		// The watchdog: an input that takes seconds to compile and run is a stall of the
+		// partition it would run on, and of the fuzzer (which otherwise sits at 0 execs/s
+		// and still reports PASS). Fail with the input instead.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			fuzzCompileOne(t, kind, when, title, having)
+		}()
+		select {
+		case <-done:
+		case <-time.After(fuzzWatchdog):
+			t.Fatalf("compile and evaluate took more than %v: kind %d, when %q, title %q, having %q",
+				fuzzWatchdog, kind, when, title, having)
 		}
-		if r.Kind() != "" {
-			r.GroupBy = "area.grid"
-		}
-		c, errs := compileRule(&r, noLocation{})
-		for _, err := range errs {
-			if ce, ok := err.(*CompileError); ok && ce.Line > 0 && ce.Column < 1 {
-				t.Fatalf("position %d:%d for %q", ce.Line, ce.Column, when)
-			}
-		}
-		if c == nil {
+	})
+}
+
+// fuzzWatchdog is how long one FuzzCompile input may take to compile and evaluate. A rule
+// within the sandbox's limits takes milliseconds; the margin is for a loaded CI machine.
+const fuzzWatchdog = 2 * time.Second
+
+func fuzzCompileOne(t *testing.T, kind uint8, when, title, having string) {
+	typ := EventTypes[int(kind)%len(EventTypes)]
+	r := Rule{ID: "fuzz", Name: "fuzz", Version: 1, Enabled: true, Types: []string{typ}, When: when,
+		Raise: Raise{Category: "0101", Severity: "red", Title: title, CorrelationKey: title}}
+	switch (kind / 3) % 5 {
+	case 1:
+		r.For = Duration(time.Minute)
+	case 2:
+		r.Window = &Window{Kind: Sliding, Size: Duration(time.Hour), Of: "1.5", Having: having}
+	case 3:
+		r.Window = &Window{Kind: Tumbling, Size: Duration(time.Hour), Having: having}
+	case 4:
+		r.Absent = Duration(time.Minute)
+	}
+	if r.Kind() != "" {
+		r.GroupBy = "area.grid"
+	}
+	c, errs := compileRule(&r, noLocation{})
+	for _, err := range errs {
+		if ce, ok := err.(*CompileError); ok && ce.Line > 0 && ce.Column < 1 {
+			t.Errorf("position %d:%d for %q", ce.Line, ce.Column, when)
 			return
 		}
-		r.c = c
-		eng, err := New(Config{}, []Rule{r}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev := sampleEvents[typ]
-		eng.Evaluate(ev)
-		ctx := context.Background()
-		for i := range 3 {
-			ev.ID = "fz" + string(rune('0'+i))
-			ev.Time = ev.Time.Add(30 * time.Second)
-			_, _ = eng.HandleEvent(ctx, ev)
-		}
-		_, _ = eng.Tick(ctx, ev.Time.Add(3*time.Hour))
-	})
+	}
+	if c == nil {
+		return
+	}
+	r.c = c
+	eng, err := New(Config{}, []Rule{r}, nil)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	ev := sampleEvents[typ]
+	eng.Evaluate(ev)
+	ctx := context.Background()
+	for i := range 3 {
+		ev.ID = "fz" + string(rune('0'+i))
+		ev.Time = ev.Time.Add(30 * time.Second)
+		_, _ = eng.HandleEvent(ctx, ev)
+	}
+	_, _ = eng.Tick(ctx, ev.Time.Add(3*time.Hour))
 }
 
 func TestSplitTemplate(t *testing.T) {

@@ -23,6 +23,9 @@ const MaxIDBytes = 64
 
 var idPattern = regexp.MustCompile(`^[a-z0-9-]+$`)
 
+// districtPattern is what a rule's district may be: a code, as the city map and tokens carry it.
+var districtPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
 // Load reads every *.yaml, *.yml and *.json file under fsys (recursively, skipping names that
 // start with a dot, such as editor backups), in lexical order. It returns the rules that are
 // valid and, joined, a positioned error for each problem — including ids used twice across
@@ -168,7 +171,7 @@ func deref(n *yaml.Node) *yaml.Node {
 
 // ruleKeys, raiseKeys and windowKeys are the fields a rule file may have.
 var (
-	ruleKeys = []string{"id", "name", "description", "version", "enabled", "types", "when", "raise",
+	ruleKeys = []string{"id", "name", "description", "version", "enabled", "district", "types", "when", "raise",
 		"group_by", "for", "window", "absent"}
 	raiseKeys  = []string{"category", "severity", "title", "correlation_key", "agency", "shadow"}
 	windowKeys = []string{"kind", "size", "of", "having"}
@@ -207,6 +210,8 @@ func parseRule(src *fileSource, n *yaml.Node) (Rule, []error) {
 			r.Version = integer(v, key, fail)
 		case "enabled":
 			r.Enabled = boolean(v, key, fail)
+		case "district":
+			r.District = scalar(v, key, fail)
 		case "types":
 			r.Types = stringList(v, key, fail)
 		case "raise":
@@ -270,6 +275,9 @@ func parseRule(src *fileSource, n *yaml.Node) (Rule, []error) {
 	}
 	if strings.TrimSpace(r.Name) == "" {
 		fail(loc.nodes["name"], "name", "required")
+	}
+	if r.District != "" && !districtPattern.MatchString(r.District) {
+		fail(loc.nodes["district"], "district", "%q is not a district code (letters, digits, '-' and '_', at most 32)", r.District)
 	}
 	if r.Version < 1 {
 		fail(loc.nodes["version"], "version", "must be 1 or more")

@@ -10,14 +10,19 @@ import (
 //
 // A Rule is immutable after loading and safe to share between goroutines.
 type Rule struct {
-	ID          string   `json:"id"`
-	Name        string   `json:"name"`
-	Description string   `json:"description,omitempty"`
-	Version     int      `json:"version"`
-	Enabled     bool     `json:"enabled"`
-	Types       []string `json:"types"`
-	When        string   `json:"when"`
-	Raise       Raise    `json:"raise"`
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	Version     int    `json:"version"`
+	Enabled     bool   `json:"enabled"`
+	// District is the rule's scope: empty for a city rule (全市), or a district code (区) for
+	// a district rule, which is offered only the events of that district. Writing a rule
+	// needs a token whose scope covers it: a district-scoped author writes only the rules
+	// of their own district.
+	District string   `json:"district,omitempty"`
+	Types    []string `json:"types"`
+	When     string   `json:"when"`
+	Raise    Raise    `json:"raise"`
 
 	// The stateful parts: at most one of For (the condition must hold that long), Window (an
 	// aggregate over a sliding or tumbling window) and Absent (no matching event for that
@@ -161,8 +166,11 @@ type EvalError struct {
 	Err         error
 }
 
+// Error says which rule, event and field failed and how, never with a value of the event:
+// run-time messages are reduced to their kind and position (see publicMessage), because this
+// text reaches rule authors and logs.
 func (e *EvalError) Error() string {
-	return fmt.Sprintf("rule %s v%d on event %s: %s: %v", e.RuleID, e.RuleVersion, e.EventID, e.Field, e.Err)
+	return fmt.Sprintf("rule %s v%d on event %s: %s: %s", e.RuleID, e.RuleVersion, e.EventID, e.Field, kindOf(e.Err))
 }
 
 func (e *EvalError) Unwrap() error { return e.Err }

@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"errors"
 	"fmt"
 	"reflect"
 
@@ -18,23 +17,31 @@ import (
 //   - functions: an allow-list of pure builtins plus the city functions; nothing reads the
 //     clock, the network, the disk or another event;
 //   - memory: each run has a budget of MemoryBudget units in expr's VM (one unit per element
-//     of a range, array or map an expression builds): `map(1..100000000, #)` stops at once;
+//     of a range, array or map an expression builds): `map(1..(n*1000000), #)` stops at once;
 //   - time: every closure iteration (the {…} of all, any, filter, map, count, sum, find)
-//     counts against stepBudget, so nested loops over a big list stop instead of stalling the
-//     partition;
+//     counts against stepBudget, the rule's cost budget on one event, so nested loops over a
+//     big list stop instead of stalling the partition; a range with constant bounds longer
+//     than that (`1..99000`) is refused at compile time;
 //   - strings: joining strings with + is capped at maxStringBytes, so doubling a text in a
 //     loop or a chain of lets cannot build gigabytes;
-//   - failures: a rule that fails DisableAfter times in a row is disabled (quarantined) on
-//     this instance, reported in Stats and in /metrics, until a new version is loaded.
+//   - failures: a rule over its cost budget (steps, memory, string length) on one event, or
+//     that fails DisableAfter times in a row, is disabled (quarantined) on this instance,
+//     with the reason in Stats and the flag in /metrics, until a new version is loaded.
 //
 // A failure of any of these is an error of that rule on that event, never a panic: expr's VM
 // recovers its own panics, and compileSafe those of the compiler.
 
 const (
-	// MemoryBudget is the VM memory budget of one expression run, in expr's units.
-	MemoryBudget = 200_000
-	// stepBudget caps closure iterations in one expression run.
-	stepBudget = 100_000
+	// MemoryBudget is the VM memory budget of one expression run, in expr's units (one per
+	// element of a range, array or map it builds).
+	MemoryBudget = 50_000
+	// stepBudget is a rule's cost budget on one event: the closure iterations of its
+	// condition, and then of its raise fields, together. At 0.2–0.3 µs a step it bounds a
+	// rule to about a millisecond on any event; one over it is quarantined.
+	stepBudget = 5_000
+	// maxConstRange caps a range written with constant bounds (1..N): a longer one cannot
+	// be looped over within stepBudget, so it is refused when the rule is saved.
+	maxConstRange = stepBudget
 	// maxStringBytes caps a string built with +.
 	maxStringBytes = 64 << 10
 	// maxTextBytes caps a rendered title or agency; longer text is cut (with "…").
@@ -46,8 +53,8 @@ const (
 
 // Errors of the sandbox, wrapped in the EvalError of the rule that hit them.
 var (
-	ErrStepBudget   = errors.New("expression took more than 100000 loop steps")
-	ErrStringBudget = fmt.Errorf("string built with + is longer than %d bytes", maxStringBytes)
+	ErrStepBudget   = publicErrorf("cost budget exceeded: more than %d loop steps on one event", stepBudget)
+	ErrStringBudget = publicErrorf("string built with + is longer than %d bytes", maxStringBytes)
 )
 
 // stepper is an environment that counts closure iterations. Every environment is one.
@@ -163,4 +170,56 @@ func isSandboxCall(n ast.Node) bool {
 	}
 	id, ok := c.Callee.(*ast.IdentifierNode)
 	return ok && len(id.Value) > 2 && id.Value[:2] == "__"
+}
+
+// checkRanges finds a range with constant bounds longer than maxConstRange in an expression
+// and returns its rune offset and what is wrong with it. An expression that does not parse is
+// left to the compiler to report.
+func checkRanges(text string) (off int, msg string, bad bool) {
+	tree, err := parseSafe(text)
+	if err != nil {
+		return 0, "", false
+	}
+	v := &rangeChecker{}
+	ast.Walk(&tree.Node, v)
+	if v.bad == nil {
+		return 0, "", false
+	}
+	return v.bad.Location().From, v.msg, true
+}
+
+type rangeChecker struct {
+	bad ast.Node
+	msg string
+}
+
+func (v *rangeChecker) Visit(node *ast.Node) {
+	n, ok := (*node).(*ast.BinaryNode)
+	if !ok || n.Operator != ".." || v.bad != nil {
+		return
+	}
+	from, ok1 := constInt(n.Left)
+	to, ok2 := constInt(n.Right)
+	if !ok1 || !ok2 || to < from {
+		return
+	}
+	if size := uint64(to - from); size >= maxConstRange {
+		v.bad = n
+		v.msg = fmt.Sprintf("range %d..%d has %d elements; a rule may loop at most %d times on one event", from, to, size+1, stepBudget)
+	}
+}
+
+// constInt reads an integer literal, negative or not.
+func constInt(n ast.Node) (int, bool) {
+	switch x := n.(type) {
+	case *ast.IntegerNode:
+		return x.Value, true
+	case *ast.UnaryNode:
+		if x.Operator == "-" {
+			if v, ok := x.Node.(*ast.IntegerNode); ok {
+				return -v.Value, true
+			}
+		}
+	}
+	return 0, false
 }

@@ -3,7 +3,6 @@ package rules
 import (
 	"container/heap"
 	"context"
-	"fmt"
 	"hash/maphash"
 	"slices"
 	"sort"
@@ -532,7 +531,7 @@ func (e *Engine) apply(st *street, l *loaded, ev *event.Event, env any, s *scrat
 	}
 	group, _ := out.(string)
 	if len(group) > maxKeyBytes {
-		fail("group_by", fmt.Errorf("group key is %d bytes, more than %d", len(group), maxKeyBytes))
+		fail("group_by", publicErrorf("group key is %d bytes, more than %d", len(group), maxKeyBytes))
 		return
 	}
 	var v float64

@@ -16,6 +16,8 @@ import (
 // KafkaSinkConfig configures a KafkaSink.
 type KafkaSinkConfig struct {
 	Brokers []string
+	// Security secures the connections (TLS, SASL); nil: the process's (transport.UseSecurity).
+	Security *transport.Security
 
 	// MaxInFlight is how many records may await the broker's acknowledgement; Send waits
 	// (backpressure, counted in Delivery.Blocked) when that many do. Default 20,000.
@@ -92,7 +94,7 @@ func NewKafkaSink(cfg KafkaSinkConfig, log *zap.Logger) (*KafkaSink, error) {
 	}
 	k := &KafkaSink{log: log, sem: make(chan struct{}, cfg.MaxInFlight)}
 	var err error
-	k.p, err = transport.NewProducer(transport.ProducerConfig{Brokers: cfg.Brokers, Linger: cfg.Linger, MaxAttempts: cfg.MaxAttempts}, log)
+	k.p, err = transport.NewProducer(transport.ProducerConfig{Brokers: cfg.Brokers, Security: cfg.Security, Linger: cfg.Linger, MaxAttempts: cfg.MaxAttempts}, log)
 	if err != nil {
 		return nil, fmt.Errorf("kafka sink: %w", err)
 	}

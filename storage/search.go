@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"strings"
 
 	"github.com/urbanbrain/urbanbrain/event"
@@ -99,4 +100,55 @@ func validateGrids(grids []string) []error {
 		}
 	}
 	return errs
+}
+
+// Masked search (issue 11, item 5). A role that sees personal data masked must not be able
+// to search inside it: three-digit searches rebuilt a masked phone ("145****0500" →
+// 14590630500) in 40 queries, one answer "found / not found" at a time. A filter with
+// TextMasked matches Text against each field as SearchMask leaves it: every run of 7 or more
+// digits (ASCII or full-width, in groups separated by up to 3 spaces, dashes or dots, an ID
+// number's X included) — everything auth.MaskText masks — and every run of 4 or more digits
+// that a "…" or "..." cut ends, becomes one "*". A search then finds only digits that stand
+// outside such runs, which the masked view shows anyway. The definition is one RE2 pattern,
+// which SQLite runs through a Go function and ClickHouse (18.16 has replaceRegexpAll) itself,
+// so both backends answer the same.
+
+// searchDigit, searchSep and searchX are alternations of literals rather than character
+// classes, so the pattern means the same bytes whether ClickHouse compiles it as UTF-8 or
+// Latin-1.
+const (
+	searchDigit = `(?:[0-9]|０|１|２|３|４|５|６|７|８|９)`
+	searchSep   = "(?:[ .-]|\u00a0|\u3000|－|．|–|—|·|・)"
+	searchX     = `(?:[Xx]|Ｘ|ｘ)`
+)
+
+// SearchMaskPattern is the RE2 pattern of SearchMask: every match is replaced by "*".
+const SearchMaskPattern = searchDigit + `(?:` + searchSep + `{0,3}` + searchDigit + `){6,}` + searchX + `?` +
+	`|` + searchDigit + `(?:` + searchSep + `{0,3}` + searchDigit + `){3,}(?:…|[.][.][.])$`
+
+var searchMaskRE = regexp.MustCompile(SearchMaskPattern)
+
+// SearchMask is s as a masked search sees it (see TextMasked).
+func SearchMask(s string) string {
+	if !hasDigit(s) {
+		return s
+	}
+	return searchMaskRE.ReplaceAllLiteralString(s, "*")
+}
+
+// MatchMaskedText is MatchText for a masked search: the definition of every Text filter with
+// TextMasked.
+func MatchMaskedText(haystack, needle string) bool {
+	return MatchText(SearchMask(haystack), needle)
+}
+
+// hasDigit reports whether s holds an ASCII or a full-width digit (encoded EF BC 90..99).
+func hasDigit(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= '0' && c <= '9' ||
+			c == 0xEF && i+2 < len(s) && s[i+1] == 0xBC && s[i+2] >= 0x90 && s[i+2] <= 0x99 {
+			return true
+		}
+	}
+	return false
 }

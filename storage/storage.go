@@ -50,6 +50,9 @@ type IncidentFilter struct {
 	// Text keeps incidents whose title or a report's summary (which carries the 12345 ticket
 	// text) contains it, ignoring ASCII case. See MatchText.
 	Text string
+	// TextMasked matches Text only outside personal data, for a role that sees it masked:
+	// each field as SearchMask leaves it. See MatchMaskedText.
+	TextMasked bool
 	// Since and Until bound UpdatedAt: Since <= UpdatedAt < Until. A zero value is unbounded.
 	Since, Until time.Time
 	// Limit is the page size: 0 means DefaultLimit, more than MaxLimit means MaxLimit.
@@ -91,6 +94,8 @@ type EventFilter struct {
 	Near *Circle
 	// Text keeps hotline tickets whose content or address contains it, ignoring ASCII case.
 	Text string
+	// TextMasked matches Text only outside personal data, as in IncidentFilter.
+	TextMasked bool
 	// Since and Until bound Time: Since <= Time < Until. A zero value is unbounded.
 	Since, Until time.Time
 	Limit        int // as in IncidentFilter

@@ -12,7 +12,10 @@
 //   - the embedded Kafka-protocol broker (kfake) the binary starts when no cluster is
 //     configured, and the helpers around them: creating topics, reading a changelog topic or
 //     one partition of it (ReadAll, ReadPartition, ReadPartitionSince), and the producers'
-//     partitioner (PartitionOf).
+//     partitioner (PartitionOf);
+//   - the connection security (Security: TLS and SASL), the one place every kafka-go Dialer,
+//     Transport and Client of the process is built, and the embedded broker's SASL when it
+//     listens beyond loopback.
 //
 // Delivery is at-least-once and in order per partition: nothing is committed before it is
 // handled and its outputs are acknowledged, a failed record is handed over again before

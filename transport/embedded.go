@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/segmentio/kafka-go/sasl/scram"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/zap"
 )
@@ -35,7 +37,32 @@ type EmbeddedConfig struct {
 	// writes reach the disk through the page cache and at Close; a machine crash can lose
 	// the last records, a process crash cannot.
 	SyncWrites bool
+
+	// RequireSASL makes every client authenticate with SCRAM-SHA-512 as EmbeddedUser, with a
+	// password generated on the first start and kept in PasswordFile. It is forced on when
+	// Listen is not a loopback address: anyone who can reach the port could otherwise put
+	// commands on city.commands or read every caller from the ingest topics. On loopback it
+	// is off by default, for kcat on a developer's machine: only processes on this host can
+	// connect there, and they can be stopped by the host's own users and file permissions
+	// (turn it on on a shared host).
+	RequireSASL bool
+
+	// PasswordFile keeps the generated password, mode 0600 (default <DataDir>/client.secret;
+	// with no DataDir the password lives in memory for this run only). An existing file is
+	// reused, so clients elsewhere (kcat, another instance) keep working across restarts.
+	PasswordFile string
+
+	// TLS, if set, makes the listener speak TLS only, with these server certificates. The
+	// process's own clients trust exactly the first certificate (ClientSecurity), so it must
+	// name Listen's host.
+	TLS *tls.Config
 }
+
+// EmbeddedUser is the SASL user of the embedded broker when it requires authentication.
+const EmbeddedUser = "urbanbrain"
+
+// sasl reports whether the broker requires SASL: asked for, or listening beyond loopback.
+func (c EmbeddedConfig) sasl() bool { return c.RequireSASL || !IsLoopback(c.Listen) }
 
 func (c *EmbeddedConfig) setDefaults() {
 	if c.Listen == "" {
@@ -63,6 +90,9 @@ func (c EmbeddedConfig) Validate() error {
 	if c.Partitions < 1 {
 		errs = append(errs, fmt.Errorf("embedded: Partitions %d < 1", c.Partitions))
 	}
+	if c.TLS != nil && len(c.TLS.Certificates) == 0 {
+		errs = append(errs, errors.New("embedded: TLS without a server certificate"))
+	}
 	for _, t := range c.Topics {
 		if t == "" {
 			errs = append(errs, errors.New("embedded: empty topic name"))
@@ -77,6 +107,7 @@ type Embedded struct {
 	cluster *kfake.Cluster
 	log     *zap.Logger
 	addrs   []string
+	client  *Security // what this process's clients need to connect
 
 	mu        sync.Mutex
 	closing   bool
@@ -95,6 +126,10 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 		log = zap.NewNop()
 	}
 	e := &Embedded{log: log.Named("embedded-kafka")}
+	authOpts, err := e.secure(cfg)
+	if err != nil {
+		return nil, err
+	}
 
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
@@ -107,6 +142,7 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 		kfake.DefaultNumPartitions(cfg.Partitions),
 		kfake.WithLogger(kfakeLogger{log: e.log, onError: e.recordError}),
 	}
+	opts = append(opts, authOpts...)
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
 	}
@@ -127,18 +163,61 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 
 	if len(cfg.Topics) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := EnsureTopics(ctx, e.addrs, cfg.Partitions, cfg.Topics...)
+		err := ensureTopics(ctx, e.client, e.addrs, cfg.Partitions, cfg.Topics...)
 		cancel()
 		if err != nil {
 			return nil, errors.Join(err, e.Close())
 		}
 	}
-	e.log.Info("embedded kafka started", zap.Strings("addrs", e.addrs), zap.String("data_dir", cfg.DataDir))
+	e.log.Info("embedded kafka started", zap.Strings("addrs", e.addrs), zap.String("data_dir", cfg.DataDir),
+		zap.Stringer("security", e.client))
 	return e, nil
 }
 
 // Addrs returns the addresses clients bootstrap from (the real port when Listen had port 0).
 func (e *Embedded) Addrs() []string { return slices.Clone(e.addrs) }
+
+// ClientSecurity is what a client of this process needs to connect: the SASL credentials if
+// the broker requires them, and trust in its own certificate if it speaks TLS. The composition
+// root hands it to UseSecurity.
+func (e *Embedded) ClientSecurity() *Security {
+	c := *e.client
+	return &c
+}
+
+// secure prepares the broker's TLS and SASL options and the matching client security.
+func (e *Embedded) secure(cfg EmbeddedConfig) ([]kfake.Opt, error) {
+	e.client = &Security{}
+	var opts []kfake.Opt
+	if cfg.TLS != nil {
+		opts = append(opts, kfake.TLS(cfg.TLS))
+		ct, err := trustOwnCertificate(cfg.TLS, cfg.Listen)
+		if err != nil {
+			return nil, err
+		}
+		e.client.TLS = ct
+	}
+	if !cfg.sasl() {
+		return opts, nil
+	}
+	if cfg.DataDir != "" {
+		// The records hold callers' personal data and the directory their credentials: its
+		// owner only. kfake creates it 0755 and never changes an existing one.
+		if err := prepareDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
+	pass, err := loadOrCreatePassword(cfg.PasswordFile, cfg.DataDir, e.log)
+	if err != nil {
+		return nil, err
+	}
+	mech, err := scram.Mechanism(scram.SHA512, EmbeddedUser, pass)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: sasl: %w", err)
+	}
+	e.client.SASL = mech
+	return append(opts, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", EmbeddedUser, pass)), nil
+}
 
 // Close stops the broker and writes its state to DataDir. It reports a failure to persist.
 // It is safe to call more than once.

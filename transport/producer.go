@@ -16,6 +16,8 @@ import (
 type ProducerConfig struct {
 	// Brokers are the bootstrap addresses (host:port).
 	Brokers []string
+	// Security secures the connections (TLS, SASL); nil uses the process's (UseSecurity).
+	Security *Security
 
 	// Linger is how long a partition's batch waits for more records before it is sent
 	// (default 5 ms). Records from every stage and every input share these batches, so the
@@ -113,7 +115,7 @@ func NewProducer(cfg ProducerConfig, log *zap.Logger) (*Producer, error) {
 	log = log.Named("producer")
 	info, errLog := kafkaLoggers(log)
 	p := &Producer{cfg: cfg, log: log, mem: semaphore.NewWeighted(cfg.MaxInFlightBytes)}
-	p.tr = &kafka.Transport{DialTimeout: 5 * time.Second, MetadataTTL: 5 * time.Second}
+	p.tr = cfg.Security.Transport()
 	p.w = &kafka.Writer{
 		Addr:                   kafka.TCP(cfg.Brokers...),
 		Balancer:               &kafka.Hash{},

@@ -46,6 +46,8 @@ var ErrClosed = errors.New("transport: closed")
 type PublisherConfig struct {
 	// Brokers are the bootstrap addresses (host:port).
 	Brokers []string
+	// Security secures the connections (TLS, SASL); nil uses the process's (UseSecurity).
+	Security *Security
 
 	// BatchTimeout is how long a partition's batch waits for more records before it is
 	// sent. kafka-go's default of 1 s would put a second on every synchronous publish;
@@ -138,7 +140,7 @@ func NewPublisher(cfg PublisherConfig, log *zap.Logger) (*Publisher, error) {
 	info, errLog := kafkaLoggers(log)
 	// A Transport of our own, not kafka.DefaultTransport: Close can then drop this
 	// publisher's connections without touching anyone else's.
-	tr := &kafka.Transport{DialTimeout: 5 * time.Second, MetadataTTL: 5 * time.Second}
+	tr := cfg.Security.Transport()
 	w := &kafka.Writer{
 		Addr:                   kafka.TCP(cfg.Brokers...),
 		Balancer:               &kafka.Hash{},

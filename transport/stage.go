@@ -25,6 +25,8 @@ type StageHandler func(ctx context.Context, rec kafka.Message) ([]kafka.Message,
 type StageConfig struct {
 	Brokers []string
 	GroupID string
+	// Security secures the connections (TLS, SASL); nil uses the process's (UseSecurity).
+	Security *Security
 	// Topics are read by one group. Several topics must be co-partitioned (the same
 	// partition count, keyed alike): the range assignor then gives each member the same
 	// partition numbers of every topic, so one member owns all the records of a key.
@@ -216,7 +218,7 @@ func (s *Stage) Run(ctx context.Context) error {
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                s.cfg.GroupID,
 		Brokers:           s.cfg.Brokers,
-		Dialer:            &kafka.Dialer{Timeout: 5 * time.Second, DualStack: true},
+		Dialer:            s.cfg.Security.Dialer(),
 		Topics:            s.cfg.Topics,
 		GroupBalancers:    []kafka.GroupBalancer{coPartitioned{}},
 		HeartbeatInterval: s.cfg.HeartbeatInterval,
@@ -483,7 +485,7 @@ func (t *partitionTask) run(ctx context.Context, endGeneration context.CancelFun
 		Brokers:         s.cfg.Brokers,
 		Topic:           t.topic,
 		Partition:       t.id,
-		Dialer:          &kafka.Dialer{Timeout: 5 * time.Second, DualStack: true},
+		Dialer:          s.cfg.Security.Dialer(),
 		QueueCapacity:   s.cfg.QueueCapacity,
 		MinBytes:        1,
 		MaxBytes:        s.cfg.MaxBytes,

@@ -17,6 +17,8 @@ import (
 type SubscriberConfig struct {
 	// Brokers are the bootstrap addresses (host:port).
 	Brokers []string
+	// Security secures the connections (TLS, SASL); nil uses the process's (UseSecurity).
+	Security *Security
 
 	// GroupID is the consumer group. Instances with the same group share a topic's
 	// partitions and resume from the group's committed offsets. Empty means no group: each
@@ -185,7 +187,7 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 	defer cancel()
 	retry := backoff{min: s.cfg.RetryBackoff, max: s.cfg.RetryBackoffMax}
 	for {
-		err := EnsureTopics(ctx, s.cfg.Brokers, s.cfg.Partitions, topic)
+		err := ensureTopics(ctx, s.cfg.Security, s.cfg.Brokers, s.cfg.Partitions, topic)
 		if err == nil {
 			return nil
 		}
@@ -370,7 +372,7 @@ func (s *Subscriber) readerConfig(topic string) kafka.ReaderConfig {
 	return kafka.ReaderConfig{
 		Brokers:           s.cfg.Brokers,
 		Topic:             topic,
-		Dialer:            &kafka.Dialer{Timeout: 5 * time.Second, DualStack: true},
+		Dialer:            s.cfg.Security.Dialer(),
 		MinBytes:          1,
 		MaxBytes:          s.cfg.MaxBytes,
 		MaxWait:           s.cfg.MaxWait,
@@ -468,7 +470,7 @@ func (p *partitionsSource) start() {
 	var parts []int
 	for {
 		var err error
-		parts, err = partitionIDs(p.ctx, p.rc.Brokers, p.topic)
+		parts, err = partitionIDs(p.ctx, p.s.cfg.Security, p.rc.Brokers, p.topic)
 		if err == nil && len(parts) > 0 {
 			break
 		}

@@ -14,13 +14,12 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-var dialer = &kafka.Dialer{Timeout: 5 * time.Second, DualStack: true}
-
 // dialAny connects to the first broker that answers.
-func dialAny(ctx context.Context, brokers []string) (*kafka.Conn, error) {
+func dialAny(ctx context.Context, sec *Security, brokers []string) (*kafka.Conn, error) {
 	if len(brokers) == 0 {
 		return nil, errors.New("no brokers")
 	}
+	dialer := sec.Dialer()
 	var errs []error
 	for _, b := range brokers {
 		conn, err := dialer.DialContext(ctx, "tcp", b)
@@ -46,13 +45,17 @@ func withDeadline(ctx context.Context, conn *kafka.Conn, def time.Duration) erro
 // are left as they are, whatever their partition count. The request goes to the controller,
 // the only broker allowed to create topics.
 func EnsureTopics(ctx context.Context, brokers []string, partitions int, topics ...string) error {
+	return ensureTopics(ctx, nil, brokers, partitions, topics...)
+}
+
+func ensureTopics(ctx context.Context, sec *Security, brokers []string, partitions int, topics ...string) error {
 	if len(topics) == 0 {
 		return nil
 	}
 	if partitions < 1 {
 		return fmt.Errorf("ensure topics: partitions %d < 1", partitions)
 	}
-	conn, err := dialAny(ctx, brokers)
+	conn, err := dialAny(ctx, sec, brokers)
 	if err != nil {
 		return fmt.Errorf("ensure topics: %w", err)
 	}
@@ -70,7 +73,7 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions int, topics 
 	}
 	rf := min(3, len(cluster))
 
-	cconn, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort(controller.Host, strconv.Itoa(controller.Port)))
+	cconn, err := sec.Dialer().DialContext(ctx, "tcp", net.JoinHostPort(controller.Host, strconv.Itoa(controller.Port)))
 	if err != nil {
 		return fmt.Errorf("ensure topics: dial controller: %w", err)
 	}
@@ -91,8 +94,8 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions int, topics 
 }
 
 // partitionIDs lists a topic's partitions in ascending order.
-func partitionIDs(ctx context.Context, brokers []string, topic string) ([]int, error) {
-	conn, err := dialAny(ctx, brokers)
+func partitionIDs(ctx context.Context, sec *Security, brokers []string, topic string) ([]int, error) {
+	conn, err := dialAny(ctx, sec, brokers)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +123,13 @@ func partitionIDs(ctx context.Context, brokers []string, topic string) ([]int, e
 // stops the read and is returned as is. The incident service rebuilds its state from the
 // changelog this way on start.
 func ReadAll(ctx context.Context, brokers []string, topic string, fn func(key string, value []byte) error) error {
-	ids, err := partitionIDs(ctx, brokers, topic)
+	return ReadRecords(ctx, brokers, topic, func(m kafka.Message) error { return fn(string(m.Key), m.Value) })
+}
+
+// ReadRecords is ReadAll handing fn whole records, headers included (a reader that checks
+// records' signatures needs them).
+func ReadRecords(ctx context.Context, brokers []string, topic string, fn func(kafka.Message) error) error {
+	ids, err := partitionIDs(ctx, nil, brokers, topic)
 	if err != nil {
 		return fmt.Errorf("read all %s: %w", topic, err)
 	}
@@ -147,10 +156,10 @@ func ReadAll(ctx context.Context, brokers []string, topic string, fn func(key st
 	return nil
 }
 
-// ReadPartition is ReadAll for one partition of topic: every record from the first offset up
+// ReadPartition is ReadRecords for one partition of topic: every record from the first offset up
 // to the partition's high-water mark at the call. A stage loads the state of a partition it
 // was just assigned this way, from the changelog partition with the same number.
-func ReadPartition(ctx context.Context, brokers []string, topic string, id int, fn func(key string, value []byte) error) error {
+func ReadPartition(ctx context.Context, brokers []string, topic string, id int, fn func(kafka.Message) error) error {
 	p, err := openPartition(ctx, brokers, topic, id)
 	if err != nil {
 		return err
@@ -163,7 +172,7 @@ func ReadPartition(ctx context.Context, brokers []string, topic string, id int, 
 // records' timestamps) and before offset until (all of them up to the high-water mark if until
 // is negative). A stage rebuilds state that looks back in time this way: the last hour of a
 // partition's events, up to where its handling resumes.
-func ReadPartitionSince(ctx context.Context, brokers []string, topic string, id int, since time.Time, until int64, fn func(key string, value []byte) error) error {
+func ReadPartitionSince(ctx context.Context, brokers []string, topic string, id int, since time.Time, until int64, fn func(kafka.Message) error) error {
 	p, err := openPartition(ctx, brokers, topic, id)
 	if err != nil {
 		return err
@@ -182,7 +191,7 @@ func ReadPartitionSince(ctx context.Context, brokers []string, topic string, id 
 
 // PartitionCount is how many partitions topic has.
 func PartitionCount(ctx context.Context, brokers []string, topic string) (int, error) {
-	ids, err := partitionIDs(ctx, brokers, topic)
+	ids, err := partitionIDs(ctx, nil, brokers, topic)
 	if err != nil {
 		return 0, err
 	}
@@ -212,6 +221,7 @@ type partitionRange struct {
 }
 
 func openPartition(ctx context.Context, brokers []string, topic string, id int) (partitionRange, error) {
+	dialer := Dialer()
 	var errs []error
 	for _, b := range brokers {
 		conn, err := dialer.DialLeader(ctx, "tcp", b, topic, id)
@@ -238,7 +248,7 @@ type errFn struct{ err error }
 
 func (e errFn) Error() string { return e.err.Error() }
 
-func (p partitionRange) read(ctx context.Context, topic string, fn func(string, []byte) error) error {
+func (p partitionRange) read(ctx context.Context, topic string, fn func(kafka.Message) error) error {
 	conn, next, end := p.conn, p.first, p.end
 	for next < end {
 		if err := ctx.Err(); err != nil {
@@ -265,7 +275,7 @@ func (p partitionRange) read(ctx context.Context, topic string, fn func(string, 
 					return io.EOF
 				}
 				next = m.Offset + 1
-				if err := fn(string(m.Key), m.Value); err != nil {
+				if err := fn(m); err != nil {
 					return errFn{err}
 				}
 			}

@@ -5,9 +5,15 @@
 //
 // It must never become a way into the city's own network (SSRF): the address a request
 // actually dials is checked when the connection is made — after DNS, so a name that
-// re-resolves to an inner address (DNS rebinding) is refused too — and loopback, private,
-// carrier-grade NAT, link-local and cloud metadata addresses are refused unless explicitly
-// allowed; redirects dial through the same check. It never imports the transport and never
+// re-resolves to an inner address (DNS rebinding) is refused too — against a table of the
+// IANA special-purpose address registries (specialPurpose): loopback and private ranges are
+// refused unless explicitly allowed, everything else in the registries (link-local and cloud
+// metadata, benchmarking, documentation, reserved, NAT64, 6to4, Teredo, site-local, ...)
+// always; redirects dial through the same check.
+//
+// One agency's failures must never delay another's notifications: each agency has its own
+// queue and workers, every attempt its own timeout, and a full queue is recorded as a failed
+// delivery of that agency rather than held against the shared city.dispatch stream. It never imports the transport and never
 // chooses a topic: deliveries run in the background, after the city.dispatch record that
 // caused them is handled and committed, so their audit records go out through an Emitter as
 // typed outputs (event.AuditRecord), which the composition root routes.
@@ -28,6 +34,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -79,8 +86,8 @@ type Config struct {
 	Backoff     time.Duration // before the second attempt, doubling each time; default 1s
 	MaxBackoff  time.Duration // default 5m
 	MaxRedirect int           // default 3; each hop is checked like the first
-	Queue       int           // notifications waiting for delivery, default 1000
-	Workers     int           // concurrent deliveries, default 2
+	Queue       int           // notifications waiting for delivery, per agency, default 1000
+	Workers     int           // concurrent deliveries per agency, default 2
 
 	// AllowLoopback and AllowPrivate open the SSRF guard for 127.0.0.0/8 and ::1, and for the
 	// private and carrier-grade NAT ranges, for deployments whose agencies sit on an inner
@@ -152,7 +159,7 @@ type Notifier struct {
 	emit   Emitter
 	log    *zap.Logger
 	client *http.Client
-	queue  chan delivery
+	queues map[string]chan delivery // by agency: a slow agency fills only its own
 
 	stats struct {
 		queued, delivered, failed, attempts, refused atomic.Uint64
@@ -180,7 +187,10 @@ func New(cfg Config, emit Emitter, log *zap.Logger) (*Notifier, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	n := &Notifier{cfg: cfg, emit: emit, log: log, queue: make(chan delivery, cfg.Queue)}
+	n := &Notifier{cfg: cfg, emit: emit, log: log, queues: make(map[string]chan delivery, len(cfg.Targets))}
+	for agency := range cfg.Targets {
+		n.queues[agency] = make(chan delivery, cfg.Queue)
+	}
 	n.client = n.newClient()
 	return n, nil
 }
@@ -232,33 +242,89 @@ func (n *Notifier) control(_, address string, _ syscall.RawConn) error {
 	return nil
 }
 
-var (
-	cgnat     = netip.MustParsePrefix("100.64.0.0/10") // carrier-grade NAT; Alibaba Cloud's metadata is 100.100.100.200
-	thisNet   = netip.MustParsePrefix("0.0.0.0/8")
-	broadcast = netip.MustParseAddr("255.255.255.255")
+// guardClass is what may open a refused range.
+type guardClass int
+
+const (
+	never    guardClass = iota // no configuration opens it
+	loopback                   // Config.AllowLoopback
+	private                    // Config.AllowPrivate
 )
 
-// refuse says why ip may not be dialled, or "" if it may.
+// specialPurpose is the SSRF guard's table: the IANA IPv4 and IPv6 Special-Purpose Address
+// Registries (RFC 6890 and its updates), plus multicast and the deprecated ranges that
+// still route somewhere unexpected. An address in any row is refused unless its class is
+// opened. Rows that the registries call globally reachable (AS112, AMT, anycast relays) are
+// refused too: no agency's webhook lives there. IPv4-mapped IPv6 addresses are unmapped
+// before the check; NAT64, 6to4 and Teredo carry an IPv4 address inside and are refused
+// whole, since the embedded address could be an inner one.
+var specialPurpose = []struct {
+	prefix netip.Prefix
+	why    string
+	class  guardClass
+}{
+	// Loopback first, so that ::1 is not taken for the IPv4-compatible row below.
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback", loopback},
+	{netip.MustParsePrefix("::1/128"), "loopback", loopback},
+	// Private networks.
+	{netip.MustParsePrefix("10.0.0.0/8"), "private", private},
+	{netip.MustParsePrefix("172.16.0.0/12"), "private", private},
+	{netip.MustParsePrefix("192.168.0.0/16"), "private", private},
+	{netip.MustParsePrefix("100.64.0.0/10"), "private (carrier-grade NAT; Alibaba Cloud's metadata is 100.100.100.200)", private},
+	{netip.MustParsePrefix("fc00::/7"), "private (unique local)", private},
+	// IPv4 special purpose.
+	{netip.MustParsePrefix("0.0.0.0/8"), "not a host address (this network)", never},
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local (cloud metadata lives here)", never},
+	{netip.MustParsePrefix("192.0.0.0/24"), "IETF protocol assignments", never},
+	{netip.MustParsePrefix("192.0.2.0/24"), "documentation (TEST-NET-1)", never},
+	{netip.MustParsePrefix("192.31.196.0/24"), "AS112", never},
+	{netip.MustParsePrefix("192.52.193.0/24"), "AMT", never},
+	{netip.MustParsePrefix("192.88.99.0/24"), "6to4 relay anycast (deprecated)", never},
+	{netip.MustParsePrefix("192.175.48.0/24"), "AS112 direct delegation", never},
+	{netip.MustParsePrefix("198.18.0.0/15"), "benchmarking", never},
+	{netip.MustParsePrefix("198.51.100.0/24"), "documentation (TEST-NET-2)", never},
+	{netip.MustParsePrefix("203.0.113.0/24"), "documentation (TEST-NET-3)", never},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast", never},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved (and broadcast)", never},
+	// IPv6 special purpose.
+	{netip.MustParsePrefix("::/128"), "not a host address (unspecified)", never},
+	{netip.MustParsePrefix("::/96"), "IPv4-compatible (deprecated)", never},
+	{netip.MustParsePrefix("::ffff:0:0/96"), "IPv4-mapped", never},
+	{netip.MustParsePrefix("64:ff9b::/96"), "NAT64 (IPv4 inside)", never},
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "NAT64, local use (IPv4 inside)", never},
+	{netip.MustParsePrefix("100::/64"), "discard-only", never},
+	{netip.MustParsePrefix("100:0:0:1::/64"), "dummy prefix", never},
+	{netip.MustParsePrefix("2001::/23"), "IETF protocol assignments (Teredo, benchmarking, ORCHID, ...)", never},
+	{netip.MustParsePrefix("2001:db8::/32"), "documentation", never},
+	{netip.MustParsePrefix("2002::/16"), "6to4 (IPv4 inside)", never},
+	{netip.MustParsePrefix("2620:4f:8000::/48"), "AS112 direct delegation", never},
+	{netip.MustParsePrefix("3fff::/20"), "documentation", never},
+	{netip.MustParsePrefix("5f00::/16"), "segment routing (SRv6) SIDs", never},
+	{netip.MustParsePrefix("fe80::/10"), "link-local (cloud metadata lives here)", never},
+	{netip.MustParsePrefix("fec0::/10"), "site-local (deprecated)", never},
+	{netip.MustParsePrefix("ff00::/8"), "multicast", never},
+}
+
+// refuse says why ip may not be dialled, or "" if it may. ip must be unmapped.
 func (n *Notifier) refuse(ip netip.Addr) string {
-	switch {
-	case ip.IsLoopback() && !n.cfg.AllowLoopback:
-		return "loopback"
-	case ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast():
-		return "link-local (cloud metadata lives here)"
-	case ip.IsUnspecified() || thisNet.Contains(ip) || ip == broadcast:
-		return "not a host address"
-	case ip.IsMulticast() || ip.IsInterfaceLocalMulticast():
-		return "multicast"
-	case (ip.IsPrivate() || cgnat.Contains(ip)) && !n.cfg.AllowPrivate:
-		return "private"
+	for _, r := range specialPurpose {
+		if !r.prefix.Contains(ip) {
+			continue
+		}
+		if r.class == loopback && n.cfg.AllowLoopback || r.class == private && n.cfg.AllowPrivate {
+			return ""
+		}
+		return r.why
 	}
 	return ""
 }
 
 // HandleDispatch is the city.dispatch handler: it queues a notification for the dispatch's
 // agency, if the agency has a webhook. It produces nothing itself: the attempts are made and
-// recorded (through the Emitter) by Run's workers. A full queue returns an error so the record
-// is redelivered later rather than dropped.
+// recorded (through the Emitter) by Run's workers. When the agency's own queue is full (it has
+// been failing for long), the notification is recorded as failed — audited, counted — rather
+// than returned as an error: an error would hold the city.dispatch stream, and with it every
+// other agency's notifications, behind the one that fails.
 func (n *Notifier) HandleDispatch(ctx context.Context, d event.Dispatch) error {
 	agency := d.Assignment.Agency
 	if _, ok := n.cfg.Targets[agency]; !ok || agency == "" {
@@ -269,14 +335,19 @@ func (n *Notifier) HandleDispatch(ctx context.Context, d event.Dispatch) error {
 		return err
 	}
 	dl := delivery{id: d.ID, agency: agency, incident: d.IncidentID, key: streetKey(d.IncidentID), body: body}
+	q := n.queues[agency]
 	select {
-	case n.queue <- dl:
+	case q <- dl:
 		n.stats.queued.Add(1)
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	default:
-		return fmt.Errorf("webhook: queue of %d notifications is full", cap(n.queue))
+		err := fmt.Errorf("webhook %s: queue of %d notifications is full; not delivered", agency, cap(q))
+		n.stats.failed.Add(1)
+		n.record(ctx, dl, 0, 0, err)
+		n.log.Warn("agency notification dropped", zap.String("agency", agency), zap.String("delivery", dl.id), zap.Error(err))
+		return nil
 	}
 }
 
@@ -287,25 +358,24 @@ func streetKey(incidentID string) string {
 	return event.UnknownStreet
 }
 
-// Run delivers queued notifications with cfg.Workers workers until ctx ends.
+// Run delivers queued notifications with cfg.Workers workers per agency until ctx ends.
 func (n *Notifier) Run(ctx context.Context) error {
-	done := make(chan struct{})
-	for range n.cfg.Workers {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case dl := <-n.queue:
-					_ = n.deliver(ctx, dl)
+	var wg sync.WaitGroup
+	for _, q := range n.queues {
+		for range n.cfg.Workers {
+			wg.Go(func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case dl := <-q:
+						_ = n.deliver(ctx, dl)
+					}
 				}
-			}
-		}()
+			})
+		}
 	}
-	for range n.cfg.Workers {
-		<-done
-	}
+	wg.Wait()
 	return nil
 }
 
@@ -365,6 +435,8 @@ func (n *Notifier) backoff(attempt int) time.Duration {
 }
 
 func (n *Notifier) attempt(ctx context.Context, t Target, dl delivery, attempt int) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout) // the whole attempt, body included
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL, bytes.NewReader(dl.body))
 	if err != nil {
 		return 0, permanent{err}

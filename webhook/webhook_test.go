@@ -278,3 +278,87 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("nil Emitter: error %v", err)
 	}
 }
+
+// Regression: a failing agency delayed another's notifications by 34 s, because every
+// agency shared two workers that sat in the failing one's timeouts and backoff. Each agency
+// now has its own queue and workers: gas is notified while water's receiver still hangs.
+func TestFailingAgencyDoesNotDelayAnother(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	water := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer water.Close()
+	defer close(release)
+	gasRcv := &receiver{statuses: []int{http.StatusNoContent}}
+	gas := httptest.NewServer(gasRcv)
+	defer gas.Close()
+	bus := &incidentstest.Bus{}
+	n, err := webhook.New(webhook.Config{
+		Targets: map[string]webhook.Target{
+			"water": {URL: water.URL, Secret: secret},
+			"gas":   {URL: gas.URL, Secret: secret},
+		},
+		AllowLoopback: true,
+		Timeout:       time.Minute, // longer than the test waits: only isolation can get gas through
+		Sleep:         (&sleeps{}).sleep,
+	}, bus, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() { done <- n.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	for i := range 4 { // more hanging water notifications than the old shared pool had workers
+		d := dispatchRec
+		d.ID = d.ID + "-w" + string(rune('0'+i))
+		if err := n.HandleDispatch(t.Context(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := dispatchRec
+	g.ID, g.Assignment.Agency = "INC-990101001-0002/1", "gas"
+	if err := n.HandleDispatch(t.Context(), g); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for gasRcv.count() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // waiting for the worker, not timing it
+	}
+	if gasRcv.count() != 1 {
+		t.Fatalf("gas got %d notifications while water hung, want 1", gasRcv.count())
+	}
+}
+
+// A full agency queue is recorded as that agency's failure, not returned: an error would
+// hold the shared city.dispatch stream behind it.
+func TestFullAgencyQueueIsAuditedNotBlocking(t *testing.T) {
+	t.Parallel()
+	bus := &incidentstest.Bus{}
+	n, err := webhook.New(webhook.Config{
+		Targets: map[string]webhook.Target{"water": {URL: "https://water.example/hook", Secret: secret}},
+		Queue:   1,
+	}, bus, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 { // Run is not running: the second does not fit
+		d := dispatchRec
+		d.ID += string(rune('a' + i))
+		if err := n.HandleDispatch(t.Context(), d); err != nil {
+			t.Fatalf("dispatch %d: %v", i, err)
+		}
+	}
+	recs := audit(t, bus)
+	if len(recs) != 1 || recs[0].OK || !strings.Contains(recs[0].Error, "queue") || recs[0].Target != "water" {
+		t.Fatalf("audit %+v, want one failed record for water's full queue", recs)
+	}
+	if s := n.Stats(); s.Queued != 1 || s.Failed != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}

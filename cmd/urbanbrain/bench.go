@@ -48,6 +48,8 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 		cpuProfile = fs.String("server-cpuprofile", "", "write the embedded server's CPU profile to this file (go tool pprof)")
 		brokerSync = fs.Bool("broker-sync", true, "the embedded server's --broker-sync: fsync every produced batch")
 	)
+	var kafkaSec app.Config // with --kafka-brokers: --kafka-tls*, --kafka-sasl-*, as serve's
+	kafkaSec.RegisterKafkaClientFlags(fs)
 	return &ffcli.Command{
 		Name:       "bench",
 		ShortUsage: "urbanbrain bench [--rate N|0] [--duration D] [--clients N] [--json] [--kafka-brokers B]",
@@ -74,6 +76,10 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 				Drain: *drain, Seed: *seed, Progress: stderr, Log: log}
 			if *brokers != "" {
 				cfg.Brokers, cfg.CockpitURL, cfg.Token = splitComma(*brokers), *cockpitURL, *token
+				kafkaSec.KafkaBrokers = cfg.Brokers
+				if cfg.Security, err = kafkaSec.KafkaSecurity(); err != nil {
+					return err
+				}
 				if cfg.CockpitURL == "" {
 					cfg.Clients = 0
 				}
@@ -126,7 +132,7 @@ func startBenchServer(ctx context.Context, partitions int, logLevel, cpuProfile 
 	if err != nil {
 		return nil, err
 	}
-	if s.token, err = auth.NewIssuer(key, app.TokenIssuer).Issue(auth.Claims{Subject: "bench", Role: auth.RoleOperator}, 24*time.Hour); err != nil {
+	if s.token, err = auth.NewIssuer(key, app.TokenIssuer).Issue(auth.Claims{Subject: "bench", Role: auth.RoleOperator}, auth.MaxTTL(auth.RoleOperator)); err != nil {
 		return nil, err
 	}
 	if s.http, err = freeLoopback(); err != nil {
@@ -267,6 +273,9 @@ func benchServe(ctx context.Context, dir string, partitions int, logLevel, cpuPr
 	cfg.BrokerSync = brokerSync
 	cfg.LogLevel = logLevel
 	cfg.DataDir = filepath.Clean(dir)
+	// Every bench client shares the one bench token: the per-token websocket limit is lifted
+	// to what --clients asks for (the limit is what the bench would otherwise measure).
+	cfg.CockpitTokenConnections = cfg.CockpitMaxConnections
 	a, err := app.New(cfg, log)
 	if err != nil {
 		return err

@@ -47,6 +47,10 @@ func serveCommand(stdout, stderr io.Writer) *ffcli.Command {
 	}
 }
 
+// demoTokenTTL is the life of the tokens the demo prints: an afternoon's tour. Anyone who
+// saw the console holds them, so they must not outlive it by days.
+const demoTokenTTL = 4 * time.Hour
+
 // printDemo waits until the server is ready, then prints tokens and links for a newcomer.
 func printDemo(ctx context.Context, a *app.App, cfg app.Config, w io.Writer) {
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -79,7 +83,7 @@ func printDemo(ctx context.Context, a *app.App, cfg app.Config, w io.Writer) {
 	fmt.Fprintf(&b, "\nurbanbrain demo is up: %s (Kafka-protocol broker on %s)\n\n", base, strings.Join(a.BrokerAddrs(), ","))
 	var operatorToken, viewerToken, workerToken string
 	for _, t := range tokens {
-		tok, err := a.Issuer().Issue(t.claims, 7*24*time.Hour)
+		tok, err := a.Issuer().Issue(t.claims, demoTokenTTL)
 		if err != nil {
 			fmt.Fprintf(&b, "  %s: cannot sign token: %v\n", t.who, err)
 			continue

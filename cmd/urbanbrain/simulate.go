@@ -14,6 +14,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
+	"github.com/urbanbrain/urbanbrain/app"
 	"github.com/urbanbrain/urbanbrain/city"
 	"github.com/urbanbrain/urbanbrain/simulate"
 )
@@ -34,6 +35,8 @@ func simulateCommand(stderr io.Writer) *ffcli.Command {
 		batch       = fs.Int("batch", 500, "events per POST with --http-url")
 		posts       = fs.Int("posts", 4, "POSTs in flight with --http-url")
 	)
+	var kafkaSec app.Config // --kafka-tls*, --kafka-sasl-*: as serve's
+	kafkaSec.RegisterKafkaClientFlags(fs)
 	fs.String("config", "", "YAML configuration file")
 	return &ffcli.Command{
 		Name:       "simulate",
@@ -63,7 +66,12 @@ func simulateCommand(stderr io.Writer) *ffcli.Command {
 					Client: &http.Client{Timeout: 30 * time.Second}, MaxBatch: *batch, Concurrency: *posts}
 				target = *httpURL
 			} else {
-				ks, err := simulate.NewKafkaSink(simulate.KafkaSinkConfig{Brokers: splitComma(*brokers), MaxInFlight: *maxInFlight},
+				kafkaSec.KafkaBrokers = splitComma(*brokers)
+				sec, err := kafkaSec.KafkaSecurity()
+				if err != nil {
+					return err
+				}
+				ks, err := simulate.NewKafkaSink(simulate.KafkaSinkConfig{Brokers: kafkaSec.KafkaBrokers, Security: sec, MaxInFlight: *maxInFlight},
 					log.Named("kafka"))
 				if err != nil {
 					return err

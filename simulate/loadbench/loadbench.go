@@ -43,6 +43,7 @@ import (
 	"github.com/urbanbrain/urbanbrain/city"
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/simulate"
+	"github.com/urbanbrain/urbanbrain/transport"
 )
 
 // Server is the urbanbrain under test, as far as the benchmark needs it.
@@ -56,14 +57,15 @@ type Server interface {
 
 // Config of a run.
 type Config struct {
-	Brokers    []string      // where the ingest topics and the server's topics are
-	CockpitURL string        // base URL of the cockpit websockets, e.g. ws://127.0.0.1:8080; empty: no clients
-	Token      string        // token for /ws/cockpit (any role but ingest)
-	Clients    int           // cockpit websocket clients
-	Rate       float64       // events per second; 0 = flat out, bounded by MaxBacklog
-	Duration   time.Duration // of the load
-	MaxBacklog int64         // flat out: acknowledged events not yet through every stage (default 5,000)
-	Drain      time.Duration // how long to wait after the load for the lag to reach zero (default 2 min)
+	Brokers    []string            // where the ingest topics and the server's topics are
+	Security   *transport.Security // TLS and SASL to Brokers; nil: the process's (transport.UseSecurity)
+	CockpitURL string              // base URL of the cockpit websockets, e.g. ws://127.0.0.1:8080; empty: no clients
+	Token      string              // token for /ws/cockpit (any role but ingest)
+	Clients    int                 // cockpit websocket clients
+	Rate       float64             // events per second; 0 = flat out, bounded by MaxBacklog
+	Duration   time.Duration       // of the load
+	MaxBacklog int64               // flat out: acknowledged events not yet through every stage (default 5,000)
+	Drain      time.Duration       // how long to wait after the load for the lag to reach zero (default 2 min)
 	Seed       int64
 	Server     Server    // nil: not measurable (external cluster)
 	Progress   io.Writer // a line every 5 s; nil: none
@@ -161,7 +163,7 @@ func Run(ctx context.Context, cfg Config, m *city.Map) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("loadbench: %w", err)
 	}
-	b := &bench{cfg: cfg, client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second},
+	b := &bench{cfg: cfg, client: cfg.Security.Client(cfg.Brokers),
 		received: map[string]int64{}}
 	return b.run(ctx, m)
 }
@@ -227,7 +229,7 @@ func (b *bench) run(ctx context.Context, m *city.Map) (*Report, error) {
 	bcpu0 := processCPU()
 
 	// The load.
-	sink, err := simulate.NewKafkaSink(simulate.KafkaSinkConfig{Brokers: b.cfg.Brokers}, b.cfg.Log.Named("producer"))
+	sink, err := simulate.NewKafkaSink(simulate.KafkaSinkConfig{Brokers: b.cfg.Brokers, Security: b.cfg.Security}, b.cfg.Log.Named("producer"))
 	if err != nil {
 		return nil, err
 	}
@@ -449,7 +451,7 @@ func (b *bench) observe(ctx context.Context, wg *sync.WaitGroup, topic string, f
 		return err
 	}
 	for part, off := range ends[topic] {
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: b.cfg.Brokers, Topic: topic, Partition: part,
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: b.cfg.Brokers, Dialer: b.cfg.Security.Dialer(), Topic: topic, Partition: part,
 			MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 100 * time.Millisecond, ReadLagInterval: -1})
 		if err := r.SetOffset(off); err != nil {
 			return err

@@ -71,7 +71,12 @@ func incidentWhere(f storage.IncidentFilter) where {
 	w.anyOf("grid", f.Grids)
 	if f.Text != "" {
 		needle := storage.LowerASCII(f.Text)
-		w.add("(position(lower(title), ?) > 0 OR arrayExists(x -> position(lower(x), ?) > 0, summaries))", needle, needle)
+		if f.TextMasked {
+			w.add("(position(lower(replaceRegexpAll(title, ?, '*')), ?) > 0 OR arrayExists(x -> position(lower(replaceRegexpAll(x, ?, '*')), ?) > 0, summaries))",
+				storage.SearchMaskPattern, needle, storage.SearchMaskPattern, needle)
+		} else {
+			w.add("(position(lower(title), ?) > 0 OR arrayExists(x -> position(lower(x), ?) > 0, summaries))", needle, needle)
+		}
 	}
 	return w
 }
@@ -241,7 +246,12 @@ func eventWhere(f storage.EventFilter) where {
 	}
 	if f.Text != "" {
 		needle := storage.LowerASCII(f.Text)
-		w.add("(position(lower(content), ?) > 0 OR position(lower(address), ?) > 0)", needle, needle)
+		if f.TextMasked {
+			w.add("(position(lower(replaceRegexpAll(content, ?, '*')), ?) > 0 OR position(lower(replaceRegexpAll(address, ?, '*')), ?) > 0)",
+				storage.SearchMaskPattern, needle, storage.SearchMaskPattern, needle)
+		} else {
+			w.add("(position(lower(content), ?) > 0 OR position(lower(address), ?) > 0)", needle, needle)
+		}
 	}
 	return w
 }

@@ -67,8 +67,8 @@ func incidentWhere(f storage.IncidentFilter) where {
 	if f.Text != "" {
 		// The title, or the summary of any report (which carries the 12345 ticket's text).
 		needle := storage.LowerASCII(f.Text)
-		w.add("", `(instr(lower(title), ?) > 0 OR EXISTS (SELECT 1 FROM json_each(incidents.doc, '$.reports')
-			WHERE instr(lower(json_extract(value, '$.summary')), ?) > 0))`, computed, needle, needle)
+		w.add("", `(instr(`+lowerText("title", f.TextMasked)+`, ?) > 0 OR EXISTS (SELECT 1 FROM json_each(incidents.doc, '$.reports')
+			WHERE instr(`+lowerText(`json_extract(value, '$.summary')`, f.TextMasked)+`, ?) > 0))`, computed, needle, needle)
 	}
 	return w
 }

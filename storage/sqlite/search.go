@@ -2,13 +2,42 @@ package sqlite
 
 import (
 	"context"
+	"database/sql/driver"
 	"encoding/json"
 	"fmt"
 	"strings"
 
+	"modernc.org/sqlite"
+
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/storage"
 )
+
+// searchMaskFunc is storage.SearchMask as an SQL function, for masked text searches
+// (storage.IncidentFilter.TextMasked). SQLite has no regular expressions of its own; this
+// runs the very pattern ClickHouse runs, so both backends mask alike.
+const searchMaskFunc = "urbanbrain_search_mask"
+
+func init() {
+	sqlite.MustRegisterDeterministicScalarFunction(searchMaskFunc, 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		switch v := args[0].(type) {
+		case string:
+			return storage.SearchMask(v), nil
+		case []byte:
+			return storage.SearchMask(string(v)), nil
+		}
+		return args[0], nil // NULL and numbers hold no text to mask
+	})
+}
+
+// lowerText is the SQL of expr as a text search compares it: ASCII-lowered, and for a
+// masked search without the personal data SearchMask hides.
+func lowerText(expr string, masked bool) string {
+	if masked {
+		return "lower(" + searchMaskFunc + "(" + expr + "))"
+	}
+	return "lower(" + expr + ")"
+}
 
 // anyOf filters col to the values; a non-nil empty list matches nothing.
 func (w *where) anyOf(col string, vs []string) {
@@ -52,8 +81,8 @@ func eventExtras(w *where, f storage.EventFilter) {
 	}
 	if f.Text != "" {
 		needle := storage.LowerASCII(f.Text)
-		w.add("", `(instr(lower(json_extract(payload, '$.hotline.content')), ?) > 0
-			OR instr(lower(json_extract(payload, '$.hotline.address')), ?) > 0)`, computed, needle, needle)
+		w.add("", `(instr(`+lowerText(`json_extract(payload, '$.hotline.content')`, f.TextMasked)+`, ?) > 0
+			OR instr(`+lowerText(`json_extract(payload, '$.hotline.address')`, f.TextMasked)+`, ?) > 0)`, computed, needle, needle)
 	}
 }
 

@@ -128,8 +128,8 @@ func Open(cfg Config, log *zap.Logger) (*Store, error) {
 func (s *Store) open(cfg Config) error {
 	memory := cfg.Path == MemoryPath
 	if !memory {
-		if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o750); err != nil {
-			return fmt.Errorf("sqlite: create directory: %w", err)
+		if err := privateFiles(cfg.Path); err != nil {
+			return err
 		}
 	}
 
@@ -184,10 +184,51 @@ func (s *Store) open(cfg Config) error {
 		}
 	}
 
+	if !memory {
+		// The journal files now exist; an older store may have made them readable by all.
+		if err := chmodPrivate(cfg.Path); err != nil {
+			return err
+		}
+	}
 	if err := s.writes.prepare(ctx, w); err != nil {
 		return err
 	}
 	s.log.Info("store open", zap.String("path", cfg.Path), zap.String("synchronous", cfg.Synchronous))
+	return nil
+}
+
+// privateFiles makes the database file and its directory before SQLite does, readable by the
+// owner only: the store holds callers' names, phones and ID numbers (issue 11 item 6). SQLite
+// gives the -wal and -shm files the mode of the database file, so they follow.
+func privateFiles(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("sqlite: create directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("sqlite: create %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("sqlite: create %s: %w", path, err)
+	}
+	return chmodPrivate(path)
+}
+
+// chmodPrivate takes the group's and others' permissions off the database file and its
+// journal files (a store made before they were created private), where they exist.
+func chmodPrivate(path string) error {
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err == nil && fi.Mode().Perm()&0o077 != 0 {
+			err = os.Chmod(p, fi.Mode().Perm()&^0o077)
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: make %s private: %w", p, err)
+		}
+	}
 	return nil
 }
 

@@ -42,6 +42,17 @@ func testAuditLog(t *testing.T, open func(t *testing.T) Store) {
 	got, err = s.ListAudit(ctx, "INC-s1-ka")
 	must(t, err)
 	mustEqual(t, "audit log after retention", got, want)
+	// A read of personal data (issue 11 item 6) keeps who read which fields, and outlives any
+	// retention (等保: at least 180 days; the audit log is never removed at all).
+	read := event.AuditRecord{ID: "read-1", Kind: event.AuditRead, IncidentID: "INC-s1-kr", Action: "GET /api/v1/incidents/{id}",
+		Actor: event.Actor{Subject: "sup-1", Role: "supervisor"}, OK: true,
+		Fields: []string{"reports.caller.name", "reports.caller.phone"}, At: at(0).UTC()}
+	must(t, s.HandleAudits(ctx, []event.AuditRecord{read}))
+	_, err = s.Retain(ctx, storage.Cutoffs{Events: at(400 * 24 * time.Hour), Incidents: at(400 * 24 * time.Hour)})
+	must(t, err)
+	got, err = s.ListAudit(ctx, "INC-s1-kr")
+	must(t, err)
+	mustEqual(t, "read audit after retention", got, []event.AuditRecord{read})
 	empty, err := s.ListAudit(ctx, "INC-s1-none")
 	must(t, err)
 	if len(empty) != 0 {

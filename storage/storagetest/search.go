@@ -210,3 +210,94 @@ func testEachEvent(t *testing.T, open func(t *testing.T) Store) {
 		t.Fatalf("EachEvent returned %v after %d calls, want the callback's error after 5", err, n)
 	}
 }
+
+// testSearchMaskedText: issue 11 item 5. Three-digit searches rebuilt a masked phone
+// ("145****0500" → 14590630500) in 40 queries. A masked search (TextMasked) must not match
+// inside personal data, in any field and any format, while an unmasked one does; text outside
+// personal data is found either way. storage.MatchMaskedText is the definition every backend
+// must agree with.
+func testSearchMaskedText(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	ctx := t.Context()
+	a := area("d1", "s1", "c1", "g1")
+	titles := map[string]string{
+		"INC-s1-m1": "井盖丢失 1号楼",
+		"INC-s1-m2": "来电 145.9063.0500",
+		"INC-s1-m3": "噪音",
+	}
+	summaries := map[string]string{
+		"INC-s1-m1": "投诉 电话14590630500 请回电",
+		"INC-s1-m2": "身份证 11010119900307123X",
+		"INC-s1-m3": "投诉 晚上十点还在放音乐，回电１４５９０６３０５…",
+	}
+	for i, id := range []string{"INC-s1-m1", "INC-s1-m2", "INC-s1-m3"} {
+		inc := event.Incident{ID: id, Version: 1, Status: event.StatusNew, Category: "c", Severity: event.SeverityBlue,
+			Title: titles[id], Area: a, CreatedAt: at(time.Duration(i) * time.Minute), UpdatedAt: at(time.Duration(i) * time.Minute),
+			Reports: []event.Report{{EventID: id + "/e", EventType: event.TypeHotlineTicket, Summary: summaries[id]}}, ReportCount: 1}
+		must(t, s.HandleIncidentChange(ctx, event.IncidentChange{Incident: inc, Change: event.Change{Action: "open", To: event.StatusNew, At: inc.CreatedAt}}))
+	}
+	e := hotlineEvent("hm1", a, at(0))
+	e.Hotline.Content = "路灯不亮，电话 145 9063 0500"
+	e.Hotline.Address = "文三路 138 号 2 单元，身份证 110101199003071234"
+	must(t, s.HandleEvents(ctx, []event.Event{e}))
+
+	tests := []struct {
+		text           string
+		masked, openly []string // incidents found by a masked and an unmasked search
+		eventMasked    bool     // whether a masked event search finds hm1
+	}{
+		{"906", []string{}, []string{"INC-s1-m2", "INC-s1-m1"}, false},
+		{"063", []string{}, []string{"INC-s1-m2", "INC-s1-m1"}, false},
+		{"145", []string{}, []string{"INC-s1-m2", "INC-s1-m1"}, false},
+		{"050", []string{}, []string{"INC-s1-m2", "INC-s1-m1"}, false},
+		{"１４５", []string{}, []string{"INC-s1-m3"}, false},  // full-width, cut by "…"
+		{"123x", []string{}, []string{"INC-s1-m2"}, false}, // the ID number's check character
+		{"1号楼", []string{"INC-s1-m1"}, []string{"INC-s1-m1"}, false},
+		{"138 号", []string{}, []string{}, true}, // a house number is no personal data
+		{"请回电", []string{"INC-s1-m1"}, []string{"INC-s1-m1"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.text, func(t *testing.T) {
+			got, err := s.ListIncidents(ctx, storage.IncidentFilter{Text: tc.text, TextMasked: true})
+			must(t, err)
+			mustEqual(t, "masked search "+tc.text, incidentIDs(got), tc.masked)
+			n, err := s.CountIncidents(ctx, storage.IncidentFilter{Text: tc.text, TextMasked: true})
+			must(t, err)
+			if n != len(tc.masked) {
+				t.Errorf("masked CountIncidents(%q) = %d, want %d", tc.text, n, len(tc.masked))
+			}
+			got, err = s.ListIncidents(ctx, storage.IncidentFilter{Text: tc.text})
+			must(t, err)
+			mustEqual(t, "search "+tc.text, incidentIDs(got), tc.openly)
+			// The definition agrees with the backend.
+			for id, title := range titles {
+				want := storage.MatchMaskedText(title, tc.text) || storage.MatchMaskedText(summaries[id], tc.text)
+				if want != containsID(tc.masked, id) {
+					t.Errorf("MatchMaskedText says %v for %s and %q; the case says otherwise", want, id, tc.text)
+				}
+			}
+			evs, err := s.ListEvents(ctx, storage.EventFilter{Text: tc.text, TextMasked: true})
+			must(t, err)
+			if (len(evs) == 1) != tc.eventMasked {
+				t.Errorf("masked event search %q found %d events, want hm1: %v", tc.text, len(evs), tc.eventMasked)
+			}
+		})
+	}
+	// Unmasked, the event's phone and ID number are found.
+	for _, text := range []string{"9063", "19900307"} {
+		evs, err := s.ListEvents(ctx, storage.EventFilter{Text: text})
+		must(t, err)
+		if len(evs) != 1 {
+			t.Errorf("event search %q found %d, want 1", text, len(evs))
+		}
+	}
+}
+
+func containsID(ids []string, id string) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}

@@ -78,6 +78,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"DispatchBatches", testDispatchBatches},
 		{"SearchIncidentText", testSearchIncidentText},
 		{"SearchIncidentGrids", testSearchIncidentGrids},
+		{"SearchMaskedText", testSearchMaskedText},
 		{"EventHistory", testEventHistory},
 		{"EachEventReplay", testEachEvent},
 		{"KPIEventRates", testKPIEventRates},

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs FuzzCompile for ${1:-20s} with one worker and fails when it fails, or when it stalls:
+# go's fuzzer prints its progress every 3 s, and 3 reports in a row at 0 execs/s (9 s and more
+# without executing anything) fail the step, which `go test` itself reports as PASS.
+#
+# The stall of the security review (0 execs/s from about 20 s on, PASS at the end) is the
+# fuzzer minimising a newly interesting input: it does that for up to -fuzzminimizetime
+# (default 60 s) without counting an exec. The input caught in one such stall was a `when` of
+# "0" and 3,636 control characters (kind 100: a hotline tumbling-window rule): 0.12 ms per
+# exec, but minimising a 3.6 KB string byte by byte takes tens of thousands of execs. Under
+# the old sandbox budgets inputs of 20-40 ms (a map over 100,000 elements, nested loops of
+# 100,000 steps) made it far worse. Minimisation is capped at 5 s here, so a stall that
+# remains is a real one; FuzzCompile's own watchdog fails any single input over 2 s with the
+# input quoted.
+set -o pipefail
+cd "$(dirname "$0")/../.." || exit 1
+"${GO:-go}" test -run '^$' -fuzz '^FuzzCompile$' -fuzztime "${1:-20s}" -fuzzminimizetime 5s -parallel 1 ./rules/ 2>&1 |
+	awk '{ print }
+	     /\(0\/sec\)/ { if (++zero >= 3) stalled = 1; next }
+	     { zero = 0 }
+	     END { if (stalled) { print "FuzzCompile stalled: 0 execs/s for 9 s or more (see rules/testdata/fuzz-compile.sh)"; exit 1 } }'
