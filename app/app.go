@@ -59,7 +59,12 @@ type App struct {
 	webhook   *webhook.Notifier // agency notifications (workflow.go)
 	cockpit   *cockpit.Hub
 	results   *resultWaiter
+	stored    storeWatch         // incident versions the local storage sink has written (store.go)
 	signer    *transport.Signer  // signs and checks the records of internal topics (signing.go)
+	accounts  accounts           // local accounts and sign-in sessions (accounts.go)
+	// stageLimits are the work-order policy's limits by stage and severity, which the KPIs
+	// measure on-time rates against (incidents.Policy.StageLimits).
+	stageLimits map[string]map[string]time.Duration
 	forged    prometheus.Counter // records of internal topics refused for their signature
 
 	// Set while running.
@@ -115,6 +120,7 @@ func New(cfg Config, log *zap.Logger) (*App, error) {
 		return nil, err
 	}
 	a.signer = newRecordSigner(key)
+	a.newAccounts(key)
 	a.forged = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "urbanbrain", Name: "records_refused_total",
 		Help: "Records read from internal topics without a valid instance signature (forged or altered); dead-lettered."})
 	a.registry.MustRegister(a.forged)
@@ -131,6 +137,8 @@ func New(cfg Config, log *zap.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One table of stage limits: the SLA clocks', the cockpit's KPIs' and the store's KPIs'.
+	a.stageLimits = policy.StageLimits()
 	if a.incidents, err = incidents.New(incidents.Config{Policy: policy}, log.Named("incidents")); err != nil {
 		return nil, fmt.Errorf("incidents: %w", err)
 	}
@@ -194,6 +202,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 	defer func() { _ = producer.Close(a.cfg.ShutdownGrace) }()
 
 	if err := a.restore(ctx); err != nil {
+		return err
+	}
+	if err := a.startAccounts(ctx); err != nil { // accounts.go: city.accounts → the directory
 		return err
 	}
 	if err := a.startRules(ctx); err != nil { // rules.go: city.rules → catalog → engine

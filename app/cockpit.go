@@ -27,6 +27,7 @@ func (a *App) newCockpit() (*cockpit.Hub, error) {
 		ReservedShare:        reserved,
 		HistoryBudget:        l.CockpitHistoryBudget,
 		SendBuffer:           l.CockpitSendBuffer,
+		StageLimits:          a.stageLimits,
 	}, a.issuer, a.log.Named("cockpit"))
 	if err != nil {
 		return nil, fmt.Errorf("cockpit: %w", err)
@@ -61,6 +62,7 @@ func (a *App) cockpitRoutes() []httpRoute {
 		{"GET /ws/cockpit", selfGuarded(auth.PermCockpit, a.cockpit)},
 		{"GET /ws/worker", selfGuarded(auth.PermReadIncidents, a.cockpit.WorkerHandler())}, // the worker role only
 		{"GET /{$}", public(page)},
+		{"GET " + cockpit.LoginPath, public(page)},
 		{"GET " + cockpit.PagePrefix, public(page)},
 	}
 }

@@ -119,3 +119,45 @@ func postEvents(t *testing.T, r *running, token string, batch []map[string]any) 
 		t.Fatalf("POST events: %d %s", resp.StatusCode, b.String())
 	}
 }
+
+// A leader signs in on the sign-in page (no token in any link) and lands on the wall screen,
+// which goes live on the session cookie; a wrong password is said in Chinese, in place.
+func TestSignInPageLeadsToTheWallScreen(t *testing.T) {
+	chromium := requireTool(t, "chromium")
+	r := start(t, t.TempDir(), freeAddr(t))
+	admin := r.token(auth.Claims{Subject: "root", Role: auth.RoleAdmin})
+	if code := r.do("POST", "/api/v1/users", admin, map[string]any{"username": "leader", "role": auth.RoleViewer,
+		"password": "城市运行-2026-领导"}, nil); code != http.StatusCreated {
+		t.Fatalf("create account: %d", code)
+	}
+	b := cockpittest.Start(t, chromium)
+	b.Navigate(r.base + "/")
+	b.WaitFor("the wall screen to offer the sign-in page", `!!document.querySelector('.fatal a[href^="/login"]')`, 30*time.Second)
+	b.Navigate(r.base + "/login?next=/")
+	b.WaitFor("the sign-in form", `!!document.getElementById('login')`, 10*time.Second)
+	submit := func(user, password string) {
+		t.Helper()
+		js := fmt.Sprintf(`(() => { document.getElementById('username').value = %q; document.getElementById('password').value = %q;
+			document.getElementById('login').requestSubmit(); return true; })()`, user, password)
+		var ok bool
+		if err := b.Eval(js, &ok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	submit("leader", "wrong-password-here")
+	b.WaitFor("the refusal in place", `document.getElementById('message').textContent.includes('用户名或密码错误')`, 10*time.Second)
+	submit("leader", "城市运行-2026-领导")
+	b.WaitFor("the wall screen live on the session", "location.pathname === '/' && window.urbanbrainCockpit && urbanbrainCockpit().live", 30*time.Second)
+	var scope string
+	if err := b.Eval(`document.getElementById('scope').textContent`, &scope); err != nil || !strings.Contains(scope, "leader") {
+		t.Errorf("scope line %q (%v): want the signed-in user", scope, err)
+	}
+	var cookies string
+	if err := b.Eval(`document.cookie`, &cookies); err != nil || strings.Contains(cookies, auth.SessionCookie) {
+		t.Errorf("the page's script can read the session cookie: %q (%v)", cookies, err)
+	}
+	b.Screenshot("../test-artifacts/sign-in-wall.png")
+	if ex := b.Exceptions(); len(ex) > 0 {
+		t.Errorf("page exceptions: %v", ex)
+	}
+}

@@ -80,6 +80,8 @@ type Config struct {
 	SLATick             time.Duration // how often SLA clocks are checked
 	WebhookAllowPrivate bool          // agencies' webhooks may be on private/loopback addresses
 	CommandMaxAge       time.Duration // commands older than this are dead-lettered as replays (signing.go)
+	SessionTTL          time.Duration // a signed-in session's life (accounts.go)
+	SecureCookies       bool          // session cookies are Secure
 }
 
 // Store backends of --store.
@@ -129,6 +131,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.registerWorkflowFlags(fs)
 	c.registerLimitFlags(fs)
 	c.registerNetSecFlags(fs)
+	c.registerAccountFlags(fs)
 }
 
 // Validate reports every problem at once.

@@ -38,7 +38,7 @@ func TestAPIDocsListEveryRouteAndErrorCode(t *testing.T) {
 		auth.CodeUnauthenticated, auth.CodeForbidden, auth.CodeRateLimited,
 		CodeInvalidRequest, CodeNotFound, CodeForbidden, CodeIllegalTransition, CodeInvalidCommand,
 		CodeTimeout, CodeUnavailable, CodeInternal,
-		CodeInvalidRule, CodeRuleExists, CodeVersionConflict, CodeTooManyJobs,
+		CodeInvalidRule, CodeRuleExists, CodeVersionConflict, CodeTooManyJobs, CodeLocked, CodeAccountExists,
 		incidents.CodeIllegalTransition, incidents.CodeNotFound, incidents.CodeForbidden, incidents.CodeInvalidCommand,
 	}
 	for _, c := range codes {

@@ -88,6 +88,7 @@ func (a *App) httpRoutes() []httpRoute {
 		rs = append(rs, a.queryRoutes()...)    // search, event history, KPIs (queries.go)
 		rs = append(rs, a.workflowRoutes()...) // my tasks, timeline, merge, split (workflow.go)
 		rs = append(rs, a.ruleRoutes()...)     // rule authoring, dry run, backtest (rules.go)
+		rs = append(rs, a.accountRoutes()...)  // sign-in and local accounts (accounts.go)
 	}
 	if a.cfg.Runs(CompCockpit) {
 		rs = append(rs, a.cockpitRoutes()...) // websockets and the wall-screen page (cockpit.go)
@@ -160,7 +161,7 @@ func (a *App) pingBroker(ctx context.Context) error {
 func (a *App) getIncident(w http.ResponseWriter, r *http.Request) {
 	claims, _ := auth.FromContext(r.Context())
 	d, err := a.store.GetIncident(r.Context(), r.PathValue("id"))
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && !canSeeIncident(claims, d.Incident)) {
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && !claims.CanSeeIncident(d.Incident)) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no incident "+r.PathValue("id"))
 		return
 	}
@@ -228,7 +229,7 @@ func (a *App) postAction(w http.ResponseWriter, r *http.Request) {
 	// through (the owner checks scope again, with the state it holds).
 	d, err := a.store.GetIncident(r.Context(), id)
 	switch {
-	case errors.Is(err, storage.ErrNotFound) || err == nil && !canSeeIncident(claims, d.Incident):
+	case errors.Is(err, storage.ErrNotFound) || err == nil && !claims.CanSeeIncident(d.Incident):
 		writeError(w, http.StatusNotFound, CodeNotFound, "no incident "+id)
 		return
 	case err != nil:
@@ -263,15 +264,31 @@ func (a *App) postAction(w http.ResponseWriter, r *http.Request) {
 			writeError(w, statusForCode(res.Code), res.Code, res.Error)
 			return
 		}
+		// Read-your-writes: the caller's next GET reads the store, so answer once the store
+		// holds what this answer shows, within what is left of the command timeout; if it does
+		// not get there in time, the answer says so ("stored": false) and is still 200.
+		ans := actionAnswer{CommandResult: res, Stored: true}
 		if res.Incident != nil {
+			ans.Stored = a.awaitStored(ctx, res.Incident.ID, res.Incident.Version)
+			if !ans.Stored {
+				a.log.Warn("command answered before the store had its outcome", zap.String("command", cmd.ID),
+					zap.String("incident", id), zap.Int64("version", res.Incident.Version), zap.Duration("timeout", a.cfg.CommandTimeout))
+			}
 			masked := auth.MaskIncident(*res.Incident, claims)
-			res.Incident = &masked
+			ans.Incident = &masked
 		}
-		writeJSON(w, http.StatusOK, res)
+		writeJSON(w, http.StatusOK, ans)
 	case <-ctx.Done():
 		writeJSON(w, http.StatusAccepted, map[string]string{"code": CodeTimeout, "command_id": cmd.ID,
 			"error": "command accepted but its outcome did not arrive within " + a.cfg.CommandTimeout.String()})
 	}
+}
+
+// actionAnswer is a successful command's answer: its outcome, and whether the store (what GET
+// reads) held the incident at the answer's version when it was given.
+type actionAnswer struct {
+	event.CommandResult
+	Stored bool `json:"stored"`
 }
 
 // clientCommandID is the id of a command sent over HTTP: the caller's idempotency key (a new

@@ -98,7 +98,7 @@ func (a *App) newHTTPServer() *http.Server {
 		Name: "urbanbrain_http_rate_limited_total", Help: "API requests answered 429 because their token's subject was over its rate.",
 	}, func() float64 { return float64(limiter.refused()) }))
 	return &http.Server{
-		Handler:           auth.WithLimiter(limiter, a.guardHTTP(a.httpHandler())),
+		Handler:           auth.WithSessions(a.accounts.sessions, auth.WithLimiter(limiter, a.guardHTTP(a.httpHandler()))),
 		ReadHeaderTimeout: l.HTTPReadHeaderTimeout,
 		ReadTimeout:       l.HTTPReadTimeout,
 		WriteTimeout:      l.HTTPWriteTimeout,

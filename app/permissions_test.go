@@ -136,6 +136,7 @@ func permRows() []permRow {
 		{pattern: "GET /metrics", want: everyone(http.StatusOK), req: get("/metrics")},
 		{pattern: "GET /{$}", want: everyone(http.StatusOK), req: get("/")},
 		{pattern: "GET /cockpit/", want: everyone(http.StatusOK), req: get("/cockpit/app.js")},
+		{pattern: "GET /login", want: everyone(http.StatusOK), req: get("/login")},
 		{pattern: "POST /api/v1/events", perm: auth.PermIngest,
 			want: map[string]int{auth.RoleAdmin: http.StatusAccepted, auth.RoleIngest: http.StatusAccepted},
 			req: func(f *permFixture, _ bool) (string, string, any) {
@@ -184,7 +185,7 @@ func permRows() []permRow {
 
 func TestPermissionTable(t *testing.T) {
 	f := newPermFixture(t)
-	rows := append(permRows(), rulePermRows()...)
+	rows := append(append(permRows(), rulePermRows()...), accountPermRows()...)
 
 	// Every route is declared, and declared as its row says.
 	declared := map[string]guarded{}
@@ -345,6 +346,11 @@ func newPermFixture(t *testing.T) *permFixture {
 	f.tokens["none"] = ""
 	f.strangerAuthor = r.token(auth.Claims{Subject: "author-b", Role: auth.RoleRuleAuthor, District: f.districtB})
 
+	// An account the account rows change.
+	if code, b := f.call(http.MethodPost, "/api/v1/users", admin, map[string]any{"username": "perm-account", "role": auth.RoleOperator,
+		"district": district, "password": "a-long-enough-password"}); code != http.StatusCreated {
+		t.Fatalf("create account: %d %s", code, b)
+	}
 	// A rule of each district, made by the admin.
 	f.ownRule, f.otherRule = "perm-rule-a", "perm-rule-b"
 	for id, d := range map[string]string{f.ownRule: district, f.otherRule: f.districtB} {
@@ -540,3 +546,38 @@ func (f *permFixture) job(own bool) string {
 
 // yamlBody is a request body sent as it is, as application/yaml.
 type yamlBody string
+
+// accountPermRows are the sign-in and account routes' rows (accounts.go).
+func accountPermRows() []permRow {
+	signedIn := readers(http.StatusOK)
+	signedOut := readers(http.StatusNoContent)
+	admin := func(status int) map[string]int { return map[string]int{auth.RoleAdmin: status} }
+	return []permRow{
+		// Public, and a wrong password is 401 for anyone (a new name each time: no lockout).
+		{pattern: "POST /api/v1/session", want: everyone(http.StatusUnauthorized), req: func(f *permFixture, _ bool) (string, string, any) {
+			f.seq++
+			return http.MethodPost, "/api/v1/session", map[string]string{"username": fmt.Sprintf("nobody-%d", f.seq), "password": "not-the-password"}
+		}},
+		{pattern: "GET /api/v1/session", perm: auth.PermAccount, want: signedIn, req: get("/api/v1/session")},
+		{pattern: "DELETE /api/v1/session", perm: auth.PermAccount, want: signedOut,
+			req: func(*permFixture, bool) (string, string, any) { return http.MethodDelete, "/api/v1/session", nil }},
+		{pattern: "GET /api/v1/users", perm: auth.PermUsers, want: admin(http.StatusOK), req: get("/api/v1/users")},
+		{pattern: "POST /api/v1/users", perm: auth.PermUsers, want: admin(http.StatusCreated), req: func(f *permFixture, _ bool) (string, string, any) {
+			f.seq++
+			return http.MethodPost, "/api/v1/users", map[string]any{"username": fmt.Sprintf("perm-user-%d", f.seq), "role": auth.RoleViewer,
+				"password": "a-long-enough-password"}
+		}},
+		{pattern: "POST /api/v1/users/{name}/disable", perm: auth.PermUsers, want: admin(http.StatusOK),
+			req: func(*permFixture, bool) (string, string, any) {
+				return http.MethodPost, "/api/v1/users/perm-account/disable", nil
+			}},
+		{pattern: "POST /api/v1/users/{name}/enable", perm: auth.PermUsers, want: admin(http.StatusOK),
+			req: func(*permFixture, bool) (string, string, any) {
+				return http.MethodPost, "/api/v1/users/perm-account/enable", nil
+			}},
+		{pattern: "POST /api/v1/users/{name}/reset", perm: auth.PermUsers, want: admin(http.StatusOK),
+			req: func(*permFixture, bool) (string, string, any) {
+				return http.MethodPost, "/api/v1/users/perm-account/reset", map[string]string{"password": "another-long-password"}
+			}},
+	}
+}

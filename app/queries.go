@@ -29,25 +29,6 @@ func (a *App) queryRoutes() []httpRoute {
 	}
 }
 
-// DefaultStageLimits are the stage limits the KPIs measure on-time rates against, by severity:
-// sign for (签收), handle (处置) and verify (核查). They follow the design brief's example
-// (red 2 h, yellow 24 h, blue 72 h to handle) until the incident service's SLA configuration
-// is passed in here instead.
-var DefaultStageLimits = storage.StageLimits{
-	storage.StageSign: {
-		event.SeverityRed: 15 * time.Minute, event.SeverityOrange: 30 * time.Minute,
-		event.SeverityYellow: time.Hour, event.SeverityBlue: 2 * time.Hour,
-	},
-	storage.StageHandle: {
-		event.SeverityRed: 2 * time.Hour, event.SeverityOrange: 12 * time.Hour,
-		event.SeverityYellow: 24 * time.Hour, event.SeverityBlue: 72 * time.Hour,
-	},
-	storage.StageVerify: {
-		event.SeverityRed: 24 * time.Hour, event.SeverityOrange: 24 * time.Hour,
-		event.SeverityYellow: 24 * time.Hour, event.SeverityBlue: 24 * time.Hour,
-	},
-}
-
 // errScope is a request for something outside the caller's scope.
 type errScope struct{ msg string }
 
@@ -216,13 +197,13 @@ func (a *App) kpis(w http.ResponseWriter, r *http.Request) {
 	if resp.OpenIncidents, err = a.store.OpenIncidents(ctx, f); a.queryError(w, err) {
 		return
 	}
-	if resp.Stages, err = a.store.StageTimes(ctx, f, DefaultStageLimits); a.queryError(w, err) {
+	if resp.Stages, err = a.store.StageTimes(ctx, f, a.stageLimits); a.queryError(w, err) {
 		return
 	}
 	if resp.ReportCounts, err = a.store.ReportCounts(ctx, f); a.queryError(w, err) {
 		return
 	}
-	for stage, bySev := range DefaultStageLimits {
+	for stage, bySev := range a.stageLimits {
 		resp.Limits[stage] = map[string]string{}
 		for sev, d := range bySev {
 			resp.Limits[stage][sev] = d.String()

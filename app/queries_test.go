@@ -9,6 +9,7 @@ import (
 
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/incidents"
 )
 
 // The query endpoints answer from the store, narrowed to the caller's scope and masked for
@@ -147,6 +148,17 @@ func TestQueryEndpointsScopeAndMask(t *testing.T) {
 	}
 	if k.District != "d1" || k.OpenIncidents.Total != 2 || len(k.Stages) != 5 {
 		t.Errorf("operator KPIs: district %q, open %d, %d stages; want d1, 2, 5", k.District, k.OpenIncidents.Total, len(k.Stages))
+	}
+	// One table of stage limits: the KPIs' are the work-order policy's, stage names and all.
+	for stage, bySev := range incidents.DefaultPolicy().StageLimits() {
+		for sev, d := range bySev {
+			if got := k.Limits[stage][sev]; got != d.String() {
+				t.Errorf("KPI limit %s/%s = %q, want the policy's %s", stage, sev, got, d)
+			}
+		}
+	}
+	if len(k.Limits) != 4 || k.Limits[event.StageDispatch] == nil || k.Limits[event.StageSignFor] == nil {
+		t.Errorf("KPI limits %v: want dispatch, sign_for, handle and verify", k.Limits)
 	}
 	rates := 0
 	for _, er := range k.EventRates {

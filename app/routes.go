@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 
+	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/event"
 )
 
@@ -60,6 +61,9 @@ func (a *App) routes() []route {
 		handle: typed(a, []string{event.TypeIncidentChanged}, none(a.cockpit.HandleIncidentChange))})
 	add(a.cfg.Runs(CompCockpit), route{name: "cockpit.events", topics: []string{event.TopicEvents}, perInstance: true,
 		handle: typed(a, eventTypes, none(a.cockpit.HandleEvent))})
+	//    Local accounts → every instance's directory, so a sign-in works on any node (accounts.go).
+	add(a.cfg.Runs(CompAPI) || a.cfg.Runs(CompCockpit), route{name: "accounts", topics: []string{event.TopicAccounts}, perInstance: true,
+		handle: typed(a, []string{event.TypeAccount}, none(a.applyAccount))})
 	// 7. API: command outcomes → the waiting HTTP request.
 	add(a.cfg.Runs(CompAPI), route{name: "api.results", topics: []string{event.TopicResults}, perInstance: true,
 		handle: typed(a, []string{event.TypeCommandResult}, none(a.results.HandleResult))})
@@ -86,6 +90,8 @@ func outputTopic(o event.Output) (topic, ceType string, err error) {
 		return event.TopicCommands, event.TypeCommand, nil // dispatch, the SLA clock, HTTP
 	case event.Dispatch:
 		return event.TopicDispatch, event.TypeDispatch, nil // dispatch
+	case auth.Account:
+		return event.TopicAccounts, event.TypeAccount, nil // the accounts API
 	}
 	return "", "", fmt.Errorf("no topic for an output of type %T", o.Data)
 }

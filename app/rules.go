@@ -48,7 +48,7 @@ func (a *App) startRules(ctx context.Context) error {
 	if !a.cfg.Runs(CompRules) && !a.cfg.Runs(CompAPI) {
 		return nil
 	}
-	if err := ensureRulesTopic(ctx, a.brokers, a.log); err != nil {
+	if err := ensureCompactedTopic(ctx, a.brokers, event.TopicRules, a.log); err != nil {
 		return err
 	}
 	n := 0
@@ -149,42 +149,43 @@ func (a *App) runRuleClock(ctx context.Context) error {
 	}
 }
 
-// ensureRulesTopic creates city.rules with one partition and cleanup.policy=compact, or sets
-// that policy on an existing topic. Compaction never drops a version (each has its own
-// key); it keeps the topic from being aged out by time retention. A broker that refuses the
-// policy (some managed offerings) is logged, not fatal: set retention.ms=-1 on the topic by hand.
-func ensureRulesTopic(ctx context.Context, brokers []string, log *zap.Logger) error {
+// ensureCompactedTopic creates topic (city.rules, city.accounts) with one partition and
+// cleanup.policy=compact, or sets that policy on an existing topic. Compaction keeps the latest
+// record of each key (a rule version has its own key, an account its username); it keeps the
+// topic from being aged out by time retention. A broker that refuses the policy (some managed
+// offerings) is logged, not fatal: set retention.ms=-1 on the topic by hand.
+func ensureCompactedTopic(ctx context.Context, brokers []string, topic string, log *zap.Logger) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	c := transport.Client(brokers) // the process's TLS and SASL
 	md, err := c.Metadata(ctx, &kafka.MetadataRequest{})
 	if err != nil {
-		return fmt.Errorf("ensure %s: metadata: %w", event.TopicRules, err)
+		return fmt.Errorf("ensure %s: metadata: %w", topic, err)
 	}
-	exists := slices.ContainsFunc(md.Topics, func(t kafka.Topic) bool { return t.Name == event.TopicRules && t.Error == nil })
+	exists := slices.ContainsFunc(md.Topics, func(t kafka.Topic) bool { return t.Name == topic && t.Error == nil })
 	if !exists {
 		rf := min(3, len(md.Brokers))
 		resp, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-			Topic: event.TopicRules, NumPartitions: 1, ReplicationFactor: rf,
+			Topic: topic, NumPartitions: 1, ReplicationFactor: rf,
 			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
 		}}})
 		if err != nil {
-			return fmt.Errorf("ensure %s: %w", event.TopicRules, err)
+			return fmt.Errorf("ensure %s: %w", topic, err)
 		}
-		if terr := resp.Errors[event.TopicRules]; terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
-			return fmt.Errorf("ensure %s: %w", event.TopicRules, terr)
+		if terr := resp.Errors[topic]; terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
+			return fmt.Errorf("ensure %s: %w", topic, terr)
 		}
 	}
-	policy, err := topicConfig(ctx, c, event.TopicRules, "cleanup.policy")
+	policy, err := topicConfig(ctx, c, topic, "cleanup.policy")
 	if err == nil && policy == "compact" {
 		return nil
 	}
 	_, aerr := c.IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{Resources: []kafka.IncrementalAlterConfigsRequestResource{{
-		ResourceType: kafka.ResourceTypeTopic, ResourceName: event.TopicRules,
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic,
 		Configs: []kafka.IncrementalAlterConfigsRequestConfig{{Name: "cleanup.policy", Value: "compact", ConfigOperation: kafka.ConfigOperationSet}},
 	}}})
 	if aerr != nil {
-		log.Warn("city.rules is not compacted and the policy could not be set: keep its retention unlimited by hand",
+		log.Warn(topic+" is not compacted and the policy could not be set: keep its retention unlimited by hand",
 			zap.String("cleanup.policy", policy), zap.NamedError("describe", err), zap.NamedError("alter", aerr))
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"time"
 
@@ -81,6 +82,14 @@ func (a *App) signedOnly(what string, fn func(kafka.Message) error) func(kafka.M
 	}
 }
 
+// signatureCode is the dead-letter code of a record that failed the check.
+func signatureCode(err error) string {
+	if errors.Is(err, transport.ErrUnsigned) {
+		return event.DeadLetterUnsigned
+	}
+	return event.DeadLetterBadSignature
+}
+
 // authenticSink wraps a storage sink's writer: records that fail the check are dead-lettered
 // with the reason and the rest of the batch is written.
 func (a *App) authenticSink(w sinkWriter) sinkWriter {
@@ -90,7 +99,7 @@ func (a *App) authenticSink(w sinkWriter) sinkWriter {
 		from := make([]int, 0, len(recs))
 		for i, r := range recs {
 			if err := a.authentic(r); err != nil {
-				rejects = append(rejects, sinkReject{index: i, reason: err.Error()})
+				rejects = append(rejects, sinkReject{index: i, code: signatureCode(err), reason: err.Error()})
 				continue
 			}
 			keep = append(keep, r)
@@ -118,7 +127,7 @@ func (a *App) authenticSink(w sinkWriter) sinkWriter {
 func (a *App) handleCommand(ctx context.Context, cmd event.Command) (event.Outputs, error) {
 	if max := a.cfg.CommandMaxAge; max > 0 {
 		if age := time.Since(cmd.At); age > max {
-			return nil, refusedRecord{fmt.Sprintf("command %s was issued %s ago, more than --command-max-age %s: refused as a replay",
+			return nil, refusedRecord{event.DeadLetterStaleCommand, fmt.Sprintf("command %s was issued %s ago, more than --command-max-age %s: refused as a replay",
 				cmd.ID, age.Round(time.Second), max)}
 		}
 	}

@@ -49,20 +49,20 @@ func typed[T any](a *App, types []string, fn func(context.Context, T) (event.Out
 	return func(ctx context.Context, rec kafka.Message) (event.Outputs, error) {
 		var v T
 		if err := decodeAny(rec.Value, types, &v); err != nil {
-			return event.Outputs{a.deadLetterOf(rec, "stage", err.Error())}, nil
+			return event.Outputs{a.deadLetterOf(rec, "stage", event.DeadLetterUndecodable, err.Error())}, nil
 		}
 		outs, err := fn(ctx, v)
 		var refused refusedRecord
 		if errors.As(err, &refused) {
-			return event.Outputs{a.deadLetterOf(rec, "stage", refused.reason)}, nil
+			return event.Outputs{a.deadLetterOf(rec, "stage", refused.code, refused.reason)}, nil
 		}
 		return outs, err
 	}
 }
 
 // refusedRecord is what a typed handler returns for a record it will not take, whatever
-// happens: the record is dead-lettered with the reason.
-type refusedRecord struct{ reason string }
+// happens: the record is dead-lettered with the code (event.DeadLetter…) and the reason.
+type refusedRecord struct{ code, reason string }
 
 func (r refusedRecord) Error() string { return r.reason }
 
@@ -71,12 +71,13 @@ func none[T any](fn func(context.Context, T) error) func(context.Context, T) (ev
 	return func(ctx context.Context, v T) (event.Outputs, error) { return nil, fn(ctx, v) }
 }
 
-// deadLetterOf is the dead letter for a record that cannot be handled, with the reason. Its id
-// is the record's position, so a record handled again makes the same dead letter.
-func (a *App) deadLetterOf(rec kafka.Message, by, reason string) event.Output {
+// deadLetterOf is the dead letter for a record that cannot be handled, with its code
+// (event.DeadLetter…) and the reason. Its id is the record's position, so a record handled
+// again makes the same dead letter.
+func (a *App) deadLetterOf(rec kafka.Message, by, code, reason string) event.Output {
 	a.log.Warn("dead-lettering a record", zap.String("by", by), zap.String("topic", rec.Topic),
-		zap.Int("partition", rec.Partition), zap.Int64("offset", rec.Offset), zap.String("reason", reason))
-	dl := event.DeadLetter{Reason: reason, Topic: rec.Topic, Key: string(rec.Key), Original: rec.Value, At: time.Now().UTC()}
+		zap.Int("partition", rec.Partition), zap.Int64("offset", rec.Offset), zap.String("code", code), zap.String("reason", reason))
+	dl := event.DeadLetter{Code: code, Reason: reason, Topic: rec.Topic, Key: string(rec.Key), Original: rec.Value, At: time.Now().UTC()}
 	key := dl.Key
 	if key == "" {
 		key = event.UnknownStreet
@@ -175,7 +176,7 @@ func (a *App) runStages(ctx context.Context, started chan<- struct{}) error {
 		}, func(ctx context.Context, rec kafka.Message) ([]kafka.Message, error) {
 			var outs event.Outputs
 			if err := a.authentic(rec); err != nil {
-				outs = event.Outputs{a.deadLetterOf(rec, "stage", err.Error())}
+				outs = event.Outputs{a.deadLetterOf(rec, "stage", signatureCode(err), err.Error())}
 			} else if outs, err = h(ctx, rec); err != nil {
 				return nil, err
 			}

@@ -49,8 +49,8 @@ type storageSink struct {
 type sinkWriter func(ctx context.Context, recs []kafka.Message) ([]sinkReject, error)
 
 type sinkReject struct {
-	index  int
-	reason string
+	index        int
+	code, reason string // the dead letter's
 }
 
 // batchOf adapts a store's batch handler for records of the given CloudEvents types.
@@ -62,7 +62,7 @@ func batchOf[T any](types []string, write func(context.Context, []T) error) sink
 		for i, r := range recs {
 			var v T
 			if err := decodeAny(r.Value, types, &v); err != nil {
-				rejects = append(rejects, sinkReject{index: i, reason: err.Error()})
+				rejects = append(rejects, sinkReject{index: i, code: event.DeadLetterUndecodable, reason: err.Error()})
 				continue
 			}
 			vals = append(vals, v)
@@ -74,7 +74,7 @@ func batchOf[T any](types []string, write func(context.Context, []T) error) sink
 		err := write(ctx, vals)
 		if rows, ok := storage.Rejections(err); ok {
 			for _, row := range rows {
-				rejects = append(rejects, sinkReject{index: from[row.Index], reason: "refused by the store: " + row.Reason})
+				rejects = append(rejects, sinkReject{index: from[row.Index], code: event.DeadLetterStoreRefused, reason: "refused by the store: " + row.Reason})
 			}
 			err = nil
 		}
@@ -118,6 +118,9 @@ func (a *App) runStorageSinks(ctx context.Context) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, s := range sinks {
+		if s.topic == event.TopicIncidents {
+			s.write = a.notifyStored(s.write) // wakes commands waiting to be readable (store.go)
+		}
 		s.write = a.authenticSink(s.write) // records no instance signed are dead-lettered (signing.go)
 		g.Go(func() error { return a.runSink(gctx, s) })
 	}
@@ -263,7 +266,7 @@ func (a *App) flushSink(ctx context.Context, log *zap.Logger, r *kafka.Reader, s
 		// Until the dead letter is out, the batch is not committed: a record is never dropped
 		// silently. The broker being down is as transient as the store being down.
 		for wait := time.Duration(0); ; {
-			err := a.deadLetterRecord(ctx, batch[rj.index], rj.reason)
+			err := a.deadLetterRecord(ctx, batch[rj.index], rj.code, rj.reason)
 			if err == nil {
 				break
 			}
@@ -287,10 +290,10 @@ func (a *App) flushSink(ctx context.Context, log *zap.Logger, r *kafka.Reader, s
 // deadLetterRecord sends a record the store will never take to city.deadletter. Its id is
 // derived from the record's position, so a retried flush does not make a second dead letter
 // with a different id.
-func (a *App) deadLetterRecord(ctx context.Context, m kafka.Message, reason string) error {
+func (a *App) deadLetterRecord(ctx context.Context, m kafka.Message, code, reason string) error {
 	a.log.Warn("dead-lettering a record the store cannot take", zap.String("topic", m.Topic),
-		zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.String("reason", reason))
-	dl := event.DeadLetter{Reason: reason, Topic: m.Topic, Key: string(m.Key), Original: m.Value, At: time.Now().UTC()}
+		zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.String("code", code), zap.String("reason", reason))
+	dl := event.DeadLetter{Code: code, Reason: reason, Topic: m.Topic, Key: string(m.Key), Original: m.Value, At: time.Now().UTC()}
 	id := "storage:" + m.Topic + "/" + strconv.Itoa(m.Partition) + "/" + strconv.FormatInt(m.Offset, 10)
 	b, err := event.Encode(event.TypeDeadLetter, id, dl.At, dl)
 	if err != nil {

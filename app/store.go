@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/urbanbrain/urbanbrain/event"
@@ -158,6 +160,145 @@ func (a *App) runRetention(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		}
+	}
+}
+
+// Read-your-writes. A command's answer comes from the partition's owner (city.command-results),
+// while GET reads the store, a projection that lags behind the changelog by up to a storage
+// batch. So postAction, before it answers 200, waits until the store holds the incident at the
+// answer's version or later: awaitStored asks the store, and between two asks waits for the
+// local storage sink to say it wrote that incident (storeWatch) or for a backoff to pass, the
+// backoff being what catches a store written by another instance (a shared ClickHouse).
+
+// storeWatch wakes requests waiting for an incident version to be stored. The zero value is
+// ready to use. It holds only the waiting requests, never a record of what was written.
+type storeWatch struct {
+	mu      sync.Mutex
+	waiters map[string][]storeWaiter // incident id → requests waiting for it
+	n       int                      // waiters, so the sink does nothing when nobody waits
+}
+
+type storeWaiter struct {
+	version int64
+	ch      chan struct{} // closed once a version at or above version is stored
+	fired   bool
+}
+
+// wait registers interest in incident id reaching version; the channel is closed when the
+// local sink has written it. Call cancel when done, whatever happened.
+func (w *storeWatch) wait(id string, version int64) (done <-chan struct{}, cancel func()) {
+	ch := make(chan struct{})
+	w.mu.Lock()
+	if w.waiters == nil {
+		w.waiters = make(map[string][]storeWaiter)
+	}
+	w.waiters[id] = append(w.waiters[id], storeWaiter{version: version, ch: ch})
+	w.n++
+	w.mu.Unlock()
+	return ch, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		ws := w.waiters[id]
+		for i, x := range ws {
+			if x.ch == ch {
+				ws = append(ws[:i], ws[i+1:]...)
+				w.n--
+				break
+			}
+		}
+		if len(ws) == 0 {
+			delete(w.waiters, id)
+		} else {
+			w.waiters[id] = ws
+		}
+	}
+}
+
+// waiting reports whether any request waits, so a sink can skip looking at its batch.
+func (w *storeWatch) waiting() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n > 0
+}
+
+// written wakes the requests waiting for incident id at version or below. A woken waiter
+// stays registered until its request cancels it.
+func (w *storeWatch) written(id string, version int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ws := w.waiters[id]
+	for i := range ws {
+		if !ws[i].fired && ws[i].version <= version {
+			ws[i].fired = true
+			close(ws[i].ch)
+		}
+	}
+}
+
+// notifyStored wraps the incidents storage sink's writer: once the store has a batch, the
+// requests waiting for one of its incident versions are woken. Records the store refused are
+// not announced. When nobody waits, the batch is not looked at.
+func (a *App) notifyStored(write sinkWriter) sinkWriter {
+	return func(ctx context.Context, recs []kafka.Message) ([]sinkReject, error) {
+		rejects, err := write(ctx, recs)
+		if err != nil || !a.stored.waiting() {
+			return rejects, err
+		}
+		refused := make(map[int]bool, len(rejects))
+		for _, rj := range rejects {
+			refused[rj.index] = true
+		}
+		for i, r := range recs {
+			if refused[i] {
+				continue
+			}
+			var ch struct {
+				Incident struct {
+					ID      string `json:"id"`
+					Version int64  `json:"version"`
+				} `json:"incident"`
+			}
+			if decodeAny(r.Value, []string{event.TypeIncidentChanged}, &ch) == nil && ch.Incident.ID != "" {
+				a.stored.written(ch.Incident.ID, ch.Incident.Version)
+			}
+		}
+		return rejects, nil
+	}
+}
+
+// Backoff between two asks of the store while a command's answer waits for it.
+const (
+	storedFirstBackoff = 10 * time.Millisecond
+	storedMaxBackoff   = 500 * time.Millisecond
+)
+
+// awaitStored waits until the store holds incident id at version or later, or ctx ends; it
+// reports whether the store got there. The local sink's notification ends a wait at once;
+// otherwise the store is asked again after a backoff that doubles up to storedMaxBackoff.
+func (a *App) awaitStored(ctx context.Context, id string, version int64) bool {
+	done, cancel := a.stored.wait(id, version)
+	defer cancel()
+	backoff := storedFirstBackoff
+	t := time.NewTimer(backoff)
+	t.Stop()
+	defer t.Stop()
+	for {
+		d, err := a.store.GetIncident(ctx, id)
+		if err == nil && d.Incident.Version >= version {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		t.Reset(backoff)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-done:
+			done = nil // announced: ask the store once more, then back to the backoff
+		case <-t.C:
+			backoff = min(2*backoff, storedMaxBackoff)
 		}
 	}
 }

@@ -142,12 +142,6 @@ func (a *App) workflowRoutes() []httpRoute {
 	}
 }
 
-// canSeeIncident is claims.CanSee, and for a worker also the incidents assigned to them:
-// dispatch may send a worker a neighbouring grid's incident when nobody of that grid is on
-// duty, and they must be able to work it.
-func canSeeIncident(c auth.Claims, inc event.Incident) bool {
-	return c.CanSee(inc.Area) || (c.Role == auth.RoleWorker && c.Subject != "" && inc.Assignment.WorkerID == c.Subject)
-}
 
 // myTasks answers GET /api/v1/me/tasks: the open incidents assigned to the caller, most urgent
 // first (the SLA clock's due time; incidents without a running clock last).
@@ -203,7 +197,7 @@ func (a *App) timeline(w http.ResponseWriter, r *http.Request) {
 	claims, _ := auth.FromContext(r.Context())
 	id := r.PathValue("id")
 	d, err := a.store.GetIncident(r.Context(), id)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && !canSeeIncident(claims, d.Incident)) {
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && !claims.CanSeeIncident(d.Incident)) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no incident "+id)
 		return
 	}

@@ -99,8 +99,41 @@ func WithLimiter(l Limiter, next http.Handler) http.Handler {
 // written the 401 or 403 answer and returns false; handlers that cannot use Middleware (the
 // websocket hubs, which must answer before upgrading) call it directly.
 func Authorize(w http.ResponseWriter, r *http.Request, v TokenVerifier, perm Permission) (Claims, bool) {
+	c, ok := authenticate(w, r, v)
+	if !ok {
+		return Claims{}, false
+	}
+	if l, ok := r.Context().Value(limiterKey{}).(Limiter); ok {
+		if allowed, wait := l.Allow(c); !allowed {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(wait, time.Second).Seconds()))))
+			WriteError(w, http.StatusTooManyRequests, CodeRateLimited, "too many requests for this token; retry after the Retry-After seconds")
+			return Claims{}, false
+		}
+	}
+	if !Can(c.Role, perm) {
+		WriteError(w, http.StatusForbidden, CodeForbidden, "role "+c.Role+" may not "+string(perm))
+		return Claims{}, false
+	}
+	return c, true
+}
+
+// authenticate is who r comes from: its bearer token, or else (on a server with sessions) its
+// session cookie. On failure it has written the 401 (or, for a session's request without its
+// CSRF token, 403) answer.
+func authenticate(w http.ResponseWriter, r *http.Request, v TokenVerifier) (Claims, bool) {
 	tok, ok := TokenFromRequest(r)
 	if !ok {
+		if c, err, tried := sessionClaims(r); tried {
+			switch {
+			case errors.Is(err, ErrCSRFMissing):
+				WriteError(w, http.StatusForbidden, CodeForbidden, err.Error())
+				return Claims{}, false
+			case err != nil:
+				WriteError(w, http.StatusUnauthorized, CodeUnauthenticated, err.Error())
+				return Claims{}, false
+			}
+			return c, true
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="urbanbrain"`)
 		WriteError(w, http.StatusUnauthorized, CodeUnauthenticated, "missing bearer token")
 		return Claims{}, false
@@ -116,17 +149,6 @@ func Authorize(w http.ResponseWriter, r *http.Request, v TokenVerifier, perm Per
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="urbanbrain", error="invalid_token"`)
 		WriteError(w, http.StatusUnauthorized, CodeUnauthenticated, msg)
-		return Claims{}, false
-	}
-	if l, ok := r.Context().Value(limiterKey{}).(Limiter); ok {
-		if allowed, wait := l.Allow(c); !allowed {
-			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(wait, time.Second).Seconds()))))
-			WriteError(w, http.StatusTooManyRequests, CodeRateLimited, "too many requests for this token; retry after the Retry-After seconds")
-			return Claims{}, false
-		}
-	}
-	if !Can(c.Role, perm) {
-		WriteError(w, http.StatusForbidden, CodeForbidden, "role "+c.Role+" may not "+string(perm))
 		return Claims{}, false
 	}
 	return c, true

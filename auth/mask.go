@@ -157,12 +157,14 @@ func MaskEvent(ev event.Event, c Claims) event.Event {
 	return out
 }
 
-// MaskChange returns a timeline change for the holder of c: its reason and note masked
-// (MaskText) unless c's role may see personal data. A Change holds no reference types but
-// the actor's grids, which it shares with ch.
+// MaskChange returns a timeline change for the holder of c: its reason, note and the values
+// its explanation quotes masked (MaskText) unless c's role may see personal data. The result
+// shares only the actor's grids with ch.
 func MaskChange(ch event.Change, c Claims) event.Change {
+	ch.Explanation = cloneExplanation(ch.Explanation)
 	if !Can(c.Role, PermSeePersonalData) {
 		ch.Reason, ch.Note = MaskText(ch.Reason), MaskText(ch.Note)
+		maskExplanation(ch.Explanation, "explanation", nil)
 	}
 	return ch
 }
@@ -233,6 +235,13 @@ func maskIncident(inc *event.Incident, fs *fieldSet) {
 			fs.mask("reports.caller.name", &r.Caller.Name, MaskName)
 			fs.mask("reports.caller.phone", &r.Caller.Phone, MaskPhone)
 		}
+		maskExplanation(r.Explanation, "reports.explanation", fs)
+		if r.Joined != nil {
+			fs.mask("reports.joined.key", &r.Joined.Key, MaskText)
+		}
+		for j := range r.Rules {
+			maskExplanation(r.Rules[j].Explanation, "reports.rules.explanation", fs)
+		}
 	}
 	if e := inc.Evidence; e != nil {
 		fs.mask("evidence.note", &e.Note, MaskText)
@@ -248,6 +257,30 @@ func maskIncident(inc *event.Incident, fs *fieldSet) {
 	}
 }
 
+// maskExplanation masks what an explanation quotes of an event: the values of its
+// comparisons, which may be a 12345 ticket's text. The condition itself is the rule's.
+func maskExplanation(x *event.Explanation, field string, fs *fieldSet) {
+	if x == nil {
+		return
+	}
+	for i := range x.Terms {
+		t := &x.Terms[i]
+		fs.mask(field+".terms.text", &t.Text, MaskText)
+		fs.mask(field+".terms.left.value", &t.Left.Value, MaskText)
+		fs.mask(field+".terms.right.value", &t.Right.Value, MaskText)
+	}
+}
+
+func cloneExplanation(x *event.Explanation) *event.Explanation {
+	if x == nil {
+		return nil
+	}
+	c := *x
+	c.Terms = slices.Clone(x.Terms)
+	c.Window = clonePtr(x.Window)
+	return &c
+}
+
 // maskEvent is maskIncident for an event.
 func maskEvent(ev *event.Event, fs *fieldSet) {
 	if h := ev.Hotline; h != nil {
@@ -255,6 +288,7 @@ func maskEvent(ev *event.Event, fs *fieldSet) {
 		fs.mask("hotline.caller_phone", &h.CallerPhone, MaskPhone)
 		fs.mask("hotline.content", &h.Content, MaskText)
 		fs.mask("hotline.address", &h.Address, MaskText)
+		fs.mask("hotline.category", &h.Category, MaskText) // the producer's free text
 	}
 	if v := ev.Video; v != nil {
 		fs.mask("video.snapshot_url", &v.SnapshotURL, MaskText)
@@ -278,6 +312,17 @@ func cloneIncident(inc event.Incident) event.Incident {
 		for i, r := range inc.Reports {
 			r.Location = clonePtr(r.Location)
 			r.Caller = clonePtr(r.Caller)
+			r.Peak = maps.Clone(r.Peak)
+			r.Explanation = cloneExplanation(r.Explanation)
+			r.Joined = clonePtr(r.Joined)
+			if r.Rules != nil {
+				rules := make([]event.RuleMatch, len(r.Rules))
+				for j, m := range r.Rules {
+					m.Explanation = cloneExplanation(m.Explanation)
+					rules[j] = m
+				}
+				r.Rules = rules
+			}
 			out.Reports[i] = r
 		}
 	}

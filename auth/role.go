@@ -46,17 +46,19 @@ const (
 	PermSeePersonalData Permission = "personal_data:read" // see callers' names, phones, ID numbers unmasked
 	PermRules           Permission = "rules:write"        // write, test and publish rules
 	PermCockpit         Permission = "cockpit"            // subscribe to /ws/cockpit
+	PermAccount         Permission = "account"            // see and end one's own session
+	PermUsers           Permission = "users:admin"        // create, disable, enable and reset local accounts
 )
 
 // permissions is the role table. Personal data is deliberately narrow: an operator triages
 // with masked numbers; a supervisor may call a citizen back.
 var permissions = map[Role][]Permission{
-	RoleAdmin:      {PermIngest, PermReadIncidents, PermCommand, PermSeePersonalData, PermRules, PermCockpit},
-	RoleOperator:   {PermReadIncidents, PermCommand, PermCockpit},
-	RoleSupervisor: {PermReadIncidents, PermCommand, PermSeePersonalData, PermCockpit},
-	RoleWorker:     {PermReadIncidents, PermCommand, PermCockpit},
-	RoleRuleAuthor: {PermReadIncidents, PermRules, PermCockpit},
-	RoleViewer:     {PermReadIncidents, PermCockpit},
+	RoleAdmin:      {PermIngest, PermReadIncidents, PermCommand, PermSeePersonalData, PermRules, PermCockpit, PermAccount, PermUsers},
+	RoleOperator:   {PermReadIncidents, PermCommand, PermCockpit, PermAccount},
+	RoleSupervisor: {PermReadIncidents, PermCommand, PermSeePersonalData, PermCockpit, PermAccount},
+	RoleWorker:     {PermReadIncidents, PermCommand, PermCockpit, PermAccount},
+	RoleRuleAuthor: {PermReadIncidents, PermRules, PermCockpit, PermAccount},
+	RoleViewer:     {PermReadIncidents, PermCockpit, PermAccount},
 	RoleIngest:     {PermIngest},
 }
 

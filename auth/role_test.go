@@ -10,16 +10,17 @@ import (
 func TestRoleTable(t *testing.T) {
 	t.Parallel()
 	perms := []auth.Permission{auth.PermIngest, auth.PermReadIncidents, auth.PermCommand,
-		auth.PermSeePersonalData, auth.PermRules, auth.PermCockpit}
-	// Columns in the order of perms: ingest, read, command, personal data, rules, cockpit.
-	want := map[auth.Role][6]bool{
-		auth.RoleAdmin:      {true, true, true, true, true, true},
-		auth.RoleOperator:   {false, true, true, false, false, true},
-		auth.RoleSupervisor: {false, true, true, true, false, true},
-		auth.RoleWorker:     {false, true, true, false, false, true},
-		auth.RoleRuleAuthor: {false, true, false, false, true, true},
-		auth.RoleViewer:     {false, true, false, false, false, true},
-		auth.RoleIngest:     {true, false, false, false, false, false},
+		auth.PermSeePersonalData, auth.PermRules, auth.PermCockpit, auth.PermAccount, auth.PermUsers}
+	// Columns in the order of perms: ingest, read, command, personal data, rules, cockpit,
+	// own session, accounts.
+	want := map[auth.Role][8]bool{
+		auth.RoleAdmin:      {true, true, true, true, true, true, true, true},
+		auth.RoleOperator:   {false, true, true, false, false, true, true, false},
+		auth.RoleSupervisor: {false, true, true, true, false, true, true, false},
+		auth.RoleWorker:     {false, true, true, false, false, true, true, false},
+		auth.RoleRuleAuthor: {false, true, false, false, true, true, true, false},
+		auth.RoleViewer:     {false, true, false, false, false, true, true, false},
+		auth.RoleIngest:     {true, false, false, false, false, false, false, false},
 		"root":              {},
 		"":                  {},
 	}

@@ -34,6 +34,9 @@ type Claims struct {
 	// ID is the token's own id (`jti`), what `urbanbrain token revoke` names. Issue sets it;
 	// Verify requires it.
 	ID string `json:"jti,omitempty"`
+	// Epoch is, on a signed-in session, the account's epoch when it signed in: a password
+	// reset or a disabled account moves the epoch on, which ends every session (accounts.go).
+	Epoch int64 `json:"epoch,omitempty"`
 }
 
 // Key is who the claims belong to for limits and quotas: role and subject together, so a
@@ -69,6 +72,7 @@ type jwtClaims struct {
 	Role     string   `json:"role"`
 	District string   `json:"district,omitempty"`
 	Grids    []string `json:"grids,omitempty"`
+	Epoch    int64    `json:"epoch,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -131,6 +135,7 @@ func (i *Issuer) Issue(c Claims, ttl time.Duration) (string, error) {
 		Role:     c.Role,
 		District: c.District,
 		Grids:    c.Grids,
+		Epoch:    c.Epoch,
 		RegisteredClaims: jwt.RegisteredClaims{
 			ID:        base64.RawURLEncoding.EncodeToString(id[:]),
 			Subject:   c.Subject,
@@ -200,5 +205,5 @@ func (i *Issuer) Verify(token string) (Claims, error) {
 	if i.revoked != nil && i.revoked.Revoked(jc.ID) {
 		return Claims{}, ErrTokenRevoked
 	}
-	return Claims{Subject: jc.Subject, Role: jc.Role, District: jc.District, Grids: jc.Grids, ID: jc.ID}, nil
+	return Claims{Subject: jc.Subject, Role: jc.Role, District: jc.District, Grids: jc.Grids, ID: jc.ID, Epoch: jc.Epoch}, nil
 }

@@ -23,8 +23,12 @@ type Map struct {
 
 	categories []Category // sorted by code
 	catIdx     map[string]int
-	agencies   []Agency // sorted by code
-	agencyIdx  map[string]int
+	aliases    map[string]string // normalised name, name part or alias → category code
+	keywords   []keyword         // in category order, each category's as listed
+	// keywordsByRune indexes keywords by their first rune.
+	keywordsByRune map[rune][]int
+	agencies       []Agency // sorted by code
+	agencyIdx      map[string]int
 
 	workers     []Worker // sorted by ID
 	workerIdx   map[string]int
@@ -74,7 +78,8 @@ func (g Grid) Area() event.Area {
 
 // Category is an event category in the style of GB/T 30428 (数字化城市管理信息系统 部件和事件):
 // a two-digit major class and a four-digit minor class. Agency is the code of the agency that
-// owns it in the 权责清单.
+// owns it in the 权责清单. Aliases are other names producers give it (a 12345 platform's
+// 路面积水 for 道路积水); Keywords are the words that put a ticket's text in it (积水, 内涝).
 type Category struct {
 	Code            string
 	Name            string
@@ -82,6 +87,8 @@ type Category struct {
 	MajorName       string
 	Agency          string
 	DefaultSeverity string
+	Aliases         []string
+	Keywords        []string
 }
 
 // Agency is a department that handles categories of incidents (水务, 燃气, 城管, 交警, 消防, ...).

@@ -16,28 +16,16 @@ import (
 	"github.com/paulmach/orb/planar"
 
 	"github.com/urbanbrain/urbanbrain/city"
+	"github.com/urbanbrain/urbanbrain/city/citytest"
 	"github.com/urbanbrain/urbanbrain/event"
 )
 
 // cityBound is where the demo city lies; its grids tile exactly this rectangle.
 var cityBound = orb.Bound{Min: orb.Point{120.05, 30.15}, Max: orb.Point{120.35, 30.40}}
 
-var (
-	demoOnce sync.Once
-	demoMap  *city.Map
-	demoErr  error
-)
-
 // demo is the demo city, loaded once: a Map is immutable, so parallel tests share it, which
 // also puts its concurrent use under the race detector.
-func demo(t testing.TB) *city.Map {
-	t.Helper()
-	demoOnce.Do(func() { demoMap, demoErr = city.LoadDemo() })
-	if demoErr != nil {
-		t.Fatalf("LoadDemo: %v", demoErr)
-	}
-	return demoMap
-}
+func demo(t testing.TB) *city.Map { return citytest.Demo(t) }
 
 func TestConcurrentResolve(t *testing.T) {
 	t.Parallel()
@@ -542,6 +530,12 @@ func TestLoadRefusesBadData(t *testing.T) {
 			[]string{`unknown category "0999"`}},
 		{"bad severity", replace(city.FileCategories, `severity: red}`, `severity: purple}`),
 			[]string{`severity "purple"`}},
+		{"alias of two categories", replace(city.FileCategories, `aliases: [违停,`, `aliases: [积水, 违停,`),
+			[]string{`"积水" names both category 0201 and 0202`}},
+		{"keyword of two categories", replace(city.FileCategories, `keywords: [违停,`, `keywords: [积水, 违停,`),
+			[]string{`keyword "积水" is listed for both category 0201 and 0202`}},
+		{"empty keyword", replace(city.FileCategories, `keywords: [违停,`, `keywords: [" ", 违停,`),
+			[]string{"category 0201: empty keyword"}},
 		{"bad shift", replace(city.FileRoster, `start: "08:00", end: "20:00"`, `start: "8 am", end: "20:00"`),
 			[]string{`time "8 am"`}},
 		{"unknown field", replace(city.FileRoster, `role: worker`, `rank: worker`),

@@ -267,9 +267,11 @@ type categoriesFile struct {
 		Code       string `yaml:"code"`
 		Name       string `yaml:"name"`
 		Categories []struct {
-			Code     string `yaml:"code"`
-			Name     string `yaml:"name"`
-			Severity string `yaml:"severity"`
+			Code     string   `yaml:"code"`
+			Name     string   `yaml:"name"`
+			Severity string   `yaml:"severity"`
+			Aliases  []string `yaml:"aliases"`
+			Keywords []string `yaml:"keywords"`
 		} `yaml:"categories"`
 	} `yaml:"majors"`
 }
@@ -302,6 +304,7 @@ func (m *Map) loadCategories(fsys fs.FS) error {
 			m.catIdx[c.Code] = len(m.categories)
 			m.categories = append(m.categories, Category{
 				Code: c.Code, Name: c.Name, Major: mj.Code, MajorName: mj.Name, DefaultSeverity: c.Severity,
+				Aliases: c.Aliases, Keywords: c.Keywords,
 			})
 		}
 	}
@@ -309,6 +312,7 @@ func (m *Map) loadCategories(fsys fs.FS) error {
 	for i, c := range m.categories {
 		m.catIdx[c.Code] = i
 	}
+	errs = append(errs, m.buildVocabulary()...)
 	return errors.Join(errs...)
 }
 

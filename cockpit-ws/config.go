@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/urbanbrain/urbanbrain/city"
-	"github.com/urbanbrain/urbanbrain/event"
 )
 
 // CityMap is what the hub needs of the city: the grid layer for map frames and the category
@@ -92,7 +91,9 @@ type Config struct {
 	// StageRecords bounds the completed stages kept for those KPIs. Default 16384.
 	StageRecords int
 	// StageLimits are the time limits the on-time rate is measured against, per stage and
-	// severity. Default DefaultStageLimits.
+	// severity, where an incident carries no SLA clock for the stage (always for dispatch).
+	// The application passes the work-order policy's (incidents.Policy.StageLimits), the
+	// same the clocks and the store's KPIs use; nil: no on-time rate without a clock.
 	StageLimits StageLimits
 	// SensorOnlineWindow: a sensor is online if it reported within this window and its last
 	// status is not offline or fault. Default 10m.
@@ -106,28 +107,8 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Stages whose duration the KPIs measure.
-const (
-	StageDispatch = "dispatch" // 派遣: created → dispatched
-	StageSign     = "sign"     // 签收: dispatched → accepted
-	StageResolve  = "resolve"  // 处置: accepted → resolved
-	StageVerify   = "verify"   // 核查: resolved → verified
-)
-
 // StageLimits maps stage → severity → limit.
 type StageLimits map[string]map[string]time.Duration
-
-// DefaultStageLimits are the cockpit's own limits for the on-time rate, after the design
-// brief (red 2 h, yellow 24 h, blue 72 h to handle). They apply where an incident carries no
-// SLA clock (event.Clock) for the stage: always for dispatch, which has none.
-func DefaultStageLimits() StageLimits {
-	return StageLimits{
-		StageDispatch: {event.SeverityRed: 10 * time.Minute, event.SeverityOrange: 30 * time.Minute, event.SeverityYellow: time.Hour, event.SeverityBlue: 2 * time.Hour},
-		StageSign:     {event.SeverityRed: 15 * time.Minute, event.SeverityOrange: 30 * time.Minute, event.SeverityYellow: time.Hour, event.SeverityBlue: 2 * time.Hour},
-		StageResolve:  {event.SeverityRed: 2 * time.Hour, event.SeverityOrange: 12 * time.Hour, event.SeverityYellow: 24 * time.Hour, event.SeverityBlue: 72 * time.Hour},
-		StageVerify:   {event.SeverityRed: time.Hour, event.SeverityOrange: 4 * time.Hour, event.SeverityYellow: 24 * time.Hour, event.SeverityBlue: 24 * time.Hour},
-	}
-}
 
 func (c *Config) setDefaults() {
 	def := func(v *int, d int) {
@@ -166,9 +147,6 @@ func (c *Config) setDefaults() {
 	def(&c.TombstoneSize, 65536)
 	defDur(&c.KPIWindow, 24*time.Hour)
 	def(&c.StageRecords, 16384)
-	if c.StageLimits == nil {
-		c.StageLimits = DefaultStageLimits()
-	}
 	defDur(&c.SensorOnlineWindow, 10*time.Minute)
 	def(&c.HotSpots, 5)
 	if c.Now == nil {

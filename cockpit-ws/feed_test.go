@@ -15,6 +15,7 @@ import (
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/auth/authtest"
 	"github.com/urbanbrain/urbanbrain/city"
+	"github.com/urbanbrain/urbanbrain/city/citytest"
 	cockpit "github.com/urbanbrain/urbanbrain/cockpit-ws"
 	"github.com/urbanbrain/urbanbrain/event"
 )
@@ -227,14 +228,7 @@ func TestSubscribeMessages(t *testing.T) {
 	}
 }
 
-func demoCity(t testing.TB) *city.Map {
-	t.Helper()
-	m, err := city.LoadDemo()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
+func demoCity(t testing.TB) *city.Map { return citytest.Demo(t) }
 
 // The map layer and the positions come in the coordinate system the client asks for, and
 // say which.
@@ -288,7 +282,11 @@ func TestKPIs(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
 	T := clock.Now()
-	f := start(t, cockpit.Config{Now: clock.Now})
+	f := start(t, cockpit.Config{Now: clock.Now, StageLimits: cockpit.StageLimits{
+		event.StageDispatch: {event.SeverityRed: 10 * time.Minute, event.SeverityOrange: 30 * time.Minute, event.SeverityYellow: time.Hour},
+		event.StageSignFor:  {event.SeverityRed: 15 * time.Minute, event.SeverityOrange: 30 * time.Minute, event.SeverityYellow: time.Hour},
+		event.StageHandle:   {event.SeverityRed: 2 * time.Hour, event.SeverityOrange: 12 * time.Hour, event.SeverityYellow: 24 * time.Hour},
+	}})
 	ev := func(typ, district, device, status string, at time.Time) event.Event {
 		e := event.Event{ID: fmt.Sprint(at.UnixNano(), device), Type: typ, Received: at,
 			Area: event.Area{District: district, Street: district + "001", Grid: district + "-G"}}
@@ -357,10 +355,10 @@ func TestKPIs(t *testing.T) {
 		}
 		return fmt.Sprintf("%d/%.0fs/%.2f", s.Count, s.MeanSeconds, *s.OnTimeRate)
 	}
-	eq("dispatch", rate(k.Stages[cockpit.StageDispatch]), "1/600s/1.00")
-	eq("sign", rate(k.Stages[cockpit.StageSign]), "1/600s/0.00")
-	eq("resolve", rate(k.Stages[cockpit.StageResolve]), "1/1800s/1.00")
-	eq("verify", rate(k.Stages[cockpit.StageVerify]), "0/0s/-")
+	eq("dispatch", rate(k.Stages[event.StageDispatch]), "1/600s/1.00")
+	eq("sign_for", rate(k.Stages[event.StageSignFor]), "1/600s/0.00")
+	eq("handle", rate(k.Stages[event.StageHandle]), "1/1800s/1.00")
+	eq("verify", rate(k.Stages[event.StageVerify]), "0/0s/-")
 
 	d1 := f.connect(t, viewer, "kpi=1", "district=D1")
 	d1.snapshot(0, "INC-1", "INC-3")

@@ -349,7 +349,7 @@ func TestConfigValidate(t *testing.T) {
 		"negative limit":       {ReadLimit: -5},
 		"negative flush":       {FlushInterval: -time.Second},
 		"negative history":     {HistoryBytes: -1},
-		"negative stage limit": {StageLimits: cockpit.StageLimits{cockpit.StageSign: {"red": -time.Minute}}},
+		"negative stage limit": {StageLimits: cockpit.StageLimits{event.StageSignFor: {"red": -time.Minute}}},
 		"origin with path":     {AllowedOrigins: []string{"https://wall.example/screen"}},
 		"origin no scheme":     {AllowedOrigins: []string{"wall.example"}},
 	} {

@@ -255,10 +255,6 @@ func newStageLog(size int, limits StageLimits) *stageLog {
 	return &stageLog{limits: limits, stamps: make(map[string]*stageStamps), size: size}
 }
 
-// clockStage is the SLA clock (event.Clock) that runs during each measured stage; the
-// dispatch stage has none.
-var clockStage = map[string]string{StageSign: event.StageSignFor, StageResolve: event.StageHandle, StageVerify: event.StageVerify}
-
 // observe notes the transition from prev (nil if it was not open) to inc.
 func (l *stageLog) observe(prev, inc *event.Incident, ch event.Change, now time.Time) {
 	if !inc.Status.Open() {
@@ -286,13 +282,13 @@ func (l *stageLog) observe(prev, inc *event.Incident, ch event.Change, now time.
 	}
 	switch {
 	case inc.Status == event.StatusDispatched && from == event.StatusNew && !inc.CreatedAt.IsZero():
-		l.record(StageDispatch, prev, inc, at.Sub(inc.CreatedAt), at)
+		l.record(event.StageDispatch, prev, inc, at.Sub(inc.CreatedAt), at)
 	case inc.Status == event.StatusAccepted && from == event.StatusDispatched && !st.dispatched.IsZero():
-		l.record(StageSign, prev, inc, at.Sub(st.dispatched), at)
+		l.record(event.StageSignFor, prev, inc, at.Sub(st.dispatched), at)
 	case inc.Status == event.StatusResolved && (from == event.StatusAccepted || from == event.StatusInProgress) && !st.accepted.IsZero():
-		l.record(StageResolve, prev, inc, at.Sub(st.accepted), at)
+		l.record(event.StageHandle, prev, inc, at.Sub(st.accepted), at)
 	case inc.Status == event.StatusVerified && from == event.StatusResolved && !st.resolved.IsZero():
-		l.record(StageVerify, prev, inc, at.Sub(st.resolved), at)
+		l.record(event.StageVerify, prev, inc, at.Sub(st.resolved), at)
 	}
 	switch inc.Status {
 	case event.StatusDispatched:
@@ -309,7 +305,7 @@ func (l *stageLog) observe(prev, inc *event.Incident, ch event.Change, now time.
 func (l *stageLog) record(stage string, prev, inc *event.Incident, d time.Duration, at time.Time) {
 	r := stageRecord{stage: stage, place: placeOf(inc.Area), category: inc.Category, severity: inc.Severity,
 		dur: max(d, 0), at: at}
-	if c := prev.Clock; c != nil && c.Stage == clockStage[stage] && clockStage[stage] != "" {
+	if c := prev.Clock; c != nil && c.Stage == stage { // the stage's SLA clock (dispatch has none)
 		r.limited = true
 		r.onTime = !c.Breached && (!c.PausedAt.IsZero() || !at.After(c.DueAt))
 	} else if limit, ok := l.limits[stage][inc.Severity]; ok {
@@ -359,7 +355,7 @@ func (h *Hub) computeKPIsLocked(subs []*subscription, now time.Time) []*KPIs {
 			Stages:        map[string]StageKPI{},
 			WindowSeconds: int64(h.cfg.KPIWindow / time.Second),
 			HotSpots:      []HotSpot{},
-		}, stages: map[string]*stageAcc{StageDispatch: {}, StageSign: {}, StageResolve: {}, StageVerify: {}}}
+		}, stages: map[string]*stageAcc{event.StageDispatch: {}, event.StageSignFor: {}, event.StageHandle: {}, event.StageVerify: {}}}
 		h.events.kpisFor(w.k, w.inScope, now, h.cfg.SensorOnlineWindow)
 		works[i] = w
 	}

@@ -16,9 +16,14 @@ var web embed.FS
 // PagePrefix is where the page's assets are served; the page itself is at "/".
 const PagePrefix = "/cockpit/"
 
-// Page serves the wall-screen page at "/" and its assets under PagePrefix. The page is
-// public; it reads its token from the URL fragment (/#token=…), which browsers never send to
-// the server, and passes it on the websocket handshake.
+// LoginPath is the sign-in page (POST /api/v1/session, then back to ?next= or the wall
+// screen, which then works with the session cookie instead of a token in its link).
+const LoginPath = "/login"
+
+// Page serves the wall-screen page at "/", the sign-in page at LoginPath and their assets under
+// PagePrefix. The pages are public and carry no data; the wall screen reads a token from the
+// URL fragment (/#token=…), which browsers never send to the server, or else uses the session
+// cookie of a sign-in.
 func Page() http.Handler {
 	files, _ := fs.Sub(web, "web") // the embedded tree is fixed at build time
 	assets := http.StripPrefix(PagePrefix, http.FileServerFS(files))
@@ -32,6 +37,8 @@ func Page() http.Handler {
 		switch {
 		case r.URL.Path == "/":
 			http.ServeFileFS(w, r, files, "index.html")
+		case r.URL.Path == LoginPath:
+			http.ServeFileFS(w, r, files, "login.html")
 		case strings.HasPrefix(r.URL.Path, PagePrefix) && !strings.HasSuffix(r.URL.Path, "/"):
 			assets.ServeHTTP(w, r)
 		default:

@@ -107,7 +107,7 @@ func BenchmarkKPIs(b *testing.B) {
 				h.mu.Lock()
 				k := h.computeKPIsLocked([]*subscription{s}, now)
 				h.mu.Unlock()
-				if k[0].Stages[StageDispatch].Count == 0 {
+				if k[0].Stages[event.StageDispatch].Count == 0 {
 					b.Fatal("no stages")
 				}
 			}

@@ -149,9 +149,9 @@ func (s *subscription) match(inc *event.Incident) bool {
 	if s.feed == feedWorker {
 		// A worker's tasks: whatever is dispatched to them (a fallback dispatch may send them
 		// to a neighbouring grid), and everything in their own grids.
-		return inc.Assignment.WorkerID == c.Subject || inc.Area.Grid != "" && slices.Contains(c.Grids, inc.Area.Grid)
+		return c.CanSeeIncident(*inc)
 	}
-	return c.CanSee(inc.Area) && s.filter.match(inc)
+	return c.CanSeeIncident(*inc) && s.filter.match(inc)
 }
 
 // note records a change of the open set: prev is the incident's previous open state (nil if

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ import (
 // Roster is the part of the city map dispatch reads; *city.Map satisfies it.
 type Roster interface {
 	Workers(grid string) []city.Worker
+	Grid(code string) (city.Grid, bool)
 	Neighbours(grid string) []string
 	Supervisor(community string) (city.Worker, bool)
 	AgencyFor(category string) (city.Agency, bool)
@@ -54,14 +56,19 @@ func (c *Config) setDefaults() {
 		c.MaxReturns = 2
 	}
 	if c.StreetSupervisor == nil {
-		c.StreetSupervisor = func(a event.Area) (string, string) {
-			name := a.StreetName
-			if name == "" {
-				name = a.Street
-			}
-			return "SS-" + a.Street, name + "街道监督员"
-		}
+		c.StreetSupervisor = StreetDutyPost
 	}
+}
+
+// StreetDutyPost is the default street supervisor (街道监督员): the street's duty post
+// "SS-<street>", named after the street. Street names already end in 街道 ("桂苑街道"), so the
+// post is "桂苑街道监督员", never "桂苑街道街道监督员"; a name without the suffix gets it.
+func StreetDutyPost(a event.Area) (id, name string) {
+	street := strings.TrimSpace(a.StreetName)
+	if street == "" {
+		street = a.Street
+	}
+	return "SS-" + a.Street, strings.TrimSuffix(street, "街道") + "街道监督员"
 }
 
 // Validate reports every problem of the configuration at once.
@@ -271,19 +278,23 @@ func (d *Dispatcher) choose(inc event.Incident, exclude []string) (*event.Dispat
 		a.Agency, a.AgencyName = ag.Code, ag.Name
 	}
 
-	var reason string
+	var (
+		reason string
+		level  string
+	)
 	if w, n, ok := d.leastLoaded(now, inc.Area.Grid, exclude); ok {
 		a.WorkerID, a.WorkerName = w.ID, w.Name
 		reason = fmt.Sprintf("grid %s on-duty least loaded (%d open)", inc.Area.Grid, n)
-	} else if w, grid, n, ok := d.neighbour(now, inc.Area.Grid, exclude); ok {
+	} else if w, grid, tier, n, ok := d.neighbour(now, inc.Area, exclude); ok {
 		a.WorkerID, a.WorkerName = w.ID, w.Name
-		reason = fmt.Sprintf("neighbour grid %s on-duty least loaded (%d open)", grid, n)
+		reason = fmt.Sprintf("neighbour grid %s (same %s) on-duty least loaded (%d open)", grid, tier, n)
 	} else if w, ok := d.roster.Supervisor(inc.Area.Community); ok && !slices.Contains(exclude, w.ID) {
 		a.WorkerID, a.WorkerName = w.ID, w.Name
 		reason = "community supervisor"
 		if !w.OnDuty(now) {
 			reason += " (off duty)"
 		}
+		level = event.LevelCommunity
 	} else if a.Agency != "" {
 		reason = "no worker on duty nearby and no supervisor: agency only"
 	} else {
@@ -293,6 +304,7 @@ func (d *Dispatcher) choose(inc event.Incident, exclude []string) (*event.Dispat
 		ID:         inc.ID + "/" + strconv.FormatInt(inc.Version, 10),
 		IncidentID: inc.ID,
 		Assignment: a,
+		Level:      level,
 		Reason:     reason,
 		At:         now,
 	}, ""
@@ -329,21 +341,63 @@ func (d *Dispatcher) leastLoaded(now time.Time, grid string, exclude []string) (
 	return best, d.load[best.ID], found
 }
 
-// neighbour is the least loaded on-duty worker over the grids around grid, and the grid they
-// were found in.
-func (d *Dispatcher) neighbour(now time.Time, grid string, exclude []string) (city.Worker, string, int, bool) {
-	var (
-		best     city.Worker
-		bestGrid string
-		found    bool
-	)
-	for _, g := range d.roster.Neighbours(grid) {
-		w, n, ok := d.leastLoaded(now, g, exclude)
-		if ok && (!found || cmp.Or(cmp.Compare(n, d.load[best.ID]), cmp.Compare(w.ID, best.ID)) < 0) {
-			best, bestGrid, found = w, g, true
+// Neighbour tiers, nearest in the organisation first: a neighbouring grid of the same
+// community, then of the same street, then of the same district. A grid of another district is
+// never a neighbour for dispatch: its workers answer to another district's command centre, and
+// the grid's own community supervisor comes before them.
+const (
+	tierCommunity = "community"
+	tierStreet    = "street"
+	tierDistrict  = "district"
+)
+
+var tiers = []string{tierCommunity, tierStreet, tierDistrict}
+
+// tierOf is how close neighbouring grid n is to area in the organisation, or "" when n is in
+// another district (or unknown to the roster).
+func tierOf(area event.Area, n city.Grid) string {
+	switch {
+	case area.District == "" || n.District != area.District:
+		return ""
+	case n.Community == area.Community:
+		return tierCommunity
+	case n.Street == area.Street:
+		return tierStreet
+	default:
+		return tierDistrict
+	}
+}
+
+// neighbour is the least loaded on-duty worker over the grids around the incident's grid, in
+// the nearest tier that has one (see tiers), the grid they were found in and the tier.
+func (d *Dispatcher) neighbour(now time.Time, area event.Area, exclude []string) (city.Worker, string, string, int, bool) {
+	byTier := make(map[string][]string, len(tiers))
+	for _, g := range d.roster.Neighbours(area.Grid) {
+		n, ok := d.roster.Grid(g)
+		if !ok {
+			continue
+		}
+		if t := tierOf(area, n); t != "" {
+			byTier[t] = append(byTier[t], g)
 		}
 	}
-	return best, bestGrid, d.load[best.ID], found
+	for _, tier := range tiers {
+		var (
+			best     city.Worker
+			bestGrid string
+			found    bool
+		)
+		for _, g := range byTier[tier] {
+			w, n, ok := d.leastLoaded(now, g, exclude)
+			if ok && (!found || cmp.Or(cmp.Compare(n, d.load[best.ID]), cmp.Compare(w.ID, best.ID)) < 0) {
+				best, bestGrid, found = w, g, true
+			}
+		}
+		if found {
+			return best, bestGrid, tier, d.load[best.ID], true
+		}
+	}
+	return city.Worker{}, "", "", 0, false
 }
 
 // dispatch is the dispatch command, which is what takes effect, then the record of why.

@@ -11,6 +11,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/urbanbrain/urbanbrain/city"
+	"github.com/urbanbrain/urbanbrain/city/citytest"
 	"github.com/urbanbrain/urbanbrain/dispatch"
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/incidents"
@@ -26,14 +27,7 @@ var (
 	tuesdayNight   = time.Date(2025, 6, 3, 3, 0, 0, 0, shanghai)
 )
 
-func demo(t testing.TB) *city.Map {
-	t.Helper()
-	m, err := city.LoadDemo()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
+func demo(t testing.TB) *city.Map { return citytest.Demo(t) }
 
 type harness struct {
 	t     *testing.T
@@ -183,17 +177,9 @@ func TestNeighbourGridAtNight(t *testing.T) {
 	g := findGrid(t, m, func(g city.Grid) bool {
 		return len(m.Workers(g.Code)) > 0 && len(onDuty(m, g.Code, tuesdayNight)) == 0
 	})
-	var want city.Worker
-	var wantGrid string
-	for _, n := range m.Neighbours(g.Code) {
-		for _, w := range onDuty(m, n, tuesdayNight) {
-			if wantGrid == "" || w.ID < want.ID {
-				want, wantGrid = w, n
-			}
-		}
-	}
+	want, wantGrid, tier := nearestNeighbour(m, g, tuesdayNight, nil)
 	if wantGrid == "" {
-		t.Fatalf("grid %s has no on-duty neighbour at night in the demo", g.Code)
+		t.Fatalf("grid %s has no on-duty neighbour of its district at night in the demo", g.Code)
 	}
 	h := newHarness(t, m, tuesdayNight)
 	h.handle(opened("INC-"+g.Street+"-0001", g, "0301"))
@@ -201,8 +187,157 @@ func TestNeighbourGridAtNight(t *testing.T) {
 	if cmd.Assignment.WorkerID != want.ID || cmd.Assignment.Grid != g.Code || cmd.Assignment.Agency != "urban" {
 		t.Errorf("assignment %+v, want %s for grid %s with agency urban", *cmd.Assignment, want.ID, g.Code)
 	}
-	if wantReason := fmt.Sprintf("neighbour grid %s on-duty least loaded (0 open)", wantGrid); cmd.Reason != wantReason {
+	if wantReason := fmt.Sprintf("neighbour grid %s (same %s) on-duty least loaded (0 open)", wantGrid, tier); cmd.Reason != wantReason {
 		t.Errorf("reason %q, want %q", cmd.Reason, wantReason)
+	}
+}
+
+// nearestNeighbour is the lowest-ID on-duty worker (not in exclude) of a neighbouring grid
+// in the nearest tier of the organisation — same community, else same street, else same
+// district — with their grid and the tier; never one of another district.
+func nearestNeighbour(m *city.Map, g city.Grid, at time.Time, exclude []string) (city.Worker, string, string) {
+	for _, tier := range []string{"community", "street", "district"} {
+		var (
+			best     city.Worker
+			bestGrid string
+		)
+		for _, code := range m.Neighbours(g.Code) {
+			n, _ := m.Grid(code)
+			in := n.District == g.District && map[string]bool{
+				"community": n.Community == g.Community,
+				"street":    n.Street == g.Street && n.Community != g.Community,
+				"district":  n.Street != g.Street,
+			}[tier]
+			if !in {
+				continue
+			}
+			for _, w := range onDuty(m, code, at) {
+				if !slices.Contains(exclude, w.ID) && (bestGrid == "" || w.ID < best.ID) {
+					best, bestGrid = w, code
+				}
+			}
+		}
+		if bestGrid != "" {
+			return best, bestGrid, tier
+		}
+	}
+	return city.Worker{}, "", ""
+}
+
+// districtOf is the district a worker or supervisor of the demo roster works in.
+func districtOf(t *testing.T, m *city.Map, id string) string {
+	t.Helper()
+	w, ok := m.Worker(id)
+	if !ok {
+		t.Fatalf("%s is not on the roster", id)
+	}
+	for _, c := range m.Communities() {
+		if c.Code == w.Community {
+			for _, s := range m.Streets() {
+				if s.Code == c.Parent {
+					return s.Parent
+				}
+			}
+		}
+	}
+	t.Fatalf("no district for %s (community %s)", id, w.Community)
+	return ""
+}
+
+// Regression (issue 12): at night a 云湖区 grid on the border went to a 青山区 worker as a
+// "neighbour grid" while its own community supervisor was on duty. At 21:00 (day workers off,
+// supervisors on until 22:00) a border grid without a night worker, whose own district's
+// neighbours are busier than the other district's: the incident stays in its district, in the
+// nearest tier; and when everyone of its district nearby has let it lapse, it goes to the
+// grid's community supervisor, never across the line.
+func TestNeighbourFallbackStaysInTheDistrict(t *testing.T) {
+	t.Parallel()
+	m := demo(t)
+	night := time.Date(2025, 6, 3, 21, 0, 0, 0, shanghai)
+	across := func(g city.Grid) []city.Worker { // on-duty workers next door in another district
+		var ws []city.Worker
+		for _, code := range m.Neighbours(g.Code) {
+			if n, _ := m.Grid(code); n.District != g.District {
+				ws = append(ws, onDuty(m, code, night)...)
+			}
+		}
+		return ws
+	}
+	g := findGrid(t, m, func(g city.Grid) bool {
+		return len(onDuty(m, g.Code, night)) == 0 && len(across(g)) > 0
+	})
+	sup, ok := m.Supervisor(g.Community)
+	if !ok || !sup.OnDuty(night) {
+		t.Fatalf("community %s: supervisor %+v not on duty at %s", g.Community, sup, night)
+	}
+	var own []string // on-duty workers of the grid's own district next door
+	for _, code := range m.Neighbours(g.Code) {
+		if n, _ := m.Grid(code); n.District == g.District {
+			for _, w := range onDuty(m, code, night) {
+				own = append(own, w.ID)
+			}
+		}
+	}
+	if len(own) == 0 {
+		t.Fatalf("grid %s has no on-duty neighbour of its own district at %s", g.Code, night)
+	}
+
+	h := newHarness(t, m, night)
+	// The own district's neighbours are busy (three open incidents each), the other district's
+	// idle: a least-loaded choice over all neighbours crosses the line.
+	for i, id := range own {
+		for k := range 3 {
+			o := opened(fmt.Sprintf("INC-%s-busy%d-%d", g.Street, i, k), g, "0301")
+			h.d.Restore(o)
+			h.d.Restore(assigned(o, 2, event.StatusDispatched, id))
+		}
+	}
+	o := opened("INC-"+g.Street+"-0001", g, "0301")
+	h.handle(o)
+	cmd, _ := h.last()
+	want, wantGrid, tier := nearestNeighbour(m, g, night, nil)
+	if d := districtOf(t, m, cmd.Assignment.WorkerID); d != g.District {
+		t.Fatalf("grid %s of district %s dispatched to %s of district %s (%s)", g.Code, g.District, cmd.Assignment.WorkerID, d, cmd.Reason)
+	}
+	if cmd.Assignment.WorkerID != want.ID || !strings.Contains(cmd.Reason, "neighbour grid "+wantGrid+" (same "+tier+")") {
+		t.Errorf("dispatched to %s (%s), want %s of %s, the nearest tier (%s)", cmd.Assignment.WorkerID, cmd.Reason, want.ID, wantGrid, tier)
+	}
+
+	// Nobody of the district next door signed for it in time: the community supervisor, on
+	// duty, at community level — not the idle worker across the border.
+	breach := assigned(o, 5, event.StatusDispatched, own[len(own)-1])
+	breach.Incident.Lapsed = own
+	breach.Incident.Clock = &event.Clock{Stage: event.StageSignFor, Breached: true}
+	breach.Change = event.Change{Action: incidents.ActionSLABreach, Stage: event.StageSignFor, From: event.StatusDispatched, To: event.StatusDispatched}
+	h.handle(breach)
+	cmd, _ = h.last()
+	if cmd.Action != event.ActionReassign || cmd.Assignment.WorkerID != sup.ID || cmd.Level != event.LevelCommunity {
+		t.Errorf("after the district's neighbours lapsed: %s to %s level %q (%s); want %s, the community supervisor on duty",
+			cmd.Action, cmd.Assignment.WorkerID, cmd.Level, cmd.Reason, sup.ID)
+	}
+}
+
+// Every grid of the demo city, at night and by day: whoever dispatch picks works in the grid's
+// own district, and a neighbour comes from the nearest tier that has someone on duty.
+func TestEveryDispatchStaysInItsDistrict(t *testing.T) {
+	t.Parallel()
+	m := demo(t)
+	for _, at := range []time.Time{tuesdayNight, time.Date(2025, 6, 3, 21, 0, 0, 0, shanghai), tuesdayMorning} {
+		h := newHarness(t, m, at)
+		for i, g := range m.Grids() {
+			h.handle(opened(fmt.Sprintf("INC-%s-%04d", g.Street, i), g, "0301"))
+			cmd, _ := h.last()
+			if d := districtOf(t, m, cmd.Assignment.WorkerID); d != g.District {
+				t.Errorf("%s: grid %s (%s) dispatched to %s of %s (%s)", at.Format("15:04"), g.Code, g.District, cmd.Assignment.WorkerID, d, cmd.Reason)
+			}
+			if len(onDuty(m, g.Code, at)) > 0 {
+				continue
+			}
+			if _, wantGrid, tier := nearestNeighbour(m, g, at, nil); wantGrid == "" ||
+				!strings.HasPrefix(cmd.Reason, "neighbour grid ") || !strings.Contains(cmd.Reason, "(same "+tier+")") {
+				t.Errorf("%s: grid %s: %q, want a neighbour of the same %s", at.Format("15:04"), g.Code, cmd.Reason, tier)
+			}
+		}
 	}
 }
 
@@ -510,5 +645,25 @@ func TestNewRefusesMissingParts(t *testing.T) {
 	if _, err := dispatch.New(dispatch.Config{MaxReturns: -1}, nil, nil); err == nil ||
 		!strings.Contains(err.Error(), "Roster") || !strings.Contains(err.Error(), "MaxReturns") {
 		t.Errorf("New(MaxReturns -1, nil roster) error %v, want both problems", err)
+	}
+}
+
+// The promise the district rule relies on (city's TestSomeoneAlwaysOnDuty, narrowed): at every
+// half hour of the week, each demo grid has an on-duty worker in it or in a neighbouring grid
+// of its own district, so no grid falls to its supervisor only because the border is closed.
+func TestSomeoneOnDutyWithinEveryDistrict(t *testing.T) {
+	t.Parallel()
+	m := demo(t)
+	monday := time.Date(2025, 6, 2, 0, 0, 0, 0, shanghai)
+	for step := range 7 * 48 {
+		at := monday.Add(time.Duration(step) * 30 * time.Minute)
+		for _, g := range m.Grids() {
+			if len(onDuty(m, g.Code, at)) > 0 {
+				continue
+			}
+			if _, n, _ := nearestNeighbour(m, g, at, nil); n == "" {
+				t.Fatalf("%s: nobody on duty in %s or next to it in district %s", at, g.Code, g.District)
+			}
+		}
 	}
 }

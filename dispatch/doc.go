@@ -1,6 +1,7 @@
 // Package dispatch decides who owns an incident (派遣): the on-duty grid worker (网格员) of
 // the incident's grid with the fewest open incidents, else an on-duty worker of a neighbouring
-// grid, else the community supervisor (社区监督员), together with the agency that owns the
+// grid of the same community, street or district (nearest first; never of another district),
+// else the community supervisor (社区监督员), together with the agency that owns the
 // category in the 权责清单. It follows the city.incidents changelog to keep each worker's load,
 // and answers every new incident with a dispatch command for the incidents service to apply
 // and a Dispatch record saying why. An incident without a grid is left new for an

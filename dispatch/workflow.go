@@ -91,9 +91,6 @@ func (d *Dispatcher) reassign(inc event.Incident) event.Outputs {
 	level := inc.Escalation
 	switch {
 	case dec != nil && dec.Assignment.WorkerID != "":
-		if sup, ok := d.roster.Supervisor(inc.Area.Community); ok && sup.ID == dec.Assignment.WorkerID {
-			dec.Level = event.LevelCommunity
-		}
 	case level != event.LevelStreet && level != event.LevelDistrict:
 		dec = d.toStreetSupervisor(inc)
 	default:

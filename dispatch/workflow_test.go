@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/urbanbrain/urbanbrain/city"
+	"github.com/urbanbrain/urbanbrain/dispatch"
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/incidents"
 )
@@ -98,5 +99,33 @@ func TestSignForTimeoutReassignsThenEscalates(t *testing.T) {
 	}
 	if st := h.d.Stats(); st.Reassigned != 2 || st.Escalated != 2 {
 		t.Errorf("stats %+v, want 2 reassignments and 2 escalations (one redelivered)", st)
+	}
+}
+
+// Regression (issue 12): the street supervisor was named "桂苑街道街道监督员". Over every street of
+// the demo city, an incident returned twice goes to the street's duty post, named once with 街道.
+func TestStreetSupervisorIsNamedOnce(t *testing.T) {
+	t.Parallel()
+	m := demo(t)
+	h := newHarness(t, m, tuesdayMorning)
+	grids := m.Grids()
+	for _, st := range m.Streets() {
+		i := slices.IndexFunc(grids, func(g city.Grid) bool { return g.Street == st.Code })
+		if i < 0 {
+			t.Fatalf("street %s has no grid", st.Code)
+		}
+		g := grids[i]
+		o := opened("INC-"+g.Street+"-ss", g, "0301")
+		h.handle(returned(o, 6, "W-a", "W-b"))
+		cmd, _ := h.last()
+		want := strings.TrimSuffix(st.Name, "街道") + "街道监督员"
+		if cmd.Assignment.WorkerID != "SS-"+st.Code || cmd.Assignment.WorkerName != want ||
+			strings.Contains(cmd.Assignment.WorkerName, "街道街道") {
+			t.Errorf("street %s %q: supervisor %s %q, want SS-%s %q", st.Code, st.Name, cmd.Assignment.WorkerID, cmd.Assignment.WorkerName, st.Code, want)
+		}
+	}
+	// A street name without the suffix (another city's data) gets it once.
+	if id, name := dispatch.StreetDutyPost(event.Area{Street: "330102001", StreetName: "湖滨"}); id != "SS-330102001" || name != "湖滨街道监督员" {
+		t.Errorf("StreetDutyPost(湖滨) = %s %q, want SS-330102001 湖滨街道监督员", id, name)
 	}
 }

@@ -65,21 +65,37 @@ const (
 // HotlineTicket is a 12345 citizen hotline work order (工单). CallerName and CallerPhone are
 // personal data: mask them (see package auth) before they leave the system.
 type HotlineTicket struct {
-	TicketID     string    `json:"ticket_id"`
-	Channel      string    `json:"channel"` // phone, app, web, wechat
-	CallerName   string    `json:"caller_name,omitempty"`
-	CallerPhone  string    `json:"caller_phone,omitempty"`
-	RequestType  string    `json:"request_type"` // 咨询/求助/投诉/举报/建议
-	CategoryCode string    `json:"category_code,omitempty"`
-	Content      string    `json:"content"`
-	Address      string    `json:"address,omitempty"`
-	Lat          *float64  `json:"lat,omitempty"`
-	Lon          *float64  `json:"lon,omitempty"`
-	CoordSys     string    `json:"coordsys,omitempty"`
-	DistrictCode string    `json:"district_code,omitempty"`
-	Urgency      string    `json:"urgency,omitempty"` // normal, urgent, emergency
-	ReceivedAt   time.Time `json:"received_at,omitzero"`
+	TicketID     string `json:"ticket_id"`
+	Channel      string `json:"channel"` // phone, app, web, wechat
+	CallerName   string `json:"caller_name,omitempty"`
+	CallerPhone  string `json:"caller_phone,omitempty"`
+	RequestType  string `json:"request_type"` // 咨询/求助/投诉/举报/建议
+	CategoryCode string `json:"category_code,omitempty"`
+	// Category is the producer's own category text (工单分类, e.g. "道路积水"), kept as sent;
+	// ingest maps it to a CategoryCode through the city's aliases.
+	Category string `json:"category,omitempty"`
+	// CategoryBy says how ingest decided CategoryCode (one of the CategoryBy… constants), and
+	// CategoryMatch what decided it: the producer's text that an alias matched, or the
+	// keywords found in the ticket's text.
+	CategoryBy    string    `json:"category_by,omitempty"`
+	CategoryMatch []string  `json:"category_match,omitempty"`
+	Content       string    `json:"content"`
+	Address       string    `json:"address,omitempty"`
+	Lat           *float64  `json:"lat,omitempty"`
+	Lon           *float64  `json:"lon,omitempty"`
+	CoordSys      string    `json:"coordsys,omitempty"`
+	DistrictCode  string    `json:"district_code,omitempty"`
+	Urgency       string    `json:"urgency,omitempty"` // normal, urgent, emergency
+	ReceivedAt    time.Time `json:"received_at,omitzero"`
 }
+
+// How a ticket's category was decided (HotlineTicket.CategoryBy).
+const (
+	CategoryByGiven   = "given"   // the producer sent a category_code from the city's list
+	CategoryByMapped  = "mapped"  // the producer's category text is an alias of a category
+	CategoryByKeyword = "keyword" // the ticket's text holds the keywords of a category
+	CategoryByDefault = "default" // none of these: the generic category by request type (rules decide)
+)
 
 // VideoDetection is an AI camera's detection (illegal parking, garbage overflow, crowding,
 // smoke and fire, road waterlogging, street vending).
@@ -113,6 +129,10 @@ type Event struct {
 
 // DeadLetter is what city.deadletter carries: why input was refused and the bytes as received.
 type DeadLetter struct {
+	// Code is the machine-readable cause (docs/events.md, "Dead letters"): for ingest the
+	// rejection class an HTTP caller gets as its code, for a stage or storage sink one of the
+	// DeadLetter… constants.
+	Code     string            `json:"code"`
 	Reason   string            `json:"reason"`
 	Topic    string            `json:"topic"` // where it came from: an ingest topic or "http"
 	Key      string            `json:"key,omitempty"`
@@ -120,3 +140,13 @@ type DeadLetter struct {
 	Original []byte            `json:"original"` // base64 in JSON
 	At       time.Time         `json:"at"`
 }
+
+// Codes of dead letters made by stages and storage sinks, for records on internal topics.
+// Ingest's codes are its rejection classes (payload_too_large, malformed, invalid_payload, …).
+const (
+	DeadLetterUnsigned     = "unsigned"      // no urbanbrain-sig header on an internal topic
+	DeadLetterBadSignature = "bad_signature" // the signature does not match: forged, altered or moved
+	DeadLetterUndecodable  = "undecodable"   // not a CloudEvent of a type the consumer takes, or its data does not decode
+	DeadLetterStaleCommand = "stale_command" // a command older than --command-max-age: refused as a replay
+	DeadLetterStoreRefused = "store_refused" // the store will never take the record (it names why)
+)

@@ -30,6 +30,10 @@ type Signal struct {
 	// clear is always also Shadow, so it never opens an incident; the incident service may
 	// note it on the open incident with that key.
 	Clear bool `json:"clear,omitempty"`
+
+	// Explanation is why the rule matched (not set on a clear): the values that made its
+	// condition true and what its state added.
+	Explanation *Explanation `json:"explanation,omitempty"`
 }
 
 // Status is an incident's lifecycle state (see package incidents for the transitions).
@@ -77,6 +81,21 @@ type Report struct {
 	Count       int       `json:"count,omitempty"`
 	LastAt      time.Time `json:"last_at,omitzero"`
 	LastEventID string    `json:"last_event_id,omitempty"`
+	// Class is what the device detected or measures: a camera's algorithm, a sensor's kind.
+	// A camera's episode is one scene: the same camera, rule and class.
+	Class string `json:"class,omitempty"`
+	// Peak is the highest value of each measure over the episode: a sensor's metrics, a
+	// camera's confidence and object count.
+	Peak map[string]float64 `json:"peak,omitempty"`
+
+	// RuleVersion is the version of RuleID that raised the report (its latest reading);
+	// Explanation why it matched; Joined why the report belongs to this incident.
+	RuleVersion int          `json:"rule_version,omitempty"`
+	Explanation *Explanation `json:"explanation,omitempty"`
+	Joined      *Join        `json:"joined,omitempty"`
+	// Rules are the further rules that matched the report's events (evidence that adds no
+	// report), the latest match of each.
+	Rules []RuleMatch `json:"rules,omitempty"`
 }
 
 // Events are the ids of the events a report names: its first and, for an episode, its latest
@@ -137,6 +156,10 @@ type Incident struct {
 	Callback   string     `json:"callback,omitempty"`    // 回访: satisfied or dissatisfied
 	MergedInto string     `json:"merged_into,omitempty"` // 并单: the incident that took its reports
 	Clock      *Clock     `json:"clock,omitempty"`       // the SLA clock of the current stage
+
+	// The rule, and its version, whose signal opened the incident (each report names its own).
+	RuleID      string `json:"rule_id,omitempty"`
+	RuleVersion int    `json:"rule_version,omitempty"`
 }
 
 // Evidence is what a resolver reports with 反馈: notes, photo URLs and where they stood.
@@ -173,11 +196,14 @@ type Extension struct {
 	DecidedAt   time.Time `json:"decided_at,omitzero"`
 }
 
-// SLA stages.
+// The stages of the loop: one vocabulary for the SLA clocks (sign_for, handle, verify, which
+// have clocks), the cockpit's live KPIs and the store's KPIs (all five).
 const (
-	StageSignFor = "sign_for" // dispatched → accepted (签收)
-	StageHandle  = "handle"   // accepted → resolved (处置)
-	StageVerify  = "verify"   // resolved → verified (核查)
+	StageDispatch = "dispatch" // created → dispatched (派遣); measured, no clock
+	StageSignFor  = "sign_for" // dispatched → accepted (签收)
+	StageHandle   = "handle"   // accepted → resolved (处置)
+	StageVerify   = "verify"   // resolved → verified (核查)
+	StageResolve  = "resolve"  // created → resolved, end to end; measured, no clock
 )
 
 // Clock is the SLA clock of an incident's current stage. It travels with the incident on the
@@ -212,6 +238,13 @@ type Change struct {
 	Stage     string    `json:"stage,omitempty"`   // SLA actions: the stage whose clock fired
 	Level     string    `json:"level,omitempty"`   // escalations: the level reached
 	Related   string    `json:"related,omitempty"` // merge and split: the other incident
+
+	// Changes made by a signal (open, link, signal): its rule, rule version, event and why
+	// it matched.
+	RuleID      string       `json:"rule_id,omitempty"`
+	RuleVersion int          `json:"rule_version,omitempty"`
+	EventID     string       `json:"event_id,omitempty"`
+	Explanation *Explanation `json:"explanation,omitempty"`
 }
 
 // IncidentChange is a record of the city.incidents changelog: the incident's full state
@@ -334,6 +367,12 @@ const (
 	// incident detail, list, search, timeline or event history): Actor read the object
 	// (IncidentID, or the event Target) through Action (the API route) and saw Fields.
 	AuditRead = "read"
+	// AuditAccount is a change to a local account (Action: create, disable, enable, reset)
+	// by Actor; Target is the username.
+	AuditAccount = "account"
+	// AuditSignIn is a sign-in to the pages, refused ones included (OK false, Error why);
+	// Target is the username tried.
+	AuditSignIn = "sign_in"
 )
 
 // Dispatch is the record of who an incident was sent to and why (派遣).

@@ -25,6 +25,15 @@ const TopicRules = "city.rules"
 // TypeRuleVersion is the CloudEvents type of a record on TopicRules.
 const TypeRuleVersion = "city.rule.version"
 
+// TopicAccounts carries the local accounts (auth.Account, keyed by username, the latest
+// version of each kept by compaction): every instance reads it whole on start and follows
+// it, so a sign-in works on any node. Like TopicRules it is compacted, has one partition and
+// is not in AllTopics (app/accounts.go creates it).
+const TopicAccounts = "city.accounts"
+
+// TypeAccount is the CloudEvents type of a record on TopicAccounts.
+const TypeAccount = "city.account"
+
 // IngestTopics maps each raw ingest topic to the event type a bare payload on it has.
 var IngestTopics = map[string]string{
 	TopicIngestSensor:  TypeSensorReading,

@@ -52,7 +52,19 @@ func (s *Service) pauseClock(c *event.Clock, now time.Time) *event.Clock {
 	return &p
 }
 
-// resumeClock restarts a paused c at now with extra time added to what was left.
+// warnLead is how long before the due time c warns: the last (1 − warn_at) share of the
+// stage's configured limit, 24 min of a 2 h limit at 80 %. It depends on the limit alone, so it
+// stays the same whatever pauses, extensions and refusals the clock went through.
+func (s *Service) warnLead(c *event.Clock) time.Duration {
+	limit := time.Duration(c.LimitSeconds) * time.Second
+	return limit - s.warnAfter(limit)
+}
+
+// resumeClock restarts a paused c at now with extra time added to what was left. The warning
+// keeps its lead: warn_at is due_at minus warnLead (at once if less than that is left).
+// LimitSeconds stays the stage's configured limit: an approved extension moves the due time,
+// it does not lengthen the limit, or the next pause would warn earlier (the lead of a 2 h
+// clock extended by 1 h drifted from 24 to 36 min after a refused second request).
 func (s *Service) resumeClock(c *event.Clock, now time.Time, extra time.Duration) *event.Clock {
 	if c == nil || c.PausedAt.IsZero() {
 		return c
@@ -61,14 +73,11 @@ func (s *Service) resumeClock(c *event.Clock, now time.Time, extra time.Duration
 	cal := s.calendarFor(c)
 	left := time.Duration(c.RemainingSeconds)*time.Second + extra
 	r.DueAt = cal.add(now, left)
-	// Warn when the same share of the limit is left as before the pause.
-	lead := time.Duration(c.LimitSeconds)*time.Second - s.warnAfter(time.Duration(c.LimitSeconds)*time.Second)
-	if left > lead {
+	if lead := s.warnLead(c); left > lead {
 		r.WarnAt, r.Warned = cal.add(now, left-lead), false
 	} else {
 		r.WarnAt = now
 	}
-	r.LimitSeconds += int64(extra / time.Second)
 	r.PausedAt, r.RemainingSeconds = time.Time{}, 0
 	return &r
 }

@@ -4,6 +4,9 @@ import (
 	"math"
 	"time"
 
+	"github.com/paulmach/orb"
+	"github.com/paulmach/orb/geo"
+
 	"github.com/urbanbrain/urbanbrain/event"
 )
 
@@ -112,7 +115,7 @@ func (ix *spatialIndex) remove(id string) {
 // latest report is within window of t. Ties go to the smaller id (the older incident). It
 // visits only the cells that the circle's bounding box touches, in the slots the window
 // reaches: a handful of lookups, whatever the number of incidents.
-func (ix *spatialIndex) nearest(categories []string, p event.Point, t time.Time, radius float64, window time.Duration) (string, bool) {
+func (ix *spatialIndex) nearest(categories []string, p event.Point, t time.Time, radius float64, window time.Duration) (string, float64, bool) {
 	dlat := radius / metersPerDegree
 	// Longitude degrees shrink towards the poles: size the box at its widest latitude.
 	far := math.Min(math.Abs(p.Lat)+dlat, 89.9)
@@ -145,17 +148,15 @@ func (ix *spatialIndex) nearest(categories []string, p event.Point, t time.Time,
 		}
 	}
 	if best == nil {
-		return "", false
+		return "", 0, false
 	}
-	return best.id, true
+	return best.id, bestD, true
 }
 
-// distance in meters, equirectangular: exact enough within a city and cheap.
+// distance in meters, equirectangular (orb/geo's fast distance): exact enough within a city
+// and cheap.
 func distance(a, b event.Point) float64 {
-	lat := (a.Lat + b.Lat) / 2 * math.Pi / 180
-	dx := (b.Lon - a.Lon) * math.Cos(lat) * metersPerDegree
-	dy := (b.Lat - a.Lat) * metersPerDegree
-	return math.Hypot(dx, dy)
+	return geo.Distance(orb.Point{a.Lon, a.Lat}, orb.Point{b.Lon, b.Lat})
 }
 
 // latestReport is the time of an incident's newest report.
@@ -181,20 +182,21 @@ func (sh *shard) index(inc *event.Incident) {
 	}
 }
 
-// nearby is the open incident a signal without a key match joins by place and time, or nil.
-func (s *Service) nearby(sh *shard, sig event.Signal, at time.Time) *event.Incident {
+// nearby is the open incident a signal without a key match joins by place and time, and its
+// distance in meters, or nil.
+func (s *Service) nearby(sh *shard, sig event.Signal, at time.Time) (*event.Incident, float64) {
 	loc := sig.Event.Location
 	if loc == nil {
-		return nil
+		return nil, 0
 	}
 	rule := s.cfg.Policy.Correlation.rule(sig.Category)
 	if rule.RadiusMeters <= 0 {
-		return nil
+		return nil, 0
 	}
 	cats := append([]string{sig.Category}, rule.Related...)
-	id, ok := sh.spatial.nearest(cats, *loc, at, rule.RadiusMeters, rule.Window)
+	id, d, ok := sh.spatial.nearest(cats, *loc, at, rule.RadiusMeters, rule.Window)
 	if !ok {
-		return nil
+		return nil, 0
 	}
-	return sh.incidents[id]
+	return sh.incidents[id], d
 }

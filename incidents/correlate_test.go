@@ -62,8 +62,8 @@ func TestSpatialIndexAgreesWithAScan(t *testing.T) {
 				want, wantD = id, d
 			}
 		}
-		got, _ := ix.nearest([]string{"0104", "0202"}, p, at, radius, window)
-		if got != want {
+		got, gotD, _ := ix.nearest([]string{"0104", "0202"}, p, at, radius, window)
+		if got != want || (got != "" && gotD != wantD) {
 			t.Fatalf("nearest(%v, %s) = %q, a scan says %q", p, at, got, want)
 		}
 	}

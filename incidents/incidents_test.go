@@ -190,12 +190,17 @@ func TestCorrelatedSignalsMakeOneIncident(t *testing.T) {
 	}
 	wantReports := []event.Report{
 		{EventID: "ev-1", EventType: event.TypeSensorReading, SignalID: "flood@1/ev-1", RuleID: "flood", At: t0,
-			Location: &event.Point{Lon: 102.71, Lat: 25.04}, Summary: "water_level alarm level_cm=42", Category: "0202", Device: "WL-ev-1"},
+			Location: &event.Point{Lon: 102.71, Lat: 25.04}, Summary: "water_level alarm level_cm=42", Category: "0202", Device: "WL-ev-1",
+			Class: "water_level", Peak: map[string]float64{"level_cm": 42}, RuleVersion: 1,
+			Joined: &event.Join{By: event.JoinOpened, Key: "flood:tunnel-7"}},
 		{EventID: "ev-2", EventType: event.TypeHotlineTicket, SignalID: "flood-12345@1/ev-2", RuleID: "flood-12345", At: t0,
 			Location: &event.Point{Lon: 102.71, Lat: 25.04}, Summary: "举报 隧道里积水没过车轮", TicketID: "T-ev-2", Category: "0202",
-			Caller: &event.Caller{Name: "李女士", Phone: "13812345678"}},
+			Caller: &event.Caller{Name: "李女士", Phone: "13812345678"}, RuleVersion: 1,
+			Joined: &event.Join{By: event.JoinKey, Key: "flood:tunnel-7"}},
 		{EventID: "ev-3", EventType: event.TypeSensorReading, SignalID: "flood@1/ev-3", RuleID: "flood", At: t0,
-			Location: &event.Point{Lon: 102.71, Lat: 25.04}, Summary: "water_level alarm level_cm=42", Category: "0202", Device: "WL-ev-3"},
+			Location: &event.Point{Lon: 102.71, Lat: 25.04}, Summary: "water_level alarm level_cm=42", Category: "0202", Device: "WL-ev-3",
+			Class: "water_level", Peak: map[string]float64{"level_cm": 42}, RuleVersion: 1,
+			Joined: &event.Join{By: event.JoinKey, Key: "flood:tunnel-7"}},
 	}
 	if !reflect.DeepEqual(inc.Reports, wantReports) {
 		t.Errorf("reports:\n got %+v\nwant %+v", inc.Reports, wantReports)
@@ -219,7 +224,6 @@ func TestReplaysAndShadowsProduceNothing(t *testing.T) {
 	first := sensorSignal("flood", "ev-1", "flood:tunnel-7", event.SeverityYellow)
 	newVersion := first
 	newVersion.ID, newVersion.RuleVersion = "flood@2/ev-1", 2
-	otherRuleSameKey := sensorSignal("flood-b", "ev-1", "flood:tunnel-7", event.SeverityYellow)
 	shadow := sensorSignal("flood-draft", "ev-9", "flood:tunnel-7", event.SeverityRed)
 	shadow.Shadow = true
 	noID := sensorSignal("flood", "ev-8", "flood:tunnel-7", event.SeverityRed)
@@ -231,7 +235,6 @@ func TestReplaysAndShadowsProduceNothing(t *testing.T) {
 	}{
 		{"same signal again", first},
 		{"same rule and event under a new rule version", newVersion},
-		{"another rule, same event, same incident", otherRuleSameKey},
 		{"shadow mode", shadow},
 		{"no signal id", noID},
 	} {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/event"
 )
 
@@ -14,6 +15,7 @@ import (
 const (
 	ActionOpen       = "open"        // 立案: the first signal of a problem
 	ActionLink       = "link"        // 一事多报: a further report of an open incident
+	ActionSignal     = "signal"      // a further rule on an event the incident holds: evidence, may raise the severity
 	ActionSLAWarning = "sla_warning" // the stage's warning time has passed (预警)
 	ActionSLABreach  = "sla_breach"  // the stage's limit has passed (超时); may escalate
 )
@@ -386,8 +388,10 @@ func mayTouch(a event.Actor, inc *event.Incident) error {
 	if grants[a.Role].own && (a.Subject == "" || inc.Assignment.WorkerID != a.Subject) {
 		return fmt.Errorf("%w: %s is not assigned to %q", ErrForbidden, inc.ID, a.Subject)
 	}
-	if (a.Role == roleOperator || a.Role == roleSupervisor) && a.District != "" && inc.Area.District != a.District {
-		return fmt.Errorf("%w: %s is outside district %s", ErrForbidden, inc.ID, a.District)
+	// The scope policy of the API (auth.Claims.CanSeeIncident), asked of the actor the
+	// command carries; the system acts everywhere.
+	if a.Role != roleSystem && !auth.ClaimsOf(a).CanSeeIncident(*inc) {
+		return fmt.Errorf("%w: %s is outside the scope of %q", ErrForbidden, inc.ID, a.Subject)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -147,10 +148,10 @@ func (p Policy) Validate() error {
 	if s.WarnAt <= 0 || s.WarnAt >= 1 {
 		errs = append(errs, fmt.Errorf("sla.warn_at %v: want a fraction between 0 and 1", s.WarnAt))
 	}
-	checkLimits := func(where string, limits map[string]map[string]time.Duration) {
+	checkLimits := func(where string, limits map[string]map[string]time.Duration, allowed []string) {
 		for stage, bySev := range limits {
-			if !slices.Contains(stages, stage) {
-				errs = append(errs, fmt.Errorf("%s: unknown stage %q (want %s)", where, stage, strings.Join(stages, ", ")))
+			if !slices.Contains(allowed, stage) {
+				errs = append(errs, fmt.Errorf("%s: unknown stage %q (want %s)", where, stage, strings.Join(allowed, ", ")))
 			}
 			for sev, d := range bySev {
 				if _, ok := severityRank[sev]; !ok && sev != anySeverity {
@@ -162,9 +163,9 @@ func (p Policy) Validate() error {
 			}
 		}
 	}
-	checkLimits("sla.limits", s.Limits)
+	checkLimits("sla.limits", s.Limits, append([]string{event.StageDispatch}, stages...))
 	for code, cs := range s.Categories {
-		checkLimits("sla.categories."+code+".limits", cs.Limits)
+		checkLimits("sla.categories."+code+".limits", cs.Limits, stages)
 	}
 	if err := s.WorkingHours.validate(); err != nil {
 		errs = append(errs, err)
@@ -172,8 +173,21 @@ func (p Policy) Validate() error {
 	return errors.Join(errs...)
 }
 
-// stages are the SLA stages in lifecycle order.
+// stages are the SLA stages in lifecycle order: the ones with a clock.
 var stages = []string{event.StageSignFor, event.StageHandle, event.StageVerify}
+
+// StageLimits are the policy's limits by stage and severity, for the on-time rates of the
+// KPIs (the cockpit's live ones and the store's): the clocks' stages, and dispatch, which
+// the KPIs measure against sla.limits.dispatch but which has no clock. Category overrides
+// are the clocks' business; a KPI's on-time rate uses the clock where the incident had one.
+// One table, so the workflow, the wall screen and the reports never disagree.
+func (p Policy) StageLimits() map[string]map[string]time.Duration {
+	out := make(map[string]map[string]time.Duration, len(p.SLA.Limits))
+	for stage, bySev := range p.SLA.Limits {
+		out[stage] = maps.Clone(bySev)
+	}
+	return out
+}
 
 // anySeverity in a limits table applies to severities not listed.
 const anySeverity = "default"

@@ -24,6 +24,7 @@ func (s *Service) Restore(rec event.IncidentChange) {
 	if cur != nil && inc.Version <= cur.Version {
 		// Stale: the newer state is kept, but its ids are learnt all the same.
 		sh.learn(inc.ID, inc.Reports)
+		sh.learnSignal(inc.ID, rec.Change)
 		if rec.Change.CommandID != "" {
 			sh.outcomes.remember(rec.Change.CommandID, changed(&inc, rec.Change))
 		}

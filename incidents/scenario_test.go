@@ -5,11 +5,11 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/urbanbrain/urbanbrain/city"
+	"github.com/urbanbrain/urbanbrain/city/citytest"
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/incidents"
 	"github.com/urbanbrain/urbanbrain/incidents/incidentstest"
@@ -39,17 +39,8 @@ type cityCase struct {
 	workers []city.Worker // on duty in g on Tuesday 10:00
 }
 
-// loadDemo loads the demo city once for all (parallel) scenarios.
-var loadDemo = sync.OnceValues(city.LoadDemo)
-
-func demoMap(t *testing.T) *city.Map {
-	t.Helper()
-	m, err := loadDemo()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
+// demoMap is the demo city, loaded once for all (parallel) scenarios.
+func demoMap(t *testing.T) *city.Map { return citytest.Demo(t) }
 
 func busyGrid(t *testing.T) cityCase {
 	t.Helper()
@@ -776,4 +767,273 @@ func TestScenarioSensorEpisodeIsOneReport(t *testing.T) {
 	if got := s.Get(id); got.Version != version || got.Reports[0].Count != 12 {
 		t.Errorf("replayed readings changed the incident: version %d (want %d), episode %+v", got.Version, version, got.Reports[0])
 	}
+}
+
+// Issue 12: scenarios through the real demo rules (rules engine in the loop), where every
+// signal counts as evidence and every report explains itself.
+
+func newRulesScenario(t *testing.T, c cityCase) *incidentstest.Scenario {
+	t.Helper()
+	return incidentstest.NewScenario(t, incidentstest.Options{Roster: c.m, Engine: incidentstest.DemoEngine(t)})
+}
+
+// wantExplained fails the test unless every report of inc names its rule version, why it
+// matched (a term of its condition that held) and why it joined.
+func wantExplained(t *testing.T, inc event.Incident) {
+	t.Helper()
+	for _, r := range inc.Reports {
+		x := r.Explanation
+		if r.RuleVersion < 1 || x == nil || x.Condition == "" || len(x.Terms) == 0 || r.Joined == nil {
+			t.Errorf("report %s (%s): rule version %d, explanation %+v, joined %+v; want all three", r.EventID, r.RuleID, r.RuleVersion, x, r.Joined)
+			continue
+		}
+		held := false
+		for _, term := range x.Terms {
+			held = held || term.Holds
+		}
+		if !held {
+			t.Errorf("report %s: no term of %q held: %+v", r.EventID, x.Condition, x.Terms)
+		}
+	}
+	if inc.RuleID == "" || inc.RuleVersion < 1 {
+		t.Errorf("incident %s names no rule version: %q v%d", inc.ID, inc.RuleID, inc.RuleVersion)
+	}
+}
+
+func termText(x *event.Explanation) []string {
+	var out []string
+	if x != nil {
+		for _, t := range x.Terms {
+			out = append(out, t.Text)
+		}
+	}
+	return out
+}
+
+func level(cm float64) map[string]float64 { return map[string]float64{"level_cm": cm} }
+
+// A water-level sensor, three calls and a camera within 10 minutes and 200 m: one incident,
+// five reports (the sensor and the camera each one episode), raised to red by
+// water-level-held on a reading water-level-high already reported — the signal that was
+// thrown away — with one dispatch and the escalation on the timeline.
+func TestScenarioFloodHeldRuleRaisesToRed(t *testing.T) {
+	t.Parallel()
+	c := busyGrid(t)
+	s := newRulesScenario(t, c)
+	p := c.g.Centroid
+	wl := func(id string, cm float64) event.Event {
+		return incidentstest.Reading(id, "WL-UP-7", "water_level", level(cm), p, c.area)
+	}
+
+	s.At(0).Send(wl("wl-0", 95))
+	inc := s.Open()
+	if inc.Severity != orange || inc.RuleID != "water-level-high" {
+		t.Fatalf("opened %s by %s, want orange by water-level-high", inc.Severity, inc.RuleID)
+	}
+	s.At(1 * time.Minute).Send(wl("wl-1", 105)) // above 100 cm: held from here
+	s.At(2 * time.Minute).Send(wl("wl-2", 110)).
+		Send(incidentstest.Ticket("T-1", "0202", event.RequestHelp, "下穿隧道积水很深, 车熄火了", "13800000001", incidentstest.Offset(p, 40, 10), c.area))
+	s.At(3 * time.Minute).Send(wl("wl-3", 112))
+	s.At(4 * time.Minute).Send(wl("wl-4", 115)) // held 3 minutes: water-level-held fires
+	s.At(5 * time.Minute).Send(incidentstest.Ticket("T-2", "0202", event.RequestHelp, "隧道口水没过膝盖", "13800000002", incidentstest.Offset(p, -60, 30), c.area))
+	s.At(6 * time.Minute).Send(incidentstest.Detection("cam-1", "CAM-UP-7", "waterlogging", 0.88, incidentstest.Offset(p, 20, 20), c.area))
+	s.At(7 * time.Minute).Send(incidentstest.Detection("cam-2", "CAM-UP-7", "waterlogging", 0.95, incidentstest.Offset(p, 20, 20), c.area))
+	s.At(9 * time.Minute).Send(incidentstest.Ticket("T-3", "0202", event.RequestReport, "地道桥下积水", "13800000003", incidentstest.Offset(p, 120, -80), c.area))
+
+	got := s.Get(inc.ID)
+	if len(s.Svc.Open()) != 1 || got.ReportCount != 5 || len(got.Reports) != 5 {
+		t.Fatalf("%d open incidents; the flood has %d reports (count %d), want one incident of 5", len(s.Svc.Open()), len(got.Reports), got.ReportCount)
+	}
+	if got.Severity != red {
+		t.Errorf("severity %s, want red: water-level-held's signal was dropped", got.Severity)
+	}
+	if d := s.Dispatches(inc.ID); len(d) != 1 {
+		t.Errorf("%d dispatches, want 1", len(d))
+	}
+	esc := s.WantChange(inc.ID, incidents.ActionSignal, 4*time.Minute, 4*time.Minute)
+	if esc.Change.RuleID != "water-level-held" || esc.Change.RuleVersion != 1 || esc.Incident.Severity != red ||
+		!strings.Contains(esc.Change.Reason, "orange → red") || esc.Change.Explanation == nil {
+		t.Errorf("escalation %+v (severity %s), want water-level-held v1 raising orange → red, explained", esc.Change, esc.Incident.Severity)
+	}
+	n := 0
+	for _, a := range s.Actions(inc.ID) {
+		if a == incidents.ActionSignal {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d signal changes, want the held rule once: %v", n, s.Actions(inc.ID))
+	}
+
+	sensor, camera := got.Reports[0], got.Reports[3] // sensor, T-1, T-2, camera, T-3
+	if sensor.Device != "WL-UP-7" || sensor.Count != 5 || sensor.EventID != "wl-0" || sensor.LastEventID != "wl-4" ||
+		sensor.Peak["level_cm"] != 115 || !sensor.At.Equal(s.Start) || !sensor.LastAt.Equal(s.Start.Add(4*time.Minute)) {
+		t.Errorf("sensor episode %+v; want 5 readings wl-0..wl-4 from t=0 to t=4m, peak 115", sensor)
+	}
+	if !slices.Contains(termText(sensor.Explanation), `sensor.metrics.level_cm 115 > 80`) {
+		t.Errorf("sensor report explained by %v, want the latest level 115 > 80", termText(sensor.Explanation))
+	}
+	if len(sensor.Rules) != 1 || sensor.Rules[0].RuleID != "water-level-held" || sensor.Rules[0].EventID != "wl-4" {
+		t.Fatalf("sensor report's further rules %+v, want water-level-held on wl-4", sensor.Rules)
+	}
+	held := sensor.Rules[0].Explanation
+	if held == nil || held.For != "3m" || held.Held != "3m0s" || !held.HeldSince.Equal(s.Start.Add(time.Minute)) ||
+		!slices.Contains(termText(held), `sensor.metrics.level_cm 115 > 100`) {
+		t.Errorf("held explanation %+v, want level 115 > 100 held 3m0s since t=1m", held)
+	}
+	if camera.Device != "CAM-UP-7" || camera.Class != "waterlogging" || camera.Count != 2 || camera.Peak["confidence"] != 0.95 {
+		t.Errorf("camera episode %+v, want one report of 2 detections, peak confidence 0.95", camera)
+	}
+	for _, r := range got.Reports[1:] {
+		if j := r.Joined; j == nil || j.By != event.JoinPlace || j.DistanceMeters <= 0 || j.DistanceMeters > 200 || j.RadiusMeters != 300 {
+			t.Errorf("report %s joined %+v, want by place within 200 m", r.EventID, j)
+		}
+	}
+	if j := sensor.Joined; j == nil || j.By != event.JoinOpened {
+		t.Errorf("the sensor report joined %+v, want opened", j)
+	}
+	wantExplained(t, got)
+
+	// Replays change nothing: the held reading again, and the held signal again after a
+	// rebuild from the changelog.
+	before := len(s.Changes(inc.ID))
+	s.Send(wl("wl-4", 115))
+	s.Restart()
+	for _, sig := range s.Signals() {
+		if sig.RuleID == "water-level-held" && !sig.Clear {
+			s.Push(sig)
+		}
+	}
+	if after := len(s.Changes(inc.ID)); after != before {
+		t.Errorf("replays wrote %d changes", after-before)
+	}
+}
+
+// A gas leak: one sensor over 6 minutes, rising past 200 ppm (red), and a second sensor 50 m
+// away. One red incident, one report per sensor that updates (first and last seen, peak,
+// count), not a report per reading.
+func TestScenarioGasLeakOneReportPerSensor(t *testing.T) {
+	t.Parallel()
+	c := busyGrid(t)
+	s := newRulesScenario(t, c)
+	p := c.g.Centroid
+	ppm := []float64{60, 90, 150, 230, 260, 240, 210}
+	for i, v := range ppm {
+		s.At(time.Duration(i) * time.Minute).Send(incidentstest.Reading(fmt.Sprintf("g1-%d", i), "GAS-1", "gas", map[string]float64{"ppm": v}, p, c.area))
+	}
+	s.At(6*time.Minute + 30*time.Second).Send(incidentstest.Reading("g2-0", "GAS-2", "gas", map[string]float64{"ppm": 70}, incidentstest.Offset(p, 50, 0), c.area))
+	s.At(7 * time.Minute).Send(incidentstest.Reading("g2-1", "GAS-2", "gas", map[string]float64{"ppm": 120}, incidentstest.Offset(p, 50, 0), c.area))
+
+	inc := s.Open()
+	if inc.Severity != red || inc.ReportCount != 2 || len(inc.Reports) != 2 {
+		t.Fatalf("incident %s with %d reports, want red with one report per sensor", inc.Severity, len(inc.Reports))
+	}
+	g1, g2 := inc.Reports[0], inc.Reports[1]
+	if g1.Device != "GAS-1" || g1.Count != 7 || g1.EventID != "g1-0" || g1.LastEventID != "g1-6" || g1.Peak["ppm"] != 260 ||
+		!g1.At.Equal(s.Start) || !g1.LastAt.Equal(s.Start.Add(6*time.Minute)) {
+		t.Errorf("GAS-1 report %+v; want 7 readings from t=0 to t=6m, peak 260", g1)
+	}
+	if !slices.Contains(termText(g1.Explanation), `sensor.metrics.ppm 210 > 50`) {
+		t.Errorf("GAS-1 explained by %v", termText(g1.Explanation))
+	}
+	if g2.Device != "GAS-2" || g2.Count != 2 || g2.Peak["ppm"] != 120 || g2.Joined == nil || g2.Joined.By != event.JoinPlace ||
+		g2.Joined.DistanceMeters < 45 || g2.Joined.DistanceMeters > 55 {
+		t.Errorf("GAS-2 report %+v joined %+v; want its own episode, joined by place 50 m away", g2, g2.Joined)
+	}
+	wantExplained(t, inc)
+	if got := len(s.Changes(inc.ID)); got != 1+1+6+2 {
+		t.Errorf("%d changes, want open, dispatch and one link per reading (9 readings)", got)
+	}
+}
+
+// A camera re-detecting one scene is one report; another class seen by the same camera under
+// the same rule is another.
+func TestScenarioCameraEpisodeIsOneScene(t *testing.T) {
+	t.Parallel()
+	c := busyGrid(t)
+	s := newScenario(t, c)
+	p := c.g.Centroid
+	cam := func(id, algorithm string, conf float64) event.Signal {
+		sig := incidentstest.Camera(id, "CAM-9", algorithm, "0301", yellow, p, c.area)
+		sig.RuleID, sig.ID, sig.CorrelationKey = "video-any", "video-any@1/"+id, "video:CAM-9"
+		sig.Event.Video.Confidence = conf
+		return sig
+	}
+	s.At(0).Push(cam("v-1", "garbage_overflow", 0.81))
+	s.At(time.Minute).Push(cam("v-2", "garbage_overflow", 0.93))
+	s.At(2 * time.Minute).Push(cam("v-3", "garbage_overflow", 0.85))
+	s.At(3 * time.Minute).Push(cam("v-4", "street_vending", 0.9))
+	inc := s.Open()
+	if len(inc.Reports) != 2 {
+		t.Fatalf("%d reports, want the overflow scene and the vending", len(inc.Reports))
+	}
+	if r := inc.Reports[0]; r.Class != "garbage_overflow" || r.Count != 3 || r.Peak["confidence"] != 0.93 || r.LastEventID != "v-3" {
+		t.Errorf("scene %+v, want 3 detections, peak 0.93, latest v-3", r)
+	}
+}
+
+// Three noise complaints about one community within an hour: the window rule's orange signal
+// is applied once (it raises the blue complaint incident and is on its timeline); a fourth
+// joins without another signal; a complaint in another district does not join.
+func TestScenarioNoiseClusterRaisesOnce(t *testing.T) {
+	t.Parallel()
+	c := busyGrid(t)
+	s := newRulesScenario(t, c)
+	p := c.g.Centroid
+	call := func(id string, d time.Duration, east float64) {
+		s.At(d).Send(incidentstest.Ticket(id, "0401", event.RequestComplaint, "楼下广场舞音乐太吵", "13900000001", incidentstest.Offset(p, east, 0), c.area))
+	}
+	call("N-1", 0, 0)
+	inc := s.Open()
+	if inc.Severity != event.SeverityBlue {
+		t.Fatalf("first complaint opened %s, want blue", inc.Severity)
+	}
+	call("N-2", 20*time.Minute, 30)
+	call("N-3", 40*time.Minute, -30)
+	got := s.Get(inc.ID)
+	if got.Severity != orange {
+		t.Errorf("after the third complaint %s, want orange from hotline-noise-cluster", got.Severity)
+	}
+	sig := s.WantChange(inc.ID, incidents.ActionSignal, 40*time.Minute, 40*time.Minute)
+	if x := sig.Change.Explanation; sig.Change.RuleID != "hotline-noise-cluster" || x == nil || x.Window == nil || x.Window.Count != 3 ||
+		x.Window.Size != "1h" || x.Window.Having != "count >= 3" {
+		t.Errorf("signal change %+v, want hotline-noise-cluster with a window of 3 in 1h", sig.Change)
+	}
+	call("N-4", 50*time.Minute, 10)
+
+	// Another district's complaint, at the same time.
+	m := demoMap(t)
+	var far city.Grid
+	for _, g := range m.Grids() {
+		if g.District != c.g.District {
+			far = g
+			break
+		}
+	}
+	if far.Code == "" {
+		t.Fatal("the demo city has one district")
+	}
+	s.At(55 * time.Minute).Send(incidentstest.Ticket("N-5", "0401", event.RequestComplaint, "噪音", "13900000005", far.Centroid, far.Area()))
+
+	got = s.Get(inc.ID)
+	if got.ReportCount != 4 || got.Severity != orange {
+		t.Errorf("%d reports, severity %s; want N-1..N-4 and orange", got.ReportCount, got.Severity)
+	}
+	n := 0
+	for _, a := range s.Actions(inc.ID) {
+		if a == incidents.ActionSignal {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("window signal applied %d times, want once: %v", n, s.Actions(inc.ID))
+	}
+	if len(s.Svc.Open()) != 2 {
+		t.Errorf("%d open incidents, want the cluster and the far complaint", len(s.Svc.Open()))
+	}
+	third := got.Reports[2]
+	if len(third.Rules) != 1 || third.Rules[0].RuleID != "hotline-noise-cluster" || third.Rules[0].Explanation.Window.Count != 3 {
+		t.Errorf("third complaint's further rules %+v, want the cluster with its count", third.Rules)
+	}
+	wantExplained(t, got)
 }

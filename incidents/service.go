@@ -73,9 +73,9 @@ type Service struct {
 	clocks deadlines // next SLA deadline of every running clock
 
 	stats struct {
-		opened, linked, duplicate, shadow, invalid atomic.Uint64
-		commands, rejected                         atomic.Uint64
-		spatial, ticks, slaFired                   atomic.Uint64
+		opened, linked, evidence, duplicate, shadow, invalid atomic.Uint64
+		commands, rejected                                   atomic.Uint64
+		spatial, ticks, slaFired                             atomic.Uint64
 	}
 }
 
@@ -100,6 +100,7 @@ func New(cfg Config, log *zap.Logger) (*Service, error) {
 type Stats struct {
 	Opened    uint64 // incidents opened
 	Linked    uint64 // reports linked to an open incident
+	Evidence  uint64 // further rules' signals on events an incident holds (action signal)
 	Duplicate uint64 // signals dropped as already linked (replays)
 	Shadow    uint64 // shadow-mode signals ignored
 	Invalid   uint64 // signals without an id, skipped
@@ -115,6 +116,7 @@ func (s *Service) Stats() Stats {
 	return Stats{
 		Opened:    s.stats.opened.Load(),
 		Linked:    s.stats.linked.Load(),
+		Evidence:  s.stats.evidence.Load(),
 		Duplicate: s.stats.duplicate.Load(),
 		Shadow:    s.stats.shadow.Load(),
 		Invalid:   s.stats.invalid.Load(),

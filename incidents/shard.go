@@ -18,9 +18,10 @@ type shard struct {
 
 	// What has been linked, so a replayed signal joins nothing twice. A signal is known by its
 	// id, and by its (rule, event) pair so that a replay under a new rule version, whose signal
-	// id differs, is known too. An event already reported on an incident does not count twice
-	// there (two rules, one event, one correlation key); another rule's signal for the same
-	// event may still raise its own incident.
+	// id differs, is known too. An event already reported on an incident is not a second report
+	// there: another rule's signal on it is evidence (action signal), known by its (rule,
+	// event) the same way; another rule's signal for the same event may also raise its own
+	// incident.
 	bySignal    map[string]string    // signal id → incident id
 	byRuleEvent map[ruleEvent]string // → incident id
 	reported    map[incidentEvent]struct{}
@@ -77,6 +78,7 @@ func (sh *shard) commit(inc *event.Incident, added []event.Report, ch event.Chan
 	}
 	sh.index(inc)
 	sh.learn(inc.ID, added)
+	sh.learnSignal(inc.ID, ch)
 	if ch.CommandID != "" {
 		sh.outcomes.remember(ch.CommandID, changed(inc, ch))
 	}
@@ -152,9 +154,24 @@ func (o *outcomes) replace(id string, out outcome) {
 	o.remember(id, out)
 }
 
-// learn indexes the ids of reports linked to incident id.
+// learnSignal indexes the signal behind change ch of incident id (open, link, signal), so that
+// its replay changes nothing; a changelog rebuild learns it from the record the same way.
+func (sh *shard) learnSignal(id string, ch event.Change) {
+	if ch.SignalID != "" {
+		sh.bySignal[ch.SignalID] = id
+	}
+	if ch.RuleID != "" && ch.EventID != "" {
+		sh.byRuleEvent[ruleEvent{ch.RuleID, ch.EventID}] = id
+	}
+}
+
+// learn indexes the ids of reports linked to incident id, and of the further rules' matches
+// they hold.
 func (sh *shard) learn(id string, reports []event.Report) {
 	for _, r := range reports {
+		for _, m := range r.Rules {
+			sh.learnSignal(id, event.Change{SignalID: m.SignalID, RuleID: m.RuleID, EventID: m.EventID})
+		}
 		if r.SignalID != "" {
 			sh.bySignal[r.SignalID] = id
 		}

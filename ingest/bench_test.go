@@ -25,12 +25,16 @@ func (discard) Write(context.Context, event.Outputs) error { return nil }
 func BenchmarkIngest(b *testing.B) {
 	g := grid(b, 40)
 	const idTemplate = "bench-0000000000000000"
+	// A ticket with only text: the city's keywords decide its category (issue 12 item 3).
+	textOnly := ingesttest.Hotline("T-bench", g.Centroid, "")
+	textOnly.CategoryCode, textOnly.Content = "", "云栖路下穿隧道积水很深，已经没过小腿，好几辆车熄火了，请尽快派人排水"
 	cases := []struct {
 		name, topic, typ string
 		data             any
 	}{
 		{"sensor", event.TopicIngestSensor, event.TypeSensorReading, ingesttest.Sensor(g.Centroid, "")},
 		{"hotline", event.TopicIngestHotline, event.TypeHotlineTicket, ingesttest.Hotline("T-bench", g.Centroid, "")},
+		{"hotline-text", event.TopicIngestHotline, event.TypeHotlineTicket, textOnly},
 		{"video", event.TopicIngestVideo, event.TypeVideoDetection, ingesttest.Video(g.Centroid, "")},
 		{"video-gcj02", event.TopicIngestVideo, event.TypeVideoDetection, ingesttest.Video(city.WGS84ToGCJ02(g.Centroid), event.CoordGCJ02)},
 	}
@@ -61,6 +65,9 @@ func BenchmarkIngest(b *testing.B) {
 			}
 			if st := s.Stats().ByType[c.typ]; st.Rejected != 0 || st.Duplicates != 0 {
 				b.Fatalf("counts = %+v: the benchmark measured rejections or duplicates", st)
+			}
+			if c.name == "hotline-text" && s.Stats().Categories[event.CategoryByKeyword] == 0 {
+				b.Fatal("the text-only ticket was not classified by keyword")
 			}
 		})
 	}

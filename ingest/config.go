@@ -41,8 +41,9 @@ type Config struct {
 	MaxAge        time.Duration
 	// Now is the clock; tests inject a fixed one.
 	Now func() time.Time
-	// Registerer, if set, gets urbanbrain_ingest_events_total{type,outcome} and
-	// urbanbrain_ingest_rejected_total{reason}.
+	// Registerer, if set, gets urbanbrain_ingest_events_total{type,outcome},
+	// urbanbrain_ingest_rejected_total{reason}, urbanbrain_ingest_ticket_categories_total{by}
+	// and urbanbrain_ingest_ticket_category_unmatched_total{field}.
 	Registerer prometheus.Registerer
 }
 

@@ -19,6 +19,11 @@
 // it that way. A structured record is read in one strict pass (scan.go) that refuses what the
 // CloudEvents SDK's reader refused; FuzzEnvelopeMatchesSDK holds it to that reader.
 //
+// A 12345 ticket without a valid category code gets one from the city's words: its producer's
+// category text through the aliases of categories.yaml, else its text through the keywords
+// (category.go, city.Map.CategoryFor and Classify); the ticket records how (category_by), and
+// the metrics count it. Only those tickets pay for it.
+//
 // Replays are dropped by a bounded set of recently seen (type, id) pairs. That is a cost
 // saving, not the guarantee: every downstream stage is idempotent by event id.
 package ingest

@@ -364,7 +364,7 @@ func checkDataContentType(ct string) *RejectError {
 	case MediaJSON, "text/json":
 		return nil
 	}
-	return reject(ClassMediaType, "unsupported datacontenttype %q (want application/json)", clip(ct))
+	return reject(ClassMediaType, "unsupported datacontenttype %q (want application/json or text/json)", clip(ct))
 }
 
 func checkRFC3339(s string) *RejectError {

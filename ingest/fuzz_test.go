@@ -50,6 +50,10 @@ func FuzzHandleRecord(f *testing.F) {
 		{0, []byte(`{"specversion":"1.0","id":"x","source":"s","type":"city.sensor.reading","time":"` + rfc + `","data":{"device_id":"d","kind":"k","metrics":{"a":1e308},"lat":91,"lon":120}}`), false},
 		{2, []byte(`null`), false},
 		{0, nil, true},
+		// Tickets whose category ingest decides: a producer's text, keywords, a forged category_by.
+		{1, []byte(`{"ticket_id":"T-c1","request_type":"投诉","category":"城市管理/道路积水","content":"请处理","district_code":"990101"}`), false},
+		{1, []byte(`{"ticket_id":"T-c2","request_type":"求助","category_code":"99","category":"\u5176\u4ed6","content":"下穿隧道积水很深，车辆熄火","district_code":"990101"}`), false},
+		{1, []byte(`{"ticket_id":"T-c3","request_type":"投诉","category_by":"given","category_match":[1],"content":"楼下广场舞噪音太大","district_code":"990101"}`), false},
 	}
 	for _, sd := range seeds {
 		f.Add(sd.topic, sd.value, sd.binary, "bin-1", event.TypeSensorReading, "/gw/1", rfc, "application/json")

@@ -5,11 +5,11 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/urbanbrain/urbanbrain/city"
+	"github.com/urbanbrain/urbanbrain/city/citytest"
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/ingest"
 	"github.com/urbanbrain/urbanbrain/ingest/ingesttest"
@@ -18,16 +18,7 @@ import (
 // now is the fixed clock of every test: 08:30 in Shanghai.
 var now = time.Date(2025, 6, 1, 8, 30, 0, 0, time.FixedZone("CST", 8*3600))
 
-var demo = sync.OnceValues(city.LoadDemo)
-
-func demoMap(tb testing.TB) *city.Map {
-	tb.Helper()
-	m, err := demo()
-	if err != nil {
-		tb.Fatalf("load demo city: %v", err)
-	}
-	return m
-}
+func demoMap(tb testing.TB) *city.Map { return citytest.Demo(tb) }
 
 // grid returns the i-th grid of the demo city, cycling.
 func grid(tb testing.TB, i int) city.Grid {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -149,6 +150,10 @@ func TestHostileInputIsDeadLettered(t *testing.T) {
 				t.Fatalf("published %d records, want exactly one dead letter: %+v", len(got), got)
 			}
 			dl := decodeDeadLetter(t, got[0])
+			// Issue 12 item 7: a dead letter had a reason but no machine-readable code.
+			if !slices.Contains(ingestCodes, dl.Code) {
+				t.Errorf("dead letter code = %q, want one of %q", dl.Code, ingestCodes)
+			}
 			if !strings.Contains(dl.Reason, tt.phrase) {
 				t.Errorf("reason = %q, want it to contain %q", dl.Reason, tt.phrase)
 			}

@@ -34,7 +34,8 @@ const OriginHTTP = "http"
 //
 // A batch (application/cloudevents-batch+json): every item is handled on its own, and the
 // answer is {"accepted","duplicates","rejected","results":[{"index","id","status","code",
-// "reason"}]} with 200 when nothing was rejected, 422 when everything was, 207 when mixed.
+// "reason"}]} with 200 when nothing was rejected (the results are the answer; a single
+// event's 202 says only that it is queued), 422 when everything was, 207 when mixed.
 //
 // Every rejection is also dead-lettered (Topic "http"), so nothing is lost when a caller
 // ignores its answer. The answer comes once the broker has acknowledged the request's events
@@ -60,9 +61,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case mtErr == nil && (mt == MediaCloudEvent || mt == MediaJSON):
 	default:
 		in.value, _ = s.readBody(w, r, s.cfg.MaxEventBytes)
-		s.refuse(r.Context(), w, in, reject(ClassMediaType,
-			"unsupported Content-Type %q (want %s, %s, or %s with ce-* headers)",
-			clip(r.Header.Get("Content-Type")), MediaCloudEvent, MediaBatch, MediaJSON))
+		s.refuse(r.Context(), w, in, unsupportedContentType(r.Header.Get("Content-Type")))
 		return
 	}
 
@@ -88,6 +87,18 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Status string `json:"status"`
 		}{res.ID, res.Status})
 	}
+}
+
+// unsupportedContentType is the 415 of a request whose Content-Type ingest does not read: it
+// names every type that is accepted and what each carries, so the producer can pick one.
+func unsupportedContentType(ct string) *RejectError {
+	got := "no Content-Type"
+	if ct != "" {
+		got = fmt.Sprintf("unsupported Content-Type %q", clip(ct))
+	}
+	return reject(ClassMediaType, "%s: send one event as %s or %s (a structured CloudEvent; or binary mode: "+
+		"ce-* headers with the data as the body), or a batch as %s (a JSON array of structured CloudEvents)",
+		got, MediaCloudEvent, MediaJSON, MediaBatch)
 }
 
 // batchBody is the answer to a batch.

@@ -372,20 +372,7 @@ func TestMetricsRegistered(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			key := f.GetName()
-			for _, l := range m.GetLabel() {
-				key += "," + l.GetName() + "=" + l.GetValue()
-			}
-			got[key] = m.GetCounter().GetValue()
-		}
-	}
+	got := gather(t, reg)
 	for key, want := range map[string]float64{
 		"urbanbrain_ingest_events_total,outcome=accepted,type=city.sensor.reading":  1,
 		"urbanbrain_ingest_events_total,outcome=duplicate,type=city.sensor.reading": 1,

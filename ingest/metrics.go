@@ -39,8 +39,10 @@ func typeIndex(t string) int {
 // counters are plain atomics, read by Stats and by the Prometheus collector: one source of
 // truth, and no allocation on the hot path.
 type counters struct {
-	events   [len(metricTypes)][len(metricOutcomes)]atomic.Uint64
-	rejected [numClasses]atomic.Uint64
+	events     [len(metricTypes)][len(metricOutcomes)]atomic.Uint64
+	rejected   [numClasses]atomic.Uint64
+	categories [len(categoryBys)]atomic.Uint64
+	unmatched  [len(unmatchedFields)]atomic.Uint64
 }
 
 func (c *counters) accepted(typ string)  { c.events[typeIndex(typ)][0].Add(1) }
@@ -64,6 +66,13 @@ type Stats struct {
 	ByType map[string]Counts
 	// Rejected counts rejections by reason class (Class.String()).
 	Rejected map[string]uint64
+	// Categories counts accepted 12345 tickets by how their category was decided
+	// (event.CategoryBy…: given, mapped, keyword, default).
+	Categories map[string]uint64
+	// Unmatched counts accepted tickets whose producer named no category of the list, by
+	// what it sent: UnmatchedCategory (a text no alias matched), UnmatchedCategoryCode (a
+	// code not in the list).
+	Unmatched map[string]uint64
 }
 
 // Total sums ByType.
@@ -79,7 +88,14 @@ func (s Stats) Total() Counts {
 
 // Stats returns the counters so far.
 func (s *Service) Stats() Stats {
-	st := Stats{ByType: make(map[string]Counts, len(metricTypes)), Rejected: make(map[string]uint64)}
+	st := Stats{ByType: make(map[string]Counts, len(metricTypes)), Rejected: make(map[string]uint64),
+		Categories: make(map[string]uint64, len(categoryBys)), Unmatched: make(map[string]uint64, len(unmatchedFields))}
+	for i, by := range categoryBys {
+		st.Categories[by] = s.counts.categories[i].Load()
+	}
+	for i, f := range unmatchedFields {
+		st.Unmatched[f] = s.counts.unmatched[i].Load()
+	}
 	for i, typ := range metricTypes {
 		st.ByType[typ] = Counts{
 			Accepted:   s.counts.events[i][0].Load(),
@@ -100,6 +116,12 @@ var (
 	rejectedDesc = prometheus.NewDesc("urbanbrain_ingest_rejected_total",
 		"Inputs ingest rejected and dead-lettered, by reason class.",
 		[]string{"reason"}, nil)
+	categoriesDesc = prometheus.NewDesc("urbanbrain_ingest_ticket_categories_total",
+		"Accepted 12345 tickets by how their category was decided: given (a valid category_code), mapped (the producer's category text is an alias), keyword (the ticket's text), default (none: the generic category).",
+		[]string{"by"}, nil)
+	unmatchedDesc = prometheus.NewDesc("urbanbrain_ingest_ticket_category_unmatched_total",
+		"Accepted 12345 tickets whose producer named no category of the list, by field: category (a text no alias matched), category_code (a code not in the list).",
+		[]string{"field"}, nil)
 )
 
 // collector exposes counters to Prometheus.
@@ -108,6 +130,8 @@ type collector struct{ c *counters }
 func (col collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- eventsDesc
 	ch <- rejectedDesc
+	ch <- categoriesDesc
+	ch <- unmatchedDesc
 }
 
 func (col collector) Collect(ch chan<- prometheus.Metric) {
@@ -118,6 +142,12 @@ func (col collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for c := Class(1); c < numClasses; c++ {
 		send(ch, rejectedDesc, col.c.rejected[c].Load(), c.String())
+	}
+	for i, by := range categoryBys {
+		send(ch, categoriesDesc, col.c.categories[i].Load(), by)
+	}
+	for i, f := range unmatchedFields {
+		send(ch, unmatchedDesc, col.c.unmatched[i].Load(), f)
 	}
 }
 

@@ -39,15 +39,19 @@ const deadLetterKey = "unknown"
 
 // Service is the ingest stage. It is safe for concurrent use.
 type Service struct {
-	cfg    Config
-	areas  AreaResolver
-	sink   Sink
-	log    *zap.Logger
-	seen   *seenSet
-	counts counters
+	cfg        Config
+	areas      AreaResolver
+	categories Categorizer // nil: tickets keep the category they came with
+	sink       Sink
+	log        *zap.Logger
+	seen       *seenSet
+	counts     counters
 }
 
-// New builds the ingest stage. sink is where POST /api/v1/events writes.
+// New builds the ingest stage. sink is where POST /api/v1/events writes. An areas that is
+// also a Categorizer, as *city.Map is, decides the category of 12345 tickets that come
+// without a valid one (docs/events.md, "A ticket's category"); the city is one thing, and
+// every caller that resolves areas with it classifies tickets the same way.
 func New(cfg Config, areas AreaResolver, sink Sink, log *zap.Logger) (*Service, error) {
 	cfg.setDefaults()
 	err := cfg.Validate()
@@ -64,6 +68,7 @@ func New(cfg Config, areas AreaResolver, sink Sink, log *zap.Logger) (*Service, 
 		log = zap.NewNop()
 	}
 	s := &Service{cfg: cfg, areas: areas, sink: sink, log: log, seen: newSeenSet(cfg.DedupSize)}
+	s.categories, _ = areas.(Categorizer)
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(collector{&s.counts}); err != nil {
 			return nil, fmt.Errorf("ingest: register metrics: %w", err)
@@ -98,7 +103,7 @@ var ErrDuplicate = errors.New("ingest: duplicate event")
 // (the event then holds what could be read: id and type, perhaps). It counts nothing in
 // Stats. For replays and tools that run the pipeline in process without a broker.
 func (s *Service) Decode(r Record) (event.Event, error) {
-	return s.decode(recordInput(r), s.cfg.Now())
+	return s.decode(recordInput(r), s.cfg.Now(), nil)
 }
 
 // DeadLetter returns the dead letter HandleRecord would for a record Decode rejected with
@@ -127,7 +132,8 @@ type result struct {
 	Reason string `json:"reason,omitempty"`
 
 	rej *RejectError
-	typ string // the event type, for the counters
+	typ string      // the event type, for the counters
+	cat categorized // a ticket's category decision, for the counters
 }
 
 // ingest checks and locates one input. It returns the outcome for an HTTP answer and the
@@ -135,11 +141,12 @@ type result struct {
 // waits for the caller, which knows when the output is as good as written.
 func (s *Service) ingest(in input) (result, event.Output) {
 	now := s.cfg.Now()
-	ev, err := s.decode(in, now)
+	var cat categorized
+	ev, err := s.decode(in, now, &cat)
 	var rej *RejectError
 	switch {
 	case err == nil:
-		return result{ID: ev.ID, Status: OutcomeAccepted, typ: ev.Type},
+		return result{ID: ev.ID, Status: OutcomeAccepted, typ: ev.Type, cat: cat},
 			event.Output{Key: ev.Area.Key(), ID: ev.ID, Time: ev.Time, Data: ev}
 	case errors.Is(err, ErrDuplicate):
 		s.counts.duplicate(ev.Type)
@@ -159,6 +166,7 @@ func (s *Service) count(res result) {
 	switch res.Status {
 	case OutcomeAccepted:
 		s.counts.accepted(res.typ)
+		s.counts.categorized(res.cat)
 	case OutcomeRejected:
 		s.counts.reject(res.typ, res.rej.Class)
 	}
@@ -174,9 +182,10 @@ func (s *Service) forget(outs event.Outputs) {
 	}
 }
 
-// decode is Decode for any input: it builds the event and marks it seen.
-func (s *Service) decode(in input, now time.Time) (event.Event, error) {
-	ev, rej := s.build(in, now)
+// decode is Decode for any input: it builds the event and marks it seen. A ticket's
+// category decision goes to cat, if not nil.
+func (s *Service) decode(in input, now time.Time, cat *categorized) (event.Event, error) {
+	ev, rej := s.build(in, now, cat)
 	if rej != nil {
 		return ev, rej
 	}
@@ -200,7 +209,7 @@ func (s *Service) deadLetter(in input, rej *RejectError, now time.Time) event.Ou
 	s.log.Debug("ingest: dead-lettered", zap.String("origin", in.origin), zap.String("key", in.key),
 		zap.String("class", rej.Class.String()), zap.String("reason", rej.Reason))
 	return event.Output{Key: key, ID: deadLetterID(in), Time: now.UTC(), Data: event.DeadLetter{
-		Reason: reason, Topic: in.origin, Key: in.key, Headers: in.headers, Original: orig, At: now.UTC(),
+		Code: rej.Class.String(), Reason: reason, Topic: in.origin, Key: in.key, Headers: in.headers, Original: orig, At: now.UTC(),
 	}}
 }
 
@@ -217,7 +226,7 @@ func deadLetterID(in input) string {
 }
 
 // build turns an input into a validated, located event.
-func (s *Service) build(in input, now time.Time) (event.Event, *RejectError) {
+func (s *Service) build(in input, now time.Time, cat *categorized) (event.Event, *RejectError) {
 	env, rej := s.readEnvelope(in)
 	ev := event.Event{ID: env.id, Type: env.typ, Source: env.source, Received: now.UTC()}
 	if rej != nil {
@@ -245,6 +254,10 @@ func (s *Service) build(in input, now time.Time) (event.Event, *RejectError) {
 		}
 		if rej := checkHotline(r); rej != nil {
 			return ev, rej
+		}
+		// Decided once the ticket's own fields are valid; counted only if it is accepted.
+		if c := s.categorize(r); cat != nil {
+			*cat = c
 		}
 		if !r.ReceivedAt.IsZero() {
 			r.ReceivedAt = r.ReceivedAt.UTC()

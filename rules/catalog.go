@@ -15,6 +15,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/urbanbrain/urbanbrain/event"
+
+	"github.com/aymanbagabas/go-udiff"
 )
 
 // Rules as data. Every change of a rule — created, updated, enabled, disabled, deleted — is a
@@ -588,108 +590,8 @@ func fieldsOf(v RuleVersion) map[string]string {
 	return out
 }
 
-// unifiedDiff renders a line diff of a and b with three lines of context. Rules are short,
-// so a plain longest-common-subsequence table is fine; past maxDiffLines it gives up and
-// shows both whole.
+// unifiedDiff is a unified line diff of a and b with three lines of context (go-udiff), or ""
+// when they are equal.
 func unifiedDiff(nameA, nameB, a, b string) string {
-	const maxDiffLines = 2000
-	la, lb := splitLines(a), splitLines(b)
-	if slices.Equal(la, lb) {
-		return ""
-	}
-	var out strings.Builder
-	fmt.Fprintf(&out, "--- %s\n+++ %s\n", nameA, nameB)
-	if len(la) > maxDiffLines || len(lb) > maxDiffLines {
-		for _, l := range la {
-			out.WriteString("-" + l + "\n")
-		}
-		for _, l := range lb {
-			out.WriteString("+" + l + "\n")
-		}
-		return out.String()
-	}
-	// lcs[i][j] is the LCS length of la[i:] and lb[j:].
-	lcs := make([][]int, len(la)+1)
-	for i := range lcs {
-		lcs[i] = make([]int, len(lb)+1)
-	}
-	for i := len(la) - 1; i >= 0; i-- {
-		for j := len(lb) - 1; j >= 0; j-- {
-			if la[i] == lb[j] {
-				lcs[i][j] = lcs[i+1][j+1] + 1
-			} else {
-				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
-			}
-		}
-	}
-	type line struct {
-		op   byte // ' ', '-', '+'
-		text string
-		ai   int // line number in a (1-based) of this or the next a line
-		bi   int
-	}
-	var lines []line
-	i, j := 0, 0
-	for i < len(la) || j < len(lb) {
-		switch {
-		case i < len(la) && j < len(lb) && la[i] == lb[j]:
-			lines = append(lines, line{' ', la[i], i + 1, j + 1})
-			i, j = i+1, j+1
-		case j < len(lb) && (i == len(la) || lcs[i][j+1] >= lcs[i+1][j]):
-			lines = append(lines, line{'+', lb[j], i + 1, j + 1})
-			j++
-		default:
-			lines = append(lines, line{'-', la[i], i + 1, j + 1})
-			i++
-		}
-	}
-	const ctx = 3
-	for k := 0; k < len(lines); {
-		if lines[k].op == ' ' {
-			k++
-			continue
-		}
-		start := max(0, k-ctx)
-		end := k
-		for end < len(lines) {
-			if lines[end].op != ' ' {
-				end++
-				continue
-			}
-			run := end
-			for run < len(lines) && lines[run].op == ' ' {
-				run++
-			}
-			if run-end > 2*ctx || run == len(lines) {
-				end = min(end+ctx, len(lines))
-				break
-			}
-			end = run
-		}
-		var na, nb int
-		for _, l := range lines[start:end] {
-			if l.op != '+' {
-				na++
-			}
-			if l.op != '-' {
-				nb++
-			}
-		}
-		fmt.Fprintf(&out, "@@ -%d,%d +%d,%d @@\n", lines[start].ai, na, lines[start].bi, nb)
-		for _, l := range lines[start:end] {
-			out.WriteByte(l.op)
-			out.WriteString(l.text)
-			out.WriteByte('\n')
-		}
-		k = end
-	}
-	return out.String()
-}
-
-func splitLines(s string) []string {
-	s = strings.TrimSuffix(s, "\n")
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, "\n")
+	return udiff.Unified(nameA, nameB, a, b)
 }

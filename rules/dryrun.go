@@ -56,6 +56,8 @@ type Condition struct {
 	Error    string       `json:"error,omitempty"`
 	Operands []Operand    `json:"operands,omitempty"`
 	Parts    []*Condition `json:"parts,omitempty"`
+
+	cmp string // a comparison's operator
 }
 
 // Operand is one side of a comparison.
@@ -301,6 +303,7 @@ func (ex *explainer) node(typ string, n ast.Node, env any, text string, budget *
 			}
 			return c
 		case "==", "!=", "<", ">", "<=", ">=", "in", "contains", "startsWith", "endsWith", "matches":
+			c.cmp = x.Operator
 			for _, side := range []ast.Node{x.Left, x.Right} {
 				s := side.String()
 				c.Operands = append(c.Operands, Operand{Expr: s, Value: ex.eval(typ, s, env)})

@@ -194,6 +194,7 @@ type loaded struct {
 	c     *counters
 	// needMinMax: a sliding window whose having or raise reads min or max, which needs a scan.
 	needMinMax bool
+	explain    *liveExplainer // why it matched, computed for a match only
 }
 
 // New builds an engine over rules made by Load or Parse.
@@ -255,7 +256,7 @@ func (e *Engine) SetRules(rules []Rule) error {
 			c.quarantined.Store(false)
 			c.reason.Store(nil)
 		}
-		l := &loaded{rule: &r, order: len(set.rules), kind: r.Kind(), c: c}
+		l := &loaded{rule: &r, order: len(set.rules), kind: r.Kind(), c: c, explain: newLiveExplainer(&r)}
 		if r.Window != nil && r.Window.Kind == Sliding {
 			_, a := findIdent(r.Window.Having, "min")
 			_, b := findIdent(r.Window.Having, "max")
@@ -395,6 +396,7 @@ func (e *Engine) HandleEvent(_ context.Context, in event.Event) (event.Outputs, 
 			e.recordFailure(l, ev, err)
 			continue
 		}
+		sig.Explanation = l.explain.explain(ev.Type, env)
 		outs = e.output(set, outs, &sig)
 	}
 	s.stateful = stateful
@@ -545,6 +547,7 @@ func (e *Engine) Evaluate(in event.Event) ([]event.Signal, []error) {
 			id := l.rule.ID + ":" + ev.ID
 			var sig event.Signal
 			if sig, err = build(s, l.rule, p, env, ev, id, id, ev.Time); err == nil {
+				sig.Explanation = l.explain.explain(ev.Type, env)
 				sigs = append(sigs, sig)
 			}
 		}

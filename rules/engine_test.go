@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -239,7 +240,7 @@ func TestFunctions(t *testing.T) {
 		{`contains_any("楼道里有异味", "燃气", "煤气")`, false},
 		{`contains_any("楼道里有异味", "")`, false},
 		{`contains_any("楼道里有异味")`, false},
-		{`abs(distance_m(location.lat, location.lon, 30.245, 120.173) - 960.6) < 1`, true},
+		{`abs(distance_m(location.lat, location.lon, 30.245, 120.173) - 961.7) < 1`, true}, // haversine on orb.EarthRadius
 		{`distance_m(30, 120, 30, 120) == 0`, true},
 		{`location.known && area.grid_name == "第三网格"`, true},
 		{`len(split("a,b,c", ",")) == 3 && upper("x") == "X"`, true},
@@ -301,5 +302,51 @@ func TestConcurrentHandleEvent(t *testing.T) {
 	wg.Wait()
 	if n := len(rec.Signals(t)); n != 200 {
 		t.Errorf("returned %d, want 200", n)
+	}
+}
+
+// Issue 12: a signal says why its rule matched — each comparison with the value its sides
+// had — so the incident can explain itself; a rule that does not match costs no explanation.
+func TestExplainSignal(t *testing.T) {
+	t.Parallel()
+	rs, err := rules.Parse("x.yaml", []byte(`
+id: level
+name: level
+version: 3
+types: [city.sensor.reading]
+when: sensor.kind == "water_level" && (sensor.metrics["level_cm"] > 80 || sensor.status == "alarm")
+raise: {category: "0104", severity: orange, title: t, correlation_key: k}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := rules.New(rules.Config{}, rs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := event.Event{ID: "e1", Type: event.TypeSensorReading, Time: time.Unix(1e9, 0).UTC(), Area: event.Area{Street: "s"},
+		Sensor: &event.SensorReading{DeviceID: "d", Kind: "water_level", Metrics: map[string]float64{"level_cm": 112}, Status: "ok"}}
+	outs, _ := eng.HandleEvent(t.Context(), ev)
+	if len(outs) != 1 {
+		t.Fatalf("%d signals, want 1", len(outs))
+	}
+	sig := outs[0].Data.(event.Signal)
+	x := sig.Explanation
+	if x == nil || sig.RuleVersion != 3 || x.Condition != rs[0].When || len(x.Terms) != 3 {
+		t.Fatalf("signal v%d explained %+v, want 3 terms of the condition", sig.RuleVersion, x)
+	}
+	want := []event.Term{
+		{Expr: `sensor.kind == "water_level"`, Text: `sensor.kind "water_level" == "water_level"`, Holds: true,
+			Left: event.Operand{Expr: "sensor.kind", Value: `"water_level"`}, Right: event.Operand{Expr: `"water_level"`, Value: `"water_level"`}},
+		{Expr: "sensor.metrics.level_cm > 80", Text: "sensor.metrics.level_cm 112 > 80", Holds: true,
+			Left: event.Operand{Expr: "sensor.metrics.level_cm", Value: "112"}, Right: event.Operand{Expr: "80", Value: "80"}},
+		{Expr: `sensor.status == "alarm"`, Text: `sensor.status "ok" == "alarm"`,
+			Left: event.Operand{Expr: "sensor.status", Value: `"ok"`}, Right: event.Operand{Expr: `"alarm"`, Value: `"alarm"`}},
+	}
+	if !reflect.DeepEqual(x.Terms, want) {
+		t.Errorf("terms\n got %+v\nwant %+v", x.Terms, want)
+	}
+	if sigs, _ := eng.Evaluate(ev); len(sigs) != 1 || sigs[0].Explanation == nil {
+		t.Errorf("Evaluate gave %+v, want the signal explained", sigs)
 	}
 }

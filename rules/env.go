@@ -104,6 +104,7 @@ type Hotline struct {
 	Channel      string `expr:"channel"`
 	RequestType  string `expr:"request_type"` // 咨询/求助/投诉/举报/建议
 	CategoryCode string `expr:"category_code"`
+	CategoryBy   string `expr:"category_by"` // how ingest decided the code: given, mapped, keyword, default
 	Content      string `expr:"content"`
 	Address      string `expr:"address"`
 	Urgency      string `expr:"urgency"` // normal, urgent, emergency
@@ -253,6 +254,7 @@ func (s *scratch) env(ev *event.Event) (any, error) {
 			Channel:      h.Channel,
 			RequestType:  h.RequestType,
 			CategoryCode: h.CategoryCode,
+			CategoryBy:   h.CategoryBy,
 			Content:      auth.MaskText(h.Content),
 			Address:      auth.MaskText(h.Address),
 			Urgency:      h.Urgency,

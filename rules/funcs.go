@@ -1,11 +1,12 @@
 package rules
 
 import (
-	"math"
 	"strings"
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/paulmach/orb"
+	"github.com/paulmach/orb/geo"
 )
 
 // Beijing is the city's wall-clock zone (Asia/Shanghai, UTC+8 without daylight saving). A fixed
@@ -117,9 +118,6 @@ func timeArg(fn string, params []any) (time.Time, error) {
 	return t, nil
 }
 
-// earthRadiusM is the mean Earth radius (IUGG), good to about 0.5% for haversine distances.
-const earthRadiusM = 6371008.8
-
 func distanceM(params ...any) (any, error) {
 	if len(params) != 4 {
 		return nil, publicErrorf("distance_m: want 4 arguments, got %d", len(params))
@@ -132,11 +130,7 @@ func distanceM(params ...any) (any, error) {
 		}
 		v[i] = f
 	}
-	lat1, lon1, lat2, lon2 := v[0]*math.Pi/180, v[1]*math.Pi/180, v[2]*math.Pi/180, v[3]*math.Pi/180
-	sinLat := math.Sin((lat2 - lat1) / 2)
-	sinLon := math.Sin((lon2 - lon1) / 2)
-	h := sinLat*sinLat + math.Cos(lat1)*math.Cos(lat2)*sinLon*sinLon
-	return 2 * earthRadiusM * math.Asin(math.Sqrt(math.Min(1, h))), nil
+	return geo.DistanceHaversine(orb.Point{v[1], v[0]}, orb.Point{v[3], v[2]}), nil
 }
 
 func toFloat(v any) (float64, bool) {

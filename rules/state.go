@@ -880,6 +880,9 @@ func (e *Engine) emitWindow(st *street, l *loaded, ks *keyState, ev *event.Event
 	}
 	if clear {
 		sig.Clear, sig.Shadow = true, true
+	} else {
+		sig.Explanation = l.explain.explain(ev.Type, env)
+		explainState(sig.Explanation, l, ks, at, w)
 	}
 	st.outbox = append(st.outbox, sig)
 	return true

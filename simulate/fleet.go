@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/paulmach/orb"
+	"github.com/paulmach/orb/geo"
 	"github.com/paulmach/orb/planar"
 
 	"github.com/urbanbrain/urbanbrain/city"
@@ -66,11 +67,8 @@ func pointIn(rng *rand.Rand, g city.Grid) event.Point {
 
 // near returns a point within about r metres of p.
 func near(rng *rand.Rand, p event.Point, r float64) event.Point {
-	d := r * math.Sqrt(rng.Float64())
-	a := rng.Float64() * 2 * math.Pi
-	dLat := d * math.Sin(a) / 111320
-	dLon := d * math.Cos(a) / (111320 * math.Cos(p.Lat*math.Pi/180))
-	return event.Point{Lon: round7(p.Lon + dLon), Lat: round7(p.Lat + dLat)}
+	q := geo.PointAtBearingAndDistance(orb.Point{p.Lon, p.Lat}, rng.Float64()*360, r*math.Sqrt(rng.Float64()))
+	return event.Point{Lon: round7(q[0]), Lat: round7(q[1])}
 }
 
 func round7(v float64) float64 { return math.Round(v*1e7) / 1e7 }

@@ -15,25 +15,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/urbanbrain/urbanbrain/city"
+	"github.com/urbanbrain/urbanbrain/city/citytest"
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/simulate"
 	"github.com/urbanbrain/urbanbrain/simulate/simulatetest"
 )
 
-var (
-	demoOnce sync.Once
-	demoMap  *city.Map
-	demoErr  error
-)
-
-func demo(t testing.TB) *city.Map {
-	t.Helper()
-	demoOnce.Do(func() { demoMap, demoErr = city.LoadDemo() })
-	if demoErr != nil {
-		t.Fatal(demoErr)
-	}
-	return demoMap
-}
+func demo(t testing.TB) *city.Map { return citytest.Demo(t) }
 
 // decoded is one record read back the way ingest would read it.
 type decoded struct {

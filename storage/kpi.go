@@ -96,21 +96,12 @@ type OpenIncidents struct {
 // time the incident reached From (its creation when From is empty) to the first time it reached
 // To; an incident that has not reached To yet does not count in the stage.
 var Stages = []Stage{
-	{Name: StageDispatch, To: event.StatusDispatched},                         // 派遣: time to dispatch
-	{Name: StageSign, From: event.StatusDispatched, To: event.StatusAccepted}, // 签收: time to sign for
-	{Name: StageHandle, From: event.StatusAccepted, To: event.StatusResolved}, // 处置
-	{Name: StageVerify, From: event.StatusResolved, To: event.StatusClosed},   // 核查/结案
-	{Name: StageResolve, To: event.StatusResolved},                            // time to resolve, end to end
+	{Name: event.StageDispatch, To: event.StatusDispatched},                            // 派遣: time to dispatch
+	{Name: event.StageSignFor, From: event.StatusDispatched, To: event.StatusAccepted}, // 签收: time to sign for
+	{Name: event.StageHandle, From: event.StatusAccepted, To: event.StatusResolved},    // 处置
+	{Name: event.StageVerify, From: event.StatusResolved, To: event.StatusClosed},      // 核查/结案
+	{Name: event.StageResolve, To: event.StatusResolved},                               // time to resolve, end to end
 }
-
-// Stage names.
-const (
-	StageDispatch = "dispatch"
-	StageSign     = "sign"
-	StageHandle   = "handle"
-	StageVerify   = "verify"
-	StageResolve  = "resolve"
-)
 
 // Stage is one measured span of the loop.
 type Stage struct {

@@ -26,7 +26,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	root := &ffcli.Command{
 		Name:       "urbanbrain",
-		ShortUsage: "urbanbrain <serve|token|simulate|bench|rules> [flags]",
+		ShortUsage: "urbanbrain <serve|token|user|simulate|bench|rules> [flags]",
 		ShortHelp:  "city command-centre backend",
 		Subcommands: []*ffcli.Command{
 			serveCommand(stdout, stderr),
@@ -34,6 +34,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			simulateCommand(stderr),
 			benchCommand(stdout, stderr),
 			rulesCommand(os.Stdin, stdout, stderr),
+			userCommand(os.Stdin, stdout),
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}

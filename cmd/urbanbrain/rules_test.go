@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/urbanbrain/urbanbrain/city"
+	"github.com/urbanbrain/urbanbrain/city/citytest"
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/rules/replay"
 )
@@ -17,10 +17,7 @@ import (
 // and the rejected lines.
 func TestRulesReplayCommand(t *testing.T) {
 	dir := t.TempDir()
-	m, err := city.LoadDemo()
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := citytest.Demo(t)
 	var points []event.Point
 	for _, g := range m.Grids() {
 		points = append(points, g.Centroid)

@@ -12,16 +12,19 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/urbanbrain/urbanbrain/app"
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/city"
+	"github.com/urbanbrain/urbanbrain/simulate/people"
 )
 
 func serveCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs := flag.NewFlagSet("urbanbrain serve", flag.ContinueOnError)
 	var cfg app.Config
 	cfg.RegisterFlags(fs)
+	pace := fs.Float64("demo-pace", people.DefaultPace, "with --demo, simulated grid workers, operators and 12345 call-backs work the incidents through the API at this many times human speed (60: a minute of theirs is a second); 0: no simulated people")
 	fs.String("config", "", "YAML configuration file (keys are the flag names)")
 	return &ffcli.Command{
 		Name:       "serve",
@@ -35,14 +38,24 @@ func serveCommand(stdout, stderr io.Writer) *ffcli.Command {
 				return err
 			}
 			defer func() { _ = log.Sync() }()
+			if *pace < 0 || *pace > 3600 {
+				return fmt.Errorf("--demo-pace %v: want 0 (off) up to 3600", *pace)
+			}
 			a, err := app.New(cfg, log)
 			if err != nil {
 				return err
 			}
+			g, gctx := errgroup.WithContext(ctx)
+			g.Go(func() error { return a.Run(gctx) })
 			if cfg.Demo {
-				go printDemo(ctx, a, cfg, stdout)
+				g.Go(func() error { printDemo(gctx, a, cfg, *pace, stdout); return nil })
 			}
-			return a.Run(ctx)
+			if cfg.Demo && *pace > 0 {
+				g.Go(func() error {
+					return demoPeople(gctx, a, people.Config{Pace: *pace}, log.Named("people"))
+				})
+			}
+			return g.Wait()
 		},
 	}
 }
@@ -52,7 +65,7 @@ func serveCommand(stdout, stderr io.Writer) *ffcli.Command {
 const demoTokenTTL = 4 * time.Hour
 
 // printDemo waits until the server is ready, then prints tokens and links for a newcomer.
-func printDemo(ctx context.Context, a *app.App, cfg app.Config, w io.Writer) {
+func printDemo(ctx context.Context, a *app.App, cfg app.Config, pace float64, w io.Writer) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for !a.Ready() {
@@ -105,7 +118,12 @@ func printDemo(ctx context.Context, a *app.App, cfg app.Config, w io.Writer) {
 	fmt.Fprintf(&b, "\nTry:\n  curl -H 'Authorization: Bearer %s' '%s/api/v1/incidents?limit=5'\n", operatorToken, base)
 	fmt.Fprintf(&b, "  websocket: %s/ws/cockpit?access_token=%s\n", wsBase, operatorToken)
 	fmt.Fprintf(&b, "  worker's tasks: %s/ws/worker?access_token=%s\n", wsBase, workerToken)
-	fmt.Fprintf(&b, "  metrics:   %s/metrics   health: %s/readyz\n\n", base, base)
+	fmt.Fprintf(&b, "  metrics:   %s/metrics   health: %s/readyz\n", base, base)
+	if pace > 0 {
+		fmt.Fprintf(&b, "\nSimulated people work the incidents through the API at %g× human speed: grid workers sign for,\n"+
+			"handle and resolve them, the operator triages, verifies and closes, 12345 calls back (--demo-pace 0: off).\n", pace)
+	}
+	fmt.Fprintln(&b)
 	fmt.Fprint(w, b.String())
 }
 

@@ -15,7 +15,7 @@
     new: '待派遣', dispatched: '已派遣', accepted: '已签收', in_progress: '处置中', resolved: '已反馈',
     verified: '已核查', returned: '已退单', closed: '已结案', cancelled: '误报', merged: '已并单',
   };
-  const STAGES = [['dispatch', '派遣'], ['sign', '签收'], ['resolve', '处置'], ['verify', '核查']];
+  const STAGES = [['dispatch', '派遣'], ['sign_for', '签收'], ['handle', '处置'], ['verify', '核查']];
   const CLOCK_STAGE = { sign_for: '签收', handle: '处置', verify: '核查' };
   const SOURCES = [['sensor', '物联感知', '#37d0ff'], ['hotline', '12345', '#ffb020'], ['video', '视频', '#b07bff']];
   const FILTER_KEYS = ['district', 'street', 'category', 'severity'];
@@ -58,7 +58,9 @@
 
   function connect() {
     st.reconnectTimer = 0;
-    const q = new URLSearchParams({ access_token: token, kpi: '1', coordsys });
+    // With a signed-in session the handshake carries the cookie, and no token goes in the URL.
+    const q = new URLSearchParams({ kpi: '1', coordsys });
+    if (token) q.set('access_token', token);
     if (!st.grids) q.set('map', '1');
     for (const k in filter) q.set(k, filter[k]);
     if (st.epoch) {
@@ -123,11 +125,11 @@
 
   // A websocket handshake that fails says nothing of why; the API does.
   function checkToken() {
-    if (!token) return;
-    fetch('/api/v1/incidents?limit=1', { headers: { Authorization: 'Bearer ' + token } })
+    const headers = token ? { Authorization: 'Bearer ' + token } : {};
+    fetch('/api/v1/incidents?limit=1', { headers, credentials: 'same-origin' })
       .then((r) => {
-        if (r.status === 401) fatal('访问令牌无效或已过期，请使用新的驾驶舱链接打开本页。');
-        else if (r.status === 403) fatal('该令牌的角色无权查看驾驶舱。');
+        if (r.status === 401) fatal(token ? '访问令牌无效或已过期，请使用新的驾驶舱链接打开本页。' : '登录已失效，请重新登录。');
+        else if (r.status === 403) fatal('该账号的角色无权查看驾驶舱。');
       })
       .catch(() => {});
   }
@@ -220,9 +222,12 @@
     el.textContent = '';
     const p = document.createElement('div');
     p.textContent = text;
+    const login = document.createElement('a');
+    login.href = '/login?next=' + encodeURIComponent(location.pathname + location.hash);
+    login.textContent = '登录';
     const hint = document.createElement('code');
-    hint.textContent = '驾驶舱链接形如 http://<服务器>/#token=<令牌>（urbanbrain serve --demo 启动时打印）';
-    el.append(p, hint);
+    hint.textContent = '或使用驾驶舱链接 http://<服务器>/#token=<令牌>（urbanbrain serve --demo 启动时打印）';
+    el.append(p, login, hint);
   }
 
   // ---- rendering ----
@@ -584,12 +589,15 @@
     renderList(); // the SLA countdowns move every second
   }
 
+  let session = null; // GET /api/v1/session of a signed-in user (no token in the link)
+
   function describeScope() {
     let text = '全市';
     try {
-      const claims = JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+      const claims = session || JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
       if (claims.district) text = `辖区 ${claims.district}`;
-      if (claims.grids) text = `网格 ${claims.grids.length} 个`;
+      if (claims.grids && claims.grids.length) text = `网格 ${claims.grids.length} 个`;
+      if (session) text = `${session.subject} · ${text}`;
     } catch (e) { /* not a readable token: the server will say */ }
     const parts = Object.entries(filter).map(([k, v]) => `${{ district: '区', street: '街道', category: '类别', severity: '等级' }[k]} ${v}`);
     $('scope').textContent = [text, ...parts].join(' · ');
@@ -602,9 +610,21 @@
   drawChart();
   setInterval(tick, 1000);
   tick();
-  if (!token) {
-    fatal('缺少访问令牌。');
+  if (token) {
+    connect();
     return;
   }
-  connect();
+  // No token in the link: a signed-in session, or the sign-in page.
+  fetch('/api/v1/session', { credentials: 'same-origin' })
+    .then((r) => (r.ok ? r.json() : null))
+    .then((s) => {
+      if (!s) {
+        fatal('尚未登录。');
+        return;
+      }
+      session = s;
+      describeScope();
+      connect();
+    })
+    .catch(() => fatal('无法连接服务器。'));
 })();

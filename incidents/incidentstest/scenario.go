@@ -13,6 +13,7 @@ import (
 	"github.com/urbanbrain/urbanbrain/dispatch"
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/incidents"
+	"github.com/urbanbrain/urbanbrain/rules"
 )
 
 // Scenario is a scripted, time-driven test of the work-order loop in the style of
@@ -53,6 +54,9 @@ type Options struct {
 	Roster   dispatch.Roster     // the responsibility map
 	Dispatch dispatch.Config     // Now is set by the scenario
 	NewID    func(string) string // default INC-<street>-0001, -0002, ...
+	// Engine, if set, runs the rules in the loop: Send pushes events through it, and every
+	// tick runs its clock (see DemoEngine).
+	Engine *rules.Engine
 }
 
 // Tuesday10 is the default start: a working morning, day shifts on duty.
@@ -123,6 +127,13 @@ func (s *Scenario) At(d time.Duration) *Scenario {
 
 func (s *Scenario) tick() {
 	s.T.Helper()
+	if e := s.opts.Engine; e != nil {
+		out, err := e.Tick(s.T.Context(), s.Clock.Now())
+		if err != nil {
+			s.T.Fatalf("at %s rules tick: %v", s.Now(), err)
+		}
+		s.Bus.Write(s.T, out)
+	}
 	s.Bus.Write(s.T, s.Svc.Tick(s.Clock.Now()))
 	s.Pump()
 }
@@ -139,6 +150,8 @@ func (s *Scenario) Pump() {
 			err error
 		)
 		switch r.Topic {
+		case event.TopicSignals:
+			out, err = s.Svc.HandleSignal(ctx, Decode[event.Signal](s.T, r, event.TypeSignal))
 		case event.TopicCommands:
 			out, err = s.Svc.HandleCommand(ctx, Decode[event.Command](s.T, r, event.TypeCommand))
 		case event.TopicIncidents:

@@ -8,32 +8,19 @@ import (
 	"flag"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/expr-lang/expr"
 
 	"github.com/urbanbrain/urbanbrain/city"
+	"github.com/urbanbrain/urbanbrain/city/citytest"
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/rules"
 	"github.com/urbanbrain/urbanbrain/rules/replay"
 )
 
-var (
-	demoOnce sync.Once
-	demoMap  *city.Map
-	demoErr  error
-)
-
-func demo(t testing.TB) *city.Map {
-	t.Helper()
-	demoOnce.Do(func() { demoMap, demoErr = city.LoadDemo() })
-	if demoErr != nil {
-		t.Fatal(demoErr)
-	}
-	return demoMap
-}
+func demo(t testing.TB) *city.Map { return citytest.Demo(t) }
 
 func centroids(m *city.Map) []event.Point {
 	var ps []event.Point

@@ -131,7 +131,7 @@ func (s *Store) GetIncident(ctx context.Context, id string) (storage.IncidentDet
 	}
 
 	rows, err = s.conn.Query(ctx, `SELECT id, incident_id, worker_id, worker_name, grid, agency, agency_name,
-		reason, at_ms FROM dispatches FINAL `+s.keyCond()+` incident_id = ? ORDER BY at_ms, id`, id)
+		reason, at_ms, level FROM dispatches FINAL `+s.keyCond()+` incident_id = ? ORDER BY at_ms, id`, id)
 	if err != nil {
 		return d, fmt.Errorf("clickhouse: get incident %s dispatches: %w", id, err)
 	}
@@ -144,7 +144,7 @@ func (s *Store) GetIncident(ctx context.Context, id string) (storage.IncidentDet
 			at int64
 		)
 		if err := rows.Scan(&dp.ID, &dp.IncidentID, &a.WorkerID, &a.WorkerName, &a.Grid, &a.Agency,
-			&a.AgencyName, &dp.Reason, &at); err != nil {
+			&a.AgencyName, &dp.Reason, &at, &dp.Level); err != nil {
 			return d, fmt.Errorf("clickhouse: get incident %s dispatches: %w", id, err)
 		}
 		dp.At = canon.FromMillis(at)

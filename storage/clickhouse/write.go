@@ -24,7 +24,7 @@ const (
 	actor_subject, actor_role, reason, note, command_id, signal_id, at_ms, doc)`
 	insertReports    = `INSERT INTO incident_reports (incident_id, event_id, event_type)`
 	insertDispatches = `INSERT INTO dispatches (id, incident_id, worker_id, worker_name, grid, agency,
-	agency_name, reason, at_ms)`
+	agency_name, reason, at_ms, level)`
 )
 
 // HandleEvent stores one event; see HandleEvents.
@@ -167,7 +167,7 @@ func (s *Store) HandleDispatches(ctx context.Context, ds []event.Dispatch) error
 		}
 		a := d.Assignment
 		rows = append(rows, []any{d.ID, d.IncidentID, a.WorkerID, a.WorkerName, a.Grid, a.Agency,
-			a.AgencyName, d.Reason, canon.Millis(d.At)})
+			a.AgencyName, d.Reason, canon.Millis(d.At), d.Level})
 		index = append(index, i)
 	}
 	rejected, err := s.isolate(ctx, len(rows), func(ctx context.Context, sel []int) error {

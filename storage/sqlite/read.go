@@ -139,7 +139,7 @@ func loadDetail(ctx context.Context, tx *sql.Tx, id string, d *storage.IncidentD
 	}
 
 	rows, err = tx.QueryContext(ctx, `SELECT id, incident_id, worker_id, worker_name, grid, agency,
-		agency_name, reason, at_ms FROM dispatches WHERE incident_id = ? ORDER BY at_ms, id`, id)
+		agency_name, reason, at_ms, level FROM dispatches WHERE incident_id = ? ORDER BY at_ms, id`, id)
 	if err != nil {
 		return err
 	}
@@ -152,7 +152,7 @@ func loadDetail(ctx context.Context, tx *sql.Tx, id string, d *storage.IncidentD
 			at int64
 		)
 		if err := rows.Scan(&dp.ID, &dp.IncidentID, &a.WorkerID, &a.WorkerName, &a.Grid, &a.Agency,
-			&a.AgencyName, &dp.Reason, &at); err != nil {
+			&a.AgencyName, &dp.Reason, &at, &dp.Level); err != nil {
 			return err
 		}
 		dp.At = canon.FromMillis(at)

@@ -48,8 +48,8 @@ const (
 	VALUES (?, ?, ?)`
 
 	insertDispatchSQL = `INSERT OR IGNORE INTO dispatches
-	(id, incident_id, worker_id, worker_name, grid, agency, agency_name, reason, at_ms)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	(id, incident_id, worker_id, worker_name, grid, agency, agency_name, reason, at_ms, level)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 )
 
 // writeStmts are prepared once on the write connection; transactions reuse them through
@@ -243,7 +243,7 @@ func (s *Store) storeDispatch(ctx context.Context, st *sql.Stmt, d event.Dispatc
 	}
 	a := d.Assignment
 	if _, err := st.ExecContext(ctx, d.ID, d.IncidentID, a.WorkerID, a.WorkerName,
-		a.Grid, a.Agency, a.AgencyName, d.Reason, canon.Millis(d.At)); err != nil {
+		a.Grid, a.Agency, a.AgencyName, d.Reason, canon.Millis(d.At), d.Level); err != nil {
 		return fmt.Errorf("sqlite: store dispatch %s: %w", d.ID, err)
 	}
 	return nil

@@ -155,6 +155,7 @@ func testDispatchBatches(t *testing.T, open func(t *testing.T) Store) {
 	must(t, s.HandleIncidentChanges(ctx, spec.changelog()))
 	d3 := dispatchFor(spec, 3, "w1", spec.created.Add(2*time.Minute))
 	d5 := dispatchFor(spec, 5, "w2", spec.created.Add(5*time.Minute))
+	d5.Level = event.LevelStreet // issue 12 item 7: the detail's dispatches[].level was missing
 	bad := event.Dispatch{ID: "no-incident"}
 	must(t, s.HandleDispatches(ctx, []event.Dispatch{d5, bad, d3, d5}))
 	must(t, s.HandleDispatches(ctx, []event.Dispatch{d3}))

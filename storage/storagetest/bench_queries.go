@@ -82,7 +82,7 @@ func BenchmarkQueries(b *testing.B, open func(b *testing.B) Store) {
 	ctx := b.Context()
 	day := storage.KPIFilter{Since: at(6 * 24 * time.Hour), Until: at(7 * 24 * time.Hour)}
 	hour := storage.KPIFilter{Since: at(7*24*time.Hour - time.Hour), Until: at(7 * 24 * time.Hour)}
-	limits := storage.StageLimits{storage.StageSign: {event.SeverityRed: 30 * time.Minute}}
+	limits := storage.StageLimits{event.StageSignFor: {event.SeverityRed: 30 * time.Minute}}
 	queries := []struct {
 		name string
 		run  func() (int, error)

@@ -103,8 +103,8 @@ func testKPIStageTimes(t *testing.T, open func(t *testing.T) Store) {
 	s := open(t)
 	kpiWorld(t, s)
 	limits := storage.StageLimits{
-		storage.StageDispatch: {event.SeverityRed: 3 * time.Minute},
-		storage.StageSign:     {event.SeverityRed: 30 * time.Second, event.SeverityYellow: 2 * time.Minute},
+		event.StageDispatch: {event.SeverityRed: 3 * time.Minute},
+		event.StageSignFor:  {event.SeverityRed: 30 * time.Second, event.SeverityYellow: 2 * time.Minute},
 	}
 	ratio := func(r float64) *float64 { return &r }
 	min := int64(time.Minute / time.Millisecond)
@@ -115,22 +115,22 @@ func testKPIStageTimes(t *testing.T, open func(t *testing.T) Store) {
 	}{
 		// In range: a (closed), b (dispatched), c (resolved), d (new); e was created later.
 		{"city", storage.KPIFilter{Since: at(0), Until: at(10 * time.Hour)}, []storage.StageStat{
-			{Stage: storage.StageDispatch, Completed: 3, MeanMs: 2 * min, Limited: 2, OnTime: 2, OnTimeRate: ratio(1)},
-			{Stage: storage.StageSign, Completed: 2, MeanMs: min, Limited: 2, OnTime: 1, OnTimeRate: ratio(0.5)},
-			{Stage: storage.StageHandle, Completed: 2, MeanMs: 2 * min},
-			{Stage: storage.StageVerify, Completed: 1, MeanMs: min},
-			{Stage: storage.StageResolve, Completed: 2, MeanMs: 5 * min},
+			{Stage: event.StageDispatch, Completed: 3, MeanMs: 2 * min, Limited: 2, OnTime: 2, OnTimeRate: ratio(1)},
+			{Stage: event.StageSignFor, Completed: 2, MeanMs: min, Limited: 2, OnTime: 1, OnTimeRate: ratio(0.5)},
+			{Stage: event.StageHandle, Completed: 2, MeanMs: 2 * min},
+			{Stage: event.StageVerify, Completed: 1, MeanMs: min},
+			{Stage: event.StageResolve, Completed: 2, MeanMs: 5 * min},
 		}},
 		{"district", storage.KPIFilter{District: "d1", Since: at(0), Until: at(10 * time.Hour)}, []storage.StageStat{
-			{Stage: storage.StageDispatch, Completed: 2, MeanMs: 2 * min, Limited: 2, OnTime: 2, OnTimeRate: ratio(1)},
-			{Stage: storage.StageSign, Completed: 1, MeanMs: min, Limited: 1, OnTime: 0, OnTimeRate: ratio(0)},
-			{Stage: storage.StageHandle, Completed: 1, MeanMs: 2 * min},
-			{Stage: storage.StageVerify, Completed: 1, MeanMs: min},
-			{Stage: storage.StageResolve, Completed: 1, MeanMs: 5 * min},
+			{Stage: event.StageDispatch, Completed: 2, MeanMs: 2 * min, Limited: 2, OnTime: 2, OnTimeRate: ratio(1)},
+			{Stage: event.StageSignFor, Completed: 1, MeanMs: min, Limited: 1, OnTime: 0, OnTimeRate: ratio(0)},
+			{Stage: event.StageHandle, Completed: 1, MeanMs: 2 * min},
+			{Stage: event.StageVerify, Completed: 1, MeanMs: min},
+			{Stage: event.StageResolve, Completed: 1, MeanMs: 5 * min},
 		}},
 		{"nothing in range", storage.KPIFilter{Since: at(100 * time.Hour), Until: at(101 * time.Hour)}, []storage.StageStat{
-			{Stage: storage.StageDispatch}, {Stage: storage.StageSign}, {Stage: storage.StageHandle},
-			{Stage: storage.StageVerify}, {Stage: storage.StageResolve},
+			{Stage: event.StageDispatch}, {Stage: event.StageSignFor}, {Stage: event.StageHandle},
+			{Stage: event.StageVerify}, {Stage: event.StageResolve},
 		}},
 	}
 	for _, tc := range tests {

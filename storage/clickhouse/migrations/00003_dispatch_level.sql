@@ -1,0 +1,3 @@
+-- The escalation level a dispatch decision reached (community, street, district; issue 12
+-- item 7: the incident detail's dispatches[].level was missing). '' for none.
+ALTER TABLE dispatches ADD COLUMN level String DEFAULT '';
