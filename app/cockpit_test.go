@@ -134,7 +134,7 @@ func TestSignInPageLeadsToTheWallScreen(t *testing.T) {
 	b.Navigate(r.base + "/")
 	b.WaitFor("the wall screen to offer the sign-in page", `!!document.querySelector('.fatal a[href^="/login"]')`, 30*time.Second)
 	b.Navigate(r.base + "/login?next=/")
-	b.WaitFor("the sign-in form", `!!document.getElementById('login')`, 10*time.Second)
+	b.WaitFor("the sign-in form, ready", `!!document.getElementById('submit') && !document.getElementById('submit').disabled`, 10*time.Second)
 	submit := func(user, password string) {
 		t.Helper()
 		js := fmt.Sprintf(`(() => { document.getElementById('username').value = %q; document.getElementById('password').value = %q;

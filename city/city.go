@@ -2,6 +2,7 @@ package city
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/paulmach/orb"
@@ -206,6 +207,17 @@ func (m *Map) Worker(id string) (Worker, bool) {
 		return Worker{}, false
 	}
 	return m.workers[i], true
+}
+
+// StreetPost is a street's duty post (街道监督员): id "SS-<street code>", named after the
+// street. Street names already end in 街道 ("桂苑街道"), so the post is "桂苑街道监督员",
+// never "桂苑街道街道监督员"; a name without the suffix gets it. Dispatch sends what returns
+// twice there, and the demo's people staff it.
+func StreetPost(code, name string) Worker {
+	if name = strings.TrimSpace(name); name == "" {
+		name = code
+	}
+	return Worker{ID: "SS-" + code, Name: strings.TrimSuffix(name, "街道") + "街道监督员", Role: RoleSupervisor}
 }
 
 // Supervisor returns the supervisor (社区监督员) of a community.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,14 +60,10 @@ func (c *Config) setDefaults() {
 }
 
 // StreetDutyPost is the default street supervisor (街道监督员): the street's duty post
-// "SS-<street>", named after the street. Street names already end in 街道 ("桂苑街道"), so the
-// post is "桂苑街道监督员", never "桂苑街道街道监督员"; a name without the suffix gets it.
+// (city.StreetPost).
 func StreetDutyPost(a event.Area) (id, name string) {
-	street := strings.TrimSpace(a.StreetName)
-	if street == "" {
-		street = a.Street
-	}
-	return "SS-" + a.Street, strings.TrimSuffix(street, "街道") + "街道监督员"
+	w := city.StreetPost(a.Street, a.StreetName)
+	return w.ID, w.Name
 }
 
 // Validate reports every problem of the configuration at once.

@@ -45,5 +45,8 @@
       $('password').value = '';
     }
   });
+  // The form works only through this script (the page's CSP allows no form submission, so a
+  // password never goes into a URL): the button is enabled once the handler is in place.
+  $('submit').disabled = false;
   $('username').focus();
 })();

@@ -9,6 +9,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/paulmach/orb"
+	"github.com/paulmach/orb/geo"
+
 	"github.com/urbanbrain/urbanbrain/city"
 	"github.com/urbanbrain/urbanbrain/event"
 )
@@ -264,7 +267,7 @@ func (o *office) place(rng *rand.Rand, inc event.Incident, now time.Time) (event
 			if inc.Location == nil {
 				break
 			}
-			if d := flatDistance(*inc.Location, g.Centroid); d < best {
+			if d := geo.Distance(orb.Point{inc.Location.Lon, inc.Location.Lat}, orb.Point{g.Centroid.Lon, g.Centroid.Lat}); d < best {
 				best, grid, ok = d, g, true
 			}
 		}
@@ -288,12 +291,4 @@ func (o *office) place(rng *rand.Rand, inc event.Incident, now time.Time) (event
 		a.Agency, a.AgencyName = ag.Code, ag.Name
 	}
 	return a, ok
-}
-
-// flatDistance is a distance in degrees, corrected for latitude: enough to find the nearest
-// grid centre within a city.
-func flatDistance(p, q event.Point) float64 {
-	dx := (p.Lon - q.Lon) * math.Cos(p.Lat*math.Pi/180)
-	dy := p.Lat - q.Lat
-	return dx*dx + dy*dy
 }

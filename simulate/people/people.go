@@ -156,7 +156,7 @@ func New(cfg Config, c *city.Map, issuer Issuer, log *zap.Logger) (*Simulator, e
 		s.assignees = append(s.assignees, s.newAssignee(claims, w, next()))
 	}
 	for _, st := range c.Streets() {
-		post := city.Worker{ID: "SS-" + st.Code, Name: strings.TrimSuffix(st.Name, "街道") + "街道监督员", Role: city.RoleSupervisor}
+		post := city.StreetPost(st.Code, st.Name)
 		claims := auth.Claims{Subject: post.ID, Role: auth.RoleSupervisor, District: st.Parent}
 		a := s.newAssignee(claims, post, next())
 		a.neverReturns = true // the end of the line for returns (docs/workflow.md)
