@@ -33,7 +33,9 @@ import (
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/incidents"
 	"github.com/urbanbrain/urbanbrain/ingest"
-	"github.com/urbanbrain/urbanbrain/rules"
+	"github.com/urbanbrain/urbanbrain/rules/authoring"
+	"github.com/urbanbrain/urbanbrain/rules/engine"
+	"github.com/urbanbrain/urbanbrain/rules/lang"
 	"github.com/urbanbrain/urbanbrain/simulate"
 	"github.com/urbanbrain/urbanbrain/transport"
 	"github.com/urbanbrain/urbanbrain/webhook"
@@ -47,25 +49,25 @@ type App struct {
 	instanceID string
 
 	city      *city.Map
-	ruleSet   []rules.Rule   // the rules directory, which seeds city.rules
-	catalog   *rules.Catalog // every rule version read from city.rules (rules.go)
-	ruleJobs  ruleJobs       // dry runs and backtests as bounded, cancellable jobs (rules_jobs.go)
+	ruleSet   []lang.Rule        // the rules directory, which seeds city.rules
+	catalog   *authoring.Catalog // every rule version read from city.rules (rules.go)
+	ruleJobs  ruleJobs           // dry runs and backtests as bounded, cancellable jobs (rules_jobs.go)
 	issuer    *auth.Issuer
 	store     Store // storage/sqlite or storage/clickhouse (store.go)
 	ingest    *ingest.Service
-	rules     *rules.Engine
+	rules     *engine.Engine
 	incidents *incidents.Service
 	dispatch  *dispatch.Dispatcher
 	webhook   *webhook.Notifier // agency notifications (workflow.go)
 	cockpit   *cockpit.Hub
 	results   *resultWaiter
-	stored    storeWatch         // incident versions the local storage sink has written (store.go)
-	signer    *transport.Signer  // signs and checks the records of internal topics (signing.go)
-	accounts  accounts           // local accounts and sign-in sessions (accounts.go)
+	stored    storeWatch        // incident versions the local storage sink has written (store.go)
+	signer    *transport.Signer // signs and checks the records of internal topics (signing.go)
+	accounts  accounts          // local accounts and sign-in sessions (accounts.go)
 	// stageLimits are the work-order policy's limits by stage and severity, which the KPIs
 	// measure on-time rates against (incidents.Policy.StageLimits).
 	stageLimits map[string]map[string]time.Duration
-	forged    prometheus.Counter // records of internal topics refused for their signature
+	forged      prometheus.Counter // records of internal topics refused for their signature
 
 	// Set while running.
 	brokers    []string
@@ -108,7 +110,7 @@ func New(cfg Config, log *zap.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	if a.ruleSet, err = rules.Load(rulesFS); err != nil {
+	if a.ruleSet, err = lang.Load(rulesFS); err != nil {
 		return nil, fmt.Errorf("load rules: %w", err)
 	}
 
@@ -129,8 +131,8 @@ func New(cfg Config, log *zap.Logger) (*App, error) {
 	if a.ingest, err = ingest.New(ingest.Config{Registerer: a.registry}, a.city, outputSink{a}, log.Named("ingest")); err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
-	a.catalog = rules.NewCatalog()
-	if a.rules, err = rules.New(rules.Config{Registerer: a.registry, AllowedLateness: cfg.RulesLateness}, a.ruleSet, log.Named("rules")); err != nil {
+	a.catalog = authoring.NewCatalog()
+	if a.rules, err = engine.New(engine.Config{Registerer: a.registry, AllowedLateness: cfg.RulesLateness}, a.ruleSet, log.Named("rules")); err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
 	policy, err := loadPolicy(cfg)

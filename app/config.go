@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/urbanbrain/urbanbrain/rules"
+	"github.com/urbanbrain/urbanbrain/rules/engine"
 )
 
 // Components that `serve --components` can start. They talk only through Kafka topics, so
@@ -125,7 +125,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.ProduceInFlightBytes, "produce-inflight-bytes", 64<<20, "output bytes handed to the producer and not yet acknowledged before stages wait (backpressure)")
 	fs.IntVar(&c.StageQueue, "stage-prefetch", 1000, "records each stage prefetches per partition")
 	fs.IntVar(&c.StageMaxPending, "stage-max-pending", 20000, "records per partition whose outputs await the broker before the partition waits")
-	fs.DurationVar(&c.RulesLateness, "rules-lateness", rules.DefaultAllowedLateness, "how far behind its street's event-time clock an event still counts in windows, for and absent rules; silence and held conditions fire this much later")
+	fs.DurationVar(&c.RulesLateness, "rules-lateness", engine.DefaultAllowedLateness, "how far behind its street's event-time clock an event still counts in windows, for and absent rules; silence and held conditions fire this much later")
 	fs.DurationVar(&c.CommitInterval, "commit-interval", 100*time.Millisecond, "how often stages commit acknowledged offsets (bounds what is handled again after a crash)")
 	c.registerStoreFlags(fs)
 	c.registerWorkflowFlags(fs)

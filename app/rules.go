@@ -17,7 +17,9 @@ import (
 
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/event"
-	"github.com/urbanbrain/urbanbrain/rules"
+	"github.com/urbanbrain/urbanbrain/rules/authoring"
+	"github.com/urbanbrain/urbanbrain/rules/engine"
+	"github.com/urbanbrain/urbanbrain/rules/lang"
 	"github.com/urbanbrain/urbanbrain/storage"
 	"github.com/urbanbrain/urbanbrain/transport"
 )
@@ -53,7 +55,7 @@ func (a *App) startRules(ctx context.Context) error {
 	}
 	n := 0
 	err := transport.ReadRecords(ctx, a.brokers, event.TopicRules, a.signedOnly("rule catalog", func(rec kafka.Message) error {
-		v, err := rules.DecodeVersion(rec.Value)
+		v, err := authoring.DecodeVersion(rec.Value)
 		if err != nil {
 			a.log.Warn("city.rules: skipping undecodable record", zap.Error(err))
 			return nil
@@ -81,7 +83,7 @@ func (a *App) startRules(ctx context.Context) error {
 	if err := a.rules.SetRules(a.catalog.Current()); err != nil {
 		return fmt.Errorf("load rules from %s: %w", event.TopicRules, err)
 	}
-	a.catalog.OnChange(func(current []rules.Rule) {
+	a.catalog.OnChange(func(current []lang.Rule) {
 		if err := a.rules.SetRules(current); err != nil {
 			a.log.Error("reload rules", zap.Error(err))
 			return
@@ -94,7 +96,7 @@ func (a *App) startRules(ctx context.Context) error {
 }
 
 // applyRuleVersion is the route handler of city.rules: every instance applies every version.
-func (a *App) applyRuleVersion(_ context.Context, v rules.RuleVersion) error {
+func (a *App) applyRuleVersion(_ context.Context, v authoring.RuleVersion) error {
 	if _, err := a.catalog.Apply(v); err != nil {
 		a.log.Warn("city.rules: version does not compile here; the one before stays current",
 			zap.String("rule", v.RuleID), zap.Int("version", v.Version), zap.Error(err))
@@ -102,7 +104,7 @@ func (a *App) applyRuleVersion(_ context.Context, v rules.RuleVersion) error {
 	return nil
 }
 
-func (a *App) publishRuleVersion(ctx context.Context, v rules.RuleVersion) error {
+func (a *App) publishRuleVersion(ctx context.Context, v authoring.RuleVersion) error {
 	b, err := v.Encode()
 	if err != nil {
 		return err
@@ -235,17 +237,17 @@ func (a *App) ruleRoutes() []httpRoute {
 
 // ruleView is a rule as the API shows it.
 type ruleView struct {
-	rules.Rule
-	Kind      string           `json:"kind,omitempty"`
-	Source    string           `json:"source"`
-	Author    string           `json:"author"`
-	Action    string           `json:"action"`
-	UpdatedAt time.Time        `json:"updated_at"`
-	Editable  bool             `json:"editable"`        // the caller's scope covers the rule's: they may change it
-	Stats     *rules.RuleStats `json:"stats,omitempty"` // this instance's counters
+	lang.Rule
+	Kind      string            `json:"kind,omitempty"`
+	Source    string            `json:"source"`
+	Author    string            `json:"author"`
+	Action    string            `json:"action"`
+	UpdatedAt time.Time         `json:"updated_at"`
+	Editable  bool              `json:"editable"`        // the caller's scope covers the rule's: they may change it
+	Stats     *engine.RuleStats `json:"stats,omitempty"` // this instance's counters
 }
 
-func (a *App) viewRule(c auth.Claims, v rules.RuleVersion, r rules.Rule, stats map[string]rules.RuleStats) ruleView {
+func (a *App) viewRule(c auth.Claims, v authoring.RuleVersion, r lang.Rule, stats map[string]engine.RuleStats) ruleView {
 	out := ruleView{Rule: r, Kind: r.Kind(), Source: v.Source, Author: v.Author, Action: v.Action, UpdatedAt: v.At,
 		Editable: canWriteRule(c, r.District)}
 	if s, ok := stats[r.ID]; ok {
@@ -254,8 +256,8 @@ func (a *App) viewRule(c auth.Claims, v rules.RuleVersion, r rules.Rule, stats m
 	return out
 }
 
-func (a *App) ruleStats() map[string]rules.RuleStats {
-	out := map[string]rules.RuleStats{}
+func (a *App) ruleStats() map[string]engine.RuleStats {
+	out := map[string]engine.RuleStats{}
 	for _, s := range a.rules.Stats() {
 		out[s.RuleID] = s
 	}
@@ -341,8 +343,8 @@ func ruleErrors(err error) []ruleError {
 			}
 			return
 		}
-		var ce *rules.CompileError
-		var ve *rules.ValidationError
+		var ce *lang.CompileError
+		var ve *lang.ValidationError
 		switch {
 		case errors.As(err, &ce):
 			out = append(out, ruleError{Field: ce.Field, EventType: ce.EventType, Message: ce.Msg, Line: ce.Line, Column: ce.Column,
@@ -360,11 +362,11 @@ func ruleErrors(err error) []ruleError {
 // writeRuleError maps an authoring error to the catalogue of codes.
 func (a *App) writeRuleError(w http.ResponseWriter, err error) {
 	switch {
-	case errors.Is(err, rules.ErrRuleNotFound):
+	case errors.Is(err, authoring.ErrRuleNotFound):
 		writeError(w, http.StatusNotFound, CodeNotFound, err.Error())
-	case errors.Is(err, rules.ErrRuleExists):
+	case errors.Is(err, authoring.ErrRuleExists):
 		writeError(w, http.StatusConflict, CodeRuleExists, err.Error())
-	case errors.Is(err, rules.ErrVersionConflict):
+	case errors.Is(err, authoring.ErrVersionConflict):
 		writeError(w, http.StatusConflict, CodeVersionConflict, err.Error())
 	default:
 		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"code": CodeInvalidRule, "error": err.Error(), "errors": ruleErrors(err)})
@@ -378,9 +380,9 @@ func (a *App) validateRule(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rs, err := rules.Parse("body", text)
+	rs, err := lang.Parse("body", text)
 	if err == nil && len(rs) != 1 {
-		err = fmt.Errorf("%w; it holds %d", rules.ErrNotOneRule, len(rs))
+		err = fmt.Errorf("%w; it holds %d", authoring.ErrNotOneRule, len(rs))
 	}
 	if err != nil {
 		a.writeRuleError(w, err)
@@ -468,7 +470,7 @@ func (a *App) setRuleEnabled(w http.ResponseWriter, r *http.Request, enabled boo
 
 // saveRuleVersion publishes a version to city.rules and answers once this instance has read
 // it back and loaded it (every other instance does the same from the topic).
-func (a *App) saveRuleVersion(w http.ResponseWriter, r *http.Request, v rules.RuleVersion, status int) {
+func (a *App) saveRuleVersion(w http.ResponseWriter, r *http.Request, v authoring.RuleVersion, status int) {
 	if err := a.publishRuleVersion(r.Context(), v); err != nil {
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "rule version not sent: "+err.Error())
 		return
@@ -559,7 +561,7 @@ func (a *App) ruleDiff(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("rule %s has no version %d or %d", id, from, to))
 		return
 	}
-	writeJSON(w, http.StatusOK, rules.Diff(va, vb))
+	writeJSON(w, http.StatusOK, authoring.Diff(va, vb))
 }
 
 // ruleRef names the rule a dry run or backtest is about: an unsaved text, or a saved version
@@ -572,7 +574,7 @@ type ruleRef struct {
 
 // resolveRule returns the rule, or writes the error and returns false. A saved rule the
 // caller may not read is not found; a text of a district outside their scope is refused.
-func (a *App) resolveRule(w http.ResponseWriter, r *http.Request, ref ruleRef) (rules.Rule, bool) {
+func (a *App) resolveRule(w http.ResponseWriter, r *http.Request, ref ruleRef) (lang.Rule, bool) {
 	rule, ok := a.resolveRuleRef(w, ref)
 	if !ok {
 		return rule, false
@@ -584,27 +586,27 @@ func (a *App) resolveRule(w http.ResponseWriter, r *http.Request, ref ruleRef) (
 		} else {
 			writeError(w, http.StatusForbidden, CodeForbidden, scopeRefusal(claims, rule.District))
 		}
-		return rules.Rule{}, false
+		return lang.Rule{}, false
 	}
 	return rule, true
 }
 
-func (a *App) resolveRuleRef(w http.ResponseWriter, ref ruleRef) (rules.Rule, bool) {
+func (a *App) resolveRuleRef(w http.ResponseWriter, ref ruleRef) (lang.Rule, bool) {
 	switch {
 	case ref.Source != "" && ref.RuleID != "":
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest, "give source or rule_id, not both")
 	case ref.Source != "":
 		if len(ref.Source) > maxRuleBody {
 			writeError(w, http.StatusRequestEntityTooLarge, CodeInvalidRule, "rule text is too large")
-			return rules.Rule{}, false
+			return lang.Rule{}, false
 		}
-		rs, err := rules.Parse("source", []byte(ref.Source))
+		rs, err := lang.Parse("source", []byte(ref.Source))
 		if err == nil && len(rs) != 1 {
-			err = fmt.Errorf("%w; it holds %d", rules.ErrNotOneRule, len(rs))
+			err = fmt.Errorf("%w; it holds %d", authoring.ErrNotOneRule, len(rs))
 		}
 		if err != nil {
 			a.writeRuleError(w, err)
-			return rules.Rule{}, false
+			return lang.Rule{}, false
 		}
 		return rs[0], true
 	case ref.RuleID != "":
@@ -613,23 +615,23 @@ func (a *App) resolveRuleRef(w http.ResponseWriter, ref ruleRef) (rules.Rule, bo
 				return r, true
 			}
 			writeError(w, http.StatusNotFound, CodeNotFound, "no rule "+ref.RuleID)
-			return rules.Rule{}, false
+			return lang.Rule{}, false
 		}
 		v, ok := a.catalog.Version(ref.RuleID, ref.Version)
 		if !ok || v.Deleted {
 			writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no version %d of rule %s", ref.Version, ref.RuleID))
-			return rules.Rule{}, false
+			return lang.Rule{}, false
 		}
 		r, err := v.Rule()
 		if err != nil {
 			a.writeRuleError(w, err)
-			return rules.Rule{}, false
+			return lang.Rule{}, false
 		}
 		return r, true
 	default:
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest, "give the rule: source (its text) or rule_id (and version)")
 	}
-	return rules.Rule{}, false
+	return lang.Rule{}, false
 }
 
 func decodeRuleRequest(w http.ResponseWriter, r *http.Request, limit int64, out any) bool {
@@ -659,12 +661,12 @@ func (a *App) dryRunRule(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if len(req.Events) == 0 || len(req.Events) > rules.MaxDryRunEvents {
-		writeError(w, http.StatusBadRequest, CodeInvalidRequest, fmt.Sprintf("events: give 1 to %d sample events", rules.MaxDryRunEvents))
+	if len(req.Events) == 0 || len(req.Events) > authoring.MaxDryRunEvents {
+		writeError(w, http.StatusBadRequest, CodeInvalidRequest, fmt.Sprintf("events: give 1 to %d sample events", authoring.MaxDryRunEvents))
 		return
 	}
 	a.runRuleJob(w, r, "dry_run", len(req.Events), dryRunDeadline, func(ctx context.Context, job *ruleJob) (any, error) {
-		return rules.DryRun(ctx, rules.Config{Progress: job.progress}, rule, req.Events, req.Until)
+		return authoring.DryRun(ctx, engine.Config{Progress: job.progress}, rule, req.Events, req.Until)
 	})
 }
 
@@ -696,7 +698,7 @@ func (a *App) backtestRule(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the event store is not open")
 		return
 	}
-	var current *rules.Rule
+	var current *lang.Rule
 	if _, cur, ok := a.catalog.Get(cand.ID); ok && canReadRule(claims, cur.District) {
 		current = &cur
 	}
@@ -710,7 +712,7 @@ func (a *App) backtestRule(w http.ResponseWriter, r *http.Request) {
 		} else {
 			job.setEvents(len(events))
 		}
-		rep, err := rules.Backtest(ctx, rules.Config{Progress: job.progress}, cand, current, events, req.Since, req.Until)
+		rep, err := authoring.Backtest(ctx, engine.Config{Progress: job.progress}, cand, current, events, req.Since, req.Until)
 		if err != nil {
 			return nil, err
 		}
@@ -721,7 +723,7 @@ func (a *App) backtestRule(w http.ResponseWriter, r *http.Request) {
 
 // backtestEvents reads the stored events of the rule's types in [since, until), oldest first,
 // at most maxBacktest of them (the newest when there are more).
-func (a *App) backtestEvents(ctx context.Context, c auth.Claims, r rules.Rule, since, until time.Time) ([]event.Event, bool, error) {
+func (a *App) backtestEvents(ctx context.Context, c auth.Claims, r lang.Rule, since, until time.Time) ([]event.Event, bool, error) {
 	types := r.Types
 	// The caller's district, else the rule's: the store reads no event outside both.
 	district := c.District

@@ -267,5 +267,5 @@ func (a *App) cancelRuleJob(w http.ResponseWriter, r *http.Request) {
 // setEvents sets how many events the job handles in all, once it knows.
 func (job *ruleJob) setEvents(n int) { job.counts.events.Store(int64(n)) }
 
-// progress records how many events the job has handled (rules.Config.Progress).
+// progress records how many events the job has handled (engine.Config.Progress).
 func (job *ruleJob) progress(n int) { job.counts.done.Store(int64(n)) }

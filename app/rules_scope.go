@@ -5,7 +5,7 @@ import (
 
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/event"
-	"github.com/urbanbrain/urbanbrain/rules"
+	"github.com/urbanbrain/urbanbrain/rules/lang"
 )
 
 // A rule's scope is the city (district empty) or one district. Who may do what with it is the
@@ -78,7 +78,7 @@ func (a *App) writableRule(w http.ResponseWriter, r *http.Request, id string) bo
 // Text that does not parse is left to the catalog, which answers with positioned errors.
 func (a *App) writableText(w http.ResponseWriter, r *http.Request, text []byte) bool {
 	claims, _ := auth.FromContext(r.Context())
-	rs, err := rules.Parse("body", text)
+	rs, err := lang.Parse("body", text)
 	if err != nil || len(rs) != 1 {
 		return true
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/event"
-	"github.com/urbanbrain/urbanbrain/rules"
+	"github.com/urbanbrain/urbanbrain/rules/authoring"
 )
 
 // sendText sends a raw body (a rule's YAML) and decodes the JSON answer.
@@ -83,10 +83,10 @@ raise:
 `
 
 type ruleAnswer struct {
-	Version rules.RuleVersion `json:"version"`
-	Applied bool              `json:"applied"`
-	Code    string            `json:"code"`
-	Errors  []ruleError       `json:"errors"`
+	Version authoring.RuleVersion `json:"version"`
+	Applied bool                  `json:"applied"`
+	Code    string                `json:"code"`
+	Errors  []ruleError           `json:"errors"`
 }
 
 // A rule created and then changed through the API takes effect on the running pipeline with
@@ -108,7 +108,7 @@ func TestRuleHotReloadKeepsWindowState(t *testing.T) {
 	if code := r.sendText("POST", "/api/v1/rules?comment=first", author, burstV1, &created); code != http.StatusCreated || !created.Applied {
 		t.Fatalf("create: %d %+v", code, created)
 	}
-	if created.Version.Version != 1 || created.Version.Author != "alice" || created.Version.Action != rules.ActionCreate {
+	if created.Version.Version != 1 || created.Version.Author != "alice" || created.Version.Action != authoring.ActionCreate {
 		t.Errorf("created %+v", created.Version)
 	}
 
@@ -163,7 +163,7 @@ func TestRuleHotReloadKeepsWindowState(t *testing.T) {
 		return l.Count == 3
 	})
 	cand := strings.NewReplacer("count >= 3", "count >= 1", `"burst:{{sensor.device_id}}"`, `"burst:{{id}}"`).Replace(v2)
-	var bt rules.BacktestReport
+	var bt authoring.BacktestReport
 	if code := r.do("POST", "/api/v1/rules/backtest", author, map[string]any{"source": cand,
 		"since": saved.Add(-time.Hour), "until": time.Now().Add(time.Minute)}, &bt); code != http.StatusOK {
 		t.Fatalf("backtest: %d", code)
@@ -174,7 +174,7 @@ func TestRuleHotReloadKeepsWindowState(t *testing.T) {
 		t.Errorf("backtest %+v compare %+v", bt, bt.Compare)
 	}
 
-	var diff rules.VersionDiff
+	var diff authoring.VersionDiff
 	if code := r.do("GET", "/api/v1/rules/noise-burst/diff", author, nil, &diff); code != http.StatusOK || len(diff.Changes) != 2 ||
 		diff.Changes[1].Field != "raise.title" {
 		t.Errorf("diff: %d %+v", code, diff)
@@ -197,11 +197,11 @@ func TestRuleHotReloadKeepsWindowState(t *testing.T) {
 		} `json:"versions"`
 	}
 	r2.do("GET", "/api/v1/rules/water-level-high/versions", author, nil, &hist)
-	if len(hist.Versions) != 1 || hist.Versions[0].Action != rules.ActionSeed || hist.Versions[0].Author != rules.SeedAuthor {
+	if len(hist.Versions) != 1 || hist.Versions[0].Action != authoring.ActionSeed || hist.Versions[0].Author != authoring.SeedAuthor {
 		t.Errorf("demo rule history after a restart %+v: want one seeded version", hist.Versions)
 	}
 	r2.do("GET", "/api/v1/rules/noise-burst/versions", author, nil, &hist)
-	if len(hist.Versions) != 2 || hist.Versions[1].Author != "alice" || hist.Versions[1].Action != rules.ActionUpdate {
+	if len(hist.Versions) != 2 || hist.Versions[1].Author != "alice" || hist.Versions[1].Action != authoring.ActionUpdate {
 		t.Errorf("noise-burst history %+v", hist.Versions)
 	}
 
@@ -248,7 +248,7 @@ func TestRuleAuthoringAPI(t *testing.T) {
 	ev := event.Event{ID: "s1", Type: event.TypeSensorReading, Source: "t", Time: time.Now().UTC(),
 		Area:   event.Area{Street: grid.Street, Grid: grid.Code},
 		Sensor: &event.SensorReading{DeviceID: "WL-9", Kind: "water_level", Metrics: map[string]float64{"level_cm": 120}}}
-	var dry rules.DryRunReport
+	var dry authoring.DryRunReport
 	if code := r.do("POST", "/api/v1/rules/dry-run", author, map[string]any{"rule_id": "water-level-high", "events": []event.Event{ev}}, &dry); code != http.StatusOK {
 		t.Fatalf("dry run: %d", code)
 	}
@@ -260,7 +260,7 @@ func TestRuleAuthoringAPI(t *testing.T) {
 	}
 	// A rule that runs away is stopped by the sandbox and reported, not a stall or a crash.
 	hostile := "id: hostile\nname: n\ntypes: [city.sensor.reading]\nwhen: 'len(map(1..int(sensor.metrics.level_cm) * 1000000, #)) > 0'\nraise: {category: \"0104\", severity: red}\n"
-	dry = rules.DryRunReport{}
+	dry = authoring.DryRunReport{}
 	if code := r.do("POST", "/api/v1/rules/dry-run", author, map[string]any{"source": hostile, "events": []event.Event{ev}}, &dry); code != http.StatusOK ||
 		len(dry.Steps) != 1 || len(dry.Steps[0].Errors) != 1 || !strings.Contains(dry.Steps[0].Errors[0], "memory budget exceeded") {
 		t.Errorf("dry run of a runaway rule: %d %+v", code, dry)
@@ -346,7 +346,7 @@ func TestRuleAuthorDistrictScopeAndMasking(t *testing.T) {
 		"since": since, "until": time.Now().Add(time.Minute)}, &raw); code != http.StatusOK {
 		t.Fatalf("backtest: %d %s", code, raw)
 	}
-	var bt rules.BacktestReport
+	var bt authoring.BacktestReport
 	_ = json.Unmarshal(raw, &bt)
 	if bt.Events != 1 || len(bt.Candidate.Incidents) != 1 || !strings.HasPrefix(bt.Candidate.Incidents[0].Street, own) {
 		t.Errorf("backtest of a district author: %d events, incidents %+v; want only district %s's one ticket", bt.Events, bt.Candidate.Incidents, own)
@@ -395,7 +395,7 @@ func TestRuleAuthorDistrictScopeAndMasking(t *testing.T) {
 	// Dry runs: capped, and async as a job of its owner.
 	ev := event.Event{ID: "d1", Type: event.TypeSensorReading, Source: "t", Time: time.Now().UTC(),
 		Sensor: &event.SensorReading{DeviceID: "WL-9", Kind: "water_level", Metrics: map[string]float64{"level_cm": 120}}}
-	many := make([]event.Event, rules.MaxDryRunEvents+1)
+	many := make([]event.Event, authoring.MaxDryRunEvents+1)
 	for i := range many {
 		many[i] = ev
 	}

@@ -142,7 +142,6 @@ func (a *App) workflowRoutes() []httpRoute {
 	}
 }
 
-
 // myTasks answers GET /api/v1/me/tasks: the open incidents assigned to the caller, most urgent
 // first (the SLA clock's due time; incidents without a running clock last).
 func (a *App) myTasks(w http.ResponseWriter, r *http.Request) {

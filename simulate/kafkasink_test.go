@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -99,36 +100,53 @@ func TestKafkaSinkReachesRateOnEmbeddedBroker(t *testing.T) {
 
 // TestShortfallSaysWhy: a sink that acknowledges slower than the rate is reported as
 // backpressure, and a run that reaches its rate reports none. Counts only: the slow sink
-// holds every POST for 50 ms with one in flight, far below 2,000 events a second.
+// holds every POST for 50 ms with two in flight, far below 2,000 events a second. It runs in
+// a synctest bubble, the receiver served in process, so the second and the 50 ms holds pass
+// on the bubble's clock: no real waiting, and a loaded machine cannot turn backpressure into
+// a CPU shortfall.
 func TestShortfallSaysWhy(t *testing.T) {
 	t.Parallel()
-	var got atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(50 * time.Millisecond)
-		got.Add(1)
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	defer srv.Close()
-	sink := &simulate.HTTPSink{URL: srv.URL, Client: srv.Client(), MaxBatch: 5, Concurrency: 2}
-	sim, err := simulate.New(simulate.Config{Rate: 2000, Duration: time.Second, Seed: 12}, demo(t), sink, nil)
-	if err != nil {
-		t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		var got atomic.Int64
+		slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(50 * time.Millisecond)
+			got.Add(1)
+			w.WriteHeader(http.StatusAccepted)
+		})
+		sink := &simulate.HTTPSink{URL: "http://api.test", Client: &http.Client{Transport: inProcess{slow}}, MaxBatch: 5, Concurrency: 2}
+		sim, err := simulate.New(simulate.Config{Rate: 2000, Duration: time.Second, Seed: 12}, demo(t), sink, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sim.Run(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		p := sim.Progress()
+		t.Logf("%s", p)
+		why := p.Shortfall()
+		if why == "" || !contains(why, "backpressure") {
+			t.Errorf("Shortfall = %q, want producer backpressure", why)
+		}
+		if p.Delivery.Acked != p.Produced-p.Delivery.Failed || p.Delivery.InFlight != 0 {
+			t.Errorf("delivery %+v after Run, produced %d", p.Delivery, p.Produced)
+		}
+		if batches := got.Load(); batches*5 < p.Delivery.Acked {
+			t.Errorf("%d batches of at most 5 cannot carry %d events", batches, p.Delivery.Acked)
+		}
+	})
+}
+
+// inProcess is an http.RoundTripper that serves each request with its handler in the calling
+// goroutine: no socket, so the client and the handler can run in a synctest bubble.
+type inProcess struct{ h http.Handler }
+
+func (rt inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		defer req.Body.Close()
 	}
-	if err := sim.Run(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	p := sim.Progress()
-	t.Logf("%s", p)
-	why := p.Shortfall()
-	if why == "" || !contains(why, "backpressure") {
-		t.Errorf("Shortfall = %q, want producer backpressure", why)
-	}
-	if p.Delivery.Acked != p.Produced-p.Delivery.Failed || p.Delivery.InFlight != 0 {
-		t.Errorf("delivery %+v after Run, produced %d", p.Delivery, p.Produced)
-	}
-	if batches := got.Load(); batches*5 < p.Delivery.Acked {
-		t.Errorf("%d batches of at most 5 cannot carry %d events", batches, p.Delivery.Acked)
-	}
+	rec := httptest.NewRecorder()
+	rt.h.ServeHTTP(rec, req)
+	return rec.Result(), nil
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -3,12 +3,16 @@ package webhook_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/urbanbrain/urbanbrain/event"
@@ -231,35 +235,36 @@ func TestRedirectsAreRechecked(t *testing.T) {
 	}
 }
 
+// Run's workers deliver what HandleDispatch queued, in a bubble on the synctest clock: Wait
+// returns once the worker has delivered and is idle again, so nothing polls.
 func TestHandleDispatchQueuesForRun(t *testing.T) {
 	t.Parallel()
-	rcv := &receiver{statuses: []int{200}}
-	srv := httptest.NewServer(rcv)
-	defer srv.Close()
-	n, bus := newNotifier(t, srv.URL, true, nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error)
-	go func() { done <- n.Run(ctx) }()
+	synctest.Test(t, func(t *testing.T) {
+		mem := newMemNet(t)
+		rcv := &receiver{statuses: []int{200}}
+		n, bus := newNotifier(t, mem.serve("water.test", rcv), true, nil)
+		n.SetDial(mem.dial)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- n.Run(ctx) }()
 
-	other := dispatchRec
-	other.Assignment.Agency = "gas" // no webhook: not notified
-	if err := n.HandleDispatch(t.Context(), other); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.HandleDispatch(t.Context(), dispatchRec); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(audit(t, bus)) == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond) // waiting for the worker, not timing it
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if rcv.count() != 1 || n.Stats().Queued != 1 {
-		t.Errorf("%d requests, stats %+v; want the water dispatch only", rcv.count(), n.Stats())
-	}
+		other := dispatchRec
+		other.Assignment.Agency = "gas" // no webhook: not notified
+		if err := n.HandleDispatch(t.Context(), other); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.HandleDispatch(t.Context(), dispatchRec); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // every worker is idle again: whatever was queued has been attempted
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if rcv.count() != 1 || n.Stats().Queued != 1 || len(audit(t, bus)) != 1 {
+			t.Errorf("%d requests, %d audit records, stats %+v; want the water dispatch only", rcv.count(), len(audit(t, bus)), n.Stats())
+		}
+	})
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -282,58 +287,131 @@ func TestConfigValidate(t *testing.T) {
 // Regression: a failing agency delayed another's notifications by 34 s, because every
 // agency shared two workers that sat in the failing one's timeouts and backoff. Each agency
 // now has its own queue and workers: gas is notified while water's receiver still hangs.
+// In a synctest bubble no time passes before Wait returns, so gas got through with water's
+// requests still hanging, not after their timeouts.
 func TestFailingAgencyDoesNotDelayAnother(t *testing.T) {
 	t.Parallel()
-	release := make(chan struct{})
-	water := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer water.Close()
-	defer close(release)
-	gasRcv := &receiver{statuses: []int{http.StatusNoContent}}
-	gas := httptest.NewServer(gasRcv)
-	defer gas.Close()
-	bus := &incidentstest.Bus{}
-	n, err := webhook.New(webhook.Config{
-		Targets: map[string]webhook.Target{
-			"water": {URL: water.URL, Secret: secret},
-			"gas":   {URL: gas.URL, Secret: secret},
-		},
-		AllowLoopback: true,
-		Timeout:       time.Minute, // longer than the test waits: only isolation can get gas through
-		Sleep:         (&sleeps{}).sleep,
-	}, bus, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error)
-	go func() { done <- n.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-
-	for i := range 4 { // more hanging water notifications than the old shared pool had workers
-		d := dispatchRec
-		d.ID = d.ID + "-w" + string(rune('0'+i))
-		if err := n.HandleDispatch(t.Context(), d); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		mem := newMemNet(t)
+		release := make(chan struct{})
+		defer close(release)
+		var waterGot atomic.Int64
+		waterURL := mem.serve("water.test", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			waterGot.Add(1)
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}))
+		gasRcv := &receiver{statuses: []int{http.StatusNoContent}}
+		gasURL := mem.serve("gas.test", gasRcv)
+		bus := &incidentstest.Bus{}
+		n, err := webhook.New(webhook.Config{
+			Targets: map[string]webhook.Target{
+				"water": {URL: waterURL, Secret: secret},
+				"gas":   {URL: gasURL, Secret: secret},
+			},
+			Timeout: time.Minute, // no time passes before the assertion: only isolation can get gas through
+			Sleep:   (&sleeps{}).sleep,
+		}, bus, nil)
+		if err != nil {
 			t.Fatal(err)
 		}
+		n.SetDial(mem.dial)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- n.Run(ctx) }()
+		defer func() { cancel(); <-done }()
+
+		for i := range 4 { // more hanging water notifications than the old shared pool had workers
+			d := dispatchRec
+			d.ID = d.ID + "-w" + string(rune('0'+i))
+			if err := n.HandleDispatch(t.Context(), d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		g := dispatchRec
+		g.ID, g.Assignment.Agency = "INC-990101001-0002/1", "gas"
+		if err := n.HandleDispatch(t.Context(), g); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // every worker is idle or stuck in water's receiver
+		if gasRcv.count() != 1 {
+			t.Fatalf("gas got %d notifications while water hung, want 1", gasRcv.count())
+		}
+		if got := waterGot.Load(); got != 2 {
+			t.Fatalf("water's receiver holds %d requests, want its 2 workers' (the test must hang water's workers)", got)
+		}
+	})
+}
+
+// memNet serves receivers in memory: each dial is a net.Pipe handed to the receiver's
+// http.Server, so a notifier and its receivers can run in a synctest bubble (which cannot
+// wait on real sockets). Hosts are looked up by the dialled host:port.
+type memNet struct {
+	t         *testing.T
+	mu        sync.Mutex
+	listeners map[string]*pipeListener
+}
+
+func newMemNet(t *testing.T) *memNet {
+	return &memNet{t: t, listeners: map[string]*pipeListener{}}
+}
+
+// serve starts h for host and returns its URL; the server is closed when the test ends.
+func (m *memNet) serve(host string, h http.Handler) string {
+	l := &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+	m.mu.Lock()
+	m.listeners[host+":80"] = l
+	m.mu.Unlock()
+	srv := &http.Server{Handler: h}
+	served := make(chan struct{})
+	go func() { defer close(served); _ = srv.Serve(l) }()
+	m.t.Cleanup(func() { _ = srv.Close(); <-served })
+	return "http://" + host
+}
+
+func (m *memNet) dial(ctx context.Context, _, addr string) (net.Conn, error) {
+	m.mu.Lock()
+	l := m.listeners[addr]
+	m.mu.Unlock()
+	if l == nil {
+		return nil, fmt.Errorf("memNet: no receiver at %s", addr)
 	}
-	g := dispatchRec
-	g.ID, g.Assignment.Agency = "INC-990101001-0002/1", "gas"
-	if err := n.HandleDispatch(t.Context(), g); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for gasRcv.count() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond) // waiting for the worker, not timing it
-	}
-	if gasRcv.count() != 1 {
-		t.Fatalf("gas got %d notifications while water hung, want 1", gasRcv.count())
+	cli, srv := net.Pipe()
+	select {
+	case l.conns <- srv:
+		return cli, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
+
+type pipeListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error { l.once.Do(func() { close(l.done) }); return nil }
+
+func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "pipe" }
 
 // A full agency queue is recorded as that agency's failure, not returned: an error would
 // hold the shared city.dispatch stream behind it.

@@ -17,7 +17,8 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/urbanbrain/urbanbrain/city"
-	"github.com/urbanbrain/urbanbrain/rules"
+	"github.com/urbanbrain/urbanbrain/rules/engine"
+	"github.com/urbanbrain/urbanbrain/rules/lang"
 	"github.com/urbanbrain/urbanbrain/rules/replay"
 )
 
@@ -39,7 +40,7 @@ func replayCommand(stdin io.Reader, stdout, stderr io.Writer) *ffcli.Command {
 		rulesDir = fs.String("rules", "", "directory of rule files (default: the demo city's rules)")
 		typ      = fs.String("type", "", "event type of bare payload lines: city.sensor.reading, city.hotline.ticket or city.video.detection")
 		cityDir  = fs.String("city-dir", "", "city data directory, to locate events (default: the demo city)")
-		lateness = fs.Duration("allowed-lateness", rules.DefaultAllowedLateness, "how late an event may be for stateful rules")
+		lateness = fs.Duration("allowed-lateness", engine.DefaultAllowedLateness, "how late an event may be for stateful rules")
 		asJSON   = fs.Bool("json", false, "print the report as JSON")
 		logLevel = fs.String("log-level", "warn", "debug, info, warn or error")
 	)
@@ -77,7 +78,7 @@ func replayCommand(stdin io.Reader, stdout, stderr io.Writer) *ffcli.Command {
 				in = f
 			}
 			rep, err := replay.Run(ctx, replay.Config{Type: *typ, Rules: rs, Areas: m,
-				Engine: rules.Config{AllowedLateness: *lateness}}, in, log)
+				Engine: engine.Config{AllowedLateness: *lateness}}, in, log)
 			if err != nil {
 				return err
 			}
@@ -86,7 +87,7 @@ func replayCommand(stdin io.Reader, stdout, stderr io.Writer) *ffcli.Command {
 	}
 }
 
-func loadRuleDir(dir string) ([]rules.Rule, error) {
+func loadRuleDir(dir string) ([]lang.Rule, error) {
 	var fsys fs.FS
 	if dir == "" {
 		sub, err := fs.Sub(city.DemoFS, "demo/rules")
@@ -100,7 +101,7 @@ func loadRuleDir(dir string) ([]rules.Rule, error) {
 		}
 		fsys = os.DirFS(dir)
 	}
-	rs, err := rules.Load(fsys)
+	rs, err := lang.Load(fsys)
 	if err != nil {
 		return nil, fmt.Errorf("rules:\n%w", err)
 	}

@@ -7,7 +7,8 @@ import (
 
 	"github.com/urbanbrain/urbanbrain/city"
 	"github.com/urbanbrain/urbanbrain/event"
-	"github.com/urbanbrain/urbanbrain/rules"
+	"github.com/urbanbrain/urbanbrain/rules/engine"
+	"github.com/urbanbrain/urbanbrain/rules/lang"
 )
 
 // With the rules engine in the loop (Options.Engine), a scenario is pushed events rather than
@@ -15,22 +16,22 @@ import (
 // city.signals on the bus and on to the incidents service, and every tick also runs the
 // engine's clock (held conditions, windows closing, silent devices) on the fake time.
 
-var demoRules = sync.OnceValues(func() ([]rules.Rule, error) {
+var demoRules = sync.OnceValues(func() ([]lang.Rule, error) {
 	sub, err := fs.Sub(city.DemoFS, "demo/rules")
 	if err != nil {
 		return nil, err
 	}
-	return rules.Load(sub)
+	return lang.Load(sub)
 })
 
 // DemoEngine is a rules engine over the demo city's rules, as `serve` loads them.
-func DemoEngine(t testing.TB) *rules.Engine {
+func DemoEngine(t testing.TB) *engine.Engine {
 	t.Helper()
 	rs, err := demoRules()
 	if err != nil {
 		t.Fatalf("demo rules: %v", err)
 	}
-	e, err := rules.New(rules.Config{}, rs, nil)
+	e, err := engine.New(engine.Config{}, rs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

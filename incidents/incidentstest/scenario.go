@@ -13,7 +13,7 @@ import (
 	"github.com/urbanbrain/urbanbrain/dispatch"
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/incidents"
-	"github.com/urbanbrain/urbanbrain/rules"
+	"github.com/urbanbrain/urbanbrain/rules/engine"
 )
 
 // Scenario is a scripted, time-driven test of the work-order loop in the style of
@@ -56,7 +56,7 @@ type Options struct {
 	NewID    func(string) string // default INC-<street>-0001, -0002, ...
 	// Engine, if set, runs the rules in the loop: Send pushes events through it, and every
 	// tick runs its clock (see DemoEngine).
-	Engine *rules.Engine
+	Engine *engine.Engine
 }
 
 // Tuesday10 is the default start: a working morning, day shifts on duty.

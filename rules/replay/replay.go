@@ -24,7 +24,8 @@ import (
 
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/ingest"
-	"github.com/urbanbrain/urbanbrain/rules"
+	"github.com/urbanbrain/urbanbrain/rules/engine"
+	"github.com/urbanbrain/urbanbrain/rules/lang"
 )
 
 // Config configures a replay.
@@ -33,7 +34,7 @@ type Config struct {
 	// line must be a CloudEvent, which says its own type.
 	Type string
 	// Rules are the rules to run (all of them, enabled or not as they say).
-	Rules []rules.Rule
+	Rules []lang.Rule
 	// Areas locates events on the city map (city.LoadDemo() for the demo city).
 	Areas ingest.AreaResolver
 	// MaxAge is how old an event may be; default 100 years, since exported datasets are old.
@@ -41,7 +42,7 @@ type Config struct {
 	// Now is the clock ingest checks event times against (default time.Now).
 	Now func() time.Time
 	// Engine configures the rules engine (AllowedLateness and so on).
-	Engine rules.Config
+	Engine engine.Config
 	// MaxSamples caps the example rejections kept per reason (default 5).
 	MaxSamples int
 }
@@ -57,8 +58,8 @@ type Report struct {
 	// Samples are the first rejected lines of each class, with their line numbers.
 	Samples []Rejection `json:"samples,omitempty"`
 	// Rules are each rule's counts, in rule order.
-	Rules []rules.RuleStats `json:"rules"`
-	Late  uint64            `json:"late"` // events too late for stateful rules
+	Rules []engine.RuleStats `json:"rules"`
+	Late  uint64             `json:"late"` // events too late for stateful rules
 	// Signals and Clears count everything the rules raised.
 	Signals int `json:"signals"`
 	Clears  int `json:"clears"`
@@ -87,8 +88,8 @@ func Run(ctx context.Context, cfg Config, r io.Reader, log *zap.Logger) (Report,
 	if cfg.Areas == nil {
 		return Report{}, errors.New("replay: no city map (Areas)")
 	}
-	if cfg.Type != "" && rules.EnvFor(cfg.Type) == nil {
-		return Report{}, fmt.Errorf("replay: --type %q is not one of %v", cfg.Type, rules.EventTypes)
+	if cfg.Type != "" && lang.EnvFor(cfg.Type) == nil {
+		return Report{}, fmt.Errorf("replay: --type %q is not one of %v", cfg.Type, lang.EventTypes)
 	}
 	if cfg.MaxAge == 0 {
 		cfg.MaxAge = 100 * 365 * 24 * time.Hour
@@ -101,7 +102,7 @@ func Run(ctx context.Context, cfg Config, r io.Reader, log *zap.Logger) (Report,
 		return Report{}, err
 	}
 	cfg.Engine.Registerer = nil
-	eng, err := rules.New(cfg.Engine, cfg.Rules, log.Named("rules"))
+	eng, err := engine.New(cfg.Engine, cfg.Rules, log.Named("rules"))
 	if err != nil {
 		return Report{}, err
 	}
@@ -177,7 +178,7 @@ func Run(ctx context.Context, cfg Config, r io.Reader, log *zap.Logger) (Report,
 	if !last.IsZero() {
 		lateness := cfg.Engine.AllowedLateness
 		if lateness == 0 {
-			lateness = rules.DefaultAllowedLateness
+			lateness = engine.DefaultAllowedLateness
 		}
 		if _, err := eng.Tick(ctx, last.Add(lateness)); err != nil {
 			return rep, err

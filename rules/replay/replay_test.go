@@ -16,7 +16,7 @@ import (
 	"github.com/urbanbrain/urbanbrain/city"
 	"github.com/urbanbrain/urbanbrain/city/citytest"
 	"github.com/urbanbrain/urbanbrain/event"
-	"github.com/urbanbrain/urbanbrain/rules"
+	"github.com/urbanbrain/urbanbrain/rules/lang"
 	"github.com/urbanbrain/urbanbrain/rules/replay"
 )
 
@@ -38,9 +38,9 @@ when: sensor.metrics.temperature > 50
 raise: {category: "0402", severity: orange, correlation_key: "hot:{{sensor.device_id}}"}
 `
 
-func parse(t testing.TB, src string) []rules.Rule {
+func parse(t testing.TB, src string) []lang.Rule {
 	t.Helper()
-	rs, err := rules.Parse("test.yaml", []byte(src))
+	rs, err := lang.Parse("test.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}

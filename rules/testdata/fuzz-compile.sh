@@ -14,7 +14,7 @@
 # input quoted.
 set -o pipefail
 cd "$(dirname "$0")/../.." || exit 1
-"${GO:-go}" test -run '^$' -fuzz '^FuzzCompile$' -fuzztime "${1:-20s}" -fuzzminimizetime 5s -parallel 1 ./rules/ 2>&1 |
+"${GO:-go}" test -run '^$' -fuzz '^FuzzCompile$' -fuzztime "${1:-20s}" -fuzzminimizetime 5s -parallel 1 ./rules/lang/ 2>&1 |
 	awk '{ print }
 	     /\(0\/sec\)/ { if (++zero >= 3) stalled = 1; next }
 	     { zero = 0 }

@@ -5,29 +5,21 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/storage"
 	"github.com/urbanbrain/urbanbrain/storage/internal/canon"
+	"github.com/urbanbrain/urbanbrain/storage/internal/query"
 )
-
-func kpiScope(f storage.KPIFilter) where {
-	var w where
-	w.eq("district", f.District)
-	w.anyOf("grid", f.Grids)
-	return w
-}
 
 // EventRates counts events per minute and type (source) in f's range, oldest minute first.
 func (s *Store) EventRates(ctx context.Context, f storage.KPIFilter) ([]storage.EventRate, error) {
 	if err := f.ValidateRates(); err != nil {
 		return nil, err
 	}
-	w := kpiScope(f)
-	w.eventTime(f.Since, f.Until)
+	w := dialect.KPIEvents(f)
 	// Copies of an event are identical: dropping them with LIMIT 1 BY over the few columns
 	// counted is far cheaper than FINAL over whole rows.
 	rows, err := s.conn.Query(ctx, "SELECT intDiv(time_ms, 60000) * 60000 AS minute, type, count() FROM "+
-		"(SELECT time_ms, type FROM events"+w.sql()+" LIMIT 1 BY type, id) GROUP BY minute, type ORDER BY minute, type", w.args...)
+		"(SELECT time_ms, type FROM events"+w.SQL()+" LIMIT 1 BY type, id) GROUP BY minute, type ORDER BY minute, type", w.Args...)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: event rates: %w", err)
 	}
@@ -53,13 +45,12 @@ func (s *Store) OpenIncidents(ctx context.Context, f storage.KPIFilter) (storage
 	if err := f.Validate(false); err != nil {
 		return out, err
 	}
-	w := kpiScope(f)
-	w.add("open = 1")
+	w := dialect.KPIOpen(f)
 	for _, g := range []struct {
 		col string
 		dst *[]storage.Count
 	}{{"severity", &out.BySeverity}, {"category", &out.ByCategory}, {"district", &out.ByDistrict}} {
-		rows, err := s.conn.Query(readCtx(ctx), "SELECT "+g.col+", count() FROM incidents FINAL"+w.sql()+" GROUP BY "+g.col, w.args...)
+		rows, err := s.conn.Query(readCtx(ctx), "SELECT "+g.col+", count() FROM incidents FINAL"+w.SQL()+" GROUP BY "+g.col, w.Args...)
 		if err != nil {
 			return storage.OpenIncidents{}, fmt.Errorf("clickhouse: open incidents by %s: %w", g.col, err)
 		}
@@ -94,37 +85,18 @@ func (s *Store) StageTimes(ctx context.Context, f storage.KPIFilter, limits stor
 	if err := f.Validate(true); err != nil {
 		return nil, err
 	}
-	w := kpiScope(f)
-	w.between("created_ms", f.Since, f.Until)
+	w := dialect.KPIIncidents(f)
 
-	// The first time each incident reached each status, 0 when it has not (yet). min() is
-	// unchanged by duplicate timeline rows, so no FINAL is needed there.
-	var milestones []string
-	var milestoneArgs []any
-	for _, st := range []event.Status{event.StatusDispatched, event.StatusAccepted, event.StatusResolved, event.StatusClosed} {
-		milestones = append(milestones, "minIf(at_ms, to_status = ? AND at_ms != 0) AS "+stageCol(st))
-		milestoneArgs = append(milestoneArgs, string(st))
-	}
-	var cols []string
-	var colArgs []any
-	for _, st := range storage.Stages {
-		from, to := stageCol(st.From), stageCol(st.To)
-		done := to + " != 0 AND " + from + " != 0"
-		dur := "(" + to + " - " + from + ")"
-		lim, limArgs := limitExpr(limits, st.Name)
-		cols = append(cols,
-			"countIf("+done+")",
-			"sumIf("+dur+", "+done+")",
-			"countIf("+done+" AND "+lim+" >= 0 AND "+dur+" <= "+lim+")")
-		colArgs = append(append(colArgs, limArgs...), limArgs...) // lim appears twice
-	}
-	query := "SELECT severity, " + strings.Join(cols, ", ") + " FROM (" +
-		"SELECT severity, t_created, " + strings.Join(stageCols(), ", ") + " FROM (" +
-		"SELECT id, severity, created_ms AS t_created FROM incidents FINAL" + w.sql() + ") " +
+	// The first time each incident reached each status (see dialect.FirstReached).
+	milestones, milestoneArgs := dialect.FirstReachedCols()
+	cols, colArgs := dialect.StageSums(limits)
+	stmt := "SELECT severity, " + strings.Join(cols, ", ") + " FROM (" +
+		"SELECT severity, t_created, " + strings.Join(query.MilestoneCols(), ", ") + " FROM (" +
+		"SELECT id, severity, created_ms AS t_created FROM incidents FINAL" + w.SQL() + ") " +
 		"ANY LEFT JOIN (SELECT incident_id AS id, " + strings.Join(milestones, ", ") +
 		" FROM incident_changes GROUP BY incident_id) USING id) GROUP BY severity"
-	args := append(append(colArgs, w.args...), milestoneArgs...)
-	rows, err := s.conn.Query(readCtx(ctx), query, args...)
+	args := append(append(colArgs, w.Args...), milestoneArgs...)
+	rows, err := s.conn.Query(readCtx(ctx), stmt, args...)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: stage times: %w", err)
 	}
@@ -152,48 +124,15 @@ func (s *Store) StageTimes(ctx context.Context, f storage.KPIFilter, limits stor
 	return storage.StageStats(sums, limits), nil
 }
 
-func stageCol(st event.Status) string {
-	if st == "" {
-		return "t_created"
-	}
-	return "t_" + string(st)
-}
-
-func stageCols() []string {
-	var out []string
-	for _, st := range []event.Status{event.StatusDispatched, event.StatusAccepted, event.StatusResolved, event.StatusClosed} {
-		out = append(out, stageCol(st))
-	}
-	return out
-}
-
-// limitExpr gives the stage's limit in ms for the row's severity, -1 for none.
-func limitExpr(limits storage.StageLimits, stage string) (string, []any) {
-	sevs := limits.Severities(stage)
-	if len(sevs) == 0 {
-		return "toInt64(-1)", nil
-	}
-	var b strings.Builder
-	var args []any
-	b.WriteString("multiIf(")
-	for _, sev := range sevs {
-		b.WriteString("severity = ?, toInt64(?), ")
-		args = append(args, sev, limits.LimitMs(stage, sev))
-	}
-	b.WriteString("toInt64(-1))")
-	return b.String(), args
-}
-
 // ReportCounts tells how many incidents created in f's range have each number of reports,
 // fewest reports first.
 func (s *Store) ReportCounts(ctx context.Context, f storage.KPIFilter) ([]storage.ReportCount, error) {
 	if err := f.Validate(true); err != nil {
 		return nil, err
 	}
-	w := kpiScope(f)
-	w.between("created_ms", f.Since, f.Until)
-	rows, err := s.conn.Query(readCtx(ctx), "SELECT report_count, count() FROM incidents FINAL"+w.sql()+
-		" GROUP BY report_count ORDER BY report_count", w.args...)
+	w := dialect.KPIIncidents(f)
+	rows, err := s.conn.Query(readCtx(ctx), "SELECT report_count, count() FROM incidents FINAL"+w.SQL()+
+		" GROUP BY report_count ORDER BY report_count", w.Args...)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: report counts: %w", err)
 	}

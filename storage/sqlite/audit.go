@@ -8,6 +8,7 @@ import (
 
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/storage/internal/canon"
+	"github.com/urbanbrain/urbanbrain/storage/internal/query"
 )
 
 // The audit log (city.audit) is projected into the append-only audit_log table: each record
@@ -60,5 +61,5 @@ func (s *Store) ListAudit(ctx context.Context, incidentID string) ([]event.Audit
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list audit: %w", err)
 	}
-	return scanDocs[event.AuditRecord](rows)
+	return query.Docs[event.AuditRecord](rows)
 }

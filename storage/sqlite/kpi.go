@@ -5,28 +5,18 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/storage"
 	"github.com/urbanbrain/urbanbrain/storage/internal/canon"
 )
-
-// kpiScope narrows a KPI query to the caller's district and grids.
-func kpiScope(f storage.KPIFilter) where {
-	var w where
-	w.eq("district", f.District)
-	w.anyOf("grid", f.Grids)
-	return w
-}
 
 // EventRates counts events per minute and type (source) in f's range, oldest minute first.
 func (s *Store) EventRates(ctx context.Context, f storage.KPIFilter) ([]storage.EventRate, error) {
 	if err := f.ValidateRates(); err != nil {
 		return nil, err
 	}
-	w := kpiScope(f)
-	w.between("time_ms", f.Since, f.Until)
+	w := dialect.KPIEvents(f)
 	rows, err := s.r.QueryContext(ctx, `SELECT (time_ms / 60000) * 60000 AS minute, type, count(*) FROM events`+
-		w.sql()+` GROUP BY minute, type ORDER BY minute, type`, w.args...)
+		w.SQL()+` GROUP BY minute, type ORDER BY minute, type`, w.Args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: event rates: %w", err)
 	}
@@ -52,13 +42,12 @@ func (s *Store) OpenIncidents(ctx context.Context, f storage.KPIFilter) (storage
 	if err := f.Validate(false); err != nil {
 		return out, err
 	}
-	w := kpiScope(f)
-	w.add("open", " = 1", coarse)
+	w := dialect.KPIOpen(f)
 	for _, g := range []struct {
 		col string
 		dst *[]storage.Count
 	}{{"severity", &out.BySeverity}, {"category", &out.ByCategory}, {"district", &out.ByDistrict}} {
-		counts, err := s.counts(ctx, "SELECT "+g.col+", count(*) FROM incidents"+w.sql()+" GROUP BY "+g.col, w.args)
+		counts, err := s.counts(ctx, "SELECT "+g.col+", count(*) FROM incidents"+w.SQL()+" GROUP BY "+g.col, w.Args)
 		if err != nil {
 			return storage.OpenIncidents{}, fmt.Errorf("sqlite: open incidents by %s: %w", g.col, err)
 		}
@@ -94,33 +83,15 @@ func (s *Store) StageTimes(ctx context.Context, f storage.KPIFilter, limits stor
 	if err := f.Validate(true); err != nil {
 		return nil, err
 	}
-	w := kpiScope(f)
-	w.between("created_ms", f.Since, f.Until)
+	w := dialect.KPIIncidents(f)
 	// The first time each incident reached each status; NULL when it has not (yet).
-	var milestones []string
-	var milestoneArgs []any
-	for _, st := range []event.Status{event.StatusDispatched, event.StatusAccepted, event.StatusResolved, event.StatusClosed} {
-		milestones = append(milestones, "(SELECT min(at_ms) FROM incident_changes c WHERE c.incident_id = i.id AND c.to_status = ? AND c.at_ms <> 0) AS "+stageCol(st))
-		milestoneArgs = append(milestoneArgs, string(st))
-	}
-	var cols []string
-	var colArgs []any
-	for _, st := range storage.Stages {
-		from, to := stageCol(st.From), stageCol(st.To)
-		done := to + " IS NOT NULL AND " + from + " IS NOT NULL"
-		dur := "(" + to + " - " + from + ")"
-		lim, limArgs := limitCase(limits, st.Name)
-		cols = append(cols,
-			"sum(CASE WHEN "+done+" THEN 1 ELSE 0 END)",
-			"coalesce(sum(CASE WHEN "+done+" THEN "+dur+" END), 0)",
-			"sum(CASE WHEN "+done+" AND "+lim+" >= 0 AND "+dur+" <= "+lim+" THEN 1 ELSE 0 END)")
-		colArgs = append(append(colArgs, limArgs...), limArgs...) // lim appears twice
-	}
-	query := "SELECT severity, " + strings.Join(cols, ", ") + " FROM (SELECT i.severity, i.created_ms AS t_created, " +
-		strings.Join(milestones, ", ") + " FROM incidents i" + w.sql() + ") GROUP BY severity"
+	milestones, milestoneArgs := dialect.FirstReachedCols()
+	cols, colArgs := dialect.StageSums(limits)
+	stmt := "SELECT severity, " + strings.Join(cols, ", ") + " FROM (SELECT i.severity, i.created_ms AS t_created, " +
+		strings.Join(milestones, ", ") + " FROM incidents i" + w.SQL() + ") GROUP BY severity"
 	// Arguments in the order their placeholders appear in the text.
-	ordered := append(append(colArgs, milestoneArgs...), w.args...)
-	rows, err := s.r.QueryContext(ctx, query, ordered...)
+	ordered := append(append(colArgs, milestoneArgs...), w.Args...)
+	rows, err := s.r.QueryContext(ctx, stmt, ordered...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: stage times: %w", err)
 	}
@@ -147,41 +118,15 @@ func (s *Store) StageTimes(ctx context.Context, f storage.KPIFilter, limits stor
 	return storage.StageStats(sums, limits), nil
 }
 
-// stageCol names the milestone column of a status; the empty status is the creation.
-func stageCol(st event.Status) string {
-	if st == "" {
-		return "t_created"
-	}
-	return "t_" + string(st)
-}
-
-// limitCase is a CASE expression giving the stage's limit in ms for the row's severity, -1 for none.
-func limitCase(limits storage.StageLimits, stage string) (string, []any) {
-	sevs := limits.Severities(stage)
-	if len(sevs) == 0 {
-		return "-1", nil
-	}
-	var b strings.Builder
-	var args []any
-	b.WriteString("(CASE severity")
-	for _, sev := range sevs {
-		b.WriteString(" WHEN ? THEN ?")
-		args = append(args, sev, limits.LimitMs(stage, sev))
-	}
-	b.WriteString(" ELSE -1 END)")
-	return b.String(), args
-}
-
 // ReportCounts tells how many incidents created in f's range have each number of reports,
 // fewest reports first.
 func (s *Store) ReportCounts(ctx context.Context, f storage.KPIFilter) ([]storage.ReportCount, error) {
 	if err := f.Validate(true); err != nil {
 		return nil, err
 	}
-	w := kpiScope(f)
-	w.between("created_ms", f.Since, f.Until)
-	rows, err := s.r.QueryContext(ctx, "SELECT report_count, count(*) FROM incidents"+w.sql()+
-		" GROUP BY report_count ORDER BY report_count", w.args...)
+	w := dialect.KPIIncidents(f)
+	rows, err := s.r.QueryContext(ctx, "SELECT report_count, count(*) FROM incidents"+w.SQL()+
+		" GROUP BY report_count ORDER BY report_count", w.Args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: report counts: %w", err)
 	}

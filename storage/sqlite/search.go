@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql/driver"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -11,6 +10,7 @@ import (
 
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/storage"
+	"github.com/urbanbrain/urbanbrain/storage/internal/query"
 )
 
 // searchMaskFunc is storage.SearchMask as an SQL function, for masked text searches
@@ -30,6 +30,39 @@ func init() {
 	})
 }
 
+// dialect is how SQLite spells what the shared query builder needs.
+var dialect = &query.Dialect{
+	// Without statistics SQLite picks among equally good-looking indexes at random, and would
+	// as soon scan half the table through the open or severity index as a few hundred rows
+	// through the district one. So a coarse column (few distinct values) is kept out of index
+	// choice, by the unary-plus idiom, whenever a selective column is also filtered.
+	HintCoarse: true,
+	Contains: func(expr string, masked bool, needle string) (string, []any) {
+		return "instr(" + lowerText(expr, masked) + ", ?) > 0", []any{needle}
+	},
+	AnyReport: func(cond string) string {
+		return "EXISTS (SELECT 1 FROM json_each(incidents.doc, '$.reports') WHERE " + cond + ")"
+	},
+	ReportSummary:  "json_extract(value, '$.summary')",
+	HotlineContent: "json_extract(payload, '$.hotline.content')",
+	HotlineAddress: "json_extract(payload, '$.hotline.address')",
+	HasLocation:    "lon IS NOT NULL",
+
+	// NULL when the incident has not reached the status (yet).
+	FirstReached: "(SELECT min(at_ms) FROM incident_changes c WHERE c.incident_id = i.id AND c.to_status = ? AND c.at_ms <> 0)",
+	Reached:      func(col string) string { return col + " IS NOT NULL" },
+	CountIf:      func(cond string) string { return "sum(CASE WHEN " + cond + " THEN 1 ELSE 0 END)" },
+	SumIf: func(expr, cond string) string {
+		return "coalesce(sum(CASE WHEN " + cond + " THEN " + expr + " END), 0)"
+	},
+	SeverityLimit: func(n int) string {
+		if n == 0 {
+			return "-1"
+		}
+		return "(CASE severity" + strings.Repeat(" WHEN ? THEN ?", n) + " ELSE -1 END)"
+	},
+}
+
 // lowerText is the SQL of expr as a text search compares it: ASCII-lowered, and for a
 // masked search without the personal data SearchMask hides.
 func lowerText(expr string, masked bool) string {
@@ -39,51 +72,18 @@ func lowerText(expr string, masked bool) string {
 	return "lower(" + expr + ")"
 }
 
-// anyOf filters col to the values; a non-nil empty list matches nothing.
-func (w *where) anyOf(col string, vs []string) {
-	switch {
-	case vs == nil:
-	case len(vs) == 0:
-		w.add("", "0 = 1", computed)
-	default:
-		args := make([]any, len(vs))
-		for i, v := range vs {
-			args[i] = v
-		}
-		w.add(col, " IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(vs)), ", ")+")", selective, args...)
-	}
-}
-
 // eventsSource is the FROM clause of an event list. With no indexed column to start from (a
 // text or radius search alone), SQLite would scan the whole table and sort it; walking the time
 // index newest first instead stops as soon as the page is full, which for any filter that
 // matches more than a sliver of the events is thousands of times less work.
-func eventsSource(w where, f storage.EventFilter) string {
+func eventsSource(w *query.Where, f storage.EventFilter) string {
 	if f.Type != "" {
 		return "events" // events_type carries the time order
 	}
-	for _, t := range w.terms {
-		if t.kind == selective {
-			return "events"
-		}
+	if w.HasSelective() {
+		return "events"
 	}
 	return "events INDEXED BY events_time"
-}
-
-// eventExtras adds the search filters of f that the first cut did not have.
-func eventExtras(w *where, f storage.EventFilter) {
-	w.anyOf("grid", f.Grids)
-	if c := f.Near; c != nil {
-		// The same arithmetic as storage.Circle.Contains, so both backends draw one boundary.
-		kx, ky := c.Scales()
-		w.add("", `(lon IS NOT NULL AND ((lon - ?) * ?) * ((lon - ?) * ?) + ((lat - ?) * ?) * ((lat - ?) * ?) <= ?)`,
-			computed, c.Lon, kx, c.Lon, kx, c.Lat, ky, c.Lat, ky, c.RadiusM*c.RadiusM)
-	}
-	if f.Text != "" {
-		needle := storage.LowerASCII(f.Text)
-		w.add("", `(instr(`+lowerText(`json_extract(payload, '$.hotline.content')`, f.TextMasked)+`, ?) > 0
-			OR instr(`+lowerText(`json_extract(payload, '$.hotline.address')`, f.TextMasked)+`, ?) > 0)`, computed, needle, needle)
-	}
 }
 
 // EachEvent calls fn with every stored event that matches f, oldest first (then by type and id),
@@ -94,31 +94,10 @@ func (s *Store) EachEvent(ctx context.Context, f storage.EventFilter, fn func(ev
 	if err := f.Validate(); err != nil {
 		return err
 	}
-	var w where
-	w.eqCoarse("type", f.Type)
-	w.eq("district", f.District)
-	w.eq("street", f.Street)
-	w.eq("grid", f.Grid)
-	w.eq("device", f.DeviceID)
-	w.between("time_ms", f.Since, f.Until)
-	eventExtras(&w, f)
-	rows, err := s.r.QueryContext(ctx, "SELECT payload FROM events"+w.sql()+" ORDER BY time_ms, type, id", w.args...)
+	w := dialect.Events(f)
+	rows, err := s.r.QueryContext(ctx, "SELECT payload FROM events"+w.SQL()+" ORDER BY time_ms, type, id", w.Args...)
 	if err != nil {
 		return fmt.Errorf("sqlite: replay events: %w", err)
 	}
-	defer rows.Close()
-	var doc []byte
-	for rows.Next() {
-		if err := rows.Scan(&doc); err != nil {
-			return fmt.Errorf("sqlite: replay events: %w", err)
-		}
-		var e event.Event
-		if err := json.Unmarshal(doc, &e); err != nil {
-			return fmt.Errorf("sqlite: replay events: decode: %w", err)
-		}
-		if err := fn(e); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return query.EachDoc(rows, "sqlite: replay events: ", fn)
 }
