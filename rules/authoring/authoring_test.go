@@ -8,9 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/rules/authoring"
 	"github.com/urbanbrain/urbanbrain/rules/engine"
+	"github.com/urbanbrain/urbanbrain/rules/lang"
 	"github.com/urbanbrain/urbanbrain/rules/rulestest"
 )
 
@@ -141,12 +144,12 @@ func TestSeed(t *testing.T) {
 	v2, err := c.Update("gas-high", []byte(strings.Replace(gasText, "> 50", "> 40", 1)), 0, "bob", "", rulestest.At)
 	mustApply(t, c, v2, err)
 
-	dir := mustParse(t, gasText+"---\n"+strings.Replace(strings.Replace(gasText, "gas-high", "gas-low", 1), "> 50", "> 5", 1))
+	dir := rulestest.Parse(t, gasText+"---\n"+strings.Replace(strings.Replace(gasText, "gas-high", "gas-low", 1), "> 50", "> 5", 1))
 	seed := c.Seed(dir, rulestest.At)
 	if len(seed) != 1 || seed[0].RuleID != "gas-low" || seed[0].Author != authoring.SeedAuthor || seed[0].Version != 1 {
 		t.Fatalf("seed %+v, want only gas-low", seed)
 	}
-	newer := mustParse(t, strings.Replace(gasText, "id: gas-high", "id: gas-high\nversion: 7", 1))
+	newer := rulestest.Parse(t, strings.Replace(gasText, "id: gas-high", "id: gas-high\nversion: 7", 1))
 	if seed := c.Seed(newer, rulestest.At); len(seed) != 1 || seed[0].Version != 7 {
 		t.Fatalf("seed %+v, want gas-high version 7", seed)
 	}
@@ -177,7 +180,7 @@ func TestDiff(t *testing.T) {
 
 // A dry run says, event by event, whether the rule fired and why.
 func TestDryRunExplainsConditions(t *testing.T) {
-	r := mustParse(t, `
+	r := rulestest.Parse(t, `
 id: water
 name: 水位
 types: [city.sensor.reading]
@@ -235,7 +238,7 @@ raise: {category: "0104", severity: orange, title: "水位 {{sensor.metrics.leve
 // A dry run of a window rule shows the group and the window after each event, and what the
 // clock does after the last one.
 func TestDryRunWindowState(t *testing.T) {
-	r := mustParse(t, noiseWindow)[0]
+	r := rulestest.Parse(t, rulestest.NoiseWindow)[0]
 	var evs []event.Event
 	for i, d := range []time.Duration{0, 10 * time.Minute, 20 * time.Minute} {
 		ev := rulestest.Hotline(fmt.Sprintf("w%d", i), "投诉", "0401", "normal", "吵")
@@ -263,8 +266,8 @@ func TestDryRunWindowState(t *testing.T) {
 // A backtest with a known answer: the new version (two complaints an hour instead of three)
 // raises one more incident, for community B, and the report says which.
 func TestBacktestComparesVersions(t *testing.T) {
-	cur := mustParse(t, noiseWindow)[0]
-	cand := mustParse(t, strings.Replace(strings.Replace(noiseWindow, "count >= 3", "count >= 2", 1), "id: noise", "version: 2\nid: noise", 1))[0]
+	cur := rulestest.Parse(t, rulestest.NoiseWindow)[0]
+	cand := rulestest.Parse(t, strings.Replace(strings.Replace(rulestest.NoiseWindow, "count >= 3", "count >= 2", 1), "id: noise", "version: 2\nid: noise", 1))[0]
 	var evs []event.Event
 	add := func(community string, at time.Duration) {
 		ev := rulestest.Hotline(fmt.Sprintf("%s-%d", community, len(evs)), "投诉", "0401", "normal", "噪音")
@@ -327,4 +330,13 @@ func TestCreateFromJSON(t *testing.T) {
 	if _, err := v.Rule(); err != nil {
 		t.Error(err)
 	}
+}
+
+func newEngine(t testing.TB, rs []lang.Rule, log *zap.Logger) *engine.Engine {
+	t.Helper()
+	eng, err := engine.New(engine.Config{}, rs, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng
 }

@@ -62,7 +62,7 @@ raise:
 // characters to slip past a title mask — never carry the phone or ID number: the rule
 // never had them.
 func TestRulesNeverSeeCallersNumbersSplitBypass(t *testing.T) {
-	eng := newEngine(t, mustParse(t, copyRule), nil)
+	eng := newEngine(t, rulestest.Parse(t, copyRule), nil)
 	rec := &rulestest.Recorder{}
 	ev := personalTicket("p1", "990101")
 	if err := rec.Keep(eng.HandleEvent(context.Background(), ev)); err != nil {
@@ -92,7 +92,7 @@ func TestRulesNeverSeeCallersNumbersSplitBypass(t *testing.T) {
 // the masked text.
 func TestRuleConditionCannotTestForANumber(t *testing.T) {
 	src := strings.Replace(copyRule, `when: hotline.content != ""`, `when: hotline.content contains "`+callerPhone+`" || hotline.content contains "`+callerID[:10]+`"`, 1)
-	rep, err := authoring.DryRun(context.Background(), engine.Config{}, mustParse(t, src)[0],
+	rep, err := authoring.DryRun(context.Background(), engine.Config{}, rulestest.Parse(t, src)[0],
 		[]event.Event{personalTicket("p1", "990101")}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func TestRuleConditionCannotTestForANumber(t *testing.T) {
 func TestDistrictRuleDryRunSeesOnlyItsDistrictMasked(t *testing.T) {
 	src := strings.Replace(copyRule, "types:", "district: \"990102\"\ntypes:", 1)
 	src = strings.Replace(src, `when: hotline.content != ""`, `when: hotline.content != "" && hotline.address != ""`, 1)
-	r := mustParse(t, src)[0]
+	r := rulestest.Parse(t, src)[0]
 	if r.District != "990102" {
 		t.Fatalf("district %q", r.District)
 	}
@@ -163,13 +163,13 @@ func TestRuleErrorsCarryNoTicketText(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			src := strings.NewReplacer(`when: hotline.content != ""`, "when: '"+tt.when+"'", "severity: red", "severity: '"+tt.severity+"'").Replace(copyRule)
-			rs := mustParse(t, src)
+			rs := rulestest.Parse(t, src)
 			eng := newEngine(t, rs, nil)
 			ev := personalTicket("p1", "990101")
 			if _, err := eng.HandleEvent(context.Background(), ev); err != nil {
 				t.Fatal(err)
 			}
-			st := stats(eng)["copy-personal"]
+			st := eng.StatsOf("copy-personal")
 			if st.Failed != 1 || !strings.Contains(st.LastError, tt.want) {
 				t.Errorf("last_error %q (failed %d), want one with %q", st.LastError, st.Failed, tt.want)
 			}
@@ -193,7 +193,7 @@ func TestRuleErrorsCarryNoTicketText(t *testing.T) {
 // bounds read from the event is stopped by the cost budget on the first event and quarantined,
 // with a reason its author reads in the stats, a dry run and a backtest; the other rules go on.
 func TestCostlyRuleRefusedOrQuarantinedWithReason(t *testing.T) {
-	_, err := lang.Parse("costly.yaml", []byte(sensorRule(`any(1..99000, {# < 0}) == false`)))
+	_, err := lang.Parse("costly.yaml", []byte(rulestest.SensorRule(`any(1..99000, {# < 0}) == false`)))
 	var ce *lang.CompileError
 	if !errors.As(err, &ce) || ce.Field != "when" || !strings.Contains(ce.Msg, "range 1..99000 has 99000 elements") || ce.Line != 1 {
 		t.Fatalf("want a positioned compile error for the range, got %v", err)
@@ -206,8 +206,8 @@ func TestCostlyRuleRefusedOrQuarantinedWithReason(t *testing.T) {
 		`len(filter(1..int(sensor.metrics.level_cm) * 60, {# < 0})) == 0`,      // 5,400 steps
 	} {
 		t.Run(when, func(t *testing.T) {
-			costly := mustParse(t, sensorRule(when))
-			fine := mustParse(t, "id: fine\nname: 好规则\ntypes: [city.sensor.reading]\nwhen: sensor.metrics.level_cm > 80\nraise: {category: \"0104\", severity: orange}\n")
+			costly := rulestest.Parse(t, rulestest.SensorRule(when))
+			fine := rulestest.Parse(t, "id: fine\nname: 好规则\ntypes: [city.sensor.reading]\nwhen: sensor.metrics.level_cm > 80\nraise: {category: \"0104\", severity: orange}\n")
 			eng := newEngine(t, append(costly, fine...), nil)
 			budgetHit := false
 			for i := range 5 {
@@ -217,7 +217,7 @@ func TestCostlyRuleRefusedOrQuarantinedWithReason(t *testing.T) {
 					t.Fatal(err)
 				}
 				_ = start
-				st := stats(eng)["hostile"]
+				st := eng.StatsOf("hostile")
 				if st.Quarantined {
 					budgetHit = true
 					if st.Failed != 1 {
@@ -225,20 +225,20 @@ func TestCostlyRuleRefusedOrQuarantinedWithReason(t *testing.T) {
 					}
 				}
 			}
-			st := stats(eng)
+			st := eng.StatsOf
 			if when == `any(1..int(sensor.metrics.level_cm) * 50, {# < 0}) == false` {
 				// Within the budget: it runs (and costs at most the budget) on every event.
-				if budgetHit || st["hostile"].Evaluated != 5 {
-					t.Errorf("a rule within its budget was stopped: %+v", st["hostile"])
+				if budgetHit || st("hostile").Evaluated != 5 {
+					t.Errorf("a rule within its budget was stopped: %+v", st("hostile"))
 				}
 				return
 			}
-			h := st["hostile"]
+			h := st("hostile")
 			if !budgetHit || !strings.Contains(h.QuarantineReason, "over its cost budget") || h.Evaluated != 1 {
 				t.Errorf("stats %+v: want quarantined on the first event, over its cost budget", h)
 			}
-			if st["fine"].Matched != 5 {
-				t.Errorf("the other rule matched %d of 5", st["fine"].Matched)
+			if st("fine").Matched != 5 {
+				t.Errorf("the other rule matched %d of 5", st("fine").Matched)
 			}
 			evs := make([]event.Event, 20)
 			for i := range evs {
@@ -266,7 +266,7 @@ func TestCostlyRuleRefusedOrQuarantinedWithReason(t *testing.T) {
 // Dry runs and backtests stop when their context is cancelled (a client gone, a job
 // cancelled, a deadline), and report their progress on the way.
 func TestDryRunAndBacktestCancelAndReportProgress(t *testing.T) {
-	r := mustParse(t, sensorRule(`sensor.metrics.level_cm > 80`))[0]
+	r := rulestest.Parse(t, rulestest.SensorRule(`sensor.metrics.level_cm > 80`))[0]
 	evs := make([]event.Event, 1000)
 	for i := range evs {
 		evs[i] = rulestest.Sensor("c"+string(rune(0x4e00+i)), "WL-1", "water_level", map[string]float64{"level_cm": 90})
@@ -311,7 +311,7 @@ func mustJSON(t *testing.T, v any) string {
 // The price of masking a ticket's text before rules see it, on the hot path: a 12345 ticket
 // holding a phone and an ID number through a keyword rule (燃气/煤气 + 味).
 func BenchmarkHotlineTicketMasked(b *testing.B) {
-	eng := newEngine(b, mustParse(b, `
+	eng := newEngine(b, rulestest.Parse(b, `
 id: gas-smell
 name: 燃气异味
 types: [city.hotline.ticket]

@@ -21,24 +21,6 @@ import (
 	"github.com/urbanbrain/urbanbrain/rules/rulestest"
 )
 
-func mustParse(t testing.TB, src string) []lang.Rule {
-	t.Helper()
-	rs, err := lang.Parse("test.yaml", []byte(src))
-	if err != nil {
-		t.Fatalf("parse: %v", err)
-	}
-	return rs
-}
-
-func newEngine(t testing.TB, rs []lang.Rule, log *zap.Logger) *engine.Engine {
-	t.Helper()
-	eng, err := engine.New(engine.Config{}, rs, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return eng
-}
-
 const failingAndFine = `
 - id: broken
   name: 坏规则
@@ -62,7 +44,7 @@ const failingAndFine = `
 func TestRuntimeErrorDoesNotStopOtherRules(t *testing.T) {
 	core, logs := observer.New(zapcore.WarnLevel)
 	rec := &rulestest.Recorder{}
-	eng := newEngine(t, mustParse(t, failingAndFine), zap.New(core))
+	eng := newEngine(t, rulestest.Parse(t, failingAndFine), zap.New(core))
 
 	ev := rulestest.Sensor("e1", "WL-1", "water_level", map[string]float64{"level_cm": 90})
 	sigs, errs := eng.Evaluate(ev)
@@ -177,7 +159,7 @@ func TestHandleEventSkipsBadData(t *testing.T) {
 }
 
 func TestRaiseDefaultsDisabledAndShadow(t *testing.T) {
-	rs := mustParse(t, `
+	rs := rulestest.Parse(t, `
 - id: quiet
   name: 停用
   enabled: false
@@ -206,7 +188,7 @@ func TestRaiseDefaultsDisabledAndShadow(t *testing.T) {
 }
 
 func TestNewRejects(t *testing.T) {
-	rs := mustParse(t, "id: a\nname: n\ntypes: [city.video.detection]\nwhen: 'true'\nraise: {category: '0301', severity: blue}\n")
+	rs := rulestest.Parse(t, "id: a\nname: n\ntypes: [city.video.detection]\nwhen: 'true'\nraise: {category: '0301', severity: blue}\n")
 	tests := []struct {
 		name  string
 		rules []lang.Rule
@@ -254,7 +236,7 @@ func TestFunctions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.when, func(t *testing.T) {
 			src := "id: f\nname: f\ntypes: [city.sensor.reading]\nwhen: '" + tt.when + "'\nraise: {category: '0401', severity: blue}\n"
-			eng := newEngine(t, mustParse(t, src), nil)
+			eng := newEngine(t, rulestest.Parse(t, src), nil)
 			sigs, errs := eng.Evaluate(ev)
 			if len(errs) > 0 {
 				t.Fatal(errs)
@@ -350,4 +332,13 @@ raise: {category: "0104", severity: orange, title: t, correlation_key: k}
 	if sigs, _ := eng.Evaluate(ev); len(sigs) != 1 || sigs[0].Explanation == nil {
 		t.Errorf("Evaluate gave %+v, want the signal explained", sigs)
 	}
+}
+
+func newEngine(t testing.TB, rs []lang.Rule, log *zap.Logger) *engine.Engine {
+	t.Helper()
+	eng, err := engine.New(engine.Config{}, rs, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng
 }

@@ -121,7 +121,7 @@ func TestBacklogRaisesTheSignalsOfTheLiveRun(t *testing.T) {
 
 	// Live: a fake clock follows the events; the engine ticks every 10 s.
 	live := &rulestest.Recorder{}
-	eng := newEngine(t, mustParse(t, backlogRules), nil)
+	eng := newEngine(t, rulestest.Parse(t, backlogRules), nil)
 	clock := clockwork.NewFakeClockAt(rulestest.At)
 	next := 0
 	for now := rulestest.At; !now.After(end.Add(after)); now = now.Add(10 * time.Second) {
@@ -145,7 +145,7 @@ func TestBacklogRaisesTheSignalsOfTheLiveRun(t *testing.T) {
 	// as long as the live run did.
 	wall := clockwork.NewFakeClockAt(rulestest.At.Add(45 * time.Minute))
 	replay := &rulestest.Recorder{}
-	eng2 := newEngine(t, mustParse(t, backlogRules), nil)
+	eng2 := newEngine(t, rulestest.Parse(t, backlogRules), nil)
 	if err := replay.Keep(eng2.Tick(ctx, wall.Now())); err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestForFiresAtThreeMinutesOfEventTimeOnce(t *testing.T) {
 	}
 	t.Run("by a reading", func(t *testing.T) {
 		rec := &rulestest.Recorder{}
-		eng := newEngine(t, mustParse(t, waterFor3m), nil)
+		eng := newEngine(t, rulestest.Parse(t, waterFor3m), nil)
 		must(t, rec.Keep(eng.Tick(ctx, wall)))
 		for d := time.Duration(0); d <= 2*time.Minute+30*time.Second; d += 30 * time.Second {
 			must(t, rec.Keep(eng.HandleEvent(ctx, reading(d))))
@@ -254,7 +254,7 @@ func TestForFiresAtThreeMinutesOfEventTimeOnce(t *testing.T) {
 	})
 	t.Run("by the clock", func(t *testing.T) {
 		rec := &rulestest.Recorder{}
-		eng := newEngine(t, mustParse(t, waterFor3m), nil)
+		eng := newEngine(t, rulestest.Parse(t, waterFor3m), nil)
 		must(t, rec.Keep(eng.Tick(ctx, wall)))
 		for d := time.Duration(0); d <= 2*time.Minute; d += 30 * time.Second {
 			must(t, rec.Keep(eng.HandleEvent(ctx, reading(d))))
@@ -293,7 +293,7 @@ func TestIdleStreetFiresAbsenceOnTick(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			clock := clockwork.NewFakeClockAt(rulestest.At)
 			rec := &rulestest.Recorder{}
-			eng := newEngine(t, mustParse(t, backlogRules), nil)
+			eng := newEngine(t, rulestest.Parse(t, backlogRules), nil)
 			must(t, rec.Keep(eng.Tick(ctx, clock.Now())))
 			ev := rulestest.Sensor("m1", "MH-1", "manhole", map[string]float64{"tilt_deg": 1})
 			ev.Time = clock.Now().Add(-age)
@@ -330,7 +330,7 @@ func TestLateIsRelativeToTheWatermark(t *testing.T) {
 		return ev
 	}
 	rec := &rulestest.Recorder{}
-	eng := newEngine(t, mustParse(t, noiseWindow), nil) // 1h, count >= 3, default lateness 2m
+	eng := newEngine(t, rulestest.Parse(t, rulestest.NoiseWindow), nil) // 1h, count >= 3, default lateness 2m
 	must(t, rec.Keep(eng.Tick(ctx, rulestest.At.Add(3*time.Hour))))
 	for _, ev := range []event.Event{
 		mk("a0", "A", 0), mk("a10", "A", 10*time.Minute), mk("b20", "B", 20*time.Minute),
@@ -346,7 +346,7 @@ func TestLateIsRelativeToTheWatermark(t *testing.T) {
 	if late := eng.EngineStats().Late; late != 1 {
 		t.Errorf("late %d, want 1 (a17)", late)
 	}
-	if st := stats(eng)["noise-complaints"]; st.Evaluated != 4 {
+	if st := eng.StatsOf("noise-complaints"); st.Evaluated != 4 {
 		t.Errorf("evaluated %d, want 4: the late complaint is not evaluated by the window", st.Evaluated)
 	}
 }

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func TestForgetStopsAbsenceOfRevokedStreet(t *testing.T) {
 	if st := s.eng.EngineStats(); st.Streets != 1 {
 		t.Errorf("streets with state %d, want 1 (B)", st.Streets)
 	}
-	if st := stats(s.eng)["manhole-silent"]; st.Keys != 1 {
+	if st := s.eng.StatsOf("manhole-silent"); st.Keys != 1 {
 		t.Errorf("keys %d, want 1 (MH-B)", st.Keys)
 	}
 	s.at(31 * time.Minute).tick()
@@ -53,7 +54,7 @@ func TestForgetStopsAbsenceOfRevokedStreet(t *testing.T) {
 // by the new owner, not carried here); the state of the other street carries on.
 func TestForgetDropsWindowAndForStateOfStreetOnly(t *testing.T) {
 	t.Run("window", func(t *testing.T) {
-		s := newScenario(t, noiseWindow, engine.Config{})
+		s := newScenario(t, rulestest.NoiseWindow, engine.Config{})
 		// Community X in both streets: one group key, two streets.
 		c := func(street string) event.Event { return in(street, s.complaint("X", "0401")) }
 		s.at(0).send(c("A")).send(c("B"))
@@ -91,18 +92,17 @@ func TestForgetDropsWindowAndForStateOfStreetOnly(t *testing.T) {
 // Forgetting streets the engine does not hold drops nothing and changes nothing: the silence
 // of the street it does hold is still noticed.
 func TestForgetOfStreetNotHeldChangesNothing(t *testing.T) {
-	s := newScenario(t, manholeAbsent+"---\n"+noiseWindow, engine.Config{AllowedLateness: time.Minute})
+	s := newScenario(t, manholeAbsent+"---\n"+rulestest.NoiseWindow, engine.Config{AllowedLateness: time.Minute})
 	s.seq++
 	s.at(0).send(in("A", rulestest.Sensor("m1", "MH-A", "manhole", map[string]float64{"tilt_deg": 1})))
 	s.send(in("A", s.complaint("X", "0401"))).send(in("A", s.complaint("X", "0401")))
-	before, beforeEng := stats(s.eng), s.eng.EngineStats()
+	before, beforeEng := s.eng.Stats(), s.eng.EngineStats()
 	for _, gone := range []func(string) bool{streetIs("Z"), streetIs(""), func(string) bool { return false }} {
 		if n := s.eng.Forget(gone); n != 0 {
 			t.Errorf("Forget dropped %d streets, want 0", n)
 		}
 	}
-	if after := stats(s.eng); after["manhole-silent"].Keys != before["manhole-silent"].Keys ||
-		after["noise-complaints"].Keys != before["noise-complaints"].Keys {
+	if after := s.eng.Stats(); !slices.EqualFunc(after, before, func(a, b engine.RuleStats) bool { return a.RuleID == b.RuleID && a.Keys == b.Keys }) {
 		t.Errorf("stats changed: %+v → %+v", before, after)
 	}
 	if got := s.eng.EngineStats(); got != beforeEng {
@@ -117,7 +117,7 @@ func TestForgetOfStreetNotHeldChangesNothing(t *testing.T) {
 // Forget while events are handled and the clock ticks: meaningful with -race. Streets never
 // forgotten keep every complaint counted.
 func TestForgetConcurrency(t *testing.T) {
-	rs := mustParse(t, noiseWindow+"---\n"+manholeAbsent)
+	rs := rulestest.Parse(t, rulestest.NoiseWindow+"---\n"+manholeAbsent)
 	rec := &rulestest.Recorder{}
 	eng := newEngine(t, rs, nil)
 	var wg sync.WaitGroup
@@ -140,7 +140,7 @@ func TestForgetConcurrency(t *testing.T) {
 		t.Errorf("fires by street %v; want 3 each in S2 and S3", fires)
 	}
 	eng.Forget(func(s string) bool { return s == "S0" || s == "S1" })
-	if st := stats(eng)["noise-complaints"]; st.Keys != 6 {
+	if st := eng.StatsOf("noise-complaints"); st.Keys != 6 {
 		t.Errorf("keys %d, want 6 (S2 and S3)", st.Keys)
 	}
 }

@@ -15,11 +15,6 @@ import (
 	"github.com/urbanbrain/urbanbrain/rules/rulestest"
 )
 
-func sensorRule(when string) string {
-	return "id: hostile\nname: 恶意规则\ntypes: [city.sensor.reading]\nwhen: '" + strings.ReplaceAll(when, "'", "''") + "'" +
-		"\nraise: {category: \"0104\", severity: red}\n"
-}
-
 // Hostile rules are refused when they are saved or fail at run time as a reported error of
 // that rule on that event: never a panic, never a stall, and the other rules go on.
 func TestHostileRules(t *testing.T) {
@@ -30,18 +25,18 @@ func TestHostileRules(t *testing.T) {
 		refused  string // the load error contains this; empty: the rule loads
 		runError string // when it loads: the run-time error contains this; empty: runs cleanly
 	}{
-		{"1 MB of rule text", sensorRule(`"` + strings.Repeat("x", 1<<20) + `" != ""`), "more than the 65536 allowed", ""},
-		{"10,000 nested parentheses", sensorRule(deep), "", ""},
-		{"map over a hundred million", sensorRule(`len(map(1..100000000, #)) > 0`), "range 1..100000000 has 100000000 elements", ""},
-		{"map over a computed hundred million", sensorRule(`len(map(1..int(sensor.metrics.level_cm * 1000000), #)) > 0`), "", "memory budget exceeded"},
-		{"nested loops", sensorRule(`any(1..5000, {any(1..5000, {# < 0})})`), "", "loop steps"},
-		{"string doubling", sensorRule(`let a = sensor.kind + sensor.kind; let b = a+a; let c = b+b; let d = c+c; let e = d+d; let f = e+e; let g = f+f; let h = g+g; let i = h+h; let j = i+i; let k = j+j; let l = k+k; let m = l+l; let n = m+m; let o = n+n; len(o) > 0`), "", "longer than 65536"},
-		{"integer division by zero", sensorRule(`int(sensor.metrics.level_cm) % int(sensor.metrics.zero) == 0`), "", "integer division by zero"},
-		{"constant division by zero", sensorRule(`sensor.metrics.level_cm > 1 % 0`), "integer divide by zero", ""},
-		{"float division by zero is +Inf", sensorRule(`sensor.metrics.level_cm / sensor.metrics.zero > 1`), "", ""},
-		{"unknown function", sensorRule(`exec("rm -rf /") == ""`), "unknown name exec", ""},
-		{"clock", sensorRule(`now().Year() > 2000`), "unknown name now", ""},
-		{"over MaxNodes", sensorRule(strings.Repeat("1 + ", 6000) + "1 > 0"), "exceeds maximum allowed nodes", ""},
+		{"1 MB of rule text", rulestest.SensorRule(`"` + strings.Repeat("x", 1<<20) + `" != ""`), "more than the 65536 allowed", ""},
+		{"10,000 nested parentheses", rulestest.SensorRule(deep), "", ""},
+		{"map over a hundred million", rulestest.SensorRule(`len(map(1..100000000, #)) > 0`), "range 1..100000000 has 100000000 elements", ""},
+		{"map over a computed hundred million", rulestest.SensorRule(`len(map(1..int(sensor.metrics.level_cm * 1000000), #)) > 0`), "", "memory budget exceeded"},
+		{"nested loops", rulestest.SensorRule(`any(1..5000, {any(1..5000, {# < 0})})`), "", "loop steps"},
+		{"string doubling", rulestest.SensorRule(`let a = sensor.kind + sensor.kind; let b = a+a; let c = b+b; let d = c+c; let e = d+d; let f = e+e; let g = f+f; let h = g+g; let i = h+h; let j = i+i; let k = j+j; let l = k+k; let m = l+l; let n = m+m; let o = n+n; len(o) > 0`), "", "longer than 65536"},
+		{"integer division by zero", rulestest.SensorRule(`int(sensor.metrics.level_cm) % int(sensor.metrics.zero) == 0`), "", "integer division by zero"},
+		{"constant division by zero", rulestest.SensorRule(`sensor.metrics.level_cm > 1 % 0`), "integer divide by zero", ""},
+		{"float division by zero is +Inf", rulestest.SensorRule(`sensor.metrics.level_cm / sensor.metrics.zero > 1`), "", ""},
+		{"unknown function", rulestest.SensorRule(`exec("rm -rf /") == ""`), "unknown name exec", ""},
+		{"clock", rulestest.SensorRule(`now().Year() > 2000`), "unknown name now", ""},
+		{"over MaxNodes", rulestest.SensorRule(strings.Repeat("1 + ", 6000) + "1 > 0"), "exceeds maximum allowed nodes", ""},
 	}
 	ev := rulestest.Sensor("e1", "WL-1", "water_level", map[string]float64{"level_cm": 90})
 	for _, tt := range tests {
@@ -61,7 +56,7 @@ func TestHostileRules(t *testing.T) {
 			if err != nil {
 				t.Fatalf("refused: %.300v", err)
 			}
-			fine := mustParse(t, `
+			fine := rulestest.Parse(t, `
 id: fine
 name: 好规则
 types: [city.sensor.reading]
@@ -73,11 +68,11 @@ raise: {category: "0104", severity: orange}
 			if err := rec.Keep(eng.HandleEvent(context.Background(), ev)); err != nil {
 				t.Fatalf("HandleEvent: %v", err)
 			}
-			st := stats(eng)
-			if got := st["fine"].Matched; got != 1 {
+			st := eng.StatsOf
+			if got := st("fine").Matched; got != 1 {
 				t.Errorf("the other rule matched %d times, want 1", got)
 			}
-			h := st["hostile"]
+			h := st("hostile")
 			if tt.runError == "" {
 				if h.Failed != 0 {
 					t.Errorf("hostile rule failed: %s", h.LastError)
@@ -109,7 +104,7 @@ func TestFailingRuleIsQuarantined(t *testing.T) {
 `
 	reg := prometheus.NewRegistry()
 	rec := &rulestest.Recorder{}
-	eng, err := engine.New(engine.Config{DisableAfter: 5, Registerer: reg}, mustParse(t, src), nil)
+	eng, err := engine.New(engine.Config{DisableAfter: 5, Registerer: reg}, rulestest.Parse(t, src), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,11 +114,11 @@ func TestFailingRuleIsQuarantined(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st := stats(eng)
-	if b := st["broken"]; !b.Quarantined || b.Failed != 5 || !strings.Contains(b.LastError, "when") {
+	st := eng.StatsOf
+	if b := st("broken"); !b.Quarantined || b.Failed != 5 || !strings.Contains(b.LastError, "when") {
 		t.Errorf("broken: %+v; want quarantined after 5 failures", b)
 	}
-	if f := st["fine"]; f.Matched != 8 || f.Quarantined {
+	if f := st("fine"); f.Matched != 8 || f.Quarantined {
 		t.Errorf("fine: %+v; want 8 matches", f)
 	}
 	if got := testutil.ToFloat64(gauge(t, reg, "urbanbrain_rules_quarantined", "broken")); got != 1 {
@@ -133,14 +128,14 @@ func TestFailingRuleIsQuarantined(t *testing.T) {
 		t.Errorf("urbanbrain_rules_failures_total{rule=broken} = %v", got)
 	}
 
-	fixed := mustParse(t, strings.Replace(strings.Replace(src, "int(sensor.status) > 0", `sensor.status == "ok"`, 1), "- id: broken", "- version: 2\n  id: broken", 1))
+	fixed := rulestest.Parse(t, strings.Replace(strings.Replace(src, "int(sensor.status) > 0", `sensor.status == "ok"`, 1), "- id: broken", "- version: 2\n  id: broken", 1))
 	if err := eng.SetRules(fixed); err != nil {
 		t.Fatal(err)
 	}
 	if err := rec.Keep(eng.HandleEvent(context.Background(), rulestest.Sensor("qz", "WL-1", "water_level", nil))); err != nil {
 		t.Fatal(err)
 	}
-	if b := stats(eng)["broken"]; b.Quarantined || b.Matched != 1 || b.Version != 2 {
+	if b := eng.StatsOf("broken"); b.Quarantined || b.Matched != 1 || b.Version != 2 {
 		t.Errorf("broken v2: %+v; want running again", b)
 	}
 }
@@ -215,7 +210,7 @@ func TestIndexNeverChangesAnswers(t *testing.T) {
 	}
 	evs[4].Sensor.Status = "fault"
 	run := func(src string) []string {
-		eng := newEngine(t, mustParse(t, src), nil)
+		eng := newEngine(t, rulestest.Parse(t, src), nil)
 		var out []string
 		for _, ev := range evs {
 			sigs, errs := eng.Evaluate(ev)

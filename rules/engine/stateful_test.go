@@ -29,7 +29,7 @@ type scenario struct {
 func newScenario(t *testing.T, src string, cfg engine.Config) *scenario {
 	t.Helper()
 	rec := &rulestest.Recorder{}
-	eng, err := engine.New(cfg, mustParse(t, src), nil)
+	eng, err := engine.New(cfg, rulestest.Parse(t, src), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,20 +157,6 @@ func TestForFiresOnTickWhenNoNewReading(t *testing.T) {
 	s.expect()
 }
 
-const noiseWindow = `
-id: noise-complaints
-name: 同一社区一小时内三起噪声投诉
-types: [city.hotline.ticket]
-when: hotline.category_code == "0401"
-group_by: area.community
-window: {size: 1h, having: count >= 3}
-raise:
-  category: "0401"
-  severity: yellow
-  title: "{{area.community_name}} 1小时内 {{window.count}} 起噪声投诉"
-  correlation_key: "noise:{{area.community}}"
-`
-
 func (s *scenario) complaint(community, category string) event.Event {
 	s.seq++
 	ev := rulestest.Hotline(fmt.Sprintf("h%d", s.seq), "投诉", category, "normal", "楼上装修噪音")
@@ -183,7 +169,7 @@ func (s *scenario) complaint(community, category string) event.Event {
 // community, or a complaint of another category, do not count; the signal clears when the
 // first complaint ages out of the hour.
 func TestWindowCountsPerKeyAndFiresAtThreshold(t *testing.T) {
-	s := newScenario(t, noiseWindow, engine.Config{})
+	s := newScenario(t, rulestest.NoiseWindow, engine.Config{})
 	s.at(0).send(s.complaint("A", "0401"))
 	s.at(10 * time.Minute).send(s.complaint("B", "0401"))
 	s.at(20 * time.Minute).send(s.complaint("A", "0401")).send(s.complaint("A", "0301"))
@@ -202,17 +188,9 @@ func TestWindowCountsPerKeyAndFiresAtThreshold(t *testing.T) {
 	// At +80m the one of +20m leaves too: 2 remain — cleared.
 	s.at(80 * time.Minute).tick()
 	s.expect("clear noise-complaints:h7:clear@+1h20m0s")
-	if st := stats(s.eng)["noise-complaints"]; st.Keys != 2 || st.Matched != 1 || st.Cleared != 1 {
+	if st := s.eng.StatsOf("noise-complaints"); st.Keys != 2 || st.Matched != 1 || st.Cleared != 1 {
 		t.Errorf("stats %+v; want 2 keys (A, B), 1 fire, 1 clear", st)
 	}
-}
-
-func stats(eng *engine.Engine) map[string]engine.RuleStats {
-	out := map[string]engine.RuleStats{}
-	for _, s := range eng.Stats() {
-		out[s.RuleID] = s
-	}
-	return out
 }
 
 // A tumbling window is judged once per period, when the period has closed and the allowed
@@ -302,7 +280,7 @@ func TestLateEventsInsideAndOutsideAllowedLateness(t *testing.T) {
 		"late straggler first":     {a0, a10, b20, a17, a19},
 	} {
 		t.Run(name, func(t *testing.T) {
-			s := newScenario(t, noiseWindow, engine.Config{AllowedLateness: 2 * time.Minute})
+			s := newScenario(t, rulestest.NoiseWindow, engine.Config{AllowedLateness: 2 * time.Minute})
 			for _, ev := range order {
 				s.sendAt(ev)
 			}
@@ -319,7 +297,7 @@ func TestLateEventsInsideAndOutsideAllowedLateness(t *testing.T) {
 // because some outputs were not acknowledged — give the outputs they gave the first time,
 // under the same ids, and are not counted twice in the window.
 func TestRedeliveryGivesSameOutputsAndCountsOnce(t *testing.T) {
-	s := newScenario(t, noiseWindow, engine.Config{})
+	s := newScenario(t, rulestest.NoiseWindow, engine.Config{})
 	var batch []event.Event
 	for i := range 3 {
 		ev := s.complaint("A", "0401")
@@ -360,26 +338,26 @@ func TestRedeliveryGivesSameOutputsAndCountsOnce(t *testing.T) {
 // threshold drops from 3 to 2: the two complaints already counted now fire), and starts
 // afresh when the group key changes.
 func TestStateSurvivesVersionChangeWithSameKey(t *testing.T) {
-	s := newScenario(t, noiseWindow, engine.Config{})
+	s := newScenario(t, rulestest.NoiseWindow, engine.Config{})
 	s.at(0).send(s.complaint("A", "0401"))
 	s.at(10 * time.Minute).send(s.complaint("A", "0401"))
 	s.expect()
 
-	v2 := mustParse(t, strings.Replace(strings.Replace(noiseWindow, "count >= 3", "count >= 2", 1), "id: noise", "version: 2\nid: noise", 1))
+	v2 := rulestest.Parse(t, strings.Replace(strings.Replace(rulestest.NoiseWindow, "count >= 3", "count >= 2", 1), "id: noise", "version: 2\nid: noise", 1))
 	if err := s.eng.SetRules(v2); err != nil {
 		t.Fatal(err)
 	}
 	s.at(11 * time.Minute).tick()
 	s.expect("fire noise-complaints:h2@+11m0s")
 
-	v3src := strings.Replace(strings.Replace(noiseWindow, "area.community", "area.grid", 1), "id: noise", "version: 3\nid: noise", 1)
+	v3src := strings.Replace(strings.Replace(rulestest.NoiseWindow, "area.community", "area.grid", 1), "id: noise", "version: 3\nid: noise", 1)
 	v3src = strings.Replace(v3src, "count >= 3", "count >= 2", 1)
-	if err := s.eng.SetRules(mustParse(t, v3src)); err != nil {
+	if err := s.eng.SetRules(rulestest.Parse(t, v3src)); err != nil {
 		t.Fatal(err)
 	}
 	s.at(12 * time.Minute).send(s.complaint("A", "0401"))
 	s.expect() // grouped by grid now: one complaint counted, not three
-	if st := stats(s.eng)["noise-complaints"]; st.Keys != 1 || st.Version != 3 {
+	if st := s.eng.StatsOf("noise-complaints"); st.Keys != 1 || st.Version != 3 {
 		t.Errorf("stats %+v, want 1 key at version 3", st)
 	}
 }
@@ -387,7 +365,7 @@ func TestStateSurvivesVersionChangeWithSameKey(t *testing.T) {
 // Events of many streets in parallel, the clock ticking and the rules swapped meanwhile:
 // meaningful with -race, and every complaint is counted once.
 func TestStatefulConcurrency(t *testing.T) {
-	rs := mustParse(t, noiseWindow+"---\n"+manholeAbsent+"---\n"+waterFor)
+	rs := rulestest.Parse(t, rulestest.NoiseWindow+"---\n"+manholeAbsent+"---\n"+waterFor)
 	rec := &rulestest.Recorder{}
 	eng := newEngine(t, rs, nil)
 	var wg sync.WaitGroup
@@ -409,7 +387,7 @@ func TestStatefulConcurrency(t *testing.T) {
 			fires++
 		}
 	}
-	if st := stats(eng)["noise-complaints"]; fires != 12 || st.Keys != 12 || st.Evaluated != 1200 {
+	if st := eng.StatsOf("noise-complaints"); fires != 12 || st.Keys != 12 || st.Evaluated != 1200 {
 		t.Errorf("fires %d, stats %+v; want 12 fires, 12 keys, 1200 evaluations", fires, st)
 	}
 }

@@ -3,11 +3,13 @@
 package rulestest
 
 import (
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/rules/lang"
 )
 
 // Recorder keeps the outputs an engine returns. It is safe for concurrent use.
@@ -98,3 +100,35 @@ func Video(id, cameraID, algorithm string, confidence float64, objects int) even
 	}
 	return ev
 }
+
+// Parse parses rules from YAML source, failing the test on an error.
+func Parse(t testing.TB, src string) []lang.Rule {
+	t.Helper()
+	rs, err := lang.Parse("test.yaml", []byte(src))
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	return rs
+}
+
+// SensorRule is a red 0104 rule on sensor readings with the given condition.
+func SensorRule(when string) string {
+	return "id: hostile\nname: 恶意规则\ntypes: [city.sensor.reading]\nwhen: '" + strings.ReplaceAll(when, "'", "''") + "'" +
+		"\nraise: {category: \"0104\", severity: red}\n"
+}
+
+// NoiseWindow is a sliding-window rule: three 0401 complaints about one community within an
+// hour.
+const NoiseWindow = `
+id: noise-complaints
+name: 同一社区一小时内三起噪声投诉
+types: [city.hotline.ticket]
+when: hotline.category_code == "0401"
+group_by: area.community
+window: {size: 1h, having: count >= 3}
+raise:
+  category: "0401"
+  severity: yellow
+  title: "{{area.community_name}} 1小时内 {{window.count}} 起噪声投诉"
+  correlation_key: "noise:{{area.community}}"
+`
