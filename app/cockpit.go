@@ -7,6 +7,7 @@ import (
 
 	"github.com/urbanbrain/urbanbrain/auth"
 	cockpit "github.com/urbanbrain/urbanbrain/cockpit-ws"
+	"github.com/urbanbrain/urbanbrain/web"
 )
 
 // newCockpit builds the cockpit hub (/ws/cockpit, /ws/worker and the wall-screen page) on
@@ -62,7 +63,16 @@ func (a *App) cockpitRoutes() []httpRoute {
 		{"GET /ws/cockpit", selfGuarded(auth.PermCockpit, a.cockpit)},
 		{"GET /ws/worker", selfGuarded(auth.PermReadIncidents, a.cockpit.WorkerHandler())}, // the worker role only
 		{"GET /{$}", public(page)},
-		{"GET " + cockpit.LoginPath, public(page)},
 		{"GET " + cockpit.PagePrefix, public(page)},
 	}
+}
+
+// pageRoutes are the people's screens (web): sign-in, operator desk, worker app, rule studio.
+// They are public: a page is code, and everything it shows comes through the guarded API.
+func pageRoutes() []httpRoute {
+	var rs []httpRoute
+	for _, r := range web.Routes() {
+		rs = append(rs, httpRoute{r.Pattern, public(r.Handler)})
+	}
+	return rs
 }

@@ -89,6 +89,7 @@ func (a *App) httpRoutes() []httpRoute {
 		rs = append(rs, a.workflowRoutes()...) // my tasks, timeline, merge, split (workflow.go)
 		rs = append(rs, a.ruleRoutes()...)     // rule authoring, dry run, backtest (rules.go)
 		rs = append(rs, a.accountRoutes()...)  // sign-in and local accounts (accounts.go)
+		rs = append(rs, pageRoutes()...)       // the people's screens (web, cockpit.go)
 	}
 	if a.cfg.Runs(CompCockpit) {
 		rs = append(rs, a.cockpitRoutes()...) // websockets and the wall-screen page (cockpit.go)

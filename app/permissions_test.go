@@ -17,6 +17,7 @@ import (
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/city"
 	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/web"
 )
 
 // The permission table: every HTTP and websocket route, every role, on an object of the
@@ -120,6 +121,18 @@ func progress(key string) func(*permFixture, string) any {
 	}
 }
 
+// pageRows are the people's screens (web): public pages, and "/<name>" sends on to "/<name>/"
+// (the default client follows, so both answer 200).
+func pageRows() []permRow {
+	var rows []permRow
+	for _, name := range web.Pages {
+		rows = append(rows,
+			permRow{pattern: "GET /" + name + "/", want: everyone(http.StatusOK), req: get("/" + name + "/")},
+			permRow{pattern: "GET /" + name, want: everyone(http.StatusOK), req: get("/" + name)})
+	}
+	return rows
+}
+
 func permRows() []permRow {
 	workerOnly := map[string]int{auth.RoleWorker: http.StatusSwitchingProtocols,
 		// The worker feed is refused to every other role that may read incidents.
@@ -136,7 +149,7 @@ func permRows() []permRow {
 		{pattern: "GET /metrics", want: everyone(http.StatusOK), req: get("/metrics")},
 		{pattern: "GET /{$}", want: everyone(http.StatusOK), req: get("/")},
 		{pattern: "GET /cockpit/", want: everyone(http.StatusOK), req: get("/cockpit/app.js")},
-		{pattern: "GET /login", want: everyone(http.StatusOK), req: get("/login")},
+		{pattern: "GET /common/", want: everyone(http.StatusOK), req: get("/common/ub.js")},
 		{pattern: "POST /api/v1/events", perm: auth.PermIngest,
 			want: map[string]int{auth.RoleAdmin: http.StatusAccepted, auth.RoleIngest: http.StatusAccepted},
 			req: func(f *permFixture, _ bool) (string, string, any) {
@@ -178,6 +191,7 @@ func permRows() []permRow {
 		{pattern: "GET /api/v1/search/incidents", perm: auth.PermReadIncidents, want: readers(http.StatusOK), req: get("/api/v1/search/incidents?q=%E5%99%AA%E9%9F%B3")},
 		{pattern: "GET /api/v1/events", perm: auth.PermReadIncidents, want: readers(http.StatusOK), req: get("/api/v1/events?limit=500")},
 		{pattern: "GET /api/v1/kpis", perm: auth.PermReadIncidents, want: readers(http.StatusOK), req: get("/api/v1/kpis")},
+		{pattern: "GET /api/v1/city", perm: auth.PermReadIncidents, want: readers(http.StatusOK), req: get("/api/v1/city")},
 		{pattern: "GET /ws/cockpit", perm: auth.PermCockpit, want: cockpitRoles, ws: true, req: get("/ws/cockpit")},
 		{pattern: "GET /ws/worker", perm: auth.PermReadIncidents, want: workerOnly, ws: true, req: get("/ws/worker")},
 	}
@@ -186,6 +200,7 @@ func permRows() []permRow {
 func TestPermissionTable(t *testing.T) {
 	f := newPermFixture(t)
 	rows := append(append(permRows(), rulePermRows()...), accountPermRows()...)
+	rows = append(rows, pageRows()...)
 
 	// Every route is declared, and declared as its row says.
 	declared := map[string]guarded{}

@@ -26,6 +26,7 @@ func (a *App) queryRoutes() []httpRoute {
 		{"GET /api/v1/search/incidents", need(a.searchIncidents)},
 		{"GET /api/v1/events", need(a.eventHistory)},
 		{"GET /api/v1/kpis", need(a.kpis)},
+		{"GET /api/v1/city", need(a.cityMap)}, // grids, roster, agencies, categories (citymap.go)
 	}
 }
 
