@@ -4,9 +4,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/web"
@@ -69,6 +72,14 @@ func TestSignInArrivesAtThePage(t *testing.T) {
 	city := webtest.Start(t)
 	acct := city.User("desk.li", auth.RoleOperator, nil)
 	b := webtest.NewBrowser(t, webtest.Laptop)
+	b.Do("open the sign-in page", 30*time.Second, chromedp.Navigate(city.Base+"/login/"), chromedp.WaitEnabled(chromedp.ID("submit")))
+	if p := b.Accessibility(); len(p) > 0 {
+		t.Errorf("sign-in page accessibility: %v", p)
+	}
+	b.Zoom200(webtest.Laptop)
+	if p := b.Accessibility(); len(p) > 0 {
+		t.Errorf("sign-in page at 200 %% zoom: %v", p)
+	}
 	b.SignIn(city.Base, acct, "/desk/")
 	b.WaitFor("the session known to the page", `window.UB && UB.me().then(s => s.subject === 'desk.li')`, 10*time.Second)
 	if cookies := webtest.Eval[string](b, `document.cookie`); strings.Contains(cookies, auth.SessionCookie) {
@@ -76,5 +87,20 @@ func TestSignInArrivesAtThePage(t *testing.T) {
 	}
 	if p := b.Problems(); len(p) > 0 {
 		t.Errorf("page problems: %v", p)
+	}
+}
+
+// The accessibility check finds what it is for: an unlabelled input, a nameless button, an
+// image without alt text, a positive tabindex and a low-contrast severity badge.
+func TestAccessibilityCheckFindsProblems(t *testing.T) {
+	b := webtest.NewBrowser(t, webtest.Laptop)
+	page := `<html><body><input id="q"><button></button><img src="data:,"><a href="#" tabindex="3">x</a>` +
+		`<span class="sev" style="color:#777;background:#888">红色</span></body></html>`
+	b.Do("open a page with problems", 10*time.Second, chromedp.Navigate("data:text/html,"+url.PathEscape(page)))
+	got := strings.Join(b.Accessibility(), "\n")
+	for _, want := range []string{"no label: input#q", "no name: button", "no alt: img", "positive tabindex: a", "contrast"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the check missed %q; it found:\n%s", want, got)
+		}
 	}
 }
