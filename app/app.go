@@ -33,6 +33,7 @@ import (
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/incidents"
 	"github.com/urbanbrain/urbanbrain/ingest"
+	"github.com/urbanbrain/urbanbrain/objstore"
 	"github.com/urbanbrain/urbanbrain/rules/authoring"
 	"github.com/urbanbrain/urbanbrain/rules/engine"
 	"github.com/urbanbrain/urbanbrain/rules/lang"
@@ -64,6 +65,7 @@ type App struct {
 	stored    storeWatch        // incident versions the local storage sink has written (store.go)
 	signer    *transport.Signer // signs and checks the records of internal topics (signing.go)
 	accounts  accounts          // local accounts and sign-in sessions (accounts.go)
+	objects   objstore.Store    // evidence photos (photos.go)
 	// stageLimits are the work-order policy's limits by stage and severity, which the KPIs
 	// measure on-time rates against (incidents.Policy.StageLimits).
 	stageLimits map[string]map[string]time.Duration
@@ -190,6 +192,9 @@ func (a *App) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer func() { _ = a.store.Close() }()
+	if err := a.openObjects(ctx); err != nil { // photos.go
+		return fmt.Errorf("open object store: %w", err)
+	}
 
 	producer, err := transport.NewProducer(transport.ProducerConfig{
 		Brokers:          a.brokers,

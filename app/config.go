@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/urbanbrain/urbanbrain/objstore"
 	"github.com/urbanbrain/urbanbrain/rules/engine"
 )
 
@@ -82,6 +83,10 @@ type Config struct {
 	CommandMaxAge       time.Duration // commands older than this are dead-lettered as replays (signing.go)
 	SessionTTL          time.Duration // a signed-in session's life (accounts.go)
 	SecureCookies       bool          // session cookies are Secure
+
+	// Evidence photos (photos.go): files under the data dir, or an S3-compatible store.
+	ObjectStore     objstore.Config
+	S3SecretKeyFile string
 }
 
 // Store backends of --store.
@@ -132,6 +137,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.registerLimitFlags(fs)
 	c.registerNetSecFlags(fs)
 	c.registerAccountFlags(fs)
+	c.registerObjectStoreFlags(fs)
 }
 
 // Validate reports every problem at once.

@@ -87,6 +87,7 @@ func (a *App) httpRoutes() []httpRoute {
 		)
 		rs = append(rs, a.queryRoutes()...)    // search, event history, KPIs (queries.go)
 		rs = append(rs, a.workflowRoutes()...) // my tasks, timeline, merge, split (workflow.go)
+		rs = append(rs, a.photoRoutes()...)    // evidence photos (photos.go)
 		rs = append(rs, a.ruleRoutes()...)     // rule authoring, dry run, backtest (rules.go)
 		rs = append(rs, a.accountRoutes()...)  // sign-in and local accounts (accounts.go)
 		rs = append(rs, pageRoutes()...)       // the people's screens (web, cockpit.go)
@@ -188,6 +189,24 @@ func (a *App) getIncident(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, d)
 }
 
+// incidentInScope is the object-level scope check of a request on incident id: the caller
+// must be able to see it to act on it or on what hangs from it (its photos). An incident out of
+// scope is answered as not found, so ids cannot be probed, and one the store cannot show now is
+// refused, never waved through. It answers the refusal itself.
+func (a *App) incidentInScope(w http.ResponseWriter, r *http.Request, claims auth.Claims, id string) (storage.IncidentDetail, bool) {
+	d, err := a.store.GetIncident(r.Context(), id)
+	switch {
+	case errors.Is(err, storage.ErrNotFound) || err == nil && !claims.CanSeeIncident(d.Incident):
+		writeError(w, http.StatusNotFound, CodeNotFound, "no incident "+id)
+		return d, false
+	case err != nil:
+		a.log.Error("scope check of a request on an incident", zap.String("incident", id), zap.Error(err))
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "cannot check the incident's scope now; try again")
+		return d, false
+	}
+	return d, true
+}
+
 // actionRequest is the body of POST /api/v1/incidents/{id}/actions.
 type actionRequest struct {
 	ID         string            `json:"id,omitempty"` // optional idempotency key
@@ -225,17 +244,9 @@ func (a *App) postAction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest, "action is required")
 		return
 	}
-	// Object-level scope, before anything is sent or answered: the caller must be able to see
-	// the incident to act on it. An incident the store cannot show is refused, never waved
-	// through (the owner checks scope again, with the state it holds).
-	d, err := a.store.GetIncident(r.Context(), id)
-	switch {
-	case errors.Is(err, storage.ErrNotFound) || err == nil && !claims.CanSeeIncident(d.Incident):
-		writeError(w, http.StatusNotFound, CodeNotFound, "no incident "+id)
-		return
-	case err != nil:
-		a.log.Error("scope check of a command", zap.String("incident", id), zap.Error(err))
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "cannot check the incident's scope now; try again")
+	// Object-level scope, before anything is sent or answered (the owner checks scope again,
+	// with the state it holds).
+	if _, ok := a.incidentInScope(w, r, claims, id); !ok {
 		return
 	}
 	cmd := event.Command{

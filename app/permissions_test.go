@@ -35,6 +35,8 @@ type permFixture struct {
 	otherEvent string
 	gridA      city.Grid
 	districtB  string
+	ownPhoto   string            // a photo of the own incident, by name
+	otherPhoto string            // a photo of the other incident
 	ownRule    string            // a rule of district A
 	otherRule  string            // a rule of district B
 	tokens     map[string]string // role (or "none", "forged") → bearer token
@@ -173,6 +175,19 @@ func permRows() []permRow {
 		{pattern: "POST /api/v1/incidents/{id}/actions", variant: "an SLA command's id", perm: auth.PermCommand,
 			want: commanders(http.StatusOK), scoped: true,
 			req: onIncident(http.MethodPost, "/api/v1/incidents/%s/actions", progress("sla:{incident}@1"))},
+		// Every upload is a new photo (201); a photo of an incident out of scope is not found.
+		{pattern: "POST /api/v1/incidents/{id}/photos", perm: auth.PermCommand, want: commanders(http.StatusCreated), scoped: true,
+			req: onIncident(http.MethodPost, "/api/v1/incidents/%s/photos", func(f *permFixture, _ string) any {
+				f.seq++
+				return photoBody(testPNG(f.r.t, f.seq))
+			})},
+		{pattern: "GET /api/v1/incidents/{id}/photos/{name}", perm: auth.PermReadIncidents, want: readers(http.StatusOK), scoped: true,
+			req: func(f *permFixture, own bool) (string, string, any) {
+				if own {
+					return http.MethodGet, "/api/v1/incidents/" + f.own.ID + "/photos/" + f.ownPhoto, nil
+				}
+				return http.MethodGet, "/api/v1/incidents/" + f.other.ID + "/photos/" + f.otherPhoto, nil
+			}},
 		{pattern: "GET /api/v1/incidents/{id}/timeline", perm: auth.PermReadIncidents, want: readers(http.StatusOK), scoped: true,
 			req: onIncident(http.MethodGet, "/api/v1/incidents/%s/timeline", nil)},
 		{pattern: "POST /api/v1/incidents/{id}/merge", perm: auth.PermCommand, want: mergeWant, scoped: true,
@@ -367,6 +382,18 @@ func newPermFixture(t *testing.T) *permFixture {
 		t.Fatalf("create account: %d %s", code, b)
 	}
 	// A rule of each district, made by the admin.
+	for _, p := range []struct {
+		incident string
+		name     *string
+	}{{f.own.ID, &f.ownPhoto}, {f.other.ID, &f.otherPhoto}} {
+		f.seq++
+		var up struct{ Name string }
+		code, b := f.call(http.MethodPost, "/api/v1/incidents/"+p.incident+"/photos", admin, photoBody(testPNG(t, f.seq)))
+		if code != http.StatusCreated || json.Unmarshal(b, &up) != nil || up.Name == "" {
+			t.Fatalf("upload a photo of %s: %d %s", p.incident, code, b)
+		}
+		*p.name = up.Name
+	}
 	f.ownRule, f.otherRule = "perm-rule-a", "perm-rule-b"
 	for id, d := range map[string]string{f.ownRule: district, f.otherRule: f.districtB} {
 		if code, b := f.call(http.MethodPost, "/api/v1/rules", admin, yamlBody(ruleText(id, d))); code != http.StatusCreated {
@@ -385,6 +412,8 @@ func (f *permFixture) call(method, path, token string, body any) (int, []byte) {
 	case nil:
 	case yamlBody:
 		rd, contentType = strings.NewReader(string(b)), "application/yaml"
+	case photoBody:
+		rd, contentType = bytes.NewReader(b), "image/png"
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
@@ -477,6 +506,7 @@ func rulePermRows() []permRow {
 		"sensor": map[string]any{"device_id": "WL-9", "kind": "water_level", "metrics": map[string]float64{"level_cm": 600}}}
 	return []permRow{
 		{pattern: "GET /api/v1/rules", perm: auth.PermRules, want: authors(http.StatusOK), req: get("/api/v1/rules")},
+		{pattern: "GET /api/v1/rules/fields", perm: auth.PermRules, want: authors(http.StatusOK), req: get("/api/v1/rules/fields?type=city.hotline.ticket")},
 		{pattern: "POST /api/v1/rules", perm: auth.PermRules, want: authors(http.StatusCreated), scoped: true, otherStatus: http.StatusForbidden,
 			req: func(f *permFixture, own bool) (string, string, any) {
 				f.seq++
@@ -561,6 +591,9 @@ func (f *permFixture) job(own bool) string {
 
 // yamlBody is a request body sent as it is, as application/yaml.
 type yamlBody string
+
+// photoBody is an image sent as the raw body (image/png).
+type photoBody []byte
 
 // accountPermRows are the sign-in and account routes' rows (accounts.go).
 func accountPermRows() []permRow {

@@ -218,6 +218,7 @@ func (a *App) ruleRoutes() []httpRoute {
 	need := func(h http.HandlerFunc) http.Handler { return a.need(auth.PermRules, h) }
 	return []httpRoute{
 		{"GET /api/v1/rules", need(a.listRules)},
+		{"GET /api/v1/rules/fields", need(ruleFields)},
 		{"POST /api/v1/rules", need(a.createRule)},
 		{"POST /api/v1/rules/validate", need(a.validateRule)},
 		{"POST /api/v1/rules/dry-run", need(a.dryRunRule)},
@@ -776,4 +777,29 @@ func (a *App) backtestEvents(ctx context.Context, c auth.Claims, r lang.Rule, si
 		truncated = true
 	}
 	return events, truncated, nil
+}
+
+// ruleFields answers GET /api/v1/rules/fields[?type=<event type>]: what an expression may read
+// (the typed environment of that event type, or of every type) and call, for the rule
+// studio's completion.
+func ruleFields(w http.ResponseWriter, r *http.Request) {
+	types := lang.EventTypes
+	if t := r.URL.Query().Get("type"); t != "" {
+		if lang.EnvFor(t) == nil {
+			writeError(w, http.StatusBadRequest, CodeInvalidRequest, "type: rules listen to "+strings.Join(lang.EventTypes, ", "))
+			return
+		}
+		types = []string{t}
+	}
+	fields := []lang.EnvField{}
+	seen := map[string]bool{}
+	for _, t := range types {
+		for _, f := range lang.Fields(t) {
+			if !seen[f.Path] {
+				seen[f.Path] = true
+				fields = append(fields, f)
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"fields": fields, "functions": lang.Functions, "builtins": lang.Builtins()})
 }

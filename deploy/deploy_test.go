@@ -125,7 +125,7 @@ func TestComposeFile(t *testing.T) {
 	if ub.Build["dockerfile"] != "deploy/Dockerfile" {
 		t.Errorf("urbanbrain builds from %q, want deploy/Dockerfile", ub.Build["dockerfile"])
 	}
-	for _, dep := range []string{"kafka", "clickhouse"} {
+	for _, dep := range []string{"kafka", "clickhouse", "minio"} {
 		if ub.DependsOn[dep].Condition != "service_healthy" {
 			t.Errorf("urbanbrain does not wait for %s to be healthy", dep)
 		}
@@ -160,6 +160,9 @@ func setEnv(t *testing.T, fs *flag.FlagSet, k, v string) {
 	t.Helper()
 	if !strings.HasPrefix(k, "URBANBRAIN_") {
 		return
+	}
+	if k == app.EnvS3SecretKey || k == app.EnvKafkaSASLPassword {
+		return // secrets come from the environment only, never a flag
 	}
 	setFlag(t, fs, strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, "URBANBRAIN_"), "_", "-")), v, k)
 }

@@ -1,6 +1,9 @@
 package event
 
-import "time"
+import (
+	"regexp"
+	"time"
+)
 
 // Severity levels, after the Chinese early-warning colours.
 const (
@@ -164,12 +167,21 @@ type Incident struct {
 
 // Evidence is what a resolver reports with 反馈: notes, photo URLs and where they stood.
 type Evidence struct {
-	Note     string    `json:"note"`
+	Note string `json:"note"`
+	// Photos are the names of photos uploaded to the incident (IsPhotoName), or http(s) URLs of
+	// photos another system keeps.
 	Photos   []string  `json:"photos,omitempty"`
 	Location *Point    `json:"location,omitempty"`
 	By       string    `json:"by,omitempty"` // set by the incidents service: the resolver
 	At       time.Time `json:"at,omitzero"`
 }
+
+// photoName is an uploaded photo's name: the SHA-256 of its bytes and its format.
+var photoName = regexp.MustCompile(`^[0-9a-f]{64}\.(jpg|png|webp)$`)
+
+// IsPhotoName says whether s names a photo uploaded to an incident
+// (POST /api/v1/incidents/{id}/photos).
+func IsPhotoName(s string) bool { return photoName.MatchString(s) }
 
 // Return is one 退单: who sent the incident back, why, and when.
 type Return struct {
@@ -373,6 +385,9 @@ const (
 	// AuditSignIn is a sign-in to the pages, refused ones included (OK false, Error why);
 	// Target is the username tried.
 	AuditSignIn = "sign_in"
+	// AuditPhoto is a photo attached to incident IncidentID by Actor (Target is its name, the
+	// hash of its bytes): evidence is kept, so who brought it is too.
+	AuditPhoto = "photo"
 )
 
 // Dispatch is the record of who an incident was sent to and why (派遣).

@@ -145,7 +145,7 @@ func (s *Service) mayRepeat(o outcome, cmd event.Command, cur *event.Incident) e
 		return err
 	}
 	if cur != nil {
-		return mayTouch(cmd.Actor, cur)
+		return MayTouch(cmd.Actor, cur)
 	}
 	return nil
 }
@@ -209,7 +209,7 @@ func (s *Service) validate(cmd event.Command, cur *event.Incident) error {
 	if cur == nil {
 		return fmt.Errorf("%w: %s", ErrNotFound, cmd.IncidentID)
 	}
-	if err := mayTouch(cmd.Actor, cur); err != nil {
+	if err := MayTouch(cmd.Actor, cur); err != nil {
 		return err
 	}
 	if st.from == nil && !cur.Status.Open() || st.from != nil && !slices.Contains(st.from, cur.Status) {
@@ -306,7 +306,7 @@ func (s *Service) merge(out *event.Outputs, sh *shard, cmd event.Command, cur *e
 	case src == nil:
 		err = fmt.Errorf("%w: %s", ErrNotFound, cmd.Source)
 	default:
-		err = mayTouch(cmd.Actor, src)
+		err = MayTouch(cmd.Actor, src)
 	}
 	if err == nil && !cur.Status.Open() {
 		err = ErrIllegalTransition{From: cur.Status, Action: cmd.Action}

@@ -250,8 +250,8 @@ func needEvidence(c event.Command) error {
 	}
 	if c.Evidence != nil {
 		for _, p := range c.Evidence.Photos {
-			if !strings.HasPrefix(p, "https://") && !strings.HasPrefix(p, "http://") {
-				return fmt.Errorf("%w: photo %q is not an http(s) URL", ErrInvalidCommand, p)
+			if !event.IsPhotoName(p) && !strings.HasPrefix(p, "https://") && !strings.HasPrefix(p, "http://") {
+				return fmt.Errorf("%w: photo %q is neither an uploaded photo's name nor an http(s) URL", ErrInvalidCommand, p)
 			}
 		}
 		if l := c.Evidence.Location; l != nil && (l.Lat < -90 || l.Lat > 90 || l.Lon < -180 || l.Lon > 180) {
@@ -381,10 +381,10 @@ func mayIssue(a event.Actor, action string) error {
 	return nil
 }
 
-// mayTouch checks the actor's scope on one incident: a worker only what is assigned to them
+// MayTouch checks the actor's scope on one incident: a worker only what is assigned to them
 // (dispatch only ever assigns a worker of the incident's grid, a neighbouring grid's, or a
 // supervisor), an operator or supervisor with a district only that district.
-func mayTouch(a event.Actor, inc *event.Incident) error {
+func MayTouch(a event.Actor, inc *event.Incident) error {
 	if grants[a.Role].own && (a.Subject == "" || inc.Assignment.WorkerID != a.Subject) {
 		return fmt.Errorf("%w: %s is not assigned to %q", ErrForbidden, inc.ID, a.Subject)
 	}
