@@ -181,3 +181,17 @@ func hotlineTicket(id, requestType, category, content, phone string, p event.Poi
 		},
 	}
 }
+
+// sensorReading is a CloudEvents water-level reading of device (alarm above 80 cm).
+func sensorReading(device string, lat, lon, levelCM float64) map[string]any {
+	status := "ok"
+	if levelCM > 80 {
+		status = "alarm"
+	}
+	return map[string]any{
+		"specversion": "1.0", "id": fmt.Sprintf("%s-%d", device, time.Now().UnixNano()), "source": "sensor-gw/test",
+		"type": event.TypeSensorReading, "time": time.Now().UTC().Format(time.RFC3339), "datacontenttype": "application/json",
+		"data": map[string]any{"device_id": device, "kind": "water_level", "metrics": map[string]any{"level_cm": levelCM},
+			"lat": lat, "lon": lon, "status": status},
+	}
+}

@@ -35,6 +35,7 @@ type City struct {
 	t    testing.TB
 	App  *app.App
 	Base string // http://127.0.0.1:port
+	stop func()
 }
 
 // Start runs every component with data in a fresh directory and waits for /readyz. opts adjust
@@ -61,15 +62,19 @@ func Start(t testing.TB, opts ...func(*app.Config)) *City {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			t.Errorf("the server did not stop within 60 s")
-		}
-	})
+	var once sync.Once
 	c := &City{t: t, App: a}
+	c.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(60 * time.Second):
+				t.Errorf("the server did not stop within 60 s")
+			}
+		})
+	}
+	t.Cleanup(c.stop)
 	Eventually(t, 90*time.Second, "/readyz", func() bool {
 		select {
 		case err := <-done:
@@ -89,6 +94,9 @@ func Start(t testing.TB, opts ...func(*app.Config)) *City {
 	})
 	return c
 }
+
+// Stop stops the server (as a crash or a restart would look to a page), waiting for it.
+func (c *City) Stop() { c.stop() }
 
 // Token mints a bearer token for claims (an hour), as `urbanbrain token` does.
 func (c *City) Token(claims auth.Claims) string {
@@ -226,7 +234,10 @@ func NewBrowser(t testing.TB, size string) *Browser {
 			if err != nil {
 				return
 			}
-			if m.IsException() || m.Type == chromedp.ConsoleError {
+			// An answer of 4xx is the browser's log entry "Failed to load resource": the
+			// pages meet 401 and 422 on purpose, and show them; a script error, a refusal
+			// by the CSP ("Refused to …") or an uncaught exception is a problem.
+			if m.IsException() || m.Type == chromedp.ConsoleError && !strings.HasPrefix(m.Text, "Failed to load resource") {
 				b.note(fmt.Sprintf("%s %s:%d: %s", m.Type, m.URL, m.Line+1, m.Text))
 			}
 		}
