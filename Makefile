@@ -3,7 +3,7 @@
 # every test with the race detector. .ci/run calls `make test`.
 GO ?= go
 
-.PHONY: run test build test-deps bench failover-drill
+.PHONY: run test build cross test-deps bench failover-drill
 
 run:
 	$(GO) run ./cmd/urbanbrain serve --demo
@@ -11,13 +11,22 @@ run:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o urbanbrain ./cmd/urbanbrain
 
-test: test-deps
+test: test-deps cross
 	CGO_ENABLED=0 $(GO) build ./...
 	$(GO) vet ./...
 	URBANBRAIN_REQUIRE_TOOLS=$$(cat .ci/tools-ok 2>/dev/null || echo 0) $(GO) test -race -count=1 -timeout 60m ./...
 	# One fuzz worker: on a 2-core CI machine parallel workers starve each other and the
 	# coordinator reports a busy worker as hung.
 	GO=$(GO) rules/testdata/fuzz-compile.sh 20s
+
+# The static binary for the 信创 servers too: Kunpeng and Phytium (arm64) and Loongson
+# (loong64). CI fails when one of them stops building.
+CROSS_ARCHS ?= amd64 arm64 loong64
+cross:
+	@for arch in $(CROSS_ARCHS); do \
+	  echo "cross: linux/$$arch"; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -o /dev/null ./cmd/urbanbrain || exit 1; \
+	done
 
 test-deps:
 	@bash .ci/install-test-deps
