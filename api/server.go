@@ -49,12 +49,22 @@ type Config struct {
 // Store is what the handlers read of the storage backend: incidents, events and KPIs, each
 // query already narrowed to the caller's scope.
 type Store interface {
+	incidentReader
+	eventReader
+	kpiReader
+}
+
+type incidentReader interface {
 	ListIncidents(ctx context.Context, f storage.IncidentFilter) ([]event.Incident, error)
 	CountIncidents(ctx context.Context, f storage.IncidentFilter) (int, error)
 	GetIncident(ctx context.Context, id string) (storage.IncidentDetail, error)
+}
 
+type eventReader interface {
 	ListEvents(ctx context.Context, f storage.EventFilter) ([]event.Event, error)
+}
 
+type kpiReader interface {
 	EventRates(ctx context.Context, f storage.KPIFilter) ([]storage.EventRate, error)
 	OpenIncidents(ctx context.Context, f storage.KPIFilter) (storage.OpenIncidents, error)
 	StageTimes(ctx context.Context, f storage.KPIFilter, limits storage.StageLimits) ([]storage.StageStat, error)
