@@ -2,40 +2,23 @@ package app
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
-	"regexp"
-	"slices"
-	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
-	"golang.org/x/time/rate"
 
 	"github.com/urbanbrain/urbanbrain/auth"
-	"github.com/urbanbrain/urbanbrain/city"
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/transport"
 )
 
-// Local accounts and the pages' sign-in (docs/api.md, "Accounts and sign-in"). The accounts
-// live on city.accounts (compacted, signed like every internal record), which every instance
-// reads on start and follows (the accounts route of routes.go), so a sign-in and a session
-// work on any node. An admin creates, disables, enables and resets accounts over the API (the
-// `urbanbrain user` command is a client of it); people sign in with POST /api/v1/session and
-// get an HttpOnly session cookie (auth.Sessions) that every API route and websocket accepts
-// besides bearer tokens, with a CSRF header on requests that change something.
-
-// Error codes of sign-in and accounts.
-const (
-	CodeLocked        = "locked"         // 429: too many failed sign-ins for this username
-	CodeAccountExists = "account_exists" // 409
-)
+// Local accounts (docs/api.md, "Accounts and sign-in"): they live on city.accounts (compacted,
+// signed like every internal record), which every instance reads on start and follows (the
+// accounts route of routes.go) into its directory, so a sign-in and a session work on any
+// node. The sign-in and account routes are package api's (api/accounts.go); the versions they
+// save come back here through the route.
 
 func (c *Config) registerAccountFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SessionTTL, "session-ttl", 12*time.Hour, "how long a signed-in session lasts (at most the role's token lifetime)")
@@ -46,7 +29,6 @@ func (c *Config) registerAccountFlags(fs *flag.FlagSet) {
 type accounts struct {
 	dir      *auth.Directory
 	sessions *auth.Sessions
-	signIns  *ipLimiter
 }
 
 func (a *App) newAccounts(key []byte) {
@@ -54,7 +36,6 @@ func (a *App) newAccounts(key []byte) {
 	a.accounts.sessions = auth.NewSessions(key, a.cfg.SessionTTL)
 	a.accounts.sessions.Secure = a.cfg.SecureCookies
 	a.accounts.sessions.Check = a.accounts.dir.Check
-	a.accounts.signIns = newIPLimiter(rate.Every(2*time.Second), 10)
 }
 
 // startAccounts creates city.accounts and reads it whole before the API answers.
@@ -88,247 +69,4 @@ func (a *App) startAccounts(ctx context.Context) error {
 func (a *App) applyAccount(_ context.Context, acc auth.Account) error {
 	a.accounts.dir.Apply(acc)
 	return nil
-}
-
-// accountRoutes are the sign-in and account routes; httpRoutes adds them with the API.
-func (a *App) accountRoutes() []httpRoute {
-	need := a.need
-	return []httpRoute{
-		{"POST /api/v1/session", public(http.HandlerFunc(a.signIn))},
-		{"GET /api/v1/session", need(auth.PermAccount, a.session)},
-		{"DELETE /api/v1/session", need(auth.PermAccount, a.signOut)},
-		{"GET /api/v1/users", need(auth.PermUsers, a.listUsers)},
-		{"POST /api/v1/users", need(auth.PermUsers, a.createUser)},
-		{"POST /api/v1/users/{name}/disable", need(auth.PermUsers, a.changeUser(userDisable))},
-		{"POST /api/v1/users/{name}/enable", need(auth.PermUsers, a.changeUser(userEnable))},
-		{"POST /api/v1/users/{name}/reset", need(auth.PermUsers, a.changeUser(userReset))},
-	}
-}
-
-// signIn answers POST /api/v1/session {"username", "password"}: 200 with the account and the
-// CSRF token, the session in an HttpOnly cookie; 401 for a wrong name or password (which one
-// is not said), 429 locked after repeated failures. Every attempt is audited.
-func (a *App) signIn(w http.ResponseWriter, r *http.Request) {
-	if !a.accounts.signIns.allow(r) {
-		w.Header().Set("Retry-After", "2")
-		writeError(w, http.StatusTooManyRequests, auth.CodeRateLimited, "too many sign-in attempts from this address; wait a moment")
-		return
-	}
-	var req struct {
-		Username string `json:"username"`
-		Password string `json:"password"`
-	}
-	if !decodeBody(w, r, &req) {
-		return
-	}
-	c, err := a.accounts.dir.Authenticate(req.Username, req.Password)
-	rec := event.AuditRecord{ID: "sign-in:" + uuid.NewString(), Kind: event.AuditSignIn, Action: "sign_in", Target: req.Username,
-		Actor: event.Actor{Subject: req.Username, Role: c.Role, District: c.District, Grids: c.Grids}, OK: err == nil, At: time.Now().UTC()}
-	if err != nil {
-		rec.Error = err.Error()
-	}
-	if aerr := a.emit(r.Context(), event.Outputs{{Key: event.UnknownStreet, ID: rec.ID, Time: rec.At, Data: rec}}); aerr != nil {
-		a.log.Error("sign-in not audited; refused", zap.Error(aerr))
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "sign-in cannot be recorded now; try again")
-		return
-	}
-	switch {
-	case errors.Is(err, auth.ErrLocked):
-		w.Header().Set("Retry-After", fmt.Sprint(int(auth.LockoutWindow.Seconds())))
-		writeError(w, http.StatusTooManyRequests, CodeLocked, err.Error())
-		return
-	case err != nil:
-		writeError(w, http.StatusUnauthorized, auth.CodeUnauthenticated, err.Error())
-		return
-	}
-	csrf, err := a.accounts.sessions.Start(w, c)
-	if err != nil {
-		a.internalError(w, "start session", err)
-		return
-	}
-	acc, _ := a.accounts.dir.Get(c.Subject)
-	writeJSON(w, http.StatusOK, map[string]any{"account": acc.View(), "csrf": csrf})
-}
-
-// session answers GET /api/v1/session: who the caller is, and for a signed-in session its
-// CSRF token (a page reloaded reads it here).
-func (a *App) session(w http.ResponseWriter, r *http.Request) {
-	c, _ := auth.FromContext(r.Context())
-	out := map[string]any{"subject": c.Subject, "role": c.Role, "district": c.District, "grids": c.Grids,
-		"permissions": auth.Permissions(c.Role)}
-	if c.Epoch != 0 {
-		out["csrf"] = a.accounts.sessions.CSRF(c)
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// signOut answers DELETE /api/v1/session: the cookies are cleared.
-func (a *App) signOut(w http.ResponseWriter, _ *http.Request) {
-	a.accounts.sessions.End(w)
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (a *App) listUsers(w http.ResponseWriter, _ *http.Request) {
-	list := a.accounts.dir.List()
-	for i := range list {
-		list[i] = list[i].View()
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"users": list, "count": len(list)})
-}
-
-var usernamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,63}$`)
-
-// createUser answers POST /api/v1/users {"username", "role", "district", "grids", "password"}.
-func (a *App) createUser(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Username string   `json:"username"`
-		Role     string   `json:"role"`
-		District string   `json:"district"`
-		Grids    []string `json:"grids"`
-		Password string   `json:"password"`
-	}
-	if !decodeBody(w, r, &req) {
-		return
-	}
-	role, err := auth.ParseRole(req.Role)
-	switch {
-	case !usernamePattern.MatchString(req.Username):
-		err = fmt.Errorf("username %q: 2 to 64 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", req.Username)
-	case err != nil:
-	case role == auth.RoleWorker && len(req.Grids) == 0:
-		err = errors.New("a worker needs the grids they work (grids)")
-	case role != auth.RoleWorker && len(req.Grids) > 0:
-		err = errors.New("only a worker has grids")
-	case req.District != "" && !slices.ContainsFunc(a.city.Districts(), func(d city.Region) bool { return d.Code == req.District }):
-		err = fmt.Errorf("no district %q in this city", req.District)
-	default:
-		err = auth.CheckPasswordPolicy(req.Username, req.Password)
-	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, CodeInvalidRequest, err.Error())
-		return
-	}
-	for _, g := range req.Grids {
-		if _, ok := a.city.Grid(g); !ok {
-			writeError(w, http.StatusBadRequest, CodeInvalidRequest, "no grid "+g+" in this city")
-			return
-		}
-	}
-	if _, ok := a.accounts.dir.Get(req.Username); ok {
-		writeError(w, http.StatusConflict, CodeAccountExists, "account "+req.Username+" exists; disable, enable or reset it")
-		return
-	}
-	hash, err := auth.HashPassword(req.Password)
-	if err != nil {
-		a.internalError(w, "hash password", err)
-		return
-	}
-	a.saveAccount(w, r, auth.Account{Username: req.Username, Role: role, District: req.District, Grids: req.Grids,
-		PasswordHash: hash, Epoch: 1, Version: 1}, "create", http.StatusCreated)
-}
-
-type userChange int
-
-const (
-	userDisable userChange = iota
-	userEnable
-	userReset
-)
-
-// changeUser answers POST /api/v1/users/{name}/disable, /enable and /reset {"password"}.
-// Disabling and resetting end every session of the account.
-func (a *App) changeUser(ch userChange) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		acc, ok := a.accounts.dir.Get(r.PathValue("name"))
-		if !ok {
-			writeError(w, http.StatusNotFound, CodeNotFound, "no account "+r.PathValue("name"))
-			return
-		}
-		action := ""
-		switch ch {
-		case userDisable:
-			action, acc.Disabled = "disable", true
-			acc.Epoch++
-		case userEnable:
-			action, acc.Disabled = "enable", false
-		case userReset:
-			var req struct {
-				Password string `json:"password"`
-			}
-			if !decodeBody(w, r, &req) {
-				return
-			}
-			if err := auth.CheckPasswordPolicy(acc.Username, req.Password); err != nil {
-				writeError(w, http.StatusBadRequest, CodeInvalidRequest, err.Error())
-				return
-			}
-			hash, err := auth.HashPassword(req.Password)
-			if err != nil {
-				a.internalError(w, "hash password", err)
-				return
-			}
-			action, acc.PasswordHash = "reset", hash
-			acc.Epoch++
-		}
-		acc.Version++
-		a.saveAccount(w, r, acc, action, http.StatusOK)
-	}
-}
-
-// saveAccount writes a version of an account and its audit record, applies it here, and
-// answers with the account (without its hash).
-func (a *App) saveAccount(w http.ResponseWriter, r *http.Request, acc auth.Account, action string, status int) {
-	claims, _ := auth.FromContext(r.Context())
-	acc.By, acc.At = claims.Subject, time.Now().UTC()
-	rec := event.AuditRecord{ID: fmt.Sprintf("account:%s@%d", acc.Username, acc.Version), Kind: event.AuditAccount,
-		Action: action, Target: acc.Username, OK: true, At: acc.At,
-		Actor: event.Actor{Subject: claims.Subject, Role: claims.Role, District: claims.District}}
-	err := a.emit(r.Context(), event.Outputs{
-		{Key: acc.Username, ID: rec.ID, Time: acc.At, Data: acc},
-		{Key: event.UnknownStreet, ID: rec.ID, Time: acc.At, Data: rec},
-	})
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "account not saved: "+err.Error())
-		return
-	}
-	a.accounts.dir.Apply(acc)
-	a.log.Info("account changed", zap.String("account", acc.Username), zap.String("action", action), zap.String("by", claims.Subject))
-	writeJSON(w, status, acc.View())
-}
-
-// ipLimiter is a token bucket per client address for the sign-in route, which has no token to
-// key a limit by; the per-username lockout is the other half.
-type ipLimiter struct {
-	mu      sync.Mutex
-	every   rate.Limit
-	burst   int
-	buckets map[string]*rate.Limiter
-	swept   time.Time
-}
-
-func newIPLimiter(every rate.Limit, burst int) *ipLimiter {
-	return &ipLimiter{every: every, burst: burst, buckets: map[string]*rate.Limiter{}}
-}
-
-func (l *ipLimiter) allow(r *http.Request) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now := time.Now(); now.Sub(l.swept) > 10*time.Minute { // full buckets change nothing: forget them
-		for k, b := range l.buckets {
-			if b.Tokens() >= float64(l.burst) {
-				delete(l.buckets, k)
-			}
-		}
-		l.swept = now
-	}
-	b := l.buckets[host]
-	if b == nil {
-		b = rate.NewLimiter(l.every, l.burst)
-		l.buckets[host] = b
-	}
-	return b.Allow()
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/urbanbrain/urbanbrain/api"
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/transport"
@@ -138,7 +139,7 @@ func TestSignInSessionsAndAccounts(t *testing.T) {
 		time.Sleep(2 * time.Second) // the per-address limit, not what is tested here
 	}
 	code, b = send("POST", "/api/v1/session", "", map[string]string{"username": "wang.li", "password": "青山区坐席-2026"})
-	if code != http.StatusTooManyRequests || !strings.Contains(string(b), CodeLocked) {
+	if code != http.StatusTooManyRequests || !strings.Contains(string(b), api.CodeLocked) {
 		t.Errorf("sign-in after %d failures: %d %s, want 429 locked", auth.LockoutFailures, code, b)
 	}
 }

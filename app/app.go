@@ -1,7 +1,8 @@
 // Package app is urbanbrain's composition root: it builds every component from the
 // configuration, connects them to Kafka topics (routes.go is the one place where topics meet
-// handlers) and serves the HTTP API, websockets, health and metrics. Domain packages never
-// import watermill; only this package and package transport do.
+// handlers) and serves the HTTP API (package api, built on App's parts in api.go), websockets,
+// health and metrics. Domain packages never import watermill; only this package and package
+// transport do.
 package app
 
 import (
@@ -52,7 +53,6 @@ type App struct {
 	city      *city.Map
 	ruleSet   []lang.Rule        // the rules directory, which seeds city.rules
 	catalog   *authoring.Catalog // every rule version read from city.rules (rules.go)
-	ruleJobs  ruleJobs           // dry runs and backtests as bounded, cancellable jobs (rules_jobs.go)
 	issuer    *auth.Issuer
 	store     Store // storage/sqlite or storage/clickhouse (store.go)
 	ingest    *ingest.Service
@@ -228,7 +228,8 @@ func (a *App) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("http listen %s: %w", a.cfg.HTTPAddr, err)
 	}
 	a.httpAddr.Store(ln.Addr().String())
-	srv := a.newHTTPServer() // limits.go: timeouts, body limits, per-token rates
+	apiServer := a.newAPI() // api.go: the HTTP API on this process's parts
+	srv := apiServer.HTTPServer()
 
 	g, gctx := errgroup.WithContext(ctx)
 	if a.cfg.PprofAddr != "" {
@@ -244,6 +245,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	})
 	// The stateful rules' clock (rules.go).
 	g.Go(func() error { return a.runRuleClock(gctx) })
+	g.Go(func() error { return apiServer.Run(gctx) }) // the rule authors' async dry runs and backtests
 	g.Go(func() error { return a.cockpit.Run(gctx) }) // coalescing ticks and KPI frames
 	g.Go(func() error { return a.runStorageSinks(gctx) })
 	g.Go(func() error { return a.runRetention(gctx) })

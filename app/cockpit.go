@@ -5,9 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/urbanbrain/urbanbrain/auth"
 	cockpit "github.com/urbanbrain/urbanbrain/cockpit-ws"
-	"github.com/urbanbrain/urbanbrain/web"
 )
 
 // newCockpit builds the cockpit hub (/ws/cockpit, /ws/worker and the wall-screen page) on
@@ -51,28 +49,4 @@ func (a *App) newCockpit() (*cockpit.Hub, error) {
 			stat(func(s cockpit.Stats) float64 { return float64(s.WriteTimeouts) })),
 	)
 	return hub, nil
-}
-
-// cockpitRoutes are the websockets and the wall-screen page. The websockets authenticate
-// before upgrading, and are the only routes that accept the token as ?access_token= (the
-// hub's handlers are wrapped in auth.AcceptQueryToken); the page is public and reads its
-// token from the URL fragment.
-func (a *App) cockpitRoutes() []httpRoute {
-	page := cockpit.Page()
-	return []httpRoute{
-		{"GET /ws/cockpit", selfGuarded(auth.PermCockpit, a.cockpit)},
-		{"GET /ws/worker", selfGuarded(auth.PermReadIncidents, a.cockpit.WorkerHandler())}, // the worker role only
-		{"GET /{$}", public(page)},
-		{"GET " + cockpit.PagePrefix, public(page)},
-	}
-}
-
-// pageRoutes are the people's screens (web): sign-in, operator desk, worker app, rule studio.
-// They are public: a page is code, and everything it shows comes through the guarded API.
-func pageRoutes() []httpRoute {
-	var rs []httpRoute
-	for _, r := range web.Routes() {
-		rs = append(rs, httpRoute{r.Pattern, public(r.Handler)})
-	}
-	return rs
 }

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/urbanbrain/urbanbrain/api"
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/incidents"
 )
@@ -25,20 +26,20 @@ func TestAPIDocsListEveryRouteAndErrorCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	routes := a.httpRoutes()
+	routes := a.newAPI().Routes()
 	if len(routes) < 8 {
 		t.Fatalf("only %d routes registered; the table is incomplete", len(routes))
 	}
 	for _, r := range routes {
-		if !strings.Contains(string(doc), "`"+r.pattern+"`") {
-			t.Errorf("docs/api.md does not list the route `%s`", r.pattern)
+		if !strings.Contains(string(doc), "`"+r.Pattern+"`") {
+			t.Errorf("docs/api.md does not list the route `%s`", r.Pattern)
 		}
 	}
 	codes := []string{
 		auth.CodeUnauthenticated, auth.CodeForbidden, auth.CodeRateLimited,
-		CodeInvalidRequest, CodeNotFound, CodeForbidden, CodeIllegalTransition, CodeInvalidCommand,
-		CodeTimeout, CodeUnavailable, CodeInternal,
-		CodeInvalidRule, CodeRuleExists, CodeVersionConflict, CodeTooManyJobs, CodeLocked, CodeAccountExists,
+		api.CodeInvalidRequest, api.CodeNotFound, api.CodeForbidden, api.CodeIllegalTransition, api.CodeInvalidCommand,
+		api.CodeTimeout, api.CodeUnavailable, api.CodeInternal,
+		api.CodeInvalidRule, api.CodeRuleExists, api.CodeVersionConflict, api.CodeTooManyJobs, api.CodeLocked, api.CodeAccountExists,
 		incidents.CodeIllegalTransition, incidents.CodeNotFound, incidents.CodeForbidden, incidents.CodeInvalidCommand,
 	}
 	for _, c := range codes {

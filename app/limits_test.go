@@ -26,7 +26,7 @@ import (
 const hangGuard = 10 * time.Second
 
 // limitedServer builds an App (nothing started: no broker, no store) and serves its HTTP
-// handler with the server newHTTPServer makes, so the limits are tested as production sets
+// handler with the server api.Server.HTTPServer makes, so the limits are tested as production sets
 // them.
 func limitedServer(t *testing.T, opts ...func(*Config)) (*App, string) {
 	t.Helper()
@@ -39,7 +39,7 @@ func limitedServer(t *testing.T, opts ...func(*Config)) (*App, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := a.newHTTPServer()
+	srv := a.newAPI().HTTPServer()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

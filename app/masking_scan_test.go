@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/urbanbrain/urbanbrain/api"
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/event"
 )
@@ -169,7 +170,7 @@ func TestNoPersonalDataReachesMaskedRoles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range detailRead(d).fields {
+		for _, f := range api.DetailFields(d) {
 			fieldsMasked++
 			fieldNames[f] = true
 		}

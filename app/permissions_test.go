@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/urbanbrain/urbanbrain/api"
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/city"
 	"github.com/urbanbrain/urbanbrain/event"
@@ -218,14 +219,9 @@ func TestPermissionTable(t *testing.T) {
 	rows = append(rows, pageRows()...)
 
 	// Every route is declared, and declared as its row says.
-	declared := map[string]guarded{}
-	for _, rt := range f.r.app.httpRoutes() {
-		g, ok := rt.handler.(guarded)
-		if !ok {
-			t.Errorf("route %s declares no permission: wrap it in need, public or selfGuarded", rt.pattern)
-			continue
-		}
-		declared[rt.pattern] = g
+	declared := map[string]api.Route{}
+	for _, rt := range f.r.app.newAPI().Routes() {
+		declared[rt.Pattern] = rt
 	}
 	covered := map[string]bool{}
 	for _, row := range rows {
@@ -235,8 +231,8 @@ func TestPermissionTable(t *testing.T) {
 			t.Errorf("the table has a row for %s, which is not a route", row.pattern)
 			continue
 		}
-		if g.perm != row.perm {
-			t.Errorf("%s declares %q, the table says %q", row.pattern, g.perm, row.perm)
+		if g.Perm != row.perm {
+			t.Errorf("%s declares %q, the table says %q", row.pattern, g.Perm, row.perm)
 		}
 	}
 	for p := range declared {
@@ -474,7 +470,7 @@ func ruleText(id, district string) string {
 		"raise:\n  category: \"0104\"\n  severity: orange\n  title: \"积水 {{sensor.device_id}}\"\n"
 }
 
-// rulePermRows are the rule routes' rows (rules.go, rules_jobs.go). The own object is a rule of
+// rulePermRows are the rule routes' rows (api/rules.go, api/rules_jobs.go). The own object is a rule of
 // district A, the other one of district B; a district-A rule author works on the first and does
 // not see the second. A job is its author's: the other object is another author's job.
 func rulePermRows() []permRow {

@@ -16,6 +16,7 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/urbanbrain/urbanbrain/api"
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/objstore"
@@ -101,7 +102,7 @@ func evidencePhotos(t *testing.T, opts ...func(*Config)) {
 	if code, _ := upload(worker, append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{1}, 100)...), "image/png"); code != http.StatusUnsupportedMediaType {
 		t.Errorf("a broken PNG: %d, want 415", code)
 	}
-	if code, _ := upload(worker, bytes.Repeat([]byte{0xff}, MaxPhotoBytes+1), "image/jpeg"); code != http.StatusRequestEntityTooLarge {
+	if code, _ := upload(worker, bytes.Repeat([]byte{0xff}, api.MaxPhotoBytes+1), "image/jpeg"); code != http.StatusRequestEntityTooLarge {
 		t.Errorf("a photo over the limit: %d, want 413", code)
 	}
 	if code, _ := upload(stranger, testPNG(t, 8), "image/png"); code != http.StatusForbidden {

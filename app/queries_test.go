@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/urbanbrain/urbanbrain/api"
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/incidents"
@@ -142,7 +143,7 @@ func TestQueryEndpointsScopeAndMask(t *testing.T) {
 	}
 
 	// KPIs: scoped, and shaped as documented.
-	var k kpiResponse
+	var k api.KPIResponse
 	if status := r.do("GET", "/api/v1/kpis", op1, nil, &k); status != 200 {
 		t.Fatalf("GET /api/v1/kpis = %d", status)
 	}

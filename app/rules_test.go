@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/urbanbrain/urbanbrain/api"
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/rules/authoring"
@@ -86,7 +86,7 @@ type ruleAnswer struct {
 	Version authoring.RuleVersion `json:"version"`
 	Applied bool                  `json:"applied"`
 	Code    string                `json:"code"`
-	Errors  []ruleError           `json:"errors"`
+	Errors  []api.RuleError       `json:"errors"`
 }
 
 // A rule created and then changed through the API takes effect on the running pipeline with
@@ -113,7 +113,7 @@ func TestRuleHotReloadKeepsWindowState(t *testing.T) {
 	}
 
 	evaluated := func() uint64 {
-		var v ruleView
+		var v api.RuleView
 		if r.do("GET", "/api/v1/rules/noise-burst", author, nil, &v) != http.StatusOK || v.Stats == nil {
 			return 0
 		}
@@ -184,7 +184,7 @@ func TestRuleHotReloadKeepsWindowState(t *testing.T) {
 	}
 
 	r2 := start(t, dir, broker)
-	var got ruleView
+	var got api.RuleView
 	if code := r2.do("GET", "/api/v1/rules/noise-burst", author, nil, &got); code != http.StatusOK || got.Version != 2 ||
 		!strings.Contains(got.Raise.Title, "v2") || got.Author != "alice" {
 		t.Errorf("after restart: %d %+v", code, got)
@@ -220,7 +220,7 @@ func TestRuleAuthoringAPI(t *testing.T) {
 
 	bad := "id: water-level-high\nname: 水位\ntypes: [city.sensor.reading]\nwhen: |\n  sensor.kind == \"water_level\" &&\n    sensor.metrics[\"level_cm\"] > 80 && sensor.levle > 0\nraise: {category: \"0104\", severity: orange}\n"
 	var ans ruleAnswer
-	if code := r.sendText("POST", "/api/v1/rules/validate", author, bad, &ans); code != http.StatusUnprocessableEntity || ans.Code != CodeInvalidRule {
+	if code := r.sendText("POST", "/api/v1/rules/validate", author, bad, &ans); code != http.StatusUnprocessableEntity || ans.Code != api.CodeInvalidRule {
 		t.Fatalf("validate: %d %+v", code, ans)
 	}
 	if e := ans.Errors[0]; e.Field != "when" || e.Line != 2 || e.Column != 45 || e.FileLine != 6 || e.FileColumn != 47 || !strings.Contains(e.Snippet, "^") {
@@ -229,7 +229,7 @@ func TestRuleAuthoringAPI(t *testing.T) {
 	if code := r.sendText("POST", "/api/v1/rules", author, bad, nil); code != http.StatusUnprocessableEntity {
 		t.Errorf("create of a bad rule: %d", code)
 	}
-	if code := r.sendText("POST", "/api/v1/rules", author, strings.Repeat("x", 1<<20), &ans); code != http.StatusRequestEntityTooLarge || ans.Code != CodeInvalidRule {
+	if code := r.sendText("POST", "/api/v1/rules", author, strings.Repeat("x", 1<<20), &ans); code != http.StatusRequestEntityTooLarge || ans.Code != api.CodeInvalidRule {
 		t.Errorf("1 MB of rule text: %d %+v", code, ans)
 	}
 	huge := "id: huge\nname: n\ntypes: [city.sensor.reading]\nwhen: '" + strings.Repeat("(", 10_000) + "true" + strings.Repeat(")", 10_000) + "'\nraise: {category: \"0104\", severity: red}\n"
@@ -240,7 +240,7 @@ func TestRuleAuthoringAPI(t *testing.T) {
 		!strings.Contains(ans.Errors[0].Message, "unknown name exec") {
 		t.Errorf("unknown function: %d %+v", code, ans)
 	}
-	if code := r.sendText("POST", "/api/v1/rules", author, strings.Replace(bad, " && sensor.levle > 0", "", 1), &ans); code != http.StatusConflict || ans.Code != CodeRuleExists {
+	if code := r.sendText("POST", "/api/v1/rules", author, strings.Replace(bad, " && sensor.levle > 0", "", 1), &ans); code != http.StatusConflict || ans.Code != api.CodeRuleExists {
 		t.Errorf("create over a demo rule: %d %+v", code, ans)
 	}
 
@@ -283,7 +283,7 @@ func TestRuleAuthoringAPI(t *testing.T) {
 		if code := r.do("POST", "/api/v1/rules/water-level-high/"+step.path, author, nil, &res); code != http.StatusOK {
 			t.Fatalf("%s: %d %v", step.path, code, res)
 		}
-		var v ruleView
+		var v api.RuleView
 		r.do("GET", "/api/v1/rules/water-level-high", author, nil, &v)
 		if fmt.Sprint(v.Enabled) != step.want || (i == 1) != (res["unchanged"] == true) {
 			t.Errorf("after %s: enabled %v, answer %v", step.path, v.Enabled, res)
@@ -366,18 +366,18 @@ func TestRuleAuthorDistrictScopeAndMasking(t *testing.T) {
 	var refusal struct {
 		Code string `json:"code"`
 	}
-	if code := r.sendText("POST", "/api/v1/rules", author, cityRule, &refusal); code != http.StatusForbidden || refusal.Code != CodeForbidden {
+	if code := r.sendText("POST", "/api/v1/rules", author, cityRule, &refusal); code != http.StatusForbidden || refusal.Code != api.CodeForbidden {
 		t.Errorf("a district author creating a city rule: %d %+v, want 403 forbidden", code, refusal)
 	}
 	otherRule := strings.Replace(cityRule, "types:", "district: \""+other+"\"\ntypes:", 1)
-	if code := r.sendText("POST", "/api/v1/rules", author, otherRule, &refusal); code != http.StatusForbidden || refusal.Code != CodeForbidden {
+	if code := r.sendText("POST", "/api/v1/rules", author, otherRule, &refusal); code != http.StatusForbidden || refusal.Code != api.CodeForbidden {
 		t.Errorf("a district author creating another district's rule: %d %+v, want 403 forbidden", code, refusal)
 	}
 	refusal.Code = ""
-	if code := r.do("POST", "/api/v1/rules/water-level-high/disable", author, nil, &refusal); code != http.StatusForbidden || refusal.Code != CodeForbidden {
+	if code := r.do("POST", "/api/v1/rules/water-level-high/disable", author, nil, &refusal); code != http.StatusForbidden || refusal.Code != api.CodeForbidden {
 		t.Errorf("a district author disabling a city rule: %d %+v, want 403 forbidden", code, refusal)
 	}
-	var v ruleView
+	var v api.RuleView
 	if code := r.do("GET", "/api/v1/rules/water-level-high", author, nil, &v); code != http.StatusOK || !v.Enabled || v.Editable {
 		t.Errorf("a city rule for a district author: %d enabled %v editable %v; want readable, enabled, not editable", code, v.Enabled, v.Editable)
 	}
@@ -402,15 +402,15 @@ func TestRuleAuthorDistrictScopeAndMasking(t *testing.T) {
 	if code := r.do("POST", "/api/v1/rules/dry-run", author, map[string]any{"rule_id": "water-level-high", "events": many}, nil); code != http.StatusBadRequest {
 		t.Errorf("a dry run over %d events: %d, want 400", len(many), code)
 	}
-	var job ruleJob
+	var job api.RuleJob
 	if code := r.do("POST", "/api/v1/rules/dry-run?async=true", author, map[string]any{"rule_id": "water-level-high", "events": many[:500]}, &job); code != http.StatusAccepted || job.ID == "" {
 		t.Fatalf("async dry run: %d %+v", code, job)
 	}
 	eventually(t, 30*time.Second, "the dry-run job to finish", func() bool {
 		r.do("GET", "/api/v1/rule-jobs/"+job.ID, author, nil, &job)
-		return job.State != jobRunning
+		return job.State != api.JobRunning
 	})
-	if job.State != jobDone || job.Done < 499 || job.Events != 500 || job.Result == nil {
+	if job.State != api.JobDone || job.Done < 499 || job.Events != 500 || job.Result == nil {
 		t.Errorf("finished job %+v", job)
 	}
 	stranger := r.token(auth.Claims{Subject: "eve", Role: auth.RoleRuleAuthor})
@@ -420,45 +420,4 @@ func TestRuleAuthorDistrictScopeAndMasking(t *testing.T) {
 	if code := r.do("DELETE", "/api/v1/rule-jobs/"+job.ID, stranger, nil, nil); code != http.StatusNotFound {
 		t.Errorf("cancelling another author's job: %d, want 404", code)
 	}
-}
-
-// The job limits: one running job per author, two in all; a finished job frees its place;
-// cancelling a job cancels its context.
-func TestRuleJobsLimitsAndCancel(t *testing.T) {
-	var jobs ruleJobs
-	jobs.bind(context.Background())
-	alice := auth.Claims{Subject: "alice", Role: auth.RoleRuleAuthor}
-	a1, ctx1, err := jobs.start(context.Background(), "alice", "backtest", 10, time.Minute, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := jobs.start(context.Background(), "alice", "dry_run", 1, time.Minute, false); !errors.Is(err, errTooManyJobs) {
-		t.Errorf("a second job of one author: %v, want refused", err)
-	}
-	b1, ctxB, err := jobs.start(context.Background(), "bob", "dry_run", 1, time.Minute, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := jobs.start(context.Background(), "carol", "dry_run", 1, time.Minute, false); !errors.Is(err, errTooManyJobs) {
-		t.Errorf("a third job on the instance: %v, want refused", err)
-	}
-	jobs.finish(ctxB, b1, "ok", nil)
-	if !jobs.cancelJob(a1.ID, alice) {
-		t.Fatal("alice could not cancel her job")
-	}
-	select {
-	case <-ctx1.Done():
-	case <-time.After(time.Second):
-		t.Fatal("a cancelled job's context is not done")
-	}
-	jobs.finish(ctx1, a1, nil, ctx1.Err())
-	if v, ok := jobs.view(a1.ID, alice); !ok || v.State != jobCancelled {
-		t.Errorf("cancelled job %+v", v)
-	}
-	c1, ctxC, err := jobs.start(context.Background(), "carol", "dry_run", 1, time.Minute, false)
-	if err != nil {
-		t.Fatalf("after both finished: %v", err)
-	}
-	jobs.finish(ctxC, c1, "ok", nil)
-	jobs.wait()
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/urbanbrain/urbanbrain/api"
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/city"
 	"github.com/urbanbrain/urbanbrain/event"
@@ -114,9 +115,9 @@ func TestCityScenariosEndToEnd(t *testing.T) {
 		})
 		return found
 	}
-	timeline := func(id string) []TimelineItem {
+	timeline := func(id string) []api.TimelineItem {
 		var tl struct {
-			Timeline []TimelineItem `json:"timeline"`
+			Timeline []api.TimelineItem `json:"timeline"`
 		}
 		r.do("GET", "/api/v1/incidents/"+id+"/timeline", operator, nil, &tl)
 		return tl.Timeline

@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/urbanbrain/urbanbrain/api"
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/storage"
 	"github.com/urbanbrain/urbanbrain/storage/clickhouse"
@@ -19,13 +20,12 @@ import (
 )
 
 // Store is what the app needs of a storage backend: the batch projections the storage sinks
-// write through, the queries of the API, retention, and the lifecycle. storage/sqlite and
-// storage/clickhouse both implement it and pass the same conformance suite.
+// write through, the queries of the API (api.Store), retention, and the lifecycle.
+// storage/sqlite and storage/clickhouse both implement it and pass the same conformance suite.
 type Store interface {
 	projection
-	incidentReader
-	eventReader
-	kpiReader
+	api.Store
+	EachEvent(ctx context.Context, f storage.EventFilter, fn func(event.Event) error) error
 	Retain(ctx context.Context, c storage.Cutoffs) (storage.Removed, error)
 	Ping(ctx context.Context) error
 	Close() error
@@ -37,24 +37,6 @@ type projection interface {
 	HandleEvents(ctx context.Context, events []event.Event) error
 	HandleIncidentChanges(ctx context.Context, changes []event.IncidentChange) error
 	HandleDispatches(ctx context.Context, ds []event.Dispatch) error
-}
-
-type incidentReader interface {
-	ListIncidents(ctx context.Context, f storage.IncidentFilter) ([]event.Incident, error)
-	CountIncidents(ctx context.Context, f storage.IncidentFilter) (int, error)
-	GetIncident(ctx context.Context, id string) (storage.IncidentDetail, error)
-}
-
-type eventReader interface {
-	ListEvents(ctx context.Context, f storage.EventFilter) ([]event.Event, error)
-	EachEvent(ctx context.Context, f storage.EventFilter, fn func(event.Event) error) error
-}
-
-type kpiReader interface {
-	EventRates(ctx context.Context, f storage.KPIFilter) ([]storage.EventRate, error)
-	OpenIncidents(ctx context.Context, f storage.KPIFilter) (storage.OpenIncidents, error)
-	StageTimes(ctx context.Context, f storage.KPIFilter, limits storage.StageLimits) ([]storage.StageStat, error)
-	ReportCounts(ctx context.Context, f storage.KPIFilter) ([]storage.ReportCount, error)
 }
 
 var (
@@ -166,10 +148,11 @@ func (a *App) runRetention(ctx context.Context) error {
 
 // Read-your-writes. A command's answer comes from the partition's owner (city.command-results),
 // while GET reads the store, a projection that lags behind the changelog by up to a storage
-// batch. So postAction, before it answers 200, waits until the store holds the incident at the
-// answer's version or later: awaitStored asks the store, and between two asks waits for the
-// local storage sink to say it wrote that incident (storeWatch) or for a backoff to pass, the
-// backoff being what catches a store written by another instance (a shared ClickHouse).
+// batch. So a command's answer (api's postAction), before it is 200, waits until the store
+// holds the incident at the answer's version or later: awaitStored asks the store, and between
+// two asks waits for the local storage sink to say it wrote that incident (storeWatch) or for a
+// backoff to pass, the backoff being what catches a store written by another instance (a
+// shared ClickHouse).
 
 // storeWatch wakes requests waiting for an incident version to be stored. The zero value is
 // ready to use. It holds only the waiting requests, never a record of what was written.

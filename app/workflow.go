@@ -1,35 +1,27 @@
 package app
 
 import (
-	"bytes"
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/incidents"
-	"github.com/urbanbrain/urbanbrain/storage"
 	"github.com/urbanbrain/urbanbrain/webhook"
 )
 
 // The work-order loop's wiring (docs/workflow.md): the correlation and SLA policy, the SLA
-// clock, agency webhooks, the audit log's projection, and the worker and operator endpoints
-// (my tasks, merge, split, timeline). Every change still goes through city.commands to the
-// owner of the incident's partition; these endpoints only shape the command.
+// clock, agency webhooks and the audit log's projection. The worker and operator endpoints (my
+// tasks, merge, split, timeline) are package api's (api/workflow.go).
 
 func (c *Config) registerWorkflowFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.WorkflowPolicy, "workflow-policy", "", "YAML file with the correlation and SLA policy (default: the built-in policy, docs/workflow.md)")
@@ -129,191 +121,4 @@ func (a *App) auditSinks() []storageSink {
 		return nil
 	}
 	return []storageSink{{name: "storage.audit", topic: event.TopicAudit, write: batchOf([]string{event.TypeAudit}, as.HandleAudits)}}
-}
-
-// workflowRoutes are the HTTP routes of this file; httpRoutes adds them with the API component.
-func (a *App) workflowRoutes() []httpRoute {
-	need := a.need
-	return []httpRoute{
-		{"GET /api/v1/me/tasks", need(auth.PermCommand, a.myTasks)},
-		{"GET /api/v1/incidents/{id}/timeline", need(auth.PermReadIncidents, a.timeline)},
-		{"POST /api/v1/incidents/{id}/merge", need(auth.PermCommand, a.mergeIncidents)},
-		{"POST /api/v1/incidents/{id}/split", need(auth.PermCommand, a.splitIncident)},
-	}
-}
-
-// myTasks answers GET /api/v1/me/tasks: the open incidents assigned to the caller, most urgent
-// first (the SLA clock's due time; incidents without a running clock last).
-func (a *App) myTasks(w http.ResponseWriter, r *http.Request) {
-	claims, _ := auth.FromContext(r.Context())
-	list, err := a.store.ListIncidents(r.Context(), storage.IncidentFilter{AssigneeWorker: claims.Subject, OpenOnly: true,
-		Limit: storage.MaxLimit})
-	if err != nil {
-		a.internalError(w, "list tasks", err)
-		return
-	}
-	due := func(inc event.Incident) time.Time {
-		if inc.Clock == nil || !inc.Clock.PausedAt.IsZero() {
-			return time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
-		}
-		return inc.Clock.DueAt
-	}
-	slices.SortStableFunc(list, func(x, y event.Incident) int { return cmp.Or(due(x).Compare(due(y)), cmp.Compare(x.ID, y.ID)) })
-	out := make([]event.Incident, 0, len(list))
-	for _, inc := range list {
-		out = append(out, auth.MaskIncident(inc, claims))
-	}
-	if seesPersonalData(claims) && !a.auditReads(w, r, claims, incidentReads(out)) {
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"tasks": out, "count": len(out)})
-}
-
-// TimelineItem is one line of an incident's timeline: a change from the changelog, or a
-// record of the audit log that is not a change (a refused command, an agency notification).
-type TimelineItem struct {
-	At      time.Time    `json:"at"`
-	Kind    string       `json:"kind"` // change, refused, notify
-	Version int64        `json:"version,omitempty"`
-	Action  string       `json:"action"`
-	Actor   event.Actor  `json:"actor"`
-	From    event.Status `json:"from,omitempty"`
-	To      event.Status `json:"to,omitempty"`
-	Reason  string       `json:"reason,omitempty"`
-	Note    string       `json:"note,omitempty"`
-	Level   string       `json:"level,omitempty"`
-	Stage   string       `json:"stage,omitempty"`
-	Related string       `json:"related,omitempty"`
-	Code    string       `json:"code,omitempty"`
-	Error   string       `json:"error,omitempty"`
-	Attempt int          `json:"attempt,omitempty"`
-	Target  string       `json:"target,omitempty"`
-}
-
-// timeline answers GET /api/v1/incidents/{id}/timeline: every change, every refused command
-// and every agency notification attempt, oldest first.
-func (a *App) timeline(w http.ResponseWriter, r *http.Request) {
-	claims, _ := auth.FromContext(r.Context())
-	id := r.PathValue("id")
-	d, err := a.store.GetIncident(r.Context(), id)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && !claims.CanSeeIncident(d.Incident)) {
-		writeError(w, http.StatusNotFound, CodeNotFound, "no incident "+id)
-		return
-	}
-	if err != nil {
-		a.internalError(w, "get incident", err)
-		return
-	}
-	items := make([]TimelineItem, 0, len(d.Timeline))
-	var fields []string // the personal data shown unmasked, for the read audit
-	for _, te := range d.Timeline {
-		for _, f := range changeFields(te.Change) {
-			if !slices.Contains(fields, f) {
-				fields = append(fields, f)
-			}
-		}
-		e := auth.MaskChange(te.Change, claims)
-		items = append(items, TimelineItem{At: e.At, Kind: "change", Version: te.Version, Action: e.Action, Actor: e.Actor,
-			From: e.From, To: e.To, Reason: e.Reason, Note: e.Note, Level: e.Level, Stage: e.Stage, Related: e.Related})
-	}
-	if as, ok := a.store.(auditStore); ok {
-		recs, err := as.ListAudit(r.Context(), id)
-		if err != nil {
-			a.internalError(w, "list audit", err)
-			return
-		}
-		for _, rec := range recs {
-			kind := "refused"
-			switch {
-			case rec.Kind == event.AuditRead:
-				continue // who read it is for auditors, not the timeline
-			case rec.Kind == event.AuditNotify:
-				kind = "notify"
-			case rec.OK:
-				continue // the changelog has it
-			}
-			if m := auth.MaskAudit(rec, auth.Claims{}); (m.Reason != rec.Reason || m.Error != rec.Error) && !slices.Contains(fields, "audit") {
-				fields = append(fields, "audit")
-			}
-			rec = auth.MaskAudit(rec, claims)
-			items = append(items, TimelineItem{At: rec.At, Kind: kind, Action: rec.Action, Actor: rec.Actor, From: rec.From,
-				To: rec.To, Reason: rec.Reason, Code: rec.Code, Error: rec.Error, Attempt: rec.Attempt, Target: rec.Target})
-		}
-	}
-	if seesPersonalData(claims) && len(fields) > 0 {
-		for i, f := range fields {
-			fields[i] = "timeline." + f
-		}
-		if !a.auditReads(w, r, claims, []personalRead{{incident: id, key: d.Incident.Area.Key(), fields: fields}}) {
-			return
-		}
-	}
-	slices.SortStableFunc(items, func(x, y TimelineItem) int { return x.At.Compare(y.At) })
-	writeJSON(w, http.StatusOK, map[string]any{"incident_id": id, "timeline": items})
-}
-
-// mergeRequest is the body of POST /api/v1/incidents/{id}/merge.
-type mergeRequest struct {
-	ID     string `json:"id,omitempty"`
-	Source string `json:"source"`
-	Reason string `json:"reason"`
-}
-
-// splitRequest is the body of POST /api/v1/incidents/{id}/split.
-type splitRequest struct {
-	ID      string `json:"id,omitempty"`
-	EventID string `json:"event_id"`
-	Reason  string `json:"reason"`
-}
-
-// mergeIncidents (并单) is the merge action of POST /api/v1/incidents/{id}/actions.
-func (a *App) mergeIncidents(w http.ResponseWriter, r *http.Request) {
-	var req mergeRequest
-	if !decodeBody(w, r, &req) {
-		return
-	}
-	a.asAction(w, r, actionRequest{ID: req.ID, Action: event.ActionMerge, Reason: req.Reason, Source: req.Source})
-}
-
-// splitIncident (拆单) is the split action of POST /api/v1/incidents/{id}/actions.
-func (a *App) splitIncident(w http.ResponseWriter, r *http.Request) {
-	var req splitRequest
-	if !decodeBody(w, r, &req) {
-		return
-	}
-	a.asAction(w, r, actionRequest{ID: req.ID, Action: event.ActionSplit, Reason: req.Reason, EventID: req.EventID})
-}
-
-// asAction hands req to postAction, so a shaped endpoint is checked, sent and answered exactly
-// as the generic one.
-func (a *App) asAction(w http.ResponseWriter, r *http.Request, req actionRequest) {
-	b, err := json.Marshal(req)
-	if err != nil {
-		a.internalError(w, "encode action", err)
-		return
-	}
-	r2 := r.Clone(r.Context())
-	r2.Body = readCloser{bytes.NewReader(b)}
-	r2.ContentLength = int64(len(b))
-	a.postAction(w, r2)
-}
-
-type readCloser struct{ *bytes.Reader }
-
-func (readCloser) Close() error { return nil }
-
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxCommandBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, CodeInvalidRequest, "body: "+err.Error())
-		return false
-	}
-	return true
-}
-
-// workflowCommand copies the loop's fields of an action request into its command.
-func (req actionRequest) workflowCommand(cmd *event.Command) {
-	cmd.Evidence, cmd.ExtendBy, cmd.Level, cmd.Result, cmd.Source, cmd.EventID =
-		req.Evidence, req.ExtendBy, req.Level, req.Result, req.Source, req.EventID
 }

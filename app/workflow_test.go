@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/urbanbrain/urbanbrain/api"
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/event"
 )
@@ -61,7 +62,7 @@ func TestWorkerReturnsATaskOverHTTP(t *testing.T) {
 		return d.Incident.Status == event.StatusDispatched && d.Incident.Assignment.WorkerID != first && d.Incident.Assignment.WorkerID != ""
 	})
 	var tl struct {
-		Timeline []TimelineItem `json:"timeline"`
+		Timeline []api.TimelineItem `json:"timeline"`
 	}
 	eventually(t, 60*time.Second, "the refusal in the timeline", func() bool {
 		tl.Timeline = nil

@@ -1,4 +1,4 @@
-package app
+package api
 
 import (
 	"net/http"
@@ -30,11 +30,11 @@ func canReadRule(c auth.Claims, d string) bool {
 
 // ruleDistrict is the district of rule id's newest version (deleted or not), and whether the
 // rule has any version.
-func (a *App) ruleDistrict(id string) (string, bool) {
-	if _, r, ok := a.catalog.Get(id); ok {
+func (s *Server) ruleDistrict(id string) (string, bool) {
+	if _, r, ok := s.catalog.Get(id); ok {
 		return r.District, true
 	}
-	v, ok := a.catalog.Head(id)
+	v, ok := s.catalog.Head(id)
 	if !ok {
 		return "", false
 	}
@@ -46,9 +46,9 @@ func (a *App) ruleDistrict(id string) (string, bool) {
 
 // readableRule reports whether the caller may see rule id; when not, it has answered 404,
 // as for a rule that does not exist. A rule with no version is left to the handler.
-func (a *App) readableRule(w http.ResponseWriter, r *http.Request, id string) bool {
+func (s *Server) readableRule(w http.ResponseWriter, r *http.Request, id string) bool {
 	claims, _ := auth.FromContext(r.Context())
-	d, ok := a.ruleDistrict(id)
+	d, ok := s.ruleDistrict(id)
 	if ok && !canReadRule(claims, d) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no rule "+id)
 		return false
@@ -58,9 +58,9 @@ func (a *App) readableRule(w http.ResponseWriter, r *http.Request, id string) bo
 
 // writableRule reports whether the caller may change rule id as it is now; when not, it has
 // answered 403 forbidden (or 404 for a rule they may not even see).
-func (a *App) writableRule(w http.ResponseWriter, r *http.Request, id string) bool {
+func (s *Server) writableRule(w http.ResponseWriter, r *http.Request, id string) bool {
 	claims, _ := auth.FromContext(r.Context())
-	d, ok := a.ruleDistrict(id)
+	d, ok := s.ruleDistrict(id)
 	switch {
 	case !ok:
 		return true // the catalog answers 404
@@ -76,7 +76,7 @@ func (a *App) writableRule(w http.ResponseWriter, r *http.Request, id string) bo
 
 // writableText reports whether the caller may save rule text: its district must be covered.
 // Text that does not parse is left to the catalog, which answers with positioned errors.
-func (a *App) writableText(w http.ResponseWriter, r *http.Request, text []byte) bool {
+func (s *Server) writableText(w http.ResponseWriter, r *http.Request, text []byte) bool {
 	claims, _ := auth.FromContext(r.Context())
 	rs, err := lang.Parse("body", text)
 	if err != nil || len(rs) != 1 {

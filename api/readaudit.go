@@ -1,4 +1,4 @@
-package app
+package api
 
 import (
 	"net/http"
@@ -36,7 +36,7 @@ type personalRead struct {
 // auditReads records the reads of personal data r's answer makes for the holder of c (none
 // for a role that sees personal data masked). It reports whether the answer may be given,
 // having answered 503 itself when not.
-func (a *App) auditReads(w http.ResponseWriter, r *http.Request, c auth.Claims, reads []personalRead) bool {
+func (s *Server) auditReads(w http.ResponseWriter, r *http.Request, c auth.Claims, reads []personalRead) bool {
 	if !seesPersonalData(c) {
 		return true
 	}
@@ -60,8 +60,8 @@ func (a *App) auditReads(w http.ResponseWriter, r *http.Request, c auth.Claims, 
 	if len(outs) == 0 {
 		return true
 	}
-	if err := a.emit(r.Context(), outs); err != nil {
-		a.log.Error("read audit not written; answer refused", zap.String("route", r.Pattern), zap.String("actor", c.Subject),
+	if err := s.emit(r.Context(), outs); err != nil {
+		s.log.Error("read audit not written; answer refused", zap.String("route", r.Pattern), zap.String("actor", c.Subject),
 			zap.Int("objects", len(outs)), zap.Error(err))
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the read could not be audited; try again")
 		return false
@@ -81,6 +81,13 @@ func incidentReads(incs []event.Incident) []personalRead {
 // detailRead is the read an incident's detail makes: the incident, its timeline, its linked
 // events and its dispatches, as one record of every field shown.
 func detailRead(d storage.IncidentDetail) personalRead {
+	return personalRead{incident: d.Incident.ID, key: d.Incident.Area.Key(), fields: DetailFields(d)}
+}
+
+// DetailFields are the personal-data fields an incident's detail holds: the incident's, and
+// those of its events, timeline and dispatches under their prefix, as the read audit records
+// them.
+func DetailFields(d storage.IncidentDetail) []string {
 	fields := auth.PersonalFields(d.Incident)
 	add := func(prefix string, fs []string) {
 		for _, f := range fs {
@@ -100,7 +107,7 @@ func detailRead(d storage.IncidentDetail) personalRead {
 			add("dispatches.", []string{"reason"})
 		}
 	}
-	return personalRead{incident: d.Incident.ID, key: d.Incident.Area.Key(), fields: fields}
+	return fields
 }
 
 // changeFields are the personal-data fields of a timeline change.

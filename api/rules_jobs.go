@@ -1,4 +1,4 @@
-package app
+package api
 
 import (
 	"context"
@@ -34,14 +34,14 @@ const (
 
 // Job states.
 const (
-	jobRunning   = "running"
-	jobDone      = "done"
-	jobFailed    = "failed"
-	jobCancelled = "cancelled"
+	JobRunning   = "running"
+	JobDone      = "done"
+	JobFailed    = "failed"
+	JobCancelled = "cancelled"
 )
 
-// ruleJob is one dry run or backtest.
-type ruleJob struct {
+// RuleJob is one dry run or backtest.
+type RuleJob struct {
 	ID    string `json:"id"`
 	Kind  string `json:"kind"` // dry_run or backtest
 	Owner string `json:"owner"`
@@ -65,13 +65,13 @@ type ruleJob struct {
 type jobCounts struct{ events, done atomic.Int64 }
 
 // ruleJobs are this instance's jobs. The zero value is ready; bind gives async jobs the
-// application's context, so that they stop on shutdown.
+// context Server.Run is given, so that they stop on shutdown.
 type ruleJobs struct {
 	mu      sync.Mutex
 	base    context.Context
 	running int
 	byOwner map[string]int
-	kept    map[string]*ruleJob // async jobs, running or finished
+	kept    map[string]*RuleJob // async jobs, running or finished
 }
 
 var errTooManyJobs = errors.New("too many dry runs and backtests running")
@@ -97,13 +97,13 @@ func (j *ruleJobs) wait() {
 
 // start admits a job for owner, or refuses it over the limits. The job's context is parent
 // (the request's, for a synchronous job) with the deadline; async jobs run under the bound
-// application context instead and are kept for GET and DELETE.
-func (j *ruleJobs) start(parent context.Context, owner, kind string, events int, deadline time.Duration, async bool) (*ruleJob, context.Context, error) {
+// context (Server.Run's) instead and are kept for GET and DELETE.
+func (j *ruleJobs) start(parent context.Context, owner, kind string, events int, deadline time.Duration, async bool) (*RuleJob, context.Context, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.byOwner == nil {
 		j.byOwner = map[string]int{}
-		j.kept = map[string]*ruleJob{}
+		j.kept = map[string]*RuleJob{}
 	}
 	if j.running >= maxRuleJobs || j.byOwner[owner] >= maxRuleJobsPerAuthor {
 		return nil, nil, errTooManyJobs
@@ -116,7 +116,7 @@ func (j *ruleJobs) start(parent context.Context, owner, kind string, events int,
 	}
 	now := time.Now()
 	ctx, cancel := context.WithDeadline(parent, now.Add(deadline))
-	job := &ruleJob{ID: newJobID(), Kind: kind, Owner: owner, State: jobRunning,
+	job := &RuleJob{ID: newJobID(), Kind: kind, Owner: owner, State: JobRunning,
 		Started: now, Deadline: now.Add(deadline), async: async, cancel: cancel, counts: &jobCounts{}}
 	job.counts.events.Store(int64(events))
 	j.running++
@@ -129,20 +129,20 @@ func (j *ruleJobs) start(parent context.Context, owner, kind string, events int,
 }
 
 // finish records a job's outcome and frees its place.
-func (j *ruleJobs) finish(ctx context.Context, job *ruleJob, result any, err error) {
+func (j *ruleJobs) finish(ctx context.Context, job *RuleJob, result any, err error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	job.cancel()
 	job.Finished = time.Now()
 	switch {
 	case err == nil:
-		job.State, job.Result = jobDone, result
+		job.State, job.Result = JobDone, result
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		job.State, job.Error = jobFailed, "stopped at its deadline of "+job.Deadline.Sub(job.Started).String()
+		job.State, job.Error = JobFailed, "stopped at its deadline of "+job.Deadline.Sub(job.Started).String()
 	case ctx.Err() != nil:
-		job.State, job.Error = jobCancelled, "cancelled"
+		job.State, job.Error = JobCancelled, "cancelled"
 	default:
-		job.State, job.Error = jobFailed, err.Error()
+		job.State, job.Error = JobFailed, err.Error()
 	}
 	j.running--
 	j.byOwner[job.Owner]--
@@ -154,9 +154,9 @@ func (j *ruleJobs) finish(ctx context.Context, job *ruleJob, result any, err err
 // prune drops finished jobs past keepRuleJobs, and the oldest finished ones over
 // maxKeptRuleJobs. Called with mu held.
 func (j *ruleJobs) prune(now time.Time) {
-	var finished []*ruleJob
+	var finished []*RuleJob
 	for id, job := range j.kept {
-		if job.State == jobRunning {
+		if job.State == JobRunning {
 			continue
 		}
 		if now.Sub(job.Finished) > keepRuleJobs {
@@ -174,14 +174,14 @@ func (j *ruleJobs) prune(now time.Time) {
 }
 
 // view returns a copy of a kept job the holder of c may see: their own, or any for admin.
-func (j *ruleJobs) view(id string, c auth.Claims) (ruleJob, bool) {
+func (j *ruleJobs) view(id string, c auth.Claims) (RuleJob, bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	job, ok := j.kept[id]
 	if !ok || job.Owner != c.Subject && c.Role != auth.RoleAdmin {
-		return ruleJob{}, false
+		return RuleJob{}, false
 	}
-	return ruleJob{ID: job.ID, Kind: job.Kind, Owner: job.Owner, Events: int(job.counts.events.Load()), Done: job.counts.done.Load(),
+	return RuleJob{ID: job.ID, Kind: job.Kind, Owner: job.Owner, Events: int(job.counts.events.Load()), Done: job.counts.done.Load(),
 		State: job.State, Started: job.Started, Deadline: job.Deadline, Finished: job.Finished,
 		Error: job.Error, Result: job.Result}, true
 }
@@ -207,11 +207,11 @@ func newJobID() string {
 // runRuleJob runs fn as a job of the caller: synchronously, answering its result (a client
 // that goes away cancels it), or with ?async=true in the background, answering 202 with the
 // job to follow at GET /api/v1/rule-jobs/{id}.
-func (a *App) runRuleJob(w http.ResponseWriter, r *http.Request, kind string, events int, deadline time.Duration,
-	fn func(ctx context.Context, job *ruleJob) (any, error)) {
+func (s *Server) runRuleJob(w http.ResponseWriter, r *http.Request, kind string, events int, deadline time.Duration,
+	fn func(ctx context.Context, job *RuleJob) (any, error)) {
 	claims, _ := auth.FromContext(r.Context())
 	async := r.URL.Query().Get("async") == "true"
-	job, ctx, err := a.ruleJobs.start(r.Context(), claims.Subject, kind, events, deadline, async)
+	job, ctx, err := s.jobs.start(r.Context(), claims.Subject, kind, events, deadline, async)
 	if err != nil {
 		writeError(w, http.StatusTooManyRequests, CodeTooManyJobs,
 			"a dry run or backtest of yours is running, or this instance runs as many as it may: wait for it, or cancel it")
@@ -219,12 +219,12 @@ func (a *App) runRuleJob(w http.ResponseWriter, r *http.Request, kind string, ev
 	}
 	run := func() (any, error) {
 		res, err := fn(ctx, job)
-		a.ruleJobs.finish(ctx, job, res, err)
+		s.jobs.finish(ctx, job, res, err)
 		return res, err
 	}
 	if async {
 		go func() { _, _ = run() }()
-		v, _ := a.ruleJobs.view(job.ID, claims)
+		v, _ := s.jobs.view(job.ID, claims)
 		writeJSON(w, http.StatusAccepted, v)
 		return
 	}
@@ -237,15 +237,15 @@ func (a *App) runRuleJob(w http.ResponseWriter, r *http.Request, kind string, ev
 	case ctx.Err() != nil:
 		// The client went away: nobody reads the answer.
 	default:
-		a.internalError(w, kind, err)
+		s.internalError(w, kind, err)
 	}
 }
 
 // getRuleJob answers GET /api/v1/rule-jobs/{id}: the job's state and progress, and its result
 // once done.
-func (a *App) getRuleJob(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getRuleJob(w http.ResponseWriter, r *http.Request) {
 	claims, _ := auth.FromContext(r.Context())
-	job, ok := a.ruleJobs.view(r.PathValue("id"), claims)
+	job, ok := s.jobs.view(r.PathValue("id"), claims)
 	if !ok {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no job "+r.PathValue("id"))
 		return
@@ -254,18 +254,18 @@ func (a *App) getRuleJob(w http.ResponseWriter, r *http.Request) {
 }
 
 // cancelRuleJob answers DELETE /api/v1/rule-jobs/{id}: the job stops within a few events.
-func (a *App) cancelRuleJob(w http.ResponseWriter, r *http.Request) {
+func (s *Server) cancelRuleJob(w http.ResponseWriter, r *http.Request) {
 	claims, _ := auth.FromContext(r.Context())
-	if !a.ruleJobs.cancelJob(r.PathValue("id"), claims) {
+	if !s.jobs.cancelJob(r.PathValue("id"), claims) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no job "+r.PathValue("id"))
 		return
 	}
-	job, _ := a.ruleJobs.view(r.PathValue("id"), claims)
+	job, _ := s.jobs.view(r.PathValue("id"), claims)
 	writeJSON(w, http.StatusOK, job)
 }
 
 // setEvents sets how many events the job handles in all, once it knows.
-func (job *ruleJob) setEvents(n int) { job.counts.events.Store(int64(n)) }
+func (job *RuleJob) setEvents(n int) { job.counts.events.Store(int64(n)) }
 
 // progress records how many events the job has handled (engine.Config.Progress).
-func (job *ruleJob) progress(n int) { job.counts.done.Store(int64(n)) }
+func (job *RuleJob) progress(n int) { job.counts.done.Store(int64(n)) }

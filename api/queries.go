@@ -1,4 +1,4 @@
-package app
+package api
 
 import (
 	"errors"
@@ -19,14 +19,14 @@ import (
 // it reaches the store — a district operator's district, a worker's grids — and everything it
 // returns is masked for the caller's role.
 
-// queryRoutes are the HTTP routes of this file; httpRoutes adds them with the API component.
-func (a *App) queryRoutes() []httpRoute {
-	need := func(h http.HandlerFunc) http.Handler { return a.need(auth.PermReadIncidents, h) }
-	return []httpRoute{
-		{"GET /api/v1/search/incidents", need(a.searchIncidents)},
-		{"GET /api/v1/events", need(a.eventHistory)},
-		{"GET /api/v1/kpis", need(a.kpis)},
-		{"GET /api/v1/city", need(a.cityMap)}, // grids, roster, agencies, categories (citymap.go)
+// queryRoutes are the HTTP routes of this file; Routes adds them with the API component.
+func (s *Server) queryRoutes() []Route {
+	need := func(h http.HandlerFunc) Guarded { return s.need(auth.PermReadIncidents, h) }
+	return []Route{
+		{"GET /api/v1/search/incidents", need(s.searchIncidents)},
+		{"GET /api/v1/events", need(s.eventHistory)},
+		{"GET /api/v1/kpis", need(s.kpis)},
+		{"GET /api/v1/city", need(s.cityMap)}, // grids, roster, agencies, categories (citymap.go)
 	}
 }
 
@@ -69,7 +69,7 @@ func contains(vs []string, v string) bool {
 
 // searchIncidents answers GET /api/v1/incidents and GET /api/v1/search/incidents (one handler:
 // the caller's scope narrows the query itself, so every page is full).
-func (a *App) searchIncidents(w http.ResponseWriter, r *http.Request) {
+func (s *Server) searchIncidents(w http.ResponseWriter, r *http.Request) {
 	claims, _ := auth.FromContext(r.Context())
 	q := r.URL.Query()
 	f := storage.IncidentFilter{
@@ -77,8 +77,10 @@ func (a *App) searchIncidents(w http.ResponseWriter, r *http.Request) {
 		AssigneeWorker: q.Get("assignee"), OpenOnly: q.Get("open") == "true", Text: q.Get("q"),
 		TextMasked: !seesPersonalData(claims),
 	}
-	for _, s := range splitList(q.Get("status")) {
-		f.Status = append(f.Status, event.Status(s))
+	for st := range strings.SplitSeq(q.Get("status"), ",") {
+		if st = strings.TrimSpace(st); st != "" {
+			f.Status = append(f.Status, event.Status(st))
+		}
 	}
 	var err error
 	if f.Since, f.Until, err = timeRange(q, 0); err == nil {
@@ -90,15 +92,15 @@ func (a *App) searchIncidents(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		f.District, f.Grids, err = scope(claims, q.Get("district"), f.Grid)
 	}
-	if a.queryError(w, err) {
+	if s.queryError(w, err) {
 		return
 	}
-	list, err := a.store.ListIncidents(r.Context(), f)
-	if a.queryError(w, err) {
+	list, err := s.store.ListIncidents(r.Context(), f)
+	if s.queryError(w, err) {
 		return
 	}
-	total, err := a.store.CountIncidents(r.Context(), f)
-	if a.queryError(w, err) {
+	total, err := s.store.CountIncidents(r.Context(), f)
+	if s.queryError(w, err) {
 		return
 	}
 	out := make([]event.Incident, 0, len(list))
@@ -107,7 +109,7 @@ func (a *App) searchIncidents(w http.ResponseWriter, r *http.Request) {
 			out = append(out, auth.MaskIncident(inc, claims))
 		}
 	}
-	if seesPersonalData(claims) && !a.auditReads(w, r, claims, incidentReads(out)) {
+	if seesPersonalData(claims) && !s.auditReads(w, r, claims, incidentReads(out)) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"incidents": out, "count": len(out), "total": total})
@@ -115,7 +117,7 @@ func (a *App) searchIncidents(w http.ResponseWriter, r *http.Request) {
 
 // eventHistory answers GET /api/v1/events: the history of a device or camera, of a place
 // (a circle around a point), an area or a text, newest first.
-func (a *App) eventHistory(w http.ResponseWriter, r *http.Request) {
+func (s *Server) eventHistory(w http.ResponseWriter, r *http.Request) {
 	claims, _ := auth.FromContext(r.Context())
 	q := r.URL.Query()
 	f := storage.EventFilter{
@@ -135,11 +137,11 @@ func (a *App) eventHistory(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		f.District, f.Grids, err = scope(claims, q.Get("district"), f.Grid)
 	}
-	if a.queryError(w, err) {
+	if s.queryError(w, err) {
 		return
 	}
-	list, err := a.store.ListEvents(r.Context(), f)
-	if a.queryError(w, err) {
+	list, err := s.store.ListEvents(r.Context(), f)
+	if s.queryError(w, err) {
 		return
 	}
 	out := make([]event.Event, 0, len(list))
@@ -152,14 +154,14 @@ func (a *App) eventHistory(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if !a.auditReads(w, r, claims, reads) {
+	if !s.auditReads(w, r, claims, reads) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": out, "count": len(out)})
 }
 
-// kpiResponse is the body of GET /api/v1/kpis.
-type kpiResponse struct {
+// KPIResponse is the body of GET /api/v1/kpis.
+type KPIResponse struct {
 	Since         time.Time                    `json:"since"`
 	Until         time.Time                    `json:"until"`
 	District      string                       `json:"district,omitempty"`
@@ -174,7 +176,7 @@ type kpiResponse struct {
 // kpis answers GET /api/v1/kpis: events per source per minute, open incidents by severity,
 // category and district, stage times and on-time rates, and report counts, for the range
 // (default: the last hour) and the caller's scope.
-func (a *App) kpis(w http.ResponseWriter, r *http.Request) {
+func (s *Server) kpis(w http.ResponseWriter, r *http.Request) {
 	claims, _ := auth.FromContext(r.Context())
 	q := r.URL.Query()
 	var (
@@ -187,24 +189,24 @@ func (a *App) kpis(w http.ResponseWriter, r *http.Request) {
 	if g := q.Get("grid"); err == nil && g != "" {
 		f.Grids = []string{g} // for a worker, scope has checked it is one of theirs
 	}
-	if a.queryError(w, err) {
+	if s.queryError(w, err) {
 		return
 	}
 	ctx := r.Context()
-	resp := kpiResponse{Since: f.Since, Until: f.Until, District: f.District, Grids: f.Grids, Limits: map[string]map[string]string{}}
-	if resp.EventRates, err = a.store.EventRates(ctx, f); a.queryError(w, err) {
+	resp := KPIResponse{Since: f.Since, Until: f.Until, District: f.District, Grids: f.Grids, Limits: map[string]map[string]string{}}
+	if resp.EventRates, err = s.store.EventRates(ctx, f); s.queryError(w, err) {
 		return
 	}
-	if resp.OpenIncidents, err = a.store.OpenIncidents(ctx, f); a.queryError(w, err) {
+	if resp.OpenIncidents, err = s.store.OpenIncidents(ctx, f); s.queryError(w, err) {
 		return
 	}
-	if resp.Stages, err = a.store.StageTimes(ctx, f, a.stageLimits); a.queryError(w, err) {
+	if resp.Stages, err = s.store.StageTimes(ctx, f, s.stageLimits); s.queryError(w, err) {
 		return
 	}
-	if resp.ReportCounts, err = a.store.ReportCounts(ctx, f); a.queryError(w, err) {
+	if resp.ReportCounts, err = s.store.ReportCounts(ctx, f); s.queryError(w, err) {
 		return
 	}
-	for stage, bySev := range a.stageLimits {
+	for stage, bySev := range s.stageLimits {
 		resp.Limits[stage] = map[string]string{}
 		for sev, d := range bySev {
 			resp.Limits[stage][sev] = d.String()
@@ -214,7 +216,7 @@ func (a *App) kpis(w http.ResponseWriter, r *http.Request) {
 }
 
 // queryError answers a failed query and reports whether it did.
-func (a *App) queryError(w http.ResponseWriter, err error) bool {
+func (s *Server) queryError(w http.ResponseWriter, err error) bool {
 	var es errScope
 	switch {
 	case err == nil:
@@ -224,7 +226,7 @@ func (a *App) queryError(w http.ResponseWriter, err error) bool {
 	case errors.Is(err, storage.ErrInvalidFilter), errors.Is(err, errBadParam):
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest, err.Error())
 	default:
-		a.internalError(w, "query", err)
+		s.internalError(w, "query", err)
 	}
 	return true
 }

@@ -1,4 +1,4 @@
-package app
+package api
 
 import (
 	"net/http"
@@ -39,19 +39,19 @@ type cityEntry struct {
 
 // cityMap answers GET /api/v1/city: the grids of the caller's scope with their roster and who
 // is on duty now, the agencies and the problem categories (the desk's pick lists).
-func (a *App) cityMap(w http.ResponseWriter, r *http.Request) {
+func (s *Server) cityMap(w http.ResponseWriter, r *http.Request) {
 	claims, _ := auth.FromContext(r.Context())
 	now := time.Now()
 	grids := []cityGrid{}
-	for _, g := range a.city.Grids() {
+	for _, g := range s.city.Grids() {
 		if !claims.CanSeeIncident(event.Incident{Area: g.Area()}) {
 			continue
 		}
 		cg := cityGrid{Code: g.Code, Name: g.Name, Community: g.Community, CommunityName: g.CommunityName,
 			Street: g.Street, StreetName: g.StreetName, District: g.District, DistrictName: g.DistrictName,
 			Centroid: g.Centroid, Workers: []cityWorker{}}
-		roster := a.city.Workers(g.Code)
-		if s, ok := a.city.Supervisor(g.Community); ok {
+		roster := s.city.Workers(g.Code)
+		if s, ok := s.city.Supervisor(g.Community); ok {
 			roster = append(roster, s)
 		}
 		for _, wk := range roster {
@@ -60,11 +60,11 @@ func (a *App) cityMap(w http.ResponseWriter, r *http.Request) {
 		grids = append(grids, cg)
 	}
 	agencies := []cityEntry{}
-	for _, ag := range a.city.Agencies() {
+	for _, ag := range s.city.Agencies() {
 		agencies = append(agencies, cityEntry{ag.Code, ag.Name})
 	}
 	categories := []cityEntry{}
-	for _, c := range a.city.Categories() {
+	for _, c := range s.city.Categories() {
 		categories = append(categories, cityEntry{c.Code, c.Name})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"grids": grids, "agencies": agencies, "categories": categories})
