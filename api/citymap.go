@@ -37,6 +37,13 @@ type cityEntry struct {
 	Name string `json:"name"`
 }
 
+// cityCategory is a problem category and the agency it goes to by default (dispatch's choice,
+// which the desk preselects).
+type cityCategory struct {
+	cityEntry
+	Agency string `json:"agency,omitempty"`
+}
+
 // cityMap answers GET /api/v1/city: the grids of the caller's scope with their roster and who
 // is on duty now, the agencies and the problem categories (the desk's pick lists).
 func (s *Server) cityMap(w http.ResponseWriter, r *http.Request) {
@@ -63,9 +70,9 @@ func (s *Server) cityMap(w http.ResponseWriter, r *http.Request) {
 	for _, ag := range s.city.Agencies() {
 		agencies = append(agencies, cityEntry{ag.Code, ag.Name})
 	}
-	categories := []cityEntry{}
+	categories := []cityCategory{}
 	for _, c := range s.city.Categories() {
-		categories = append(categories, cityEntry{c.Code, c.Name})
+		categories = append(categories, cityCategory{cityEntry{c.Code, c.Name}, c.Agency})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"grids": grids, "agencies": agencies, "categories": categories})
 }

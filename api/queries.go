@@ -77,6 +77,9 @@ func (s *Server) searchIncidents(w http.ResponseWriter, r *http.Request) {
 		AssigneeWorker: q.Get("assignee"), OpenOnly: q.Get("open") == "true", Text: q.Get("q"),
 		TextMasked: !seesPersonalData(claims),
 	}
+	if f.Grid == "none" { // grid=none: the incidents no grid holds, for triage
+		f.Grid, f.Ungridded = "", true
+	}
 	for st := range strings.SplitSeq(q.Get("status"), ",") {
 		if st = strings.TrimSpace(st); st != "" {
 			f.Status = append(f.Status, event.Status(st))

@@ -186,3 +186,71 @@ func equalStrings(a, b []string) bool {
 	}
 	return true
 }
+
+// The desk's triage queue and pick lists: a 12345 ticket outside every grid is in
+// GET /api/v1/incidents?grid=none (and a gridded one is not); GET /api/v1/city gives each
+// category the agency dispatch would pick, and grids only within the caller's scope.
+func TestTriageQueueAndCityPickLists(t *testing.T) {
+	r := start(t, t.TempDir(), freeAddr(t))
+	grids := r.app.City().Grids()
+	producer := r.token(auth.Claims{Subject: "p", Role: auth.RoleIngest})
+	operator := r.token(auth.Claims{Subject: "op", Role: auth.RoleOperator})
+	west := grids[0].Centroid
+	for _, g := range grids {
+		if g.Centroid.Lon < west.Lon {
+			west = g.Centroid
+		}
+	}
+	west.Lon -= 0.03
+	for _, ev := range []map[string]any{
+		hotlineTicket("T-triage-out", event.RequestComplaint, "0301", "河边垃圾无人清理", "13900002222", west),
+		hotlineTicket("T-triage-in", event.RequestComplaint, "0301", "小区垃圾满溢", "13900003333", grids[3].Centroid),
+	} {
+		if code := r.do("POST", "/api/v1/events", producer, ev, nil); code != http.StatusAccepted && code != http.StatusOK {
+			t.Fatalf("POST event: %d", code)
+		}
+	}
+	var all incidentList
+	eventually(t, 60*time.Second, "both incidents", func() bool {
+		r.do("GET", "/api/v1/incidents", operator, nil, &all)
+		return all.Count == 2
+	})
+	var triage incidentList
+	if code := r.do("GET", "/api/v1/incidents?grid=none", operator, nil, &triage); code != http.StatusOK || triage.Count != 1 ||
+		triage.Incidents[0].Area.Grid != "" || triage.Incidents[0].Reports[0].EventID != "T-triage-out" {
+		t.Errorf("grid=none: %d %+v, want only the ticket outside every grid", code, triage)
+	}
+
+	var pick struct {
+		Grids []struct {
+			Code     string `json:"code"`
+			District string `json:"district"`
+			Workers  []struct {
+				ID string `json:"id"`
+			} `json:"workers"`
+		} `json:"grids"`
+		Categories []struct {
+			Code   string `json:"code"`
+			Agency string `json:"agency"`
+		} `json:"categories"`
+	}
+	if code := r.do("GET", "/api/v1/city", operator, nil, &pick); code != http.StatusOK || len(pick.Grids) != len(grids) {
+		t.Fatalf("city for a city-wide operator: %d, %d grids of %d", code, len(pick.Grids), len(grids))
+	}
+	for _, c := range pick.Categories {
+		if ag, ok := r.app.City().AgencyFor(c.Code); ok && c.Agency != ag.Code {
+			t.Errorf("category %s: agency %q, want dispatch's %q", c.Code, c.Agency, ag.Code)
+		}
+	}
+	district := grids[0].District
+	scoped := r.token(auth.Claims{Subject: "op2", Role: auth.RoleOperator, District: district})
+	r.do("GET", "/api/v1/city", scoped, nil, &pick)
+	for _, g := range pick.Grids {
+		if g.District != district {
+			t.Errorf("a district operator of %s is offered grid %s of %s", district, g.Code, g.District)
+		}
+	}
+	if len(pick.Grids) == 0 || len(pick.Grids[0].Workers) == 0 {
+		t.Errorf("the scoped pick list has no grids or no roster: %+v", pick.Grids)
+	}
+}

@@ -44,6 +44,7 @@ type IncidentFilter struct {
 	Grid           string
 	AssigneeWorker string // Assignment.WorkerID
 	OpenOnly       bool   // only incidents whose Status.Open() is true
+	Ungridded      bool   // only incidents no grid holds (reports outside every grid, for triage)
 	// Grids keeps incidents in any of these grids (a worker's scope). Nil does not filter; an
 	// empty, non-nil slice matches nothing, as a worker without grids sees nothing.
 	Grids []string

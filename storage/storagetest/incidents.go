@@ -246,6 +246,26 @@ func testListIncidentsFilters(t *testing.T, open func(t *testing.T) Store) {
 			}
 		})
 	}
+
+	// An incident no grid holds (a report outside every grid, for an operator to triage).
+	must(t, s.HandleIncidentChanges(ctx, incidentSpec{id: "INC-s9-h", category: "garbage", severity: event.SeverityBlue,
+		area: area("d1", "s9", "", ""), created: at(5 * time.Hour), steps: 1}.changelog()))
+	for _, tc := range []struct {
+		name string
+		f    storage.IncidentFilter
+		want []string
+	}{
+		{"ungridded", storage.IncidentFilter{Ungridded: true}, []string{"INC-s9-h"}},
+		{"ungridded in a district", storage.IncidentFilter{Ungridded: true, District: "d2"}, []string{}},
+		{"ungridded and a grid", storage.IncidentFilter{Ungridded: true, Grid: "g1"}, []string{}},
+	} {
+		got, err := s.ListIncidents(ctx, tc.f)
+		must(t, err)
+		mustEqual(t, tc.name, incidentIDs(got), tc.want)
+		if n, err := s.CountIncidents(ctx, tc.f); err != nil || n != len(tc.want) {
+			t.Errorf("%s: CountIncidents = %d (%v), want %d", tc.name, n, err, len(tc.want))
+		}
+	}
 }
 
 func testRestart(t *testing.T, open func(t *testing.T) Store) {

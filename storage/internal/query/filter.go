@@ -26,6 +26,9 @@ func (d *Dialect) Incidents(f storage.IncidentFilter) *Where {
 	if f.OpenOnly {
 		w.open()
 	}
+	if f.Ungridded {
+		w.Add(Coarse, "grid", " = ''")
+	}
 	w.Between("updated_ms", f.Since, f.Until)
 	w.AnyOf(Selective, "grid", f.Grids)
 	if f.Text != "" {
