@@ -95,6 +95,10 @@ func (s *Server) searchIncidents(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		f.District, f.Grids, err = scope(claims, q.Get("district"), f.Grid)
 	}
+	geo, coordsys, gerr := geoJSONRequest(r) // geojson.go
+	if err == nil {
+		err = gerr
+	}
 	if s.queryError(w, err) {
 		return
 	}
@@ -113,6 +117,10 @@ func (s *Server) searchIncidents(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if seesPersonalData(claims) && !s.auditReads(w, r, claims, incidentReads(out)) {
+		return
+	}
+	if geo {
+		writeGeoJSON(w, incidentFeatures(out, coordsys))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"incidents": out, "count": len(out), "total": total})
@@ -140,6 +148,10 @@ func (s *Server) eventHistory(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		f.District, f.Grids, err = scope(claims, q.Get("district"), f.Grid)
 	}
+	geo, coordsys, gerr := geoJSONRequest(r) // geojson.go
+	if err == nil {
+		err = gerr
+	}
 	if s.queryError(w, err) {
 		return
 	}
@@ -158,6 +170,10 @@ func (s *Server) eventHistory(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !s.auditReads(w, r, claims, reads) {
+		return
+	}
+	if geo {
+		writeGeoJSON(w, eventFeatures(out, coordsys))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": out, "count": len(out)})
