@@ -119,7 +119,10 @@ func (s *Server) listUsers(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"users": list, "count": len(list)})
 }
 
-var usernamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,63}$`)
+// usernamePattern: letters, digits, '.', '_' and '-'. Upper case is allowed so that a grid
+// worker's account is their roster id (W-990101001001-01-A): dispatch assigns tasks to that id,
+// and "my tasks" and the worker feed are the tasks assigned to the signed-in subject.
+var usernamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$`)
 
 // createUser answers POST /api/v1/users {"username", "role", "district", "grids", "password"}.
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
@@ -134,9 +137,12 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	role, err := auth.ParseRole(req.Role)
+	if rw, onRoster := s.city.Worker(req.Username); err == nil && role == auth.RoleWorker && onRoster && len(req.Grids) == 0 {
+		req.Grids = rw.Grids // a roster worker works the roster's grids unless told otherwise
+	}
 	switch {
 	case !usernamePattern.MatchString(req.Username):
-		err = fmt.Errorf("username %q: 2 to 64 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", req.Username)
+		err = fmt.Errorf("username %q: 2 to 64 of a-z, A-Z, 0-9, '.', '_' and '-', starting with a letter or digit", req.Username)
 	case err != nil:
 	case role == auth.RoleWorker && len(req.Grids) == 0:
 		err = errors.New("a worker needs the grids they work (grids)")

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -119,6 +123,10 @@ func printDemo(ctx context.Context, a *app.App, cfg app.Config, pace float64, w 
 	fmt.Fprintf(&b, "  websocket: %s/ws/cockpit?access_token=%s\n", wsBase, operatorToken)
 	fmt.Fprintf(&b, "  worker's tasks: %s/ws/worker?access_token=%s\n", wsBase, workerToken)
 	fmt.Fprintf(&b, "  metrics:   %s/metrics   health: %s/readyz\n", base, base)
+	fmt.Fprintf(&b, "\nSign in (登录) at %s/login/ with these demo accounts:\n", base)
+	for _, acct := range demoAccounts(ctx, a, base, worker) {
+		fmt.Fprintf(&b, "  %-34s %-10s %-24s %s\n", acct.who, acct.page, acct.username, acct.password)
+	}
 	if pace > 0 {
 		fmt.Fprintf(&b, "\nSimulated people work the incidents through the API at %g× human speed: grid workers sign for,\n"+
 			"handle and resolve them, the operator triages, verifies and closes, 12345 calls back (--demo-pace 0: off).\n", pace)
@@ -157,4 +165,53 @@ func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
 		return nil, fmt.Errorf("--log-format %q: want console or json", format)
 	}
 	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)), nil
+}
+
+// demoAccount is an account the demo makes for each kind of user, with the page they use.
+type demoAccount struct{ who, page, username, password string }
+
+// demoAccounts makes a sign-in account for each kind of user through the API (as an admin would),
+// with a fresh random password each. An account kept in the data dir from an earlier start
+// keeps the password printed then: `urbanbrain user reset` sets a new one.
+func demoAccounts(ctx context.Context, a *app.App, base string, worker city.Worker) []demoAccount {
+	admin, err := a.Issuer().Issue(auth.Claims{Subject: "demo-setup", Role: auth.RoleAdmin}, time.Minute)
+	if err != nil {
+		return nil
+	}
+	accts := []struct {
+		demoAccount
+		role string
+	}{
+		{demoAccount{who: "leadership (wall screen, 驾驶舱)", page: "/", username: "demo-leader"}, auth.RoleViewer},
+		{demoAccount{who: "operator (desk, 坐席)", page: "/desk/", username: "demo-operator"}, auth.RoleOperator},
+		{demoAccount{who: "supervisor (desk, 值班长)", page: "/desk/", username: "demo-supervisor"}, auth.RoleSupervisor},
+		{demoAccount{who: "grid worker " + worker.Name + " (phone, 网格员)", page: "/m/", username: worker.ID}, auth.RoleWorker},
+		{demoAccount{who: "rule author (rule studio, 规则)", page: "/rules/", username: "demo-author"}, auth.RoleRuleAuthor},
+	}
+	var out []demoAccount
+	for _, d := range accts {
+		d.password = rand.Text() // 26 characters of base32 from crypto/rand
+		body, _ := json.Marshal(map[string]string{"username": d.username, "role": d.role, "password": d.password})
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/users", bytes.NewReader(body))
+		if err != nil {
+			continue
+		}
+		req.Header.Set("Authorization", "Bearer "+admin)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			d.password = "(not made: " + err.Error() + ")"
+		} else {
+			_ = resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusCreated:
+			case http.StatusConflict:
+				d.password = "(kept from an earlier start; `urbanbrain user reset " + d.username + "`)"
+			default:
+				d.password = fmt.Sprintf("(not made: HTTP %d)", resp.StatusCode)
+			}
+		}
+		out = append(out, d.demoAccount)
+	}
+	return out
 }
