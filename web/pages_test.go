@@ -104,3 +104,20 @@ func TestAccessibilityCheckFindsProblems(t *testing.T) {
 		}
 	}
 }
+
+// Signed in without a ?next=, each role lands on its own page: the rule author on the studio,
+// the leader on the wall screen.
+func TestSignInLandsOnTheRolesPage(t *testing.T) {
+	city := webtest.Start(t)
+	for _, tc := range []struct{ user, role, path string }{{"author.wu", auth.RoleRuleAuthor, "/rules/"}, {"leader.he", auth.RoleViewer, "/"}} {
+		acct := city.User(tc.user, tc.role, nil)
+		b := webtest.NewBrowser(t, webtest.Laptop)
+		b.Do("sign in as "+tc.user, 30*time.Second,
+			chromedp.Navigate(city.Base+"/login/"),
+			chromedp.WaitEnabled(chromedp.ID("submit")),
+			chromedp.SendKeys(chromedp.ID("username"), acct.Username),
+			chromedp.SendKeys(chromedp.ID("password"), acct.Password),
+			chromedp.Click(chromedp.ID("submit")))
+		b.WaitFor(tc.role+" on "+tc.path, "location.pathname === '"+tc.path+"'", 30*time.Second)
+	}
+}

@@ -1,13 +1,16 @@
 // The sign-in page: POST /api/v1/session, then on to the page the user came from (a path of
-// this server only) or the wall screen. The session is an HttpOnly cookie the script never
+// this server only) or the page of their role. The session is an HttpOnly cookie the script never
 // sees; the CSRF token of the answer is kept for this tab, for the pages that send commands.
 (() => {
   'use strict';
   const $ = (id) => document.getElementById(id);
+  // Where each role works when it signed in without a ?next=: the desk, the phone app, the rule
+  // studio, else the wall screen.
+  const HOME = { operator: '/desk/', supervisor: '/desk/', admin: '/desk/', worker: '/m/', rule_author: '/rules/' };
   const next = (() => {
-    const n = new URLSearchParams(location.search).get('next') || '/';
+    const n = new URLSearchParams(location.search).get('next') || '';
     // Only a path on this server: never another origin, never a protocol-relative URL.
-    return n.startsWith('/') && !n.startsWith('//') && !n.startsWith('/\\') ? n : '/';
+    return n.startsWith('/') && !n.startsWith('//') && !n.startsWith('/\\') ? n : '';
   })();
   const show = (text) => { $('message').textContent = text; };
 
@@ -31,7 +34,7 @@
       if (r.ok) {
         sessionStorage.setItem('urbanbrain.csrf', body.csrf || '');
         sessionStorage.removeItem('urbanbrain.token');
-        location.replace(next);
+        location.replace(next || HOME[(body.account || {}).role] || '/');
         return;
       }
       if (r.status === 401) show('用户名或密码错误。');
