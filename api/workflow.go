@@ -71,10 +71,12 @@ type TimelineItem struct {
 	Level   string       `json:"level,omitempty"`
 	Stage   string       `json:"stage,omitempty"`
 	Related string       `json:"related,omitempty"`
-	Code    string       `json:"code,omitempty"`
-	Error   string       `json:"error,omitempty"`
-	Attempt int          `json:"attempt,omitempty"`
-	Target  string       `json:"target,omitempty"`
+	// Location is where the actor was: a worker's phone on progress and resolution.
+	Location *event.Point `json:"location,omitempty"`
+	Code     string       `json:"code,omitempty"`
+	Error    string       `json:"error,omitempty"`
+	Attempt  int          `json:"attempt,omitempty"`
+	Target   string       `json:"target,omitempty"`
 }
 
 // timeline answers GET /api/v1/incidents/{id}/timeline: every change, every refused command
@@ -101,7 +103,8 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 		}
 		e := auth.MaskChange(te.Change, claims)
 		items = append(items, TimelineItem{At: e.At, Kind: "change", Version: te.Version, Action: e.Action, Actor: e.Actor,
-			From: e.From, To: e.To, Reason: e.Reason, Note: e.Note, Level: e.Level, Stage: e.Stage, Related: e.Related})
+			From: e.From, To: e.To, Reason: e.Reason, Note: e.Note, Level: e.Level, Stage: e.Stage, Related: e.Related,
+			Location: e.Location})
 	}
 	if as, ok := s.store.(auditLog); ok {
 		recs, err := as.ListAudit(r.Context(), id)

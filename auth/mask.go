@@ -246,7 +246,7 @@ func maskIncident(inc *event.Incident, fs *fieldSet) {
 	if e := inc.Evidence; e != nil {
 		fs.mask("evidence.note", &e.Note, MaskText)
 		for i := range e.Photos {
-			fs.mask("evidence.photos", &e.Photos[i], MaskText)
+			fs.mask("evidence.photos", &e.Photos[i], maskPhoto)
 		}
 	}
 	for i := range inc.Returns {
@@ -255,6 +255,16 @@ func maskIncident(inc *event.Incident, fs *fieldSet) {
 	if x := inc.Extension; x != nil {
 		fs.mask("extension.reason", &x.Reason, MaskText)
 	}
+}
+
+// maskPhoto leaves an uploaded photo's name as it is — the hash of its bytes, made by the
+// system, whose hex digits MaskText would take for a phone or ID number and break the link —
+// and masks anything else (a URL of another system may carry a number).
+func maskPhoto(s string) string {
+	if event.IsPhotoName(s) {
+		return s
+	}
+	return MaskText(s)
 }
 
 // maskExplanation masks what an explanation quotes of an event: the values of its

@@ -202,3 +202,19 @@ func TestMaskEvent(t *testing.T) {
 		t.Error("MaskEvent result shares the sensor metrics with its input")
 	}
 }
+
+// An uploaded photo's name (the hash of its bytes) is the system's, not a person's: masking
+// leaves it whole even where its hex digits look like a phone number, so the link works for
+// every role; a photo URL of another system is masked like any text.
+func TestMaskIncidentKeepsPhotoNames(t *testing.T) {
+	name := "3fdba35f04dc8c462986c992bcf875546257113072a909c162f7e470e581e278.png"
+	if !event.IsPhotoName(name) || auth.MaskText(name) == name {
+		t.Fatalf("the fixture must be a photo name MaskText would change (%q)", auth.MaskText(name))
+	}
+	url := "https://photos.example/13912345678.jpg"
+	inc := event.Incident{Evidence: &event.Evidence{Note: "已处理", Photos: []string{name, url}}}
+	got := auth.MaskIncident(inc, auth.Claims{Role: auth.RoleOperator})
+	if got.Evidence.Photos[0] != name || got.Evidence.Photos[1] == url {
+		t.Errorf("photos %v: want the name whole and the URL masked", got.Evidence.Photos)
+	}
+}

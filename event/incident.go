@@ -250,6 +250,9 @@ type Change struct {
 	Stage     string    `json:"stage,omitempty"`   // SLA actions: the stage whose clock fired
 	Level     string    `json:"level,omitempty"`   // escalations: the level reached
 	Related   string    `json:"related,omitempty"` // merge and split: the other incident
+	// Location is where the actor was (WGS-84), when the command said: a worker's phone on
+	// progress and resolution.
+	Location *Point `json:"location,omitempty"`
 
 	// Changes made by a signal (open, link, signal): its rule, rule version, event and why
 	// it matched.

@@ -161,7 +161,7 @@ func (s *Service) repeat(out *event.Outputs, o outcome) (event.Incident, error) 
 }
 
 func changeOf(cmd event.Command, from, to event.Status, now time.Time) event.Change {
-	return event.Change{
+	ch := event.Change{
 		Action:    cmd.Action,
 		From:      from,
 		To:        to,
@@ -171,6 +171,11 @@ func changeOf(cmd event.Command, from, to event.Status, now time.Time) event.Cha
 		CommandID: cmd.ID,
 		At:        now,
 	}
+	if e := cmd.Evidence; e != nil && e.Location != nil {
+		p := *e.Location
+		ch.Location = &p
+	}
+	return ch
 }
 
 func auditOf(cmd event.Command, inc *event.Incident, ch event.Change) event.AuditRecord {

@@ -79,7 +79,7 @@ var lifecycle = map[string]step{
 		},
 	},
 	event.ActionStart:    {from: []event.Status{event.StatusAccepted}, to: event.StatusInProgress},
-	event.ActionProgress: {from: working, check: needNote},
+	event.ActionProgress: {from: working, check: all(needNote, placeInRange)},
 	event.ActionRequestExtension: {
 		from: inHand, check: all(needReason, needExtendBy),
 		guard: func(inc *event.Incident, _ event.Command) error {
@@ -254,9 +254,17 @@ func needEvidence(c event.Command) error {
 				return fmt.Errorf("%w: photo %q is neither an uploaded photo's name nor an http(s) URL", ErrInvalidCommand, p)
 			}
 		}
-		if l := c.Evidence.Location; l != nil && (l.Lat < -90 || l.Lat > 90 || l.Lon < -180 || l.Lon > 180) {
-			return fmt.Errorf("%w: evidence location %v is out of range", ErrInvalidCommand, *l)
-		}
+	}
+	return placeInRange(c)
+}
+
+// placeInRange refuses a location (evidence.location: where the worker was) off the globe.
+func placeInRange(c event.Command) error {
+	if c.Evidence == nil {
+		return nil
+	}
+	if l := c.Evidence.Location; l != nil && (l.Lat < -90 || l.Lat > 90 || l.Lon < -180 || l.Lon > 180) {
+		return fmt.Errorf("%w: evidence location %v is out of range", ErrInvalidCommand, *l)
 	}
 	return nil
 }

@@ -668,8 +668,15 @@ func TestScenarioIllegalStepsAndManualEscalation(t *testing.T) {
 	s.WantRefused(cmd(id, event.ActionApproveExtension, chief), incidents.CodeInvalidCommand) // none pending
 	p := cmd(id, event.ActionProgress, w)
 	p.Note = "已联系环卫, 车辆 30 分钟内到"
+	p.Evidence = &event.Evidence{Location: &event.Point{Lon: 200, Lat: 30}}
+	s.WantRefused(p, incidents.CodeInvalidCommand) // a phone off the globe
+	p.Evidence.Location = &event.Point{Lon: 102.71, Lat: 25.04}
 	if inc := s.WantOK(p); inc.Status != event.StatusAccepted {
 		t.Errorf("progress moved the incident to %s", inc.Status)
+	}
+	// Where the worker was goes on the timeline with the note.
+	if ch := s.Changes(id)[3].Change; ch.Action != event.ActionProgress || ch.Location == nil || ch.Location.Lat != 25.04 {
+		t.Errorf("progress change %+v, want the phone's location", ch)
 	}
 	s.WantRefused(cmd(id, event.ActionEscalate, deskOp), incidents.CodeInvalidCommand) // no reason
 	e := s.WantOK(withReason(cmd(id, event.ActionEscalate, deskOp), "群众多次来电"))
@@ -688,7 +695,7 @@ func TestScenarioIllegalStepsAndManualEscalation(t *testing.T) {
 	}
 	s.WantAudit(id, "verify:illegal_transition", "start:illegal_transition", "reopen:illegal_transition",
 		"approve_extension:illegal_transition", "sla:forbidden", "teleport:invalid_command",
-		"approve_extension:invalid_command", "escalate:invalid_command")
+		"approve_extension:invalid_command", "progress:invalid_command", "escalate:invalid_command")
 }
 
 // edgeOfTown is the demo map with no neighbouring grids, so a grid's own workers are all

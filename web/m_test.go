@@ -2,12 +2,14 @@ package web_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
 	"image/png"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +18,10 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/urbanbrain/urbanbrain/auth"
@@ -42,10 +48,9 @@ type gridWorker struct {
 	Grid rosterGrid
 }
 
-// newGridWorker makes the account of a roster worker of the n-th grid that has one. Account
-// names are lower case (a-z 0-9 . _ -) and roster ids are not (W-990101001001-01-D), so the
-// account is the roster id in lower case, scoped to the worker's grid.
-func newGridWorker(t *testing.T, city *webtest.City, n int) gridWorker {
+// newGridWorker makes the account of the first grid worker on the city's roster: its username
+// is the roster id (W-990101001001-01-D), the id dispatch assigns tasks to, scoped to the grid.
+func newGridWorker(t *testing.T, city *webtest.City) gridWorker {
 	t.Helper()
 	var c struct {
 		Grids []rosterGrid `json:"grids"`
@@ -58,10 +63,7 @@ func newGridWorker(t *testing.T, city *webtest.City, n int) gridWorker {
 			if w.Role != "worker" {
 				continue
 			}
-			if n--; n >= 0 {
-				break
-			}
-			acct := city.User(strings.ToLower(w.ID), auth.RoleWorker, map[string]any{"grids": []string{g.Code}})
+			acct := city.User(w.ID, auth.RoleWorker, map[string]any{"grids": []string{g.Code}})
 			return gridWorker{Account: acct, Name: w.Name, Grid: g}
 		}
 	}
@@ -70,23 +72,11 @@ func newGridWorker(t *testing.T, city *webtest.City, n int) gridWorker {
 }
 
 // incidentFor posts a 12345 ticket with content in the worker's grid, waits for its incident
-// and has it dispatched to the worker's account (an operator's reassign, or dispatch if the
-// system has not dispatched it yet): the incident id.
+// and makes sure it is the worker's (dispatch may have picked the grid's other worker on duty:
+// then an operator reassigns it): the incident id.
 func incidentFor(t *testing.T, city *webtest.City, w gridWorker, ticket, content string) string {
 	t.Helper()
-	ingest := city.Token(auth.Claims{Subject: "hotline-test", Role: auth.RoleIngest})
-	tk := map[string]any{
-		"specversion": "1.0", "id": ticket, "source": "hotline-12345/test", "type": event.TypeHotlineTicket,
-		"time": time.Now().UTC().Format(time.RFC3339), "datacontenttype": "application/json",
-		"data": map[string]any{
-			"ticket_id": ticket, "channel": "phone", "caller_name": "王小明", "caller_phone": "13812345678",
-			"request_type": event.RequestComplaint, "category_code": "0301", "content": content,
-			"lat": w.Grid.Centroid.Lat, "lon": w.Grid.Centroid.Lon, "urgency": "normal",
-		},
-	}
-	if code := city.Do(http.MethodPost, "/api/v1/events", ingest, tk, nil); code != http.StatusAccepted {
-		t.Fatalf("post ticket %s: %d", ticket, code)
-	}
+	city.Post(webtest.HotlineTicket(ticket, event.RequestComplaint, "0301", content, "13812345678", w.Grid.Centroid))
 	admin := city.Admin()
 	var inc event.Incident
 	webtest.Eventually(t, 60*time.Second, "the incident of ticket "+ticket+" dispatched", func() bool {
@@ -102,6 +92,9 @@ func incidentFor(t *testing.T, city *webtest.City, w gridWorker, ticket, content
 		}
 		return false
 	})
+	if inc.Status == event.StatusDispatched && inc.Assignment.WorkerID == w.Username {
+		return inc.ID
+	}
 	action := "reassign"
 	if inc.Status != event.StatusDispatched {
 		action = "dispatch"
@@ -109,7 +102,8 @@ func incidentFor(t *testing.T, city *webtest.City, w gridWorker, ticket, content
 	cmd := map[string]any{"action": action, "id": "to-" + w.Username, "reason": "派给测试网格员",
 		"assignment": map[string]any{"worker_id": w.Username, "worker_name": w.Name, "grid": w.Grid.Code}}
 	var answer map[string]any
-	if code := city.Do(http.MethodPost, "/api/v1/incidents/"+inc.ID+"/actions", admin, cmd, &answer); code != http.StatusOK {
+	operator := city.Token(auth.Claims{Subject: "desk-test", Role: auth.RoleOperator})
+	if code := city.Do(http.MethodPost, "/api/v1/incidents/"+inc.ID+"/actions", operator, cmd, &answer); code != http.StatusOK {
 		t.Fatalf("%s %s to %s: %d %v", action, inc.ID, w.Username, code, answer)
 	}
 	return inc.ID
@@ -168,13 +162,31 @@ func samplePNG(t *testing.T, dir string) (string, []byte) {
 	return path, buf.Bytes()
 }
 
+// locate gives the phone a position, with the page's permission to read it.
+func locate(t *testing.T, b *webtest.Browser, origin string, p event.Point) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.Ctx, 10*time.Second)
+	defer cancel()
+	if _, err := chromedp.CallBrowser(ctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
+		Permission: &cdpbrowser.PermissionDescriptor{Name: "geolocation"}, Setting: cdpbrowser.PermissionSettingGranted, Origin: origin,
+	}); err != nil {
+		t.Fatalf("grant geolocation: %v", err)
+	}
+	acc := 5.0
+	if _, err := chromedp.Call(ctx, emulation.SetGeolocationOverride, emulation.SetGeolocationOverrideParams{
+		Latitude: &p.Lat, Longitude: &p.Lon, Accuracy: &acc,
+	}); err != nil {
+		t.Fatalf("set the position: %v", err)
+	}
+}
+
 func card(id string) string { return fmt.Sprintf(`#tasks li[data-incident=%q]`, id) }
 
 // tap presses the button of action on the card of incident id.
 func tap(b *webtest.Browser, id, action string) {
+	// The card is redrawn as the task changes: find the button and press it in one step.
 	sel := card(id) + fmt.Sprintf(` button[data-action=%q]`, action)
-	b.WaitFor("the "+action+" button of "+id, fmt.Sprintf(`!!document.querySelector(%q)`, sel), 30*time.Second)
-	b.Do("tap "+action, 10*time.Second, chromedp.Click(chromedp.CSS(sel)))
+	b.WaitFor("tapping "+action+" on "+id, fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false; e.click(); return true; })()`, sel), 30*time.Second)
 }
 
 // queueState is the state of the page's queued command of action on incident id ("" if none).
@@ -186,7 +198,7 @@ func queueState(b *webtest.Browser, id, action string) string {
 // note and a photo, and gets the network back: the resolution arrives once, with the photo.
 func TestWorkerAppOfflineResolveWithPhoto(t *testing.T) {
 	city := webtest.Start(t)
-	w := newGridWorker(t, city, 0)
+	w := newGridWorker(t, city)
 	b := webtest.NewBrowser(t, webtest.Phone)
 	b.SignIn(city.Base, w.Account, "/m/")
 	id := incidentFor(t, city, w, "T-m-0001", "小区门口垃圾桶满溢，三天没人清运")
@@ -207,11 +219,16 @@ func TestWorkerAppOfflineResolveWithPhoto(t *testing.T) {
 	webtest.Eventually(t, 30*time.Second, "开始处置 arrives", func() bool { return incident(t, city, id).Status == event.StatusInProgress })
 	b.WaitFor("the resolve button", fmt.Sprintf(`!!document.querySelector(%q)`, card(id)+` button[data-action="resolve"]`), 30*time.Second)
 
+	b.WaitFor("the service worker controlling the page", `!!navigator.serviceWorker.controller`, 30*time.Second)
 	b.Offline(true)
 	b.WaitFor("the phone offline", `!navigator.onLine`, 10*time.Second)
 	photo, photoBytes := samplePNG(t, t.TempDir())
+	here := w.Grid.Centroid
+	locate(t, b, city.Base, here)
 	tap(b, id, "resolve")
 	b.WaitFor("the resolve form", `document.getElementById('act').open`, 10*time.Second)
+	// The app never waits for a position; the test does, to know it is attached.
+	b.WaitFor("the phone's position", `document.getElementById('act-loc').textContent.includes('将附上当前位置')`, 10*time.Second)
 	b.Do("write the note and add the photo", 20*time.Second,
 		chromedp.SendKeys(chromedp.ID("act-note"), "垃圾已清运，桶已清洗"),
 		chromedp.SetUploadFiles(chromedp.ID("act-photos"), []string{photo}),
@@ -221,6 +238,13 @@ func TestWorkerAppOfflineResolveWithPhoto(t *testing.T) {
 	b.Do("submit the resolution", 10*time.Second, chromedp.Click(chromedp.ID("act-submit")))
 	b.WaitFor("the resolution queued", fmt.Sprintf(`UBM.queue().some(q => q.incident === %q && q.action === 'resolve' && q.state === 'pending')`, id), 10*time.Second)
 	b.WaitFor("the queue showing it 待发送", `[...document.querySelectorAll('#queue li[data-state="pending"]')].some(li => li.textContent.includes('待发送') && li.textContent.includes('处置反馈'))`, 10*time.Second)
+	// The queue outlives the page: reloaded without a network, the app still holds it.
+	b.Do("reload offline", 30*time.Second, chromedp.Reload())
+	b.WaitFor("the queued resolution kept across the reload", fmt.Sprintf(`!!window.UBM && UBM.queue().some(q => q.incident === %q && q.action === 'resolve' && q.state === 'pending')`, id), 30*time.Second)
+	b.WaitFor("the task shown from the phone's copy, as last seen", fmt.Sprintf(`/处置/.test(document.querySelector(%q).textContent)`, card(id)+" .m-sla"), 10*time.Second)
+	b.WaitFor("the queued photo kept as a Blob and shown", `(() => { const i = document.querySelector('#queue li[data-state="pending"] img.m-q-thumb'); return i && i.src.startsWith('blob:') && i.complete && i.naturalWidth === 48; })()`, 10*time.Second)
+	webtest.Eval[bool](b, `(document.querySelector('#queue li[data-state="pending"]').scrollIntoView({block: 'center'}), true)`)
+	b.Screenshot("../test-artifacts/m-queue.png")
 	time.Sleep(2 * time.Second) // a resolve that leaked out would have arrived by now
 	if inc := incident(t, city, id); inc.Status != event.StatusInProgress || changes(t, city, id, "resolve") != 0 {
 		t.Fatalf("offline, the API shows %s with %d resolves; want in_progress and none", inc.Status, changes(t, city, id, "resolve"))
@@ -242,6 +266,9 @@ func TestWorkerAppOfflineResolveWithPhoto(t *testing.T) {
 	if inc.Evidence.Note != "垃圾已清运，桶已清洗" {
 		t.Errorf("evidence note %q", inc.Evidence.Note)
 	}
+	if l := inc.Evidence.Location; l == nil || math.Abs(l.Lat-here.Lat) > 1e-6 || math.Abs(l.Lon-here.Lon) > 1e-6 {
+		t.Errorf("evidence location %+v, want the phone's position %+v", l, here)
+	}
 	req, _ := http.NewRequest(http.MethodGet, city.Base+"/api/v1/incidents/"+id+"/photos/"+inc.Evidence.Photos[0], nil)
 	req.Header.Set("Authorization", "Bearer "+city.Admin())
 	resp, err := http.DefaultClient.Do(req)
@@ -260,14 +287,22 @@ func TestWorkerAppOfflineResolveWithPhoto(t *testing.T) {
 		t.Errorf("after another flush: %d resolves, want 1", n)
 	}
 	b.WaitFor("the card showing it resolved", fmt.Sprintf(`document.querySelector(%q).textContent.includes('已处置')`, card(id)), 30*time.Second)
-	b.Screenshot("../test-artifacts/m-tasks.png")
+	b.WaitFor("the live feed back", `document.getElementById('conn').textContent === '实时'`, 30*time.Second)
+	b.WaitFor("the toasts gone", `!document.querySelector('.ub-toast')`, 15*time.Second)
+	b.Screenshot("../test-artifacts/m-sent.png")
+	// Offline, the socket's attempts to reconnect fail, and the browser says so; nothing else.
+	for _, p := range b.Problems() {
+		if !strings.Contains(p, "net::ERR_INTERNET_DISCONNECTED") {
+			t.Errorf("page problem: %s", p)
+		}
+	}
 }
 
 // The phone app installs: its manifest has what an install needs and icons that load, its
 // service worker controls /m/, and with the network cut /m/ still opens.
 func TestWorkerAppIsInstallable(t *testing.T) {
 	city := webtest.Start(t)
-	w := newGridWorker(t, city, 0)
+	w := newGridWorker(t, city)
 	b := webtest.NewBrowser(t, webtest.Phone)
 	b.SignIn(city.Base, w.Account, "/m/")
 
@@ -312,6 +347,23 @@ func TestWorkerAppIsInstallable(t *testing.T) {
 	b.Do("reload", 30*time.Second, chromedp.Reload())
 	b.WaitFor("the page controlled by the service worker", `!!navigator.serviceWorker.controller && navigator.serviceWorker.controller.scriptURL.endsWith('/m/sw.js')`, 30*time.Second)
 	b.WaitFor("the app started", `!!window.UBM && document.getElementById('who').textContent.includes(`+fmt.Sprintf("%q", w.Username)+`)`, 30*time.Second)
+	// Chromium's own reading of the manifest and its verdict on installing the app.
+	ctx, cancel := context.WithTimeout(b.Ctx, 30*time.Second)
+	defer cancel()
+	am, err := chromedp.Call(ctx, page.GetAppManifest, page.GetAppManifestParams{})
+	if err != nil {
+		t.Fatalf("Page.getAppManifest: %v", err)
+	}
+	for _, e := range am.Errors {
+		t.Errorf("manifest %s: %d:%d: %s", am.URL, e.Line, e.Column, e.Message)
+	}
+	inst, err := chromedp.Call(ctx, page.GetInstallabilityErrors, cdp.Empty{})
+	if err != nil {
+		t.Fatalf("Page.getInstallabilityErrors: %v", err)
+	}
+	for _, e := range inst.InstallabilityErrors {
+		t.Errorf("not installable: %s %v", e.ErrorID, e.ErrorArguments)
+	}
 
 	b.Offline(true)
 	b.Do("reload offline", 30*time.Second, chromedp.Reload())
@@ -327,7 +379,7 @@ func TestWorkerAppIsInstallable(t *testing.T) {
 // accessibility basics on the phone and at 200 % zoom, with no errors.
 func TestWorkerAppHostileTextIsInertAndAccessible(t *testing.T) {
 	city := webtest.Start(t)
-	w := newGridWorker(t, city, 0)
+	w := newGridWorker(t, city)
 	const hostile = `<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>`
 	id := incidentFor(t, city, w, "T-m-hostile", hostile)
 	b := webtest.NewBrowser(t, webtest.Phone)
@@ -349,6 +401,7 @@ func TestWorkerAppHostileTextIsInertAndAccessible(t *testing.T) {
 		t.Errorf("the resolve form's accessibility at 390×844: %v", p)
 	}
 	b.Do("close the form", 10*time.Second, chromedp.Click(chromedp.ID("act-cancel")))
+	b.WaitFor("the form closed", `!document.getElementById('act').open`, 10*time.Second)
 	b.WaitFor("the queue shown", `!document.getElementById('queue-box').hidden`, 10*time.Second)
 	if p := b.Accessibility(); len(p) > 0 {
 		t.Errorf("accessibility at 390×844: %v", p)
@@ -362,10 +415,61 @@ func TestWorkerAppHostileTextIsInertAndAccessible(t *testing.T) {
 	if p := b.Accessibility(); len(p) > 0 {
 		t.Errorf("the resolve form at 200 %% zoom: %v", p)
 	}
+	b.Screenshot("../test-artifacts/m-zoom200.png")
 	if webtest.Eval[bool](b, `window.__pwned !== undefined`) {
 		t.Error("the ticket's text ran")
 	}
 	if p := b.Problems(); len(p) > 0 {
 		t.Errorf("page problems: %v", p)
 	}
+}
+
+// An action queued offline that the API refuses when it finally arrives (the desk marked the
+// incident 误报 meanwhile) is final: shown as failed with the API's reason, never sent again.
+func TestWorkerAppShowsARefusedQueuedAction(t *testing.T) {
+	city := webtest.Start(t)
+	w := newGridWorker(t, city)
+	id := incidentFor(t, city, w, "T-m-refused", "路灯不亮，晚上很黑")
+	b := webtest.NewBrowser(t, webtest.Phone)
+	b.SignIn(city.Base, w.Account, "/m/")
+	tap(b, id, "accept")
+	webtest.Eventually(t, 30*time.Second, "签收 arrives", func() bool { return incident(t, city, id).Status == event.StatusAccepted })
+	locate(t, b, city.Base, w.Grid.Centroid)
+	tap(b, id, "progress")
+	b.WaitFor("the progress form", `document.getElementById('act').open`, 10*time.Second)
+	b.Do("report progress", 20*time.Second,
+		chromedp.SendKeys(chromedp.ID("act-note"), "已到现场，正在排查线路"),
+		chromedp.Click(chromedp.ID("act-submit")),
+	)
+	webtest.Eventually(t, 30*time.Second, "处置进展 arrives", func() bool { return changes(t, city, id, "progress") == 1 })
+
+	b.Offline(true)
+	b.WaitFor("the phone offline", `!navigator.onLine`, 10*time.Second)
+	tap(b, id, "request_extension")
+	b.WaitFor("the extension form", `document.getElementById('act').open`, 10*time.Second)
+	b.Do("ask for 48 hours more", 20*time.Second,
+		chromedp.SendKeys(chromedp.ID("act-reason"), "需要等待配件到货"),
+		chromedp.SetValue(chromedp.ID("act-extend"), "48h"),
+		chromedp.Click(chromedp.ID("act-submit")),
+	)
+	b.WaitFor("the request queued", fmt.Sprintf(`UBM.queue().some(q => q.incident === %q && q.action === 'request_extension' && q.state === 'pending')`, id), 10*time.Second)
+
+	cancel := map[string]any{"action": "cancel", "id": "cancel-" + id, "reason": "误报：路灯正常"}
+	if code := city.Do(http.MethodPost, "/api/v1/incidents/"+id+"/actions", city.Admin(), cancel, nil); code != http.StatusOK {
+		t.Fatalf("cancel %s: %d", id, code)
+	}
+	b.Offline(false)
+	b.WaitFor("the request refused", fmt.Sprintf(`UBM.queue().some(q => q.incident === %q && q.action === 'request_extension' && q.state === 'failed')`, id), 60*time.Second)
+	shown := webtest.Eval[string](b, `[...document.querySelectorAll('#queue li[data-state="failed"]')].map(li => li.innerText).join('\n')`)
+	if !strings.Contains(shown, "失败") || !strings.Contains(shown, "延期申请") || !strings.Contains(shown, "illegal_transition") {
+		t.Errorf("the queue shows %q; want the request 失败 with the API's reason", shown)
+	}
+	if n := changes(t, city, id, "request_extension"); n != 0 {
+		t.Errorf("%d extension requests on the timeline, want none", n)
+	}
+	webtest.Eval[bool](b, `UBM.flush().then(() => true)`)
+	if got := queueState(b, id, "request_extension"); got != "failed" {
+		t.Errorf("after another flush the request is %q, want it left failed", got)
+	}
+	b.WaitFor("the cancelled task gone from the list", fmt.Sprintf(`!document.querySelector(%q)`, card(id)), 30*time.Second)
 }

@@ -98,7 +98,7 @@
     let ws = null, delay = 500, closed = false;
     const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + path;
     function connect() {
-      if (closed) return;
+      if (closed || (ws && ws.readyState <= 1)) return; // one socket at a time (see reconnect)
       onState && onState('wait');
       ws = new WebSocket(url);
       ws.onopen = () => { delay = 500; onState && onState('live'); onOpen && onOpen(ws); };
@@ -110,7 +110,9 @@
       };
     }
     connect();
-    return { send: (o) => ws && ws.readyState === 1 && ws.send(JSON.stringify(o)), close: () => { closed = true; ws && ws.close(); } };
+    return { send: (o) => ws && ws.readyState === 1 && ws.send(JSON.stringify(o)), close: () => { closed = true; ws && ws.close(); },
+      // reconnect tries again at once (the network is back) unless a socket is open or opening.
+      reconnect: () => { delay = 500; connect(); } };
   }
 
   // commandId is a fresh idempotency key for one action (the API namespaces it by sender).

@@ -17,10 +17,12 @@
 
   const st = {
     me: null,
-    grids: [], gridByCode: new Map(), categories: new Map(),
+    grids: [], gridByCode: new Map(), categories: new Map(), agencies: [],
     queue: [], selected: null, fresh: new Map(), feed: new Map(), snapshotSeen: false,
     detail: null, timeline: [], formOpen: null, stale: false,
     loadSeq: 0, refreshTimer: 0,
+    recent: new Map(), // id → {inc, at}: the feed's latest states, which the store may not hold yet
+    wantVersion: 0,    // the open incident's version the feed has announced
   };
 
   // ---- the policy this page mirrors (docs/api.md, the action table) ----
@@ -97,12 +99,14 @@
     let typing = 0;
     $('f-q').addEventListener('input', () => { clearTimeout(typing); typing = setTimeout(loadQueue, 350); });
     document.addEventListener('keydown', onKey);
-    window.addEventListener('hashchange', () => openIncident(location.hash.slice(1)));
+    window.addEventListener('hashchange', () => openIncident(decodeURIComponent(location.hash.slice(1))));
     setInterval(tick, 5000);
     await loadCity();
     await loadQueue();
     connect();
-    if (location.hash.length > 1) openIncident(decodeURIComponent(location.hash.slice(1)));
+    // An incident to open: #<id>, or ?incident=<id> (a link that went through sign-in).
+    const first = decodeURIComponent(location.hash.slice(1)) || new URLSearchParams(location.search).get('incident');
+    if (first) openIncident(first);
   }
 
   async function loadCity() {
@@ -114,6 +118,8 @@
     st.grids = r.body.grids || [];
     st.gridByCode = new Map(st.grids.map((g) => [g.code, g]));
     st.categories = new Map((r.body.categories || []).map((c) => [c.code, c.name]));
+    st.categoryAgency = new Map((r.body.categories || []).map((c) => [c.code, c.agency || '']));
+    st.agencies = r.body.agencies || [];
     $('f-category').append(...[...st.categories].map(([code, name]) => el('option', { value: code }, name + '（' + code + '）')));
     const districts = new Map(st.grids.map((g) => [g.district, g.district_name]));
     $('f-district').append(...[...districts].map(([code, name]) => el('option', { value: code }, name || code)));
@@ -156,14 +162,47 @@
       return;
     }
     $('queue-error').textContent = '';
-    const sla = $('f-sla').value;
-    st.queue = (r.body.incidents || [])
-      .filter((i) => grid !== '-' || !(i.area && i.area.grid))
-      .filter((i) => !sla || slaState(i) === sla)
-      .sort((a, b) => (SLA_RANK[slaState(a)] - SLA_RANK[slaState(b)]) ||
-        ((UB.SEVERITY[a.severity] || { rank: 9 }).rank - (UB.SEVERITY[b.severity] || { rank: 9 }).rank) ||
-        (Date.parse(b.updated_at) - Date.parse(a.updated_at)));
+    // The store is a projection that may lag the feed by a storage batch: what the feed said
+    // in the last seconds wins over an older stored version, and is listed if the store has
+    // not got it yet.
+    const byId = new Map((r.body.incidents || []).map((i) => [i.id, i]));
+    const now = Date.now();
+    for (const [id, { inc, at }] of st.recent) {
+      if (now - at > 15000) { st.recent.delete(id); continue; }
+      const stored = byId.get(id);
+      if (stored && stored.version >= inc.version) continue;
+      if (inc.removed) byId.delete(id);
+      else if (matches(inc)) byId.set(id, inc);
+      else byId.delete(id);
+    }
+    st.queue = sortQueue([...byId.values()].filter(matches));
     renderQueue();
+  }
+
+  // Most urgent first: overdue, then warned or waiting for a dispatcher (受理), then by
+  // severity, then the latest update.
+  const urgency = (i) => (i.status === 'new' || i.status === 'returned' ? Math.min(1, SLA_RANK[slaState(i)]) : SLA_RANK[slaState(i)]);
+  const sortQueue = (list) => list.sort((a, b) => (urgency(a) - urgency(b)) ||
+    ((UB.SEVERITY[a.severity] || { rank: 9 }).rank - (UB.SEVERITY[b.severity] || { rank: 9 }).rank) ||
+    (Date.parse(b.updated_at) - Date.parse(a.updated_at)));
+
+  // matches says whether an incident passes the queue's filters, for the feed's incidents
+  // (the API applies the same filters to what it answers, and this page the SLA filter).
+  function matches(inc) {
+    const status = $('f-status').value;
+    if (status === 'open' && !OPEN.includes(inc.status)) return false;
+    if (status && status !== 'open' && !status.split(',').includes(inc.status)) return false;
+    for (const [id, get] of [['f-severity', (i) => i.severity], ['f-category', (i) => i.category],
+      ['f-district', (i) => i.area && i.area.district], ['f-street', (i) => i.area && i.area.street]]) {
+      if ($(id).value && get(inc) !== $(id).value) return false;
+    }
+    const grid = $('f-grid').value, g = inc.area && inc.area.grid;
+    if (grid === '-' ? !!g : grid && g !== grid) return false;
+    const sla = $('f-sla').value;
+    if (sla && slaState(inc) !== sla) return false;
+    const q = $('f-q').value.trim().toLowerCase();
+    if (q && ![inc.title, ...(inc.reports || []).map((r) => r.summary)].some((t) => (t || '').toLowerCase().includes(q))) return false;
+    return true;
   }
 
   function renderQueue() {
@@ -262,16 +301,25 @@
           if (!before) {
             st.fresh.set(inc.id, Date.now());
             if (inc.status === 'new') UB.toast('新事件：' + (inc.title || inc.id));
-          } else if (slaState(inc) === 'warning' && slaState(before) !== 'warning') {
-            UB.toast('时限预警：' + (inc.title || inc.id), 'error');
-          } else if (slaState(inc) === 'breached' && slaState(before) !== 'breached') {
-            UB.toast('已超时：' + (inc.title || inc.id), 'error');
+          } else {
+            // The server's own flags say when a clock warned or breached (sla_warning,
+            // sla_breach changes), whatever this machine's clock says.
+            const was = before.clock || {}, now = inc.clock || {};
+            const stage = STAGE[now.stage] || '';
+            if (now.breached && !was.breached) UB.toast(stage + '超时：' + (inc.title || inc.id), 'error');
+            else if (now.warned && !was.warned) UB.toast(stage + '时限预警：' + (inc.title || inc.id), 'error');
           }
           st.feed.set(inc.id, inc);
+          st.recent.set(inc.id, { inc, at: Date.now() });
+          if (st.detail && st.detail.id === inc.id) st.wantVersion = Math.max(st.wantVersion, inc.version);
           touched.push(inc.id);
         }
         for (const r of f.remove || []) {
+          const before = st.feed.get(r.id);
           st.feed.delete(r.id);
+          // Gone from the feed: closed, cancelled, merged, or out of scope. Its new state is
+          // not sent; the store will say it.
+          if (before) st.recent.set(r.id, { inc: { ...before, version: before.version + 1, removed: $('f-status').value === 'open' }, at: Date.now() });
           touched.push(r.id);
         }
         refreshSoon(touched);
@@ -317,11 +365,28 @@
       $('detail-empty').hidden = true;
       body.replaceChildren(el('p', { class: 'error', role: 'alert' }, '事件加载失败：' + d.error));
       delete body.dataset.id;
+      delete body.dataset.key;
       return;
     }
-    st.detail = d.body;
-    st.timeline = t.ok ? t.body.timeline || [] : d.body.timeline || [];
+    // The detail is {incident, timeline, events, dispatches}; the page keeps them together.
+    if (!st.detail || st.detail.id !== id) st.wantVersion = 0;
+    st.detail = { ...d.body.incident, events: d.body.events || [], dispatches: d.body.dispatches || [] };
+    st.timeline = t.ok ? t.body.timeline || [] : [];
+    if (st.detail.version < st.wantVersion && (st.retries = (st.retries || 0) + 1) <= 20) {
+      // The feed announced a newer version than the store holds yet: ask again shortly.
+      setTimeout(() => {
+        if (!st.detail || st.detail.id !== id) return;
+        if (st.formOpen) st.stale = true; else loadDetail(id);
+      }, 300);
+    } else st.retries = 0;
+    if (st.formOpen && body.dataset.id === id) return; // keep what the operator is typing
+    // Nothing new (a frame about what the page already shows): keep the page, and its focus.
+    const key = id + '@' + st.detail.version + '/' + st.timeline.length;
+    if (body.dataset.key === key) return;
+    const focused = document.activeElement && body.contains(document.activeElement) ? document.activeElement.id : '';
     renderDetail();
+    body.dataset.key = key;
+    if (focused && $(focused)) $(focused).focus();
   }
 
   function renderDetail() {
@@ -427,6 +492,9 @@
     const r = await UB.api('POST', '/api/v1/incidents/' + encodeURIComponent(inc.id) + '/actions', { action, id, ...fields });
     if (submit) submit.disabled = false;
     if (!r.ok) {
+      // A refusal is a definite answer: the next try is a new command. Without an answer
+      // (offline, 503) the same id is sent again, so a command that did arrive applies once.
+      if (form && r.status !== 0 && r.status !== 503) form.dataset.commandId = UB.commandId();
       const text = UB.actionName(action) + '失败：' + r.error + '（' + r.code + '）';
       if (form) { out.textContent = text; out.dataset.code = r.code; } else { showNote(text, 'error'); $('act-msg').dataset.code = r.code; }
       return;
@@ -438,7 +506,6 @@
     }
     UB.toast(UB.actionName(action) + '成功', 'ok');
     closeForm();
-    if (r.body && r.body.incident) st.detail = { ...st.detail, ...r.body.incident };
     await loadDetail(inc.id);
     showNote(UB.actionName(action) + '成功。', 'ok');
     loadQueue();
@@ -488,16 +555,22 @@
         gridSel.addEventListener('change', fillWorkers);
         const level = el('select', { id: fid('level') }, el('option', { value: '' }, '网格（默认）'),
           ...Object.entries(LEVEL).map(([v, n]) => el('option', { value: v }, n + '级')));
+        // The current agency, else the category's owner: what automatic dispatch would pick.
+        const agency = el('select', { id: fid('agency') }, el('option', { value: '' }, '不指定'),
+          ...st.agencies.map((a) => el('option', { value: a.code }, a.name + '（' + a.code + '）')));
+        agency.value = (inc.assignment && inc.assignment.agency) || (st.categoryAgency && st.categoryAgency.get(inc.category)) || '';
         form.append(
           near && !(inc.area && inc.area.grid) ? el('p', { class: 'note' }, '事件未落入任何网格；按位置建议最近的网格：' +
             near.grid.name + '（约 ' + Math.round(near.meters) + ' 米）。') : null,
-          labelled('grid', '网格', gridSel), labelled('worker', '处置人员', workerSel), labelled('level', '层级', level));
+          labelled('grid', '网格', gridSel), labelled('worker', '处置人员', workerSel),
+          labelled('agency', '责任部门', agency), labelled('level', '层级', level));
         fillWorkers();
         collect = () => {
           const g = st.gridByCode.get(gridSel.value) || {};
           const w = ((g.workers) || []).find((y) => y.id === workerSel.value);
           if (!w) return { error: '请选择处置人员。' };
           const out = { assignment: { grid: gridSel.value, worker_id: w.id, worker_name: w.name } };
+          if (agency.value) out.assignment.agency = agency.value;
           if (level.value) out.level = level.value;
           return out;
         };
@@ -672,7 +745,7 @@
 
   function renderDispatches(inc) {
     const ds = inc.dispatches || [];
-    if (!ds.length) return el('p', { class: 'muted' }, '尚无派遣记录。');
+    if (!ds.length) return el('p', { class: 'muted' }, '无派遣系统的派遣决定（人工派遣、改派见处理过程）。');
     return el('ol', { class: 'log' }, ds.map((d) => el('li', {},
       el('span', { class: 'when' }, UB.time(d.at)), ' ',
       el('strong', {}, (d.assignment.worker_name || '') + '（' + (d.assignment.worker_id || '') + '）'),
@@ -693,6 +766,7 @@
         el('span', { class: 'muted' }, actor(t.actor)),
         t.reason ? el('span', { class: 'why-line' }, '理由：' + t.reason) : null,
         t.note ? el('span', { class: 'why-line' }, '说明：' + t.note) : null,
+        t.location ? el('span', { class: 'why-line' }, '现场位置：' + t.location.lat.toFixed(5) + ', ' + t.location.lon.toFixed(5)) : null,
         t.error ? el('span', { class: 'why-line error' }, (t.code ? t.code + '：' : '') + t.error) : null);
     }));
   }
@@ -725,13 +799,14 @@
     }
     if (typing) return;
     const key = e.key;
-    const onButton = t && t.tagName === 'BUTTON';
+    // Enter on a button, link or summary does what it does; elsewhere it opens the selection.
+    const native = t && t !== document.body && t.matches && t.matches('button, a[href], summary, [role=button]');
     let done = true;
     switch (key) {
       case 'j': move(1); break;
       case 'k': move(-1); break;
       case 'Enter':
-        if (onButton || (t && t.tagName === 'A')) { done = false; break; }
+        if (native) { done = false; break; }
         if (st.selected) select(st.selected, true);
         break;
       case '/': $('f-q').focus(); break;

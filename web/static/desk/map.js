@@ -55,13 +55,19 @@
       root.append(svg('text', { x: 16, y: 32, class: 'map-note' }, '无位置信息'));
       return root;
     }
-    // The window: about 700 m around the incident, widened to take in the suggested grid.
-    let minX = at.lon - 0.007, maxX = at.lon + 0.007, minY = at.lat - 0.005, maxY = at.lat + 0.005;
+    // The window: about 500 m around the incident, widened to take in its own grid and the
+    // suggested one whole, with a margin.
+    let minX = at.lon - 0.004, maxX = at.lon + 0.004, minY = at.lat - 0.003, maxY = at.lat + 0.003;
     const other = suggest && suggest !== mine ? centreOf(suggest) : null;
-    if (other) {
-      minX = Math.min(minX, other.lon - 0.004); maxX = Math.max(maxX, other.lon + 0.004);
-      minY = Math.min(minY, other.lat - 0.003); maxY = Math.max(maxY, other.lat + 0.003);
+    for (const code of [mine, suggest]) {
+      if (!code) continue;
+      const s = shapeOf(code), c = centreOf(code);
+      const box = s ? [s.minX, s.minY, s.maxX, s.maxY] : c ? [c.lon - 0.003, c.lat - 0.002, c.lon + 0.003, c.lat + 0.002] : null;
+      if (!box) continue;
+      minX = Math.min(minX, box[0]); minY = Math.min(minY, box[1]); maxX = Math.max(maxX, box[2]); maxY = Math.max(maxY, box[3]);
     }
+    const mx = (maxX - minX) * 0.08, my = (maxY - minY) * 0.08;
+    minX -= mx; maxX += mx; minY -= my; maxY += my;
     const k = Math.cos(((minY + maxY) / 2) * Math.PI / 180);
     const scale = Math.min(W / ((maxX - minX) * k), H / (maxY - minY));
     const cx = (minX + maxX) / 2, cy = (minY + maxY) / 2;
@@ -87,7 +93,10 @@
     root.append(layer);
     if (other) {
       root.append(svg('line', { x1: px(at.lon), y1: py(at.lat), x2: px(other.lon), y2: py(other.lat), class: 'map-link' }));
-      root.append(svg('text', { x: px(other.lon) + 8, y: py(other.lat) - 8, class: 'map-label' }, '建议：' + ((byCode.get(suggest) || {}).name || suggest)));
+      const right = px(other.lon) > W * 0.6;
+      root.append(svg('text', { x: px(other.lon) + (right ? -8 : 8), y: py(other.lat) - 8, class: 'map-label',
+        'text-anchor': right ? 'end' : 'start' }, '建议：' + ((byCode.get(suggest) || {}).name || suggest)));
+      root.append(svg('circle', { cx: px(other.lon), cy: py(other.lat), r: 4, class: 'map-centre' }));
     }
     root.append(svg('circle', { cx: px(at.lon), cy: py(at.lat), r: 9, class: 'map-dot map-dot-' + (inc.severity || 'blue') }));
     root.append(svg('text', { x: 8, y: H - 10, class: 'map-note' },

@@ -22,6 +22,11 @@
   };
   const NEEDS_FORM = { return: true, progress: true, request_extension: true, resolve: true };
   const QSTATE = { pending: '待发送', sent: '已发送', failed: '失败' };
+  // The API's error codes (docs/api.md, "Errors") in the worker's words; the API's own text follows.
+  const CODE = {
+    illegal_transition: '事件当前状态不允许此操作', forbidden: '无权对该事件操作', not_found: '事件不存在或已不归您处理',
+    invalid_command: '缺少必要信息或条件不满足', invalid_request: '请求有误',
+  };
 
   // ---- IndexedDB: the queue (items with their photo Blobs) and a few cached values ----
   const db = (() => {
@@ -126,13 +131,12 @@
     const area = areaText(inc.area || {});
     const actions = (OFFER[status] || []).filter((a) => a !== 'request_extension' ||
       !((inc.extension && inc.extension.state === 'pending') || pend.some((q) => q.action === 'request_extension')));
-    const titleId = 't-' + inc.id;
-    return el('li', { class: 'm-card', dataset: { incident: inc.id, key: cardKey(inc) }, 'aria-labelledby': titleId },
+    return el('li', { class: 'm-card', dataset: { incident: inc.id, key: cardKey(inc) } },
       el('div', { class: 'm-card-top' },
         el('span', { class: 'sev sev-' + inc.severity }, UB.severityName(inc.severity)),
         el('span', { class: 'm-status m-status-' + status }, UB.statusName(status)),
         pend.length ? el('span', { class: 'm-pending' }, `${pend.length} 项待发送`) : null),
-      el('h3', { id: titleId, class: 'm-title' }, inc.title || inc.id),
+      el('h3', { class: 'm-title' }, inc.title || inc.id),
       el('p', { class: 'm-sla m-sla-' + (sla.kind || 'none') }, sla.text),
       r && r.summary ? el('p', { class: 'm-summary' }, r.summary) : null,
       r && r.caller && (r.caller.name || r.caller.phone)
@@ -174,6 +178,8 @@
     want.forEach((li, i) => { if (ul.children[i] !== li) ul.insertBefore(li, ul.children[i] || null); });
     $('task-count').textContent = `（${list.length}）`;
     $('no-tasks').hidden = list.length > 0;
+    const others = incidents.size - list.length; // the feed has every open incident of the grids
+    $('others').textContent = others > 0 ? `本网格另有 ${others} 件未派给您的事件，由他人处置。` : '';
     if (!myName) {
       const a = list.find((i) => i.assignment.worker_name);
       if (a) setName(a.assignment.worker_name);
@@ -184,13 +190,17 @@
     $('who').textContent = name && name !== me.subject ? `${name}（${me.subject}）` : me.subject;
   }
 
-  // Remember what was last seen, so the app opens with it offline.
+  // Remember what was last seen, so the app opens with it offline: within 200 ms of any change
+  // (a throttle, not a debounce, which a steady feed would starve), and at once when the
+  // network goes or the page is left.
   let saveTimer = null;
-  function saveLater() {
+  function saveNow() {
     clearTimeout(saveTimer);
-    saveTimer = setTimeout(() => {
-      db.set('tasks:' + me.subject, [...incidents.values()].filter(mine)).catch(() => {});
-    }, 500);
+    saveTimer = null;
+    if (me) db.set('tasks:' + me.subject, [...incidents.values()].filter(mine)).catch(() => {});
+  }
+  function saveLater() {
+    if (!saveTimer) saveTimer = setTimeout(saveNow, 200);
   }
   function upsert(inc) {
     const cur = incidents.get(inc.id);
@@ -201,13 +211,20 @@
   // ---- the live feed ----
   let feed = { epoch: '', seq: 0 };
   let rawSocket = null; // the open WebSocket: closing it makes UB.socket reconnect afresh
+  let sock = null;      // UB.socket's handle
   function onFrame(f) {
     switch (f.type) {
-      case 'snapshot':
+      case 'snapshot': {
+        // The snapshot is the whole truth, but a command's answer may be newer than it.
+        const had = new Map(incidents);
         incidents.clear();
-        for (const inc of f.incidents || []) incidents.set(inc.id, inc);
+        for (const inc of f.incidents || []) {
+          const cur = had.get(inc.id);
+          incidents.set(inc.id, cur && cur.version > inc.version ? cur : inc);
+        }
         feed = { epoch: f.epoch, seq: f.seq };
         break;
+      }
       case 'delta':
         if (f.seq !== feed.seq + 1) { // a lost frame: start again from a snapshot
           if (rawSocket) rawSocket.close();
@@ -223,20 +240,28 @@
     render();
     saveLater();
   }
+  let sockState = 'wait';
   function setConn(state) {
+    sockState = state;
     live = state === 'live';
-    const text = { live: '实时', wait: '连接中…', down: navigator.onLine ? '连接中断，重连中' : '离线' }[state];
-    $('conn').textContent = text;
-    $('conn').className = 'm-conn m-conn-' + state;
+    showConn();
     if (live) { flush(); }
+  }
+  // showConn says how the phone is connected: the network first, then the live feed.
+  function showConn() {
+    const state = navigator.onLine ? sockState : 'down';
+    $('conn').textContent = navigator.onLine ? { live: '实时', wait: '连接中…', down: '连接中断，重连中' }[state] : '离线';
+    $('conn').className = 'm-conn m-conn-' + state;
   }
   // While the socket is down, ask for the tasks now and then.
   async function poll() {
     if (live || !navigator.onLine) return;
     const r = await UB.api('GET', '/api/v1/me/tasks', undefined, { no401: true });
+    if (r.status === 401) showBanner('登录已过期：请重新登录（未发送的操作保存在本机，不会丢失）。', true);
     if (!r.ok || !r.body) return;
-    for (const [id, inc] of incidents) if (mine(inc)) incidents.delete(id);
-    for (const inc of r.body.tasks || []) upsert(inc);
+    const tasks = r.body.tasks || [];
+    for (const [id, inc] of incidents) if (mine(inc) && !tasks.some((t) => t.id === id)) incidents.delete(id);
+    for (const inc of tasks) upsert(inc);
     render();
     saveLater();
   }
@@ -247,14 +272,28 @@
     renderQueue();
     render();
   }
+  let queueURLs = []; // blob: URLs of the queued photos' thumbnails, let go at each redraw
   function renderQueue() {
     const ol = $('queue');
+    for (const u of queueURLs) URL.revokeObjectURL(u);
+    queueURLs = [];
+    const thumb = (p, i) => {
+      if (!(p.blob instanceof Blob)) return null;
+      try {
+        const u = URL.createObjectURL(p.blob);
+        queueURLs.push(u);
+        return el('img', { class: 'm-q-thumb', src: u, alt: `待发送照片 ${i + 1}` });
+      } catch (_) {
+        return null; // a thumbnail is a convenience: the photo is still queued
+      }
+    };
     ol.replaceChildren(...queue.map((q) => {
       const inc = incidents.get(q.incident);
       return el('li', { class: 'm-q m-q-' + q.state, dataset: { command: q.id, state: q.state } },
         el('span', { class: 'm-q-state' }, QSTATE[q.state] || q.state),
         el('span', { class: 'm-q-what' }, UB.actionName(q.action), ' · ', (inc && inc.title) || q.title || q.incident),
         q.photos.length ? el('span', { class: 'm-q-meta' }, `照片 ${q.photos.length} 张`) : null,
+        q.state === 'pending' && q.photos.length ? el('span', { class: 'm-q-thumbs' }, q.photos.map(thumb)) : null,
         el('span', { class: 'm-q-meta' }, '创建 ', UB.time(q.created), q.done ? ' · 完成 ' + UB.time(q.done) : ''),
         q.error ? el('span', { class: q.state === 'failed' ? 'm-q-error error' : 'm-q-meta' }, q.error) : null);
     }));
@@ -262,7 +301,14 @@
     const n = queue.filter((q) => q.state === 'pending').length;
     $('queue-count').textContent = n ? `（${n} 项待发送）` : '';
   }
+  const busy = new Set(); // incident/action being queued: a double tap queues it once
   async function enqueue(inc, action, body, photos) {
+    const key = inc.id + '/' + action;
+    if (busy.has(key) || (NEXT[action] && pendingOf(inc.id).some((q) => q.action === action))) return;
+    busy.add(key);
+    try { await enqueueOnce(inc, action, body, photos); } finally { busy.delete(key); }
+  }
+  async function enqueueOnce(inc, action, body, photos) {
     const item = {
       subject: me.subject, id: UB.commandId(), incident: inc.id, title: inc.title, action, body,
       photos: photos.map((f) => ({ blob: f, type: f.type, size: f.size, name: '' })),
@@ -292,6 +338,9 @@
   // sendAll sends the pending items in order; it stops at the first that must wait (the
   // network, the server busy or the session gone), so nothing overtakes what came before.
   async function sendAll() {
+    // Nothing goes without the session's CSRF token (a 403 for want of it would be final).
+    if (!queue.some((q) => q.state === 'pending')) return;
+    if (!(await refreshSession())) { retryLater(); return; }
     // Another tab may have sent some: read the queue afresh.
     const fresh = new Map((await db.items()).map((q) => [q.seq, q]));
     queue = queue.map((q) => fresh.get(q.seq) || q);
@@ -353,7 +402,7 @@
   }
   async function fail(q, r, prefix) {
     q.state = 'failed';
-    q.error = prefix + (r.error || ('HTTP ' + r.status)) + (r.code ? `（${r.code}）` : '');
+    q.error = prefix + (CODE[r.code] ? CODE[r.code] + '：' : '') + (r.error || ('HTTP ' + r.status)) + (r.code ? `（${r.code}）` : '');
     q.done = new Date().toISOString();
     await db.put(q);
     UB.toast(`${UB.actionName(q.action)}失败：${q.error}`, 'error');
@@ -436,18 +485,25 @@
 
   // ---- wiring ----
   function wire() {
-    $('signout').addEventListener('click', () => UB.signOut());
+    $('signout').addEventListener('click', async () => {
+      // The next person on this phone sees nothing of this worker offline. Unsent actions
+      // stay queued (with the account's name) for when this worker signs in again.
+      if (me) await Promise.all([db.set('me', null), db.set('tasks:' + me.subject, [])]).catch(() => {});
+      UB.signOut();
+    });
     $('tasks').addEventListener('click', (e) => {
       const b = e.target.closest('button[data-action]');
       if (!b) return;
       const inc = incidents.get(b.dataset.incident);
       if (!inc) return;
       if (NEEDS_FORM[b.dataset.action]) openForm(inc, b.dataset.action);
-      else enqueue(inc, b.dataset.action, {}, []);
+      else { b.disabled = true; enqueue(inc, b.dataset.action, {}, []).finally(() => { b.disabled = false; }); }
     });
     $('act-form').addEventListener('submit', (e) => { e.preventDefault(); submitForm(); });
     $('act-cancel').addEventListener('click', closeForm);
-    $('act').addEventListener('close', () => { if (form) closeForm(); });
+    // Escape closes the dialog by itself: let its form go. The event comes a task later, so a
+    // dialog closed and opened again at once gets its first close after the reopening: skip it.
+    $('act').addEventListener('close', () => { if (form && !$('act').open) closeForm(); });
     $('act-photos').addEventListener('change', (e) => addPhotos([...e.target.files]));
     $('act-previews').addEventListener('click', (e) => {
       const b = e.target.closest('button[data-photo]');
@@ -462,8 +518,15 @@
       queue = queue.filter((x) => x.state === 'pending');
       renderQueue();
     });
-    addEventListener('online', () => { backoff = 1000; clearTimeout(retryTimer); retryTimer = null; showBanner(''); refreshSession(); flush(); poll(); });
-    addEventListener('offline', () => { setConn('down'); showBanner('已离线：操作将保存在本机，联网后自动发送。'); });
+    addEventListener('online', () => {
+      backoff = 1000; clearTimeout(retryTimer); retryTimer = null;
+      showBanner('');
+      showConn();
+      if (sock && sock.reconnect) sock.reconnect();
+      refreshSession().then(() => { flush(); poll(); });
+    });
+    addEventListener('offline', () => { saveNow(); showConn(); showBanner('已离线：操作将保存在本机，联网后自动发送。'); });
+    addEventListener('pagehide', saveNow);
     document.addEventListener('visibilitychange', () => { if (!document.hidden) flush(); });
     setInterval(tickClocks, 1000);
     setInterval(poll, 20000);
@@ -501,9 +564,10 @@
     }
     setName('');
     for (const inc of (await db.get('tasks:' + me.subject).catch(() => null)) || []) incidents.set(inc.id, inc);
+    render();
     await loadQueue();
     if (me.role !== 'worker') showBanner('本页供网格员使用：当前账号不是网格员，没有派给本人的任务推送。');
-    UB.socket('/ws/worker', { onOpen: (ws) => { rawSocket = ws; }, onFrame, onState: setConn });
+    sock = UB.socket('/ws/worker', { onOpen: (ws) => { rawSocket = ws; }, onFrame, onState: setConn });
     findName();
     poll();
     flush();
@@ -511,5 +575,5 @@
 
   // The page's state for tests and support: what is queued and what is shown.
   window.UBM = { queue: () => queue.map((q) => ({ id: q.id, incident: q.incident, action: q.action, state: q.state, error: q.error, photos: q.photos.map((p) => p.name) })), flush };
-  start().catch((err) => { showBanner('页面出错：' + err.message); });
+  start().catch((err) => { console.error('m.js', err); showBanner('页面出错：' + err.message); });
 })();

@@ -25,8 +25,24 @@
     validated: null,   // the rule the last valid check returned
     checkSeq: 0,
     fields: null,      // GET /api/v1/rules/fields, when the server has it
+    fieldsByType: {},  // the same per event type (?type=)
     job: null,
   };
+
+  // Names of the city's districts and categories (GET /api/v1/city), and a grid of the
+  // account's scope for sample events; codes are shown when the city cannot be read.
+  const city = { districts: {}, categories: {}, grid: null };
+  async function loadCity() {
+    const r = await UB.api('GET', '/api/v1/city');
+    if (!r.ok || !r.body) return;
+    for (const g of r.body.grids || []) {
+      if (g.district) city.districts[g.district] = g.district_name || g.district;
+      if (!city.grid) city.grid = g;
+    }
+    for (const c of r.body.categories || []) city.categories[c.code] = c.name;
+  }
+  const districtName = (code) => city.districts[code] || code;
+  const categoryName = (code) => (city.categories[code] ? `${code} ${city.categories[code]}` : code || '');
 
   const canWrite = () => UB.can('rules:write');
   const editable = () => canWrite() && (state.rule ? !!state.rule.editable : true);
@@ -39,7 +55,7 @@
     const out = [];
     out.push(r.enabled ? badge('启用', 'on') : badge('停用', 'off'));
     if (r.raise && r.raise.shadow) out.push(badge('影子', 'shadow'));
-    out.push(r.district ? badge('区级 ' + r.district, 'scope') : badge('全市', 'scope'));
+    out.push(r.district ? badge('区级 · ' + districtName(r.district), 'scope') : badge('全市', 'scope'));
     if (!r.editable) out.push(badge('只读', 'ro'));
     if (r.stats && r.stats.quarantined) out.push(badge('已隔离', 'bad'));
     return out;
@@ -48,6 +64,9 @@
   function renderList() {
     const q = $('filter').value.trim().toLowerCase();
     const list = $('rules');
+    // A refresh keeps the keyboard where it was.
+    const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest('#rules .rule-open');
+    const refocus = focused ? focused.dataset.id : null;
     list.replaceChildren();
     for (const r of state.rules) {
       const hay = [r.id, r.name, r.description].join(' ').toLowerCase();
@@ -67,6 +86,7 @@
         r.description ? el('p', { class: 'desc' }, r.description) : null, counters, problems));
     }
     if (!list.children.length) list.append(el('li', { class: 'muted' }, q ? '没有符合筛选的规则' : '暂无规则'));
+    if (refocus) { const b = list.querySelector(`.rule-open[data-id="${CSS.escape(refocus)}"]`); if (b) b.focus(); }
   }
 
   async function loadRules() {
@@ -76,6 +96,8 @@
       return;
     }
     state.rules = (r.body.rules || []).slice().sort((a, b) => a.id.localeCompare(b.id));
+    const cur = state.rule && state.rules.find((x) => x.id === state.rule.id);
+    if (cur && cur.version === state.rule.version) { state.rule = cur; $('rule-state').replaceChildren(...ruleBadges(cur)); }
     const e = r.body.engine || {};
     $('engine').textContent = `共 ${r.body.count} 条规则 · 引擎 ${e.rules || 0} 条运行 · 迟到事件 ${e.late || 0} · 重载 ${e.reloads || 0} 次`;
     const broken = Object.entries(r.body.version_errors || {});
@@ -106,7 +128,7 @@ raise:
     state.rule = r.body;
     state.baseVersion = r.body.version;
     setText(r.body.source || '');
-    state.dirty = false;
+    setDirty(false);
     history.replaceState(null, '', '#' + encodeURIComponent(id));
     showRule();
     loadVersions();
@@ -120,8 +142,10 @@ raise:
     if (state.dirty && !confirm('编辑器中有未保存的修改，确定放弃？')) return;
     state.rule = null;
     state.baseVersion = 0;
-    setText(TEMPLATE);
-    state.dirty = true;
+    const d = state.session && state.session.district;
+    // A district author writes only their district's rules: the template says so.
+    setText(d ? TEMPLATE.replace('\ntypes:', `\ndistrict: "${d}"\ntypes:`) : TEMPLATE);
+    setDirty(true);
     history.replaceState(null, '', '#new');
     showRule();
     $('versions').replaceChildren(el('li', { class: 'muted' }, '新规则尚未保存，没有版本历史'));
@@ -141,7 +165,7 @@ raise:
     if (!canWrite()) { note.hidden = false; note.textContent = '您的角色没有编写规则的权限，只能查看。'; }
     else if (r && !r.editable) {
       note.hidden = false;
-      note.textContent = r.district ? `这是区级规则（${r.district}），不在您的管辖范围内，只读。` : '这是全市规则，您的账号限于本区，只能查看，不能修改、启用或停用。';
+      note.textContent = r.district ? `这是区级规则（${districtName(r.district)}），不在您的管辖范围内，只读。` : '这是全市规则，您的账号限于本区，只能查看，不能修改、启用或停用。';
     } else note.hidden = true;
     $('source').readOnly = !can;
     $('save-row').hidden = !can;
@@ -204,7 +228,19 @@ raise:
     });
     parts.push(' \n');
     mirror.replaceChildren(...parts.map((p) => (typeof p === 'string' ? document.createTextNode(p) : p)));
+    fitMessages();
     syncScroll();
+  }
+
+  // fitMessages cuts each error message off (…) at the editor's right edge, as the line it
+  // follows is left; the whole message is in the list of errors under the editor.
+  function fitMessages() {
+    const wrap = $('editor-wrap');
+    for (const m of $('mirror').querySelectorAll('.err-msg')) {
+      m.style.maxWidth = '';
+      const room = wrap.clientWidth - m.offsetLeft - 8;
+      if (m.offsetWidth > room) m.style.maxWidth = Math.max(120, room) + 'px';
+    }
   }
 
   function syncScroll() {
@@ -229,7 +265,8 @@ raise:
       const go = el('button', { type: 'button', class: 'link', dataset: { line: e.file_line || 0, column: e.file_column || 0 } }, where);
       go.addEventListener('click', () => moveTo(e.file_line, e.file_column));
       list.append(el('li', { class: 'error err-item', dataset: { line: e.file_line || 0, column: e.file_column || 0 } },
-        go, '：', errorText(e), e.event_type ? `（事件类型 ${e.event_type}）` : ''));
+        go, '：', errorText(e), e.event_type ? `（事件类型 ${e.event_type}）` : '',
+        e.snippet ? el('pre', { class: 'snippet' }, e.snippet.replace(/^\n/, '')) : null));
     }
   }
 
@@ -247,6 +284,7 @@ raise:
   let checkTimer = 0;
   function scheduleCheck(delay = 350) {
     clearTimeout(checkTimer);
+    $('editor').dataset.check = 'pending'; // "done" once the answer for the text as it is now is shown
     checkTimer = setTimeout(check, delay);
   }
 
@@ -278,15 +316,38 @@ raise:
     }
     renderEditor();
     renderErrors(general);
+    if (src().value === text) $('editor').dataset.check = 'done';
   }
 
   // ---- field completion ----
 
   const cmp = { open: false, items: [], active: 0, start: 0 };
 
-  async function loadFields() {
-    const r = await UB.api('GET', '/api/v1/rules/fields', undefined, { no401: true });
-    if (r.ok && r.body && Array.isArray(r.body.fields)) state.fields = r.body;
+  // loadFields reads the typed environment: every type's at once, then each event type's own
+  // (cached) once a rule says which types it listens to. A server without the route (404)
+  // leaves completion off.
+  async function loadFields(type) {
+    const key = type || '*';
+    if (state.fieldsByType[key] !== undefined) return;
+    state.fieldsByType[key] = null;
+    const r = await UB.api('GET', '/api/v1/rules/fields' + (type ? '?type=' + encodeURIComponent(type) : ''), undefined, { no401: true });
+    if (r.ok && r.body && Array.isArray(r.body.fields)) {
+      state.fieldsByType[key] = r.body;
+      if (!type) state.fields = r.body;
+    }
+  }
+
+  // envFor is the environment of the rule's types when known, else of every type.
+  function envFor() {
+    const types = (state.validated && state.validated.types) || (state.rule && state.rule.types) || [];
+    const envs = types.map((t) => state.fieldsByType[t]).filter(Boolean);
+    if (!envs.length || envs.length !== types.length) {
+      types.forEach((t) => loadFields(t));
+      return state.fields;
+    }
+    const seen = new Set(), fields = [];
+    for (const e of envs) for (const f of e.fields || []) if (!seen.has(f.path)) { seen.add(f.path); fields.push(f); }
+    return { fields, functions: envs[0].functions || [], builtins: envs[0].builtins || [] };
   }
 
   // token is the dotted name that ends at the caret: what completion replaces.
@@ -297,19 +358,30 @@ raise:
     return { text: m ? m[0] : '', start: t.selectionStart - (m ? m[0].length : 0) };
   }
 
+  // candidates are the fields one level below what is typed ("sensor." offers sensor.kind,
+  // sensor.metrics, …), and at the top level the functions too.
   function candidates(prefix) {
-    if (!state.fields) return [];
+    const env = envFor();
+    if (!env) return [];
     const p = prefix.toLowerCase();
+    const dot = prefix.lastIndexOf('.');
+    const parent = prefix.slice(0, dot + 1).toLowerCase();
     const out = [];
-    for (const f of state.fields.fields || []) {
-      if (f.path && f.path.toLowerCase().startsWith(p) && f.path !== prefix) out.push({ insert: f.path, label: f.path, detail: f.type || '' });
+    for (const f of env.fields || []) {
+      const path = (f.path || '').toLowerCase();
+      if (!path.startsWith(p) || f.path === prefix) continue;
+      if (path.slice(parent.length).includes('.')) continue;
+      out.push({ insert: f.path, label: f.path, detail: (f.type || '') + (f.raise_only ? ' · 仅立案字段' : '') });
     }
-    if (!prefix.includes('.')) {
-      for (const fn of state.fields.functions || []) {
-        if (fn.name && fn.name.toLowerCase().startsWith(p)) out.push({ insert: fn.name + '(', label: fn.name, detail: fn.signature || '' });
+    if (dot < 0) {
+      for (const fn of env.functions || []) {
+        if (fn.name && fn.name.toLowerCase().startsWith(p)) out.push({ insert: fn.name + '(', label: fn.name, detail: fn.signature || fn.doc || '' });
+      }
+      for (const name of env.builtins || []) {
+        if (typeof name === 'string' && name.toLowerCase().startsWith(p) && p) out.push({ insert: name + '(', label: name, detail: '内置函数' });
       }
     }
-    return out.slice(0, 50);
+    return out.slice(0, 60);
   }
 
   function openCompletion() {
@@ -379,25 +451,31 @@ raise:
 
   // ---- editing ----
 
+  function setDirty(d) {
+    state.dirty = d;
+    $('dirty').hidden = !d;
+  }
+
   function edited() {
-    state.dirty = true;
+    setDirty(true);
     renderEditor();
     scheduleCheck();
     syncShadowBox();
   }
 
   function syncShadowBox() {
-    const m = src().value.match(/^\s+shadow:\s*(\S+)/m);
+    const m = src().value.match(/^[ \t]+shadow:[ \t]*(\S+)/m);
     $('shadow').checked = !!(m && /^(true|yes|on)$/i.test(m[1]));
   }
 
   // setShadow writes raise.shadow into the text: the rule's text is the truth, saving makes
   // it a version like any other change.
   function setShadow(on) {
+    if (!editable()) return;
     const t = src();
     let text = t.value;
-    if (/^\s+shadow:\s*\S+/m.test(text)) {
-      text = text.replace(/^(\s+shadow:\s*)\S+/m, '$1' + (on ? 'true' : 'false'));
+    if (/^[ \t]+shadow:[ \t]*\S+/m.test(text)) {
+      text = text.replace(/^([ \t]+shadow:[ \t]*)\S+/m, '$1' + (on ? 'true' : 'false'));
     } else if (/^raise:\s*\{/m.test(text)) {
       text = text.replace(/^(raise:\s*\{)/m, '$1shadow: ' + on + ', ');
     } else if (/^raise:\s*(#.*)?$/m.test(text)) {
@@ -424,6 +502,11 @@ raise:
     t.addEventListener('scroll', () => { syncScroll(); if (cmp.open) placeCompletion(); });
     t.addEventListener('blur', () => setTimeout(() => { if (document.activeElement !== t) closeCompletion(); }, 150));
     t.addEventListener('keydown', (e) => {
+      if ((e.ctrlKey || e.metaKey) && (e.key === 's' || e.key === 'S')) {
+        e.preventDefault();
+        if (editable()) save();
+        return;
+      }
       if (e.ctrlKey && (e.key === ' ' || e.code === 'Space')) {
         e.preventDefault();
         if (!openCompletion() && !state.fields) $('check-state').textContent = '字段补全暂不可用';
@@ -437,6 +520,7 @@ raise:
     });
     t.addEventListener('click', () => closeCompletion());
     $('shadow').addEventListener('change', (e) => setShadow(e.target.checked));
+    window.addEventListener('resize', fitMessages);
   }
 
   // ---- saving, enable/disable ----
@@ -463,7 +547,7 @@ raise:
       const v = r.body.version || {};
       out.className = 'save-result ok';
       out.textContent = r.status === 202 ? `已保存为第 ${v.version} 版，正在生效…` : `已保存为第 ${v.version} 版，引擎已运行此版本。`;
-      state.dirty = false;
+      setDirty(false);
       $('comment').value = '';
       await loadRules();
       await openRule(v.rule_id);
@@ -474,7 +558,7 @@ raise:
     out.className = 'save-result bad';
     if (r.code === 'version_conflict') {
       const reload = el('button', { type: 'button', class: 'secondary' }, '载入最新版本（放弃我的修改）');
-      reload.addEventListener('click', () => { state.dirty = false; openRule(state.rule.id); });
+      reload.addEventListener('click', () => { setDirty(false); openRule(state.rule.id); });
       const diff = el('button', { type: 'button', class: 'secondary' }, '查看别人保存的修改');
       diff.addEventListener('click', () => showDiff(state.baseVersion, null));
       out.replaceChildren(el('p', {}, `版本冲突：您是在第 ${state.baseVersion} 版上修改的，但此规则已被他人保存了新版本。`),
@@ -505,7 +589,7 @@ raise:
       return;
     }
     UB.toast(rule.enabled ? '规则已停用' : '规则已启用', 'ok');
-    state.dirty = false;
+    setDirty(false);
     await loadRules();
     await openRule(rule.id);
   }
@@ -514,7 +598,9 @@ raise:
 
   function sampleEvents(types) {
     const now = new Date().toISOString();
-    const area = { district: '', street: '' };
+    const g = city.grid;
+    const area = g ? { district: g.district, district_name: g.district_name, street: g.street, street_name: g.street_name,
+      community: g.community, community_name: g.community_name, grid: g.code, grid_name: g.name } : { district: '', street: '' };
     const t = types[0] || 'city.sensor.reading';
     let ev;
     if (t === 'city.hotline.ticket') {
@@ -550,7 +636,7 @@ raise:
   function signalLine(s) {
     return el('li', { class: 'signal' }, s.kind === 'clear' ? badge('解除', 'off') : badge('触发', 'on'), ' ',
       s.severity ? el('span', { class: 'sev sev-' + s.severity }, UB.severityName(s.severity)) : null, ' ',
-      s.title || '', s.shadow ? '（影子）' : '', ' ', el('span', { class: 'muted' }, `归并键 ${s.correlation_key || ''} · 分类 ${s.category || ''}`));
+      s.title || '', s.shadow ? '（影子）' : '', ' ', el('span', { class: 'muted' }, `归并键 ${s.correlation_key || ''} · 分类 ${categoryName(s.category)}`));
   }
 
   function stateView(st) {
@@ -584,7 +670,10 @@ raise:
   async function dryRun(events) {
     const out = $('dry-result');
     out.replaceChildren(el('p', { class: 'muted' }, '试运行中…'));
-    const r = await UB.api('POST', '/api/v1/rules/dry-run', { source: src().value, events });
+    const body = { source: src().value, events };
+    const until = $('dry-until').value ? new Date($('dry-until').value) : null;
+    if (until && !isNaN(until)) body.until = until.toISOString();
+    const r = await UB.api('POST', '/api/v1/rules/dry-run', body);
     if (!r.ok) {
       if (r.code === 'invalid_rule') { state.errors = (r.body && r.body.errors) || []; renderEditor(); renderErrors(''); }
       out.replaceChildren(el('p', { class: 'error', role: 'alert' }, (r.code === 'too_many_jobs' ? '已有试运行或回测在进行，请稍候：' : '试运行失败：') + r.error));
@@ -691,7 +780,7 @@ raise:
       el('thead', {}, el('tr', {}, ['归并键', '级别', '标题', '分类', '信号数', '首次'].map((h) => el('th', { scope: 'col' }, h)))),
       el('tbody', {}, rows.map((x) => el('tr', {},
         el('td', {}, x.correlation_key), el('td', {}, x.severity ? el('span', { class: 'sev sev-' + x.severity }, UB.severityName(x.severity)) : ''),
-        el('td', {}, x.title || ''), el('td', {}, x.category || ''), el('td', {}, String(x.signals || 0)), el('td', {}, UB.time(x.first)))))));
+        el('td', {}, x.title || ''), el('td', {}, categoryName(x.category)), el('td', {}, String(x.signals || 0)), el('td', {}, UB.time(x.first)))))));
   }
 
   // renderBacktest shows what the edited version would have raised against the current one:
@@ -747,13 +836,19 @@ raise:
     const r = await UB.api('GET', `/api/v1/rules/${encodeURIComponent(rule.id)}/versions`);
     if (!r.ok) { list.replaceChildren(el('li', { class: 'error' }, '读取版本历史失败：' + r.error)); return; }
     const vs = (r.body.versions || []).slice().reverse();
+    const opts = () => vs.map((v) => el('option', { value: String(v.version) }, `第 ${v.version} 版`));
+    $('diff-from').replaceChildren(...opts());
+    $('diff-to').replaceChildren(...opts());
+    if (vs.length > 1) { $('diff-to').value = String(vs[0].version); $('diff-from').value = String(vs[1].version); }
+    $('compare-row').hidden = vs.length < 2;
     list.replaceChildren(...vs.map((v) => {
       const diff = v.version > 1 ? el('button', { type: 'button', class: 'secondary small', 'aria-label': `第 ${v.version} 版与第 ${v.version - 1} 版的差异` }, '差异') : null;
       if (diff) diff.addEventListener('click', () => showDiff(v.version - 1, v.version));
-      const load = !v.deleted ? el('button', { type: 'button', class: 'secondary small', 'aria-label': `把第 ${v.version} 版载入编辑器` }, '载入') : null;
+      const load = !v.deleted && editable() ? el('button', { type: 'button', class: 'secondary small', 'aria-label': `把第 ${v.version} 版载入编辑器` }, '载入') : null;
       if (load) load.addEventListener('click', () => loadVersion(v.version));
       return el('li', { class: 'version', dataset: { version: v.version } },
         el('span', { class: 'v-head' }, `第 ${v.version} 版 · ${ACTION[v.action] || v.action} · ${v.author} · ${UB.time(v.at)}`),
+        v.deleted ? el('span', { class: 'error' }, '（此版本删除了规则）') : null,
         v.comment ? el('span', { class: 'muted v-comment' }, v.comment) : null, el('span', { class: 'v-actions' }, diff, load));
     }));
   }
@@ -791,17 +886,30 @@ raise:
   async function start() {
     const s = await UB.me();
     state.session = s;
-    $('who').textContent = `${s.subject}（${ROLE[s.role] || s.role}${s.district ? ' · 辖区 ' + s.district : ' · 全市'}）`;
+    if (UB.can('incidents:read')) await loadCity();
+    $('who').textContent = `${s.subject}（${ROLE[s.role] || s.role}${s.district ? ' · ' + districtName(s.district) : ' · 全市'}）`;
     $('new-rule').hidden = !canWrite();
     $('signout').addEventListener('click', () => UB.signOut());
+    if (!canWrite()) {
+      // The rule API is for rule authors and admins only: nothing here would answer.
+      document.querySelectorAll('.studio > section').forEach((s) => { s.hidden = true; });
+      document.querySelector('.studio').append(el('section', { class: 'no-access', role: 'alert' },
+        el('h2', {}, '无权使用规则工作室'), el('p', {}, `您的角色（${ROLE[s.role] || s.role}）不能查看或编写规则，请联系管理员。`)));
+      document.body.dataset.ready = 'true';
+      return;
+    }
     $('new-rule').addEventListener('click', newRule);
     $('filter').addEventListener('input', renderList);
+    $('refresh').addEventListener('click', loadRules);
+    // The counters are this instance's and move with the city: read them again now and then.
+    setInterval(() => { if (!document.hidden) loadRules(); }, 20000);
     $('save').addEventListener('click', save);
     $('toggle-enabled').addEventListener('click', toggleEnabled);
     $('dry-samples').addEventListener('click', dryRunSamples);
     $('dry-stored').addEventListener('click', dryRunStored);
     $('bt-run').addEventListener('click', backtest);
     $('bt-cancel').addEventListener('click', cancelBacktest);
+    $('diff-run').addEventListener('click', () => showDiff(+$('diff-from').value, +$('diff-to').value));
     wireEditor();
     setDefaultPeriod();
     await Promise.all([loadRules(), loadFields()]);
