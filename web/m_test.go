@@ -296,6 +296,15 @@ func TestWorkerAppOfflineResolveWithPhoto(t *testing.T) {
 			t.Errorf("page problem: %s", p)
 		}
 	}
+
+	// On the command centre's desk the resolution is there, with the photo the phone took.
+	operator := city.User("desk.zhou", auth.RoleOperator, nil)
+	desk := webtest.NewBrowser(t, webtest.Wall)
+	desk.SignIn(city.Base, operator, "/desk/?incident="+id)
+	desk.WaitFor("the phone's photo on the operator's incident page", fmt.Sprintf(
+		`(() => { const i = document.querySelector('#detail-body img[src$=%q]'); return i && i.complete && i.naturalWidth === 48; })()`,
+		inc.Evidence.Photos[0]), 30*time.Second)
+	desk.Screenshot("../test-artifacts/desk-photo-from-phone.png")
 }
 
 // The phone app installs: its manifest has what an install needs and icons that load, its
