@@ -621,3 +621,46 @@ func FuzzIncidentText(f *testing.F) {
 		}
 	})
 }
+
+// The messages an incident records (an Alert, an Update when it turned red, a Cancel, then a
+// new Alert after it was reopened) become valid CAP documents, each at its own time and
+// severity, each Update and Cancel referencing its chain, the new Alert starting a new one.
+func TestMessagesOfAnIncident(t *testing.T) {
+	m := citytest.Demo(t)
+	inc := demoIncidents(t, m)[1]
+	inc.Alerts = []event.AlertMessage{
+		{MsgType: event.AlertAlert, Severity: event.SeverityOrange, Sent: t0, By: "op-1", Note: "请绕行"},
+		{MsgType: event.AlertUpdate, Severity: event.SeverityRed, Sent: t0.Add(10 * time.Minute), By: "system"},
+		{MsgType: event.AlertCancel, Severity: event.SeverityRed, Sent: t0.Add(40 * time.Minute), By: "system", Note: "事件已结案"},
+		{MsgType: event.AlertAlert, Severity: event.SeverityYellow, Sent: t0.Add(90 * time.Minute), By: "op-2"},
+	}
+	msgs, err := alerts.Messages(inc, m, opts(time.Time{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 4 {
+		t.Fatalf("%d messages, want 4", len(msgs))
+	}
+	docs := map[string][]byte{}
+	for i, a := range msgs {
+		docs[fmt.Sprint("m", i)] = encode(t, a)
+	}
+	validate(t, docs)
+	want := []struct {
+		msgType string
+		refs    int
+		sev     string
+	}{{"Alert", 0, "Severe"}, {"Update", 1, "Extreme"}, {"Cancel", 2, ""}, {"Alert", 0, "Moderate"}}
+	for i, w := range want {
+		a := msgs[i]
+		if a.MsgType != w.msgType || len(a.References) != w.refs || !a.Sent.Equal(inc.Alerts[i].Sent) {
+			t.Errorf("message %d: %s with %d references at %v, want %s with %d at %v", i, a.MsgType, len(a.References), a.Sent, w.msgType, w.refs, inc.Alerts[i].Sent)
+		}
+		if w.sev != "" && (len(a.Info) == 0 || a.Info[0].Severity != w.sev) {
+			t.Errorf("message %d: severity %+v, want %s", i, a.Info, w.sev)
+		}
+	}
+	if msgs[2].References[0] != msgs[0].Ref() || msgs[2].References[1] != msgs[1].Ref() {
+		t.Errorf("the Cancel references %v, want the Alert and the Update", msgs[2].References)
+	}
+}

@@ -252,6 +252,9 @@ func maskIncident(inc *event.Incident, fs *fieldSet) {
 	for i := range inc.Returns {
 		fs.mask("returns.reason", &inc.Returns[i].Reason, MaskText)
 	}
+	for i := range inc.Alerts {
+		fs.mask("alerts.note", &inc.Alerts[i].Note, MaskText)
+	}
 	if x := inc.Extension; x != nil {
 		fs.mask("extension.reason", &x.Reason, MaskText)
 	}
@@ -314,6 +317,7 @@ func cloneIncident(inc event.Incident) event.Incident {
 		out.Evidence = &c
 	}
 	out.Returns = slices.Clone(inc.Returns)
+	out.Alerts = slices.Clone(inc.Alerts)
 	out.Lapsed = slices.Clone(inc.Lapsed)
 	out.Extension = clonePtr(inc.Extension)
 	out.Clock = clonePtr(inc.Clock)

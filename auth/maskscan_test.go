@@ -81,6 +81,7 @@ func TestMaskIncidentCoversEveryString(t *testing.T) {
 	leaks(reflect.ValueOf(masked), "", &got)
 	identifiers := []string{
 		"ID", "Status", "Category", "Severity", // codes
+		"Alerts.MsgType", "Alerts.Severity", "Alerts.By", // CAP message type, level, publisher (staff or system)
 		"Area.District", "Area.DistrictName", "Area.Street", "Area.StreetName", "Area.Community",
 		"Area.CommunityName", "Area.Grid", "Area.GridName", // the city's map
 		"Assignment.WorkerID", "Assignment.WorkerName", "Assignment.Grid", "Assignment.Agency",
@@ -109,7 +110,7 @@ func TestMaskIncidentCoversEveryString(t *testing.T) {
 		"reports.caller.name", "reports.caller.phone",
 		"reports.explanation.terms.text", "reports.explanation.terms.left.value", "reports.explanation.terms.right.value",
 		"reports.joined.key", "reports.rules.explanation.terms.text", "reports.rules.explanation.terms.left.value",
-		"reports.rules.explanation.terms.right.value", "evidence.note", "evidence.photos", "returns.reason", "extension.reason"}) {
+		"reports.rules.explanation.terms.right.value", "evidence.note", "evidence.photos", "returns.reason", "alerts.note", "extension.reason"}) {
 		t.Errorf("PersonalFields = %v", fs)
 	}
 	if sup := auth.MaskIncident(inc, auth.Claims{Subject: "s", Role: auth.RoleSupervisor}); !reflect.DeepEqual(sup, inc) {

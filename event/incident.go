@@ -25,6 +25,7 @@ type Signal struct {
 	CorrelationKey string    `json:"correlation_key"`
 	Agency         string    `json:"agency,omitempty"` // routing hint: agency code
 	Shadow         bool      `json:"shadow,omitempty"` // record only, never raise
+	Alert          bool      `json:"alert,omitempty"`  // publish a CAP alert for the incident (raise.alert)
 	At             time.Time `json:"at"`               // when the rule matched
 	Event          Event     `json:"event"`            // the event that matched
 
@@ -159,6 +160,8 @@ type Incident struct {
 	Callback   string     `json:"callback,omitempty"`    // 回访: satisfied or dissatisfied
 	MergedInto string     `json:"merged_into,omitempty"` // 并单: the incident that took its reports
 	Clock      *Clock     `json:"clock,omitempty"`       // the SLA clock of the current stage
+	// 预警: the CAP messages published about it, oldest first (AlertMessage).
+	Alerts []AlertMessage `json:"alerts,omitempty"`
 
 	// The rule, and its version, whose signal opened the incident (each report names its own).
 	RuleID      string `json:"rule_id,omitempty"`
@@ -182,6 +185,25 @@ var photoName = regexp.MustCompile(`^[0-9a-f]{64}\.(jpg|png|webp)$`)
 // IsPhotoName says whether s names a photo uploaded to an incident
 // (POST /api/v1/incidents/{id}/photos).
 func IsPhotoName(s string) bool { return photoName.MatchString(s) }
+
+// AlertMessage is one CAP message published about an incident (package alerts builds the
+// document from it and the incident; docs/integration.md): first an Alert — by an operator's
+// alert command or a rule whose raise says alert — then an Update whenever the incident's
+// severity changes, and a Cancel when it ends. Messages are appended, never changed.
+type AlertMessage struct {
+	MsgType  string    `json:"msg_type"` // AlertAlert, AlertUpdate or AlertCancel
+	Severity string    `json:"severity"` // the incident's severity when it was sent
+	Sent     time.Time `json:"sent"`
+	By       string    `json:"by"`             // who published it: a subject, "rule:<id>", or "system" for follow-ups
+	Note     string    `json:"note,omitempty"` // the publisher's words, or why it ended
+}
+
+// CAP message types of AlertMessage.
+const (
+	AlertAlert  = "Alert"
+	AlertUpdate = "Update"
+	AlertCancel = "Cancel"
+)
 
 // Return is one 退单: who sent the incident back, why, and when.
 type Return struct {
@@ -304,6 +326,7 @@ const (
 	ActionMerge            = "merge"             // 并单: Source's reports join this incident
 	ActionSplit            = "split"             // 拆单: report EventID leaves for a new incident
 	ActionSLA              = "sla"               // system: apply whatever the SLA clock has due
+	ActionAlert            = "alert"             // 发布预警: publish a CAP alert (Note), state unchanged
 )
 
 // Escalation levels, bottom up: grid worker → community → street → district.

@@ -148,6 +148,12 @@ var lifecycle = map[string]step{
 		from: finished, to: event.StatusDispatched, check: needReason, guard: needAssignee,
 		apply: func(s *Service, inc *event.Incident, _ event.Command, now time.Time) { reopen(s, inc, now) },
 	},
+	event.ActionAlert: {
+		guard: needNoLiveAlert,
+		apply: func(_ *Service, inc *event.Incident, c event.Command, now time.Time) {
+			publishAlert(inc, c.Actor.Subject, c.Note, now)
+		},
+	},
 	event.ActionCancel: {
 		from: cancellable, to: event.StatusCancelled, check: needReason,
 		apply: func(_ *Service, inc *event.Incident, _ event.Command, _ time.Time) { inc.Clock = nil },

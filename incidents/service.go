@@ -205,9 +205,11 @@ func (s *Service) shard(street string) *shard {
 	return sh
 }
 
-// change appends one changelog record to out. Its CloudEvent id "<incident>/<version>" lets
+// change appends one changelog record to out, after the incident's live alert, if any, has
+// followed the change. Its CloudEvent id "<incident>/<version>" lets
 // every projection upsert it idempotently.
 func change(out *event.Outputs, inc *event.Incident, ch event.Change) {
+	followAlert(inc, ch.At) // alerts.go: a live alert follows every change
 	*out = append(*out, event.Output{
 		Key:  inc.Area.Key(),
 		ID:   fmt.Sprintf("%s/%d", inc.ID, inc.Version),

@@ -22,14 +22,15 @@ import (
 // timeline (action signal). A signal is known by its id and its (rule, event): shadow signals
 // and replays change nothing and return nothing. The change is the state as soon as
 // HandleSignal returns; an error (an id collision, a bug) applied nothing.
-func (s *Service) HandleSignal(_ context.Context, sig event.Signal) (event.Outputs, error) {
+func (s *Service) HandleSignal(ctx context.Context, sig event.Signal) (event.Outputs, error) {
 	if sig.Shadow {
 		s.stats.shadow.Add(1)
 		return nil, nil
 	}
 	if sig.ID == "" {
 		s.stats.invalid.Add(1)
-		s.log.Warn("signal without id skipped", zap.String("rule", sig.RuleID), zap.String("event", sig.Event.ID))
+		s.log.Warn("signal without id skipped", zap.String("rule", sig.RuleID), zap.String("event", sig.Event.ID),
+			zap.String("trace_id", event.TraceID(ctx)))
 		return nil, nil
 	}
 
@@ -39,7 +40,8 @@ func (s *Service) HandleSignal(_ context.Context, sig event.Signal) (event.Outpu
 
 	if id, ok := sh.known(sig); ok {
 		s.stats.duplicate.Add(1)
-		s.log.Debug("signal already linked", zap.String("signal", sig.ID), zap.String("incident", id))
+		s.log.Debug("signal already linked", zap.String("signal", sig.ID), zap.String("incident", id),
+			zap.String("trace_id", event.TraceID(ctx)))
 		return nil, nil
 	}
 	now := s.cfg.Now().UTC()
@@ -114,6 +116,9 @@ func (s *Service) HandleSignal(_ context.Context, sig event.Signal) (event.Outpu
 		ch.Action, ch.To = ActionOpen, event.StatusNew
 	}
 
+	if sig.Alert && !alertLive(&next) {
+		publishAlert(&next, "rule:"+sig.RuleID, "", now) // alerts.go: the rule's raise says alert
+	}
 	var out event.Outputs
 	change(&out, &next, ch)
 	sh.commit(&next, added, ch)
@@ -146,6 +151,9 @@ func (s *Service) evidence(sh *shard, cur *event.Incident, i int, sig event.Sign
 		ch.Reason = fmt.Sprintf("rule %s v%d also matched (%s; the incident stays %s)", sig.RuleID, sig.RuleVersion, sig.Severity, cur.Severity)
 	}
 	ch.Action, ch.From, ch.To = ActionSignal, cur.Status, cur.Status
+	if sig.Alert && !alertLive(&next) {
+		publishAlert(&next, "rule:"+sig.RuleID, "", ch.At)
+	}
 	var out event.Outputs
 	change(&out, &next, ch)
 	sh.commit(&next, nil, ch)

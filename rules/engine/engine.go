@@ -600,6 +600,7 @@ func build(s *lang.Scratch, r *lang.Rule, p *lang.Programs, env any, ev *event.E
 		RuleID:      r.ID,
 		RuleVersion: r.Version,
 		Shadow:      r.Raise.Shadow,
+		Alert:       r.Raise.Alert,
 		At:          at,
 		Event:       *ev,
 	}

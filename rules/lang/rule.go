@@ -91,6 +91,7 @@ type Raise struct {
 	CorrelationKey string `json:"correlation_key,omitempty"` // default: "<rule id>:<event id>"
 	Agency         string `json:"agency,omitempty"`          // routing hint: agency code
 	Shadow         bool   `json:"shadow,omitempty"`          // record only, never raise an incident
+	Alert          bool   `json:"alert,omitempty"`           // publish a CAP alert for the incident (预警)
 }
 
 // Position is a place in a rule file. Line and Column count from 1; zero means unknown.
