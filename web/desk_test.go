@@ -581,12 +581,30 @@ func TestDeskSplitMergeEscalateCancel(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("fm-reason"), "群众反复投诉，请社区督办"), chromedp.Click(chromedp.ID("fm-submit")))
 	webtest.Eventually(t, 30*time.Second, "the escalation", func() bool { return city.get(inc.ID).Escalation != "" })
 
-	// 误报.
+	// 发布预警: a CAP alert, which the 误报 below then cancels by itself.
+	alertsOf := func() []event.AlertMessage {
+		var d struct {
+			Incident event.Incident `json:"incident"`
+		}
+		city.Do(http.MethodGet, "/api/v1/incidents/"+inc.ID, city.Admin(), nil, &d)
+		return d.Incident.Alerts
+	}
 	b.WaitFor("the page after the escalation", `!document.getElementById('fm-submit')`, 10*time.Second)
+	b.Do("publish an alert", 10*time.Second, chromedp.Click(chromedp.ID("act-alert")), chromedp.WaitVisible(chromedp.ID("fm-note")),
+		chromedp.SendKeys(chromedp.ID("fm-note"), "该路段积水，请绕行"), chromedp.Click(chromedp.ID("fm-submit")))
+	webtest.Eventually(t, 30*time.Second, "the alert", func() bool { return len(alertsOf()) == 1 })
+	b.WaitFor("the alert on the page, the action gone", `!!document.querySelector('#detail-body a[href$="/alerts/1"]') && !document.getElementById('act-alert')`, 20*time.Second)
+
+	// 误报.
+	b.WaitFor("the page after the alert", `!document.getElementById('fm-submit')`, 10*time.Second)
 	b.Do("cancel", 10*time.Second, chromedp.KeyEvent("x"), chromedp.WaitVisible(chromedp.ID("fm-reason")),
 		chromedp.SendKeys(chromedp.ID("fm-reason"), "核实为重复测试工单"), chromedp.Click(chromedp.ID("fm-submit")))
 	city.waitStatus(inc.ID, "cancelled")
 	waitDetail(b, inc.ID, "cancelled")
+	if m := alertsOf(); len(m) != 2 || m[1].MsgType != event.AlertCancel {
+		t.Errorf("alerts after 误报: %+v, want the Alert and its Cancel", m)
+	}
+	b.WaitFor("the Cancel on the page", `!!document.querySelector('#detail-body a[href$="/alerts/2"]')`, 20*time.Second)
 	for _, p := range b.Problems() {
 		if !strings.Contains(p, "the server responded with a status of 4") {
 			t.Errorf("page problem: %s", p)

@@ -31,6 +31,8 @@
   const commands = () => UB.can('incidents:command') && st.me.role !== 'worker';
   const hasHotline = (inc) => (inc.reports || []).some((r) => r.event_type === 'city.hotline.ticket');
   const pending = (inc) => inc.extension && inc.extension.state === 'pending';
+  // A published CAP alert not yet cancelled: it follows the incident by itself.
+  const alertLive = (inc) => (inc.alerts || []).length > 0 && inc.alerts[inc.alerts.length - 1].msg_type !== 'Cancel';
 
   // The desk's actions: which states offer each, its shortcut, and the form it needs.
   const ACTIONS = [
@@ -44,6 +46,7 @@
     { a: 'callback', label: () => '回访', from: ['closed'], when: (i) => hasHotline(i) && !i.callback, form: 'callback' },
     { a: 'reopen', label: () => '重办', from: ['resolved', 'verified', 'closed'], form: 'reason' },
     { a: 'return', label: () => '退单', from: ['dispatched', 'accepted'], form: 'reason' },
+    { a: 'alert', label: () => '发布预警', from: OPEN, when: (i) => !alertLive(i), form: 'alert' },
     { a: 'merge', key: 'm', label: () => '并单', from: OPEN, form: 'merge' },
     { a: 'split', label: () => '拆单', from: OPEN, when: (i) => (i.reports || []).length > 1, form: 'split' },
     { a: 'cancel', key: 'x', label: () => '误报', from: ['new', 'returned', 'dispatched', 'accepted', 'in_progress', 'resolved'], form: 'reason' },
@@ -393,7 +396,7 @@
     const inc = st.detail;
     $('detail-empty').hidden = true;
     const body = $('detail-body');
-    body.replaceChildren(
+    body.replaceChildren(...[
       renderHead(inc),
       renderActions(inc),
       el('div', { class: 'cols' },
@@ -402,7 +405,8 @@
       section('reports', '报告与来源（' + (inc.reports || []).length + '）', renderReports(inc)),
       section('evidence', '处置反馈与照片', renderEvidence(inc)),
       section('dispatches', '派遣记录', renderDispatches(inc)),
-      section('timeline', '处理过程', renderTimeline()));
+      (inc.alerts || []).length ? section('alerts', '预警信息（CAP）', renderAlerts(inc)) : null,
+      section('timeline', '处理过程', renderTimeline())].filter(Boolean));
     body.dataset.id = inc.id;
     body.dataset.version = String(inc.version);
     body.dataset.status = inc.status;
@@ -583,6 +587,12 @@
         collect = () => ({ reason: $(fid('reason')).value.trim(), ...(level.value ? { level: level.value } : {}) });
         break;
       }
+      case 'alert': {
+        form.append(el('p', { class: 'note' }, '以 CAP 预警信息公开发布（/api/v1/alerts）；此后等级变化自动更新，事件结束自动撤销。'),
+          textarea('note', '预警内容（公开发布，请勿填写个人信息）', false));
+        collect = () => ({ note: $(fid('note')).value.trim() });
+        break;
+      }
       case 'merge': {
         const candidates = st.queue.filter((i) => i.id !== inc.id && OPEN.includes(i.status) && i.area && inc.area && i.area.street === inc.area.street);
         const input = el('input', { id: fid('source'), required: true, list: 'merge-list', autocomplete: 'off', spellcheck: 'false' });
@@ -753,6 +763,17 @@
       d.assignment.agency_name ? ' · ' + d.assignment.agency_name : '',
       d.level ? ' · ' + (LEVEL[d.level] || d.level) + '级' : '',
       d.reason ? el('span', { class: 'why-line' }, d.reason) : null)));
+  }
+
+  // The CAP messages published about the incident, each a link to its public document.
+  function renderAlerts(inc) {
+    const TYPE = { Alert: '发布', Update: '更新', Cancel: '撤销' };
+    return el('ol', { class: 'log' }, inc.alerts.map((m, i) => el('li', {},
+      el('span', { class: 'when' }, UB.time(m.sent)), ' ',
+      el('strong', {}, TYPE[m.msg_type] || m.msg_type), ' ',
+      el('span', { class: 'sev sev-' + m.severity }, UB.severityName(m.severity)), ' ',
+      el('a', { href: '/api/v1/incidents/' + encodeURIComponent(inc.id) + '/alerts/' + (i + 1) }, 'CAP 文档'),
+      m.note ? el('span', { class: 'why-line' }, m.note) : null)));
   }
 
   function renderTimeline() {
