@@ -16,6 +16,7 @@ import (
 
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/event/eventtest"
 	"github.com/urbanbrain/urbanbrain/transport/transporttest"
 )
 
@@ -170,28 +171,9 @@ func requireTool(t *testing.T, name string) string {
 }
 
 // hotlineTicket builds a CloudEvents structured hotline ticket at p.
-func hotlineTicket(id, requestType, category, content, phone string, p event.Point) map[string]any {
-	return map[string]any{
-		"specversion": "1.0", "id": id, "source": "hotline-12345/test", "type": event.TypeHotlineTicket,
-		"time": time.Now().UTC().Format(time.RFC3339), "datacontenttype": "application/json",
-		"data": map[string]any{
-			"ticket_id": id, "channel": "phone", "caller_name": "王小明", "caller_phone": phone,
-			"request_type": requestType, "category_code": category, "content": content,
-			"lat": p.Lat, "lon": p.Lon, "urgency": "normal",
-		},
-	}
-}
+var hotlineTicket = eventtest.HotlineTicket
 
 // sensorReading is a CloudEvents water-level reading of device (alarm above 80 cm).
 func sensorReading(device string, lat, lon, levelCM float64) map[string]any {
-	status := "ok"
-	if levelCM > 80 {
-		status = "alarm"
-	}
-	return map[string]any{
-		"specversion": "1.0", "id": fmt.Sprintf("%s-%d", device, time.Now().UnixNano()), "source": "sensor-gw/test",
-		"type": event.TypeSensorReading, "time": time.Now().UTC().Format(time.RFC3339), "datacontenttype": "application/json",
-		"data": map[string]any{"device_id": device, "kind": "water_level", "metrics": map[string]any{"level_cm": levelCM},
-			"lat": lat, "lon": lon, "status": status},
-	}
+	return eventtest.SensorReading(device, event.Point{Lat: lat, Lon: lon}, levelCM)
 }

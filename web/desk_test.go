@@ -21,6 +21,7 @@ import (
 	"github.com/urbanbrain/urbanbrain/app"
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/event/eventtest"
 	"github.com/urbanbrain/urbanbrain/web/webtest"
 )
 
@@ -95,7 +96,7 @@ func startDeskCity(t *testing.T) *deskCity {
 // ticket posts a 12345 ticket at p through the ingest API and waits for its incident.
 func (c *deskCity) ticket(id, content, phone string, p event.Point) deskIncident {
 	c.t.Helper()
-	ev := webtest.HotlineTicket(id, event.RequestComplaint, "0301", content, phone, p)
+	ev := eventtest.HotlineTicket(id, event.RequestComplaint, "0301", content, phone, p)
 	if code := c.Do(http.MethodPost, "/api/v1/events", c.ingest, ev, nil); code != http.StatusAccepted {
 		c.t.Fatalf("post ticket %s: %d", id, code)
 	}

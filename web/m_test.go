@@ -26,6 +26,7 @@ import (
 
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/event/eventtest"
 	"github.com/urbanbrain/urbanbrain/web/webtest"
 )
 
@@ -76,7 +77,7 @@ func newGridWorker(t *testing.T, city *webtest.City) gridWorker {
 // then an operator reassigns it): the incident id.
 func incidentFor(t *testing.T, city *webtest.City, w gridWorker, ticket, content string) string {
 	t.Helper()
-	city.Post(webtest.HotlineTicket(ticket, event.RequestComplaint, "0301", content, "13812345678", w.Grid.Centroid))
+	city.Post(eventtest.HotlineTicket(ticket, event.RequestComplaint, "0301", content, "13812345678", w.Grid.Centroid))
 	admin := city.Admin()
 	var inc event.Incident
 	webtest.Eventually(t, 60*time.Second, "the incident of ticket "+ticket+" dispatched", func() bool {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/urbanbrain/urbanbrain/auth"
 	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/event/eventtest"
 	"github.com/urbanbrain/urbanbrain/web/webtest"
 )
 
@@ -29,7 +30,7 @@ func TestWallScreenShowsInjectedIncident(t *testing.T) {
 		if i%8 == 0 {
 			level = 120 + float64(i)
 		}
-		batch = append(batch, webtest.SensorReading(fmt.Sprintf("WL-%03d", i), g.Centroid, level))
+		batch = append(batch, eventtest.SensorReading(fmt.Sprintf("WL-%03d", i), g.Centroid, level))
 	}
 	kinds := []struct{ req, cat, text string }{
 		{event.RequestComplaint, "0401", "夜间施工噪音扰民"},
@@ -40,7 +41,7 @@ func TestWallScreenShowsInjectedIncident(t *testing.T) {
 	for i := range 12 {
 		k := kinds[i%len(kinds)]
 		g := grids[(i*11+5)%len(grids)]
-		batch = append(batch, webtest.HotlineTicket(fmt.Sprintf("T-wall-bg-%02d", i), k.req, k.cat, k.text, "13900000000", g.Centroid))
+		batch = append(batch, eventtest.HotlineTicket(fmt.Sprintf("T-wall-bg-%02d", i), k.req, k.cat, k.text, "13900000000", g.Centroid))
 	}
 	city.Post(batch...)
 
@@ -54,7 +55,7 @@ func TestWallScreenShowsInjectedIncident(t *testing.T) {
 
 	// The incident under test: an emergency 12345 call, which sorts to the top of the list.
 	target := grids[len(grids)/2]
-	ticket := webtest.HotlineTicket("T-wall-0001", event.RequestHelp, "0202", "地下通道积水很深，车辆被困", "13812345678", target.Centroid)
+	ticket := eventtest.HotlineTicket("T-wall-0001", event.RequestHelp, "0202", "地下通道积水很深，车辆被困", "13812345678", target.Centroid)
 	ticket["data"].(map[string]any)["urgency"] = "emergency"
 	city.Post(ticket)
 	b.WaitFor("the posted incident on the wall", `document.getElementById('incidents').innerText.includes('T-wall-0001')`, 30*time.Second)
