@@ -57,10 +57,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusTooManyRequests, auth.CodeRateLimited, "too many sign-in attempts from this address; wait a moment")
 		return
 	}
-	var req struct {
-		Username string `json:"username"`
-		Password string `json:"password"`
-	}
+	var req signInRequest
 	if !decodeBody(w, r, &req) {
 		return
 	}
@@ -90,17 +87,17 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	acc, _ := s.accounts.Get(c.Subject)
-	writeJSON(w, http.StatusOK, map[string]any{"account": acc.View(), "csrf": csrf})
+	writeJSON(w, http.StatusOK, SignInAnswer{Account: acc.View(), CSRF: csrf})
 }
 
 // session answers GET /api/v1/session: who the caller is, and for a signed-in session its
 // CSRF token (a page reloaded reads it here).
 func (s *Server) session(w http.ResponseWriter, r *http.Request) {
 	c, _ := auth.FromContext(r.Context())
-	out := map[string]any{"subject": c.Subject, "role": c.Role, "district": c.District, "grids": c.Grids,
-		"permissions": auth.Permissions(c.Role)}
+	out := SessionAnswer{Subject: c.Subject, Role: c.Role, District: c.District, Grids: c.Grids,
+		Permissions: auth.Permissions(c.Role)}
 	if c.Epoch != 0 {
-		out["csrf"] = s.sessions.CSRF(c)
+		out.CSRF = s.sessions.CSRF(c)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -116,7 +113,7 @@ func (s *Server) listUsers(w http.ResponseWriter, _ *http.Request) {
 	for i := range list {
 		list[i] = list[i].View()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"users": list, "count": len(list)})
+	writeJSON(w, http.StatusOK, UserList{Users: list, Count: len(list)})
 }
 
 // usernamePattern: letters, digits, '.', '_' and '-'. Upper case is allowed so that a grid
@@ -126,13 +123,7 @@ var usernamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$`)
 
 // createUser answers POST /api/v1/users {"username", "role", "district", "grids", "password"}.
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Username string   `json:"username"`
-		Role     string   `json:"role"`
-		District string   `json:"district"`
-		Grids    []string `json:"grids"`
-		Password string   `json:"password"`
-	}
+	var req createUserRequest
 	if !decodeBody(w, r, &req) {
 		return
 	}
@@ -176,6 +167,26 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 		PasswordHash: hash, Epoch: 1, Version: 1}, "create", http.StatusCreated)
 }
 
+// signInRequest is the body of POST /api/v1/session.
+type signInRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// createUserRequest is the body of POST /api/v1/users.
+type createUserRequest struct {
+	Username string   `json:"username"`
+	Role     string   `json:"role"`
+	District string   `json:"district,omitempty"`
+	Grids    []string `json:"grids,omitempty"`
+	Password string   `json:"password"`
+}
+
+// resetRequest is the body of POST /api/v1/users/{name}/reset.
+type resetRequest struct {
+	Password string `json:"password"`
+}
+
 type userChange int
 
 const (
@@ -201,9 +212,7 @@ func (s *Server) changeUser(ch userChange) http.HandlerFunc {
 		case userEnable:
 			action, acc.Disabled = "enable", false
 		case userReset:
-			var req struct {
-				Password string `json:"password"`
-			}
+			var req resetRequest
 			if !decodeBody(w, r, &req) {
 				return
 			}

@@ -74,5 +74,5 @@ func (s *Server) cityMap(w http.ResponseWriter, r *http.Request) {
 	for _, c := range s.city.Categories() {
 		categories = append(categories, cityCategory{cityEntry{c.Code, c.Name}, c.Agency})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"grids": grids, "agencies": agencies, "categories": categories})
+	writeJSON(w, http.StatusOK, CityAnswer{Grids: grids, Agencies: agencies, Categories: categories})
 }

@@ -50,7 +50,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, map[string]string{"code": code, "error": msg})
+	writeJSON(w, status, ErrorAnswer{Code: code, Error: msg})
 }
 
 func intParam(s string, def, lo, hi int) (int, error) {

@@ -141,8 +141,8 @@ func (s *Server) postAction(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, ans)
 	case <-ctx.Done():
-		writeJSON(w, http.StatusAccepted, map[string]string{"code": CodeTimeout, "command_id": cmd.ID,
-			"error": "command accepted but its outcome did not arrive within " + s.cfg.CommandTimeout.String()})
+		writeJSON(w, http.StatusAccepted, CommandPending{Code: CodeTimeout, CommandID: cmd.ID,
+			Error: "command accepted but its outcome did not arrive within " + s.cfg.CommandTimeout.String()})
 	}
 }
 

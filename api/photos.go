@@ -82,7 +82,7 @@ func (s *Server) uploadPhoto(w http.ResponseWriter, r *http.Request) {
 	sum := sha256.Sum256(body)
 	name := hex.EncodeToString(sum[:]) + ext
 	key := photoKey(id, name)
-	answer := map[string]string{"name": name, "url": "/api/v1/incidents/" + id + "/photos/" + name}
+	answer := PhotoAnswer{Name: name, URL: "/api/v1/incidents/" + id + "/photos/" + name}
 	if rc, _, err := s.objects.Get(r.Context(), key); err == nil {
 		_ = rc.Close()
 		writeJSON(w, http.StatusOK, answer)

@@ -123,7 +123,7 @@ func (s *Server) searchIncidents(w http.ResponseWriter, r *http.Request) {
 		writeGeoJSON(w, incidentFeatures(out, coordsys))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"incidents": out, "count": len(out), "total": total})
+	writeJSON(w, http.StatusOK, IncidentList{Incidents: out, Count: len(out), Total: total})
 }
 
 // eventHistory answers GET /api/v1/events: the history of a device or camera, of a place
@@ -176,7 +176,7 @@ func (s *Server) eventHistory(w http.ResponseWriter, r *http.Request) {
 		writeGeoJSON(w, eventFeatures(out, coordsys))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": out, "count": len(out)})
+	writeJSON(w, http.StatusOK, EventList{Events: out, Count: len(out)})
 }
 
 // KPIResponse is the body of GET /api/v1/kpis.

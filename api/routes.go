@@ -44,7 +44,7 @@ func (s *Server) Routes() []Route {
 	metrics := promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry})
 	rs := []Route{
 		{"GET /livez", public(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+			writeJSON(w, http.StatusOK, LiveAnswer{Status: "ok"})
 		}))},
 		{"GET /readyz", public(http.HandlerFunc(s.readyz))},
 		{"GET /metrics", public(metrics)},
@@ -61,12 +61,16 @@ func (s *Server) Routes() []Route {
 			Route{"GET /api/v1/incidents/{id}", need(auth.PermReadIncidents, s.getIncident)},
 			Route{"POST /api/v1/incidents/{id}/actions", need(auth.PermCommand, s.postAction)},
 		)
-		rs = append(rs, s.queryRoutes()...)    // search, event history, KPIs (queries.go)
-		rs = append(rs, s.workflowRoutes()...) // my tasks, timeline, merge, split (workflow.go)
-		rs = append(rs, s.photoRoutes()...)    // evidence photos (photos.go)
-		rs = append(rs, s.ruleRoutes()...)     // rule authoring, dry run, backtest (rules.go)
-		rs = append(rs, s.accountRoutes()...)  // sign-in and local accounts (accounts.go)
-		rs = append(rs, pageRoutes()...)       // the people's screens (web)
+		rs = append(rs, s.queryRoutes()...)                                                   // search, event history, KPIs (queries.go)
+		rs = append(rs, Route{"GET /api/v1/reports", need(auth.PermReadIncidents, s.report)}) // leadership report (report.go)
+		rs = append(rs, Route{"GET /api/openapi.json", public(s.openAPI(s.Routes))})          // this table as OpenAPI 3.1 (openapi.go)
+		rs = append(rs, s.workflowRoutes()...)                                                // my tasks, timeline, merge, split (workflow.go)
+		rs = append(rs, s.photoRoutes()...)                                                   // evidence photos (photos.go)
+		rs = append(rs, s.alertRoutes()...)                                                   // CAP alerts and their feed (alerts.go)
+		rs = append(rs, s.ruleRoutes()...)                                                    // rule authoring, dry run, backtest (rules.go)
+		rs = append(rs, s.accountRoutes()...)                                                 // sign-in and local accounts (accounts.go)
+		rs = append(rs, pageRoutes()...)                                                      // the people's screens (web)
+		rs = append(rs, s.open311Routes()...)                                                 // Open311 GeoReport v2 for citizens' apps (open311.go)
 	}
 	if s.cockpit != nil {
 		rs = append(rs, s.cockpitRoutes()...) // websockets and the wall-screen page

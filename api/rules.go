@@ -111,8 +111,7 @@ func (s *Server) listRules(w http.ResponseWriter, r *http.Request) {
 		}
 		broken[k] = err.Error()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"rules": list, "count": len(list), "version_errors": broken,
-		"engine": s.ruleStats.EngineStats()})
+	writeJSON(w, http.StatusOK, RuleList{Rules: list, Count: len(list), VersionErrors: broken, Engine: s.ruleStats.EngineStats()})
 }
 
 // getRule answers GET /api/v1/rules/{id}.
@@ -196,7 +195,7 @@ func (s *Server) writeRuleError(w http.ResponseWriter, err error) {
 	case errors.Is(err, authoring.ErrVersionConflict):
 		writeError(w, http.StatusConflict, CodeVersionConflict, err.Error())
 	default:
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"code": CodeInvalidRule, "error": err.Error(), "errors": ruleErrors(err)})
+		writeJSON(w, http.StatusUnprocessableEntity, RuleInvalid{Code: CodeInvalidRule, Error: err.Error(), Errors: ruleErrors(err)})
 	}
 }
 
@@ -215,7 +214,7 @@ func (s *Server) validateRule(w http.ResponseWriter, r *http.Request) {
 		s.writeRuleError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"valid": true, "rule": rs[0], "kind": rs[0].Kind()})
+	writeJSON(w, http.StatusOK, RuleCheck{Valid: true, Rule: rs[0], Kind: rs[0].Kind()})
 }
 
 // baseVersion reads ?base_version=N (0: not given).
@@ -289,7 +288,7 @@ func (s *Server) setRuleEnabled(w http.ResponseWriter, r *http.Request, enabled 
 		return
 	}
 	if !changed {
-		writeJSON(w, http.StatusOK, map[string]any{"version": v, "applied": true, "unchanged": true})
+		writeJSON(w, http.StatusOK, RuleSaved{Version: v, Applied: true, Unchanged: true})
 		return
 	}
 	s.saveRuleVersion(w, r, v, http.StatusOK)
@@ -307,11 +306,11 @@ func (s *Server) saveRuleVersion(w http.ResponseWriter, r *http.Request, v autho
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CommandTimeout)
 	defer cancel()
 	if err := s.catalog.Wait(ctx, v.RuleID, v.Version); err != nil {
-		writeJSON(w, http.StatusAccepted, map[string]any{"code": CodeTimeout, "version": v, "applied": false,
-			"error": "saved, but not read back from " + event.TopicRules + " within " + s.cfg.CommandTimeout.String()})
+		writeJSON(w, http.StatusAccepted, RuleSaved{Code: CodeTimeout, Version: v, Applied: false,
+			Error: "saved, but not read back from " + event.TopicRules + " within " + s.cfg.CommandTimeout.String()})
 		return
 	}
-	writeJSON(w, status, map[string]any{"version": v, "applied": true})
+	writeJSON(w, status, RuleSaved{Version: v, Applied: true})
 }
 
 // ruleVersions answers GET /api/v1/rules/{id}/versions: the history, oldest first, without
@@ -326,19 +325,11 @@ func (s *Server) ruleVersions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no rule "+id)
 		return
 	}
-	type entry struct {
-		Version int       `json:"version"`
-		Action  string    `json:"action"`
-		Author  string    `json:"author"`
-		At      time.Time `json:"at"`
-		Comment string    `json:"comment,omitempty"`
-		Deleted bool      `json:"deleted,omitempty"`
-	}
-	out := make([]entry, 0, len(hist))
+	out := make([]RuleHistoryEntry, 0, len(hist))
 	for _, v := range hist {
-		out = append(out, entry{v.Version, v.Action, v.Author, v.At, v.Comment, v.Deleted})
+		out = append(out, RuleHistoryEntry{v.Version, v.Action, v.Author, v.At, v.Comment, v.Deleted})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"rule_id": id, "versions": out})
+	writeJSON(w, http.StatusOK, RuleHistory{RuleID: id, Versions: out})
 }
 
 func (s *Server) ruleVersion(w http.ResponseWriter, r *http.Request) {
@@ -617,5 +608,5 @@ func ruleFields(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"fields": fields, "functions": lang.Functions, "builtins": lang.Builtins()})
+	writeJSON(w, http.StatusOK, RuleFields{Fields: fields, Functions: lang.Functions, Builtins: lang.Builtins()})
 }

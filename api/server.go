@@ -44,6 +44,10 @@ type Config struct {
 	RateBurstIngest int
 
 	MetricsTokenRequired bool // /metrics needs a token that may read incidents
+
+	// CAPSender and CAPSenderName identify the issuer of CAP alerts (<sender>, <senderName>).
+	CAPSender     string
+	CAPSenderName string
 }
 
 // Store is what the handlers read of the storage backend: incidents, events and KPIs, each
@@ -69,6 +73,7 @@ type kpiReader interface {
 	OpenIncidents(ctx context.Context, f storage.KPIFilter) (storage.OpenIncidents, error)
 	StageTimes(ctx context.Context, f storage.KPIFilter, limits storage.StageLimits) ([]storage.StageStat, error)
 	ReportCounts(ctx context.Context, f storage.KPIFilter) ([]storage.ReportCount, error)
+	IncidentBreakdown(ctx context.Context, f storage.KPIFilter, o storage.BreakdownOptions) (storage.Breakdown, error)
 }
 
 // auditLog is a Store that also keeps the audit log (storage/sqlite does): timelines then show
@@ -148,6 +153,7 @@ type Server struct {
 	accounts    *auth.Directory
 	sessions    *auth.Sessions
 	signIns     *ipLimiter // sign-in attempts per client address (accounts.go)
+	publicReads *ipLimiter // public Open311 reads per client address; nil: no limit (open311.go)
 	city        *city.Map
 	stageLimits storage.StageLimits
 	store       Store
@@ -169,7 +175,8 @@ func New(d Deps) *Server {
 	return &Server{
 		cfg: d.Config, log: d.Log, registry: d.Registry,
 		issuer: d.Issuer, accounts: d.Accounts, sessions: d.Sessions, signIns: newIPLimiter(rate.Every(2*time.Second), 10),
-		city: d.City, stageLimits: d.StageLimits, store: d.Store, objects: d.Objects, outputs: d.Outputs, outcomes: d.Outcomes,
+		publicReads: newPublicReadLimiter(d.Config), city: d.City, stageLimits: d.StageLimits,
+		store: d.Store, objects: d.Objects, outputs: d.Outputs, outcomes: d.Outcomes,
 		catalog: d.Catalog, ruleStats: d.RuleStats, publishRule: d.PublishRule,
 		ingest: d.Ingest, cockpit: d.Cockpit, ready: d.Ready,
 	}

@@ -53,7 +53,7 @@ func (s *Server) myTasks(w http.ResponseWriter, r *http.Request) {
 	if seesPersonalData(claims) && !s.auditReads(w, r, claims, incidentReads(out)) {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"tasks": out, "count": len(out)})
+	writeJSON(w, http.StatusOK, TaskList{Tasks: out, Count: len(out)})
 }
 
 // TimelineItem is one line of an incident's timeline: a change from the changelog, or a
@@ -139,7 +139,7 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	slices.SortStableFunc(items, func(x, y TimelineItem) int { return x.At.Compare(y.At) })
-	writeJSON(w, http.StatusOK, map[string]any{"incident_id": id, "timeline": items})
+	writeJSON(w, http.StatusOK, Timeline{IncidentID: id, Timeline: items})
 }
 
 // mergeRequest is the body of POST /api/v1/incidents/{id}/merge.

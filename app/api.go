@@ -17,6 +17,8 @@ func (a *App) newAPI() *api.Server {
 		Config: api.Config{
 			API:            a.cfg.Runs(CompAPI),
 			CommandTimeout: a.cfg.CommandTimeout,
+			CAPSender:      a.cfg.CAPSender,
+			CAPSenderName:  a.cfg.CAPSenderName,
 
 			ReadHeaderTimeout: l.HTTPReadHeaderTimeout,
 			ReadTimeout:       l.HTTPReadTimeout,

@@ -22,6 +22,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
@@ -69,7 +71,9 @@ type App struct {
 	// stageLimits are the work-order policy's limits by stage and severity, which the KPIs
 	// measure on-time rates against (incidents.Policy.StageLimits).
 	stageLimits map[string]map[string]time.Duration
-	forged      prometheus.Counter // records of internal topics refused for their signature
+	forged      prometheus.Counter       // records of internal topics refused for their signature
+	tracing     *sdktrace.TracerProvider // spans of every record's handling (tracing.go)
+	tracer      trace.Tracer
 
 	// Set while running.
 	brokers    []string
@@ -100,6 +104,7 @@ func New(cfg Config, log *zap.Logger) (*App, error) {
 		return nil, err
 	}
 	a.instanceID = id
+	a.newTracing()
 
 	cityFS, err := a.cityFS()
 	if err != nil {
@@ -207,6 +212,11 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	a.producer.Store(producer)
 	defer func() { _ = producer.Close(a.cfg.ShutdownGrace) }()
+	stopExport, err := a.startExport() // tracing.go: with --otlp-endpoint
+	if err != nil {
+		return err
+	}
+	defer stopExport() // after the stages, whose last spans it flushes
 
 	if err := a.restore(ctx); err != nil {
 		return err
@@ -230,6 +240,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	a.httpAddr.Store(ln.Addr().String())
 	apiServer := a.newAPI() // api.go: the HTTP API on this process's parts
 	srv := apiServer.HTTPServer()
+	srv.Handler = a.traceHTTP(srv.Handler) // tracing.go
 
 	g, gctx := errgroup.WithContext(ctx)
 	if a.cfg.PprofAddr != "" {

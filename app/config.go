@@ -87,6 +87,14 @@ type Config struct {
 	// Evidence photos (photos.go): files under the data dir, or an S3-compatible store.
 	ObjectStore     objstore.Config
 	S3SecretKeyFile string
+
+	// Tracing (tracing.go): where spans are exported; empty exports none.
+	OTLPEndpoint string
+	OTLPInsecure bool
+
+	// CAP alerts (api/alerts.go): who issues them.
+	CAPSender     string
+	CAPSenderName string
 }
 
 // Store backends of --store.
@@ -138,6 +146,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.registerNetSecFlags(fs)
 	c.registerAccountFlags(fs)
 	c.registerObjectStoreFlags(fs)
+	fs.StringVar(&c.CAPSender, "cap-sender", "urbanbrain.local", "CAP <sender> of published alerts: the issuing system's unique name, a domain (no spaces, commas, < or &)")
+	fs.StringVar(&c.CAPSenderName, "cap-sender-name", "城市运行管理中心", "CAP <senderName> of published alerts: the issuing body as people read it")
+	c.registerTracingFlags(fs)
 }
 
 // Validate reports every problem at once.
@@ -177,6 +188,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.validateStore()...)
 	errs = append(errs, c.validateWorkflow()...)
+	errs = append(errs, c.validateTracing()...)
 	errs = append(errs, c.validateLimits()...)
 	errs = append(errs, c.validateNetSec()...)
 	return errors.Join(errs...)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -136,6 +137,37 @@ func pageRows() []permRow {
 	return rows
 }
 
+// open311PermRows are the Open311 GeoReport v2 routes (api/open311.go), .json and .xml. Their
+// reads are public, as a city's Open311 portal is (masked, no caller fields): they are not
+// scoped, so each row asks for the own object only. Posting takes an ingest token, as the
+// api_key form field or, as here, the Authorization header.
+func open311PermRows() []permRow {
+	var rows []permRow
+	for _, f := range []string{"json", "xml"} {
+		rows = append(rows,
+			permRow{pattern: "GET /open311/v2/services." + f, want: everyone(http.StatusOK), req: get("/open311/v2/services." + f)},
+			permRow{pattern: "GET /open311/v2/requests." + f, want: everyone(http.StatusOK),
+				req: onIncident(http.MethodGet, "/open311/v2/requests."+f+"?service_request_id=%s", nil)},
+			permRow{pattern: "POST /open311/v2/requests." + f, perm: auth.PermIngest,
+				want: map[string]int{auth.RoleAdmin: http.StatusOK, auth.RoleIngest: http.StatusOK},
+				req: func(pf *permFixture, _ bool) (string, string, any) {
+					q := url.Values{"service_code": {"0102"}, "description": {"路灯不亮"},
+						"lat": {fmt.Sprint(pf.gridA.Centroid.Lat)}, "long": {fmt.Sprint(pf.gridA.Centroid.Lon)}}
+					return http.MethodPost, "/open311/v2/requests." + f + "?" + q.Encode(), nil
+				}})
+	}
+	return append(rows,
+		// No service has metadata, so none has a definition: 404, as the specification says.
+		permRow{pattern: "GET /open311/v2/services/{file}", want: everyone(http.StatusNotFound), req: get("/open311/v2/services/0102.json")},
+		permRow{pattern: "GET /open311/v2/requests/{file}", want: everyone(http.StatusOK),
+			req: onIncident(http.MethodGet, "/open311/v2/requests/%s.xml", nil)},
+		permRow{pattern: "GET /open311/v2/tokens/{file}", want: everyone(http.StatusOK),
+			req: func(f *permFixture, _ bool) (string, string, any) {
+				return http.MethodGet, "/open311/v2/tokens/" + f.ownEvent + ".json", nil
+			}},
+	)
+}
+
 func permRows() []permRow {
 	workerOnly := map[string]int{auth.RoleWorker: http.StatusSwitchingProtocols,
 		// The worker feed is refused to every other role that may read incidents.
@@ -150,6 +182,7 @@ func permRows() []permRow {
 		{pattern: "GET /livez", want: everyone(http.StatusOK), req: get("/livez")},
 		{pattern: "GET /readyz", want: everyone(http.StatusOK), req: get("/readyz")},
 		{pattern: "GET /metrics", want: everyone(http.StatusOK), req: get("/metrics")},
+		{pattern: "GET /api/openapi.json", want: everyone(http.StatusOK), req: get("/api/openapi.json")},
 		{pattern: "GET /{$}", want: everyone(http.StatusOK), req: get("/")},
 		{pattern: "GET /cockpit/", want: everyone(http.StatusOK), req: get("/cockpit/app.js")},
 		{pattern: "GET /common/", want: everyone(http.StatusOK), req: get("/common/ub.js")},
@@ -189,6 +222,10 @@ func permRows() []permRow {
 				}
 				return http.MethodGet, "/api/v1/incidents/" + f.other.ID + "/photos/" + f.otherPhoto, nil
 			}},
+		// Public: warnings to the public, with no one's personal data.
+		{pattern: "GET /api/v1/alerts", want: everyone(http.StatusOK), req: get("/api/v1/alerts")},
+		{pattern: "GET /api/v1/incidents/{id}/alerts/{n}", want: everyone(http.StatusOK),
+			req: onIncident(http.MethodGet, "/api/v1/incidents/%s/alerts/1", nil)},
 		{pattern: "GET /api/v1/incidents/{id}/timeline", perm: auth.PermReadIncidents, want: readers(http.StatusOK), scoped: true,
 			req: onIncident(http.MethodGet, "/api/v1/incidents/%s/timeline", nil)},
 		{pattern: "POST /api/v1/incidents/{id}/merge", perm: auth.PermCommand, want: mergeWant, scoped: true,
@@ -207,6 +244,7 @@ func permRows() []permRow {
 		{pattern: "GET /api/v1/search/incidents", perm: auth.PermReadIncidents, want: readers(http.StatusOK), req: get("/api/v1/search/incidents?q=%E5%99%AA%E9%9F%B3")},
 		{pattern: "GET /api/v1/events", perm: auth.PermReadIncidents, want: readers(http.StatusOK), req: get("/api/v1/events?limit=500")},
 		{pattern: "GET /api/v1/kpis", perm: auth.PermReadIncidents, want: readers(http.StatusOK), req: get("/api/v1/kpis")},
+		{pattern: "GET /api/v1/reports", perm: auth.PermReadIncidents, want: readers(http.StatusOK), req: get("/api/v1/reports?period=week")},
 		{pattern: "GET /api/v1/city", perm: auth.PermReadIncidents, want: readers(http.StatusOK), req: get("/api/v1/city")},
 		{pattern: "GET /ws/cockpit", perm: auth.PermCockpit, want: cockpitRoles, ws: true, req: get("/ws/cockpit")},
 		{pattern: "GET /ws/worker", perm: auth.PermReadIncidents, want: workerOnly, ws: true, req: get("/ws/worker")},
@@ -217,6 +255,7 @@ func TestPermissionTable(t *testing.T) {
 	f := newPermFixture(t)
 	rows := append(append(permRows(), rulePermRows()...), accountPermRows()...)
 	rows = append(rows, pageRows()...)
+	rows = append(rows, open311PermRows()...)
 
 	// Every route is declared, and declared as its row says.
 	declared := map[string]api.Route{}
@@ -389,6 +428,10 @@ func newPermFixture(t *testing.T) *permFixture {
 			t.Fatalf("upload a photo of %s: %d %s", p.incident, code, b)
 		}
 		*p.name = up.Name
+	}
+	// A CAP alert published on the own incident, for the public alert routes.
+	if code, b := f.call(http.MethodPost, "/api/v1/incidents/"+f.own.ID+"/actions", admin, map[string]string{"action": "alert", "note": "预警"}); code != http.StatusOK {
+		t.Fatalf("publish an alert: %d %s", code, b)
 	}
 	f.ownRule, f.otherRule = "perm-rule-a", "perm-rule-b"
 	for id, d := range map[string]string{f.ownRule: district, f.otherRule: f.districtB} {

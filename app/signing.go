@@ -75,7 +75,7 @@ func (a *App) signedOnly(what string, fn func(kafka.Message) error) func(kafka.M
 	return func(rec kafka.Message) error {
 		if err := a.authentic(rec); err != nil {
 			a.log.Warn(what+": record refused", zap.String("topic", rec.Topic), zap.Int("partition", rec.Partition),
-				zap.Int64("offset", rec.Offset), zap.Error(err))
+				zap.Int64("offset", rec.Offset), zap.Error(err), transport.RecordTraceField(rec))
 			return nil
 		}
 		return fn(rec)

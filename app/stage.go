@@ -76,7 +76,8 @@ func none[T any](fn func(context.Context, T) error) func(context.Context, T) (ev
 // again makes the same dead letter.
 func (a *App) deadLetterOf(rec kafka.Message, by, code, reason string) event.Output {
 	a.log.Warn("dead-lettering a record", zap.String("by", by), zap.String("topic", rec.Topic),
-		zap.Int("partition", rec.Partition), zap.Int64("offset", rec.Offset), zap.String("code", code), zap.String("reason", reason))
+		zap.Int("partition", rec.Partition), zap.Int64("offset", rec.Offset), zap.String("code", code), zap.String("reason", reason),
+		transport.RecordTraceField(rec))
 	dl := event.DeadLetter{Code: code, Reason: reason, Topic: rec.Topic, Key: string(rec.Key), Original: rec.Value, At: time.Now().UTC()}
 	key := dl.Key
 	if key == "" {
@@ -86,18 +87,21 @@ func (a *App) deadLetterOf(rec kafka.Message, by, code, reason string) event.Out
 	return event.Output{Key: key, ID: id, Time: dl.At, Data: dl}
 }
 
-// encode turns outputs into Kafka records on the topics routes.go binds them to.
-func encode(outs event.Outputs) ([]kafka.Message, error) {
+// encode turns outputs into Kafka records on the topics routes.go binds them to. Each
+// record's CloudEvent carries the traceparent extension of ctx's span (tracing.go); the
+// header is set by whoever writes the record (write, the stage runner).
+func encode(ctx context.Context, outs event.Outputs) ([]kafka.Message, error) {
 	if len(outs) == 0 {
 		return nil, nil
 	}
 	msgs := make([]kafka.Message, len(outs))
+	traceparent := transport.TraceParent(ctx) // once for all the outputs of one input
 	for i, o := range outs {
 		topic, ceType, err := outputTopic(o)
 		if err != nil {
 			return nil, err
 		}
-		b, err := event.Encode(ceType, o.ID, o.Time, o.Data)
+		b, err := event.EncodeTraced(ceType, o.ID, o.Time, traceparent, o.Data)
 		if err != nil {
 			return nil, err
 		}
@@ -109,7 +113,7 @@ func encode(outs event.Outputs) ([]kafka.Message, error) {
 // emit writes outputs made outside a stage (the clocks, HTTP calls, webhook deliveries) and
 // waits for the broker's acknowledgement; they share producer batches with the stages.
 func (a *App) emit(ctx context.Context, outs event.Outputs) error {
-	msgs, err := encode(outs)
+	msgs, err := encode(ctx, outs)
 	if err != nil {
 		return err
 	}
@@ -117,12 +121,14 @@ func (a *App) emit(ctx context.Context, outs event.Outputs) error {
 }
 
 // write produces raw records synchronously; before Run has started the producer it fails.
+// The records carry the trace of ctx (an HTTP request's, a clock's tick) in their headers.
 func (a *App) write(ctx context.Context, msgs ...kafka.Message) error {
 	p := a.producer.Load()
 	if p == nil {
 		return errors.New("producer not started")
 	}
 	a.sign(msgs)
+	transport.InjectTrace(ctx, msgs)
 	return p.Write(ctx, msgs...)
 }
 
@@ -173,6 +179,8 @@ func (a *App) runStages(ctx context.Context, started chan<- struct{}) error {
 			MaxPending:     a.cfg.StageMaxPending,
 			CommitInterval: a.cfg.CommitInterval,
 			DrainTimeout:   a.cfg.ShutdownGrace,
+			Tracer:         a.stageTracer(rt.topics), // tracing.go
+			TraceContext:   a.recordTraceContext(rt.topics),
 		}, func(ctx context.Context, rec kafka.Message) ([]kafka.Message, error) {
 			var outs event.Outputs
 			if err := a.authentic(rec); err != nil {
@@ -180,9 +188,9 @@ func (a *App) runStages(ctx context.Context, started chan<- struct{}) error {
 			} else if outs, err = h(ctx, rec); err != nil {
 				return nil, err
 			}
-			msgs, err := encode(outs)
+			msgs, err := encode(ctx, outs) // ctx carries the span of this record's handling
 			a.sign(msgs)
-			return msgs, err
+			return msgs, err // the stage runner sets the trace headers
 		}, p, a.log.Named("kafka"))
 		if err != nil {
 			return fmt.Errorf("stage %s: %w", rt.name, err)

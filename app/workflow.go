@@ -91,7 +91,7 @@ func (a *App) newNotifier() (*webhook.Notifier, error) {
 		}
 	}
 	return webhook.New(webhook.Config{Targets: targets, AllowPrivate: a.cfg.WebhookAllowPrivate,
-		AllowLoopback: a.cfg.WebhookAllowPrivate}, outputSink{a}, a.log.Named("webhook"))
+		AllowLoopback: a.cfg.WebhookAllowPrivate, Tracer: a.tracer}, outputSink{a}, a.log.Named("webhook"))
 }
 
 // runWorkflow runs the SLA clock (with the incidents component) and the agency notifier (with

@@ -143,7 +143,7 @@ func (d *Dispatcher) Restore(rec event.IncidentChange) {
 // city.dispatch), both keyed by the incident's street. A redelivered change returns the same
 // decision again, never a second opinion. It returns no error today; the error is the
 // handlers' common shape.
-func (d *Dispatcher) HandleIncidentChange(_ context.Context, rec event.IncidentChange) (event.Outputs, error) {
+func (d *Dispatcher) HandleIncidentChange(ctx context.Context, rec event.IncidentChange) (event.Outputs, error) {
 	inc := rec.Incident
 	d.mu.Lock()
 	t, known := d.incidents[inc.ID]
@@ -174,7 +174,8 @@ func (d *Dispatcher) HandleIncidentChange(_ context.Context, rec event.IncidentC
 		if dec == nil {
 			d.mu.Unlock()
 			d.stats.untriaged.Add(1)
-			d.log.Info("incident left for operator triage", zap.String("incident", inc.ID), zap.String("why", why))
+			d.log.Info("incident left for operator triage", zap.String("incident", inc.ID), zap.String("why", why),
+				zap.String("trace_id", event.TraceID(ctx)))
 			return nil, nil
 		}
 		d.hold(inc, dec)

@@ -24,6 +24,14 @@ import (
 // (<, >, & and U+2028/U+2029 as \u escapes), the time in UTC with as many fractional digits
 // as it has, and no time at all when at is zero.
 func Encode(ceType, id string, at time.Time, data any) ([]byte, error) {
+	return EncodeTraced(ceType, id, at, "", data)
+}
+
+// EncodeTraced is Encode with the CloudEvents distributed-tracing extension: traceparent (a
+// W3C traceparent value, written as given) is an attribute of the envelope, after the data
+// as the SDK writes extensions. An empty traceparent writes none, the bytes of Encode. Decode
+// ignores it: the trace a consumer continues is the record's traceparent header.
+func EncodeTraced(ceType, id string, at time.Time, traceparent string, data any) ([]byte, error) {
 	var payload []byte
 	base64Data := false
 	switch d := data.(type) {
@@ -43,6 +51,9 @@ func Encode(ceType, id string, at time.Time, data any) ([]byte, error) {
 		len(Source) + len(id) + len(ceType) + len(time.RFC3339Nano) + len(payload)
 	if base64Data {
 		size += base64.StdEncoding.EncodedLen(len(payload)) + len(`_base64""`)
+	}
+	if traceparent != "" {
+		size += len(`,"traceparent":""`) + len(traceparent)
 	}
 	b := make([]byte, 0, size+16) // a little room for escapes in the id or type
 	b = append(b, `{"specversion":"1.0","id":`...)
@@ -65,6 +76,10 @@ func Encode(ceType, id string, at time.Time, data any) ([]byte, error) {
 	case data != nil:
 		b = append(b, `,"data":`...)
 		b = append(b, payload...)
+	}
+	if traceparent != "" { // the SDK writes extensions after the data
+		b = append(b, `,"traceparent":`...)
+		b = appendString(b, traceparent)
 	}
 	return append(b, '}'), nil
 }

@@ -413,3 +413,35 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 }
+
+// TestEncodeTracedMatchesTheSDK: the traceparent extension is written where the SDK writes
+// an extension attribute, and reading the record ignores it.
+func TestEncodeTracedMatchesTheSDK(t *testing.T) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	at := time.Date(2025, 6, 3, 10, 0, 0, 123000000, time.UTC)
+	data := event.Signal{ID: "rule:ev-1", RuleID: "rule"}
+	e := ce.New(ce.CloudEventsVersionV1)
+	e.SetID("rule:ev-1")
+	e.SetSource(event.Source)
+	e.SetType(event.TypeSignal)
+	e.SetTime(at)
+	e.SetExtension("traceparent", tp)
+	if err := e.SetData(ce.ApplicationJSON, data); err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := event.EncodeTraced(event.TypeSignal, "rule:ev-1", at, tp, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("EncodeTraced:\n got %s\nwant %s", got, want)
+	}
+	var back event.Signal
+	if _, err := event.Decode(got, event.TypeSignal, &back); err != nil || back.ID != data.ID {
+		t.Errorf("Decode of a traced record: %+v, %v", back, err)
+	}
+}

@@ -66,7 +66,7 @@ const (
 // personal data: mask them (see package auth) before they leave the system.
 type HotlineTicket struct {
 	TicketID     string `json:"ticket_id"`
-	Channel      string `json:"channel"` // phone, app, web, wechat
+	Channel      string `json:"channel"` // phone, app, web, wechat, open311
 	CallerName   string `json:"caller_name,omitempty"`
 	CallerPhone  string `json:"caller_phone,omitempty"`
 	RequestType  string `json:"request_type"` // 咨询/求助/投诉/举报/建议

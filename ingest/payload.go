@@ -22,7 +22,7 @@ import (
 var (
 	sensorStatuses = []string{"ok", "alarm", "fault", "offline"}
 	requestTypes   = []string{event.RequestConsult, event.RequestHelp, event.RequestComplaint, event.RequestReport, event.RequestSuggest}
-	channels       = []string{"phone", "app", "web", "wechat"}
+	channels       = []string{"phone", "app", "web", "wechat", "open311"}
 	urgencies      = []string{"normal", "urgent", "emergency"}
 )
 

@@ -40,12 +40,15 @@ func (f KPIFilter) Validate(needRange bool) error {
 }
 
 // ValidateRates is Validate for EventRates, which also caps the range.
-func (f KPIFilter) ValidateRates() error {
+func (f KPIFilter) ValidateRates() error { return f.validateWithin(MaxKPIRange) }
+
+// validateWithin is Validate(true) with a range of at most longest.
+func (f KPIFilter) validateWithin(longest time.Duration) error {
 	if err := f.Validate(true); err != nil {
 		return err
 	}
-	if f.Until.Sub(f.Since) > MaxKPIRange {
-		return wrapInvalid([]error{fmt.Errorf("range %s is longer than %s", f.Until.Sub(f.Since), MaxKPIRange)})
+	if f.Until.Sub(f.Since) > longest {
+		return wrapInvalid([]error{fmt.Errorf("range %s is longer than %s", f.Until.Sub(f.Since), longest)})
 	}
 	return nil
 }

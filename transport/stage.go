@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -73,6 +75,16 @@ type StageConfig struct {
 	// its outputs were drained, before another member can own it.
 	OnAssigned func(ctx context.Context, partition int, start map[string]int64) error
 	OnRevoked  func(partition int)
+
+	// Tracer starts the span each record is handled in ("process <topic>"): a child of the
+	// trace context the record carries, or the root of a new trace. The span is on the
+	// handler's ctx, and its context is written on every output that carries none
+	// (InjectTrace), so each stage of an event's path is one span of the event's trace. Nil:
+	// no spans; the input's own trace context is handed on to the outputs unchanged.
+	Tracer trace.Tracer
+	// TraceContext reads the trace context an input record carries; nil reads its traceparent
+	// header (ExtractTrace). The ingest stages also read the CloudEvents extension.
+	TraceContext func(ctx context.Context, rec kafka.Message) context.Context
 }
 
 func (c *StageConfig) setDefaults() {
@@ -90,6 +102,11 @@ func (c *StageConfig) setDefaults() {
 
 	if c.MaxPending == 0 {
 		c.MaxPending = 20000
+	}
+	if c.TraceContext == nil {
+		c.TraceContext = func(ctx context.Context, rec kafka.Message) context.Context {
+			return ExtractTrace(ctx, rec.Headers)
+		}
 	}
 	def(&c.MaxWait, 250*time.Millisecond)
 	def(&c.CommitInterval, 100*time.Millisecond)
@@ -302,7 +319,7 @@ func (s *Stage) runGeneration(ctx, gctx context.Context, gen *kafka.Generation) 
 	var tasks []*partitionTask
 	for _, topic := range s.cfg.Topics {
 		for _, pa := range gen.Assignments[topic] {
-			t := &partitionTask{stage: s, topic: topic, id: pa.ID, start: pa.Offset, committed: -1, done: -1, freed: make(chan struct{}, 1)}
+			t := &partitionTask{stage: s, topic: topic, spanName: "process " + topic, id: pa.ID, start: pa.Offset, committed: -1, done: -1, freed: make(chan struct{}, 1)}
 			tasks = append(tasks, t)
 			byPartition[pa.ID] = append(byPartition[pa.ID], t)
 		}
@@ -452,6 +469,7 @@ func (s *Stage) commit(gen *kafka.Generation, tasks []*partitionTask) {
 type partitionTask struct {
 	stage     *Stage
 	topic     string
+	spanName  string // "process <topic>", the span of each record's handling
 	id        int
 	start     int64
 	committed int64 // last committed offset (the next record to read), -1 before the first
@@ -530,6 +548,19 @@ func (t *partitionTask) handle(ctx context.Context, log *zap.Logger, rec kafka.M
 	if !t.waitForRoom(ctx) {
 		return false
 	}
+	ctx = s.cfg.TraceContext(ctx, rec)
+	if s.cfg.Tracer != nil {
+		var span trace.Span
+		ctx, span = s.cfg.Tracer.Start(ctx, t.spanName, trace.WithSpanKind(trace.SpanKindConsumer))
+		defer span.End()
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String("messaging.system", "kafka"),
+				attribute.String("messaging.consumer.group.name", s.cfg.GroupID),
+				attribute.String("messaging.destination.name", t.topic),
+				attribute.Int("messaging.destination.partition.id", t.id),
+				attribute.Int64("messaging.kafka.offset", rec.Offset))
+		}
+	}
 	retry := backoff{min: s.cfg.RetryBackoff, max: 5 * time.Second}
 	var outs []kafka.Message
 	for {
@@ -543,13 +574,15 @@ func (t *partitionTask) handle(ctx context.Context, log *zap.Logger, rec kafka.M
 		}
 		s.retries.Add(1)
 		wait := retry.next()
+		trace.SpanFromContext(ctx).AddEvent("handler failed; retrying", trace.WithAttributes(attribute.String("error", err.Error())))
 		log.Warn("handler failed; handing the record over again", zap.Int64("offset", rec.Offset),
-			zap.Error(err), zap.Duration("backoff", wait))
+			zap.Error(err), zap.Duration("backoff", wait), TraceField(ctx))
 		if !sleepCtx(ctx, wait) {
 			return false
 		}
 	}
 	s.handled.Add(1)
+	InjectTrace(ctx, outs)
 	if len(outs) == 0 {
 		t.track(&pendingRecord{task: t, offset: rec.Offset})
 		return true
@@ -576,10 +609,10 @@ func (t *partitionTask) handle(ctx context.Context, log *zap.Logger, rec kafka.M
 		if sctx.Err() != nil || errors.Is(err, ErrClosed) {
 			t.dirty.Store(true)
 			log.Error("outputs of a handled record not handed to the producer; the partition will be loaded afresh",
-				zap.Int64("offset", rec.Offset), zap.Error(err))
+				zap.Int64("offset", rec.Offset), zap.Error(err), TraceField(ctx))
 			return false
 		}
-		log.Warn("handing outputs to the producer failed; retrying", zap.Error(err))
+		log.Warn("handing outputs to the producer failed; retrying", zap.Int64("offset", rec.Offset), zap.Error(err), TraceField(ctx))
 		if !sleepCtx(sctx, s.cfg.RetryBackoff) {
 			continue // the next send fails on sctx and takes the branch above
 		}

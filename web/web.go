@@ -1,9 +1,10 @@
 // Package web is the people's screens, served by the binary: the sign-in page, the operator
-// desk (/desk/), the grid worker's phone app (/m/) and the rule studio (/rules/). Each page is
-// plain HTML, CSS and JavaScript embedded at build time (no build step, no CDN: a command
-// centre's network reaches none), Chinese first, and talks to the same HTTP API and websockets
-// as any other client, with the session cookie of a sign-in. The pages carry no data: whatever
-// they show comes through the API, masked and scoped for the signed-in account.
+// desk (/desk/), the grid worker's phone app (/m/), the rule studio (/rules/) and the
+// leadership's printable report (/report/). Each page is plain HTML, CSS and JavaScript
+// embedded at build time (no build step, no CDN: a command centre's network reaches none),
+// Chinese first, and talks to the same HTTP API and websockets as any other client, with the
+// session cookie of a sign-in. The pages carry no data: whatever they show comes through the
+// API, masked and scoped for the signed-in account.
 //
 // The wall screen is the cockpit's own page (cockpit-ws) and shares Secure with these.
 package web
@@ -21,7 +22,7 @@ var static embed.FS
 // Pages are the page directories under static/, each served at "/<name>/" with its
 // index.html there and its assets beside it ("/desk/desk.js"). "/<name>" redirects to
 // "/<name>/", keeping the query. "common" holds what every page shares (ub.js, ub.css).
-var Pages = []string{"login", "desk", "m", "rules"}
+var Pages = []string{"login", "desk", "m", "rules", "report"}
 
 // Route is one route of the pages: a pattern of net/http's ServeMux and its handler.
 type Route struct {

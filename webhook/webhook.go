@@ -39,6 +39,10 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/urbanbrain/urbanbrain/event"
@@ -98,6 +102,11 @@ type Config struct {
 
 	Now   func() time.Time                                 // default time.Now
 	Sleep func(ctx context.Context, d time.Duration) error // default a timer; tests shorten it
+
+	// Tracer makes the span of each delivery, a child of the trace of the dispatch record
+	// that caused it; nil makes none. Either way every request carries the trace in its
+	// traceparent header (W3C Trace Context), so the agency can continue it.
+	Tracer trace.Tracer
 }
 
 func (c *Config) setDefaults() {
@@ -172,6 +181,7 @@ type delivery struct {
 	incident string
 	key      string
 	body     []byte
+	trace    trace.SpanContext // of the dispatch record's handling, which the delivery continues
 }
 
 // New returns a Notifier that records its attempts through emit; Run must be running for
@@ -330,11 +340,12 @@ func (n *Notifier) HandleDispatch(ctx context.Context, d event.Dispatch) error {
 	if _, ok := n.cfg.Targets[agency]; !ok || agency == "" {
 		return nil
 	}
-	body, err := event.Encode(event.TypeDispatch, d.ID, d.At, d)
+	body, err := event.EncodeTraced(event.TypeDispatch, d.ID, d.At, traceParent(ctx), d)
 	if err != nil {
 		return err
 	}
-	dl := delivery{id: d.ID, agency: agency, incident: d.IncidentID, key: streetKey(d.IncidentID), body: body}
+	dl := delivery{id: d.ID, agency: agency, incident: d.IncidentID, key: streetKey(d.IncidentID), body: body,
+		trace: trace.SpanContextFromContext(ctx)}
 	q := n.queues[agency]
 	select {
 	case q <- dl:
@@ -346,7 +357,7 @@ func (n *Notifier) HandleDispatch(ctx context.Context, d event.Dispatch) error {
 		err := fmt.Errorf("webhook %s: queue of %d notifications is full; not delivered", agency, cap(q))
 		n.stats.failed.Add(1)
 		n.record(ctx, dl, 0, 0, err)
-		n.log.Warn("agency notification dropped", zap.String("agency", agency), zap.String("delivery", dl.id), zap.Error(err))
+		n.log.Warn("agency notification dropped", zap.String("agency", agency), zap.String("delivery", dl.id), zap.Error(err), zap.String("trace_id", event.TraceID(ctx)))
 		return nil
 	}
 }
@@ -385,11 +396,12 @@ func (n *Notifier) Notify(ctx context.Context, d event.Dispatch) error {
 	if _, ok := n.cfg.Targets[d.Assignment.Agency]; !ok {
 		return fmt.Errorf("webhook: agency %q has no webhook", d.Assignment.Agency)
 	}
-	body, err := event.Encode(event.TypeDispatch, d.ID, d.At, d)
+	body, err := event.EncodeTraced(event.TypeDispatch, d.ID, d.At, traceParent(ctx), d)
 	if err != nil {
 		return err
 	}
-	return n.deliver(ctx, delivery{id: d.ID, agency: d.Assignment.Agency, incident: d.IncidentID, key: streetKey(d.IncidentID), body: body})
+	return n.deliver(ctx, delivery{id: d.ID, agency: d.Assignment.Agency, incident: d.IncidentID, key: streetKey(d.IncidentID), body: body,
+		trace: trace.SpanContextFromContext(ctx)})
 }
 
 // permanent marks an outcome retrying cannot change.
@@ -397,8 +409,22 @@ type permanent struct{ error }
 
 func (p permanent) Unwrap() error { return p.error }
 
-func (n *Notifier) deliver(ctx context.Context, dl delivery) error {
+func (n *Notifier) deliver(ctx context.Context, dl delivery) (err error) {
 	t := n.cfg.Targets[dl.agency]
+	// The delivery runs on a worker, after the record that caused it was handled: its
+	// context is the worker's, and the record's trace comes with the delivery.
+	ctx = trace.ContextWithSpanContext(ctx, dl.trace)
+	if n.cfg.Tracer != nil {
+		var span trace.Span
+		ctx, span = n.cfg.Tracer.Start(ctx, "notify "+dl.agency, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("urbanbrain.agency", dl.agency), attribute.String("urbanbrain.delivery", dl.id)))
+		defer func() {
+			if err != nil {
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
+		}()
+	}
 	var last error
 	for attempt := 1; attempt <= n.cfg.MaxAttempts; attempt++ {
 		if attempt > 1 {
@@ -420,7 +446,8 @@ func (n *Notifier) deliver(ctx context.Context, dl delivery) error {
 		}
 	}
 	n.stats.failed.Add(1)
-	n.log.Warn("agency notification failed", zap.String("agency", dl.agency), zap.String("delivery", dl.id), zap.Error(last))
+	n.log.Warn("agency notification failed", zap.String("agency", dl.agency), zap.String("delivery", dl.id), zap.Error(last),
+		zap.String("trace_id", event.TraceID(ctx)))
 	return last
 }
 
@@ -446,6 +473,7 @@ func (n *Notifier) attempt(ctx context.Context, t Target, dl delivery, attempt i
 	req.Header.Set(HeaderSignature, Sign([]byte(t.Secret), dl.body))
 	req.Header.Set(HeaderDelivery, dl.id)
 	req.Header.Set(HeaderAttempt, strconv.Itoa(attempt))
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := n.client.Do(req)
 	if err != nil {
 		if errors.Is(err, ErrRefusedAddress) {
@@ -481,7 +509,7 @@ func (n *Notifier) record(ctx context.Context, dl delivery, attempt, status int,
 		rec.Error = err.Error()
 	}
 	if eerr := n.emit.Emit(ctx, event.Outputs{{Key: dl.key, ID: rec.ID, Time: rec.At, Data: rec}}); eerr != nil {
-		n.log.Warn("webhook attempt not recorded", zap.String("record", rec.ID), zap.Error(eerr))
+		n.log.Warn("webhook attempt not recorded", zap.String("record", rec.ID), zap.Error(eerr), zap.String("trace_id", event.TraceID(ctx)))
 	}
 }
 
@@ -496,6 +524,13 @@ func (n *Notifier) Stats() Stats {
 		Queued: n.stats.queued.Load(), Delivered: n.stats.delivered.Load(), Failed: n.stats.failed.Load(),
 		Attempts: n.stats.attempts.Load(), Refused: n.stats.refused.Load(),
 	}
+}
+
+// traceParent is ctx's W3C traceparent, for the CloudEvents extension of the body.
+func traceParent(ctx context.Context) string {
+	c := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, c)
+	return c["traceparent"]
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

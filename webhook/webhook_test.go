@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/incidents/incidentstest"
@@ -438,5 +441,33 @@ func TestFullAgencyQueueIsAuditedNotBlocking(t *testing.T) {
 	}
 	if s := n.Stats(); s.Queued != 1 || s.Failed != 1 {
 		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestNotificationCarriesTrace: the request continues the trace of the dispatch record it
+// was queued from, in its traceparent header and its CloudEvent's traceparent extension.
+func TestNotificationCarriesTrace(t *testing.T) {
+	t.Parallel()
+	rcv := &receiver{statuses: []int{http.StatusNoContent}}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	n, _ := newNotifier(t, srv.URL+"/hooks/urbanbrain", true, nil)
+
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ctx := trace.ContextWithSpanContext(t.Context(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, Remote: true}))
+	if err := n.Notify(ctx, dispatchRec); err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	const want = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	if got := rcv.got[0].Header.Get("traceparent"); got != want {
+		t.Errorf("traceparent header %q, want %q (no tracer: the record's own span)", got, want)
+	}
+	var ce struct {
+		TraceParent string `json:"traceparent"`
+	}
+	if err := json.Unmarshal(rcv.bodies[0], &ce); err != nil || ce.TraceParent != want {
+		t.Errorf("CloudEvent traceparent %q (%v), want %q", ce.TraceParent, err, want)
 	}
 }

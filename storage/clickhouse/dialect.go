@@ -43,6 +43,16 @@ var dialect = &query.Dialect{
 		}
 		return "multiIf(" + strings.Repeat("severity = ?, toInt64(?), ", n) + "toInt64(-1))"
 	},
+
+	IncidentsTable: "incidents FINAL",
+	Int:            func(expr string) string { return "toInt64(" + expr + ")" },
+	Milestones: func(cols, milestones []string, args []any, w *query.Where) (string, []any) {
+		list := strings.Join(cols, ", ")
+		return "SELECT " + list + ", t_created, " + strings.Join(query.MilestoneCols(), ", ") + " FROM (" +
+			"SELECT id, " + list + ", created_ms AS t_created FROM incidents FINAL" + w.SQL() + ") " +
+			"ANY LEFT JOIN (SELECT incident_id AS id, " + strings.Join(milestones, ", ") +
+			" FROM incident_changes GROUP BY incident_id) USING id", append(w.ArgsWith(), args...)
+	},
 }
 
 // eventDay bounds, loosely, the events' day column to [since, until) (time_ms is bounded

@@ -150,3 +150,21 @@ func (s *Store) ReportCounts(ctx context.Context, f storage.KPIFilter) ([]storag
 	}
 	return out, rows.Err()
 }
+
+// IncidentBreakdown tells, for the incidents created in f's range, where they came from and
+// where they are, which grids and problems recur and which rules raised them (a period report).
+func (s *Store) IncidentBreakdown(ctx context.Context, f storage.KPIFilter, o storage.BreakdownOptions) (storage.Breakdown, error) {
+	b, err := dialect.Breakdown(ctx, s.query, f, o)
+	if err != nil {
+		return b, fmt.Errorf("clickhouse: %w", err)
+	}
+	return b, nil
+}
+
+func (s *Store) query(ctx context.Context, stmt string, args ...any) (query.Rows, error) {
+	rows, err := s.conn.Query(readCtx(ctx), stmt, args...)
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
+}

@@ -62,8 +62,8 @@ func TestMigrationsRunOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(versions) != "[1 2 3]" { // 3: dispatches.level (issue 12)
-		t.Fatalf("applied migrations = %v, want [1 2 3], each once", versions)
+	if fmt.Sprint(versions) != "[1 2 3 4]" { // 3: dispatches.level (issue 12); 4: incidents' source and rule (issue 14)
+		t.Fatalf("applied migrations = %v, want [1 2 3 4], each once", versions)
 	}
 }
 

@@ -19,7 +19,7 @@ const (
 	district, street, community, grid, device, content, address, payload)`
 	insertIncidents = `INSERT INTO incidents (id, version, status, open, category, severity, title,
 	correlation_key, district, street, community, grid, has_location, lon, lat, assignee_worker_id,
-	assignee_worker_name, agency, report_count, created_ms, updated_ms, summaries, doc)`
+	assignee_worker_name, agency, report_count, created_ms, updated_ms, summaries, doc, source, rule_id)`
 	insertChanges = `INSERT INTO incident_changes (incident_id, version, action, from_status, to_status,
 	actor_subject, actor_role, reason, note, command_id, signal_id, at_ms, doc)`
 	insertReports    = `INSERT INTO incident_reports (incident_id, event_id, event_type)`
@@ -118,7 +118,8 @@ func (s *Store) HandleIncidentChanges(ctx context.Context, changes []event.Incid
 			incident: []any{inc.ID, inc.Version, string(inc.Status), open, inc.Category, inc.Severity, inc.Title,
 				inc.CorrelationKey, inc.Area.District, inc.Area.Street, inc.Area.Community, inc.Area.Grid,
 				has, lon, lat, inc.Assignment.WorkerID, inc.Assignment.WorkerName, inc.Assignment.Agency,
-				int64(inc.ReportCount), canon.Millis(inc.CreatedAt), canon.Millis(inc.UpdatedAt), summaries, string(incDoc)},
+				int64(inc.ReportCount), canon.Millis(inc.CreatedAt), canon.Millis(inc.UpdatedAt), summaries, string(incDoc),
+				storage.IncidentSource(inc), inc.RuleID},
 			change: []any{inc.ID, inc.Version, chg.Action, string(chg.From), string(chg.To), chg.Actor.Subject,
 				chg.Actor.Role, chg.Reason, chg.Note, chg.CommandID, chg.SignalID, canon.Millis(chg.At), string(changeDoc)},
 			reports: reports,

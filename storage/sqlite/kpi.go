@@ -7,6 +7,7 @@ import (
 
 	"github.com/urbanbrain/urbanbrain/storage"
 	"github.com/urbanbrain/urbanbrain/storage/internal/canon"
+	"github.com/urbanbrain/urbanbrain/storage/internal/query"
 )
 
 // EventRates counts events per minute and type (source) in f's range, oldest minute first.
@@ -140,4 +141,22 @@ func (s *Store) ReportCounts(ctx context.Context, f storage.KPIFilter) ([]storag
 		out = append(out, rc)
 	}
 	return out, rows.Err()
+}
+
+// IncidentBreakdown tells, for the incidents created in f's range, where they came from and
+// where they are, which grids and problems recur and which rules raised them (a period report).
+func (s *Store) IncidentBreakdown(ctx context.Context, f storage.KPIFilter, o storage.BreakdownOptions) (storage.Breakdown, error) {
+	b, err := dialect.Breakdown(ctx, s.query, f, o)
+	if err != nil {
+		return b, fmt.Errorf("sqlite: %w", err)
+	}
+	return b, nil
+}
+
+func (s *Store) query(ctx context.Context, stmt string, args ...any) (query.Rows, error) {
+	rows, err := s.r.QueryContext(ctx, stmt, args...)
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
 }

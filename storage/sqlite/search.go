@@ -61,6 +61,14 @@ var dialect = &query.Dialect{
 		}
 		return "(CASE severity" + strings.Repeat(" WHEN ? THEN ?", n) + " ELSE -1 END)"
 	},
+
+	IncidentsTable: "incidents",
+	CountAll:       "*",
+	Int:            func(expr string) string { return expr },
+	Milestones: func(cols, milestones []string, args []any, w *query.Where) (string, []any) {
+		return "SELECT i." + strings.Join(cols, ", i.") + ", i.created_ms AS t_created, " + strings.Join(milestones, ", ") +
+			" FROM incidents i" + w.SQL(), append(args, w.Args...)
+	},
 }
 
 // lowerText is the SQL of expr as a text search compares it: ASCII-lowered, and for a

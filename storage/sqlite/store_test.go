@@ -81,8 +81,10 @@ func TestMigrationsRunOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(versions, []int64{1, 10, 11}) { // 00010: the audit log (issue 4); 00011: dispatches.level (issue 12)
-		t.Fatalf("applied migrations = %v, want [1 10 11] once each", versions)
+	// 00010: the audit log (issue 4); 00011: dispatches.level (issue 12); 00012: incidents'
+	// source and rule (issue 14, the report).
+	if !slices.Equal(versions, []int64{1, 10, 11, 12}) {
+		t.Fatalf("applied migrations = %v, want [1 10 11 12] once each", versions)
 	}
 }
 

@@ -25,8 +25,9 @@ const (
 	upsertIncidentSQL = `INSERT INTO incidents
 	(id, version, status, open, category, severity, title, correlation_key,
 	 district, street, community, grid, lon, lat,
-	 assignee_worker_id, assignee_worker_name, agency, report_count, created_ms, updated_ms, doc)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	 assignee_worker_id, assignee_worker_name, agency, report_count, created_ms, updated_ms, doc,
+	 source, rule_id)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (id) DO UPDATE SET
 	 version = excluded.version, status = excluded.status, open = excluded.open,
 	 category = excluded.category, severity = excluded.severity, title = excluded.title,
@@ -36,7 +37,8 @@ const (
 	 assignee_worker_id = excluded.assignee_worker_id,
 	 assignee_worker_name = excluded.assignee_worker_name, agency = excluded.agency,
 	 report_count = excluded.report_count, created_ms = excluded.created_ms,
-	 updated_ms = excluded.updated_ms, doc = excluded.doc
+	 updated_ms = excluded.updated_ms, doc = excluded.doc,
+	 source = excluded.source, rule_id = excluded.rule_id
 	WHERE excluded.version > incidents.version`
 
 	insertChangeSQL = `INSERT OR IGNORE INTO incident_changes
@@ -186,7 +188,8 @@ func (s *Store) applyChange(ctx context.Context, incident, change, report *sql.S
 		inc.Title, inc.CorrelationKey,
 		inc.Area.District, inc.Area.Street, inc.Area.Community, inc.Area.Grid, lon, lat,
 		inc.Assignment.WorkerID, inc.Assignment.WorkerName, inc.Assignment.Agency,
-		inc.ReportCount, canon.Millis(inc.CreatedAt), canon.Millis(inc.UpdatedAt), string(incDoc))
+		inc.ReportCount, canon.Millis(inc.CreatedAt), canon.Millis(inc.UpdatedAt), string(incDoc),
+		storage.IncidentSource(inc), inc.RuleID)
 	if err != nil {
 		return fmt.Errorf("sqlite: store incident %s v%d: %w", inc.ID, inc.Version, err)
 	}

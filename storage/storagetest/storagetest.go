@@ -37,6 +37,7 @@ type Store interface {
 	OpenIncidents(ctx context.Context, f storage.KPIFilter) (storage.OpenIncidents, error)
 	StageTimes(ctx context.Context, f storage.KPIFilter, limits storage.StageLimits) ([]storage.StageStat, error)
 	ReportCounts(ctx context.Context, f storage.KPIFilter) ([]storage.ReportCount, error)
+	IncidentBreakdown(ctx context.Context, f storage.KPIFilter, o storage.BreakdownOptions) (storage.Breakdown, error)
 
 	Retain(ctx context.Context, c storage.Cutoffs) (storage.Removed, error)
 
@@ -86,6 +87,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"KPIStageTimes", testKPIStageTimes},
 		{"KPIReportCounts", testKPIReportCounts},
 		{"KPIInvalidFilters", testKPIInvalidFilters},
+		{"IncidentBreakdown", testIncidentBreakdown},
 		{"Retention", testRetention},
 		{"AuditLog", testAuditLog},
 	}

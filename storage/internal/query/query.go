@@ -43,6 +43,17 @@ type Dialect struct {
 	// SeverityLimit is an Int64 expression of n (severity, limit in ms) placeholder pairs: the
 	// limit for the row's severity, -1 for any other.
 	SeverityLimit func(n int) string
+
+	// Incidents is the incidents table as a read sees each incident's newest version.
+	IncidentsTable string
+	// CountAll is the argument of count() that counts rows: "*" or "".
+	CountAll string
+	// Int casts an integer aggregate to a signed 64-bit integer, the type every scan expects.
+	Int func(expr string) string
+	// Milestones is a subquery with a row per incident w keeps: the incident columns cols,
+	// t_created and the MilestoneCols, given the FirstReachedCols and their arguments; and
+	// the subquery's arguments in the order of their placeholders.
+	Milestones func(cols, firstReached []string, firstArgs []any, w *Where) (string, []any)
 }
 
 // Kind tells how useful a condition is as the start of an index search.

@@ -2,6 +2,7 @@ package query
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/storage"
@@ -60,20 +61,53 @@ func (d *Dialect) StageSums(limits storage.StageLimits) ([]string, []any) {
 	var cols []string
 	var args []any
 	for _, st := range storage.Stages {
-		from, to := StageCol(st.From), StageCol(st.To)
-		done := d.Reached(to) + " AND " + d.Reached(from)
-		dur := "(" + to + " - " + from + ")"
-		sevs := limits.Severities(st.Name)
-		lim := d.SeverityLimit(len(sevs))
-		var limArgs []any
-		for _, sev := range sevs {
-			limArgs = append(limArgs, sev, limits.LimitMs(st.Name, sev))
-		}
+		t := d.stageTerms(st, limits)
 		cols = append(cols,
-			d.CountIf(done),
-			d.SumIf(dur, done),
-			d.CountIf(done+" AND "+lim+" >= 0 AND "+dur+" <= "+lim))
-		args = append(append(args, limArgs...), limArgs...) // lim appears twice
+			d.CountIf(t.done),
+			d.SumIf(t.dur, t.done),
+			d.CountIf(t.done+" AND "+t.lim+" >= 0 AND "+t.dur+" <= "+t.lim))
+		args = append(append(args, t.limArgs...), t.limArgs...) // lim appears twice
 	}
 	return cols, args
+}
+
+// Late is the condition, over the same rows as StageSums, that an incident took longer than
+// its severity's limit over any stage it completed: the incidents that count against the
+// on-time rate. The arguments are in the order of their placeholders.
+func (d *Dialect) Late(limits storage.StageLimits) (string, []any) {
+	var conds []string
+	var args []any
+	for _, st := range storage.Stages {
+		t := d.stageTerms(st, limits)
+		if len(t.limArgs) == 0 {
+			continue // no limit, never late
+		}
+		conds = append(conds, "("+t.done+" AND "+t.lim+" >= 0 AND "+t.dur+" > "+t.lim+")")
+		args = append(append(args, t.limArgs...), t.limArgs...)
+	}
+	if len(conds) == 0 {
+		return "1 = 0", nil
+	}
+	return "(" + strings.Join(conds, " OR ") + ")", args
+}
+
+// stageTerms are the expressions of one stage over the milestone columns: whether an incident
+// completed it, how long it took, and its severity's limit (with the limit's arguments).
+type stageTerms struct {
+	done, dur, lim string
+	limArgs        []any
+}
+
+func (d *Dialect) stageTerms(st storage.Stage, limits storage.StageLimits) stageTerms {
+	from, to := StageCol(st.From), StageCol(st.To)
+	t := stageTerms{
+		done: d.Reached(to) + " AND " + d.Reached(from),
+		dur:  "(" + to + " - " + from + ")",
+	}
+	sevs := limits.Severities(st.Name)
+	t.lim = d.SeverityLimit(len(sevs))
+	for _, sev := range sevs {
+		t.limArgs = append(t.limArgs, sev, limits.LimitMs(st.Name, sev))
+	}
+	return t
 }
