@@ -9,8 +9,10 @@ import (
 
 // Messages builds the CAP documents of every message published about inc (inc.Alerts, which
 // the incident service appends: an Alert, Updates, a Cancel, maybe a new Alert after a Cancel),
-// oldest first. Each is built as it was sent: at its own time, with the severity the incident
-// had then, and each Update or Cancel referencing the messages before it since the last Alert.
+// oldest first. Each is built as it was sent — at its own time, from the incident's state then
+// (severity, status, reports, agency, version: the message's snapshot) — so a message's
+// document is the same whenever it is served or pushed; each Update or Cancel references the
+// messages before it since the last Alert.
 // opts' Sender and SenderName (and Web, Contact …) apply to all; Sent is each message's own.
 func Messages(inc event.Incident, m *city.Map, opts Options) ([]Alert, error) {
 	out := make([]Alert, 0, len(inc.Alerts))
@@ -18,8 +20,10 @@ func Messages(inc event.Incident, m *city.Map, opts Options) ([]Alert, error) {
 	for i, msg := range inc.Alerts {
 		o := opts
 		o.Sent = msg.Sent
-		then := inc
-		then.Severity = msg.Severity
+		then := inc // the incident as it was then: the document of a message never changes
+		then.Version, then.Severity, then.Status, then.ReportCount = msg.Version, msg.Severity, msg.Status, msg.Reports
+		then.Reports = inc.Reports[:min(len(inc.Reports), msg.Reports)]
+		then.Assignment.AgencyName = msg.AgencyName
 		var (
 			a   Alert
 			err error

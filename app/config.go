@@ -95,6 +95,9 @@ type Config struct {
 	// CAP alerts (api/alerts.go): who issues them.
 	CAPSender     string
 	CAPSenderName string
+	// CAPSubscribers are the receivers each published alert message is pushed to (name → URL),
+	// through the agencies' signed webhook path (alerts.go).
+	CAPSubscribers map[string]string
 }
 
 // Store backends of --store.
@@ -148,6 +151,17 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.registerObjectStoreFlags(fs)
 	fs.StringVar(&c.CAPSender, "cap-sender", "urbanbrain.local", "CAP <sender> of published alerts: the issuing system's unique name, a domain (no spaces, commas, < or &)")
 	fs.StringVar(&c.CAPSenderName, "cap-sender-name", "城市运行管理中心", "CAP <senderName> of published alerts: the issuing body as people read it")
+	fs.Func("cap-subscribers", "comma-separated name=URL receivers every published CAP alert message is pushed to (signed like agency webhooks; secrets in --data-dir/webhook-secrets.yaml under cap:<name>)", func(v string) error {
+		c.CAPSubscribers = map[string]string{}
+		for _, entry := range splitList(v) {
+			name, url, ok := strings.Cut(entry, "=")
+			if !ok || name == "" || !strings.HasPrefix(url, "http") {
+				return fmt.Errorf("%q: want name=http(s)://…", entry)
+			}
+			c.CAPSubscribers[name] = url
+		}
+		return nil
+	})
 	c.registerTracingFlags(fs)
 }
 

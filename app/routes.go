@@ -53,6 +53,9 @@ func (a *App) routes() []route {
 	//    Agencies with a webhook are told of their dispatches (signed, retried, audited).
 	add(a.cfg.Runs(CompDispatch), route{name: "webhook", topics: []string{event.TopicDispatch},
 		handle: typed(a, []string{event.TypeDispatch}, none(a.webhook.HandleDispatch))})
+	//    CAP alert messages (预警) → the subscribers, through the same webhook path (alerts.go).
+	add(a.cfg.Runs(CompDispatch) && len(a.cfg.CAPSubscribers) > 0, route{name: "alerts.push", topics: []string{event.TopicIncidents},
+		handle: typed(a, []string{event.TypeIncidentChanged}, none(a.pushAlerts))})
 	// 5. Storage: projections of events, incidents and dispatches, written in batches by the
 	//    storage sinks below (storageSinks), not by stages.
 	// 6. Cockpit: the changelog → websocket snapshot and deltas; events → KPIs (events per

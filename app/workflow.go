@@ -50,9 +50,10 @@ func loadPolicy(cfg Config) (incidents.Policy, error) {
 	return incidents.ParsePolicy(b)
 }
 
-// webhookSecretsFile holds each agency's webhook secret (agency code → secret), created with
-// a random secret for every agency of the city that has a webhook and none yet. The agency
-// gets its secret from the operator, out of band.
+// webhookSecretsFile holds each webhook's secret (agency code, or "cap:<name>" for a CAP
+// subscriber → secret), created with a random secret for every agency of the city that has a
+// webhook and every --cap-subscribers entry that has none yet. The receiver gets its secret
+// from the operator, out of band.
 const webhookSecretsFile = "webhook-secrets.yaml"
 
 // newNotifier builds the agency notifier from the city's 权责清单 (agencies with a webhook URL).
@@ -66,20 +67,26 @@ func (a *App) newNotifier() (*webhook.Notifier, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
+	urls := map[string]string{} // target → URL: the agencies with a webhook, then the CAP subscribers
+	for _, ag := range a.city.Agencies() {
+		if ag.Webhook != "" {
+			urls[ag.Code] = ag.Webhook
+		}
+	}
+	for name, url := range a.cfg.CAPSubscribers {
+		urls[capTarget(name)] = url
+	}
 	targets := map[string]webhook.Target{}
 	added := false
-	for _, ag := range a.city.Agencies() {
-		if ag.Webhook == "" {
-			continue
-		}
-		if secrets[ag.Code] == "" {
+	for name, url := range urls {
+		if secrets[name] == "" {
 			var b [32]byte
 			if _, err := rand.Read(b[:]); err != nil {
 				return nil, err
 			}
-			secrets[ag.Code], added = hex.EncodeToString(b[:]), true
+			secrets[name], added = hex.EncodeToString(b[:]), true
 		}
-		targets[ag.Code] = webhook.Target{URL: ag.Webhook, Secret: secrets[ag.Code]}
+		targets[name] = webhook.Target{URL: url, Secret: secrets[name]}
 	}
 	if added {
 		b, err := yaml.Marshal(secrets)

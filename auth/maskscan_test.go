@@ -81,7 +81,7 @@ func TestMaskIncidentCoversEveryString(t *testing.T) {
 	leaks(reflect.ValueOf(masked), "", &got)
 	identifiers := []string{
 		"ID", "Status", "Category", "Severity", // codes
-		"Alerts.MsgType", "Alerts.Severity", "Alerts.By", // CAP message type, level, publisher (staff or system)
+		"Alerts.MsgType", "Alerts.Severity", "Alerts.By", "Alerts.Status", "Alerts.AgencyName", // CAP message: type, level, publisher, state then
 		"Area.District", "Area.DistrictName", "Area.Street", "Area.StreetName", "Area.Community",
 		"Area.CommunityName", "Area.Grid", "Area.GridName", // the city's map
 		"Assignment.WorkerID", "Assignment.WorkerName", "Assignment.Grid", "Assignment.Agency",

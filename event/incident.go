@@ -192,10 +192,16 @@ func IsPhotoName(s string) bool { return photoName.MatchString(s) }
 // severity changes, and a Cancel when it ends. Messages are appended, never changed.
 type AlertMessage struct {
 	MsgType  string    `json:"msg_type"` // AlertAlert, AlertUpdate or AlertCancel
+	Version  int64     `json:"version"`  // the incident version whose change published it
 	Severity string    `json:"severity"` // the incident's severity when it was sent
 	Sent     time.Time `json:"sent"`
 	By       string    `json:"by"`             // who published it: a subject, "rule:<id>", or "system" for follow-ups
 	Note     string    `json:"note,omitempty"` // the publisher's words, or why it ended
+
+	// The incident as it was when the message was sent, so its document never changes:
+	Status     Status `json:"status"`
+	Reports    int    `json:"reports"`               // its report count
+	AgencyName string `json:"agency_name,omitempty"` // the agency it was with
 }
 
 // CAP message types of AlertMessage.

@@ -21,8 +21,13 @@ func alertLive(inc *event.Incident) bool {
 
 // publishAlert starts the incident's alert at its current severity.
 func publishAlert(inc *event.Incident, by, note string, at time.Time) {
-	inc.Alerts = append(slices.Clip(inc.Alerts), event.AlertMessage{
-		MsgType: event.AlertAlert, Severity: inc.Severity, Sent: at, By: by, Note: note})
+	inc.Alerts = append(slices.Clip(inc.Alerts), snapshot(inc, event.AlertMessage{MsgType: event.AlertAlert, Sent: at, By: by, Note: note}))
+}
+
+// snapshot completes m with the incident's state now, which its CAP document is built from.
+func snapshot(inc *event.Incident, m event.AlertMessage) event.AlertMessage {
+	m.Version, m.Severity, m.Status, m.Reports, m.AgencyName = inc.Version, inc.Severity, inc.Status, max(inc.ReportCount, len(inc.Reports)), inc.Assignment.AgencyName
+	return m
 }
 
 // followAlert adds the Update or Cancel a change calls for to an incident with a live alert.
@@ -33,7 +38,7 @@ func followAlert(inc *event.Incident, at time.Time) {
 		return
 	}
 	last := inc.Alerts[len(inc.Alerts)-1]
-	msg := event.AlertMessage{Severity: inc.Severity, Sent: at, By: roleSystem}
+	msg := snapshot(inc, event.AlertMessage{Sent: at, By: roleSystem})
 	switch {
 	case !inc.Status.Open():
 		msg.MsgType, msg.Note = event.AlertCancel, fmt.Sprintf("事件已%s", statusWord[inc.Status])

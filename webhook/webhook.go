@@ -177,7 +177,8 @@ type Notifier struct {
 
 type delivery struct {
 	id       string // the dispatch id: the same for every attempt
-	agency   string
+	agency   string // the target: an agency code, or another receiver's name (Push)
+	ctype    string // the body's media type; empty: a CloudEvent
 	incident string
 	key      string
 	body     []byte
@@ -344,8 +345,24 @@ func (n *Notifier) HandleDispatch(ctx context.Context, d event.Dispatch) error {
 	if err != nil {
 		return err
 	}
-	dl := delivery{id: d.ID, agency: agency, incident: d.IncidentID, key: streetKey(d.IncidentID), body: body,
-		trace: trace.SpanContextFromContext(ctx)}
+	return n.enqueue(ctx, delivery{id: d.ID, agency: agency, incident: d.IncidentID, key: streetKey(d.IncidentID), body: body,
+		trace: trace.SpanContextFromContext(ctx)})
+}
+
+// Push queues body (of media type ctype) for target, a receiver of Config.Targets other than an
+// agency's dispatches — a CAP alert for a subscriber — delivered like a dispatch: signed,
+// retried, audited, its id (the same on every attempt and every redelivery) in HeaderDelivery.
+func (n *Notifier) Push(ctx context.Context, target, id, incident string, body []byte, ctype string) error {
+	if _, ok := n.cfg.Targets[target]; !ok {
+		return fmt.Errorf("webhook: no target %q", target)
+	}
+	return n.enqueue(ctx, delivery{id: id, agency: target, ctype: ctype, incident: incident, key: streetKey(incident), body: body,
+		trace: trace.SpanContextFromContext(ctx)})
+}
+
+// enqueue puts dl on its target's queue; a full queue records the delivery as failed.
+func (n *Notifier) enqueue(ctx context.Context, dl delivery) error {
+	agency := dl.agency
 	q := n.queues[agency]
 	select {
 	case q <- dl:
@@ -468,7 +485,11 @@ func (n *Notifier) attempt(ctx context.Context, t Target, dl delivery, attempt i
 	if err != nil {
 		return 0, permanent{err}
 	}
-	req.Header.Set("Content-Type", "application/cloudevents+json")
+	ctype := dl.ctype
+	if ctype == "" {
+		ctype = "application/cloudevents+json"
+	}
+	req.Header.Set("Content-Type", ctype)
 	req.Header.Set("User-Agent", "urbanbrain-webhook/1")
 	req.Header.Set(HeaderSignature, Sign([]byte(t.Secret), dl.body))
 	req.Header.Set(HeaderDelivery, dl.id)
