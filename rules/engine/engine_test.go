@@ -170,7 +170,7 @@ func TestRaiseDefaultsDisabledAndShadow(t *testing.T) {
   name: 影子规则 {{ not a template }}
   types: [city.video.detection]
   when: "true"
-  raise: {category: "0301", severity: blue, shadow: true, agency: '=video.algorithm == "x" ? "urban" : ""'}
+  raise: {category: "0301", severity: blue, shadow: true, alert: true, agency: '=video.algorithm == "x" ? "urban" : ""'}
 `)
 	eng := newEngine(t, rs, zaptest.NewLogger(t))
 	if got := len(eng.Rules()); got != 2 {
@@ -181,9 +181,9 @@ func TestRaiseDefaultsDisabledAndShadow(t *testing.T) {
 		t.Fatalf("signals %+v errors %v, want only the enabled rule", sigs, errs)
 	}
 	s := sigs[0]
-	if s.RuleID != "shadowed" || !s.Shadow || s.Title != "影子规则 {{ not a template }}" ||
+	if s.RuleID != "shadowed" || !s.Shadow || !s.Alert || s.Title != "影子规则 {{ not a template }}" ||
 		s.CorrelationKey != "shadowed:d1" || s.Agency != "urban" {
-		t.Errorf("signal %+v: want shadow, the name as title, rule:event key, agency urban", s)
+		t.Errorf("signal %+v: want shadow, alert, the name as title, rule:event key, agency urban", s)
 	}
 }
 

@@ -173,7 +173,7 @@ func Deref(n *yaml.Node) *yaml.Node {
 var (
 	ruleKeys = []string{"id", "name", "description", "version", "enabled", "district", "types", "when", "raise",
 		"group_by", "for", "window", "absent"}
-	raiseKeys  = []string{"category", "severity", "title", "correlation_key", "agency", "shadow"}
+	raiseKeys  = []string{"category", "severity", "title", "correlation_key", "agency", "shadow", "alert"}
 	windowKeys = []string{"kind", "size", "of", "having"}
 )
 
@@ -260,6 +260,8 @@ func parseRule(src *fileSource, n *yaml.Node) (Rule, []error) {
 				r.Raise.Agency = scalar(v, field, fail)
 			case "shadow":
 				r.Raise.Shadow = boolean(v, field, fail)
+			case "alert":
+				r.Raise.Alert = boolean(v, field, fail)
 			}
 		})
 	}
