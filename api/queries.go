@@ -85,20 +85,8 @@ func (s *Server) searchIncidents(w http.ResponseWriter, r *http.Request) {
 			f.Status = append(f.Status, event.Status(st))
 		}
 	}
-	var err error
-	if f.Since, f.Until, err = timeRange(q, 0); err == nil {
-		f.Limit, f.Offset, err = page(q)
-	}
-	if err == nil {
-		err = checkText(claims, f.Text)
-	}
-	if err == nil {
-		f.District, f.Grids, err = scope(claims, q.Get("district"), f.Grid)
-	}
-	geo, coordsys, gerr := geoJSONRequest(r) // geojson.go
-	if err == nil {
-		err = gerr
-	}
+	p, err := listParamsOf(r, claims, f.Text, f.Grid)
+	f.Since, f.Until, f.Limit, f.Offset, f.District, f.Grids = p.since, p.until, p.limit, p.offset, p.district, p.grids
 	if s.queryError(w, err) {
 		return
 	}
@@ -119,11 +107,44 @@ func (s *Server) searchIncidents(w http.ResponseWriter, r *http.Request) {
 	if seesPersonalData(claims) && !s.auditReads(w, r, claims, incidentReads(out)) {
 		return
 	}
-	if geo {
-		writeGeoJSON(w, incidentFeatures(out, coordsys))
+	if p.geo {
+		writeGeoJSON(w, incidentFeatures(out, p.coordsys))
 		return
 	}
 	writeJSON(w, http.StatusOK, IncidentList{Incidents: out, Count: len(out), Total: total})
+}
+
+// listParams are the parameters the incident and event lists share.
+type listParams struct {
+	since, until  time.Time
+	limit, offset int
+	district      string // the caller's scope narrows the query itself (scope)
+	grids         []string
+	geo           bool // a GeoJSON answer, in coordsys (geojson.go)
+	coordsys      string
+}
+
+// listParamsOf reads the time range, the page, the scope of a list (for grid and the district
+// asked), checks its text for the caller and reads the GeoJSON form; the first problem is the
+// error.
+func listParamsOf(r *http.Request, claims auth.Claims, text, grid string) (listParams, error) {
+	q := r.URL.Query()
+	var p listParams
+	var err error
+	if p.since, p.until, err = timeRange(q, 0); err != nil {
+		return p, err
+	}
+	if p.limit, p.offset, err = page(q); err != nil {
+		return p, err
+	}
+	if err = checkText(claims, text); err != nil {
+		return p, err
+	}
+	if p.district, p.grids, err = scope(claims, q.Get("district"), grid); err != nil {
+		return p, err
+	}
+	p.geo, p.coordsys, err = geoJSONRequest(r)
+	return p, err
 }
 
 // eventHistory answers GET /api/v1/events: the history of a device or camera, of a place
@@ -135,22 +156,10 @@ func (s *Server) eventHistory(w http.ResponseWriter, r *http.Request) {
 		Type: q.Get("type"), Street: q.Get("street"), Grid: q.Get("grid"), DeviceID: q.Get("device"), Text: q.Get("q"),
 		TextMasked: !seesPersonalData(claims),
 	}
-	var err error
-	if f.Since, f.Until, err = timeRange(q, 0); err == nil {
-		f.Limit, f.Offset, err = page(q)
-	}
+	p, err := listParamsOf(r, claims, f.Text, f.Grid)
+	f.Since, f.Until, f.Limit, f.Offset, f.District, f.Grids = p.since, p.until, p.limit, p.offset, p.district, p.grids
 	if err == nil {
 		f.Near, err = circle(q)
-	}
-	if err == nil {
-		err = checkText(claims, f.Text)
-	}
-	if err == nil {
-		f.District, f.Grids, err = scope(claims, q.Get("district"), f.Grid)
-	}
-	geo, coordsys, gerr := geoJSONRequest(r) // geojson.go
-	if err == nil {
-		err = gerr
 	}
 	if s.queryError(w, err) {
 		return
@@ -172,8 +181,8 @@ func (s *Server) eventHistory(w http.ResponseWriter, r *http.Request) {
 	if !s.auditReads(w, r, claims, reads) {
 		return
 	}
-	if geo {
-		writeGeoJSON(w, eventFeatures(out, coordsys))
+	if p.geo {
+		writeGeoJSON(w, eventFeatures(out, p.coordsys))
 		return
 	}
 	writeJSON(w, http.StatusOK, EventList{Events: out, Count: len(out)})
