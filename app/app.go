@@ -157,6 +157,9 @@ func New(cfg Config, log *zap.Logger) (*App, error) {
 	if a.dispatch, err = dispatch.New(dispatch.Config{}, a.city, log.Named("dispatch")); err != nil {
 		return nil, fmt.Errorf("dispatch: %w", err)
 	}
+	a.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "urbanbrain_dispatch_retried_total",
+		Help: "Dispatches unanswered for two minutes (command refused or lost), decided again under a new command id."},
+		func() float64 { return float64(a.dispatch.Stats().Retried) }))
 	if a.cockpit, err = a.newCockpit(); err != nil { // cockpit.go
 		return nil, err
 	}

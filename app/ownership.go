@@ -47,6 +47,13 @@ func (a *App) loadDispatch(ctx context.Context, p int, _ map[string]int64) error
 	return nil
 }
 
+// forgetDispatch is the dispatch stage's OnRevoked: the new owner of partition p counts its
+// streets' open dispatches and retries their unanswered ones.
+func (a *App) forgetDispatch(p int) {
+	n := a.dispatch.Forget(func(street string) bool { return transport.PartitionOf(street, a.partitions) == p })
+	a.log.Info("partition given up", zap.String("stage", "dispatch"), zap.Int("partition", p), zap.Int("incidents", n))
+}
+
 // readChangelog feeds every decodable change of city.incidents partition p to fn.
 func (a *App) readChangelog(ctx context.Context, p int, fn func(event.IncidentChange)) (int, error) {
 	n := 0

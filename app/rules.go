@@ -98,25 +98,33 @@ func (a *App) runRuleClock(ctx context.Context) error {
 	if !a.cfg.Runs(CompRules) {
 		return nil
 	}
-	t := time.NewTicker(ruleClockEvery)
+	return a.runTimer(ctx, "rules clock", ruleClockEvery, func(now time.Time) event.Outputs {
+		outs, err := a.rules.Tick(ctx, now)
+		if err != nil {
+			a.log.Warn("rules clock", zap.Error(err))
+		}
+		return outs
+	})
+}
+
+// runTimer calls fire every period until ctx ends and produces what it returns; outputs the
+// broker did not take are sent again with the next tick's, in order.
+func (a *App) runTimer(ctx context.Context, name string, every time.Duration, fire func(now time.Time) event.Outputs) error {
+	t := time.NewTicker(every)
 	defer t.Stop()
-	var unsent event.Outputs // signals the broker did not take yet: sent again on the next tick
+	var unsent event.Outputs
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case now := <-t.C:
-			outs, err := a.rules.Tick(ctx, now)
-			if err != nil {
-				a.log.Warn("rules clock", zap.Error(err))
-			}
-			unsent = append(unsent, outs...)
+			unsent = append(unsent, fire(now)...)
 			if len(unsent) == 0 {
 				continue
 			}
 			if err := a.emit(ctx, unsent); err != nil {
 				if ctx.Err() == nil {
-					a.log.Warn("rules clock: signals not sent, retried on the next tick", zap.Int("signals", len(unsent)), zap.Error(err))
+					a.log.Warn(name+": outputs not sent, retried on the next tick", zap.Int("outputs", len(unsent)), zap.Error(err))
 				}
 				continue
 			}

@@ -101,8 +101,11 @@ func (a *App) newNotifier() (*webhook.Notifier, error) {
 		AllowLoopback: a.cfg.WebhookAllowPrivate, Tracer: a.tracer}, outputSink{a}, a.log.Named("webhook"))
 }
 
-// runWorkflow runs the SLA clock (with the incidents component) and the agency notifier (with
-// dispatch) until ctx ends.
+// dispatchRetryEvery is how often unanswered dispatches are looked for.
+const dispatchRetryEvery = 10 * time.Second
+
+// runWorkflow runs the SLA clock (with the incidents component), the agency notifier and the
+// retry of unanswered dispatches (with dispatch) until ctx ends.
 func (a *App) runWorkflow(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	if a.cfg.Runs(CompIncidents) {
@@ -110,6 +113,8 @@ func (a *App) runWorkflow(ctx context.Context) error {
 	}
 	if a.cfg.Runs(CompDispatch) {
 		g.Go(func() error { return a.webhook.Run(gctx) })
+		// A dispatch whose command was refused or lost is decided again (dispatch.Retry).
+		g.Go(func() error { return a.runTimer(gctx, "dispatch retry", dispatchRetryEvery, a.dispatch.Retry) })
 	}
 	return g.Wait()
 }

@@ -42,6 +42,10 @@ type Config struct {
 	// were returned MaxReturns times or that nobody in the community signed for. The roster
 	// has community supervisors only; the default is the street's duty post "SS-<street>".
 	StreetSupervisor func(area event.Area) (id, name string)
+	// RetryAfter is how long a dispatch may go unanswered — the incident still awaiting
+	// dispatch on the changelog — before Retry decides it again under a new command id (default
+	// 2 minutes): its command was refused or lost.
+	RetryAfter time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -57,6 +61,9 @@ func (c *Config) setDefaults() {
 	if c.StreetSupervisor == nil {
 		c.StreetSupervisor = StreetDutyPost
 	}
+	if c.RetryAfter == 0 {
+		c.RetryAfter = 2 * time.Minute
+	}
 }
 
 // StreetDutyPost is the default street supervisor (街道监督员): the street's duty post
@@ -68,10 +75,14 @@ func StreetDutyPost(a event.Area) (id, name string) {
 
 // Validate reports every problem of the configuration at once.
 func (c Config) Validate() error {
+	var errs []error
 	if c.MaxReturns < 0 {
-		return fmt.Errorf("dispatch: MaxReturns %d is negative", c.MaxReturns)
+		errs = append(errs, fmt.Errorf("dispatch: MaxReturns %d is negative", c.MaxReturns))
 	}
-	return nil
+	if c.RetryAfter < 0 {
+		errs = append(errs, fmt.Errorf("dispatch: RetryAfter %s is negative", c.RetryAfter))
+	}
+	return errors.Join(errs...)
 }
 
 // Dispatcher assigns new incidents. It is safe for concurrent use by the handlers of several
@@ -86,7 +97,7 @@ type Dispatcher struct {
 	load      map[string]int     // worker id → open incidents assigned to them
 
 	stats struct {
-		dispatched, untriaged, stale, redispatched, reassigned, escalated atomic.Uint64
+		dispatched, untriaged, stale, redispatched, reassigned, escalated, retried atomic.Uint64
 	}
 }
 
@@ -98,6 +109,8 @@ type tracked struct {
 	decision *event.Dispatch // this dispatcher's decision while the incident is still new
 	decided  int64           // the version the decision was made at
 	round    int             // how many returns the incident had when it was decided
+	awaiting *event.Incident // while a decision is held: the incident it was made on (Retry)
+	retries  int             // how often the held decision was made again (Retry)
 }
 
 // New returns a Dispatcher reading the roster.
@@ -183,7 +196,63 @@ func (d *Dispatcher) HandleIncidentChange(ctx context.Context, rec event.Inciden
 	d.mu.Unlock()
 
 	d.stats.dispatched.Add(1)
-	return d.dispatch(inc, *dec), nil
+	return d.dispatch(inc, *dec, d.incidents[inc.ID].retries), nil
+}
+
+// Retry decides again every incident whose dispatch this dispatcher decided at least
+// RetryAfter before now and that the changelog still shows awaiting dispatch: its command was
+// refused (by an instance that did not own the incident during a move, say) or lost. The new
+// decision goes out under a new command id, since the incident service answers a command id
+// it has seen from memory, and with its own dispatch record. A command that was only slow
+// costs nothing: whichever lands second is refused, the incident no longer being new. The
+// composition root calls it on a timer and produces what it returns.
+func (d *Dispatcher) Retry(now time.Time) event.Outputs {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out event.Outputs
+	for id, t := range d.incidents {
+		if t.decision == nil || t.awaiting == nil || now.Sub(t.decision.At) < d.cfg.RetryAfter {
+			continue
+		}
+		inc, since := *t.awaiting, now.Sub(t.decision.At).Round(time.Second)
+		d.move(t.worker, "")
+		t.worker, t.decision = "", nil
+		d.incidents[id] = t
+		dec, why := d.decideFor(inc)
+		if dec == nil {
+			d.log.Info("unanswered dispatch left for operator triage", zap.String("incident", id), zap.String("why", why))
+			t.awaiting = nil
+			d.incidents[id] = t
+			continue
+		}
+		t.retries++
+		d.incidents[id] = t
+		dec.ID += "/retry-" + strconv.Itoa(t.retries)
+		dec.Reason = fmt.Sprintf("dispatch unanswered for %s, decided again: %s", since, dec.Reason)
+		d.hold(inc, dec)
+		d.stats.retried.Add(1)
+		d.log.Warn("dispatch unanswered; decided again", zap.String("incident", id), zap.Int("retry", t.retries),
+			zap.String("worker", dec.Assignment.WorkerID))
+		out = append(out, d.dispatch(inc, *dec, t.retries)...)
+	}
+	return out
+}
+
+// Forget drops what the dispatcher knows of the incidents of the streets gone says yes to
+// (a partition revoked: its new owner loads them), their load included, so that this
+// dispatcher neither counts nor retries them. It returns how many it dropped.
+func (d *Dispatcher) Forget(gone func(street string) bool) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for id, t := range d.incidents {
+		if gone(event.IncidentStreet(id)) {
+			d.move(t.worker, "")
+			delete(d.incidents, id)
+			n++
+		}
+	}
+	return n
 }
 
 // observe records inc's latest state and moves it between workers' loads. d.mu is held.
@@ -196,6 +265,7 @@ func (d *Dispatcher) observe(inc event.Incident) {
 		// A report linked before our dispatch command landed: the command is still on its
 		// way, so the incident still counts for the worker it names.
 		next.worker, next.decision, next.decided, next.round = prev.worker, prev.decision, prev.decided, prev.round
+		next.awaiting, next.retries = prev.awaiting, prev.retries
 	default:
 		next.worker = inc.Assignment.WorkerID
 	}
@@ -211,6 +281,7 @@ func (d *Dispatcher) hold(inc event.Incident, dec *event.Dispatch) {
 	t := d.incidents[id]
 	d.move(t.worker, dec.Assignment.WorkerID)
 	t.worker, t.decision, t.decided, t.round = dec.Assignment.WorkerID, dec, t.version, len(inc.Returns)
+	t.awaiting = &inc
 	d.incidents[id] = t
 }
 
@@ -243,6 +314,7 @@ type Stats struct {
 	Redispatched uint64 // returned incidents sent to someone else (or up to the street)
 	Reassigned   uint64 // dispatches not signed for in time, sent to someone else
 	Escalated    uint64 // sign-for timeouts with nobody left to send to: escalated instead
+	Retried      uint64 // dispatches unanswered for RetryAfter, decided again (Retry)
 }
 
 // Stats returns a snapshot of the counters.
@@ -254,6 +326,7 @@ func (d *Dispatcher) Stats() Stats {
 		Redispatched: d.stats.redispatched.Load(),
 		Reassigned:   d.stats.reassigned.Load(),
 		Escalated:    d.stats.escalated.Load(),
+		Retried:      d.stats.retried.Load(),
 	}
 }
 
@@ -396,8 +469,9 @@ func (d *Dispatcher) neighbour(now time.Time, area event.Area, exclude []string)
 	return city.Worker{}, "", "", 0, false
 }
 
-// dispatch is the dispatch command, which is what takes effect, then the record of why.
-func (d *Dispatcher) dispatch(inc event.Incident, dec event.Dispatch) event.Outputs {
+// dispatch is the dispatch command, which is what takes effect, then the record of why; a
+// decision made again by Retry (retries > 0) has a command id of its own.
+func (d *Dispatcher) dispatch(inc event.Incident, dec event.Dispatch, retries int) event.Outputs {
 	a := dec.Assignment
 	cmd := event.Command{
 		ID:         "dispatch:" + inc.ID,
@@ -413,6 +487,9 @@ func (d *Dispatcher) dispatch(inc event.Incident, dec event.Dispatch) event.Outp
 		// Each return is a new round with its own decision; the first dispatch keeps the
 		// plain id, so first-cut records stay idempotent.
 		cmd.ID = fmt.Sprintf("dispatch:%s@%d", inc.ID, inc.Version)
+	}
+	if retries > 0 {
+		cmd.ID = "dispatch:" + dec.ID
 	}
 	return outputs(inc, cmd, &dec)
 }

@@ -71,6 +71,20 @@ func (h *harness) last() (event.Command, event.Dispatch) {
 	return c, r
 }
 
+// dispatched is a harness on the demo city on a Tuesday morning and the first version of a new
+// incident of category in a grid with at least workers on duty, already handled: the returned
+// command is its dispatch.
+func dispatched(t *testing.T, workers int, category string) (*harness, city.Grid, event.IncidentChange, event.Command) {
+	t.Helper()
+	m := demo(t)
+	g := findGrid(t, m, func(g city.Grid) bool { return len(onDuty(m, g.Code, tuesdayMorning)) >= workers })
+	h := newHarness(t, m, tuesdayMorning)
+	o := opened("INC-"+g.Street+"-0001", g, category)
+	h.handle(o)
+	cmd, _ := h.last()
+	return h, g, o, cmd
+}
+
 // opened is the changelog record of a new incident in grid g (the first version).
 func opened(id string, g city.Grid, category string) event.IncidentChange {
 	inc := event.Incident{
@@ -412,12 +426,7 @@ func TestNoGridIsLeftForTriage(t *testing.T) {
 
 func TestRedeliveredOpenRepeatsTheDecision(t *testing.T) {
 	t.Parallel()
-	m := demo(t)
-	g := findGrid(t, m, func(g city.Grid) bool { return len(onDuty(m, g.Code, tuesdayMorning)) >= 2 })
-	h := newHarness(t, m, tuesdayMorning)
-	o := opened("INC-"+g.Street+"-0001", g, "0202")
-
-	h.handle(o)
+	h, _, o, _ := dispatched(t, 2, "0202")
 	first, firstRec := h.last()
 	worker := first.Assignment.WorkerID
 
@@ -495,12 +504,7 @@ func TestOutputsAreTheCommandThenTheRecord(t *testing.T) {
 // assignment yet, and must not make the dispatcher forget the worker it chose.
 func TestLinkBeforeDispatchLandsKeepsTheLoad(t *testing.T) {
 	t.Parallel()
-	m := demo(t)
-	g := findGrid(t, m, func(g city.Grid) bool { return len(onDuty(m, g.Code, tuesdayMorning)) >= 1 })
-	h := newHarness(t, m, tuesdayMorning)
-	o := opened("INC-"+g.Street+"-0001", g, "0202")
-	h.handle(o)
-	cmd, _ := h.last()
+	h, _, o, cmd := dispatched(t, 1, "0202")
 	worker := cmd.Assignment.WorkerID
 
 	link := o
@@ -665,5 +669,56 @@ func TestSomeoneOnDutyWithinEveryDistrict(t *testing.T) {
 				t.Fatalf("%s: nobody on duty in %s or next to it in district %s", at, g.Code, g.District)
 			}
 		}
+	}
+}
+
+// A dispatch command that is refused or lost leaves the incident new on the changelog. After
+// RetryAfter the dispatcher decides again under a new command id, once per RetryAfter, and
+// stops as soon as the changelog shows the incident dispatched; a partition given up is
+// neither counted nor retried.
+func TestUnansweredDispatchIsDecidedAgain(t *testing.T) {
+	t.Parallel()
+	h, g, o, first := dispatched(t, 1, "0202")
+
+	h.clock.Advance(time.Minute)
+	if out := h.d.Retry(h.clock.Now()); len(out) != 0 {
+		t.Fatalf("a dispatch a minute old was retried: %d outputs", len(out))
+	}
+	h.clock.Advance(90 * time.Second)
+	h.bus.Write(t, h.d.Retry(h.clock.Now()))
+	again, rec := h.last()
+	if again.ID == first.ID || again.IncidentID != o.Incident.ID || rec.ID != o.Incident.ID+"/1/retry-1" ||
+		!strings.Contains(rec.Reason, "unanswered") {
+		t.Errorf("retry %s (record %s, %q), want a new command id for %s, record %s/1/retry-1", again.ID, rec.ID, rec.Reason, o.Incident.ID, o.Incident.ID)
+	}
+	if h.d.Stats().Retried != 1 || h.d.Load(again.Assignment.WorkerID) != 1 {
+		t.Errorf("stats %+v, load of %s %d; want one retry and the incident counted once", h.d.Stats(), again.Assignment.WorkerID, h.d.Load(again.Assignment.WorkerID))
+	}
+	// A redelivered open repeats the retried decision, under the retry's id.
+	h.handle(o)
+	if c, _ := h.last(); c.ID != again.ID {
+		t.Errorf("redelivered open sent %s, want the retried %s", c.ID, again.ID)
+	}
+	if out := h.d.Retry(h.clock.Now()); len(out) != 0 {
+		t.Errorf("retried again at once: %d outputs", len(out))
+	}
+
+	// The retry lands: nothing more to retry.
+	h.handle(assigned(o, 2, event.StatusDispatched, again.Assignment.WorkerID))
+	h.clock.Advance(time.Hour)
+	if out := h.d.Retry(h.clock.Now()); len(out) != 0 {
+		t.Errorf("a dispatched incident was retried: %d outputs", len(out))
+	}
+
+	// Another incident of the street, unanswered, in a partition this instance gives up.
+	o2 := opened("INC-"+g.Street+"-0002", g, "0202")
+	h.handle(o2)
+	c2, _ := h.last()
+	if n := h.d.Forget(func(street string) bool { return street == g.Street }); n != 2 {
+		t.Errorf("Forget dropped %d incidents, want 2", n)
+	}
+	h.clock.Advance(time.Hour)
+	if out := h.d.Retry(h.clock.Now()); len(out) != 0 || h.d.Load(c2.Assignment.WorkerID) != 0 {
+		t.Errorf("after Forget: %d outputs, load %d; want nothing", len(out), h.d.Load(c2.Assignment.WorkerID))
 	}
 }

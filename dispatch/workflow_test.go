@@ -26,12 +26,7 @@ func returned(c event.IncidentChange, version int64, by ...string) event.Inciden
 
 func TestReturnGoesToSomeoneElseThenToTheStreet(t *testing.T) {
 	t.Parallel()
-	m := demo(t)
-	g := findGrid(t, m, func(g city.Grid) bool { return len(onDuty(m, g.Code, tuesdayMorning)) >= 2 })
-	h := newHarness(t, m, tuesdayMorning)
-	o := opened("INC-"+g.Street+"-0001", g, "0301")
-	h.handle(o)
-	first, _ := h.last()
+	h, g, o, first := dispatched(t, 2, "0301")
 
 	h.handle(returned(o, 4, first.Assignment.WorkerID))
 	cmd, rec := h.last()

@@ -1,6 +1,7 @@
 package event
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -244,6 +245,12 @@ const maxDepth = 10000
 // checkDepth refuses input nested deeper than maxDepth. It only counts brackets outside
 // strings; syntax is the decoder's to check.
 func checkDepth(b []byte) error {
+	// Nesting deeper than maxDepth takes more than maxDepth opening brackets: input with
+	// fewer, in strings or not (every record the stages write), needs no walk. Counting a
+	// byte is vectorised, a tenth of the walk's cost.
+	if bytes.Count(b, []byte{'{'})+bytes.Count(b, []byte{'['}) <= maxDepth {
+		return nil
+	}
 	depth, inString, escaped := 0, false, false
 	for _, c := range b {
 		switch {

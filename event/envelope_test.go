@@ -307,6 +307,27 @@ func TestDecodeRefusesHostileInput(t *testing.T) {
 	}
 }
 
+// TestDecodeCountsOnlyRealNesting: brackets inside strings are text, however many, and
+// nesting at encoding/json's limit is still read; one level more is refused.
+func TestDecodeCountsOnlyRealNesting(t *testing.T) {
+	const typ = event.TypeDispatch
+	head := `{"specversion":"1.0","id":"x","source":"s","type":"` + typ + `","data":`
+	var d map[string]any
+	inStrings := head + `{"reason":"` + strings.Repeat("[{", 15000) + `"}}`
+	if _, err := event.Decode([]byte(inStrings), typ, &d); err != nil {
+		t.Errorf("30,000 brackets inside a string: %v", err)
+	}
+	// The envelope and data objects are two levels; the array nests the rest.
+	atLimit := head + `{"x":` + strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `}}`
+	if _, err := event.Decode([]byte(atLimit), typ, &d); err != nil && strings.Contains(err.Error(), "depth") {
+		t.Errorf("nesting at the limit refused: %v", err)
+	}
+	over := head + `{"x":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}}`
+	if _, err := event.Decode([]byte(over), typ, &d); err == nil || !strings.Contains(err.Error(), "exceeded max depth") {
+		t.Errorf("nesting one past the limit: %v, want exceeded max depth", err)
+	}
+}
+
 // FuzzDecode: whatever the bytes, Decode returns (no panic), and what it accepts the SDK's
 // decoder reads to the same id, type and data.
 func FuzzDecode(f *testing.F) {

@@ -1,12 +1,19 @@
 package event
 
-import "time"
+import (
+	"cmp"
+	"slices"
+	"time"
+)
 
 // Explanation says why a rule matched: the condition as the rule author wrote it, every
 // comparison in it with the values its sides had on the event, and for a stateful rule what
 // the state added (how long a `for:` condition held, what a window counted, how long a device
-// was silent). The rules engine builds it for a match only; the incident service copies it
-// onto the report and the change, so an incident explains itself to whoever may read it.
+// was silent). The rules engine builds it for a match only; the incident service puts it on
+// the change its signal makes (Change.Explanation), once: the changelog does not copy it onto
+// the reports, which every later change of the incident re-writes. A reader with the
+// incident's changes (the store's timeline) gives each report its own (ExplainReports), so an
+// incident explains itself to whoever may read it.
 //
 // Terms[].Text and operand values may quote a 12345 ticket's text: mask them (package auth)
 // before they leave the system.
@@ -87,4 +94,63 @@ type RuleMatch struct {
 	At          time.Time    `json:"at"`
 	Count       int          `json:"count,omitempty"`
 	Explanation *Explanation `json:"explanation,omitempty"`
+}
+
+// ExplainReports gives each report of inc, and each further rule match of a report, the
+// explanation that the change of its signal carries, where it has none: the report the
+// explanation of its latest reading (its rule on LastEventID, or EventID), a rule match that
+// of its signal. changes are the incident's own, oldest first, and, for reports a merge or
+// split moved to it, those of the incident they came from (Change.Related). Reports written
+// before explanations left the changelog keep theirs. inc's reports are replaced, not
+// changed in place.
+func ExplainReports(inc *Incident, changes []Change) {
+	byEvent := make(map[[2]string]*Explanation) // rule, event → the latest explanation
+	bySignal := make(map[string]*Explanation)
+	for _, c := range changes {
+		if c.Explanation == nil {
+			continue
+		}
+		if c.EventID != "" {
+			byEvent[[2]string{c.RuleID, c.EventID}] = c.Explanation
+		}
+		if c.SignalID != "" {
+			bySignal[c.SignalID] = c.Explanation
+		}
+	}
+	if len(byEvent) == 0 && len(bySignal) == 0 {
+		return
+	}
+	reports := slices.Clone(inc.Reports)
+	for i := range reports {
+		r := &reports[i]
+		if r.Explanation == nil {
+			latest := cmp.Or(r.LastEventID, r.EventID)
+			r.Explanation = byEvent[[2]string{r.RuleID, latest}]
+		}
+		if len(r.Rules) == 0 {
+			continue
+		}
+		r.Rules = slices.Clone(r.Rules)
+		for j := range r.Rules {
+			if m := &r.Rules[j]; m.Explanation == nil {
+				m.Explanation = bySignal[m.SignalID]
+			}
+		}
+	}
+	inc.Reports = reports
+}
+
+// Unexplained says whether a report of inc, or a rule match of one, has no explanation yet.
+func Unexplained(inc Incident) bool {
+	for _, r := range inc.Reports {
+		if r.Explanation == nil {
+			return true
+		}
+		for _, m := range r.Rules {
+			if m.Explanation == nil {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -872,6 +872,7 @@ func TestScenarioFloodHeldRuleRaisesToRed(t *testing.T) {
 		t.Errorf("%d signal changes, want the held rule once: %v", n, s.Actions(inc.ID))
 	}
 
+	got = s.Explained(got)
 	sensor, camera := got.Reports[0], got.Reports[3] // sensor, T-1, T-2, camera, T-3
 	if sensor.Device != "WL-UP-7" || sensor.Count != 5 || sensor.EventID != "wl-0" || sensor.LastEventID != "wl-4" ||
 		sensor.Peak["level_cm"] != 115 || !sensor.At.Equal(s.Start) || !sensor.LastAt.Equal(s.Start.Add(4*time.Minute)) {
@@ -935,6 +936,7 @@ func TestScenarioGasLeakOneReportPerSensor(t *testing.T) {
 	if inc.Severity != red || inc.ReportCount != 2 || len(inc.Reports) != 2 {
 		t.Fatalf("incident %s with %d reports, want red with one report per sensor", inc.Severity, len(inc.Reports))
 	}
+	inc = s.Explained(inc)
 	g1, g2 := inc.Reports[0], inc.Reports[1]
 	if g1.Device != "GAS-1" || g1.Count != 7 || g1.EventID != "g1-0" || g1.LastEventID != "g1-6" || g1.Peak["ppm"] != 260 ||
 		!g1.At.Equal(s.Start) || !g1.LastAt.Equal(s.Start.Add(6*time.Minute)) {
@@ -1038,9 +1040,69 @@ func TestScenarioNoiseClusterRaisesOnce(t *testing.T) {
 	if len(s.Svc.Open()) != 2 {
 		t.Errorf("%d open incidents, want the cluster and the far complaint", len(s.Svc.Open()))
 	}
+	got = s.Explained(got)
 	third := got.Reports[2]
 	if len(third.Rules) != 1 || third.Rules[0].RuleID != "hotline-noise-cluster" || third.Rules[0].Explanation.Window.Count != 3 {
 		t.Errorf("third complaint's further rules %+v, want the cluster with its count", third.Rules)
 	}
 	wantExplained(t, got)
+}
+
+// The changelog carries each explanation once, on the change of its signal, never on the
+// reports that every later change re-writes; a reader of the changes (the store's detail)
+// still explains every report, after a sensor episode continues and after a merge moves
+// reports to another incident.
+func TestChangelogExplainsOnce(t *testing.T) {
+	t.Parallel()
+	c := busyGrid(t)
+	s := newRulesScenario(t, c)
+	p := c.g.Centroid
+	for i, v := range []float64{60, 90, 150} {
+		s.At(time.Duration(i) * time.Minute).Send(incidentstest.Reading(fmt.Sprintf("g-%d", i), "GAS-7", "gas", map[string]float64{"ppm": v}, p, c.area))
+	}
+	gas := s.Open().ID
+	s.At(3 * time.Minute).Send(incidentstest.Ticket("N-7", "0401", event.RequestComplaint, "楼下广场舞音乐太吵", "13900000007", incidentstest.Offset(p, 20, 0), c.area))
+	var noise string
+	for _, o := range s.Svc.Open() {
+		if o.ID != gas {
+			noise = o.ID
+		}
+	}
+	if noise == "" {
+		t.Fatal("the complaint opened no incident of its own")
+	}
+	m := withReason(cmd(gas, event.ActionMerge, deskOp), "同一处")
+	m.Source = noise
+	s.At(4 * time.Minute).WantOK(m)
+
+	explained := 0
+	for _, ch := range s.Changes("") {
+		for _, r := range ch.Incident.Reports {
+			if r.Explanation != nil {
+				t.Errorf("%s v%d (%s): report %s carries its explanation in the record", ch.Incident.ID, ch.Incident.Version, ch.Change.Action, r.EventID)
+			}
+			for _, rm := range r.Rules {
+				if rm.Explanation != nil {
+					t.Errorf("%s v%d: rule match %s carries its explanation in the record", ch.Incident.ID, ch.Incident.Version, rm.RuleID)
+				}
+			}
+		}
+		if ch.Change.Explanation != nil {
+			explained++
+		}
+	}
+	if explained < 4 { // three readings and the complaint
+		t.Errorf("%d changes explained, want one per signal (at least 4)", explained)
+	}
+	got := s.Explained(s.Get(gas))
+	if len(got.Reports) != 2 {
+		t.Fatalf("%d reports after the merge, want the sensor's episode and the complaint", len(got.Reports))
+	}
+	wantExplained(t, got)
+	if !slices.Contains(termText(got.Reports[0].Explanation), `sensor.metrics.ppm 150 > 50`) {
+		t.Errorf("the episode is explained by %v, want its latest reading (150 > 50)", termText(got.Reports[0].Explanation))
+	}
+	if raw := s.Get(gas); !event.Unexplained(raw) || event.Unexplained(got) {
+		t.Errorf("Unexplained: %v before explaining, %v after; want true, false", event.Unexplained(raw), event.Unexplained(got))
+	}
 }

@@ -141,7 +141,7 @@ func (s *Service) evidence(sh *shard, cur *event.Incident, i int, sig event.Sign
 	next.Reports = slices.Clone(cur.Reports)
 	r := &next.Reports[i]
 	r.Rules = matched(r.Rules, event.RuleMatch{RuleID: sig.RuleID, RuleVersion: sig.RuleVersion, SignalID: sig.ID,
-		EventID: sig.Event.ID, Severity: sig.Severity, At: sig.At, Count: 1, Explanation: sig.Explanation})
+		EventID: sig.Event.ID, Severity: sig.Severity, At: sig.At, Count: 1}) // explained by ch (event.ExplainReports)
 	next.Severity = maxSeverity(cur.Severity, sig.Severity)
 	next.UpdatedAt = ch.At
 	if next.Severity != cur.Severity {
@@ -229,7 +229,8 @@ func continued(r, rep event.Report) event.Report {
 	r.Count = max(r.Count, 1) + 1
 	if rep.At.After(r.LastAt) {
 		r.LastAt, r.LastEventID, r.Summary = rep.At, rep.EventID, rep.Summary
-		r.RuleVersion, r.Explanation = rep.RuleVersion, rep.Explanation
+		r.RuleVersion = rep.RuleVersion
+		r.Explanation = nil // the change of the latest reading explains it (event.ExplainReports)
 		if rep.Location != nil {
 			r.Location = rep.Location
 		}
@@ -278,8 +279,9 @@ func reportOf(sig event.Signal) event.Report {
 		Summary:   summary(sig),
 		Category:  sig.Category,
 
+		// Why it matched is on the change of the signal, not copied onto the report: every
+		// later change of the incident re-writes its reports (event.ExplainReports).
 		RuleVersion: sig.RuleVersion,
-		Explanation: sig.Explanation,
 	}
 	switch {
 	case ev.Hotline != nil:

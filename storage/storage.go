@@ -13,8 +13,10 @@
 package storage
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/urbanbrain/urbanbrain/event"
@@ -174,4 +176,35 @@ func wrapInvalid(errs []error) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %w", ErrInvalidFilter, errors.Join(errs...))
+}
+
+// ExplainReports gives the reports of d.Incident their explanations from its timeline: the
+// changelog carries each explanation once, on the change of its signal, not on the reports
+// (event.ExplainReports). Reports a merge or split moved to it are explained by the timeline
+// of the incident they came from (Change.Related), read with timelineOf only when needed.
+func ExplainReports(ctx context.Context, d *IncidentDetail, timelineOf func(context.Context, string) ([]TimelineEntry, error)) error {
+	changes := make([]event.Change, 0, len(d.Timeline))
+	var related []string
+	for _, e := range d.Timeline {
+		changes = append(changes, e.Change)
+		if e.Related != "" && e.Related != d.Incident.ID && !slices.Contains(related, e.Related) {
+			related = append(related, e.Related)
+		}
+	}
+	event.ExplainReports(&d.Incident, changes)
+	if len(related) == 0 || !event.Unexplained(d.Incident) {
+		return nil
+	}
+	changes = changes[:0]
+	for _, id := range related {
+		t, err := timelineOf(ctx, id)
+		if err != nil {
+			return fmt.Errorf("explain the reports of %s from %s: %w", d.Incident.ID, id, err)
+		}
+		for _, e := range t {
+			changes = append(changes, e.Change)
+		}
+	}
+	event.ExplainReports(&d.Incident, changes)
+	return nil
 }

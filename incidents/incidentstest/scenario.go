@@ -267,6 +267,23 @@ func (s *Scenario) Get(id string) event.Incident {
 	return inc
 }
 
+// Explained is inc as a reader of the changelog shows it (the store's detail): each report
+// explained by the changes of its signals, its own and those of the incidents a merge or
+// split moved reports from (event.ExplainReports).
+func (s *Scenario) Explained(inc event.Incident) event.Incident {
+	var changes []event.Change
+	for _, c := range s.Changes(inc.ID) {
+		if c.Change.Related != "" {
+			for _, r := range s.Changes(c.Change.Related) {
+				changes = append(changes, r.Change)
+			}
+		}
+		changes = append(changes, c.Change)
+	}
+	event.ExplainReports(&inc, changes)
+	return inc
+}
+
 // Changes is the changelog of one incident ("" for all), oldest first.
 func (s *Scenario) Changes(id string) []event.IncidentChange {
 	var out []event.IncidentChange

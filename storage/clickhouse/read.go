@@ -2,7 +2,6 @@ package clickhouse
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -65,29 +64,11 @@ func (s *Store) GetIncident(ctx context.Context, id string) (storage.IncidentDet
 	}
 	d.Incident = incs[0]
 
-	rows, err := s.conn.Query(ctx, "SELECT version, doc FROM incident_changes FINAL "+s.keyCond()+" incident_id = ? ORDER BY version", id)
-	if err != nil {
+	if d.Timeline, err = s.timeline(ctx, id); err != nil {
 		return d, fmt.Errorf("clickhouse: get incident %s timeline: %w", id, err)
 	}
-	d.Timeline = []storage.TimelineEntry{}
-	for rows.Next() {
-		var (
-			e   storage.TimelineEntry
-			doc string
-		)
-		if err := rows.Scan(&e.Version, &doc); err != nil {
-			rows.Close()
-			return d, fmt.Errorf("clickhouse: get incident %s timeline: %w", id, err)
-		}
-		if err := json.Unmarshal([]byte(doc), &e.Change); err != nil {
-			rows.Close()
-			return d, fmt.Errorf("clickhouse: decode change %s v%d: %w", id, e.Version, err)
-		}
-		d.Timeline = append(d.Timeline, e)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return d, fmt.Errorf("clickhouse: get incident %s timeline: %w", id, err)
+	if err := storage.ExplainReports(ctx, &d, s.timeline); err != nil {
+		return d, fmt.Errorf("clickhouse: get incident %s: %w", id, err)
 	}
 
 	d.Events, err = queryDocs[event.Event](ctx, s.conn, `SELECT payload FROM events
@@ -97,7 +78,7 @@ func (s *Store) GetIncident(ctx context.Context, id string) (storage.IncidentDet
 		return d, fmt.Errorf("clickhouse: get incident %s events: %w", id, err)
 	}
 
-	rows, err = s.conn.Query(ctx, `SELECT id, incident_id, worker_id, worker_name, grid, agency, agency_name,
+	rows, err := s.conn.Query(ctx, `SELECT id, incident_id, worker_id, worker_name, grid, agency, agency_name,
 		reason, at_ms, level FROM dispatches FINAL `+s.keyCond()+` incident_id = ? ORDER BY at_ms, id`, id)
 	if err != nil {
 		return d, fmt.Errorf("clickhouse: get incident %s dispatches: %w", id, err)
@@ -193,4 +174,13 @@ func queryDocs[T any](ctx context.Context, conn driver.Conn, q string, args []an
 // limit is a LIMIT clause in the offset, count form both old and new servers read.
 func limit(n, offset int) string {
 	return fmt.Sprintf(" LIMIT %d, %d", offset, n)
+}
+
+// timeline is every stored change of incident id, oldest first.
+func (s *Store) timeline(ctx context.Context, id string) ([]storage.TimelineEntry, error) {
+	rows, err := s.conn.Query(ctx, "SELECT version, doc FROM incident_changes FINAL "+s.keyCond()+" incident_id = ? ORDER BY version", id)
+	if err != nil {
+		return nil, err
+	}
+	return query.Timeline(rows)
 }

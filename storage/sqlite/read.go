@@ -82,29 +82,16 @@ func loadDetail(ctx context.Context, tx *sql.Tx, id string, d *storage.IncidentD
 		return fmt.Errorf("decode incident: %w", err)
 	}
 
-	rows, err := tx.QueryContext(ctx,
-		"SELECT version, doc FROM incident_changes WHERE incident_id = ? ORDER BY version", id)
-	if err != nil {
+	if d.Timeline, err = timeline(ctx, tx, id); err != nil {
 		return err
 	}
-	d.Timeline = []storage.TimelineEntry{}
-	for rows.Next() {
-		var e storage.TimelineEntry
-		if err := rows.Scan(&e.Version, &doc); err != nil {
-			rows.Close()
-			return err
-		}
-		if err := json.Unmarshal([]byte(doc), &e.Change); err != nil {
-			rows.Close()
-			return fmt.Errorf("decode change v%d: %w", e.Version, err)
-		}
-		d.Timeline = append(d.Timeline, e)
-	}
-	if err := rows.Err(); err != nil {
+	if err := storage.ExplainReports(ctx, d, func(ctx context.Context, id string) ([]storage.TimelineEntry, error) {
+		return timeline(ctx, tx, id)
+	}); err != nil {
 		return err
 	}
 
-	rows, err = tx.QueryContext(ctx, `SELECT e.payload FROM incident_reports r
+	rows, err := tx.QueryContext(ctx, `SELECT e.payload FROM incident_reports r
 		JOIN events e ON e.type = r.event_type AND e.id = r.event_id
 		WHERE r.incident_id = ? ORDER BY e.time_ms, e.type, e.id`, id)
 	if err != nil {
@@ -173,4 +160,14 @@ func (s *Store) ListEvents(ctx context.Context, f storage.EventFilter) ([]event.
 		return nil, fmt.Errorf("sqlite: list events: %w", err)
 	}
 	return events, nil
+}
+
+// timeline is every stored change of incident id, oldest first.
+func timeline(ctx context.Context, tx *sql.Tx, id string) ([]storage.TimelineEntry, error) {
+	rows, err := tx.QueryContext(ctx,
+		"SELECT version, doc FROM incident_changes WHERE incident_id = ? ORDER BY version", id)
+	if err != nil {
+		return nil, err
+	}
+	return query.Timeline(rows)
 }

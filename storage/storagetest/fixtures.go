@@ -152,7 +152,9 @@ func (s incidentSpec) changelog() []event.IncidentChange {
 			Action: st.action, From: from, To: st.to, Actor: st.actor, Note: st.note, At: when,
 		}
 		if i < 2 {
-			ch.SignalID = inc.Reports[i].SignalID
+			// A signal's change carries why it matched; the reports do not (event.ExplainReports).
+			ch.SignalID, ch.RuleID, ch.EventID = inc.Reports[i].SignalID, inc.Reports[i].RuleID, inc.Reports[i].EventID
+			ch.Explanation = explanationOf(evs[i].ID)
 		} else {
 			ch.CommandID = fmt.Sprintf("cmd-%s-%d", s.id, i+1)
 		}
@@ -172,4 +174,12 @@ func dispatchFor(s incidentSpec, v int, worker string, when time.Time) event.Dis
 		},
 		Reason: "least loaded on-duty worker of grid " + s.area.Grid, At: when,
 	}
+}
+
+// explanationOf is the explanation a fixture's signal on event id carries.
+func explanationOf(id string) *event.Explanation {
+	return &event.Explanation{Condition: "sensor.metrics.level_cm > 80", Terms: []event.Term{{
+		Expr: "sensor.metrics.level_cm > 80", Text: "sensor.metrics.level_cm 95 > 80 (" + id + ")", Holds: true,
+		Left: event.Operand{Expr: "sensor.metrics.level_cm", Value: "95"}, Right: event.Operand{Expr: "80", Value: "80"},
+	}}}
 }

@@ -1,6 +1,8 @@
 package storagetest
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -27,7 +29,7 @@ func testChangelogTwice(t *testing.T, open func(t *testing.T) Store) {
 	got, err := s.GetIncident(ctx, flood.id)
 	must(t, err)
 	last := log[len(log)-1].Incident
-	mustEqual(t, "incident", got.Incident, canon.Incident(last))
+	mustEqual(t, "incident", got.Incident, explained(canon.Incident(last), log...))
 	mustEqual(t, "timeline", got.Timeline, timeline(log...))
 	n, err := s.CountIncidents(ctx, storage.IncidentFilter{})
 	must(t, err)
@@ -63,13 +65,13 @@ func testChangelogOutOfOrder(t *testing.T, open func(t *testing.T) Store) {
 			}
 			got, err := s.GetIncident(ctx, flood.id)
 			must(t, err)
-			mustEqual(t, "incident", got.Incident, canon.Incident(log[tc.want].Incident))
 			var want []event.IncidentChange
 			for i, ch := range log {
 				if applied[i] {
 					want = append(want, ch)
 				}
 			}
+			mustEqual(t, "incident", got.Incident, explained(canon.Incident(log[tc.want].Incident), want...))
 			mustEqual(t, "timeline", got.Timeline, timeline(want...))
 		})
 	}
@@ -295,7 +297,7 @@ func testRestart(t *testing.T, open func(t *testing.T) Store) {
 	must(t, s.HandleDispatch(ctx, d))
 	got, err := s.GetIncident(ctx, flood.id)
 	must(t, err)
-	mustEqual(t, "incident after replay", got.Incident, canon.Incident(log[len(log)-1].Incident))
+	mustEqual(t, "incident after replay", got.Incident, explained(canon.Incident(log[len(log)-1].Incident), log...))
 	mustEqual(t, "timeline after replay", got.Timeline, timeline(log...))
 	mustEqual(t, "events after replay", got.Events, before.Events)
 	mustEqual(t, "dispatches after replay", got.Dispatches, before.Dispatches)
@@ -308,4 +310,55 @@ func testRestart(t *testing.T, open func(t *testing.T) Store) {
 	if n != 1 {
 		t.Errorf("CountIncidents after second restart = %d, want 1", n)
 	}
+}
+
+// The changelog carries each explanation on its signal's change only; the detail explains
+// every report from the timeline, and a report a merge moved from another incident from that
+// incident's timeline.
+func testReportsExplained(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	ctx := t.Context()
+	spec := flood
+	spec.steps = 3
+	must(t, s.HandleIncidentChanges(ctx, spec.changelog()))
+	got, err := s.GetIncident(ctx, spec.id)
+	must(t, err)
+	for i, r := range got.Incident.Reports {
+		mustEqual(t, fmt.Sprintf("report %d explained", i), r.Explanation, explanationOf(r.EventID))
+	}
+
+	// Incident B's one report is merged into A (A v4 names B; B v2 is merged).
+	a := spec.changelog()[2]
+	other := spec
+	other.id = spec.id + "-b"
+	other.steps = 1
+	b := other.changelog()[0]
+	moved := b.Incident.Reports[0]
+	merged := a
+	merged.Incident.Version, merged.Incident.UpdatedAt = 4, a.Incident.UpdatedAt.Add(time.Minute)
+	merged.Incident.Reports = append(slices.Clone(a.Incident.Reports), moved)
+	merged.Incident.ReportCount = len(merged.Incident.Reports)
+	merged.Change = event.Change{Action: event.ActionMerge, From: a.Incident.Status, To: a.Incident.Status,
+		Actor: event.Actor{Subject: "op-1", Role: "operator"}, Related: other.id, CommandID: "cmd-merge", At: merged.Incident.UpdatedAt}
+	gone := b
+	gone.Incident.Version, gone.Incident.Status, gone.Incident.MergedInto = 2, event.StatusMerged, spec.id
+	gone.Change = event.Change{Action: event.ActionMerge, From: event.StatusNew, To: event.StatusMerged,
+		Actor: merged.Change.Actor, Related: spec.id, CommandID: "cmd-merge", At: merged.Change.At}
+	must(t, s.HandleIncidentChanges(ctx, []event.IncidentChange{b, merged, gone}))
+	got, err = s.GetIncident(ctx, spec.id)
+	must(t, err)
+	if n := len(got.Incident.Reports); n != 3 {
+		t.Fatalf("%d reports after the merge, want 3", n)
+	}
+	mustEqual(t, "the moved report explained from its first incident", got.Incident.Reports[2].Explanation, explanationOf(moved.EventID))
+}
+
+// explained is inc as the detail shows it: its reports explained by the changes stored.
+func explained(inc event.Incident, log ...event.IncidentChange) event.Incident {
+	changes := make([]event.Change, len(log))
+	for i, c := range log {
+		changes[i] = c.Change
+	}
+	event.ExplainReports(&inc, changes)
+	return inc
 }

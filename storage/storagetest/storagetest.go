@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"ChangelogOutOfOrder", testChangelogOutOfOrder},
 		{"FiltersSeeLatestVersion", testFiltersSeeLatest},
 		{"LinkedEvents", testLinkedEvents},
+		{"ReportsExplained", testReportsExplained},
 		{"Dispatches", testDispatches},
 		{"IncidentNotFound", testIncidentNotFound},
 		{"ListIncidentsFilters", testListIncidentsFilters},

@@ -3,6 +3,8 @@ package query
 import (
 	"encoding/json"
 	"fmt"
+
+	"github.com/urbanbrain/urbanbrain/storage"
 )
 
 // Rows is a result set, as database/sql and clickhouse-go both return one.
@@ -46,4 +48,25 @@ func Docs[T any](rows Rows) ([]T, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// Timeline reads a result of (version, change document) rows, oldest first, as an incident's
+// timeline, and closes rows. The result is never nil.
+func Timeline(rows Rows) ([]storage.TimelineEntry, error) {
+	defer rows.Close()
+	out := []storage.TimelineEntry{}
+	for rows.Next() {
+		var (
+			e   storage.TimelineEntry
+			doc string
+		)
+		if err := rows.Scan(&e.Version, &doc); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(doc), &e.Change); err != nil {
+			return nil, fmt.Errorf("decode change v%d: %w", e.Version, err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
 }

@@ -258,7 +258,9 @@
     if (live || !navigator.onLine) return;
     const r = await UB.api('GET', '/api/v1/me/tasks', undefined, { no401: true });
     if (r.status === 401) showBanner('登录已过期：请重新登录（未发送的操作保存在本机，不会丢失）。', true);
-    if (!r.ok || !r.body) return;
+    // The feed came up while the answer was on its way: its snapshot is newer than the
+    // answer, which would otherwise take away a task dispatched in between.
+    if (!r.ok || !r.body || live) return;
     const tasks = r.body.tasks || [];
     for (const [id, inc] of incidents) if (mine(inc) && !tasks.some((t) => t.id === id)) incidents.delete(id);
     for (const inc of tasks) upsert(inc);
