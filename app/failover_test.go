@@ -177,6 +177,37 @@ func TestThreeInstancesFailOverWithoutDuplicates(t *testing.T) {
 			t.Errorf("incident %s opened %d and dispatched %d times, want once each", id, n, st.dispatched[id])
 		}
 	}
+	// No false signal: every reading was below every threshold and no device fell silent for
+	// long enough, so each signal is a ticket's — one signal id per ticket and rule, however
+	// often a replay after a move produced it again. (An instance that kept rule state for
+	// streets it no longer owned would raise device-silent for sensors reporting elsewhere.)
+	signals := map[string]map[string]bool{} // signal id → events
+	if err := transport.ReadAll(t.Context(), []string{broker}, event.TopicSignals, func(_ string, v []byte) error {
+		var sig event.Signal
+		if _, err := event.Decode(v, event.TypeSignal, &sig); err != nil {
+			return err
+		}
+		if signals[sig.ID] == nil {
+			signals[sig.ID] = map[string]bool{}
+		}
+		signals[sig.ID][sig.Event.ID] = true
+		if sig.Event.Type != event.TypeHotlineTicket {
+			t.Errorf("false signal %s: rule %s on %s event %s", sig.ID, sig.RuleID, sig.Event.Type, sig.Event.ID)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for id, evs := range signals {
+		if len(evs) != 1 {
+			t.Errorf("signal id %s names %d events, want 1", id, len(evs))
+		}
+	}
+	if len(signals) < tickets {
+		t.Errorf("%d distinct signals for %d tickets, want at least one per ticket", len(signals), tickets)
+	}
+	t.Logf("counts: %d tickets, %d readings; %d incidents opened and dispatched once each; %d distinct signals, none false",
+		tickets, readings, len(st.opened), len(signals))
 
 	// Any surviving node accepts a command for any incident: its store holds every
 	// partition, and the owner of the incident's street answers through city.command-results.
