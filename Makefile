@@ -36,6 +36,7 @@ bench:
 
 # The failover drill with real processes: a broker and three instances, 30,000 events, one
 # instance killed with SIGKILL and one restarted; then a for: 3m rule and a window count held
-# across a kill.
+# across a kill; then the takeover time against the number of partitions.
 failover-drill:
 	$(GO) test -count=1 -v -run 'TestThreeInstancesFailOverWithoutDuplicates|TestHeldConditionCarriesAcrossFailover|TestWindowCountCarriesAcrossFailover|TestCrashMidStream' ./app/
+	$(GO) test -count=1 -run '^$$' -bench Takeover -benchtime 1x -timeout 20m ./app/

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,6 +36,9 @@ func TestHelperServeProcess(t *testing.T) {
 	cfg.HTTPAddr = os.Getenv("URBANBRAIN_HELPER_SERVE_HTTP")
 	cfg.KafkaBrokers = []string{broker}
 	cfg.Partitions = 3
+	if p, err := strconv.Atoi(os.Getenv("URBANBRAIN_HELPER_PARTITIONS")); err == nil {
+		cfg.Partitions = p
+	}
 	log := zap.NewNop()
 	if os.Getenv("URBANBRAIN_HELPER_LOG") != "" { // for diagnosing a failing drill: the children's logs on stderr
 		log, _ = zap.NewDevelopment()
@@ -56,12 +60,13 @@ func TestHelperServeProcess(t *testing.T) {
 
 // startNode starts the whole app in a child process on broker with data in dir and waits
 // for /readyz. It can be killed with SIGKILL (a real crash) or stopped with SIGTERM.
-func startNode(t *testing.T, broker, dir string) *nodeProc {
+func startNode(t testing.TB, broker, dir string, env ...string) *nodeProc {
 	t.Helper()
 	httpAddr := freeAddr(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperServeProcess$")
 	cmd.Env = append(os.Environ(), "URBANBRAIN_HELPER_SERVE="+broker, "URBANBRAIN_HELPER_SERVE_DIR="+dir,
 		"URBANBRAIN_HELPER_SERVE_HTTP="+httpAddr)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -89,7 +94,7 @@ func startNode(t *testing.T, broker, dir string) *nodeProc {
 }
 
 // demoCity is the demo city 云川市 as the binary ships it.
-func demoCity(t *testing.T) *city.Map {
+func demoCity(t testing.TB) *city.Map {
 	t.Helper()
 	demo, err := fs.Sub(city.DemoFS, "demo")
 	if err != nil {
@@ -103,7 +108,7 @@ func demoCity(t *testing.T) *city.Map {
 }
 
 // producerTo is a bare kafka-go producer to broker, as a city's own systems would write.
-func producerTo(t *testing.T, broker string) *kafka.Writer {
+func producerTo(t testing.TB, broker string) *kafka.Writer {
 	t.Helper()
 	w := &kafka.Writer{Addr: kafka.TCP(broker), Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
 		BatchTimeout: time.Millisecond, Transport: &kafka.Transport{}}

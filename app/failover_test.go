@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -265,13 +266,13 @@ type nodeProc struct {
 	exited chan struct{}
 }
 
-func (n *nodeProc) kill(t *testing.T) {
+func (n *nodeProc) kill(t testing.TB) {
 	t.Helper()
 	_ = n.cmd.Process.Signal(syscall.SIGKILL)
 	<-n.exited
 }
 
-func (n *nodeProc) stop(t *testing.T) {
+func (n *nodeProc) stop(t testing.TB) {
 	t.Helper()
 	_ = n.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -401,7 +402,7 @@ func (r *rulesPair) killOwnerAfter(t *testing.T, n int) {
 }
 
 // sharedKey makes a signing key for several nodes: the key and its file's bytes.
-func sharedKey(t *testing.T) ([]byte, []byte) {
+func sharedKey(t testing.TB) ([]byte, []byte) {
 	t.Helper()
 	dir := t.TempDir()
 	key, err := auth.LoadOrCreateKey(dir)
@@ -416,7 +417,7 @@ func sharedKey(t *testing.T) ([]byte, []byte) {
 }
 
 // nodeDir is a data directory holding the shared signing key file.
-func nodeDir(t *testing.T, keyFile []byte) string {
+func nodeDir(t testing.TB, keyFile []byte) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, auth.KeyFile), keyFile, 0o600); err != nil {
@@ -426,7 +427,7 @@ func nodeDir(t *testing.T, keyFile []byte) string {
 }
 
 // readyz is a node's /readyz body.
-func readyz(t *testing.T, n *nodeProc) (body struct {
+func readyz(t testing.TB, n *nodeProc) (body struct {
 	Stages map[string]struct {
 		Partitions []int            `json:"partitions"`
 		Lag        map[string]int64 `json:"lag"`
@@ -442,9 +443,9 @@ func readyz(t *testing.T, n *nodeProc) (body struct {
 	return body
 }
 
-func rulesPartitions(t *testing.T, n *nodeProc) []int { return readyz(t, n).Stages["rules"].Partitions }
+func rulesPartitions(t testing.TB, n *nodeProc) []int { return readyz(t, n).Stages["rules"].Partitions }
 
-func stageLag(t *testing.T, n *nodeProc, stage string) int64 {
+func stageLag(t testing.TB, n *nodeProc, stage string) int64 {
 	var sum int64
 	for _, l := range readyz(t, n).Stages[stage].Lag {
 		sum += l
@@ -453,7 +454,7 @@ func stageLag(t *testing.T, n *nodeProc, stage string) int64 {
 }
 
 // eventsOn counts the records on city.events.
-func eventsOn(t *testing.T, broker string) int {
+func eventsOn(t testing.TB, broker string) int {
 	n := 0
 	_ = transport.ReadAll(t.Context(), []string{broker}, event.TopicEvents, func(string, []byte) error { n++; return nil })
 	return n
@@ -504,4 +505,81 @@ func TestWindowCountCarriesAcrossFailover(t *testing.T) {
 			t.Errorf("fired as %s, want on the third complaint, T-win-2", k)
 		}
 	}
+}
+
+// BenchmarkTakeover measures how long a crashed instance's partitions take to move, against
+// the number of partitions: two instances on one broker, 1,000 12345 tickets and 10,000
+// readings handled (incidents open and dispatched, so there is state to load), then one is
+// SIGKILLed; the figure is the time from the kill until the survivor owns, and has loaded,
+// every partition of every stage (its /readyz). A timing, so a benchmark, never a test:
+//
+//	go test -run '^$' -bench Takeover -benchtime 1x -timeout 30m ./app/
+func BenchmarkTakeover(b *testing.B) {
+	for _, parts := range []int{3, 6, 12, 24} {
+		b.Run(fmt.Sprintf("partitions=%d", parts), func(b *testing.B) {
+			var total time.Duration
+			n := 0
+			for b.Loop() {
+				total += takeover(b, parts)
+				n++
+			}
+			b.ReportMetric(total.Seconds()/float64(n), "s/takeover")
+		})
+	}
+}
+
+// takeover runs one crash of BenchmarkTakeover and returns how long the move took.
+func takeover(b *testing.B, parts int) time.Duration {
+	env := "URBANBRAIN_HELPER_PARTITIONS=" + strconv.Itoa(parts)
+	broker := brokerProcess(b, env)
+	_, keyBytes := sharedKey(b)
+	nodes := []*nodeProc{startNode(b, broker, nodeDir(b, keyBytes), env), startNode(b, broker, nodeDir(b, keyBytes), env)}
+	owned := func(n *nodeProc) (all bool, stages int) {
+		for _, st := range readyz(b, n).Stages {
+			stages++
+			if len(st.Partitions) != parts && len(st.Partitions) != 1 { // city.rules and city.accounts have one
+				return false, stages
+			}
+		}
+		return stages > 0, stages
+	}
+	grids := demoCity(b).Grids()
+	w := producerTo(b, broker)
+	var batch []kafka.Message
+	for i := range 11000 {
+		g := grids[(i*7)%len(grids)]
+		if i%11 == 0 {
+			id := fmt.Sprintf("T-to-%05d", i)
+			v, _ := json.Marshal(hotlineTicket(id, event.RequestComplaint, "0301", "投诉 "+id, "13812345678", g.Centroid))
+			batch = append(batch, kafka.Message{Topic: event.TopicIngestHotline, Key: []byte(g.Street), Value: v})
+		} else {
+			ev := sensorReading(fmt.Sprintf("WL-TO-%03d", i%300), g.Centroid.Lat, g.Centroid.Lon, 20)
+			ev["id"] = fmt.Sprintf("R-to-%06d", i)
+			v, _ := json.Marshal(ev)
+			batch = append(batch, kafka.Message{Topic: event.TopicIngestSensor, Key: []byte(g.Street), Value: v})
+		}
+		if len(batch) == 500 {
+			if err := w.WriteMessages(b.Context(), batch...); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	eventually(b, 3*time.Minute, "both instances to handle the load", func() bool {
+		return stageLag(b, nodes[0], "incidents")+stageLag(b, nodes[1], "incidents")+stageLag(b, nodes[0], "dispatch")+stageLag(b, nodes[1], "dispatch") == 0 &&
+			eventsOn(b, broker) >= 11000
+	})
+	time.Sleep(time.Second) // the last commits
+	killed := time.Now()
+	nodes[1].kill(b)
+	deadline := time.Now().Add(2 * time.Minute)
+	for all, _ := owned(nodes[0]); !all; all, _ = owned(nodes[0]) {
+		if time.Now().After(deadline) {
+			b.Fatalf("the survivor does not own every partition 2 minutes after the kill: %+v", readyz(b, nodes[0]).Stages)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	took := time.Since(killed)
+	b.Logf("partitions=%d: the survivor owned and had loaded every partition %v after the SIGKILL", parts, took.Round(100*time.Millisecond))
+	return took
 }

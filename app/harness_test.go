@@ -30,7 +30,7 @@ type running struct {
 
 // freeAddr reserves a loopback port number for a component that needs a fixed address
 // (the broker must come back on the same one after a restart).
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -153,7 +153,7 @@ func (r *running) do(method, path, token string, body any, out any) int {
 
 // eventually polls cond every 100ms until it holds or the timeout passes. It waits for an
 // asynchronous pipeline to deliver, it does not assert any timing.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,8 +30,12 @@ func TestHelperBrokerProcess(t *testing.T) {
 	if addr == "" {
 		return
 	}
+	parts := 3
+	if p, err := strconv.Atoi(os.Getenv("URBANBRAIN_HELPER_PARTITIONS")); err == nil {
+		parts = p
+	}
 	emb, err := transport.StartEmbedded(transport.EmbeddedConfig{
-		DataDir: os.Getenv("URBANBRAIN_HELPER_BROKER_DIR"), Listen: addr, Partitions: 3, Topics: event.AllTopics(),
+		DataDir: os.Getenv("URBANBRAIN_HELPER_BROKER_DIR"), Listen: addr, Partitions: parts, Topics: event.AllTopics(),
 	}, zap.NewNop())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper broker:", err)
@@ -43,11 +48,12 @@ func TestHelperBrokerProcess(t *testing.T) {
 }
 
 // brokerProcess starts the embedded broker in a child process and returns its address.
-func brokerProcess(t *testing.T) string {
+func brokerProcess(t testing.TB, env ...string) string {
 	t.Helper()
 	addr := freeAddr(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperBrokerProcess$")
 	cmd.Env = append(os.Environ(), "URBANBRAIN_HELPER_BROKER="+addr, "URBANBRAIN_HELPER_BROKER_DIR="+t.TempDir())
+	cmd.Env = append(cmd.Env, env...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
