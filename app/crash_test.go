@@ -36,6 +36,7 @@ func TestHelperServeProcess(t *testing.T) {
 	cfg.HTTPAddr = os.Getenv("URBANBRAIN_HELPER_SERVE_HTTP")
 	cfg.KafkaBrokers = []string{broker}
 	cfg.Partitions = 3
+	cfg.WorkflowPolicy = os.Getenv("URBANBRAIN_HELPER_POLICY")
 	if p, err := strconv.Atoi(os.Getenv("URBANBRAIN_HELPER_PARTITIONS")); err == nil {
 		cfg.Partitions = p
 	}

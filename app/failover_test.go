@@ -28,15 +28,19 @@ import (
 // one is killed with SIGKILL and another restarted gracefully: the survivors take over the
 // partitions (loading each from the changelog before handling a record of it), and the
 // changelog must show one incident per problem (correlation key), each ticket linked exactly
-// once, one dispatch per incident — and every surviving node answers commands for any incident.
+// once, one dispatch per incident, every SLA clock acted on once, by whichever instance owned
+// it then — and every surviving node answers commands for any incident.
 func TestThreeInstancesFailOverWithoutDuplicates(t *testing.T) {
 	t.Parallel()
 	broker := brokerProcess(t)
 	signingKey, keyBytes := sharedKey(t)
 	dirs := []string{nodeDir(t, keyBytes), nodeDir(t, keyBytes), nodeDir(t, keyBytes)}
+	// A sign-for limit of 20 s on the wall clock, so that SLA clocks warn and run out — and
+	// dispatch reassigns — while instances die and restart.
+	policy := drillPolicy(t)
 	procs := make([]*nodeProc, 3)
 	for i, dir := range dirs {
-		procs[i] = startNode(t, broker, dir)
+		procs[i] = startNode(t, broker, dir, policy)
 	}
 
 	cityMap := demoCity(t)
@@ -76,7 +80,7 @@ func TestThreeInstancesFailOverWithoutDuplicates(t *testing.T) {
 			procs[2].kill(t) // a crash: no handover, its session must expire
 		case 2 * (tickets + readings) / 3:
 			procs[1].stop(t) // a graceful restart: partitions handed over
-			procs[1] = startNode(t, broker, dirs[1])
+			procs[1] = startNode(t, broker, dirs[1], policy)
 		}
 		time.Sleep(60 * time.Millisecond)
 	}
@@ -86,11 +90,13 @@ func TestThreeInstancesFailOverWithoutDuplicates(t *testing.T) {
 		opened     map[string]int             // incident → opens
 		dispatched map[string]int             // incident → dispatch changes
 		byKey      map[string]map[string]bool // correlation key → incidents
+		sla        map[string]int             // incident, action, stage, clock start → changes
+		warned     map[string]bool            // incidents with a sign-for warning
 	}
 	var st state
 	lastLog := time.Now()
-	eventually(t, 3*time.Minute, "every ticket to be linked and every incident dispatched", func() bool {
-		st = state{map[string]map[string]bool{}, map[string]int{}, map[string]int{}, map[string]map[string]bool{}}
+	eventually(t, 3*time.Minute, "every ticket to be linked and every incident dispatched and warned", func() bool {
+		st = state{map[string]map[string]bool{}, map[string]int{}, map[string]int{}, map[string]map[string]bool{}, map[string]int{}, map[string]bool{}}
 		seen := map[string]bool{}
 		err := transport.ReadAll(t.Context(), []string{broker}, event.TopicIncidents, func(_ string, v []byte) error {
 			var ch event.IncidentChange
@@ -111,6 +117,15 @@ func TestThreeInstancesFailOverWithoutDuplicates(t *testing.T) {
 				st.byKey[ch.Incident.CorrelationKey][ch.Incident.ID] = true
 			case event.ActionDispatch:
 				st.dispatched[ch.Incident.ID]++
+			case incidents.ActionSLAWarning, incidents.ActionSLABreach:
+				var started time.Time
+				if c := ch.Incident.Clock; c != nil {
+					started = c.StartedAt
+				}
+				st.sla[fmt.Sprintf("%s %s %s %s", ch.Incident.ID, ch.Change.Action, ch.Change.Stage, started.Format(time.RFC3339Nano))]++
+				if ch.Change.Action == incidents.ActionSLAWarning && ch.Change.Stage == event.StageSignFor {
+					st.warned[ch.Incident.ID] = true
+				}
 			}
 			for _, r := range ch.Incident.Reports {
 				if st.reports[r.EventID] == nil {
@@ -124,7 +139,7 @@ func TestThreeInstancesFailOverWithoutDuplicates(t *testing.T) {
 			lastLog = time.Now()
 			t.Logf("progress: %d of %d tickets linked, %d incidents opened, %d dispatched (%v)", len(st.reports), tickets, len(st.opened), len(st.dispatched), err)
 		}
-		return err == nil && len(st.reports) >= tickets && len(st.dispatched) >= len(st.opened)
+		return err == nil && len(st.reports) >= tickets && len(st.dispatched) >= len(st.opened) && len(st.warned) >= len(st.opened)
 	})
 	// Nothing accepted is lost across the moves: every event reached city.events (replays
 	// from uncommitted offsets may repeat one, never drop one).
@@ -178,6 +193,14 @@ func TestThreeInstancesFailOverWithoutDuplicates(t *testing.T) {
 			t.Errorf("incident %s opened %d and dispatched %d times, want once each", id, n, st.dispatched[id])
 		}
 	}
+	// Every SLA clock is acted on once: no warning or breach twice for one clock run (an old
+	// and a new owner both firing it), and every incident's sign-for clock warned (none lost in
+	// a move; the wait above).
+	for k, n := range st.sla {
+		if n != 1 {
+			t.Errorf("SLA action %s on the changelog %d times, want once", k, n)
+		}
+	}
 	// No false signal: every reading was below every threshold and no device fell silent for
 	// long enough, so each signal is a ticket's — one signal id per ticket and rule, however
 	// often a replay after a move produced it again. (An instance that kept rule state for
@@ -207,8 +230,8 @@ func TestThreeInstancesFailOverWithoutDuplicates(t *testing.T) {
 	if len(signals) < tickets {
 		t.Errorf("%d distinct signals for %d tickets, want at least one per ticket", len(signals), tickets)
 	}
-	t.Logf("counts: %d tickets, %d readings; %d incidents opened and dispatched once each; %d distinct signals, none false",
-		tickets, readings, len(st.opened), len(signals))
+	t.Logf("counts: %d tickets, %d readings; %d incidents opened and dispatched once each; %d SLA actions, each once; %d distinct signals, none false",
+		tickets, readings, len(st.opened), len(st.sla), len(signals))
 
 	// Any surviving node accepts a command for any incident: its store holds every
 	// partition, and the owner of the incident's street answers through city.command-results.
@@ -582,4 +605,27 @@ func takeover(b *testing.B, parts int) time.Duration {
 	took := time.Since(killed)
 	b.Logf("partitions=%d: the survivor owned and had loaded every partition %v after the SIGKILL", parts, took.Round(100*time.Millisecond))
 	return took
+}
+
+// drillPolicy writes the built-in workflow policy with a 20 s sign-for limit on the wall clock
+// for the drill's categories, and returns the helper's environment setting for it.
+func drillPolicy(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "incidents", "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(b), "sign_for: {red: 15m, orange: 30m, yellow: 1h, blue: 2h}", "sign_for: {default: 20s}", 1)
+	text = strings.Replace(text, "warn_at: 0.8", "warn_at: 0.5", 1)
+	text = strings.Replace(text, `"0103": {emergency: true}`, `"0103": {emergency: true}
+    "0301": {emergency: true}
+    "0401": {emergency: true}`, 1)
+	if text == string(b) || !strings.Contains(text, "20s") || !strings.Contains(text, `"0401": {emergency: true}`) {
+		t.Fatal("the built-in policy changed: adapt drillPolicy")
+	}
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return "URBANBRAIN_HELPER_POLICY=" + path
 }
