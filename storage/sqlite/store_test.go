@@ -162,6 +162,12 @@ func BenchmarkHandleIncidentChange(b *testing.B) {
 	})
 }
 
+func BenchmarkHandleIncidentChangeBatches(b *testing.B) {
+	storagetest.BenchmarkHandleIncidentChangeBatches(b, func(b *testing.B) storagetest.Store {
+		return openStore(b, sqlite.Config{}, zap.NewNop())
+	})
+}
+
 func BenchmarkListIncidents(b *testing.B) {
 	storagetest.BenchmarkListIncidents(b, func(b *testing.B) storagetest.Store {
 		return openStore(b, sqlite.Config{}, zap.NewNop())

@@ -147,41 +147,74 @@ func (s *Store) HandleIncidentChange(ctx context.Context, ch event.IncidentChang
 }
 
 // HandleIncidentChanges applies a batch of changelog records in one transaction, as
-// HandleIncidentChange does each; use it to replay the changelog quickly.
+// HandleIncidentChange does each; use it to replay the changelog quickly. An incident's row is
+// written once per batch, with the newest version the batch holds, before its first timeline
+// entry: an incident that changes often (each reading of a device's episode is a change)
+// would otherwise rewrite its document and its ten index entries for every version. Every
+// version's timeline entry and report links are still written.
 func (s *Store) HandleIncidentChanges(ctx context.Context, changes []event.IncidentChange) error {
+	newest := make(map[string]int, len(changes)) // incident → index of its newest version here
+	for i, ch := range changes {
+		if j, ok := newest[ch.Incident.ID]; !ok || ch.Incident.Version > changes[j].Incident.Version {
+			newest[ch.Incident.ID] = i
+		}
+	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		incident := tx.StmtContext(ctx, s.writes.incident)
 		change := tx.StmtContext(ctx, s.writes.change)
 		report := tx.StmtContext(ctx, s.writes.report)
+		applied := make(map[string]upserted, len(newest))
 		for _, ch := range changes {
-			if err := s.applyChange(ctx, incident, change, report, ch); err != nil {
+			id := ch.Incident.ID
+			if id == "" {
+				s.log.Warn("skipping incident change without incident id", zap.String("action", ch.Change.Action))
+				continue
+			}
+			u, seen := applied[id]
+			if !seen {
+				var err error
+				if u, err = s.upsertIncident(ctx, incident, changes[newest[id]].Incident); err != nil {
+					return err
+				}
+				applied[id] = u
+			}
+			if u == unencodable {
+				continue
+			}
+			fresh := u == written
+			if err := s.insertChange(ctx, change, ch); err != nil {
 				return err
+			}
+			// When the store already held a newer version (a replay), these versions' reports
+			// were linked when they were first stored; skipping them saves a lookup per report.
+			if fresh {
+				if err := linkReports(ctx, report, ch.Incident); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	})
 }
 
-func (s *Store) applyChange(ctx context.Context, incident, change, report *sql.Stmt, ch event.IncidentChange) error {
-	inc := canon.Incident(ch.Incident)
-	c := canon.Change(ch.Change)
-	if inc.ID == "" {
-		s.log.Warn("skipping incident change without incident id", zap.String("action", c.Action))
-		return nil
-	}
+// upserted is what upsertIncident did with an incident's row.
+type upserted int
+
+const (
+	written     upserted = iota // the version was newer than the stored one
+	stale                       // the store holds this version or a newer one
+	unencodable                 // not stored, nor are the batch's other versions of it
+)
+
+// upsertIncident writes inc's row if its version is newer than the stored one.
+func (s *Store) upsertIncident(ctx context.Context, incident *sql.Stmt, inc event.Incident) (upserted, error) {
+	inc = canon.Incident(inc)
 	incDoc, err := json.Marshal(inc)
 	if err != nil {
 		s.log.Warn("skipping unencodable incident", zap.String("incident", inc.ID),
 			zap.Int64("version", inc.Version), zap.Error(err))
-		return nil
+		return unencodable, nil
 	}
-	changeDoc, err := json.Marshal(c)
-	if err != nil {
-		s.log.Warn("skipping unencodable incident change", zap.String("incident", inc.ID),
-			zap.Int64("version", inc.Version), zap.Error(err))
-		return nil
-	}
-
 	lon, lat := point(inc.Location)
 	res, err := incident.ExecContext(ctx,
 		inc.ID, inc.Version, string(inc.Status), inc.Status.Open(), inc.Category, inc.Severity,
@@ -191,24 +224,38 @@ func (s *Store) applyChange(ctx context.Context, incident, change, report *sql.S
 		inc.ReportCount, canon.Millis(inc.CreatedAt), canon.Millis(inc.UpdatedAt), string(incDoc),
 		storage.IncidentSource(inc), inc.RuleID)
 	if err != nil {
-		return fmt.Errorf("sqlite: store incident %s v%d: %w", inc.ID, inc.Version, err)
+		return stale, fmt.Errorf("sqlite: store incident %s v%d: %w", inc.ID, inc.Version, err)
 	}
-	applied, err := res.RowsAffected()
+	n, err := res.RowsAffected()
 	if err != nil {
-		return fmt.Errorf("sqlite: store incident %s v%d: %w", inc.ID, inc.Version, err)
+		return stale, fmt.Errorf("sqlite: store incident %s v%d: %w", inc.ID, inc.Version, err)
 	}
+	if n == 0 {
+		return stale, nil
+	}
+	return written, nil
+}
 
+// insertChange adds the timeline entry of ch's version, if missing.
+func (s *Store) insertChange(ctx context.Context, change *sql.Stmt, ch event.IncidentChange) error {
+	inc, c := ch.Incident, canon.Change(ch.Change)
+	changeDoc, err := json.Marshal(c)
+	if err != nil {
+		s.log.Warn("skipping unencodable incident change", zap.String("incident", inc.ID),
+			zap.Int64("version", inc.Version), zap.Error(err))
+		return nil
+	}
 	if _, err := change.ExecContext(ctx,
 		inc.ID, inc.Version, c.Action, string(c.From), string(c.To), c.Actor.Subject, c.Actor.Role,
 		c.Reason, c.Note, c.CommandID, c.SignalID, canon.Millis(c.At), string(changeDoc)); err != nil {
 		return fmt.Errorf("sqlite: store change %s v%d: %w", inc.ID, inc.Version, err)
 	}
+	return nil
+}
 
-	// Reports only accumulate, so a stale version's reports are already linked by the newer
-	// version stored; skipping them saves a lookup per report on replay.
-	if applied == 0 {
-		return nil
-	}
+// linkReports links the events of every report of inc to it. Each version names an episode's
+// reading of that change as its latest, so linking every version links every reading.
+func linkReports(ctx context.Context, report *sql.Stmt, inc event.Incident) error {
 	for _, r := range inc.Reports {
 		for _, ev := range r.Events() {
 			if _, err := report.ExecContext(ctx, inc.ID, ev, r.EventType); err != nil {

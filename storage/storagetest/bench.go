@@ -73,6 +73,43 @@ func BenchmarkHandleIncidentChange(b *testing.B, open func(b *testing.B) Store) 
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 }
 
+// BenchmarkHandleIncidentChangeBatches stores the changelog as the storage sink does, in
+// batches: 500 records a batch over 100 incidents, each incident five versions further per
+// batch (a busy incident: every reading of a device's episode is a change).
+func BenchmarkHandleIncidentChangeBatches(b *testing.B, open func(b *testing.B) Store) {
+	s := open(b)
+	ctx := b.Context()
+	b.ReportAllocs()
+	const incidents, perBatch = 100, 5
+	base := make([]event.IncidentChange, incidents)
+	for i := range base {
+		spec := flood
+		spec.id = fmt.Sprintf("INC-s1-%09d", i)
+		spec.steps = 2
+		base[i] = spec.changelog()[1]
+	}
+	batch := make([]event.IncidentChange, 0, incidents*perBatch)
+	version := int64(2)
+	rows := 0
+	for b.Loop() {
+		batch = batch[:0]
+		for range perBatch {
+			version++
+			for _, c := range base {
+				c.Incident.Version = version
+				c.Incident.UpdatedAt = c.Incident.UpdatedAt.Add(time.Duration(version) * time.Second)
+				c.Change.SignalID = fmt.Sprintf("sig-%d", version)
+				batch = append(batch, c)
+			}
+		}
+		if err := s.HandleIncidentChanges(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+		rows += len(batch)
+	}
+	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "records/s")
+}
+
 // BenchIncidents is how many incidents BenchmarkListIncidents stores: 20 districts of 5000.
 const BenchIncidents = 100_000
 
