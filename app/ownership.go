@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -47,11 +48,20 @@ func (a *App) loadDispatch(ctx context.Context, p int, _ map[string]int64) error
 	return nil
 }
 
-// forgetDispatch is the dispatch stage's OnRevoked: the new owner of partition p counts its
-// streets' open dispatches and retries their unanswered ones.
-func (a *App) forgetDispatch(p int) {
-	n := a.dispatch.Forget(func(street string) bool { return transport.PartitionOf(street, a.partitions) == p })
-	a.log.Info("partition given up", zap.String("stage", "dispatch"), zap.Int("partition", p), zap.Int("incidents", n))
+// owns says whether this instance owns, and has loaded, the partition of street in the stage
+// named name.
+func (a *App) owns(name, street string) bool {
+	names := a.stages.Load()
+	if names == nil {
+		return false
+	}
+	for st, n := range *names {
+		if n == name {
+			parts, _ := st.Loaded()
+			return slices.Contains(parts, transport.PartitionOf(street, a.partitions))
+		}
+	}
+	return false
 }
 
 // readChangelog feeds every decodable change of city.incidents partition p to fn.

@@ -47,11 +47,11 @@ func (a *App) routes() []route {
 			event.TopicCommands: typed(a, []string{event.TypeCommand}, a.handleCommand), // signing.go
 		}), assigned: a.loadIncidents, revoked: a.forgetIncidents})
 	// 4. Dispatch: new incidents → a dispatch command and a dispatch record. A partition's
-	//    open dispatches (the workers' load) are read from its changelog partition on assignment
-	//    and forgotten on revocation; an unanswered dispatch is decided again on a timer
+	//    open dispatches (the workers' load) are read from its changelog partition on assignment;
+	//    an unanswered dispatch of a street this instance owns is decided again on a timer
 	//    (workflow.go, dispatch.Retry), its outputs bound by outputTopic like the stage's.
 	add(a.cfg.Runs(CompDispatch), route{name: "dispatch", topics: []string{event.TopicIncidents},
-		handle: typed(a, []string{event.TypeIncidentChanged}, a.dispatch.HandleIncidentChange), assigned: a.loadDispatch, revoked: a.forgetDispatch})
+		handle: typed(a, []string{event.TypeIncidentChanged}, a.dispatch.HandleIncidentChange), assigned: a.loadDispatch})
 	//    Agencies with a webhook are told of their dispatches (signed, retried, audited).
 	add(a.cfg.Runs(CompDispatch), route{name: "webhook", topics: []string{event.TopicDispatch},
 		handle: typed(a, []string{event.TypeDispatch}, none(a.webhook.HandleDispatch))})

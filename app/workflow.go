@@ -114,7 +114,11 @@ func (a *App) runWorkflow(ctx context.Context) error {
 	if a.cfg.Runs(CompDispatch) {
 		g.Go(func() error { return a.webhook.Run(gctx) })
 		// A dispatch whose command was refused or lost is decided again (dispatch.Retry).
-		g.Go(func() error { return a.runTimer(gctx, "dispatch retry", dispatchRetryEvery, a.dispatch.Retry) })
+		g.Go(func() error {
+			return a.runTimer(gctx, "dispatch retry", dispatchRetryEvery, func(now time.Time) event.Outputs {
+				return a.dispatch.Retry(now, func(street string) bool { return a.owns("dispatch", street) })
+			})
+		})
 	}
 	return g.Wait()
 }

@@ -109,8 +109,15 @@ type tracked struct {
 	decision *event.Dispatch // this dispatcher's decision while the incident is still new
 	decided  int64           // the version the decision was made at
 	round    int             // how many returns the incident had when it was decided
-	awaiting *event.Incident // while a decision is held: the incident it was made on (Retry)
-	retries  int             // how often the held decision was made again (Retry)
+	// While the incident awaits dispatch on the changelog: the state to decide on, and since
+	// when it waits for this dispatcher's command (its decision, or Restore) — Retry's input.
+	awaiting *event.Incident
+	since    time.Time
+	retry    bool // decision is Retry's: its record goes out once the changelog shows it applied
+	// landed is the record of Retry's decision, sent when version landedAt showed its command
+	// applied (and sent again if that version is delivered again).
+	landed   *event.Dispatch
+	landedAt int64
 }
 
 // New returns a Dispatcher reading the roster.
@@ -145,6 +152,15 @@ func (d *Dispatcher) Restore(rec event.IncidentChange) {
 	defer d.mu.Unlock()
 	if t, ok := d.incidents[rec.Incident.ID]; !ok || rec.Incident.Version > t.version {
 		d.observe(rec.Incident)
+		if inc := rec.Incident; awaitsDispatch(inc.Status) {
+			// Still waiting for a dispatch, maybe one the previous owner sent and that was
+			// refused or lost: Retry decides it if nothing changes it for RetryAfter.
+			t := d.incidents[inc.ID]
+			if t.decision == nil {
+				t.awaiting, t.since = &inc, d.cfg.Now().UTC()
+				d.incidents[inc.ID] = t
+			}
+		}
 	}
 }
 
@@ -165,9 +181,23 @@ func (d *Dispatcher) HandleIncidentChange(ctx context.Context, rec event.Inciden
 		d.stats.stale.Add(1)
 		return nil, nil
 	}
+	var landed *event.Dispatch
+	if t.retry && t.decision != nil && rec.Change.CommandID == "dispatch:"+t.decision.ID {
+		// Retry's command took effect: now its record goes out (a retry whose first command
+		// was only slow is refused, and leaves no record of a dispatch that never happened).
+		landed = t.decision
+	}
 	if !known || inc.Version > t.version {
 		d.observe(inc)
 		t = d.incidents[inc.ID]
+	}
+	if landed != nil {
+		t.landed, t.landedAt = landed, inc.Version
+		d.incidents[inc.ID] = t
+	}
+	if t.landed != nil && t.landedAt == inc.Version {
+		d.mu.Unlock()
+		return event.Outputs{recordOf(inc, *t.landed)}, nil
 	}
 	if signForBreached(rec) {
 		d.mu.Unlock()
@@ -178,7 +208,7 @@ func (d *Dispatcher) HandleIncidentChange(ctx context.Context, rec event.Inciden
 		d.mu.Unlock()
 		return nil, nil
 	}
-	dec := t.decision
+	dec, retry := t.decision, t.retry
 	if dec == nil {
 		// Decide once. The decision is kept, so a redelivery of the change (after a restart of
 		// the stage, or a handler error later in the partition) returns the same one.
@@ -196,27 +226,28 @@ func (d *Dispatcher) HandleIncidentChange(ctx context.Context, rec event.Inciden
 	d.mu.Unlock()
 
 	d.stats.dispatched.Add(1)
-	return d.dispatch(inc, *dec, d.incidents[inc.ID].retries), nil
+	return d.dispatch(inc, *dec, retry), nil
 }
 
-// Retry decides again every incident whose dispatch this dispatcher decided at least
-// RetryAfter before now and that the changelog still shows awaiting dispatch: its command was
-// refused (by an instance that did not own the incident during a move, say) or lost. The new
-// decision goes out under a new command id, since the incident service answers a command id
-// it has seen from memory, and with its own dispatch record. A command that was only slow
-// costs nothing: whichever lands second is refused, the incident no longer being new. The
-// composition root calls it on a timer and produces what it returns.
-func (d *Dispatcher) Retry(now time.Time) event.Outputs {
+// Retry decides again every incident of a street owns says this instance owns that has
+// waited RetryAfter for a dispatch the changelog does not show: this dispatcher's command, or
+// one the previous owner sent before a move (Restore), was refused or lost. The new decision
+// goes out under a new command id, since the incident service answers a command id it has
+// seen from memory; its record (city.dispatch, the agencies' webhook) goes out only once the
+// changelog shows the command applied — a retry whose first command was only slow is refused
+// and leaves no record of a dispatch that never happened. The composition root calls it on a
+// timer and produces what it returns.
+func (d *Dispatcher) Retry(now time.Time, owns func(street string) bool) event.Outputs {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out event.Outputs
 	for id, t := range d.incidents {
-		if t.decision == nil || t.awaiting == nil || now.Sub(t.decision.At) < d.cfg.RetryAfter {
+		if t.awaiting == nil || now.Sub(t.since) < d.cfg.RetryAfter || !owns(event.IncidentStreet(id)) {
 			continue
 		}
-		inc, since := *t.awaiting, now.Sub(t.decision.At).Round(time.Second)
+		inc, since := *t.awaiting, now.Sub(t.since).Round(time.Second)
 		d.move(t.worker, "")
-		t.worker, t.decision = "", nil
+		t.worker, t.decision, t.retry = "", nil, false
 		d.incidents[id] = t
 		dec, why := d.decideFor(inc)
 		if dec == nil {
@@ -225,34 +256,20 @@ func (d *Dispatcher) Retry(now time.Time) event.Outputs {
 			d.incidents[id] = t
 			continue
 		}
-		t.retries++
-		d.incidents[id] = t
-		dec.ID += "/retry-" + strconv.Itoa(t.retries)
+		// Unique across retries and owners: a retry never meets a refusal remembered for
+		// another one.
+		dec.ID += "/retry-" + strconv.FormatInt(now.UnixMilli(), 10)
 		dec.Reason = fmt.Sprintf("dispatch unanswered for %s, decided again: %s", since, dec.Reason)
 		d.hold(inc, dec)
+		t = d.incidents[id]
+		t.since, t.retry = now, true
+		d.incidents[id] = t
 		d.stats.retried.Add(1)
-		d.log.Warn("dispatch unanswered; decided again", zap.String("incident", id), zap.Int("retry", t.retries),
+		d.log.Warn("dispatch unanswered; decided again", zap.String("incident", id), zap.String("command", "dispatch:"+dec.ID),
 			zap.String("worker", dec.Assignment.WorkerID))
-		out = append(out, d.dispatch(inc, *dec, t.retries)...)
+		out = append(out, d.dispatch(inc, *dec, true)...)
 	}
 	return out
-}
-
-// Forget drops what the dispatcher knows of the incidents of the streets gone says yes to
-// (a partition revoked: its new owner loads them), their load included, so that this
-// dispatcher neither counts nor retries them. It returns how many it dropped.
-func (d *Dispatcher) Forget(gone func(street string) bool) int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	n := 0
-	for id, t := range d.incidents {
-		if gone(event.IncidentStreet(id)) {
-			d.move(t.worker, "")
-			delete(d.incidents, id)
-			n++
-		}
-	}
-	return n
 }
 
 // observe records inc's latest state and moves it between workers' loads. d.mu is held.
@@ -265,7 +282,7 @@ func (d *Dispatcher) observe(inc event.Incident) {
 		// A report linked before our dispatch command landed: the command is still on its
 		// way, so the incident still counts for the worker it names.
 		next.worker, next.decision, next.decided, next.round = prev.worker, prev.decision, prev.decided, prev.round
-		next.awaiting, next.retries = prev.awaiting, prev.retries
+		next.awaiting, next.since, next.retry = prev.awaiting, prev.since, prev.retry
 	default:
 		next.worker = inc.Assignment.WorkerID
 	}
@@ -281,7 +298,7 @@ func (d *Dispatcher) hold(inc event.Incident, dec *event.Dispatch) {
 	t := d.incidents[id]
 	d.move(t.worker, dec.Assignment.WorkerID)
 	t.worker, t.decision, t.decided, t.round = dec.Assignment.WorkerID, dec, t.version, len(inc.Returns)
-	t.awaiting = &inc
+	t.awaiting, t.since, t.retry = &inc, dec.At, false
 	d.incidents[id] = t
 }
 
@@ -469,9 +486,10 @@ func (d *Dispatcher) neighbour(now time.Time, area event.Area, exclude []string)
 	return city.Worker{}, "", "", 0, false
 }
 
-// dispatch is the dispatch command, which is what takes effect, then the record of why; a
-// decision made again by Retry (retries > 0) has a command id of its own.
-func (d *Dispatcher) dispatch(inc event.Incident, dec event.Dispatch, retries int) event.Outputs {
+// dispatch is the dispatch command, which is what takes effect, then the record of why. A
+// decision of Retry's has a command id of its own and no record yet (HandleIncidentChange
+// sends it once the command took effect).
+func (d *Dispatcher) dispatch(inc event.Incident, dec event.Dispatch, retry bool) event.Outputs {
 	a := dec.Assignment
 	cmd := event.Command{
 		ID:         "dispatch:" + inc.ID,
@@ -488,8 +506,9 @@ func (d *Dispatcher) dispatch(inc event.Incident, dec event.Dispatch, retries in
 		// plain id, so first-cut records stay idempotent.
 		cmd.ID = fmt.Sprintf("dispatch:%s@%d", inc.ID, inc.Version)
 	}
-	if retries > 0 {
+	if retry {
 		cmd.ID = "dispatch:" + dec.ID
+		return outputs(inc, cmd, nil)
 	}
 	return outputs(inc, cmd, &dec)
 }
@@ -497,10 +516,14 @@ func (d *Dispatcher) dispatch(inc event.Incident, dec event.Dispatch, retries in
 // outputs are a command and, when dec is not nil, the dispatch record that explains it, keyed
 // by the incident's street.
 func outputs(inc event.Incident, cmd event.Command, dec *event.Dispatch) event.Outputs {
-	key := inc.Area.Key()
-	out := event.Outputs{{Key: key, ID: cmd.ID, Time: cmd.At, Data: cmd}}
+	out := event.Outputs{{Key: inc.Area.Key(), ID: cmd.ID, Time: cmd.At, Data: cmd}}
 	if dec != nil {
-		out = append(out, event.Output{Key: key, ID: dec.ID, Time: dec.At, Data: *dec})
+		out = append(out, recordOf(inc, *dec))
 	}
 	return out
+}
+
+// recordOf is the dispatch record output of dec, keyed by the incident's street.
+func recordOf(inc event.Incident, dec event.Dispatch) event.Output {
+	return event.Output{Key: inc.Area.Key(), ID: dec.ID, Time: dec.At, Data: dec}
 }

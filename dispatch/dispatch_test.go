@@ -673,52 +673,117 @@ func TestSomeoneOnDutyWithinEveryDistrict(t *testing.T) {
 }
 
 // A dispatch command that is refused or lost leaves the incident new on the changelog. After
-// RetryAfter the dispatcher decides again under a new command id, once per RetryAfter, and
-// stops as soon as the changelog shows the incident dispatched; a partition given up is
-// neither counted nor retried.
+// RetryAfter the owner of the street decides again under a new command id; the record of that
+// decision goes out only when the changelog shows its command applied (a first command that
+// was only slow leaves no record of the retry). The new owner after a move retries what the
+// previous one left unanswered.
 func TestUnansweredDispatchIsDecidedAgain(t *testing.T) {
 	t.Parallel()
 	h, g, o, first := dispatched(t, 1, "0202")
+	all := func(string) bool { return true }
+	commands, records := func() int { return len(h.bus.Commands(t)) }, func() int { return len(h.bus.Dispatches(t)) }
 
 	h.clock.Advance(time.Minute)
-	if out := h.d.Retry(h.clock.Now()); len(out) != 0 {
+	if out := h.d.Retry(h.clock.Now(), all); len(out) != 0 {
 		t.Fatalf("a dispatch a minute old was retried: %d outputs", len(out))
 	}
 	h.clock.Advance(90 * time.Second)
-	h.bus.Write(t, h.d.Retry(h.clock.Now()))
-	again, rec := h.last()
-	if again.ID == first.ID || again.IncidentID != o.Incident.ID || rec.ID != o.Incident.ID+"/1/retry-1" ||
-		!strings.Contains(rec.Reason, "unanswered") {
-		t.Errorf("retry %s (record %s, %q), want a new command id for %s, record %s/1/retry-1", again.ID, rec.ID, rec.Reason, o.Incident.ID, o.Incident.ID)
+	if out := h.d.Retry(h.clock.Now(), func(string) bool { return false }); len(out) != 0 {
+		t.Fatalf("a street this instance does not own was retried: %d outputs", len(out))
+	}
+	h.bus.Write(t, h.d.Retry(h.clock.Now(), all))
+	cmds := h.bus.Commands(t)
+	again := cmds[len(cmds)-1]
+	if len(cmds) != 2 || records() != 1 || again.ID == first.ID || !strings.HasPrefix(again.ID, "dispatch:"+o.Incident.ID+"/1/retry-") {
+		t.Fatalf("after the retry: %d commands (last %s), %d records; want a second command with a retry id and no record yet", len(cmds), again.ID, records())
 	}
 	if h.d.Stats().Retried != 1 || h.d.Load(again.Assignment.WorkerID) != 1 {
 		t.Errorf("stats %+v, load of %s %d; want one retry and the incident counted once", h.d.Stats(), again.Assignment.WorkerID, h.d.Load(again.Assignment.WorkerID))
 	}
-	// A redelivered open repeats the retried decision, under the retry's id.
+	// A redelivered open repeats the retried decision, under the retry's id, still without a record.
 	h.handle(o)
-	if c, _ := h.last(); c.ID != again.ID {
-		t.Errorf("redelivered open sent %s, want the retried %s", c.ID, again.ID)
+	if c := h.bus.Commands(t); c[len(c)-1].ID != again.ID || records() != 1 {
+		t.Errorf("redelivered open sent %s (%d records), want the retried %s and no record", c[len(c)-1].ID, records(), again.ID)
 	}
-	if out := h.d.Retry(h.clock.Now()); len(out) != 0 {
+	if out := h.d.Retry(h.clock.Now(), all); len(out) != 0 {
 		t.Errorf("retried again at once: %d outputs", len(out))
 	}
 
-	// The retry lands: nothing more to retry.
-	h.handle(assigned(o, 2, event.StatusDispatched, again.Assignment.WorkerID))
+	// The retry lands: its record goes out, once per delivery of that change, and nothing is
+	// retried any more.
+	landed := assigned(o, 2, event.StatusDispatched, again.Assignment.WorkerID)
+	landed.Change.CommandID = again.ID
+	h.handle(landed)
+	recs := h.bus.Dispatches(t)
+	if len(recs) != 2 || "dispatch:"+recs[1].ID != again.ID || !strings.Contains(recs[1].Reason, "unanswered") {
+		t.Fatalf("after the retry landed: records %+v, want the retry's, with why", recs)
+	}
+	h.handle(landed) // delivered again
+	if records() != 3 || h.bus.Dispatches(t)[2].ID != recs[1].ID {
+		t.Errorf("a redelivered landing sent %d records, want the same record again", records()-2)
+	}
 	h.clock.Advance(time.Hour)
-	if out := h.d.Retry(h.clock.Now()); len(out) != 0 {
+	if out := h.d.Retry(h.clock.Now(), all); len(out) != 0 {
 		t.Errorf("a dispatched incident was retried: %d outputs", len(out))
 	}
 
-	// Another incident of the street, unanswered, in a partition this instance gives up.
+	// A first command that was only slow lands after the retry went out: no record for the
+	// retry, whose command the incident service will refuse.
 	o2 := opened("INC-"+g.Street+"-0002", g, "0202")
 	h.handle(o2)
-	c2, _ := h.last()
-	if n := h.d.Forget(func(street string) bool { return street == g.Street }); n != 2 {
-		t.Errorf("Forget dropped %d incidents, want 2", n)
+	firstOf2 := h.bus.Commands(t)[commands()-1]
+	h.clock.Advance(3 * time.Minute)
+	h.bus.Write(t, h.d.Retry(h.clock.Now(), all))
+	before := records()
+	slow := assigned(o2, 2, event.StatusDispatched, firstOf2.Assignment.WorkerID)
+	slow.Change.CommandID = firstOf2.ID
+	h.handle(slow)
+	if records() != before {
+		t.Errorf("the slow first command's landing sent %d records for the retry, want none", records()-before)
 	}
-	h.clock.Advance(time.Hour)
-	if out := h.d.Retry(h.clock.Now()); len(out) != 0 || h.d.Load(c2.Assignment.WorkerID) != 0 {
-		t.Errorf("after Forget: %d outputs, load %d; want nothing", len(out), h.d.Load(c2.Assignment.WorkerID))
+
+	// After a move: the new owner, restored from the changelog, retries an incident the
+	// previous owner's command never dispatched, and nothing it has seen change meanwhile.
+	h2 := newHarness(t, demo(t), tuesdayMorning)
+	o3 := opened("INC-"+g.Street+"-0003", g, "0202")
+	h2.d.Restore(o3)
+	h2.clock.Advance(time.Minute)
+	if out := h2.d.Retry(h2.clock.Now(), all); len(out) != 0 {
+		t.Fatalf("retried a minute after the load: %d outputs", len(out))
+	}
+	h2.clock.Advance(2 * time.Minute)
+	out := h2.d.Retry(h2.clock.Now(), all)
+	if len(out) != 1 {
+		t.Fatalf("the new owner's retry: %d outputs, want the command", len(out))
+	}
+	if c, ok := out[0].Data.(event.Command); !ok || c.IncidentID != o3.Incident.ID || !strings.Contains(c.ID, "/retry-") {
+		t.Errorf("the new owner's retry %+v, want a retry command for %s", out[0].Data, o3.Incident.ID)
+	}
+}
+
+// Retry runs on a timer beside the partitions' handlers: meaningful with -race.
+func TestRetryBesideHandling(t *testing.T) {
+	t.Parallel()
+	m := demo(t)
+	g := findGrid(t, m, func(g city.Grid) bool { return len(onDuty(m, g.Code, tuesdayMorning)) >= 1 })
+	d, err := dispatch.New(dispatch.Config{Now: func() time.Time { return tuesdayMorning }, RetryAfter: time.Nanosecond}, m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 300 {
+			d.Retry(tuesdayMorning.Add(time.Duration(i)*time.Minute), func(string) bool { return true })
+		}
+	}()
+	for i := range 300 {
+		if _, err := d.HandleIncidentChange(t.Context(), opened(fmt.Sprintf("INC-%s-%04d", g.Street, i), g, "0202")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	if d.Stats().Dispatched != 300 {
+		t.Errorf("dispatched %d, want 300", d.Stats().Dispatched)
 	}
 }

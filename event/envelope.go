@@ -234,6 +234,10 @@ func readEnvelope(b []byte) (Envelope, []byte, error) {
 	case w.Data != nil && w.DataBase64 != nil:
 		return env, nil, fmt.Errorf("decode cloudevent %s: both data and data_base64", w.ID)
 	case w.DataBase64 != nil:
+		// The decoded bytes were inside a string for the check above: bound them too.
+		if err := checkDepth(w.DataBase64); err != nil {
+			return env, nil, fmt.Errorf("decode cloudevent %s data_base64: %w", w.ID, err)
+		}
 		return env, w.DataBase64, nil
 	}
 	return env, w.Data, nil

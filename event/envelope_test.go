@@ -2,6 +2,7 @@ package event_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -291,6 +292,7 @@ func TestDecodeRefusesHostileInput(t *testing.T) {
 		{"data of the wrong shape", `{` + ok + `,"data":[1]}`, `cannot unmarshal "[1]" into Go value of type event.Dispatch`},
 		{"data with a bad field", `{` + ok + `,"data":{"at":"soon"}}`, "data"},
 		{"deep nesting", `{` + ok + `,"data":{"x":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}}`, "exceeded max depth"},
+		{"deep nesting in data_base64", `{` + ok + `,"data_base64":"` + base64.StdEncoding.EncodeToString([]byte(strings.Repeat("[", 20000)+strings.Repeat("]", 20000))) + `"}`, "exceeded max depth"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/urbanbrain/urbanbrain/event"
@@ -180,31 +179,36 @@ func wrapInvalid(errs []error) error {
 
 // ExplainReports gives the reports of d.Incident their explanations from its timeline: the
 // changelog carries each explanation once, on the change of its signal, not on the reports
-// (event.ExplainReports). Reports a merge or split moved to it are explained by the timeline
-// of the incident they came from (Change.Related), read with timelineOf only when needed.
+// (event.ExplainReports). Reports a merge or split moved to it are explained by the timelines
+// of the incidents they came from (Change.Related), followed as far as reports still lack
+// one — a report merged A → B → C is explained from A's — each read with timelineOf once.
 func ExplainReports(ctx context.Context, d *IncidentDetail, timelineOf func(context.Context, string) ([]TimelineEntry, error)) error {
-	changes := make([]event.Change, 0, len(d.Timeline))
-	var related []string
-	for _, e := range d.Timeline {
-		changes = append(changes, e.Change)
-		if e.Related != "" && e.Related != d.Incident.ID && !slices.Contains(related, e.Related) {
-			related = append(related, e.Related)
+	seen := map[string]bool{d.Incident.ID: true}
+	var queue []string
+	add := func(t []TimelineEntry) []event.Change {
+		changes := make([]event.Change, 0, len(t))
+		for _, e := range t {
+			changes = append(changes, e.Change)
+			if e.Related != "" && !seen[e.Related] {
+				seen[e.Related] = true
+				queue = append(queue, e.Related)
+			}
 		}
+		return changes
 	}
-	event.ExplainReports(&d.Incident, changes)
-	if len(related) == 0 || !event.Unexplained(d.Incident) {
-		return nil
-	}
-	changes = changes[:0]
-	for _, id := range related {
+	event.ExplainReports(&d.Incident, add(d.Timeline))
+	// A merge chain is short; the bound keeps a corrupt one from reading the whole store.
+	for read := 0; len(queue) > 0 && read < maxRelated && event.Unexplained(d.Incident); read++ {
+		id := queue[0]
+		queue = queue[1:]
 		t, err := timelineOf(ctx, id)
 		if err != nil {
 			return fmt.Errorf("explain the reports of %s from %s: %w", d.Incident.ID, id, err)
 		}
-		for _, e := range t {
-			changes = append(changes, e.Change)
-		}
+		event.ExplainReports(&d.Incident, add(t))
 	}
-	event.ExplainReports(&d.Incident, changes)
 	return nil
 }
+
+// maxRelated is how many other incidents' timelines ExplainReports reads at most.
+const maxRelated = 32

@@ -269,16 +269,18 @@ func (s *Scenario) Get(id string) event.Incident {
 
 // Explained is inc as a reader of the changelog shows it (the store's detail): each report
 // explained by the changes of its signals, its own and those of the incidents a merge or
-// split moved reports from (event.ExplainReports).
+// split moved reports from, followed as far as they go (event.ExplainReports).
 func (s *Scenario) Explained(inc event.Incident) event.Incident {
 	var changes []event.Change
-	for _, c := range s.Changes(inc.ID) {
-		if c.Change.Related != "" {
-			for _, r := range s.Changes(c.Change.Related) {
-				changes = append(changes, r.Change)
+	seen := map[string]bool{inc.ID: true}
+	for queue := []string{inc.ID}; len(queue) > 0; queue = queue[1:] {
+		for _, c := range s.Changes(queue[0]) {
+			changes = append(changes, c.Change)
+			if r := c.Change.Related; r != "" && !seen[r] {
+				seen[r] = true
+				queue = append(queue, r)
 			}
 		}
-		changes = append(changes, c.Change)
 	}
 	event.ExplainReports(&inc, changes)
 	return inc

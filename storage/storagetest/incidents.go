@@ -351,6 +351,27 @@ func testReportsExplained(t *testing.T, open func(t *testing.T) Store) {
 		t.Fatalf("%d reports after the merge, want 3", n)
 	}
 	mustEqual(t, "the moved report explained from its first incident", got.Incident.Reports[2].Explanation, explanationOf(moved.EventID))
+
+	// Then A is merged into C: B's report, moved twice, is explained from B's timeline.
+	third := spec
+	third.id = spec.id + "-c"
+	third.steps = 1
+	c1 := third.changelog()[0]
+	cMerged := c1
+	cMerged.Incident.Version, cMerged.Incident.UpdatedAt = 2, merged.Incident.UpdatedAt.Add(time.Minute)
+	cMerged.Incident.Reports = append(slices.Clone(c1.Incident.Reports), merged.Incident.Reports...)
+	cMerged.Incident.ReportCount = len(cMerged.Incident.Reports)
+	cMerged.Change = event.Change{Action: event.ActionMerge, From: event.StatusNew, To: event.StatusNew,
+		Actor: merged.Change.Actor, Related: spec.id, CommandID: "cmd-merge-2", At: cMerged.Incident.UpdatedAt}
+	must(t, s.HandleIncidentChanges(ctx, []event.IncidentChange{c1, cMerged}))
+	got, err = s.GetIncident(ctx, third.id)
+	must(t, err)
+	if n := len(got.Incident.Reports); n != 4 {
+		t.Fatalf("%d reports on C, want 4", n)
+	}
+	for i, r := range got.Incident.Reports {
+		mustEqual(t, fmt.Sprintf("C's report %d (%s) explained", i, r.EventID), r.Explanation, explanationOf(r.EventID))
+	}
 }
 
 // explained is inc as the detail shows it: its reports explained by the changes stored.

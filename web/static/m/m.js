@@ -212,6 +212,7 @@
   let feed = { epoch: '', seq: 0 };
   let rawSocket = null; // the open WebSocket: closing it makes UB.socket reconnect afresh
   let sock = null;      // UB.socket's handle
+  let frames = 0; // frames of the live feed taken so far (poll drops answers older than one)
   function onFrame(f) {
     switch (f.type) {
       case 'snapshot': {
@@ -237,6 +238,7 @@
       default:
         return;
     }
+    frames++;
     render();
     saveLater();
   }
@@ -256,11 +258,13 @@
   // While the socket is down, ask for the tasks now and then.
   async function poll() {
     if (live || !navigator.onLine) return;
+    const asked = frames;
     const r = await UB.api('GET', '/api/v1/me/tasks', undefined, { no401: true });
     if (r.status === 401) showBanner('登录已过期：请重新登录（未发送的操作保存在本机，不会丢失）。', true);
-    // The feed came up while the answer was on its way: its snapshot is newer than the
-    // answer, which would otherwise take away a task dispatched in between.
-    if (!r.ok || !r.body || live) return;
+    // The feed delivered something while the answer was on its way (even if it dropped again
+    // since): that is newer than the answer, which would otherwise take away a task
+    // dispatched in between.
+    if (!r.ok || !r.body || live || frames !== asked) return;
     const tasks = r.body.tasks || [];
     for (const [id, inc] of incidents) if (mine(inc) && !tasks.some((t) => t.id === id)) incidents.delete(id);
     for (const inc of tasks) upsert(inc);
