@@ -15,6 +15,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -191,6 +192,9 @@ func (a *App) Ready() bool { return a.ready.Load() }
 // blocks until ctx is done; then it stops taking work, lets in-flight messages finish, and
 // closes everything in reverse order.
 func (a *App) Run(ctx context.Context) (err error) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(a.cfg.GCPercent)
+	}
 	if err := a.startBroker(ctx); err != nil {
 		return err
 	}

@@ -50,6 +50,9 @@ type Config struct {
 	ShutdownGrace  time.Duration
 	PublicURL      string // how the printed demo links reach this server
 	PprofAddr      string // loopback address for net/http/pprof; empty: off
+	// GCPercent is the garbage collector's target (Go's GOGC) while the app runs, unless the
+	// GOGC environment variable sets it; docs/performance.md has what it buys and costs.
+	GCPercent int
 
 	NetSecConfig // TLS and SASL to Kafka and ClickHouse, the embedded broker's credentials (netsec.go)
 
@@ -136,6 +139,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 15*time.Second, "how long shutdown waits for in-flight work")
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL printed in demo links (default http://127.0.0.1:<port>)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's profiler (net/http/pprof) on this loopback address; empty: off")
+	fs.IntVar(&c.GCPercent, "gc-percent", 200, "garbage collector target, as Go's GOGC (which wins when set): 200 spends about a tenth less CPU than Go's 100 for about a quarter more memory")
 	fs.DurationVar(&c.ProduceLinger, "produce-linger", 5*time.Millisecond, "how long a producer batch waits for more records (latency only: nothing waits for it but the batch)")
 	fs.IntVar(&c.ProduceBatch, "produce-batch", 256, "records per producer batch and partition, at most")
 	fs.Int64Var(&c.ProduceInFlightBytes, "produce-inflight-bytes", 64<<20, "output bytes handed to the producer and not yet acknowledged before stages wait (backpressure)")
@@ -187,6 +191,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CommandTimeout <= 0 {
 		errs = append(errs, errors.New("--command-timeout must be positive"))
+	}
+	if c.GCPercent < 25 || c.GCPercent > 1000 {
+		errs = append(errs, fmt.Errorf("--gc-percent %d: want 25..1000", c.GCPercent))
 	}
 	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
 		errs = append(errs, fmt.Errorf("--pprof-addr %s: the profiler is served on loopback only (127.0.0.1:PORT or [::1]:PORT)", c.PprofAddr))
