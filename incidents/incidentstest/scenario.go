@@ -1,6 +1,7 @@
 package incidentstest
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/urbanbrain/urbanbrain/event"
 	"github.com/urbanbrain/urbanbrain/incidents"
 	"github.com/urbanbrain/urbanbrain/rules/engine"
+	"github.com/urbanbrain/urbanbrain/storage"
 )
 
 // Scenario is a scripted, time-driven test of the work-order loop in the style of
@@ -267,23 +269,22 @@ func (s *Scenario) Get(id string) event.Incident {
 	return inc
 }
 
-// Explained is inc as a reader of the changelog shows it (the store's detail): each report
-// explained by the changes of its signals, its own and those of the incidents a merge or
-// split moved reports from, followed as far as they go (event.ExplainReports).
+// Explained is inc as a reader of the changelog shows it: each report explained as the
+// store's detail explains it (storage.ExplainReports), from this scenario's changelog.
 func (s *Scenario) Explained(inc event.Incident) event.Incident {
-	var changes []event.Change
-	seen := map[string]bool{inc.ID: true}
-	for queue := []string{inc.ID}; len(queue) > 0; queue = queue[1:] {
-		for _, c := range s.Changes(queue[0]) {
-			changes = append(changes, c.Change)
-			if r := c.Change.Related; r != "" && !seen[r] {
-				seen[r] = true
-				queue = append(queue, r)
-			}
+	timeline := func(_ context.Context, id string) ([]storage.TimelineEntry, error) {
+		var t []storage.TimelineEntry
+		for _, c := range s.Changes(id) {
+			t = append(t, storage.TimelineEntry{Version: c.Incident.Version, Change: c.Change})
 		}
+		return t, nil
 	}
-	event.ExplainReports(&inc, changes)
-	return inc
+	d := storage.IncidentDetail{Incident: inc}
+	d.Timeline, _ = timeline(context.Background(), inc.ID)
+	if err := storage.ExplainReports(context.Background(), &d, timeline); err != nil {
+		s.T.Fatal(err)
+	}
+	return d.Incident
 }
 
 // Changes is the changelog of one incident ("" for all), oldest first.
