@@ -12,6 +12,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/rules/engine"
 	"github.com/urbanbrain/urbanbrain/rules/rulestest"
 )
 
@@ -41,14 +42,26 @@ absent: 5m
 raise: {category: "0101", severity: blue, correlation_key: "offline:{{sensor.device_id}}"}
 `
 
+// timeline is a test's events in the making.
+type timeline []event.Event
+
+// at adds ev in street at rulestest.At plus d.
+func (tl *timeline) at(ev event.Event, street string, d time.Duration) {
+	ev.Area.Street = street
+	ev.Time = rulestest.At.Add(d)
+	*tl = append(*tl, ev)
+}
+
+// sorted returns the events in time order.
+func (tl timeline) sorted() []event.Event {
+	sort.SliceStable(tl, func(i, j int) bool { return tl[i].Time.Before(tl[j].Time) })
+	return tl
+}
+
 // backlog is 20 minutes of two streets' readings and tickets from rulestest.At, in time order.
 func backlog() []event.Event {
-	var evs []event.Event
-	at := func(ev event.Event, street string, d time.Duration) {
-		ev.Area.Street = street
-		ev.Time = rulestest.At.Add(d)
-		evs = append(evs, ev)
-	}
+	var evs timeline
+	at := evs.at
 	level := func(d time.Duration, cm float64) {
 		at(rulestest.Sensor(fmt.Sprintf("wl1-%v", d), "WL-1", "water_level", map[string]float64{"level_cm": cm}), "S1", d)
 	}
@@ -89,8 +102,7 @@ func backlog() []event.Event {
 	}
 	ticket("B", 2*time.Minute)
 	ticket("B", 19*time.Minute)
-	sort.SliceStable(evs, func(i, j int) bool { return evs[i].Time.Before(evs[j].Time) })
-	return evs
+	return evs.sorted()
 }
 
 // signalLines describes signals by id, rule, event, time and kind, sorted.
@@ -122,20 +134,7 @@ func TestBacklogRaisesTheSignalsOfTheLiveRun(t *testing.T) {
 	// Live: a fake clock follows the events; the engine ticks every 10 s.
 	live := &rulestest.Recorder{}
 	eng := newEngine(t, rulestest.Parse(t, backlogRules), nil)
-	clock := clockwork.NewFakeClockAt(rulestest.At)
-	next := 0
-	for now := rulestest.At; !now.After(end.Add(after)); now = now.Add(10 * time.Second) {
-		clock.Advance(now.Sub(clock.Now()))
-		for next < len(evs) && !evs[next].Time.After(clock.Now()) {
-			if err := live.Keep(eng.HandleEvent(ctx, evs[next])); err != nil {
-				t.Fatal(err)
-			}
-			next++
-		}
-		if err := live.Keep(eng.Tick(ctx, clock.Now())); err != nil {
-			t.Fatal(err)
-		}
-	}
+	runLive(t, eng, live, evs, rulestest.At, end.Add(after))
 	if late := eng.EngineStats().Late; late != 0 {
 		t.Fatalf("live run: %d late events", late)
 	}
@@ -143,39 +142,17 @@ func TestBacklogRaisesTheSignalsOfTheLiveRun(t *testing.T) {
 	// Backlog: the gateway was down; everything arrives at once at wall = +45m, on a fresh
 	// engine whose clock has been ticking (and ticks during the backlog), then ticks on for
 	// as long as the live run did.
-	wall := clockwork.NewFakeClockAt(rulestest.At.Add(45 * time.Minute))
+	wall := rulestest.At.Add(45 * time.Minute)
 	replay := &rulestest.Recorder{}
 	eng2 := newEngine(t, rulestest.Parse(t, backlogRules), nil)
-	if err := replay.Keep(eng2.Tick(ctx, wall.Now())); err != nil {
-		t.Fatal(err)
-	}
-	for i, ev := range evs {
-		if i == len(evs)/2 {
-			wall.Advance(time.Second) // the wall clock ticks while the backlog is handled
-			if err := replay.Keep(eng2.Tick(ctx, wall.Now())); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := replay.Keep(eng2.HandleEvent(ctx, ev)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	start := wall.Now()
-	for d := time.Duration(0); d <= after; d += 10 * time.Second {
-		wall.Advance(start.Add(d).Sub(wall.Now()))
-		if err := replay.Keep(eng2.Tick(ctx, wall.Now())); err != nil {
-			t.Fatal(err)
-		}
-	}
+	must(t, replay.Keep(eng2.Tick(ctx, wall)))
+	handOver(t, eng2, replay, evs, wall, after)
 	if late := eng2.EngineStats().Late; late != 0 {
 		t.Errorf("backlog: %d late events, want none: old by the wall clock is not late", late)
 	}
 
-	got := signalLines(stateful(replay.Signals(t)), rulestest.At)
 	want := signalLines(stateful(live.Signals(t)), rulestest.At)
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("backlog signals\n%s\nlive signals\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	sameLines(t, "backlog signals", signalLines(stateful(replay.Signals(t)), rulestest.At), "live signals", want)
 	// And the live run raised what the scenario means it to (so the comparison is not empty).
 	for _, w := range []string{
 		"fire water-held-3m:wl1-5m0s rule=water-held-3m event=wl1-5m0s at=+5m0s",
@@ -193,6 +170,168 @@ func TestBacklogRaisesTheSignalsOfTheLiveRun(t *testing.T) {
 		if !slices.Contains(want, w) {
 			t.Errorf("live run lacks %q; it raised\n%s", w, strings.Join(want, "\n"))
 		}
+	}
+}
+
+// runLive hands evs (in time order) to eng as they happen, with the wall clock following
+// them from start to end and the engine ticking every 10 s.
+func runLive(t *testing.T, eng *engine.Engine, rec *rulestest.Recorder, evs []event.Event, start, end time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	next := 0
+	for now := start; !now.After(end); now = now.Add(10 * time.Second) {
+		for next < len(evs) && !evs[next].Time.After(now) {
+			must(t, rec.Keep(eng.HandleEvent(ctx, evs[next])))
+			next++
+		}
+		must(t, rec.Keep(eng.Tick(ctx, now)))
+	}
+}
+
+// handOver hands evs to eng at once at the wall clock wall, ticking once half way through,
+// and then ticks every 10 s for after.
+func handOver(t *testing.T, eng *engine.Engine, rec *rulestest.Recorder, evs []event.Event, wall time.Time, after time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	for i, ev := range evs {
+		if i == len(evs)/2 {
+			wall = wall.Add(time.Second) // the wall clock ticks while the backlog is handled
+			must(t, rec.Keep(eng.Tick(ctx, wall)))
+		}
+		must(t, rec.Keep(eng.HandleEvent(ctx, ev)))
+	}
+	for d := time.Duration(0); d <= after; d += 10 * time.Second {
+		must(t, rec.Keep(eng.Tick(ctx, wall.Add(d))))
+	}
+}
+
+// sameLines fails the test unless got and want are the same lines.
+func sameLines(t *testing.T, gotName string, got []string, wantName string, want []string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("%s\n%s\n%s\n%s", gotName, strings.Join(got, "\n"), wantName, strings.Join(want, "\n"))
+	}
+}
+
+// beforeOutage is ten minutes of the backlog's streets before it, arriving live: WL-1 at
+// 60 cm every 30 s, MH-1 and MH-2 every minute (S1), and a noise complaint in community A
+// two minutes before the outage (S2).
+func beforeOutage() []event.Event {
+	var evs timeline
+	at := evs.at
+	for d := -10 * time.Minute; d < 0; d += 30 * time.Second {
+		at(rulestest.Sensor(fmt.Sprintf("wl1-%v", d), "WL-1", "water_level", map[string]float64{"level_cm": 60}), "S1", d)
+		if d%time.Minute == 0 {
+			for _, dev := range []string{"MH-1", "MH-2"} {
+				at(rulestest.Sensor(fmt.Sprintf("%s-%v", strings.ToLower(dev), d), dev, "manhole", map[string]float64{"tilt_deg": 1}), "S1", d)
+			}
+		}
+	}
+	ticket := rulestest.Hotline("t-A--2m0s", "投诉", "0401", "normal", "噪音扰民")
+	ticket.Area.Community = "A"
+	at(ticket, "S2", -2*time.Minute)
+	return evs.sorted()
+}
+
+// Both streets report live; then their gateway is down for 45 minutes of wall clock while the
+// engine runs on, and the 20 minutes of events it held arrive at once. The streets' clocks ran
+// on during the quiet (so silence was noticed), but the backlog takes them back: none of it
+// is late, and it raises every signal the same events raise live — same ids, rules, events and
+// times: a held condition, a sliding window counting a complaint from before the outage with
+// the backlog's own, firing, clearing and firing again, silence. Besides them, only what the
+// clock decided during the quiet: MH-1 and MH-2 reported silent (their last readings were
+// before the outage) and cleared by their first readings in the backlog.
+func TestBacklogAfterTheClockRanOnRaisesTheLiveSignals(t *testing.T) {
+	before, evs := beforeOutage(), backlog()
+	all := append(slices.Clone(before), evs...)
+	const after = 15 * time.Minute
+	end := rulestest.At.Add(20*time.Minute + after)
+
+	live := &rulestest.Recorder{}
+	eng := newEngine(t, rulestest.Parse(t, backlogRules), nil)
+	runLive(t, eng, live, all, rulestest.At.Add(-10*time.Minute), end)
+
+	out := &rulestest.Recorder{}
+	eng2 := newEngine(t, rulestest.Parse(t, backlogRules), nil)
+	// Live until the outage, then 45 minutes of ticks and nothing else.
+	runLive(t, eng2, out, before, rulestest.At.Add(-10*time.Minute), rulestest.At.Add(45*time.Minute))
+	quiet := signalLines(stateful(out.Signals(t)), rulestest.At)
+	handOver(t, eng2, out, evs, rulestest.At.Add(45*time.Minute), after)
+
+	if late := eng2.EngineStats().Late; late != 0 {
+		t.Errorf("backlog: %d late events, want none", late)
+	}
+	if n := eng2.EngineStats().Backlogs; n != 2 {
+		t.Errorf("backlogs %d, want 2: the first event of each street's backlog takes its clock back", n)
+	}
+	wantQuiet := []string{
+		"fire manhole-silent-5m:mh-1--1m0s rule=manhole-silent-5m event=mh-1--1m0s at=+4m0s",
+		"fire manhole-silent-5m:mh-2--1m0s rule=manhole-silent-5m event=mh-2--1m0s at=+4m0s",
+	}
+	sameLines(t, "during the quiet", quiet, "want", wantQuiet)
+	want := signalLines(stateful(live.Signals(t)), rulestest.At)
+	want = append(want, wantQuiet...)
+	want = append(want,
+		"clear manhole-silent-5m:mh-1-0s:clear rule=manhole-silent-5m event=mh-1-0s at=+0s",
+		"clear manhole-silent-5m:mh-2-0s:clear rule=manhole-silent-5m event=mh-2-0s at=+0s")
+	sort.Strings(want)
+	sameLines(t, "after the outage", signalLines(stateful(out.Signals(t)), rulestest.At), "want (live, and the quiet's)", want)
+	// The live run counted the complaint from before the outage (the window fires at +3m,
+	// not +6m), so the backlog's matching it is not empty agreement.
+	for _, w := range []string{
+		"fire noise-10m:t-A-3m0s rule=noise-10m event=t-A-3m0s at=+3m0s",
+		"fire water-held-3m:wl1-5m0s rule=water-held-3m event=wl1-5m0s at=+5m0s",
+		"fire manhole-silent-5m:mh-1-5m0s rule=manhole-silent-5m event=mh-1-5m0s at=+10m0s",
+	} {
+		if !slices.Contains(want, w) {
+			t.Errorf("live run lacks %q", w)
+		}
+	}
+	// And nothing is kept for a rewind that can no longer come.
+	for _, id := range []string{"water-held-3m", "noise-10m", "manhole-silent-5m"} {
+		if a, b := eng.StatsOf(id).Keys, eng2.StatsOf(id).Keys; a != b {
+			t.Errorf("%s holds %d keys after the outage, %d live", id, b, a)
+		}
+	}
+}
+
+// A tumbling period the clock closed during the quiet stays closed: its events in the backlog
+// are late for that rule (counted), while a period still open — its end plus the allowed
+// lateness not yet reached when the clock ran on (+1m + 39m of quiet) — counts them in full.
+func TestBacklogDoesNotReopenAClosedPeriod(t *testing.T) {
+	ctx := context.Background()
+	const rule = `
+id: readings-15m
+name: 15 分钟读数
+types: [city.sensor.reading]
+when: sensor.kind == "manhole"
+window: {kind: tumbling, size: 15m, having: count >= 1}
+raise: {category: "0101", severity: blue, correlation_key: "readings"}
+`
+	reading := func(d time.Duration) event.Event {
+		ev := rulestest.Sensor(fmt.Sprintf("r%v", d), "MH-1", "manhole", map[string]float64{"tilt_deg": 1})
+		ev.Time = rulestest.At.Add(d)
+		return ev
+	}
+	rec := &rulestest.Recorder{}
+	eng := newEngine(t, rulestest.Parse(t, rule), nil)
+	runLive(t, eng, rec, []event.Event{reading(time.Minute)}, rulestest.At, rulestest.At.Add(40*time.Minute))
+	for _, d := range []time.Duration{2 * time.Minute, 3 * time.Minute, 31 * time.Minute, 32 * time.Minute} {
+		must(t, rec.Keep(eng.HandleEvent(ctx, reading(d))))
+	}
+	for d := 40 * time.Minute; d <= 80*time.Minute; d += 10 * time.Second {
+		must(t, rec.Keep(eng.Tick(ctx, rulestest.At.Add(d))))
+	}
+	var got []string
+	for _, s := range rec.Signals(t) {
+		got = append(got, fmt.Sprintf("%s count=%d", s.ID, s.Explanation.Window.Count))
+	}
+	want := []string{"readings-15m:r1m0s count=1", "readings-15m:r32m0s count=2"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("signals %q, want %q", got, want)
+	}
+	if st := eng.EngineStats(); st.Late != 2 || st.Backlogs != 1 {
+		t.Errorf("late %d, backlogs %d; want 2 (r2m, r3m: their period closed) and 1", st.Late, st.Backlogs)
 	}
 }
 

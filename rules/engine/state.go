@@ -38,6 +38,13 @@ import (
 // a street's events handed over all at once, in order, raise the same signals — ids, events,
 // times — as the same events arriving live with the clock ticking between them.
 //
+// A street that was quiet for longer than AllowedLateness may have been cut off rather than
+// silent: an event behind its watermark but not behind its newest event minus the lateness
+// is an outage's backlog, and takes the clock back to that newest event (rewind) instead of
+// being late. Deadlines acted on stay acted on (acted remembers how far), sliding windows
+// keep what left them during such a run-on (checkWindow, limbo), and a tumbling period
+// already closed does not open again.
+//
 // Signals of stateful rules are returned as outputs: the state moves first, the signal is
 // queued in the street's outbox and handed back with what the event (or the Tick) produced.
 // The street remembers its latest events with the outputs they produced (Config.Redelivery),
@@ -124,6 +131,8 @@ type street struct {
 	maxTime int64  // newest event time seen (unix ns)
 	wall    int64  // the latest Tick before the event of maxTime arrived (unix ns; 0: none yet)
 	clock   int64  // the frontier: maxTime, run on by Tick while the street is idle (unix ns)
+	acted   int64  // the furthest frontier deadlines were acted on at (ahead of clock after a rewind)
+	limbo   int64  // when maxTime reaches it, what sliding keys keep for a rewind can go (0: none kept)
 	rules   map[string]*ruleState
 	outbox  []event.Signal // raised by the event or tick being handled; drained before unlock
 	recent  recentEvents
@@ -201,7 +210,8 @@ type keyState struct {
 	holding bool  // for
 
 	entries []windowEntry // sliding: in time order
-	sum     float64       // sliding: sum of entries' values
+	from    int           // sliding: entries[from:] are in the window; those before, kept for a rewind
+	sum     float64       // sliding: sum of the window's values
 
 	buckets []bucket // tumbling: open periods in time order
 }
@@ -272,6 +282,21 @@ func (st *street) advance(now int64) {
 
 func (e *Engine) lateness() int64 { return int64(e.cfg.AllowedLateness) }
 
+// rewind takes back the run-on of a street that was quiet for longer than the allowed
+// lateness: its clock goes back to its newest event, and is taken to have heard it now (so
+// the next Tick does not run it on again by the length of the quiet). What the clock decided
+// during the quiet stays decided — a device reported silent, a held condition completed, a
+// sliding window that emptied, a tumbling period closed — and the backlog's events then act
+// on that state as they would have live: a silent device's reading clears it, a window counts
+// the complaints before the quiet (kept for this, see checkWindow) and the backlog's own, a
+// held condition the backlog breaks clears. A tumbling period already closed stays closed:
+// its events are late for that rule (apply).
+func (e *Engine) rewind(st *street) {
+	st.clock = st.maxTime
+	st.wall = e.lastTick.Load()
+	e.rewound.Add(1)
+}
+
 // handleStreet applies one event to the stateful rules of its street and appends what that
 // causes to outs. It runs for every event once any stateful rule is loaded, because an event
 // of any kind moves its street's clock.
@@ -300,6 +325,12 @@ func (e *Engine) handleStreet(set *ruleSet, ev *event.Event, env any, stateful [
 		return append(e.drain(set, st, outs), again...)
 	}
 	t := ev.Time.UnixNano()
+	if st.clock != 0 && t < st.clock-e.lateness() && t >= st.maxTime-e.lateness() {
+		// Behind the watermark only because the street's clock ran on while it was quiet,
+		// not behind the newest event it had: the quiet was an outage, and this is its
+		// backlog. The run-on is taken back, and the backlog counts as if it had come live.
+		e.rewind(st)
+	}
 	if st.clock != 0 && t < st.clock-e.lateness() {
 		if len(stateful) > 0 {
 			e.late.Add(1) // behind the street's watermark
@@ -317,13 +348,20 @@ func (e *Engine) handleStreet(set *ruleSet, ev *event.Event, env any, stateful [
 		}
 		if t >= st.maxTime {
 			st.maxTime, st.wall = t, e.lastTick.Load()
+			if st.limbo != 0 && st.maxTime >= st.limbo {
+				e.pruneLimbo(st, set)
+			}
 		}
+		late := false
 		for _, l := range stateful {
 			s.Reused = false
-			e.apply(st, l, ev, env, s)
+			late = !e.apply(st, l, ev, env, s) || late
 			if s.Reused {
 				env, _ = s.Env(ev) // for the next rule
 			}
+		}
+		if late {
+			e.late.Add(1) // in a tumbling period its rule has already closed
 		}
 	}
 	e.due(st, set, s)
@@ -404,7 +442,7 @@ func (e *Engine) Forget(gone func(street string) bool) int {
 				rs.c.keys.Add(-int64(len(rs.keys)))
 			}
 			st.gone = true
-			st.gen, st.maxTime, st.wall, st.clock = 0, 0, 0, 0
+			st.gen, st.maxTime, st.wall, st.clock, st.acted, st.limbo = 0, 0, 0, 0, 0, 0
 			st.rules = make(map[string]*ruleState)
 			st.outbox = nil // empty between handlings; dropped anyway, nothing may leak out
 			st.recent = recentEvents{}
@@ -413,6 +451,28 @@ func (e *Engine) Forget(gone func(street string) bool) int {
 		st.mu.Unlock()
 	}
 	return n
+}
+
+// pruneLimbo drops what the street's sliding windows kept for a rewind that can no longer
+// come: its newest event moved on. Keys left with nothing are dropped.
+func (e *Engine) pruneLimbo(st *street, set *ruleSet) {
+	st.limbo = 0
+	for _, l := range set.stateful {
+		rs := st.rules[l.rule.ID]
+		if rs == nil || l.kind != lang.KindWindow || l.rule.Window.Kind != lang.Sliding {
+			continue
+		}
+		size := int64(l.rule.Window.Size)
+		for _, ks := range rs.keys {
+			ks.prune(min(e.frontier(st), st.maxTime+e.lateness()) - size)
+			switch {
+			case len(ks.entries) == 0:
+				rs.drop(ks)
+			case len(ks.window()) == 0:
+				st.limbo = max(st.limbo, ks.entries[len(ks.entries)-1].t+size-e.lateness())
+			}
+		}
+	}
 }
 
 // drain appends the street's queued signals to outs, in order.
@@ -502,12 +562,14 @@ func keep(dst **event.Event, ev *event.Event) {
 	**dst = *ev
 }
 
-// apply runs one stateful rule on one event that is not late.
-func (e *Engine) apply(st *street, l *loaded, ev *event.Event, env any, s *scratch) {
+// apply runs one stateful rule on one event that is not late for its street. It reports
+// false when the event is late for this rule: it falls in a tumbling period the rule has
+// already closed (after a rewind).
+func (e *Engine) apply(st *street, l *loaded, ev *event.Event, env any, s *scratch) bool {
 	r := l.rule
 	for _, f := range r.Compiled().Filters {
 		if !f.Match(ev) {
-			return // not about this rule at all (see filtersOf)
+			return true // not about this rule at all (see filtersOf)
 		}
 	}
 	l.c.evaluated.Add(1)
@@ -518,30 +580,38 @@ func (e *Engine) apply(st *street, l *loaded, ev *event.Event, env any, s *scrat
 	out, err := lang.Run(&s.VM, p.When, env)
 	if err != nil {
 		fail("when", err)
-		return
+		return true
 	}
 	holds, _ := out.(bool)
 	rs := st.rules[r.ID]
 	if !holds && (l.kind != lang.KindFor || rs == nil || len(rs.keys) == 0) {
 		e.recordSuccess(l)
-		return
+		return true
+	}
+	t := ev.Time.UnixNano()
+	if l.kind == lang.KindWindow && r.Window.Kind == lang.Tumbling {
+		size := int64(r.Window.Size)
+		if bucketStart(t, size)+size+e.lateness() <= st.acted {
+			e.recordSuccess(l)
+			return false
+		}
 	}
 	out, err = lang.Run(&s.VM, p.GroupBy, env)
 	if err != nil {
 		fail("group_by", err)
-		return
+		return true
 	}
 	group, _ := out.(string)
 	if len(group) > lang.MaxKeyBytes {
 		fail("group_by", lang.PublicErrorf("group key is %d bytes, more than %d", len(group), lang.MaxKeyBytes))
-		return
+		return true
 	}
 	var v float64
 	if p.Of != nil && holds {
 		out, err := lang.Run(&s.VM, p.Of, env)
 		if err != nil {
 			fail("window.of", err)
-			return
+			return true
 		}
 		v, _ = out.(float64)
 	}
@@ -552,13 +622,12 @@ func (e *Engine) apply(st *street, l *loaded, ev *event.Event, env any, s *scrat
 	ks := rs.keys[group]
 	if ks == nil {
 		if !holds {
-			return
+			return true
 		}
 		if ks = e.newKey(rs, l, group); ks == nil {
-			return
+			return true
 		}
 	}
-	t := ev.Time.UnixNano()
 	switch l.kind {
 	case lang.KindFor:
 		e.applyFor(st, rs, l, ks, ev, env, holds, t, s)
@@ -576,15 +645,16 @@ func (e *Engine) apply(st *street, l *loaded, ev *event.Event, env any, s *scrat
 		if r.Window.Kind == lang.Tumbling {
 			e.addToBucket(l, ks, ev, v, t)
 			e.rearm(rs, l, ks)
-			return
+			return true
 		}
-		e.addToWindow(l, ks, v, t)
+		e.addToWindow(l, ks, v, t, e.frontier(st)-int64(r.Window.Size))
 		if t >= ks.lastT {
 			ks.lastT = t
 			keep(&ks.last, ev)
 		}
 		e.checkWindow(st, rs, l, ks, ev, env, e.frontier(st), s)
 	}
+	return true
 }
 
 func (e *Engine) applyFor(st *street, rs *ruleState, l *loaded, ks *keyState, ev *event.Event, env any, holds bool, t int64, s *scratch) {
@@ -609,8 +679,10 @@ func (e *Engine) applyFor(st *street, rs *ruleState, l *loaded, ks *keyState, ev
 	e.rearm(rs, l, ks)
 }
 
-// addToWindow inserts one value into a sliding window in time order.
-func (e *Engine) addToWindow(l *loaded, ks *keyState, v float64, t int64) {
+// addToWindow inserts one value into a sliding window in time order; cutoff is the window's
+// start (exclusive) at the street's frontier.
+func (e *Engine) addToWindow(l *loaded, ks *keyState, v float64, t, cutoff int64) {
+	ks.slide(cutoff)
 	i := len(ks.entries)
 	for i > 0 && ks.entries[i-1].t > t {
 		i--
@@ -618,41 +690,65 @@ func (e *Engine) addToWindow(l *loaded, ks *keyState, v float64, t int64) {
 	ks.entries = append(ks.entries, windowEntry{})
 	copy(ks.entries[i+1:], ks.entries[i:])
 	ks.entries[i] = windowEntry{t: t, v: v}
-	ks.sum += v
+	if i < ks.from || t <= cutoff {
+		ks.from++ // already out of the window (only kept, like the entries before it)
+	} else {
+		ks.sum += v
+	}
 	if n := len(ks.entries) - e.cfg.MaxWindowEvents; n > 0 {
-		for _, old := range ks.entries[:n] {
-			ks.sum -= old.v
+		for j, old := range ks.entries[:n] {
+			if j >= ks.from {
+				ks.sum -= old.v
+			}
 		}
 		ks.entries = append(ks.entries[:0], ks.entries[n:]...)
+		ks.from = max(0, ks.from-n)
 	}
 }
 
-// expire drops the entries at or before cutoff.
-func (ks *keyState) expire(cutoff int64) {
+// window is the entries in the sliding window.
+func (ks *keyState) window() []windowEntry { return ks.entries[ks.from:] }
+
+// slide moves the window's start to cutoff (exclusive): forward as time passes, back when a
+// rewind takes time back. Entries before the start stay until prune drops them.
+func (ks *keyState) slide(cutoff int64) {
+	for ks.from < len(ks.entries) && ks.entries[ks.from].t <= cutoff {
+		ks.sum -= ks.entries[ks.from].v
+		ks.from++
+	}
+	for ks.from > 0 && ks.entries[ks.from-1].t > cutoff {
+		ks.from--
+		ks.sum += ks.entries[ks.from].v
+	}
+	if ks.from == len(ks.entries) {
+		ks.sum = 0 // no drift from float subtraction
+	}
+}
+
+// prune drops the entries at or before cutoff, which no event can bring back into the window.
+func (ks *keyState) prune(cutoff int64) {
 	n := 0
-	for n < len(ks.entries) && ks.entries[n].t <= cutoff {
-		ks.sum -= ks.entries[n].v
+	for n < ks.from && ks.entries[n].t <= cutoff {
 		n++
 	}
 	if n > 0 {
 		ks.entries = append(ks.entries[:0], ks.entries[n:]...)
-		if len(ks.entries) == 0 {
-			ks.sum = 0 // no drift from float subtraction
-		}
+		ks.from -= n
 	}
 }
 
 func (ks *keyState) windowValues(minMax bool) lang.WindowValues {
-	w := lang.WindowValues{Count: len(ks.entries), Sum: ks.sum}
+	in := ks.window()
+	w := lang.WindowValues{Count: len(in), Sum: ks.sum}
 	if w.Count == 0 {
 		return w
 	}
 	w.Avg = w.Sum / float64(w.Count)
-	w.Start = time.Unix(0, ks.entries[0].t).UTC()
-	w.End = time.Unix(0, ks.entries[len(ks.entries)-1].t).UTC()
+	w.Start = time.Unix(0, in[0].t).UTC()
+	w.End = time.Unix(0, in[len(in)-1].t).UTC()
 	if minMax {
-		w.Min, w.Max = ks.entries[0].v, ks.entries[0].v
-		for _, en := range ks.entries[1:] {
+		w.Min, w.Max = in[0].v, in[0].v
+		for _, en := range in[1:] {
 			w.Min = min(w.Min, en.v)
 			w.Max = max(w.Max, en.v)
 		}
@@ -669,10 +765,10 @@ func (e *Engine) checkWindow(st *street, rs *ruleState, l *loaded, ks *keyState,
 		// replay's minute): expire one moment at a time and judge the window after each, so
 		// that a fire or clear carries the event time it happened at (the moment an event
 		// left the window) rather than the time it was noticed, however often time was looked at.
-		for len(ks.entries) > 1 && ks.entries[0].t <= front-size {
-			at := time.Unix(0, ks.entries[0].t+size).UTC()
-			ks.expire(ks.entries[0].t)
-			if len(ks.entries) == 0 {
+		for in := ks.window(); len(in) > 1 && in[0].t <= front-size; in = ks.window() {
+			at := time.Unix(0, in[0].t+size).UTC()
+			ks.slide(in[0].t)
+			if len(ks.window()) == 0 {
 				break // below: cleared at the last one's leaving
 			}
 			w := ks.windowValues(l.needMinMax)
@@ -689,12 +785,23 @@ func (e *Engine) checkWindow(st *street, rs *ruleState, l *loaded, ks *keyState,
 			}
 		}
 	}
-	ks.expire(front - size)
-	if len(ks.entries) == 0 {
+	ks.slide(front - size)
+	// Entries that left the window while the street's clock ran on past its newest event by
+	// more than the allowed lateness are kept: a backlog may yet take the clock back (rewind)
+	// and count with them. Older ones go.
+	ks.prune(min(front, st.maxTime+e.lateness()) - size)
+	if len(ks.window()) == 0 {
 		if ks.fired {
 			e.emit(st, l, ks, nil, nil, true, time.Unix(0, min(front, ks.lastT+size)).UTC(), s)
+			ks.fired = false
 		}
-		rs.drop(ks)
+		if len(ks.entries) == 0 {
+			rs.drop(ks)
+		} else {
+			// No deadline: looked at again by its next event, or by pruneLimbo once the
+			// street's events have moved past what it keeps.
+			st.limbo = max(st.limbo, ks.entries[len(ks.entries)-1].t+size-e.lateness())
+		}
 		return
 	}
 	w := ks.windowValues(l.needMinMax)
@@ -773,8 +880,8 @@ func (e *Engine) rearm(rs *ruleState, l *loaded, ks *keyState) {
 			if len(ks.buckets) > 0 {
 				rs.schedule(ks, ks.buckets[0].end+late)
 			}
-		} else if len(ks.entries) > 0 {
-			rs.schedule(ks, ks.entries[0].t+int64(l.rule.Window.Size))
+		} else if in := ks.window(); len(in) > 0 {
+			rs.schedule(ks, in[0].t+int64(l.rule.Window.Size))
 		}
 	}
 }
@@ -782,6 +889,7 @@ func (e *Engine) rearm(rs *ruleState, l *loaded, ks *keyState) {
 // due acts on every deadline of the street's stateful rules that its clock has reached.
 func (e *Engine) due(st *street, set *ruleSet, s *scratch) {
 	front := e.frontier(st)
+	st.acted = max(st.acted, front)
 	late := e.lateness()
 	for _, l := range set.stateful {
 		rs := st.rules[l.rule.ID]
