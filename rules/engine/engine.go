@@ -31,7 +31,7 @@ type Config struct {
 	// them in Stats().Late — the same way every time, whatever the arrival order within the
 	// bound. How old an event is by the wall clock does not matter, and an event behind the
 	// watermark only because an idle street's clock ran on (not behind its newest event by
-	// more than this) is an outage's backlog: it takes the clock back (EngineStats.Backlogs).
+	// more than this) is an outage's backlog: it takes the clock back (EngineStats.Rewinds).
 	// Silence and held conditions are acted on once the watermark has passed them: see Tick.
 	AllowedLateness time.Duration
 	// DisableAfter is how many failures in a row disable a rule on this instance
@@ -121,7 +121,7 @@ type Engine struct {
 	streets  streetMap
 	lastTick atomic.Int64 // unix ns of the latest Tick: when a street's newest event arrived, at the earliest
 	late     atomic.Uint64
-	rewound  atomic.Uint64 // backlogs that took a street's run-on clock back (state.go, rewind)
+	rewound  atomic.Uint64 // times a backlog took a street's run-on clock back (state.go, rewind)
 	reloads  atomic.Uint64
 	scratch  sync.Pool // *scratch
 }
@@ -329,11 +329,12 @@ func (e *Engine) Stats() []RuleStats {
 type EngineStats struct {
 	Rules int    `json:"rules"`
 	Late  uint64 `json:"late"` // events too late for stateful rules
-	// Backlogs counts events that took back the run-on of their street's clock: the street
-	// had been quiet longer than the allowed lateness, and they came from its quiet (rewind).
-	Backlogs uint64 `json:"backlogs"`
-	Reloads  uint64 `json:"reloads"` // SetRules calls after New
-	Streets  int    `json:"streets"` // streets with state
+	// Rewinds counts the times an outage's backlog took back the run-on of its street's
+	// clock: the street had been quiet longer than the allowed lateness, and an event from
+	// its quiet arrived (state.go, rewind).
+	Rewinds uint64 `json:"rewinds"`
+	Reloads uint64 `json:"reloads"` // SetRules calls after New
+	Streets int    `json:"streets"` // streets with state
 }
 
 // StatsOf returns the counters of the loaded rule id, which must be loaded.
@@ -344,7 +345,7 @@ func (e *Engine) Config() Config { return e.cfg }
 
 // EngineStats returns the engine's own counters.
 func (e *Engine) EngineStats() EngineStats {
-	return EngineStats{Rules: len(e.set.Load().rules), Late: e.late.Load(), Backlogs: e.rewound.Load(), Reloads: e.reloads.Load(), Streets: e.streets.len()}
+	return EngineStats{Rules: len(e.set.Load().rules), Late: e.late.Load(), Rewinds: e.rewound.Load(), Reloads: e.reloads.Load(), Streets: e.streets.len()}
 }
 
 func (l *loaded) stats() RuleStats {

@@ -261,8 +261,8 @@ func TestBacklogAfterTheClockRanOnRaisesTheLiveSignals(t *testing.T) {
 	if late := eng2.EngineStats().Late; late != 0 {
 		t.Errorf("backlog: %d late events, want none", late)
 	}
-	if n := eng2.EngineStats().Backlogs; n != 2 {
-		t.Errorf("backlogs %d, want 2: the first event of each street's backlog takes its clock back", n)
+	if n := eng2.EngineStats().Rewinds; n != 2 {
+		t.Errorf("rewinds %d, want 2: the first event of each street's backlog takes its clock back", n)
 	}
 	wantQuiet := []string{
 		"fire manhole-silent-5m:mh-1--1m0s rule=manhole-silent-5m event=mh-1--1m0s at=+4m0s",
@@ -330,8 +330,8 @@ raise: {category: "0101", severity: blue, correlation_key: "readings"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("signals %q, want %q", got, want)
 	}
-	if st := eng.EngineStats(); st.Late != 2 || st.Backlogs != 1 {
-		t.Errorf("late %d, backlogs %d; want 2 (r2m, r3m: their period closed) and 1", st.Late, st.Backlogs)
+	if st := eng.EngineStats(); st.Late != 2 || st.Rewinds != 1 {
+		t.Errorf("late %d, rewinds %d; want 2 (r2m, r3m: their period closed) and 1", st.Late, st.Rewinds)
 	}
 }
 
@@ -488,4 +488,158 @@ func TestLateIsRelativeToTheWatermark(t *testing.T) {
 	if st := eng.StatsOf("noise-complaints"); st.Evaluated != 4 {
 		t.Errorf("evaluated %d, want 4: the late complaint is not evaluated by the window", st.Evaluated)
 	}
+}
+
+// Rules and events of the rewind edge cases below: a 10-minute window of complaints in
+// community A of street S2 (count >= n), and silence of a manhole sensor in S1.
+func noiseWindow(version, atLeast int) string {
+	return fmt.Sprintf(`
+id: noise-a
+name: 噪声投诉
+version: %d
+types: [city.hotline.ticket]
+when: hotline.category_code == "0401" && area.community != ""
+group_by: area.community
+window: {size: 10m, having: count >= %d}
+raise: {category: "0401", severity: orange, correlation_key: "noise:{{area.community}}"}
+`, version, atLeast)
+}
+
+func complaintAt(id string, d time.Duration) event.Event {
+	var tl timeline
+	ev := rulestest.Hotline(id, "投诉", "0401", "normal", "噪音")
+	ev.Area.Community = "A"
+	tl.at(ev, "S2", d)
+	return tl[0]
+}
+
+func questionAt(id string, d time.Duration) event.Event {
+	var tl timeline
+	tl.at(rulestest.Hotline(id, "咨询", "0999", "normal", "咨询"), "S2", d)
+	return tl[0]
+}
+
+// ticks ticks eng every 10 s of wall clock from rulestest.At+from to rulestest.At+to.
+func ticks(t *testing.T, eng *engine.Engine, rec *rulestest.Recorder, from, to time.Duration) {
+	t.Helper()
+	for d := from; d <= to; d += 10 * time.Second {
+		must(t, rec.Keep(eng.Tick(context.Background(), rulestest.At.Add(d))))
+	}
+}
+
+// uniqueIDs fails the test if a signal id was raised twice.
+func uniqueIDs(t *testing.T, rec *rulestest.Recorder) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, s := range rec.Signals(t) {
+		if seen[s.ID] {
+			t.Errorf("signal %s raised twice; signals %q", s.ID, signalLines(rec.Signals(t), rulestest.At))
+		}
+		seen[s.ID] = true
+	}
+}
+
+// A complaint that left the window at the very start of the quiet (9 minutes before the
+// street's newest event) still counts with the backlog's first complaint, as it does live.
+func TestRewindCountsWhatLeftTheWindowAsTheQuietBegan(t *testing.T) {
+	rules := rulestest.Parse(t, noiseWindow(1, 2))
+	evs := []event.Event{complaintAt("x", -9*time.Minute), questionAt("z", 0), complaintAt("y", 30*time.Second)}
+	live := &rulestest.Recorder{}
+	eng := newEngine(t, rules, nil)
+	runLive(t, eng, live, evs, rulestest.At.Add(-10*time.Minute), rulestest.At.Add(20*time.Minute))
+	out := &rulestest.Recorder{}
+	eng2 := newEngine(t, rules, nil)
+	runLive(t, eng2, out, evs[:2], rulestest.At.Add(-10*time.Minute), rulestest.At.Add(45*time.Minute))
+	handOver(t, eng2, out, evs[2:], rulestest.At.Add(45*time.Minute), 15*time.Minute)
+	want := signalLines(live.Signals(t), rulestest.At)
+	if !slices.Contains(want, "fire noise-a:y rule=noise-a event=y at=+30s") {
+		t.Fatalf("live run: %q", want)
+	}
+	sameLines(t, "after the outage", signalLines(out.Signals(t), rulestest.At), "live", want)
+}
+
+// A straggler in a street whose clock ran on less than the allowed lateness past its newest
+// event is late, as it always was: only a quiet longer than the lateness can be an outage.
+func TestRewindNeedsAQuietLongerThanTheLateness(t *testing.T) {
+	ctx := context.Background()
+	eng := newEngine(t, rulestest.Parse(t, noiseWindow(1, 2)), nil)
+	rec := &rulestest.Recorder{}
+	must(t, rec.Keep(eng.Tick(ctx, rulestest.At)))
+	must(t, rec.Keep(eng.HandleEvent(ctx, questionAt("z", 0))))
+	must(t, rec.Keep(eng.Tick(ctx, rulestest.At.Add(time.Minute))))
+	must(t, rec.Keep(eng.HandleEvent(ctx, complaintAt("s", -90*time.Second))))
+	if st := eng.EngineStats(); st.Rewinds != 0 || st.Late != 1 {
+		t.Errorf("rewinds %d, late %d; want 0 and 1 (ran on 1m, less than the 2m lateness)", st.Rewinds, st.Late)
+	}
+}
+
+// A reading older than the one a silence is counted from, let in by a rewind, neither clears
+// the silence nor makes it fire again.
+func TestOlderReadingDoesNotClearASilence(t *testing.T) {
+	ctx := context.Background()
+	reading := func(id string, d time.Duration) event.Event {
+		var tl timeline
+		tl.at(rulestest.Sensor(id, "MH-1", "manhole", map[string]float64{"tilt_deg": 1}), "S1", d)
+		return tl[0]
+	}
+	rec := &rulestest.Recorder{}
+	eng := newEngine(t, rulestest.Parse(t, backlogRules), nil)
+	must(t, rec.Keep(eng.Tick(ctx, rulestest.At)))
+	must(t, rec.Keep(eng.HandleEvent(ctx, reading("r0", 0))))
+	ticks(t, eng, rec, 0, 45*time.Minute)
+	must(t, rec.Keep(eng.HandleEvent(ctx, reading("r-30s", -30*time.Second))))
+	ticks(t, eng, rec, 45*time.Minute, 90*time.Minute)
+	got := signalLines(stateful(rec.Signals(t)), rulestest.At)
+	if want := "fire manhole-silent-5m:r0 rule=manhole-silent-5m event=r0 at=+5m0s"; len(got) != 1 || got[0] != want {
+		t.Errorf("signals %q, want once %q", got, want)
+	}
+	if n := eng.EngineStats().Rewinds; n != 1 {
+		t.Errorf("rewinds %d, want 1", n)
+	}
+}
+
+// What a window keeps for a rewind goes when the street's events move past it, or after a
+// day of quiet: no key is held for ever.
+func TestKeptWindowEntriesGo(t *testing.T) {
+	ctx := context.Background()
+	t.Run("the street reports again", func(t *testing.T) {
+		eng := newEngine(t, rulestest.Parse(t, noiseWindow(1, 2)), nil)
+		rec := &rulestest.Recorder{}
+		runLive(t, eng, rec, []event.Event{complaintAt("x", 0)}, rulestest.At, rulestest.At.Add(45*time.Minute))
+		if k := eng.StatsOf("noise-a").Keys; k != 1 {
+			t.Fatalf("keys %d during the quiet, want 1 (kept for a rewind)", k)
+		}
+		must(t, rec.Keep(eng.HandleEvent(ctx, questionAt("z", 45*time.Minute))))
+		if k := eng.StatsOf("noise-a").Keys; k != 0 {
+			t.Errorf("keys %d once the street reports again, want 0", k)
+		}
+	})
+	t.Run("a day of quiet", func(t *testing.T) {
+		eng := newEngine(t, rulestest.Parse(t, noiseWindow(1, 2)), nil)
+		rec := &rulestest.Recorder{}
+		runLive(t, eng, rec, []event.Event{complaintAt("x", 0)}, rulestest.At, rulestest.At.Add(time.Hour))
+		must(t, rec.Keep(eng.Tick(ctx, rulestest.At.Add(24*time.Hour))))
+		must(t, rec.Keep(eng.Tick(ctx, rulestest.At.Add(24*time.Hour+11*time.Minute))))
+		if k := eng.StatsOf("noise-a").Keys; k != 0 {
+			t.Errorf("keys %d after a day of quiet, want 0", k)
+		}
+	})
+}
+
+// A new version of the rule after a rewind does not bring back, and fire again, a window the
+// clock emptied during the quiet.
+func TestReloadAfterARewindDoesNotFireAgain(t *testing.T) {
+	ctx := context.Background()
+	eng := newEngine(t, rulestest.Parse(t, noiseWindow(1, 1)), nil)
+	rec := &rulestest.Recorder{}
+	runLive(t, eng, rec, []event.Event{complaintAt("x", 0)}, rulestest.At, rulestest.At.Add(45*time.Minute))
+	must(t, rec.Keep(eng.HandleEvent(ctx, questionAt("o", time.Minute))))
+	if err := eng.SetRules(rulestest.Parse(t, noiseWindow(2, 1))); err != nil {
+		t.Fatal(err)
+	}
+	ticks(t, eng, rec, 45*time.Minute, 70*time.Minute)
+	uniqueIDs(t, rec)
+	got := signalLines(rec.Signals(t), rulestest.At)
+	want := []string{"clear noise-a:x:clear rule=noise-a event=x at=+10m0s", "fire noise-a:x rule=noise-a event=x at=+0s"}
+	sameLines(t, "signals", got, "want", want)
 }

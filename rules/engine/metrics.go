@@ -10,7 +10,7 @@ import (
 //	urbanbrain_rules_loaded                      rules loaded (enabled or not)
 //	urbanbrain_rules_reloads_total               rule set swaps since start
 //	urbanbrain_rules_late_events_total           events too late for stateful rules
-//	urbanbrain_rules_backlog_events_total        events that took a quiet street's clock back
+//	urbanbrain_rules_rewinds_total               times a backlog took a quiet street's clock back
 //	urbanbrain_rules_signals_total{rule,kind}    signals published: kind fire or clear
 //	urbanbrain_rules_failures_total{rule}        run-time failures of a rule
 //	urbanbrain_rules_quarantined{rule}           1 while a rule is disabled for failing
@@ -21,7 +21,7 @@ var (
 	descLoaded      = prometheus.NewDesc("urbanbrain_rules_loaded", "Rules loaded, enabled or not.", nil, nil)
 	descReloads     = prometheus.NewDesc("urbanbrain_rules_reloads_total", "Rule set swaps since start.", nil, nil)
 	descLate        = prometheus.NewDesc("urbanbrain_rules_late_events_total", "Events later than the allowed lateness, ignored by stateful rules.", nil, nil)
-	descBacklogs    = prometheus.NewDesc("urbanbrain_rules_backlog_events_total", "Events from a street's quiet that took back the run-on of its clock (an outage's backlog).", nil, nil)
+	descRewinds     = prometheus.NewDesc("urbanbrain_rules_rewinds_total", "Times an outage's backlog took back the run-on of a quiet street's clock.", nil, nil)
 	descSignals     = prometheus.NewDesc("urbanbrain_rules_signals_total", "Signals published, by rule and kind (fire, clear).", []string{"rule", "kind"}, nil)
 	descFailures    = prometheus.NewDesc("urbanbrain_rules_failures_total", "Run-time failures of a rule on an event.", []string{"rule"}, nil)
 	descQuarantined = prometheus.NewDesc("urbanbrain_rules_quarantined", "1 while a rule is disabled on this instance because it kept failing.", []string{"rule"}, nil)
@@ -29,7 +29,7 @@ var (
 )
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLoaded, descReloads, descLate, descBacklogs, descSignals, descFailures, descQuarantined, descKeys} {
+	for _, d := range []*prometheus.Desc{descLoaded, descReloads, descLate, descRewinds, descSignals, descFailures, descQuarantined, descKeys} {
 		ch <- d
 	}
 }
@@ -39,7 +39,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descLoaded, prometheus.GaugeValue, float64(len(set.rules)))
 	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(c.e.reloads.Load()))
 	ch <- prometheus.MustNewConstMetric(descLate, prometheus.CounterValue, float64(c.e.late.Load()))
-	ch <- prometheus.MustNewConstMetric(descBacklogs, prometheus.CounterValue, float64(c.e.rewound.Load()))
+	ch <- prometheus.MustNewConstMetric(descRewinds, prometheus.CounterValue, float64(c.e.rewound.Load()))
 	for _, l := range set.rules {
 		s := l.stats()
 		ch <- prometheus.MustNewConstMetric(descSignals, prometheus.CounterValue, float64(s.Matched), s.RuleID, "fire")

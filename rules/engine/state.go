@@ -42,8 +42,9 @@ import (
 // silent: an event behind its watermark but not behind its newest event minus the lateness
 // is an outage's backlog, and takes the clock back to that newest event (rewind) instead of
 // being late. Deadlines acted on stay acted on (acted remembers how far), sliding windows
-// keep what left them during such a run-on (checkWindow, limbo), and a tumbling period
-// already closed does not open again.
+// keep what left them while the clock ran on past the street's newest event (checkWindow,
+// kept) and only an event brings it back into a window, and a tumbling period already
+// closed does not open again.
 //
 // Signals of stateful rules are returned as outputs: the state moves first, the signal is
 // queued in the street's outbox and handed back with what the event (or the Tick) produced.
@@ -127,17 +128,30 @@ func (m *streetMap) remove(st *street) bool {
 type street struct {
 	mu      sync.Mutex // held while the street's state moves and its outbox is drained
 	key     string
-	gen     uint64 // the rule set generation rules was last reconciled with
-	maxTime int64  // newest event time seen (unix ns)
-	wall    int64  // the latest Tick before the event of maxTime arrived (unix ns; 0: none yet)
-	clock   int64  // the frontier: maxTime, run on by Tick while the street is idle (unix ns)
-	acted   int64  // the furthest frontier deadlines were acted on at (ahead of clock after a rewind)
-	limbo   int64  // when maxTime reaches it, what sliding keys keep for a rewind can go (0: none kept)
+	gen     uint64    // the rule set generation rules was last reconciled with
+	maxTime int64     // newest event time seen (unix ns)
+	wall    int64     // the latest Tick before the event of maxTime arrived (unix ns; 0: none yet)
+	clock   int64     // the frontier: maxTime, run on by Tick while the street is idle (unix ns)
+	acted   int64     // the furthest frontier deadlines were acted on at (ahead of clock after a rewind)
+	kept    []keptKey // sliding keys with an empty window that keep entries for a rewind
+	keptDue int64     // when maxTime reaches it, some of kept can be pruned (0: none kept)
 	rules   map[string]*ruleState
 	outbox  []event.Signal // raised by the event or tick being handled; drained before unlock
 	recent  recentEvents
 	gone    bool // forgotten: out of the map, to be looked up again by whoever still holds it
 }
+
+// keptKey is a sliding key whose window is empty but which keeps entries for a rewind.
+type keptKey struct {
+	rule string
+	rs   *ruleState
+	ks   *keyState
+}
+
+// keepForRewind bounds how long a sliding key of a quiet street keeps what left its window
+// for a rewind: a backlog that comes more than this after its street fell quiet still counts,
+// but its windows no longer hold what came before the quiet.
+const keepForRewind = int64(24 * time.Hour)
 
 // recentEvents are a street's latest events with the outputs that handling each produced,
 // oldest first overwritten. They are found by a hash of type and id, checked against the
@@ -205,6 +219,7 @@ type keyState struct {
 	last  *event.Event // the newest event of the key (what a signal raised by time carries)
 	lastT int64        // its time (unix ns)
 	fired bool         // for, absent, sliding: the signal is out and not cleared
+	kept  bool         // sliding: listed in street.kept
 
 	since   int64 // for: when the condition started to hold (unix ns)
 	holding bool  // for
@@ -325,7 +340,7 @@ func (e *Engine) handleStreet(set *ruleSet, ev *event.Event, env any, stateful [
 		return append(e.drain(set, st, outs), again...)
 	}
 	t := ev.Time.UnixNano()
-	if st.clock != 0 && t < st.clock-e.lateness() && t >= st.maxTime-e.lateness() {
+	if st.clock != 0 && t < st.clock-e.lateness() && t >= st.maxTime-e.lateness() && st.clock-st.maxTime > e.lateness() {
 		// Behind the watermark only because the street's clock ran on while it was quiet,
 		// not behind the newest event it had: the quiet was an outage, and this is its
 		// backlog. The run-on is taken back, and the backlog counts as if it had come live.
@@ -348,8 +363,8 @@ func (e *Engine) handleStreet(set *ruleSet, ev *event.Event, env any, stateful [
 		}
 		if t >= st.maxTime {
 			st.maxTime, st.wall = t, e.lastTick.Load()
-			if st.limbo != 0 && st.maxTime >= st.limbo {
-				e.pruneLimbo(st, set)
+			if st.keptDue != 0 && st.maxTime >= st.keptDue {
+				e.pruneKept(st, set)
 			}
 		}
 		late := false
@@ -442,7 +457,8 @@ func (e *Engine) Forget(gone func(street string) bool) int {
 				rs.c.keys.Add(-int64(len(rs.keys)))
 			}
 			st.gone = true
-			st.gen, st.maxTime, st.wall, st.clock, st.acted, st.limbo = 0, 0, 0, 0, 0, 0
+			st.gen, st.maxTime, st.wall, st.clock, st.acted = 0, 0, 0, 0, 0
+			st.kept, st.keptDue = nil, 0
 			st.rules = make(map[string]*ruleState)
 			st.outbox = nil // empty between handlings; dropped anyway, nothing may leak out
 			st.recent = recentEvents{}
@@ -453,25 +469,39 @@ func (e *Engine) Forget(gone func(street string) bool) int {
 	return n
 }
 
-// pruneLimbo drops what the street's sliding windows kept for a rewind that can no longer
-// come: its newest event moved on. Keys left with nothing are dropped.
-func (e *Engine) pruneLimbo(st *street, set *ruleSet) {
-	st.limbo = 0
-	for _, l := range set.stateful {
-		rs := st.rules[l.rule.ID]
-		if rs == nil || l.kind != lang.KindWindow || l.rule.Window.Kind != lang.Sliding {
+// pruneKept drops what the street's sliding windows kept for a rewind that can no longer
+// take them back: its newest event moved past them. Keys left with nothing are dropped.
+func (e *Engine) pruneKept(st *street, set *ruleSet) {
+	st.keptDue = 0
+	left := st.kept[:0]
+	for _, k := range st.kept {
+		l := set.byID[k.rule]
+		if st.rules[k.rule] != k.rs || k.rs.keys[k.ks.group] != k.ks || l == nil || l.rule.Window == nil {
+			continue // dropped since
+		}
+		if len(k.ks.window()) > 0 {
+			k.ks.kept = false // in use again: checkWindow prunes it
 			continue
 		}
 		size := int64(l.rule.Window.Size)
-		for _, ks := range rs.keys {
-			ks.prune(min(e.frontier(st), st.maxTime+e.lateness()) - size)
-			switch {
-			case len(ks.entries) == 0:
-				rs.drop(ks)
-			case len(ks.window()) == 0:
-				st.limbo = max(st.limbo, ks.entries[len(ks.entries)-1].t+size-e.lateness())
-			}
+		k.ks.prune(min(e.frontier(st), st.maxTime) - size)
+		if len(k.ks.entries) == 0 {
+			k.ks.kept = false
+			k.rs.drop(k.ks)
+			continue
 		}
+		e.noteKept(st, k.ks, size)
+		left = append(left, k)
+	}
+	clear(st.kept[len(left):])
+	st.kept = left
+}
+
+// noteKept brings forward the street's keptDue to when ks's kept entries can go.
+func (e *Engine) noteKept(st *street, ks *keyState, size int64) {
+	due := ks.entries[len(ks.entries)-1].t + size
+	if st.keptDue == 0 || due < st.keptDue {
+		st.keptDue = due
 	}
 }
 
@@ -632,7 +662,9 @@ func (e *Engine) apply(st *street, l *loaded, ev *event.Event, env any, s *scrat
 	case lang.KindFor:
 		e.applyFor(st, rs, l, ks, ev, env, holds, t, s)
 	case lang.KindAbsent:
-		if ks.fired {
+		if ks.fired && t >= ks.lastT {
+			// (A reading older than the one the silence is counted from, which a rewind
+			// can let in, does not disprove the silence.)
 			e.emit(st, l, ks, ev, env, true, ev.Time, s)
 			ks.fired = false
 		}
@@ -709,16 +741,22 @@ func (e *Engine) addToWindow(l *loaded, ks *keyState, v float64, t, cutoff int64
 // window is the entries in the sliding window.
 func (ks *keyState) window() []windowEntry { return ks.entries[ks.from:] }
 
-// slide moves the window's start to cutoff (exclusive): forward as time passes, back when a
-// rewind takes time back. Entries before the start stay until prune drops them.
+// slide moves the window's start to cutoff (exclusive): forward as time passes, back when
+// an event of a backlog comes after a rewind. Entries before the start stay until prune
+// drops them.
 func (ks *keyState) slide(cutoff int64) {
-	for ks.from < len(ks.entries) && ks.entries[ks.from].t <= cutoff {
-		ks.sum -= ks.entries[ks.from].v
-		ks.from++
-	}
 	for ks.from > 0 && ks.entries[ks.from-1].t > cutoff {
 		ks.from--
 		ks.sum += ks.entries[ks.from].v
+	}
+	ks.advance(cutoff)
+}
+
+// advance moves the window's start forward to cutoff, never back.
+func (ks *keyState) advance(cutoff int64) {
+	for ks.from < len(ks.entries) && ks.entries[ks.from].t <= cutoff {
+		ks.sum -= ks.entries[ks.from].v
+		ks.from++
 	}
 	if ks.from == len(ks.entries) {
 		ks.sum = 0 // no drift from float subtraction
@@ -785,23 +823,31 @@ func (e *Engine) checkWindow(st *street, rs *ruleState, l *loaded, ks *keyState,
 			}
 		}
 	}
-	ks.slide(front - size)
-	// Entries that left the window while the street's clock ran on past its newest event by
-	// more than the allowed lateness are kept: a backlog may yet take the clock back (rewind)
-	// and count with them. Older ones go.
-	ks.prune(min(front, st.maxTime+e.lateness()) - size)
+	if ev == nil {
+		ks.advance(front - size) // time alone never brings back what left: see rewind
+	} else {
+		ks.slide(front - size)
+	}
+	// Entries that left the window while the street's clock ran on past its newest event are
+	// kept: a backlog may yet take the clock back to that event (rewind) and count them.
+	ks.prune(min(front, st.maxTime) - size)
 	if len(ks.window()) == 0 {
 		if ks.fired {
 			e.emit(st, l, ks, nil, nil, true, time.Unix(0, min(front, ks.lastT+size)).UTC(), s)
 			ks.fired = false
 		}
-		if len(ks.entries) == 0 {
+		if n := len(ks.entries); n == 0 || front >= ks.entries[n-1].t+size+keepForRewind {
 			rs.drop(ks)
-		} else {
-			// No deadline: looked at again by its next event, or by pruneLimbo once the
-			// street's events have moved past what it keeps.
-			st.limbo = max(st.limbo, ks.entries[len(ks.entries)-1].t+size-e.lateness())
+			return
 		}
+		// Looked at again by its next event, by pruneKept once the street's events have
+		// moved past what it keeps, or at the end of keepForRewind.
+		if !ks.kept {
+			ks.kept = true
+			st.kept = append(st.kept, keptKey{rule: l.rule.ID, rs: rs, ks: ks})
+		}
+		e.noteKept(st, ks, size)
+		rs.schedule(ks, ks.entries[len(ks.entries)-1].t+size+keepForRewind)
 		return
 	}
 	w := ks.windowValues(l.needMinMax)
