@@ -2,7 +2,6 @@ package transport_test
 
 import (
 	"flag"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,8 +15,6 @@ import (
 )
 
 var kafkaLog = flag.Bool("kafka.log", false, "log the transport and kafka-go at debug level to stderr")
-
-func TestMain(m *testing.M) { os.Exit(transporttest.Main(m)) }
 
 func testLogger(t testing.TB) *zap.Logger {
 	if !*kafkaLog {
@@ -86,10 +83,12 @@ func groupPerTest(t *testing.T) string {
 func noGroup(*testing.T) string { return "" }
 
 // TestPubSub runs watermill's universal suite with consumer groups and the default keying
-// (the message UUID, spreading records over all partitions), including the reconnect test,
-// which restarts the broker on the same data directory and port twice while 100
-// publishers write 10 000 messages. Order across partitions is not promised, so
-// GuaranteedOrder is off here; TestPubSubOrderedByKey covers the per-key order.
+// (the message UUID, spreading records over all partitions). Order across partitions is not
+// promised, so GuaranteedOrder is off here; TestPubSubOrderedByKey covers the per-key order.
+// The suite's reconnect test is left out (no RestartServiceCommand): it compares its list of
+// published messages while the last publisher may still be adding to it, so a fast broker
+// fails it ("received 10000, sent 9999") — TestReconnect (transport_test.go) runs the same
+// scenario without that race.
 func TestPubSub(t *testing.T) {
 	t.Parallel()
 	b := transporttest.NewBroker(t, transport.EmbeddedConfig{})
@@ -99,9 +98,6 @@ func TestPubSub(t *testing.T) {
 		ExactlyOnceDelivery: false,
 		GuaranteedOrder:     false,
 		Persistent:          true,
-	}
-	if !raceEnabled {
-		features.RestartServiceCommand = b.RestartCommand()
 	}
 	tests.TestPubSub(t, features, c.pubSub, c.pubSubWithGroup)
 }
@@ -122,9 +118,6 @@ func TestPubSubNoGroup(t *testing.T) {
 		Persistent:                       true,
 		NewSubscriberReceivesOldMessages: true,
 		ForceShort:                       true,
-	}
-	if !raceEnabled {
-		features.RestartServiceCommand = b.RestartCommand()
 	}
 	tests.TestPubSub(t, features, c.pubSub, c.pubSubWithGroup)
 }

@@ -4,12 +4,8 @@
 package transporttest
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -29,9 +25,6 @@ type Broker struct {
 	mu    sync.Mutex
 	e     *transport.Embedded // nil while stopped
 	addrs []string
-
-	ctl   net.Listener // restart requests from RestartCommand, see Main
-	ctlWG sync.WaitGroup
 }
 
 // NewBroker starts a broker. Zero fields of cfg get test defaults: a temporary DataDir and
@@ -113,94 +106,7 @@ func (b *Broker) Restart() error {
 }
 
 func (b *Broker) close() {
-	b.mu.Lock()
-	ctl := b.ctl
-	b.mu.Unlock()
-	if ctl != nil {
-		ctl.Close()
-		b.ctlWG.Wait()
-	}
 	if err := b.Stop(); err != nil {
 		b.t.Errorf("close broker: %v", err)
 	}
-}
-
-// restartArg is the first argument of the command RestartCommand returns.
-const restartArg = "-transporttest.restart-broker"
-
-// RestartCommand returns a command line that restarts this broker and exits once it is up
-// again: the test binary itself, which Main turns into a small client of a control socket
-// this broker listens on. It exists for watermill's Pub/Sub suite, whose reconnect test
-// restarts the broker by running a command (Features.RestartServiceCommand); the test
-// package must use Main in its TestMain.
-func (b *Broker) RestartCommand() []string {
-	b.t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.ctl == nil {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.t.Fatalf("restart control listener: %v", err)
-		}
-		b.ctl = ln
-		b.ctlWG.Add(1)
-		go b.serveRestarts(ln)
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		b.t.Fatalf("test executable: %v", err)
-	}
-	return []string{exe, restartArg, b.ctl.Addr().String()}
-}
-
-func (b *Broker) serveRestarts(ln net.Listener) {
-	defer b.ctlWG.Done()
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		// One request at a time: restarts must not overlap anyway.
-		reply := "ok"
-		if err := b.Restart(); err != nil {
-			reply = "error: " + strings.ReplaceAll(err.Error(), "\n", " ")
-		}
-		_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		_, _ = fmt.Fprintln(conn, reply)
-		conn.Close()
-	}
-}
-
-// Main runs the tests, unless the binary was started by a RestartCommand: then it asks the
-// broker to restart, waits until it is back, and returns the exit code. Use it as
-//
-//	func TestMain(m *testing.M) { os.Exit(transporttest.Main(m)) }
-func Main(m *testing.M) int {
-	if len(os.Args) == 3 && os.Args[1] == restartArg {
-		if err := requestRestart(os.Args[2]); err != nil {
-			fmt.Fprintln(os.Stderr, "restart broker:", err)
-			return 1
-		}
-		return 0
-	}
-	return m.Run()
-}
-
-func requestRestart(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if err := conn.SetReadDeadline(time.Now().Add(60 * time.Second)); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if line = strings.TrimSpace(line); line != "ok" {
-		return errors.New(line)
-	}
-	return nil
 }
