@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -308,5 +309,81 @@ func TestEnsureTopics(t *testing.T) {
 	}
 	if err := transport.EnsureTopics(ctx, addrs, 0, "x"); err == nil {
 		t.Error("EnsureTopics with 0 partitions: no error")
+	}
+}
+
+// writeNumbered writes n records numbered 0..n-1 (a number, then pad bytes), keyed by key.
+func writeNumbered(t *testing.T, addrs []string, topic, key string, n, pad int) {
+	t.Helper()
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		msgs[i] = kafka.Message{Topic: topic, Key: []byte(key), Value: fmt.Appendf(nil, "%d %s", i, strings.Repeat("x", pad))}
+	}
+	if err := rawWriter(t, addrs).WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A changelog read goes on from where it stopped when the broker restarts under it: every
+// record once, in order.
+func TestReadPartitionGoesOnAfterABrokerRestart(t *testing.T) {
+	t.Parallel()
+	b := transporttest.NewBroker(t, transport.EmbeddedConfig{})
+	addrs := b.Addrs()
+	const topic, n = "restarted-changelog", 3000
+	ensureTopic(t, addrs, 1, topic)
+	writeNumbered(t, addrs, topic, "k", n, 10_000) // 30 MB: a read takes several fetches
+	var got []int
+	err := transport.ReadPartition(context.Background(), addrs, topic, 0, func(m kafka.Message) error {
+		v, err := strconv.Atoi(strings.Fields(string(m.Value))[0])
+		if err != nil {
+			return err
+		}
+		got = append(got, v)
+		if len(got) == 1000 {
+			return b.Restart()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]int, n)
+	for i := range want {
+		want[i] = i
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("read %d records (first %v), want 0..%d once each in order", len(got), got[:min(len(got), 5)], n-1)
+	}
+}
+
+// Reading every partition of a topic takes longer than one request may (a node's start
+// reads every changelog at once): each partition still reads in full. (Not parallel: it
+// changes the package's request timeout.)
+func TestReadRecordsOutlastsTheRequestTimeout(t *testing.T) {
+	b := transporttest.NewBroker(t, transport.EmbeddedConfig{})
+	addrs := b.Addrs()
+	const topic = "slow-changelog"
+	ensureTopic(t, addrs, 3, topic)
+	for k := range 6 {
+		writeNumbered(t, addrs, topic, fmt.Sprintf("k%d", k), 50, 0)
+	}
+	defer transport.SetReadTimeout(300 * time.Millisecond)()
+	seen, slow := map[string]int{}, false
+	err := transport.ReadRecords(context.Background(), addrs, topic, func(m kafka.Message) error {
+		if !slow {
+			slow = true
+			time.Sleep(time.Second) // every other partition's connection has waited this long
+		}
+		seen[string(m.Key)]++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range 6 {
+		if n := seen[fmt.Sprintf("k%d", k)]; n != 50 {
+			t.Errorf("key k%d: %d records, want 50", k, n)
+		}
 	}
 }

@@ -216,11 +216,35 @@ func PartitionOf(key string, n int) int {
 
 type partitionRange struct {
 	conn       *kafka.Conn
+	brokers    []string
 	id         int
 	first, end int64
 }
 
+// Reading a partition: each request may take readTimeout; a request that fails (the broker
+// restarted, or was too busy to answer in time — a node's start reads every changelog at
+// once) is tried again on a new connection from where reading stopped, up to readAttempts
+// times in a row.
+var (
+	readTimeout  = 10 * time.Second
+	readAttempts = 5
+)
+
 func openPartition(ctx context.Context, brokers []string, topic string, id int) (partitionRange, error) {
+	conn, err := dialPartition(ctx, brokers, topic, id)
+	if err != nil {
+		return partitionRange{}, err
+	}
+	first, end, err := conn.ReadOffsets()
+	if err != nil {
+		conn.Close()
+		return partitionRange{}, fmt.Errorf("read all %s/%d: offsets: %w", topic, id, err)
+	}
+	return partitionRange{conn: conn, brokers: brokers, id: id, first: first, end: end}, nil
+}
+
+// dialPartition connects to the leader of topic's partition id.
+func dialPartition(ctx context.Context, brokers []string, topic string, id int) (*kafka.Conn, error) {
 	dialer := Dialer()
 	var errs []error
 	for _, b := range brokers {
@@ -229,18 +253,13 @@ func openPartition(ctx context.Context, brokers []string, topic string, id int) 
 			errs = append(errs, err)
 			continue
 		}
-		if err := withDeadline(ctx, conn, 10*time.Second); err != nil {
+		if err := withDeadline(ctx, conn, readTimeout); err != nil {
 			conn.Close()
-			return partitionRange{}, err
+			return nil, err
 		}
-		first, end, err := conn.ReadOffsets()
-		if err != nil {
-			conn.Close()
-			return partitionRange{}, fmt.Errorf("read all %s/%d: offsets: %w", topic, id, err)
-		}
-		return partitionRange{conn: conn, id: id, first: first, end: end}, nil
+		return conn, nil
 	}
-	return partitionRange{}, fmt.Errorf("read all %s/%d: dial leader: %w", topic, id, errors.Join(errs...))
+	return nil, fmt.Errorf("read all %s/%d: dial leader: %w", topic, id, errors.Join(errs...))
 }
 
 // errFn marks an error returned by the caller's callback, so it is passed through unwrapped.
@@ -248,57 +267,104 @@ type errFn struct{ err error }
 
 func (e errFn) Error() string { return e.err.Error() }
 
+// read hands fn the records of the range in order. It closes the connection it ends with when
+// that is not p.conn (the caller closes p.conn).
 func (p partitionRange) read(ctx context.Context, topic string, fn func(kafka.Message) error) error {
 	conn, next, end := p.conn, p.first, p.end
+	defer func() {
+		if conn != p.conn {
+			conn.Close()
+		}
+	}()
+	failed := 0
 	for next < end {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if _, err := conn.Seek(next, kafka.SeekAbsolute); err != nil {
-			return fmt.Errorf("read all %s/%d: seek %d: %w", topic, p.id, next, err)
-		}
-		if err := withDeadline(ctx, conn, 10*time.Second); err != nil {
-			return err
-		}
 		before := next
-		batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: 10 << 20})
-		err := func() error {
-			for {
-				m, err := batch.ReadMessage()
-				if err != nil {
-					return err
-				}
-				if m.Offset < next {
-					continue
-				}
-				if m.Offset >= end {
-					return io.EOF
-				}
-				next = m.Offset + 1
-				if err := fn(m); err != nil {
-					return errFn{err}
-				}
-			}
-		}()
-		closeErr := batch.Close()
+		err := p.readBatch(ctx, conn, topic, &next, end, fn)
 		var fe errFn
 		switch {
 		case errors.As(err, &fe):
 			return fe.err
-		case err != nil && !errors.Is(err, io.EOF):
-			return fmt.Errorf("read all %s/%d at %d: %w", topic, p.id, next, err)
-		case closeErr != nil:
-			return fmt.Errorf("read all %s/%d at %d: %w", topic, p.id, next, closeErr)
+		case err == nil && next == before:
+			return fmt.Errorf("read all %s/%d: no progress at offset %d (end %d)", topic, p.id, next, end)
+		case err == nil:
+			failed = 0
+			continue
 		}
-		if next == before {
-			// Only control records (transaction markers) or a compacted gap lay ahead: take
-			// the batch's own idea of the next offset, or give up rather than spin.
-			if o := batch.Offset(); o > next {
-				next = o
+		if next > before {
+			failed = 0
+		}
+		for { // a new connection, from where reading stopped
+			if failed++; failed >= readAttempts {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(failed) * 200 * time.Millisecond):
+			}
+			c, derr := dialPartition(ctx, p.brokers, topic, p.id)
+			if derr == nil {
+				if conn != p.conn {
+					conn.Close()
+				}
+				conn = c
+				break
+			}
+			err = derr
+		}
+	}
+	return nil
+}
+
+// readBatch reads one fetch's records from *next on, handing fn those before end and moving
+// *next past each. An error from fn comes back as errFn.
+func (p partitionRange) readBatch(ctx context.Context, conn *kafka.Conn, topic string, next *int64, end int64, fn func(kafka.Message) error) error {
+	// The deadline covers this request and the seek's own (Seek asks the broker for the
+	// partition's offsets): one set when the connection was opened may be long past, as
+	// ReadRecords opens every partition before reading any.
+	if err := withDeadline(ctx, conn, readTimeout); err != nil {
+		return err
+	}
+	if _, err := conn.Seek(*next, kafka.SeekAbsolute); err != nil {
+		return fmt.Errorf("read all %s/%d: seek %d: %w", topic, p.id, *next, err)
+	}
+	before := *next
+	batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: 10 << 20})
+	err := func() error {
+		for {
+			m, err := batch.ReadMessage()
+			if err != nil {
+				return err
+			}
+			if m.Offset < *next {
 				continue
 			}
-			return fmt.Errorf("read all %s/%d: no progress at offset %d (end %d)", topic, p.id, next, end)
+			if m.Offset >= end {
+				return io.EOF
+			}
+			*next = m.Offset + 1
+			if err := fn(m); err != nil {
+				return errFn{err}
+			}
 		}
+	}()
+	closeErr := batch.Close()
+	var fe errFn
+	switch {
+	case errors.As(err, &fe):
+		return fe
+	case err != nil && !errors.Is(err, io.EOF):
+		return fmt.Errorf("read all %s/%d at %d: %w", topic, p.id, *next, err)
+	case closeErr != nil:
+		return fmt.Errorf("read all %s/%d at %d: %w", topic, p.id, *next, closeErr)
+	}
+	if *next == before {
+		// Only control records (transaction markers) or a compacted gap lay ahead: take the
+		// batch's own idea of the next offset (read gives up if there is none).
+		*next = max(*next, batch.Offset())
 	}
 	return nil
 }

@@ -196,11 +196,12 @@ type scratch struct {
 	lang.Scratch
 	cands    []*loaded
 	stateful []*loaded
+	rebuild  bool // Rebuild: what stateful rules raise is not explained
 }
 
 // clear readies a pooled scratch for the next event.
 func (s *scratch) clear() {
-	s.cands, s.stateful = s.cands[:0], s.stateful[:0]
+	s.cands, s.stateful, s.rebuild = s.cands[:0], s.stateful[:0], false
 	s.Scratch.Clear()
 }
 
@@ -372,21 +373,37 @@ func (l *loaded) stats() RuleStats {
 // rules recognise an event they have applied already (see Config.Redelivery) and give the
 // signals they raised on it again instead of applying it twice.
 func (e *Engine) HandleEvent(_ context.Context, in event.Event) (event.Outputs, error) {
+	return e.handle(in, false), nil
+}
+
+// Rebuild applies ev to the state of its street's stateful rules as HandleEvent does, and
+// does nothing else: stateless rules are not evaluated, and what the stateful rules raise is
+// neither explained nor returned. A new owner of a partition hands it the partition's recent
+// events (see Horizon), whose signals the previous owner has raised already.
+func (e *Engine) Rebuild(_ context.Context, in event.Event) {
+	e.handle(in, true)
+}
+
+func (e *Engine) handle(in event.Event, rebuild bool) event.Outputs {
 	ev := &in
 	if err := checkPayload(ev); err != nil {
 		e.log.Warn("event not evaluated", zap.String("event_id", ev.ID), zap.String("event_type", ev.Type), zap.Error(err))
-		return nil, nil
+		return nil
 	}
 	set := e.set.Load()
 	ti := set.indexOf(ev.Type)
 	if ti == nil && len(set.stateful) == 0 && e.streets.len() == 0 {
-		return nil, nil
+		return nil
 	}
 	s := e.scratch.Get().(*scratch)
 	defer e.release(s)
+	s.rebuild = rebuild
 	cands := s.cands[:0]
 	if ti != nil {
 		cands = ti.candidates(ev, cands)
+	}
+	if rebuild {
+		cands = slices.DeleteFunc(cands, func(l *loaded) bool { return l.kind == "" })
 	}
 	s.cands = cands
 	var env any
@@ -394,7 +411,7 @@ func (e *Engine) HandleEvent(_ context.Context, in event.Event) (event.Outputs, 
 		var err error
 		if env, err = s.Env(ev); err != nil {
 			e.log.Warn("event not evaluated", zap.String("event_id", ev.ID), zap.String("event_type", ev.Type), zap.Error(err))
-			return nil, nil
+			return nil
 		}
 	}
 	var outs event.Outputs
@@ -429,9 +446,9 @@ func (e *Engine) HandleEvent(_ context.Context, in event.Event) (event.Outputs, 
 	}
 	s.stateful = stateful
 	if len(set.stateful) == 0 && e.streets.len() == 0 {
-		return outs, nil
+		return outs
 	}
-	return e.handleStreet(set, ev, env, stateful, s, outs), nil
+	return e.handleStreet(set, ev, env, stateful, s, outs)
 }
 
 func (e *Engine) release(s *scratch) {

@@ -643,3 +643,47 @@ func TestReloadAfterARewindDoesNotFireAgain(t *testing.T) {
 	want := []string{"clear noise-a:x:clear rule=noise-a event=x at=+10m0s", "fire noise-a:x rule=noise-a event=x at=+0s"}
 	sameLines(t, "signals", got, "want", want)
 }
+
+// A new owner that rebuilds a street's state with Rebuild from the first half of the backlog
+// raises, from the second half on, exactly what an engine that handled the whole of it live
+// raises; Rebuild itself returns nothing and runs no stateless rule.
+func TestRebuildMovesStateLikeHandleEvent(t *testing.T) {
+	ctx := context.Background()
+	rules := rulestest.Parse(t, backlogRules+`---
+id: any-noise
+name: 噪声投诉
+types: [city.hotline.ticket]
+when: hotline.category_code == "0401"
+raise: {category: "0401", severity: blue}
+`)
+	evs := backlog()
+	half := len(evs) / 2
+	wall := rulestest.At.Add(45 * time.Minute)
+
+	whole := &rulestest.Recorder{}
+	eng := newEngine(t, rules, nil)
+	must(t, whole.Keep(eng.Tick(ctx, wall)))
+	for _, ev := range evs[:half] {
+		must(t, whole.Keep(eng.HandleEvent(ctx, ev)))
+	}
+	before := len(whole.Signals(t))
+	handOver(t, eng, whole, evs[half:], wall, 15*time.Minute)
+
+	moved := &rulestest.Recorder{}
+	eng2 := newEngine(t, rules, nil)
+	must(t, moved.Keep(eng2.Tick(ctx, wall)))
+	for _, ev := range evs[:half] {
+		eng2.Rebuild(ctx, ev)
+	}
+	if n := eng2.StatsOf("any-noise").Evaluated; n != 0 {
+		t.Errorf("Rebuild evaluated the stateless rule %d times", n)
+	}
+	handOver(t, eng2, moved, evs[half:], wall, 15*time.Minute)
+
+	want := signalLines(whole.Signals(t)[before:], rulestest.At)
+	sort.Strings(want)
+	if len(want) < 5 {
+		t.Fatalf("the second half raised only %q", want)
+	}
+	sameLines(t, "after a rebuild", signalLines(moved.Signals(t), rulestest.At), "handled throughout", want)
+}

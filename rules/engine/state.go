@@ -1036,7 +1036,7 @@ func (e *Engine) emitWindow(st *street, l *loaded, ks *keyState, ev *event.Event
 	}
 	if clear {
 		sig.Clear, sig.Shadow = true, true
-	} else {
+	} else if !s.rebuild {
 		sig.Explanation = l.explain.explain(ev.Type, env)
 		explainState(sig.Explanation, l, ks, at, w)
 	}
