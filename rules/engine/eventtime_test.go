@@ -687,3 +687,71 @@ raise: {category: "0401", severity: blue}
 	}
 	sameLines(t, "after a rebuild", signalLines(moved.Signals(t), rulestest.At), "handled throughout", want)
 }
+
+// Each fire of a sliding window has one clear, under its own id, even when a complaint older
+// than the window's newest fills it again after the clock emptied it — after a rewind, or as
+// a straggler within the lateness.
+func TestEachFireHasOneClear(t *testing.T) {
+	ctx := context.Background()
+	t.Run("after a rewind", func(t *testing.T) {
+		eng := newEngine(t, rulestest.Parse(t, noiseWindow(1, 2)), nil)
+		rec := &rulestest.Recorder{}
+		runLive(t, eng, rec, []event.Event{complaintAt("x", -time.Minute), complaintAt("y", 0)},
+			rulestest.At.Add(-2*time.Minute), rulestest.At.Add(45*time.Minute))
+		must(t, rec.Keep(eng.HandleEvent(ctx, complaintAt("b", -30*time.Second))))
+		ticks(t, eng, rec, 45*time.Minute, 70*time.Minute)
+		if n := eng.EngineStats().Rewinds; n != 1 {
+			t.Fatalf("rewinds %d, want 1", n)
+		}
+		uniqueIDs(t, rec)
+		sameLines(t, "signals", signalLines(rec.Signals(t), rulestest.At), "want", []string{
+			"clear noise-a:b:clear rule=noise-a event=y at=+9m30s",
+			"clear noise-a:y:clear rule=noise-a event=y at=+9m0s",
+			"fire noise-a:b rule=noise-a event=b at=+-30s",
+			"fire noise-a:y rule=noise-a event=y at=+0s",
+		})
+	})
+	t.Run("a straggler", func(t *testing.T) {
+		eng := newEngine(t, rulestest.Parse(t, noiseWindow(1, 2)), nil)
+		rec := &rulestest.Recorder{}
+		runLive(t, eng, rec, []event.Event{complaintAt("x", 0), complaintAt("y", 9*time.Minute)},
+			rulestest.At, rulestest.At.Add(10*time.Minute+20*time.Second))
+		must(t, rec.Keep(eng.HandleEvent(ctx, complaintAt("b", 8*time.Minute+30*time.Second))))
+		ticks(t, eng, rec, 10*time.Minute+30*time.Second, 30*time.Minute)
+		uniqueIDs(t, rec)
+	})
+}
+
+// A silence whose signal cannot be built (the rule's correlation key, from the reading's
+// status, is longer than a key may be) is counted as the rule's failure once; the clock goes
+// on (Tick returns) and the device's next reading arms it again.
+func TestFailingSilenceDoesNotStallTheClock(t *testing.T) {
+	ctx := context.Background()
+	eng := newEngine(t, rulestest.Parse(t, `
+id: silent
+name: 离线
+types: [city.sensor.reading]
+when: sensor.kind == "manhole"
+absent: 5m
+raise: {category: "0101", severity: blue, correlation_key: "offline:{{sensor.status}}"}
+`), nil)
+	must(t, func() error { _, err := eng.Tick(ctx, rulestest.At); return err }())
+	ev := rulestest.Sensor("r1", "MH-1", "manhole", map[string]float64{"tilt_deg": 1})
+	ev.Sensor.Status = strings.Repeat("s", 600)
+	must(t, func() error { _, err := eng.HandleEvent(ctx, ev); return err }())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for d := time.Minute; d <= 20*time.Minute; d += time.Minute {
+			_, _ = eng.Tick(ctx, rulestest.At.Add(d))
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Tick did not return: the silence's deadline came due again and again")
+	}
+	if st := eng.StatsOf("silent"); st.Failed != 1 || st.Matched != 0 {
+		t.Errorf("failed %d, matched %d; want 1 and 0", st.Failed, st.Matched)
+	}
+}

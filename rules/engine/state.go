@@ -220,6 +220,7 @@ type keyState struct {
 	lastT int64        // its time (unix ns)
 	fired bool         // for, absent, sliding: the signal is out and not cleared
 	kept  bool         // sliding: listed in street.kept
+	fire  string       // the id of the key's latest fire signal (a clear raised by time takes it)
 
 	since   int64 // for: when the condition started to hold (unix ns)
 	holding bool  // for
@@ -495,6 +496,24 @@ func (e *Engine) pruneKept(st *street, set *ruleSet) {
 	}
 	clear(st.kept[len(left):])
 	st.kept = left
+}
+
+// dropKept gives up what the street's sliding windows keep for a rewind after a day of quiet
+// (its newest event has not moved past the oldest of it for keepForRewind): keys whose
+// window is empty are dropped.
+func (e *Engine) dropKept(st *street) {
+	for _, k := range st.kept {
+		if st.rules[k.rule] != k.rs || k.rs.keys[k.ks.group] != k.ks {
+			continue // dropped since
+		}
+		k.ks.kept = false
+		if len(k.ks.window()) == 0 {
+			k.ks.entries, k.ks.from = nil, 0
+			k.rs.drop(k.ks)
+		}
+	}
+	clear(st.kept)
+	st.kept, st.keptDue = st.kept[:0], 0
 }
 
 // noteKept brings forward the street's keptDue to when ks's kept entries can go.
@@ -836,18 +855,17 @@ func (e *Engine) checkWindow(st *street, rs *ruleState, l *loaded, ks *keyState,
 			e.emit(st, l, ks, nil, nil, true, time.Unix(0, min(front, ks.lastT+size)).UTC(), s)
 			ks.fired = false
 		}
-		if n := len(ks.entries); n == 0 || front >= ks.entries[n-1].t+size+keepForRewind {
+		if len(ks.entries) == 0 {
 			rs.drop(ks)
 			return
 		}
 		// Looked at again by its next event, by pruneKept once the street's events have
-		// moved past what it keeps, or at the end of keepForRewind.
+		// moved past what it keeps, or by dropKept after a day of quiet.
 		if !ks.kept {
 			ks.kept = true
 			st.kept = append(st.kept, keptKey{rule: l.rule.ID, rs: rs, ks: ks})
 		}
 		e.noteKept(st, ks, size)
-		rs.schedule(ks, ks.entries[len(ks.entries)-1].t+size+keepForRewind)
 		return
 	}
 	w := ks.windowValues(l.needMinMax)
@@ -936,6 +954,9 @@ func (e *Engine) rearm(rs *ruleState, l *loaded, ks *keyState) {
 func (e *Engine) due(st *street, set *ruleSet, s *scratch) {
 	front := e.frontier(st)
 	st.acted = max(st.acted, front)
+	if st.keptDue != 0 && front >= st.keptDue+keepForRewind {
+		e.dropKept(st)
+	}
 	late := e.lateness()
 	for _, l := range set.stateful {
 		rs := st.rules[l.rule.ID]
@@ -950,16 +971,23 @@ func (e *Engine) due(st *street, set *ruleSet, s *scratch) {
 			}
 			ks.next = 0
 			switch l.kind {
+			// A deadline acted on is not armed again when the signal could not be built (the
+			// rule's raise failed, and is counted): it would be due at once, for ever. The
+			// key's next event arms it again.
 			case lang.KindFor:
 				if ks.holding && !ks.fired && ks.since+int64(l.rule.For)+late <= front {
 					at := time.Unix(0, ks.since+int64(l.rule.For)).UTC()
-					ks.fired = e.emit(st, l, ks, ks.last, nil, false, at, s)
+					if ks.fired = e.emit(st, l, ks, ks.last, nil, false, at, s); !ks.fired {
+						continue
+					}
 				}
 				e.rearm(rs, l, ks)
 			case lang.KindAbsent:
 				if !ks.fired && ks.lastT+int64(l.rule.Absent)+late <= front {
 					at := time.Unix(0, ks.lastT+int64(l.rule.Absent)).UTC()
-					ks.fired = e.emit(st, l, ks, ks.last, nil, false, at, s)
+					if ks.fired = e.emit(st, l, ks, ks.last, nil, false, at, s); !ks.fired {
+						continue
+					}
 				}
 				e.rearm(rs, l, ks)
 			case lang.KindWindow:
@@ -1006,6 +1034,7 @@ func (e *Engine) emit(st *street, l *loaded, ks *keyState, ev *event.Event, env 
 }
 
 func (e *Engine) emitWindow(st *street, l *loaded, ks *keyState, ev *event.Event, env any, clear bool, at time.Time, w lang.WindowValues, s *scratch) bool {
+	byTime := ev == nil
 	if ev == nil {
 		ev = ks.last
 		env = nil
@@ -1025,7 +1054,13 @@ func (e *Engine) emitWindow(st *street, l *loaded, ks *keyState, ev *event.Event
 	c.Window = w
 	r := l.rule
 	id := r.ID + ":" + ev.ID
-	if clear {
+	switch {
+	case clear && byTime && ks.fire != "":
+		// The clear of the fire it ends, whatever event the key holds now: a straggler older
+		// than the key's newest can fill a window again after its clear, and its own clear
+		// must not repeat the first one's id.
+		id = ks.fire + ":clear"
+	case clear:
 		id += ":clear"
 	}
 	sig, err := build(&s.Scratch, r, r.Compiled().ByType[ev.Type], env, ev, id, r.ID+":"+ks.group, at)
@@ -1039,6 +1074,9 @@ func (e *Engine) emitWindow(st *street, l *loaded, ks *keyState, ev *event.Event
 	} else if !s.rebuild {
 		sig.Explanation = l.explain.explain(ev.Type, env)
 		explainState(sig.Explanation, l, ks, at, w)
+	}
+	if !clear {
+		ks.fire = id
 	}
 	st.outbox = append(st.outbox, sig)
 	return true

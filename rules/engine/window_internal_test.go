@@ -1,8 +1,14 @@
 package engine
 
 import (
+	"context"
+	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
+
+	"github.com/urbanbrain/urbanbrain/event"
+	"github.com/urbanbrain/urbanbrain/rules/rulestest"
 )
 
 // The sliding window's bookkeeping, under random inserts, slides (both ways), forward-only
@@ -50,5 +56,87 @@ func TestWindowBookkeeping(t *testing.T) {
 				t.Fatalf("sum %v, window's %v", ks.sum, sum)
 			}
 		}
+	}
+}
+
+const keptNoise = `
+id: noise-a
+name: 噪声投诉
+types: [city.hotline.ticket]
+when: hotline.category_code == "0401" && area.community != ""
+group_by: area.community
+window: {size: 10m, having: count >= 2}
+raise: {category: "0401", severity: orange, correlation_key: "noise:{{area.community}}"}
+`
+
+func keptComplaint(id string, at time.Time) event.Event {
+	ev := rulestest.Hotline(id, "投诉", "0401", "normal", "噪音")
+	ev.Area.Street, ev.Area.Community, ev.Time = "S2", "A", at
+	return ev
+}
+
+// Live — a street never quiet longer than the lateness, a complaint every 11 minutes, so the
+// window empties again and again — a key's rule holds no more than its live deadlines, and
+// nothing stays listed as kept for a rewind.
+func TestLiveWindowKeepsNothingForARewind(t *testing.T) {
+	ctx := context.Background()
+	e, err := New(Config{}, rulestest.Parse(t, keptNoise), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for now, i := rulestest.At, 0; now.Before(rulestest.At.Add(12 * time.Hour)); now, i = now.Add(10*time.Second), i+1 {
+		if i%6 == 0 { // a question every minute keeps the street live
+			q := rulestest.Hotline(fmt.Sprintf("q%d", i), "咨询", "0999", "normal", "咨询")
+			q.Area.Street, q.Time = "S2", now
+			if _, err := e.HandleEvent(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i%66 == 0 {
+			if _, err := e.HandleEvent(ctx, keptComplaint(fmt.Sprintf("c%d", i), now)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := e.Tick(ctx, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := e.EngineStats(); st.Rewinds != 0 || st.Late != 0 {
+		t.Fatalf("not live: %+v", st)
+	}
+	st := e.streets.lookup("S2")
+	if n := len(st.rules["noise-a"].due); n > 2 {
+		t.Errorf("%d deadlines for one key after 12 h live, want at most 2", n)
+	}
+	if len(st.kept) > 1 {
+		t.Errorf("%d keys listed as kept in a live street", len(st.kept))
+	}
+}
+
+// After a day of quiet the street lists nothing kept for a rewind: the key is dropped and
+// nothing refers to it.
+func TestDayOfQuietReleasesKeptKeys(t *testing.T) {
+	ctx := context.Background()
+	e, err := New(Config{}, rulestest.Parse(t, keptNoise), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Tick(ctx, rulestest.At); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.HandleEvent(ctx, keptComplaint("x", rulestest.At)); err != nil {
+		t.Fatal(err)
+	}
+	for d := time.Duration(0); d <= 25*time.Hour; d += time.Minute {
+		if _, err := e.Tick(ctx, rulestest.At.Add(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := e.streets.lookup("S2")
+	if k := e.StatsOf("noise-a").Keys; k != 0 {
+		t.Errorf("keys %d after a day of quiet, want 0", k)
+	}
+	if len(st.kept) != 0 || st.keptDue != 0 {
+		t.Errorf("street.kept lists %d key(s) (keptDue %d) after a day of quiet", len(st.kept), st.keptDue)
 	}
 }
