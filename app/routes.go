@@ -65,7 +65,7 @@ func (a *App) routes() []route {
 	add(a.cfg.Runs(CompCockpit), route{name: "cockpit", topics: []string{event.TopicIncidents}, perInstance: true,
 		handle: typed(a, []string{event.TypeIncidentChanged}, none(a.cockpit.HandleIncidentChange))})
 	add(a.cfg.Runs(CompCockpit), route{name: "cockpit.events", topics: []string{event.TopicEvents}, perInstance: true,
-		handle: typed(a, eventTypes, none(a.cockpit.HandleEvent))})
+		handle: typed(a, eventTypes, none(a.cockpit.HandleSeen))})
 	//    Local accounts → every instance's directory, so a sign-in works on any node (accounts.go).
 	add(a.cfg.Runs(CompAPI) || a.cfg.Runs(CompCockpit), route{name: "accounts", topics: []string{event.TopicAccounts}, perInstance: true,
 		handle: typed(a, []string{event.TypeAccount}, none(a.applyAccount))})

@@ -189,7 +189,12 @@ func (h *Hub) Restore(ch event.IncidentChange) {
 // HandleEvent counts one validated event of city.events for the KPIs (events per second by
 // source, sensors online). Events are placed in time by when ingest accepted them, so a
 // replay of old events does not look like a flood.
-func (h *Hub) HandleEvent(_ context.Context, ev event.Event) error {
+func (h *Hub) HandleEvent(ctx context.Context, ev event.Event) error {
+	return h.HandleSeen(ctx, SeenOf(ev))
+}
+
+// HandleSeen is HandleEvent for what the KPIs read of the event (the route decodes no more).
+func (h *Hub) HandleSeen(_ context.Context, ev Seen) error {
 	h.events.observe(ev, h.cfg.Now())
 	return nil
 }

@@ -128,7 +128,32 @@ type sensorSeen struct {
 
 func newEventStats() *eventStats { return &eventStats{sensors: make(map[string]*sensorSeen)} }
 
-func (e *eventStats) observe(ev event.Event, now time.Time) {
+// Seen is what the KPIs read of an event of city.events. The cockpit's route decodes only
+// this: an event's readings, ticket text and detections are skipped (BenchmarkDecodeSeen).
+type Seen struct {
+	Type     string      `json:"type"`
+	Time     time.Time   `json:"time"`
+	Received time.Time   `json:"received"`
+	Area     event.Area  `json:"area"`
+	Sensor   *SeenSensor `json:"sensor,omitempty"`
+}
+
+// SeenSensor is what the KPIs read of a sensor reading.
+type SeenSensor struct {
+	DeviceID string `json:"device_id"`
+	Status   string `json:"status,omitempty"`
+}
+
+// SeenOf is what the KPIs read of ev.
+func SeenOf(ev event.Event) Seen {
+	s := Seen{Type: ev.Type, Time: ev.Time, Received: ev.Received, Area: ev.Area}
+	if ev.Sensor != nil {
+		s.Sensor = &SeenSensor{DeviceID: ev.Sensor.DeviceID, Status: ev.Sensor.Status}
+	}
+	return s
+}
+
+func (e *eventStats) observe(ev Seen, now time.Time) {
 	src := sourceOf(ev.Type)
 	if src < 0 {
 		return
