@@ -148,6 +148,11 @@ type keptKey struct {
 	ks   *keyState
 }
 
+// held says whether the key is still the state of its rule in st (not dropped since).
+func (k keptKey) held(st *street) bool {
+	return st.rules[k.rule] == k.rs && k.rs.keys[k.ks.group] == k.ks
+}
+
 // keepForRewind bounds how long a sliding key of a quiet street keeps what left its window
 // for a rewind: a backlog that comes more than this after its street fell quiet still counts,
 // but its windows no longer hold what came before the quiet.
@@ -341,7 +346,7 @@ func (e *Engine) handleStreet(set *ruleSet, ev *event.Event, env any, stateful [
 		return append(e.drain(set, st, outs), again...)
 	}
 	t := ev.Time.UnixNano()
-	if st.clock != 0 && t < st.clock-e.lateness() && t >= st.maxTime-e.lateness() && st.clock-st.maxTime > e.lateness() {
+	if late := e.lateness(); st.clock-st.maxTime > late && t < st.clock-late && t >= st.maxTime-late {
 		// Behind the watermark only because the street's clock ran on while it was quiet,
 		// not behind the newest event it had: the quiet was an outage, and this is its
 		// backlog. The run-on is taken back, and the backlog counts as if it had come live.
@@ -477,7 +482,7 @@ func (e *Engine) pruneKept(st *street, set *ruleSet) {
 	left := st.kept[:0]
 	for _, k := range st.kept {
 		l := set.byID[k.rule]
-		if st.rules[k.rule] != k.rs || k.rs.keys[k.ks.group] != k.ks || l == nil || l.rule.Window == nil {
+		if !k.held(st) || l == nil || l.rule.Window == nil {
 			continue // dropped since
 		}
 		if len(k.ks.window()) > 0 {
@@ -503,7 +508,7 @@ func (e *Engine) pruneKept(st *street, set *ruleSet) {
 // window is empty are dropped.
 func (e *Engine) dropKept(st *street) {
 	for _, k := range st.kept {
-		if st.rules[k.rule] != k.rs || k.rs.keys[k.ks.group] != k.ks {
+		if !k.held(st) {
 			continue // dropped since
 		}
 		k.ks.kept = false
