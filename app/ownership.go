@@ -25,7 +25,7 @@ import (
 // and their SLA clocks, from city.incidents partition p.
 func (a *App) loadIncidents(ctx context.Context, p int, _ map[string]int64) error {
 	start := time.Now()
-	n, err := a.readChangelog(ctx, p, func(ch event.IncidentChange) { a.incidents.Restore(ch) })
+	n, err := readChangelog(ctx, a, p, func(ch event.IncidentChange, _ []byte) { a.incidents.Restore(ch) })
 	if err != nil {
 		return fmt.Errorf("load incidents of partition %d: %w", p, err)
 	}
@@ -46,27 +46,22 @@ func (a *App) forgetIncidents(p int) {
 // the newest is decoded whole (an incident has about ten versions on the simulator's
 // changelog; decoding them all was a fifth of a restart's CPU).
 func (a *App) loadDispatch(ctx context.Context, p int, _ map[string]int64) error {
+	type head struct {
+		Incident struct {
+			ID      string `json:"id"`
+			Version int64  `json:"version"`
+		} `json:"incident"`
+	}
 	type newest struct {
 		version int64
 		value   []byte
 	}
 	latest := make(map[string]newest)
-	err := transport.ReadPartition(ctx, a.brokers, event.TopicIncidents, p, a.signedOnly("changelog load", func(rec kafka.Message) error {
-		var head struct {
-			Incident struct {
-				ID      string `json:"id"`
-				Version int64  `json:"version"`
-			} `json:"incident"`
+	_, err := readChangelog(ctx, a, p, func(h head, raw []byte) {
+		if cur, ok := latest[h.Incident.ID]; !ok || h.Incident.Version > cur.version {
+			latest[h.Incident.ID] = newest{h.Incident.Version, bytes.Clone(raw)}
 		}
-		if _, err := event.Decode(rec.Value, event.TypeIncidentChanged, &head); err != nil {
-			a.log.Warn("changelog record not decodable; skipped", zap.Int("partition", p), zap.Error(err))
-			return nil
-		}
-		if cur, ok := latest[head.Incident.ID]; !ok || head.Incident.Version > cur.version {
-			latest[head.Incident.ID] = newest{head.Incident.Version, bytes.Clone(rec.Value)}
-		}
-		return nil
-	}))
+	})
 	if err != nil {
 		return fmt.Errorf("load dispatch state of partition %d: %w", p, err)
 	}
@@ -97,17 +92,18 @@ func (a *App) owns(name, street string) bool {
 	return false
 }
 
-// readChangelog feeds every decodable change of city.incidents partition p to fn.
-func (a *App) readChangelog(ctx context.Context, p int, fn func(event.IncidentChange)) (int, error) {
+// readChangelog feeds every decodable change of city.incidents partition p to fn, decoded
+// as T (the whole change, or the part a loader needs), with the record's value.
+func readChangelog[T any](ctx context.Context, a *App, p int, fn func(T, []byte)) (int, error) {
 	n := 0
 	err := transport.ReadPartition(ctx, a.brokers, event.TopicIncidents, p, a.signedOnly("changelog load", func(rec kafka.Message) error {
-		var ch event.IncidentChange
-		if _, err := event.Decode(rec.Value, event.TypeIncidentChanged, &ch); err != nil {
+		var v T
+		if _, err := event.Decode(rec.Value, event.TypeIncidentChanged, &v); err != nil {
 			a.log.Warn("changelog record not decodable; skipped", zap.Int("partition", p), zap.Error(err))
 			return nil
 		}
 		n++
-		fn(ch)
+		fn(v, rec.Value)
 		return nil
 	}))
 	return n, err
