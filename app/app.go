@@ -73,6 +73,7 @@ type App struct {
 	// measure on-time rates against (incidents.Policy.StageLimits).
 	stageLimits map[string]map[string]time.Duration
 	forged      prometheus.Counter       // records of internal topics refused for their signature
+	decodes     *sharedDecodes           // records several consumers read, decoded once (decoded.go)
 	tracing     *sdktrace.TracerProvider // spans of every record's handling (tracing.go)
 	tracer      trace.Tracer
 
@@ -99,6 +100,7 @@ func New(cfg Config, log *zap.Logger) (*App, error) {
 	}
 	a := &App{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.decodes = newSharedDecodes(a.registry)
 
 	id, err := loadOrCreateInstanceID(cfg.DataDir)
 	if err != nil {

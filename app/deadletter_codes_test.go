@@ -86,7 +86,7 @@ func TestDeadLetterCodesAtEverySite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w := batchOf([]string{event.TypeDispatch}, func(context.Context, []event.Dispatch) error {
+		w := batchOf(a, []string{event.TypeDispatch}, func(context.Context, []event.Dispatch) error {
 			return storage.Rejects([]storage.Rejected{{Index: 0, Reason: "too big"}})
 		})
 		rejects, err := w(ctx, []kafka.Message{{Value: []byte("garbage")}, {Value: good}})

@@ -111,8 +111,8 @@ func (a *App) storageSinks() []storageSink {
 		return nil
 	}
 	return append([]storageSink{
-		{name: "storage.events", topic: event.TopicEvents, write: batchOf(eventTypes, a.store.HandleEvents)},
-		{name: "storage.incidents", topic: event.TopicIncidents, write: batchOf([]string{event.TypeIncidentChanged}, a.store.HandleIncidentChanges)},
-		{name: "storage.dispatch", topic: event.TopicDispatch, write: batchOf([]string{event.TypeDispatch}, a.store.HandleDispatches)},
+		{name: "storage.events", topic: event.TopicEvents, write: batchOf(a, eventTypes, a.store.HandleEvents)},
+		{name: "storage.incidents", topic: event.TopicIncidents, write: batchOf(a, []string{event.TypeIncidentChanged}, a.store.HandleIncidentChanges)},
+		{name: "storage.dispatch", topic: event.TopicDispatch, write: batchOf(a, []string{event.TypeDispatch}, a.store.HandleDispatches)},
 	}, a.auditSinks()...) // city.audit → the audit log (workflow.go)
 }

@@ -46,9 +46,10 @@ type handler func(ctx context.Context, rec kafka.Message) (event.Outputs, error)
 // typed decodes a CloudEvent of one of the given types into T and hands it to fn. A record
 // that cannot be decoded is dead-lettered: it must not block its partition.
 func typed[T any](a *App, types []string, fn func(context.Context, T) (event.Outputs, error)) handler {
+	consumer := a.decodes.consumer()
 	return func(ctx context.Context, rec kafka.Message) (event.Outputs, error) {
 		var v T
-		if err := decodeAny(rec.Value, types, &v); err != nil {
+		if err := decodeShared(a.decodes, consumer, rec, types, &v); err != nil {
 			return event.Outputs{a.deadLetterOf(rec, "stage", event.DeadLetterUndecodable, err.Error())}, nil
 		}
 		outs, err := fn(ctx, v)

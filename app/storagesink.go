@@ -54,14 +54,15 @@ type sinkReject struct {
 }
 
 // batchOf adapts a store's batch handler for records of the given CloudEvents types.
-func batchOf[T any](types []string, write func(context.Context, []T) error) sinkWriter {
+func batchOf[T any](a *App, types []string, write func(context.Context, []T) error) sinkWriter {
+	consumer := a.decodes.consumer()
 	return func(ctx context.Context, recs []kafka.Message) ([]sinkReject, error) {
 		var rejects []sinkReject
 		vals := make([]T, 0, len(recs))
 		from := make([]int, 0, len(recs))
 		for i, r := range recs {
 			var v T
-			if err := decodeAny(r.Value, types, &v); err != nil {
+			if err := decodeShared(a.decodes, consumer, r, types, &v); err != nil {
 				rejects = append(rejects, sinkReject{index: i, code: event.DeadLetterUndecodable, reason: err.Error()})
 				continue
 			}

@@ -136,5 +136,5 @@ func (a *App) auditSinks() []storageSink {
 	if !ok || !a.cfg.Runs(CompStorage) {
 		return nil
 	}
-	return []storageSink{{name: "storage.audit", topic: event.TopicAudit, write: batchOf([]string{event.TypeAudit}, as.HandleAudits)}}
+	return []storageSink{{name: "storage.audit", topic: event.TopicAudit, write: batchOf(a, []string{event.TypeAudit}, as.HandleAudits)}}
 }
