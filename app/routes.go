@@ -64,8 +64,13 @@ func (a *App) routes() []route {
 	//    second, sensors online).
 	add(a.cfg.Runs(CompCockpit), route{name: "cockpit", topics: []string{event.TopicIncidents}, perInstance: true,
 		handle: typed(a, []string{event.TypeIncidentChanged}, none(a.cockpit.HandleIncidentChange))})
-	add(a.cfg.Runs(CompCockpit), route{name: "cockpit.events", topics: []string{event.TopicEvents}, perInstance: true,
-		handle: typed(a, eventTypes, none(a.cockpit.HandleSeen))})
+	//    The KPIs read little of an event, and decode only that (cockpit.Seen), unless rules or
+	//    the events sink run here too: they decode every event whole, and the KPIs share it.
+	kpis := typed(a, eventTypes, none(a.cockpit.HandleSeen))
+	if a.cfg.Runs(CompRules) || a.cfg.Runs(CompStorage) {
+		kpis = typed(a, eventTypes, none(a.cockpit.HandleEvent))
+	}
+	add(a.cfg.Runs(CompCockpit), route{name: "cockpit.events", topics: []string{event.TopicEvents}, perInstance: true, handle: kpis})
 	//    Local accounts → every instance's directory, so a sign-in works on any node (accounts.go).
 	add(a.cfg.Runs(CompAPI) || a.cfg.Runs(CompCockpit), route{name: "accounts", topics: []string{event.TopicAccounts}, perInstance: true,
 		handle: typed(a, []string{event.TypeAccount}, none(a.applyAccount))})
