@@ -24,6 +24,9 @@ import (
 // from (the same topic, partition and offset, and equal bytes) and a CloudEvents type the
 // taker accepts, so what a consumer is handed is exactly what it would have decoded.
 //
+// Consumers are counted per partition, because a group shared by several instances reads
+// only the partitions it owns here while a per-instance group reads them all.
+//
 // The values are shared between goroutines: handlers treat what they are handed as read-only,
 // and copy before they change anything (canon.Incident, the cockpit's masked and converted
 // views, the dispatcher's tracked state). The race detector holds them to it in every test
@@ -31,44 +34,59 @@ import (
 type sharedDecodes struct {
 	mu      sync.Mutex
 	entries map[decodedKey]*decodedEntry
-	// takers are the consumers seen decoding each kind, learned as they decode: an entry
-	// is dropped once as many consumers took it.
-	takers map[decodedKind]map[int]struct{}
-	ring   []decodedKey // the keys in the order they were kept, for the bound
+	// takers are the consumers seen decoding each kind on each partition, learned as they
+	// decode: an entry is dropped once as many of them took it.
+	takers map[decodedPlace]map[int]struct{}
+	ring   []ringSlot // the kept entries in the order they were kept, for the bounds
 	next   int
+	bytes  int // the encoded size of the entries kept
 	ids    int // the last consumer id handed out
 
 	hits, misses atomic.Uint64
 }
 
-// decodedKeep bounds the values kept for consumers that have not taken them yet: a second's
-// worth of records at 10,000 events/s and their signals and changes, which covers a storage
-// sink's batch interval. A consumer further behind (a replay, a slow store) decodes again.
-const decodedKeep = 16384
+// Bounds on what is kept for consumers that have not taken it yet: about a second of records
+// at 10,000 events/s, which covers a storage sink's batch interval, and at most
+// decodedKeepBytes of records (as encoded; decoded they take two to three times that), so a
+// stalled consumer — a sink waiting out a store outage — holds the others' values to that. A
+// consumer further behind decodes for itself.
+const (
+	decodedKeep      = 16384
+	decodedKeepBytes = 16 << 20
+)
 
 type decodedKind struct {
 	topic string
 	typ   reflect.Type
 }
 
-type decodedKey struct {
+type decodedPlace struct {
 	decodedKind
 	partition int
-	offset    int64
+}
+
+type decodedKey struct {
+	decodedPlace
+	offset int64
 }
 
 type decodedEntry struct {
 	raw    []byte
 	ceType string
 	value  any
-	taken  int
+	took   []int // the consumers that took it (a consumer handed the record again counts once)
+}
+
+type ringSlot struct {
+	key   decodedKey
+	entry *decodedEntry // nil when the slot is free
 }
 
 func newSharedDecodes(reg prometheus.Registerer) *sharedDecodes {
 	d := &sharedDecodes{
 		entries: make(map[decodedKey]*decodedEntry),
-		takers:  make(map[decodedKind]map[int]struct{}),
-		ring:    make([]decodedKey, decodedKeep),
+		takers:  make(map[decodedPlace]map[int]struct{}),
+		ring:    make([]ringSlot, decodedKeep),
 	}
 	for _, c := range []struct {
 		result string
@@ -99,7 +117,7 @@ func decodeShared[T any](d *sharedDecodes, consumer int, rec kafka.Message, type
 	if d == nil {
 		return decodeAny(rec.Value, types, out)
 	}
-	key := decodedKey{decodedKind{rec.Topic, reflect.TypeFor[T]()}, rec.Partition, rec.Offset}
+	key := decodedKey{decodedPlace{decodedKind{rec.Topic, reflect.TypeFor[T]()}, rec.Partition}, rec.Offset}
 	if v, ok := d.take(key, consumer, rec.Value, types); ok {
 		*out = v.(T)
 		return nil
@@ -108,7 +126,7 @@ func decodeShared[T any](d *sharedDecodes, consumer int, rec kafka.Message, type
 	if err != nil {
 		return err
 	}
-	d.keep(key, rec.Value, env.Type, *out)
+	d.keep(key, consumer, rec.Value, env.Type, *out)
 	return nil
 }
 
@@ -116,11 +134,11 @@ func decodeShared[T any](d *sharedDecodes, consumer int, rec kafka.Message, type
 func (d *sharedDecodes) take(key decodedKey, consumer int, raw []byte, types []string) (any, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	takers := d.takers[key.decodedKind]
+	takers := d.takers[key.decodedPlace]
 	if _, ok := takers[consumer]; !ok {
 		if takers == nil {
 			takers = make(map[int]struct{})
-			d.takers[key.decodedKind] = takers
+			d.takers[key.decodedPlace] = takers
 		}
 		takers[consumer] = struct{}{}
 	}
@@ -129,28 +147,51 @@ func (d *sharedDecodes) take(key decodedKey, consumer int, raw []byte, types []s
 		d.misses.Add(1)
 		return nil, false
 	}
-	e.taken++
-	if e.taken >= len(takers) {
-		delete(d.entries, key)
+	if !slices.Contains(e.took, consumer) {
+		e.took = append(e.took, consumer)
+	}
+	if len(e.took) >= len(takers) {
+		d.drop(key, e)
 	}
 	d.hits.Add(1)
 	return e.value, true
 }
 
-// keep keeps value, decoded from raw, for the kind's other consumers, if it has any.
-func (d *sharedDecodes) keep(key decodedKey, raw []byte, ceType string, value any) {
+// keep keeps value, decoded from raw by consumer, for the other consumers of its partition, if
+// it has any.
+func (d *sharedDecodes) keep(key decodedKey, consumer int, raw []byte, ceType string, value any) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if len(d.takers[key.decodedKind]) < 2 {
+	if len(d.takers[key.decodedPlace]) < 2 {
 		return
 	}
 	if _, ok := d.entries[key]; ok {
 		return // two consumers decoded it at once; the first kept is as good
 	}
-	if old := d.ring[d.next]; old.typ != nil {
-		delete(d.entries, old) // gone already when every consumer took it
-	}
-	d.ring[d.next] = key
+	e := &decodedEntry{raw: raw, ceType: ceType, value: value, took: []int{consumer}}
+	d.evict(d.next)
+	d.ring[d.next] = ringSlot{key: key, entry: e}
 	d.next = (d.next + 1) % len(d.ring)
-	d.entries[key] = &decodedEntry{raw: raw, ceType: ceType, value: value, taken: 1}
+	d.entries[key] = e
+	d.bytes += len(raw)
+	// Over the byte bound: give up the oldest first.
+	for i := d.next; d.bytes > decodedKeepBytes && i != (d.next+len(d.ring)-1)%len(d.ring); i = (i + 1) % len(d.ring) {
+		d.evict(i)
+	}
+}
+
+// evict gives up the entry in ring slot i, if it is still kept.
+func (d *sharedDecodes) evict(i int) {
+	if slot := d.ring[i]; slot.entry != nil {
+		if d.entries[slot.key] == slot.entry {
+			d.drop(slot.key, slot.entry)
+		}
+		d.ring[i] = ringSlot{}
+	}
+}
+
+// drop forgets the entry kept for key.
+func (d *sharedDecodes) drop(key decodedKey, e *decodedEntry) {
+	delete(d.entries, key)
+	d.bytes -= len(e.raw)
 }

@@ -120,3 +120,86 @@ func TestSharedDecodesKeepNothingForASingleConsumer(t *testing.T) {
 		t.Errorf("%d values kept for nobody", len(d.entries))
 	}
 }
+
+func TestSharedDecodesCountTheConsumersOfEachPartition(t *testing.T) {
+	// Dispatch (a group shared by the instances) owns partition 0 here, the cockpit and the
+	// SQLite sink (groups of this instance) read every partition: a record of partition 1 is
+	// done with once the two of them took it.
+	d := newSharedDecodes(prometheus.NewRegistry())
+	types := []string{event.TypeIncidentChanged}
+	dispatch, cockpit, store := d.consumer(), d.consumer(), d.consumer()
+	var ch event.IncidentChange
+	for off := int64(0); off < 100; off++ {
+		r0, r1 := changeRecord(t, off, "INC-a", off+1), changeRecord(t, off, "INC-b", off+1)
+		r0.Partition, r1.Partition = 0, 1
+		for _, c := range []int{dispatch, cockpit, store} {
+			if err := decodeShared(d, c, r0, types, &ch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range []int{cockpit, store} {
+			if err := decodeShared(d, c, r1, types, &ch); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Only what the first records left while the consumers were being learned.
+	if n := len(d.entries); n > 2 {
+		t.Errorf("%d values kept after every consumer of their partition took them", n)
+	}
+}
+
+func TestSharedDecodesCountAConsumerHandedARecordAgainOnce(t *testing.T) {
+	d := newSharedDecodes(prometheus.NewRegistry())
+	types := []string{event.TypeIncidentChanged}
+	a, b, c := d.consumer(), d.consumer(), d.consumer()
+	var ch event.IncidentChange
+	for _, id := range []int{a, b, c} {
+		if err := decodeShared(d, id, changeRecord(t, 0, "INC-1", 1), types, &ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := changeRecord(t, 1, "INC-1", 2)
+	// a decodes, b's handler fails and b is handed the record again: c must still share it.
+	for _, id := range []int{a, b, b} {
+		if err := decodeShared(d, id, rec, types, &ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	misses := d.misses.Load()
+	if err := decodeShared(d, c, rec, types, &ch); err != nil || d.misses.Load() != misses {
+		t.Errorf("the third consumer decoded again (err %v): a repeated take counted as another consumer", err)
+	}
+}
+
+func TestSharedDecodesKeepABoundedNumberOfBytes(t *testing.T) {
+	// A stalled consumer (a sink waiting out a store outage) while another reads on: what is
+	// kept for it stays within the byte bound, however large the records.
+	d := newSharedDecodes(prometheus.NewRegistry())
+	types := []string{event.TypeIncidentChanged}
+	reader, stalled := d.consumer(), d.consumer()
+	b, err := event.Encode(event.TypeIncidentChanged, "INC-1", time.Now(), event.IncidentChange{
+		Incident: event.Incident{ID: "INC-1", Version: 1, Title: strings.Repeat("积水", 20000)}}) // ≈ 120 KB
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ch event.IncidentChange
+	rec := kafka.Message{Topic: event.TopicIncidents, Value: b}
+	for _, c := range []int{reader, stalled} {
+		if err := decodeShared(d, c, rec, types, &ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for off := int64(1); off < 1000; off++ {
+		rec.Offset = off
+		if err := decodeShared(d, reader, rec, types, &ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d.bytes > decodedKeepBytes || len(d.entries)*len(b) > decodedKeepBytes {
+		t.Errorf("%d values of %d bytes kept (%d bytes counted), over the bound of %d", len(d.entries), len(b), d.bytes, decodedKeepBytes)
+	}
+	if len(d.entries) < decodedKeepBytes/len(b)-1 {
+		t.Errorf("only %d values kept, want about %d: the bound gave up more than it had to", len(d.entries), decodedKeepBytes/len(b))
+	}
+}

@@ -64,10 +64,11 @@ func (a *App) routes() []route {
 	//    second, sensors online).
 	add(a.cfg.Runs(CompCockpit), route{name: "cockpit", topics: []string{event.TopicIncidents}, perInstance: true,
 		handle: typed(a, []string{event.TypeIncidentChanged}, none(a.cockpit.HandleIncidentChange))})
-	//    The KPIs read little of an event, and decode only that (cockpit.Seen), unless rules or
-	//    the events sink run here too: they decode every event whole, and the KPIs share it.
+	//    The KPIs read little of an event, and decode only that (cockpit.Seen), unless this
+	//    instance's own events sink (SQLite: every partition, storageSinks) runs here too: it
+	//    decodes every event whole, and the KPIs share that decode (decoded.go).
 	kpis := typed(a, eventTypes, none(a.cockpit.HandleSeen))
-	if a.cfg.Runs(CompRules) || a.cfg.Runs(CompStorage) {
+	if a.cfg.Runs(CompStorage) && a.cfg.Store == StoreSQLite {
 		kpis = typed(a, eventTypes, none(a.cockpit.HandleEvent))
 	}
 	add(a.cfg.Runs(CompCockpit), route{name: "cockpit.events", topics: []string{event.TopicEvents}, perInstance: true, handle: kpis})
