@@ -60,7 +60,8 @@ type Config struct {
 	ProduceLinger        time.Duration // how long a producer batch waits for more records
 	ProduceBatch         int           // records per producer batch and partition, at most
 	ProduceInFlightBytes int64         // output bytes handed to the producer and not yet acknowledged
-	StageQueue           int           // records prefetched per partition and stage
+	StageQueue           int           // records per partition a stage takes from one fetch, at most
+	StageFetchPace       time.Duration // how long a caught-up partition waits before it fetches again
 	StageMaxPending      int           // records per partition whose outputs await acknowledgement
 	CommitInterval       time.Duration // how often stages commit acknowledged offsets
 	RulesLateness        time.Duration // how far behind a street's clock an event still counts in stateful rules
@@ -143,7 +144,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ProduceLinger, "produce-linger", 5*time.Millisecond, "how long a producer batch waits for more records (latency only: nothing waits for it but the batch)")
 	fs.IntVar(&c.ProduceBatch, "produce-batch", 256, "records per producer batch and partition, at most")
 	fs.Int64Var(&c.ProduceInFlightBytes, "produce-inflight-bytes", 64<<20, "output bytes handed to the producer and not yet acknowledged before stages wait (backpressure)")
-	fs.IntVar(&c.StageQueue, "stage-prefetch", 1000, "records each stage prefetches per partition")
+	fs.IntVar(&c.StageQueue, "stage-prefetch", 1000, "records a stage takes from one fetch per partition, at most")
+	fs.DurationVar(&c.StageFetchPace, "stage-fetch-pace", 10*time.Millisecond, "how long a stage's partition that has caught up waits before it fetches again, so that its next fetch brings what came meanwhile (the most a record waits for its fetch; 0: fetch at once)")
 	fs.IntVar(&c.StageMaxPending, "stage-max-pending", 20000, "records per partition whose outputs await the broker before the partition waits")
 	fs.DurationVar(&c.RulesLateness, "rules-lateness", engine.DefaultAllowedLateness, "how far behind its street's event-time clock an event still counts in windows, for and absent rules; silence and held conditions fire this much later")
 	fs.DurationVar(&c.CommitInterval, "commit-interval", 100*time.Millisecond, "how often stages commit acknowledged offsets (bounds what is handled again after a crash)")
@@ -200,6 +202,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RulesLateness <= 0 {
 		errs = append(errs, errors.New("--rules-lateness must be positive"))
+	}
+	if c.StageFetchPace < 0 {
+		errs = append(errs, errors.New("--stage-fetch-pace must not be negative"))
 	}
 	if c.ProduceLinger < 0 {
 		errs = append(errs, errors.New("--produce-linger must not be negative"))

@@ -39,6 +39,14 @@ func byTopic(hs map[string]handler) handler {
 	}
 }
 
+// fetchPace is the stage's FetchPace for the flag's value (0, not to wait, is negative there).
+func fetchPace(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
 // handler handles one record of a route's topic and returns what it produced; outputTopic
 // (routes.go) decides where each output goes.
 type handler func(ctx context.Context, rec kafka.Message) (event.Outputs, error)
@@ -177,6 +185,7 @@ func (a *App) runStages(ctx context.Context, started chan<- struct{}) error {
 			OnAssigned:     rt.assigned,
 			OnRevoked:      rt.revoked,
 			QueueCapacity:  a.cfg.StageQueue,
+			FetchPace:      fetchPace(a.cfg.StageFetchPace),
 			MaxPending:     a.cfg.StageMaxPending,
 			CommitInterval: a.cfg.CommitInterval,
 			DrainTimeout:   a.cfg.ShutdownGrace,

@@ -37,12 +37,17 @@ type StageConfig struct {
 	// StartAtLatest makes a new group begin at the end of the topic instead of its start.
 	StartAtLatest bool
 
-	// QueueCapacity is how many records are prefetched per partition (default 1,000), and
-	// MaxBytes caps one fetch per partition (default 4 MiB). MaxWait is how long a fetch
-	// waits on the broker for new records (default 250 ms).
+	// QueueCapacity is how many records of one fetch a partition takes at most (default
+	// 1,000), and MaxBytes caps one fetch (default 4 MiB). MaxWait is how long a fetch waits
+	// on the broker for new records (default 250 ms).
 	QueueCapacity int
 	MaxBytes      int
 	MaxWait       time.Duration
+	// FetchPace is how long a partition that has caught up waits before it fetches again
+	// (default 10 ms; negative: not at all): its next fetch then brings what came meanwhile,
+	// not one producer batch. A partition with a backlog fetches back to back, an idle one
+	// waits on the broker (MaxWait). It is the most a record waits here for its fetch.
+	FetchPace time.Duration
 
 	// MaxPending bounds the records of one partition whose outputs are not yet all
 	// acknowledged (default 20,000); past it the partition waits for the broker.
@@ -109,6 +114,7 @@ func (c *StageConfig) setDefaults() {
 		}
 	}
 	def(&c.MaxWait, 250*time.Millisecond)
+	def(&c.FetchPace, 10*time.Millisecond)
 	def(&c.CommitInterval, 100*time.Millisecond)
 	def(&c.RetryBackoff, 100*time.Millisecond)
 	def(&c.DrainTimeout, 10*time.Second)
@@ -162,6 +168,7 @@ type Stage struct {
 	produce *Producer
 
 	handled, outputs, retries atomic.Uint64
+	fetches                   atomic.Uint64
 	mu                        sync.Mutex
 	owned                     map[string]*partitionTask // by "topic/partition"
 	loaded                    map[int]bool              // partition numbers loaded (OnAssigned) and not given up
@@ -196,6 +203,7 @@ func NewStage(cfg StageConfig, h StageHandler, p *Producer, log *zap.Logger) (*S
 // StageStats are a stage's counters since it started, and what it owns now.
 type StageStats struct {
 	Handled, Outputs, Retries uint64
+	Fetches                   uint64 // fetch requests answered, with records or without
 	// Lag maps each owned "topic/partition" to its lag: records behind the end of the
 	// partition as of the last fetch.
 	Lag map[string]int64
@@ -215,7 +223,8 @@ func (s *Stage) Loaded() (partitions []int, joined bool) {
 
 // Stats returns the stage's counters.
 func (s *Stage) Stats() StageStats {
-	st := StageStats{Handled: s.handled.Load(), Outputs: s.outputs.Load(), Retries: s.retries.Load(), Lag: map[string]int64{}}
+	st := StageStats{Handled: s.handled.Load(), Outputs: s.outputs.Load(), Retries: s.retries.Load(),
+		Fetches: s.fetches.Load(), Lag: map[string]int64{}}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, t := range s.owned {
@@ -499,28 +508,12 @@ func (t *partitionTask) run(ctx context.Context, endGeneration context.CancelFun
 	s.owned[t.key()] = t
 	s.mu.Unlock()
 
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:         s.cfg.Brokers,
-		Topic:           t.topic,
-		Partition:       t.id,
-		Dialer:          s.cfg.Security.Dialer(),
-		QueueCapacity:   s.cfg.QueueCapacity,
-		MinBytes:        1,
-		MaxBytes:        s.cfg.MaxBytes,
-		MaxWait:         s.cfg.MaxWait,
-		ReadLagInterval: -1,
-		ReadBackoffMin:  s.cfg.RetryBackoff,
-		ReadBackoffMax:  5 * time.Second,
-	})
-	defer r.Close()
-	if err := r.SetOffset(t.start); err != nil {
-		log.Error("setting the start offset", zap.Error(err))
-		endGeneration()
-		return
-	}
+	f := newFetcher(s.cfg.Security, s.cfg.Brokers, t.topic, t.id, t.start, s.cfg.MaxBytes, s.cfg.QueueCapacity, s.cfg.MaxWait, s.cfg.FetchPace)
+	defer f.close()
 	fetchRetry := backoff{min: s.cfg.RetryBackoff, max: 5 * time.Second}
+fetching:
 	for ctx.Err() == nil {
-		rec, err := r.FetchMessage(ctx)
+		recs, err := f.fetch(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -531,9 +524,14 @@ func (t *partitionTask) run(ctx context.Context, endGeneration context.CancelFun
 			continue
 		}
 		fetchRetry.reset()
-		t.lag.Store(max(r.Lag(), 0))
-		if !t.handle(ctx, log, rec) {
-			break
+		s.fetches.Add(1)
+		t.lag.Store(f.lag())
+		for _, rec := range recs {
+			t.lag.Store(max(rec.HighWaterMark-rec.Offset-1, 0))
+			if ctx.Err() != nil || !t.handle(ctx, log, rec) {
+				// Revoked or stopped: the rest of the fetch is the next owner's.
+				break fetching
+			}
 		}
 	}
 	t.drain(log)

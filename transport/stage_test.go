@@ -336,3 +336,58 @@ func TestStageKeepsStateOfPartitionsItGetsBack(t *testing.T) {
 		}
 	}
 }
+
+// A partition that keeps up with a trickle of records (one every 2 ms, each its own produce
+// request) fetches at its pace, not once per record, and still hands every record over once
+// and in order.
+func TestStageFetchesACaughtUpPartitionAtItsPace(t *testing.T) {
+	t.Parallel()
+	const n, pace, maxWait = 400, 50 * time.Millisecond, 250 * time.Millisecond
+	b := transporttest.NewBroker(t, transport.EmbeddedConfig{Partitions: 1, Topics: []string{"pace.in", "pace.out"}})
+	var mu sync.Mutex
+	var seen []string
+	h := func(ctx context.Context, rec kafka.Message) ([]kafka.Message, error) {
+		mu.Lock()
+		seen = append(seen, string(rec.Value))
+		mu.Unlock()
+		return nil, nil
+	}
+	st, err := transport.NewStage(transport.StageConfig{Brokers: b.Addrs(), GroupID: "pace", Topics: []string{"pace.in"},
+		FetchPace: pace, MaxWait: maxWait}, h, newProducer(t, b.Addrs()), zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- st.Run(ctx) }()
+
+	w := rawWriter(t, b.Addrs())
+	for i := range n {
+		if err := w.WriteMessages(t.Context(), kafka.Message{Topic: "pace.in", Value: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	for deadline := time.Now().Add(waitFor); st.Stats().Handled < n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("handled %d of %d", st.Stats().Handled, n)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	for i, v := range seen {
+		if v != strconv.Itoa(i) {
+			t.Fatalf("record %d handed over as %q: %d handed over, want each of %d once and in order", i, v, len(seen), n)
+		}
+	}
+	// After a fetch that brought records the next waits the pace; one that brought none
+	// waited MaxWait on the broker. Unpaced, this partition would fetch about once a record.
+	fetches := st.Stats().Fetches
+	if most := uint64(elapsed/pace + elapsed/maxWait + 2); fetches > most || len(seen) != n {
+		t.Errorf("%d fetches in %v for %d records, want at most %d (one per %v)", fetches, elapsed.Round(time.Millisecond), len(seen), most, pace)
+	}
+}
