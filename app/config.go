@@ -60,7 +60,7 @@ type Config struct {
 	ProduceLinger        time.Duration // how long a producer batch waits for more records
 	ProduceBatch         int           // records per producer batch and partition, at most
 	ProduceInFlightBytes int64         // output bytes handed to the producer and not yet acknowledged
-	StageQueue           int           // records per partition a stage takes from one fetch, at most
+	StageFetchBytes      int           // bytes of one fetch per partition and stage, at most
 	StageFetchPace       time.Duration // how long a caught-up partition waits before it fetches again
 	StageMaxPending      int           // records per partition whose outputs await acknowledgement
 	CommitInterval       time.Duration // how often stages commit acknowledged offsets
@@ -144,7 +144,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ProduceLinger, "produce-linger", 5*time.Millisecond, "how long a producer batch waits for more records (latency only: nothing waits for it but the batch)")
 	fs.IntVar(&c.ProduceBatch, "produce-batch", 256, "records per producer batch and partition, at most")
 	fs.Int64Var(&c.ProduceInFlightBytes, "produce-inflight-bytes", 64<<20, "output bytes handed to the producer and not yet acknowledged before stages wait (backpressure)")
-	fs.IntVar(&c.StageQueue, "stage-prefetch", 1000, "records a stage takes from one fetch per partition, at most")
+	fs.IntVar(&c.StageFetchBytes, "stage-fetch-bytes", 1<<20, "bytes a stage fetches per partition at once, at most (what a partition holds in memory besides its pending outputs)")
 	fs.DurationVar(&c.StageFetchPace, "stage-fetch-pace", 10*time.Millisecond, "how long a stage's partition that has caught up waits before it fetches again, so that its next fetch brings what came meanwhile (the most a record waits for its fetch; 0: fetch at once)")
 	fs.IntVar(&c.StageMaxPending, "stage-max-pending", 20000, "records per partition whose outputs await the broker before the partition waits")
 	fs.DurationVar(&c.RulesLateness, "rules-lateness", engine.DefaultAllowedLateness, "how far behind its street's event-time clock an event still counts in windows, for and absent rules; silence and held conditions fire this much later")
@@ -209,8 +209,8 @@ func (c *Config) Validate() error {
 	if c.ProduceLinger < 0 {
 		errs = append(errs, errors.New("--produce-linger must not be negative"))
 	}
-	if c.ProduceBatch < 1 || c.ProduceInFlightBytes < 1 || c.StageQueue < 1 || c.StageMaxPending < 1 || c.CommitInterval <= 0 {
-		errs = append(errs, errors.New("--produce-batch, --produce-inflight-bytes, --stage-prefetch, --stage-max-pending and --commit-interval must be positive"))
+	if c.ProduceBatch < 1 || c.ProduceInFlightBytes < 1 || c.StageFetchBytes < 1 || c.StageMaxPending < 1 || c.CommitInterval <= 0 {
+		errs = append(errs, errors.New("--produce-batch, --produce-inflight-bytes, --stage-fetch-bytes, --stage-max-pending and --commit-interval must be positive"))
 	}
 	errs = append(errs, c.validateStore()...)
 	errs = append(errs, c.validateWorkflow()...)

@@ -184,7 +184,7 @@ func (a *App) runStages(ctx context.Context, started chan<- struct{}) error {
 			Topics:         rt.topics,
 			OnAssigned:     rt.assigned,
 			OnRevoked:      rt.revoked,
-			QueueCapacity:  a.cfg.StageQueue,
+			MaxBytes:       a.cfg.StageFetchBytes,
 			FetchPace:      fetchPace(a.cfg.StageFetchPace),
 			MaxPending:     a.cfg.StageMaxPending,
 			CommitInterval: a.cfg.CommitInterval,

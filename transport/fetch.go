@@ -22,8 +22,7 @@ type fetcher struct {
 	brokers   []string
 	topic     string
 	partition int
-	maxBytes  int
-	limit     int // records taken from one fetch at most; the rest is fetched again
+	maxBytes  int // of one fetch: what a partition holds in memory besides its pending outputs
 	maxWait   time.Duration
 	pace      time.Duration
 
@@ -39,9 +38,9 @@ type fetcher struct {
 // is taken for gone, and the fetcher connects again.
 const fetchTimeout = 10 * time.Second
 
-func newFetcher(sec *Security, brokers []string, topic string, partition int, start int64, maxBytes, limit int, maxWait, pace time.Duration) *fetcher {
+func newFetcher(sec *Security, brokers []string, topic string, partition int, start int64, maxBytes int, maxWait, pace time.Duration) *fetcher {
 	return &fetcher{sec: sec, brokers: brokers, topic: topic, partition: partition, next: start,
-		maxBytes: maxBytes, limit: limit, maxWait: maxWait, pace: pace, high: -1}
+		maxBytes: maxBytes, maxWait: maxWait, pace: pace, high: -1}
 }
 
 // lag is how many records the partition held past the last fetch's records.
@@ -100,6 +99,8 @@ func (f *fetcher) connect(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
+		stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+		defer stop()
 		if f.clamp && f.next >= 0 {
 			if err := conn.SetDeadline(time.Now().Add(fetchTimeout)); err != nil {
 				conn.Close()
@@ -150,7 +151,7 @@ func (f *fetcher) read(ctx context.Context) ([]kafka.Message, error) {
 	batch := f.conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: f.maxBytes, MaxWait: f.maxWait})
 	var msgs []kafka.Message
 	var err error
-	for len(msgs) < f.limit {
+	for {
 		var m kafka.Message
 		if m, err = batch.ReadMessage(); err != nil {
 			break

@@ -37,12 +37,11 @@ type StageConfig struct {
 	// StartAtLatest makes a new group begin at the end of the topic instead of its start.
 	StartAtLatest bool
 
-	// QueueCapacity is how many records of one fetch a partition takes at most (default
-	// 1,000), and MaxBytes caps one fetch (default 4 MiB). MaxWait is how long a fetch waits
-	// on the broker for new records (default 250 ms).
-	QueueCapacity int
-	MaxBytes      int
-	MaxWait       time.Duration
+	// MaxBytes caps one fetch of a partition (default 1 MiB): a partition holds its records
+	// in memory while it hands them over. MaxWait is how long a fetch waits on the broker for
+	// new records (default 250 ms).
+	MaxBytes int
+	MaxWait  time.Duration
 	// FetchPace is how long a partition that has caught up waits before it fetches again
 	// (default 10 ms; negative: not at all): its next fetch then brings what came meanwhile,
 	// not one producer batch. A partition with a backlog fetches back to back, an idle one
@@ -98,11 +97,8 @@ func (c *StageConfig) setDefaults() {
 			*d = v
 		}
 	}
-	if c.QueueCapacity == 0 {
-		c.QueueCapacity = 1000
-	}
 	if c.MaxBytes == 0 {
-		c.MaxBytes = 4 << 20
+		c.MaxBytes = 1 << 20
 	}
 
 	if c.MaxPending == 0 {
@@ -133,9 +129,8 @@ func (c StageConfig) Validate() error {
 	if c.GroupID == "" || len(c.Topics) == 0 {
 		errs = append(errs, errors.New("stage: GroupID and Topics are required"))
 	}
-	if c.QueueCapacity < 1 || c.MaxBytes < 1 || c.MaxPending < 1 {
-		errs = append(errs, fmt.Errorf("stage: QueueCapacity %d, MaxBytes %d and MaxPending %d must be positive",
-			c.QueueCapacity, c.MaxBytes, c.MaxPending))
+	if c.MaxBytes < 1 || c.MaxPending < 1 {
+		errs = append(errs, fmt.Errorf("stage: MaxBytes %d and MaxPending %d must be positive", c.MaxBytes, c.MaxPending))
 	}
 	if c.HeartbeatInterval >= c.SessionTimeout {
 		errs = append(errs, fmt.Errorf("stage: HeartbeatInterval %v must be below SessionTimeout %v", c.HeartbeatInterval, c.SessionTimeout))
@@ -508,7 +503,7 @@ func (t *partitionTask) run(ctx context.Context, endGeneration context.CancelFun
 	s.owned[t.key()] = t
 	s.mu.Unlock()
 
-	f := newFetcher(s.cfg.Security, s.cfg.Brokers, t.topic, t.id, t.start, s.cfg.MaxBytes, s.cfg.QueueCapacity, s.cfg.MaxWait, s.cfg.FetchPace)
+	f := newFetcher(s.cfg.Security, s.cfg.Brokers, t.topic, t.id, t.start, s.cfg.MaxBytes, s.cfg.MaxWait, s.cfg.FetchPace)
 	defer f.close()
 	fetchRetry := backoff{min: s.cfg.RetryBackoff, max: 5 * time.Second}
 fetching:
