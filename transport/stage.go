@@ -378,7 +378,7 @@ func (s *Stage) runGeneration(ctx, gctx context.Context, gen *kafka.Generation) 
 				pwg.Add(1)
 				go func() {
 					defer pwg.Done()
-					t.run(runCtx, cancel)
+					t.run(runCtx)
 				}()
 			}
 			pwg.Wait()
@@ -496,7 +496,7 @@ type pendingRecord struct {
 
 func (t *partitionTask) key() string { return t.topic + "/" + strconv.Itoa(t.id) }
 
-func (t *partitionTask) run(ctx context.Context, endGeneration context.CancelFunc) {
+func (t *partitionTask) run(ctx context.Context) {
 	s := t.stage
 	log := s.log.With(zap.String("topic", t.topic), zap.Int("partition", t.id))
 	s.mu.Lock()
