@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/pprof"
 	"strconv"
 	"time"
 
@@ -212,7 +213,7 @@ func (a *App) runStages(ctx context.Context, started chan<- struct{}) error {
 	m := a.newStageMetrics()
 	g, gctx := errgroup.WithContext(ctx)
 	for _, st := range stages {
-		g.Go(func() error { return st.Run(gctx) })
+		g.Go(func() error { return runLabelled(gctx, "stage", names[st], st.Run) })
 	}
 	g.Go(func() error {
 		t := time.NewTicker(time.Second)
@@ -236,4 +237,13 @@ func (a *App) runStages(ctx context.Context, started chan<- struct{}) error {
 	})
 	close(started)
 	return g.Wait()
+}
+
+// runLabelled runs fn with a profiler label naming its stage or sink, which every goroutine
+// it starts inherits, so a CPU profile (--pprof-addr) splits the process's work by route:
+// go tool pprof -tagfocus=stage=rules, or -tags for the split.
+func runLabelled(ctx context.Context, kind, name string, fn func(context.Context) error) error {
+	var err error
+	pprof.Do(ctx, pprof.Labels(kind, name), func(ctx context.Context) { err = fn(ctx) })
+	return err
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -154,7 +155,10 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 		// added to the list since.
 		opts = append(opts, kfake.SeedTopics(int32(cfg.Partitions), cfg.Topics...))
 	}
-	c, err := kfake.NewCluster(opts...)
+	// The broker's goroutines carry a profiler label, so a CPU profile tells its work from the
+	// stages' (which app labels by stage).
+	var c *kfake.Cluster
+	pprof.Do(context.Background(), pprof.Labels("broker", "embedded"), func(context.Context) { c, err = kfake.NewCluster(opts...) })
 	if err != nil {
 		return nil, fmt.Errorf("start embedded kafka on %s: %w", cfg.Listen, err)
 	}
