@@ -17,7 +17,7 @@ import (
 // Encode wraps data in a CloudEvents 1.0 envelope in structured JSON mode, the form every
 // record on urbanbrain's own topics takes.
 //
-// It writes the envelope itself and leaves only the data to encoding/json: going through the
+// It writes the envelope itself and leaves only the data to Marshal: going through the
 // CloudEvents SDK (build an event, encode the data into it, encode the event, which
 // encoding/json then compacts again) cost more than everything else a stage does to a record.
 // The bytes are the SDK's, byte for byte (envelope_test.go holds it to that): the attributes
@@ -43,7 +43,7 @@ func EncodeTraced(ceType, id string, at time.Time, traceparent string, data any)
 		payload, base64Data = d, true
 	default:
 		var err error
-		if payload, err = json.Marshal(data); err != nil {
+		if payload, err = Marshal(data); err != nil {
 			return nil, fmt.Errorf("encode %s %s: %w", ceType, id, err)
 		}
 	}

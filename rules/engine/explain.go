@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/json"
 	"sync"
 	"time"
 
@@ -65,7 +64,7 @@ func operandJSON(v any) string {
 	if _, bad := v.(evalErr); bad {
 		return "null"
 	}
-	b, err := json.Marshal(v)
+	b, err := event.Marshal(v)
 	if err != nil {
 		return "null"
 	}

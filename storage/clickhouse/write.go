@@ -2,7 +2,6 @@ package clickhouse
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -45,7 +44,7 @@ func (s *Store) HandleEvents(ctx context.Context, events []event.Event) error {
 			s.log.Warn("skipping event without id or type", zap.String("id", e.ID), zap.String("type", e.Type))
 			continue
 		}
-		payload, err := json.Marshal(e)
+		payload, err := event.Marshal(e)
 		if err != nil {
 			s.log.Warn("skipping unencodable event", zap.String("id", e.ID), zap.String("type", e.Type), zap.Error(err))
 			continue
@@ -91,12 +90,12 @@ func (s *Store) HandleIncidentChanges(ctx context.Context, changes []event.Incid
 			s.log.Warn("skipping incident change without incident id", zap.String("action", chg.Action))
 			continue
 		}
-		incDoc, err := json.Marshal(inc)
+		incDoc, err := event.Marshal(inc)
 		if err != nil {
 			s.log.Warn("skipping unencodable incident", zap.String("incident", inc.ID), zap.Error(err))
 			continue
 		}
-		changeDoc, err := json.Marshal(chg)
+		changeDoc, err := event.Marshal(chg)
 		if err != nil {
 			s.log.Warn("skipping unencodable incident change", zap.String("incident", inc.ID), zap.Error(err))
 			continue

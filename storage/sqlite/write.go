@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -209,7 +208,7 @@ const (
 // upsertIncident writes inc's row if its version is newer than the stored one.
 func (s *Store) upsertIncident(ctx context.Context, incident *sql.Stmt, inc event.Incident) (upserted, error) {
 	inc = canon.Incident(inc)
-	incDoc, err := json.Marshal(inc)
+	incDoc, err := event.Marshal(inc)
 	if err != nil {
 		s.log.Warn("skipping unencodable incident", zap.String("incident", inc.ID),
 			zap.Int64("version", inc.Version), zap.Error(err))
@@ -239,7 +238,7 @@ func (s *Store) upsertIncident(ctx context.Context, incident *sql.Stmt, inc even
 // insertChange adds the timeline entry of ch's version, if missing.
 func (s *Store) insertChange(ctx context.Context, change *sql.Stmt, ch event.IncidentChange) error {
 	inc, c := ch.Incident, canon.Change(ch.Change)
-	changeDoc, err := json.Marshal(c)
+	changeDoc, err := event.Marshal(c)
 	if err != nil {
 		s.log.Warn("skipping unencodable incident change", zap.String("incident", inc.ID),
 			zap.Int64("version", inc.Version), zap.Error(err))
@@ -306,7 +305,7 @@ func (s *Store) eventArgs(e event.Event) ([]any, bool) {
 		s.log.Warn("skipping event without id or type", zap.String("id", e.ID), zap.String("type", e.Type))
 		return nil, false
 	}
-	payload, err := json.Marshal(e)
+	payload, err := event.Marshal(e)
 	if err != nil {
 		s.log.Warn("skipping unencodable event", zap.String("id", e.ID), zap.String("type", e.Type), zap.Error(err))
 		return nil, false
