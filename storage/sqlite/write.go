@@ -163,6 +163,7 @@ func (s *Store) HandleIncidentChanges(ctx context.Context, changes []event.Incid
 		change := tx.StmtContext(ctx, s.writes.change)
 		report := tx.StmtContext(ctx, s.writes.report)
 		applied := make(map[string]upserted, len(newest))
+		linked := make(map[[2]string]bool) // (incident, event) links written by this batch
 		for _, ch := range changes {
 			id := ch.Incident.ID
 			if id == "" {
@@ -187,7 +188,7 @@ func (s *Store) HandleIncidentChanges(ctx context.Context, changes []event.Incid
 			// When the store already held a newer version (a replay), these versions' reports
 			// were linked when they were first stored; skipping them saves a lookup per report.
 			if fresh {
-				if err := linkReports(ctx, report, ch.Incident); err != nil {
+				if err := linkReports(ctx, report, ch.Incident, linked); err != nil {
 					return err
 				}
 			}
@@ -254,12 +255,18 @@ func (s *Store) insertChange(ctx context.Context, change *sql.Stmt, ch event.Inc
 
 // linkReports links the events of every report of inc to it. Each version names an episode's
 // reading of that change as its latest, so linking every version links every reading.
-func linkReports(ctx context.Context, report *sql.Stmt, inc event.Incident) error {
+func linkReports(ctx context.Context, report *sql.Stmt, inc event.Incident, linked map[[2]string]bool) error {
 	for _, r := range inc.Reports {
 		for _, ev := range r.Events() {
+			// Every version of an incident names all its reports, most of them unchanged: a
+			// link this batch already wrote is not looked up again.
+			if linked[[2]string{inc.ID, ev}] {
+				continue
+			}
 			if _, err := report.ExecContext(ctx, inc.ID, ev, r.EventType); err != nil {
 				return fmt.Errorf("sqlite: link event %s to %s: %w", ev, inc.ID, err)
 			}
+			linked[[2]string{inc.ID, ev}] = true
 		}
 	}
 	return nil
