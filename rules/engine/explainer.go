@@ -105,6 +105,7 @@ type Explainer struct {
 	root  ast.Node
 	progs map[string]*vm.Program // by event type and text
 	errs  map[string]error
+	texts map[ast.Node]string // each part's source text, written once: the tree never changes
 	vm    vm.VM
 }
 
@@ -112,7 +113,7 @@ type Explainer struct {
 const maxExplainParts = 64
 
 func NewExplainer(r *lang.Rule) *Explainer {
-	ex := &Explainer{rule: r, progs: map[string]*vm.Program{}, errs: map[string]error{}, vm: lang.NewVM()}
+	ex := &Explainer{rule: r, progs: map[string]*vm.Program{}, errs: map[string]error{}, texts: map[ast.Node]string{}, vm: lang.NewVM()}
 	if tree, err := lang.ParseSafe(r.When); err == nil {
 		ex.root = tree.Node
 	}
@@ -145,23 +146,34 @@ func (ex *Explainer) node(typ string, n ast.Node, env any, text string, budget *
 			}
 			c.Op = op
 			for _, part := range chain(x, op) {
-				c.Parts = append(c.Parts, ex.node(typ, part, env, part.String(), budget))
+				c.Parts = append(c.Parts, ex.node(typ, part, env, ex.text(part), budget))
 			}
 			return c
 		case "==", "!=", "<", ">", "<=", ">=", "in", "contains", "startsWith", "endsWith", "matches":
 			c.cmp = x.Operator
 			for _, side := range []ast.Node{x.Left, x.Right} {
-				s := side.String()
+				s := ex.text(side)
 				c.Operands = append(c.Operands, Operand{Expr: s, Value: ex.eval(typ, s, env)})
 			}
 		}
 	case *ast.UnaryNode:
 		if x.Operator == "!" || x.Operator == "not" {
 			c.Op = "!"
-			c.Parts = []*Condition{ex.node(typ, x.Node, env, x.Node.String(), budget)}
+			c.Parts = []*Condition{ex.node(typ, x.Node, env, ex.text(x.Node), budget)}
 		}
 	}
 	return c
+}
+
+// text is n's source text, as expr prints it: the key of its compiled program and what the
+// explanation shows.
+func (ex *Explainer) text(n ast.Node) string {
+	s, ok := ex.texts[n]
+	if !ok {
+		s = n.String()
+		ex.texts[n] = s
+	}
+	return s
 }
 
 // chain flattens a && b && c (or ||) into its operands.
