@@ -18,6 +18,8 @@ test: test-deps cross
 	# One fuzz worker: on a 2-core CI machine parallel workers starve each other and the
 	# coordinator reports a busy worker as hung.
 	GO=$(GO) rules/testdata/fuzz-compile.sh 20s
+	# event.Marshal (goccy/go-json) against encoding/json's bytes, on fresh inputs each run.
+	GO=$(GO) rules/testdata/fuzz-compile.sh 20s FuzzMarshalMatchesEncodingJSON ./event/
 
 # The static binary for the 信创 servers too: Kunpeng and Phytium (arm64) and Loongson
 # (loong64). CI fails when one of them stops building.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/pprof"
 	"sync/atomic"
 	"time"
 
@@ -97,6 +98,11 @@ type Producer struct {
 	failures atomic.Uint64
 }
 
+// producerLabels mark the goroutines kafka-go starts for the shared writer (one per partition,
+// and its connections, started by whichever caller writes first): their work is the
+// producer's, not that caller's stage, in a CPU profile (go tool pprof -tags).
+var producerLabels = pprof.WithLabels(context.Background(), pprof.Labels("producer", "shared"))
+
 // owner is told the broker's answer for one record it produced.
 type owner interface {
 	produced(m kafka.Message, err error)
@@ -171,7 +177,10 @@ func (p *Producer) send(ctx context.Context, o owner, msgs []kafka.Message) erro
 		return err
 	}
 	taken += part
-	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
+	pprof.SetGoroutineLabels(producerLabels)
+	err := p.w.WriteMessages(ctx, msgs...)
+	pprof.SetGoroutineLabels(ctx) // the caller's own labels, or none
+	if err != nil {
 		// Async writes fail only before they are queued (closed writer, no metadata for the
 		// topic): nothing of msgs was taken.
 		p.mem.Release(taken)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs FuzzCompile for ${1:-20s} with one worker and fails when it fails, or when it stalls:
+# Runs a fuzz target — FuzzCompile in rules/lang unless ${2} and ${3} name another and its
+# package — for ${1:-20s} with one worker and fails when it fails, or when it stalls:
 # go's fuzzer prints its progress every 3 s, and 3 reports in a row at 0 execs/s (9 s and more
 # without executing anything) fail the step, which `go test` itself reports as PASS.
 #
@@ -14,8 +15,9 @@
 # input quoted.
 set -o pipefail
 cd "$(dirname "$0")/../.." || exit 1
-"${GO:-go}" test -run '^$' -fuzz '^FuzzCompile$' -fuzztime "${1:-20s}" -fuzzminimizetime 5s -parallel 1 ./rules/lang/ 2>&1 |
+target=${2:-FuzzCompile}
+"${GO:-go}" test -run '^$' -fuzz "^${target}\$" -fuzztime "${1:-20s}" -fuzzminimizetime 5s -parallel 1 "${3:-./rules/lang/}" 2>&1 |
 	awk '{ print }
 	     /\(0\/sec\)/ { if (++zero >= 3) stalled = 1; next }
 	     { zero = 0 }
-	     END { if (stalled) { print "FuzzCompile stalled: 0 execs/s for 9 s or more (see rules/testdata/fuzz-compile.sh)"; exit 1 } }'
+	     END { if (stalled) { print "'"$target"' stalled: 0 execs/s for 9 s or more (see rules/testdata/fuzz-compile.sh)"; exit 1 } }'

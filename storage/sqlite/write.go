@@ -150,7 +150,8 @@ func (s *Store) HandleIncidentChange(ctx context.Context, ch event.IncidentChang
 // written once per batch, with the newest version the batch holds, before its first timeline
 // entry: an incident that changes often (each reading of a device's episode is a change)
 // would otherwise rewrite its document and its ten index entries for every version. Every
-// version's timeline entry and report links are still written.
+// version's timeline entry is still written, and every report link it names is ensured, once
+// per batch.
 func (s *Store) HandleIncidentChanges(ctx context.Context, changes []event.IncidentChange) error {
 	newest := make(map[string]int, len(changes)) // incident → index of its newest version here
 	for i, ch := range changes {
