@@ -179,7 +179,7 @@ func (p *Producer) send(ctx context.Context, o owner, msgs []kafka.Message) erro
 	taken += part
 	pprof.SetGoroutineLabels(producerLabels)
 	err := p.w.WriteMessages(ctx, msgs...)
-	pprof.SetGoroutineLabels(ctx) // the caller's own labels, or none
+	pprof.SetGoroutineLabels(ctx) // the caller's labels, which its context must carry (withLabelsOf)
 	if err != nil {
 		// Async writes fail only before they are queued (closed writer, no metadata for the
 		// topic): nothing of msgs was taken.

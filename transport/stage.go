@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -276,7 +277,7 @@ func (s *Stage) Run(ctx context.Context) error {
 		done := make(chan struct{})
 		gen.Start(func(gctx context.Context) {
 			defer close(done)
-			s.runGeneration(ctx, gctx, gen)
+			s.runGeneration(ctx, withLabelsOf(gctx, ctx), gen)
 		})
 		select {
 		case <-done:
@@ -667,11 +668,26 @@ func (p *pendingRecord) produced(m kafka.Message, err error) {
 	}
 }
 
+// withLabelsOf is ctx with the profiler labels of from. kafka-go starts a generation with a
+// context of its own; the stage's label must travel with it, because the producer sets a
+// goroutine's labels back from the context it was called with (Producer.send).
+func withLabelsOf(ctx, from context.Context) context.Context {
+	var kv []string
+	pprof.ForLabels(from, func(k, v string) bool {
+		kv = append(kv, k, v)
+		return true
+	})
+	if len(kv) == 0 {
+		return ctx
+	}
+	return pprof.WithLabels(ctx, pprof.Labels(kv...))
+}
+
 // resend produces one failed output again after a backoff, until it is acknowledged or the
 // producer is closed (then the record stays uncommitted and comes again after a restart).
 func (t *partitionTask) resend(p *pendingRecord, m kafka.Message) {
 	time.Sleep(t.stage.cfg.RetryBackoff)
-	if err := t.stage.produce.send(context.Background(), p, []kafka.Message{m}); err != nil {
+	if err := t.stage.produce.send(producerLabels, p, []kafka.Message{m}); err != nil { // no deadline; runs on the producer's goroutines
 		t.stage.log.Warn("output abandoned: the producer is closed", zap.Int("partition", t.id),
 			zap.Int64("offset", p.offset), zap.Error(err))
 	}
