@@ -20,6 +20,8 @@ test: test-deps cross
 	GO=$(GO) rules/testdata/fuzz-compile.sh 20s
 	# event.Marshal (goccy/go-json) against encoding/json's bytes, on fresh inputs each run.
 	GO=$(GO) rules/testdata/fuzz-compile.sh 20s FuzzMarshalMatchesEncodingJSON ./event/
+	# ingest's payloads decoded by segmentio after the scan against encoding/json's values and reasons.
+	GO=$(GO) rules/testdata/fuzz-compile.sh 20s FuzzDecodeDataMatchesEncodingJSON ./ingest/
 
 # The static binary for the 信创 servers too: Kunpeng and Phytium (arm64) and Loongson
 # (loong64). CI fails when one of them stops building.

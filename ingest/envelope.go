@@ -77,6 +77,7 @@ type envelope struct {
 	time            time.Time // zero when absent
 	data            []byte
 	bare            bool // no envelope: type from the topic, id and time from the payload
+	scanned         bool // data went through scanObject with the record (see decodeData)
 }
 
 // knownTypes are the event types ingest accepts, on any ingest topic.
@@ -103,7 +104,7 @@ func (s *Service) readEnvelope(in input) (envelope, *RejectError) {
 	if in.bareType == "" {
 		return envelope{}, reject(ClassEnvelope, "not a CloudEvent: missing specversion")
 	}
-	env := envelope{typ: in.bareType, source: in.origin, data: in.value, bare: true}
+	env := envelope{typ: in.bareType, source: in.origin, data: in.value, bare: true, scanned: true}
 	if env.typ != event.TypeHotlineTicket {
 		// A sensor or camera has no natural id per reading: the content hash makes a replay
 		// of the same bytes the same event. Hotline tickets use their ticket_id.
@@ -206,7 +207,7 @@ func structuredEnvelope(b []byte, obj *object) (envelope, *RejectError) {
 	if rej != nil {
 		return env, rej
 	}
-	env.data = data
+	env.data, env.scanned = data, !base64Data
 	if len(env.data) == 0 {
 		return env, reject(ClassPayload, "missing data")
 	}
@@ -243,17 +244,18 @@ func sourceString(src string, u *url.URL) string {
 // and digits that is no spec attribute in another case, and a value that is a string, a
 // boolean, null or a number in the int32 range.
 func checkExtension(b []byte, e extension) *RejectError {
-	bad := e.name == ""
-	for i := 0; i < len(e.name) && !bad; i++ {
-		c := e.name[i]
+	name := string(e.name)
+	bad := name == ""
+	for i := 0; i < len(name) && !bad; i++ {
+		c := name[i]
 		bad = !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9')
 	}
 	if bad {
-		return reject(ClassEnvelope, "malformed CloudEvent: attribute name %q: want ASCII letters and digits", clip(e.name))
+		return reject(ClassEnvelope, "malformed CloudEvent: attribute name %q: want ASCII letters and digits", clip(name))
 	}
 	for _, a := range attrNames[:attrDataBase64] {
-		if strings.EqualFold(e.name, a) {
-			return reject(ClassEnvelope, "malformed CloudEvent: extension %q would overwrite the attribute %s", clip(e.name), a)
+		if strings.EqualFold(name, a) {
+			return reject(ClassEnvelope, "malformed CloudEvent: extension %q would overwrite the attribute %s", clip(name), a)
 		}
 	}
 	v := b[e.value.start:e.value.end]
@@ -261,11 +263,11 @@ func checkExtension(b []byte, e extension) *RejectError {
 	case '"', 't', 'f', 'n':
 		return nil
 	case '{', '[':
-		return reject(ClassEnvelope, "malformed CloudEvent: extension %s is an object or array; want a string, boolean or integer", clip(e.name))
+		return reject(ClassEnvelope, "malformed CloudEvent: extension %s is an object or array; want a string, boolean or integer", clip(name))
 	}
 	f, err := strconv.ParseFloat(string(v), 64)
 	if err != nil || f > math.MaxInt32 || f < math.MinInt32 {
-		return reject(ClassEnvelope, "malformed CloudEvent: extension %s: %s is out of the integer range", clip(e.name), clip(string(v)))
+		return reject(ClassEnvelope, "malformed CloudEvent: extension %s: %s is out of the integer range", clip(name), clip(string(v)))
 	}
 	return nil
 }

@@ -38,7 +38,7 @@ type span struct {
 
 // extension is a top-level member that is not a CloudEvents attribute ingest knows.
 type extension struct {
-	name  string
+	name  []byte // unescaped: the record's own bytes, or a copy where the name has escapes
 	value span
 }
 
@@ -105,20 +105,36 @@ func scanObject(b []byte) (object, *RejectError) {
 	if s.i != len(b) {
 		return obj, malformed(b)
 	}
-	if len(obj.ext) > 1 && !obj.duplicate {
-		names := make(map[string]struct{}, len(obj.ext))
-		for _, e := range obj.ext {
-			if _, dup := names[e.name]; dup {
-				obj.duplicate = true
-				break
-			}
-			names[e.name] = struct{}{}
-		}
+	if !obj.duplicate {
+		obj.duplicate = duplicateNames(obj.ext)
 	}
 	if obj.duplicate {
 		return obj, reject(ClassMalformed, "duplicate member names in the object")
 	}
 	return obj, nil
+}
+
+// duplicateNames reports whether two extensions have the same name. A bare payload's members
+// are all extensions here, a dozen or so: comparing each pair costs less than a set.
+func duplicateNames(ext []extension) bool {
+	if len(ext) > 16 {
+		names := make(map[string]struct{}, len(ext))
+		for _, e := range ext {
+			if _, dup := names[string(e.name)]; dup {
+				return true
+			}
+			names[string(e.name)] = struct{}{}
+		}
+		return false
+	}
+	for i := range ext {
+		for j := i + 1; j < len(ext); j++ {
+			if bytes.Equal(ext[i].name, ext[j].name) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // malformed gives the reason for a record the scan refused on syntax, as the passes it
@@ -242,7 +258,10 @@ func (obj *object) add(b []byte, name, v span) {
 			return
 		}
 	}
-	obj.ext = append(obj.ext, extension{name: string(text), value: v})
+	if obj.ext == nil {
+		obj.ext = make([]extension, 0, 12) // room for a bare payload's members
+	}
+	obj.ext = append(obj.ext, extension{name: text, value: v})
 }
 
 func (s *scanner) value() bool {

@@ -237,7 +237,7 @@ func (s *Service) build(in input, now time.Time, cat *categorized) (event.Event,
 	switch env.typ {
 	case event.TypeSensorReading:
 		r := new(event.SensorReading)
-		if rej := decodeData(env.data, r); rej != nil {
+		if rej := decodeData(env.data, env.scanned, r); rej != nil {
 			return ev, rej
 		}
 		if rej := checkSensor(r); rej != nil {
@@ -246,7 +246,7 @@ func (s *Service) build(in input, now time.Time, cat *categorized) (event.Event,
 		ev.Sensor, pos = r, position{&r.Lat, &r.Lon, &r.CoordSys}
 	case event.TypeHotlineTicket:
 		r := new(event.HotlineTicket)
-		if rej := decodeData(env.data, r); rej != nil {
+		if rej := decodeData(env.data, env.scanned, r); rej != nil {
 			return ev, rej
 		}
 		if env.bare {
@@ -271,7 +271,7 @@ func (s *Service) build(in input, now time.Time, cat *categorized) (event.Event,
 		ev.Hotline, pos = r, position{&r.Lat, &r.Lon, &r.CoordSys}
 	case event.TypeVideoDetection:
 		r := new(event.VideoDetection)
-		if rej := decodeData(env.data, r); rej != nil {
+		if rej := decodeData(env.data, env.scanned, r); rej != nil {
 			return ev, rej
 		}
 		if rej := checkVideo(r); rej != nil {
