@@ -113,6 +113,7 @@ func TestHostileInputIsDeadLettered(t *testing.T) {
 		{"Infinity literal", kafka(event.TopicIngestSensor, sensor(sensorData("lat", "Infinity")), nil), 0, event.TopicIngestSensor, "malformed JSON"},
 		{"number beyond float64", kafka(event.TopicIngestSensor, sensor(sensorData("lat", "1e400")), nil), 0, event.TopicIngestSensor, "invalid number"},
 		{"empty metrics", kafka(event.TopicIngestSensor, sensor(sensorData("metrics", "{}")), nil), 0, event.TopicIngestSensor, "metrics empty"},
+		{"blank metric names", kafka(event.TopicIngestSensor, sensor(sensorData("metrics", `{"level_cm":1,"":2," ":3}`)), nil), 0, event.TopicIngestSensor, "metrics: empty metric name; metrics: empty metric name"},
 		{"battery 120", kafka(event.TopicIngestSensor, sensor(sensorData("battery", "120")), nil), 0, event.TopicIngestSensor, "battery 120 out of range 0..100"},
 		{"missing lat/lon", kafka(event.TopicIngestSensor, sensor(`{"device_id":"d","kind":"gas","metrics":{"ppm":1}}`), nil), 0, event.TopicIngestSensor, "missing lat/lon"},
 		{"unknown coordsys", kafka(event.TopicIngestSensor, sensor(sensorData("coordsys", `"utm50n"`)), nil), 0, event.TopicIngestSensor, `unknown coordsys "utm50n"`},

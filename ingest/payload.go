@@ -87,17 +87,20 @@ func checkSensor(r *event.SensorReading) *RejectError {
 	if len(r.Metrics) == 0 {
 		p.addf("metrics empty: want at least one name → number")
 	}
-	names := make([]string, 0, len(r.Metrics))
-	for name := range r.Metrics {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		if strings.TrimSpace(name) == "" {
-			p.addf("metrics: empty metric name")
+	if !metricsFine(r.Metrics) {
+		// The problems in the order of the names, the same reason for the same reading.
+		names := make([]string, 0, len(r.Metrics))
+		for name := range r.Metrics {
+			names = append(names, name)
 		}
-		if !finite(r.Metrics[name]) {
-			p.addf("metrics.%s: not a finite number", clip(name))
+		slices.Sort(names)
+		for _, name := range names {
+			if strings.TrimSpace(name) == "" {
+				p.addf("metrics: empty metric name")
+			}
+			if !finite(r.Metrics[name]) {
+				p.addf("metrics.%s: not a finite number", clip(name))
+			}
 		}
 	}
 	if r.Battery != nil && !(finite(*r.Battery) && *r.Battery >= 0 && *r.Battery <= 100) {
@@ -108,6 +111,17 @@ func checkSensor(r *event.SensorReading) *RejectError {
 		p.addf("missing lat/lon")
 	}
 	return p.reject(ClassPayload)
+}
+
+// metricsFine reports whether every metric has a name and a finite value: the usual reading,
+// which then needs no sorted pass for its problems.
+func metricsFine(m map[string]float64) bool {
+	for name, v := range m {
+		if !finite(v) || strings.TrimSpace(name) == "" {
+			return false
+		}
+	}
+	return true
 }
 
 func checkHotline(r *event.HotlineTicket) *RejectError {

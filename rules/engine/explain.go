@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -61,8 +63,15 @@ func terms(c *Condition, out *[]event.Term) {
 
 // operandJSON is an operand's value as JSON; an operand that failed shows as null.
 func operandJSON(v any) string {
-	if _, bad := v.(evalErr); bad {
+	switch x := v.(type) {
+	case evalErr:
 		return "null"
+	case float64:
+		// The usual operand: a metric or a threshold, without the encoder's dispatch.
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return "null" // jsonSafe made these text; the encoder would refuse them
+		}
+		return string(appendJSONNumber(nil, x))
 	}
 	b, err := event.Marshal(v)
 	if err != nil {
@@ -90,4 +99,22 @@ func explainState(x *event.Explanation, l *loaded, ks *keyState, at time.Time, w
 		x.LastSeen = time.Unix(0, ks.lastT).UTC()
 		x.Silent = at.Sub(x.LastSeen).String()
 	}
+}
+
+// appendJSONNumber appends a finite f as encoding/json writes a float64: the shortest decimal
+// that reads back as f, in exponent form only below 1e-6 or from 1e21 on, with the exponent's
+// digits as few as they can be (1e-7, not 1e-07). TestOperandNumbersAreEncodingJSONs holds
+// it to encoding/json's bytes.
+func appendJSONNumber(b []byte, f float64) []byte {
+	abs := math.Abs(f)
+	if abs == 0 || abs >= 1e-6 && abs < 1e21 {
+		return strconv.AppendFloat(b, f, 'f', -1, 64)
+	}
+	b = strconv.AppendFloat(b, f, 'e', -1, 64)
+	// strconv writes at least two exponent digits: drop a leading zero of a negative one.
+	if n := len(b); b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+		b[n-2] = b[n-1]
+		b = b[:n-1]
+	}
+	return b
 }

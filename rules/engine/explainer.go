@@ -103,8 +103,8 @@ func (e *Engine) Inspect(ruleID, streetKey, group string) *StateView {
 type Explainer struct {
 	rule  *lang.Rule
 	root  ast.Node
-	progs map[string]*vm.Program // by event type and text
-	errs  map[string]error
+	progs map[progKey]*vm.Program
+	errs  map[progKey]error
 	texts map[ast.Node]string // each part's source text, written once: the tree never changes
 	vm    vm.VM
 }
@@ -113,7 +113,7 @@ type Explainer struct {
 const maxExplainParts = 64
 
 func NewExplainer(r *lang.Rule) *Explainer {
-	ex := &Explainer{rule: r, progs: map[string]*vm.Program{}, errs: map[string]error{}, texts: map[ast.Node]string{}, vm: lang.NewVM()}
+	ex := &Explainer{rule: r, progs: map[progKey]*vm.Program{}, errs: map[progKey]error{}, texts: map[ast.Node]string{}, vm: lang.NewVM()}
 	if tree, err := lang.ParseSafe(r.When); err == nil {
 		ex.root = tree.Node
 	}
@@ -207,8 +207,12 @@ type evalErr string
 
 func (e evalErr) MarshalJSON() ([]byte, error) { return []byte(`null`), nil }
 
+// progKey names a compiled part of a condition: the event type it was compiled for and its
+// text.
+type progKey struct{ typ, text string }
+
 func (ex *Explainer) eval(typ, text string, env any) any {
-	key := typ + "\x00" + text
+	key := progKey{typ, text}
 	p, ok := ex.progs[key]
 	if !ok {
 		if err, bad := ex.errs[key]; bad {
