@@ -134,6 +134,14 @@ func (s *Store) open(cfg Config) error {
 	}
 
 	params := url.Values{}
+	// 16 KiB pages for a new database (one that exists keeps its own size: SQLite fixes it
+	// when the first table is made, and WAL mode keeps it). Events land at random places of
+	// the unique index on (type, id), so every batch dirties most of that index's pages, and
+	// each dirty page is written to the WAL at commit: with four times fewer, larger pages a
+	// batch writes fewer frames and walks shallower trees (BenchmarkHandleEvent batch=5000,
+	// UUIDs: 50–56 → 38–41 µs a row over 300,000 rows, 72 → 58 µs over 1,500,000; 1 and 2 KiB
+	// pages were slower, 32 and 64 KiB no faster).
+	params.Add("_pragma", "page_size(16384)")
 	params.Set("_busy_timeout", strconv.FormatInt(cfg.BusyTimeout.Milliseconds(), 10))
 	params.Set("_foreign_keys", "1")
 	params.Set("_journal_mode", "WAL")

@@ -1,10 +1,12 @@
 package sqlite_test
 
 import (
+	"database/sql"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -100,7 +102,7 @@ func TestConnections(t *testing.T) {
 	for _, tc := range tests {
 		t.Run("sync="+tc.sync, func(t *testing.T) {
 			s := openStore(t, tc.cfg, zap.NewNop())
-			want := map[string]string{"journal_mode": "wal", "foreign_keys": "1", "synchronous": tc.sync, "busy_timeout": "5000"}
+			want := map[string]string{"journal_mode": "wal", "foreign_keys": "1", "synchronous": tc.sync, "busy_timeout": "5000", "page_size": "16384"}
 			for name, v := range want {
 				got, err := sqlite.WritePragma(ctx, s, name)
 				if err != nil {
@@ -117,6 +119,42 @@ func TestConnections(t *testing.T) {
 				t.Error("a read connection could write")
 			}
 		})
+	}
+}
+
+// TestExistingDatabaseKeepsItsPageSize: a database an earlier urbanbrain made with SQLite's
+// default 4 KiB pages opens, migrates and stores as before; only new databases get 16 KiB.
+func TestExistingDatabaseKeepsItsPageSize(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"PRAGMA page_size = 4096", "PRAGMA journal_mode = WAL", "CREATE TABLE earlier (x)"} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sqlite.Open(sqlite.Config{Path: path}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, err := sqlite.WritePragma(ctx, s, "page_size"); err != nil || got != "4096" {
+		t.Fatalf("PRAGMA page_size = %s (%v), want the database's own 4096", got, err)
+	}
+	e := event.Event{ID: "e-1", Type: event.TypeSensorReading, Source: "/t", Time: time.Now().UTC().Truncate(time.Millisecond),
+		Sensor: &event.SensorReading{DeviceID: "d", Kind: "k", Metrics: map[string]float64{"a": 1}}}
+	if err := s.HandleEvents(ctx, []event.Event{e}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetEvent(ctx, e.Type, e.ID)
+	if err != nil || got.ID != e.ID || got.Sensor.DeviceID != "d" {
+		t.Fatalf("GetEvent = %+v, %v", got, err)
 	}
 }
 
