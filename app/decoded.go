@@ -111,18 +111,20 @@ func (d *sharedDecodes) consumer() int {
 	return d.ids
 }
 
-// decodeShared decodes rec, a CloudEvent of one of types, into out for consumer, or hands it
-// the value another consumer of this process decoded from the same record.
+// decodeShared decodes rec, a CloudEvent of one of types, into out (replacing what it held)
+// for consumer, or hands it the value another consumer of this process decoded from the same
+// record. The decode is event.DecodeInto's, in one pass for the usual record.
 func decodeShared[T any](d *sharedDecodes, consumer int, rec kafka.Message, types []string, out *T) error {
 	if d == nil {
-		return decodeAny(rec.Value, types, out)
+		_, err := event.DecodeInto(rec.Value, types, out)
+		return err
 	}
 	key := decodedKey{decodedPlace{decodedKind{rec.Topic, reflect.TypeFor[T]()}, rec.Partition}, rec.Offset}
 	if v, ok := d.take(key, consumer, rec.Value, types); ok {
 		*out = v.(T)
 		return nil
 	}
-	env, err := event.DecodeAny(rec.Value, types, out)
+	env, err := event.DecodeInto(rec.Value, types, out)
 	if err != nil {
 		return err
 	}
