@@ -51,6 +51,10 @@ type Config struct {
 	Redelivery int
 	// Registerer, if set, gets the urbanbrain_rules_* metrics (see metrics.go).
 	Registerer prometheus.Registerer
+	// NoExplanations leaves every signal's Explanation out, for a caller that only counts
+	// matches and throws the signals away (rules replay): explaining a match re-evaluates
+	// each part of the condition and costs more than finding the match.
+	NoExplanations bool
 	// Progress, if set, is told how many events DryRun, Backtest or ReplayEvents has handled
 	// so far (every few events and at the end), for a job that shows its progress. A
 	// backtest counts its events twice: through the candidate, then the current version.
@@ -441,7 +445,9 @@ func (e *Engine) handle(in event.Event, rebuild bool) event.Outputs {
 			e.recordFailure(l, ev, err)
 			continue
 		}
-		sig.Explanation = l.explain.explain(ev.Type, env)
+		if !e.cfg.NoExplanations {
+			sig.Explanation = l.explain.explain(ev.Type, env)
+		}
 		outs = e.output(set, outs, &sig)
 	}
 	s.stateful = stateful
@@ -592,7 +598,9 @@ func (e *Engine) Evaluate(in event.Event) ([]event.Signal, []error) {
 			id := l.rule.ID + ":" + ev.ID
 			var sig event.Signal
 			if sig, err = build(&s.Scratch, l.rule, p, env, ev, id, id, ev.Time); err == nil {
-				sig.Explanation = l.explain.explain(ev.Type, env)
+				if !e.cfg.NoExplanations {
+					sig.Explanation = l.explain.explain(ev.Type, env)
+				}
 				sigs = append(sigs, sig)
 			}
 		}

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -331,6 +332,64 @@ raise: {category: "0104", severity: orange, title: t, correlation_key: k}
 	}
 	if sigs, _ := eng.Evaluate(ev); len(sigs) != 1 || sigs[0].Explanation == nil {
 		t.Errorf("Evaluate gave %+v, want the signal explained", sigs)
+	}
+}
+
+// TestNoExplanations: an engine told not to explain (rules replay, which only counts) raises
+// the same signals, stateless and stateful, without their explanations.
+func TestNoExplanations(t *testing.T) {
+	t.Parallel()
+	rs, err := lang.Parse("x.yaml", []byte(`
+id: level
+name: level
+version: 1
+types: [city.sensor.reading]
+when: sensor.metrics["level_cm"] > 80
+raise: {category: "0104", severity: orange, title: t, correlation_key: k}
+---
+id: held
+name: held
+version: 1
+types: [city.sensor.reading]
+when: sensor.metrics["level_cm"] > 80
+for: 1m
+group_by: sensor.device_id
+raise: {category: "0104", severity: orange, title: t, correlation_key: k}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(cfg engine.Config) []event.Signal {
+		eng, err := engine.New(cfg, rs, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sigs []event.Signal
+		for i := range 3 {
+			ev := event.Event{ID: fmt.Sprintf("e%d", i), Type: event.TypeSensorReading, Time: time.Unix(1e9+int64(i)*60, 0).UTC(),
+				Area: event.Area{Street: "s"}, Sensor: &event.SensorReading{DeviceID: "d", Kind: "water_level", Metrics: map[string]float64{"level_cm": 112}}}
+			outs, err := eng.HandleEvent(t.Context(), ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range outs {
+				sigs = append(sigs, o.Data.(event.Signal))
+			}
+		}
+		return sigs
+	}
+	explained, bare := run(engine.Config{}), run(engine.Config{NoExplanations: true})
+	if len(explained) < 4 || len(bare) != len(explained) {
+		t.Fatalf("%d signals without explanations, %d with; want the same, and both rules firing (≥ 4)", len(bare), len(explained))
+	}
+	for i := range explained {
+		if explained[i].Explanation == nil || bare[i].Explanation != nil {
+			t.Fatalf("signal %d (%s): explained %v, unexplained %v", i, explained[i].ID, explained[i].Explanation, bare[i].Explanation)
+		}
+		explained[i].Explanation = nil
+		if !reflect.DeepEqual(explained[i], bare[i]) {
+			t.Errorf("signal %d differs beyond its explanation:\n%+v\n%+v", i, explained[i], bare[i])
+		}
 	}
 }
 

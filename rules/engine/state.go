@@ -1076,7 +1076,7 @@ func (e *Engine) emitWindow(st *street, l *loaded, ks *keyState, ev *event.Event
 	}
 	if clear {
 		sig.Clear, sig.Shadow = true, true
-	} else if !s.rebuild {
+	} else if !s.rebuild && !e.cfg.NoExplanations {
 		sig.Explanation = l.explain.explain(ev.Type, env)
 		explainState(sig.Explanation, l, ks, at, w)
 	}

@@ -102,6 +102,7 @@ func Run(ctx context.Context, cfg Config, r io.Reader, log *zap.Logger) (Report,
 		return Report{}, err
 	}
 	cfg.Engine.Registerer = nil
+	cfg.Engine.NoExplanations = true // the signals are only counted
 	eng, err := engine.New(cfg.Engine, cfg.Rules, log.Named("rules"))
 	if err != nil {
 		return Report{}, err
