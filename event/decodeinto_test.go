@@ -33,18 +33,28 @@ func FuzzDecodeIntoMatchesDecodeAny(f *testing.F) {
 		`{"specversion":"0.3","id":"x","source":"s","type":"city.incident.changed","data":{}}`,
 		`{"specversion":"1.0","id":" ","source":"","type":"city.incident.changed","data":{}}`,
 		`{"specversion":"1.0","id":"x","source":"s","type":"city.other","data":{}}`,
-		`{"specversion":"1.0","id":"x","source":"s","type":"city.signal.raised","data":{"id":"S","event":{"id":"e","metrics":1}}}`,
-		`{"specversion":"1.0","id":"x","source":"s","type":"city.signal.raised","data":{"id":"S"},"data":{"rule_id":"r"}}`,
+		`{"specversion":"1.0","id":"x","source":"s","type":"city.signal","data":{"id":"S","event":{"id":"e","metrics":1}}}`,
+		// Two data members (found by review): the last one wins, as encoding/json has it.
+		`{"specversion":"1.0","id":"x","source":"s","type":"city.signal","data":{"id":"S"},"data":{"rule_id":"r"}}`,
+		`{"specversion":"1.0","id":"x","source":"s","type":"city.signal","Data":{"id":"S"},"data":{"rule_id":"r"}}`,
+		`{"specversion":"1.0","id":"x","source":"s","type":"city.signal","data":{"id":"S"},"dAtA":{"rule_id":"r"}}`,
+		`{"specversion":"1.0","id":"x","source":"s","type":"city.signal","data":{"id":"S"},"d\u0061ta":{"rule_id":"r"}}`,
+		head + `,"data":{"incident":{"id":"I-1","version":3}},"DATA":{"incident":{"version":4}}}`,
+		head + `,"data":{"incident":{"id":"I-1"}},"data":{}}`,
+		head + `,"data":{"incident":{"id":"I-1","title":"\"data\""}}}`,
 		head + `,"data":{"incident":{"id":"I-1"}}} `,
 		head + `,"data":{"incident":{"id":"I-1"}}}x`,
 	} {
 		f.Add([]byte(s))
 	}
-	types := []string{event.TypeIncidentChanged, event.TypeSignal, event.TypeDispatch}
+	types := []string{event.TypeIncidentChanged, event.TypeSignal, event.TypeDispatch, event.TypeCommand,
+		event.TypeSensorReading, event.TypeHotlineTicket, event.TypeVideoDetection}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		same[event.IncidentChange](t, b, types)
 		same[event.Signal](t, b, types)
 		same[event.Dispatch](t, b, types)
+		same[event.Command](t, b, types)
+		same[event.Event](t, b, types)
 		same[map[string]any](t, b, types)
 	})
 }
@@ -53,6 +63,10 @@ func same[T any](t *testing.T, b []byte, types []string) {
 	t.Helper()
 	var want, got T
 	wantEnv, wantErr := event.DecodeAny(b, types, &want)
+	// DecodeInto replaces what out held: give it something to replace.
+	if err := json.Unmarshal([]byte(`{"id":"stale","rule_id":"stale","incident":{"id":"stale"},"stale":1}`), &got); err != nil {
+		t.Fatal(err)
+	}
 	gotEnv, gotErr := event.DecodeInto(b, types, &got)
 	if (wantErr == nil) != (gotErr == nil) || wantErr != nil && wantErr.Error() != gotErr.Error() {
 		t.Fatalf("%T from %q: DecodeInto error %v, DecodeAny %v", got, b, gotErr, wantErr)

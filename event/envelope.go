@@ -261,13 +261,16 @@ func checkAttributes(specVersion string, env *Envelope, contentType *string) err
 	return nil
 }
 
-// DecodeInto is DecodeAny that replaces *out with the record's data. The usual record — data
-// present and not null, no data_base64, everything decodable — is read in one pass, where
-// DecodeAny reads the envelope with the data as raw JSON and then the data again: a tenth to a
-// third of a decode, the more the bigger the data. Anything else is read by DecodeAny, so the
-// verdict and the errors are DecodeAny's (FuzzDecodeIntoMatchesDecodeAny holds them to it).
+// DecodeInto is DecodeAny that replaces *out with the record's data, whatever out held (after
+// an error, what it holds is not to be used). The usual record — data present once and not
+// null, no data_base64, everything decodable — is read in one pass, where DecodeAny reads the
+// envelope with the data as raw JSON and then the data again: a quarter to a third of a
+// decode. Anything else is read by DecodeAny, so the verdict and the errors are DecodeAny's
+// (FuzzDecodeIntoMatchesDecodeAny holds them to it).
 func DecodeInto[T any](b []byte, types []string, out *T) (Envelope, error) {
-	if checkDepth(b) == nil {
+	var zero T
+	*out = zero
+	if checkDepth(b) == nil && oneDataMember(b) {
 		var w envelopeOf[*T] // Data stays nil for no data and for null
 		if segjson.Unmarshal(b, &w) == nil && w.Data != nil && w.DataBase64 == nil {
 			env := Envelope{ID: w.ID, Type: w.Type, Source: w.Source, Time: w.Time.Time}
@@ -281,9 +284,38 @@ func DecodeInto[T any](b []byte, types []string, out *T) (Envelope, error) {
 			return env, nil
 		}
 	}
-	var zero T
-	*out = zero
 	return DecodeAny(b, types, out)
+}
+
+// oneDataMember reports whether b surely holds at most one member a decoder takes for "data":
+// `"data"` at most once, and nothing that spells it with a capital letter or an escape.
+// segmentio's decoder lays a second data member over the first, where encoding/json — and
+// DecodeAny, which keeps the member's raw bytes — keeps only the last; a record that may have
+// two is left to DecodeAny. The checks are byte searches, a fraction of a decode; a false
+// alarm (the word in a value) only costs the two-pass read.
+func oneDataMember(b []byte) bool {
+	if bytes.Count(b, []byte(`"data"`)) > 1 {
+		return false
+	}
+	// Every spelling with a capital ends in A", Ta", Ata" or Data".
+	for _, p := range [...]string{`A"`, `Ta"`, `Ata"`, `Data"`} {
+		if bytes.Contains(b, []byte(p)) {
+			return false
+		}
+	}
+	// \u0064 and the like: an escaped d, a or t in either case. Records escape <, > and & and
+	// control characters this way, never letters.
+	for i := 0; ; {
+		j := bytes.Index(b[i:], []byte(`\u00`))
+		if j < 0 || i+j+6 > len(b) {
+			return true
+		}
+		i += j + 4
+		switch strings.ToLower(string(b[i : i+2])) {
+		case "64", "61", "74", "44", "41", "54":
+			return false
+		}
+	}
 }
 
 // maxDepth is encoding/json's own nesting limit.

@@ -15,6 +15,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -33,6 +34,34 @@ import (
 // Store, so it suits throwaway tools; tests should prefer a temporary file, which exercises
 // WAL and the separate read pool as production does.
 const MemoryPath = ":memory:"
+
+// newPageSize is the page size of a database this store creates; walCheckpointBytes how much
+// WAL it lets grow before a checkpoint (see Store.open).
+const (
+	newPageSize        = 16 << 10
+	walCheckpointBytes = 40 << 20
+)
+
+// filePageSize is the page size of the SQLite database at path, from its header (bytes 16–17,
+// big-endian, 1 meaning 65,536), or newPageSize for a database not made yet.
+func filePageSize(path string) int {
+	f, err := os.Open(path)
+	if err != nil {
+		return newPageSize
+	}
+	defer f.Close()
+	var h [18]byte
+	if _, err := io.ReadFull(f, h[:]); err != nil || string(h[:16]) != "SQLite format 3\x00" {
+		return newPageSize
+	}
+	switch n := int(h[16])<<8 | int(h[17]); {
+	case n == 1:
+		return 65536
+	case n >= 512 && n&(n-1) == 0:
+		return n
+	}
+	return newPageSize
+}
 
 // Durability levels (SQLite's PRAGMA synchronous in WAL mode).
 const (
@@ -141,7 +170,7 @@ func (s *Store) open(cfg Config) error {
 	// batch writes fewer frames and walks shallower trees (BenchmarkHandleEvent batch=5000,
 	// UUIDs: 50–56 → 38–41 µs a row over 300,000 rows, 72 → 58 µs over 1,500,000; 1 and 2 KiB
 	// pages were slower, 32 and 64 KiB no faster).
-	params.Add("_pragma", "page_size(16384)")
+	params.Add("_pragma", fmt.Sprintf("page_size(%d)", newPageSize))
 	params.Set("_busy_timeout", strconv.FormatInt(cfg.BusyTimeout.Milliseconds(), 10))
 	params.Set("_foreign_keys", "1")
 	params.Set("_journal_mode", "WAL")
@@ -153,12 +182,18 @@ func (s *Store) open(cfg Config) error {
 	// and with SQLite's 2 MiB default each batch read those pages back from the file
 	// (a pread per page was a tenth of the process's CPU at 4,000 events/s).
 	params.Add("_pragma", "cache_size(-65536)")
-	// A checkpoint every 10,000 WAL pages (≈ 40 MB) rather than SQLite's 1,000: an index page
-	// the batches keep touching is copied back to the database once per checkpoint, not ten
-	// times (BenchmarkHandleEvent batch=5000: 30–34 → 27 µs a row; incident change batches
-	// 17–19k → 21–22k records/s). With SyncNormal the writes a power cut can take back grow
-	// with it, to the last checkpoint; a replay of the topics repairs them (see SyncNormal).
-	params.Add("_pragma", "wal_autocheckpoint(10000)")
+	// A checkpoint every 40 MiB of WAL rather than SQLite's 1,000 pages: an index page the
+	// batches keep touching is copied back to the database once per checkpoint, not several
+	// times (4 KiB pages, 1,000 → 10,000 of them: BenchmarkHandleEvent batch=5000 30–34 → 27 µs
+	// a row; incident change batches 17–19k → 21–22k records/s; with 16 KiB pages, 40 and
+	// 160 MiB were within the noise). WAL mode counts it in pages, so the count follows the
+	// database's page size. With SyncNormal the writes a power cut can take back grow with it,
+	// to the last checkpoint; a replay of the topics repairs them (see SyncNormal).
+	pageSize := newPageSize
+	if !memory {
+		pageSize = filePageSize(cfg.Path)
+	}
+	params.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", walCheckpointBytes/pageSize))
 	w, err := sql.Open("sqlite", cfg.Path+"?"+params.Encode())
 	if err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", cfg.Path, err)

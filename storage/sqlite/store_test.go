@@ -102,7 +102,7 @@ func TestConnections(t *testing.T) {
 	for _, tc := range tests {
 		t.Run("sync="+tc.sync, func(t *testing.T) {
 			s := openStore(t, tc.cfg, zap.NewNop())
-			want := map[string]string{"journal_mode": "wal", "foreign_keys": "1", "synchronous": tc.sync, "busy_timeout": "5000", "page_size": "16384"}
+			want := map[string]string{"journal_mode": "wal", "foreign_keys": "1", "synchronous": tc.sync, "busy_timeout": "5000", "page_size": "16384", "wal_autocheckpoint": "2560"}
 			for name, v := range want {
 				got, err := sqlite.WritePragma(ctx, s, name)
 				if err != nil {
@@ -146,6 +146,10 @@ func TestExistingDatabaseKeepsItsPageSize(t *testing.T) {
 	defer s.Close()
 	if got, err := sqlite.WritePragma(ctx, s, "page_size"); err != nil || got != "4096" {
 		t.Fatalf("PRAGMA page_size = %s (%v), want the database's own 4096", got, err)
+	}
+	// A checkpoint every 40 MiB whatever the page size: 10,240 pages of 4 KiB.
+	if got, err := sqlite.WritePragma(ctx, s, "wal_autocheckpoint"); err != nil || got != "10240" {
+		t.Fatalf("PRAGMA wal_autocheckpoint = %s (%v), want 10240", got, err)
 	}
 	e := event.Event{ID: "e-1", Type: event.TypeSensorReading, Source: "/t", Time: time.Now().UTC().Truncate(time.Millisecond),
 		Sensor: &event.SensorReading{DeviceID: "d", Kind: "k", Metrics: map[string]float64{"a": 1}}}
