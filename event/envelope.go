@@ -305,17 +305,7 @@ func oneDataMember(b []byte) bool {
 	}
 	// \u0064 and the like: an escaped d, a or t in either case. Records escape <, > and & and
 	// control characters this way, never letters.
-	for i := 0; ; {
-		j := bytes.Index(b[i:], []byte(`\u00`))
-		if j < 0 || i+j+6 > len(b) {
-			return true
-		}
-		i += j + 4
-		switch strings.ToLower(string(b[i : i+2])) {
-		case "64", "61", "74", "44", "41", "54":
-			return false
-		}
-	}
+	return !MayEscape(b, 'd', 'a', 't', 'D', 'A', 'T')
 }
 
 // maxDepth is encoding/json's own nesting limit.

@@ -214,3 +214,28 @@ func (fl *filler) value(v reflect.Value, depth int) {
 		}
 	}
 }
+
+// TestMayEscape: an escape of a listed rune is found in either case of its hex digits and
+// anywhere in the text; other escapes, short tails and raw runes are not.
+func TestMayEscape(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want bool
+	}{
+		{`{"\u0064ata":1}`, true},
+		{`{"x":"\u0044"}`, true},
+		{`"\u017F"`, true},
+		{`"\u017f"`, true},
+		{`"\u003c\u212A"`, true},
+		{`"\u003c\u003e"`, false},
+		{`"\u00"`, false},
+		{`"\u006"`, false},
+		{`"\u00zz"`, false},
+		{`"data ſ K"`, false},
+		{``, false},
+	} {
+		if got := event.MayEscape([]byte(c.in), 'd', 'D', '\u017f', '\u212a'); got != c.want {
+			t.Errorf("MayEscape(%s) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}

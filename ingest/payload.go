@@ -120,36 +120,23 @@ func checkSensor(r *event.SensorReading) *RejectError {
 // decoder silently does not, so data that may hold one is decoded by encoding/json.
 var foldRunes = []rune{'\u017f', '\u212a'}
 
-// foldForms are foldRunes as JSON may carry them: UTF-8, and the hex digits of a \u escape.
-var foldForms = func() (f struct{ utf8, hex [][]byte }) {
+// foldUTF8 are foldRunes in UTF-8.
+var foldUTF8 = func() (f [][]byte) {
 	for _, r := range foldRunes {
-		f.utf8 = append(f.utf8, utf8.AppendRune(nil, r))
-		f.hex = append(f.hex, fmt.Appendf(nil, "%04x", r))
+		f = append(f, utf8.AppendRune(nil, r))
 	}
 	return f
 }()
 
-// foldsToASCIIIn reports whether data may hold a rune of foldRunes. An escape is matched in any
-// case of its hex digits; a false alarm (an escaped backslash before "u017f") only costs the
-// slower decoder.
+// foldsToASCIIIn reports whether data may hold a rune of foldRunes, raw or escaped; a false
+// alarm only costs the slower decoder.
 func foldsToASCIIIn(data []byte) bool {
-	for _, f := range foldForms.utf8 {
+	for _, f := range foldUTF8 {
 		if bytes.Contains(data, f) {
 			return true
 		}
 	}
-	for i := 0; ; {
-		j := bytes.Index(data[i:], []byte(`\u`))
-		if j < 0 || i+j+6 > len(data) {
-			return false
-		}
-		i += j + 2
-		for _, h := range foldForms.hex {
-			if bytes.EqualFold(data[i:i+4], h) {
-				return true
-			}
-		}
-	}
+	return event.MayEscape(data, foldRunes...)
 }
 
 // metricsFine reports whether every metric has a name and a finite value: the usual reading,
