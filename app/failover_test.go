@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -274,9 +275,13 @@ func TestThreeInstancesFailOverWithoutDuplicates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		answer, _ := io.ReadAll(resp.Body)
 		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("escalate %s on %s: %d, want 200", id, node.http, resp.StatusCode)
+		// The owner's answer either way: escalated, or refused because the SLA clocks, which
+		// run out during the drill and escalate on breach, already took it to the top level.
+		if resp.StatusCode != http.StatusOK &&
+			!(resp.StatusCode == http.StatusUnprocessableEntity && bytes.Contains(answer, []byte("already escalated"))) {
+			t.Errorf("escalate %s on %s: %d %s, want 200, or 422 already escalated", id, node.http, resp.StatusCode, answer)
 		}
 	}
 }

@@ -103,7 +103,9 @@ func (c EmbeddedConfig) Validate() error {
 }
 
 // Embedded is a Kafka-protocol broker running inside the process (kfake), the default when
-// no cluster is configured. Clients talk to it over TCP exactly as they would to Kafka.
+// no cluster is configured. Clients talk to it over TCP exactly as they would to Kafka; the
+// process's own clients (ClientSecurity) over in-memory connections, with the same protocol,
+// SASL and TLS (inprocess.go).
 type Embedded struct {
 	cluster *kfake.Cluster
 	log     *zap.Logger
@@ -132,12 +134,19 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 		return nil, err
 	}
 
+	var both *bothListener
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		// kfake listens on 127.0.0.1:<port>; listening ourselves lets Listen pick the host.
-		// kfake advertises whatever address the listener reports.
+		// kfake advertises whatever address the listener reports. This process's own
+		// clients connect in memory (inprocess.go).
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, cfg.Listen)
+			tcp, err := net.Listen(network, cfg.Listen)
+			if err != nil {
+				return nil, err
+			}
+			both = listenInProcess(tcp)
+			return both, nil
 		}),
 		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(cfg.Partitions),
@@ -164,6 +173,7 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 	}
 	e.cluster = c
 	e.addrs = c.ListenAddrs()
+	e.client.Dial = dialInProcess(both, e.addrs)
 
 	if len(cfg.Topics) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -31,7 +32,13 @@ const (
 type Security struct {
 	TLS  *tls.Config
 	SASL sasl.Mechanism
+	// Dial, if set, opens the connections in place of the network's dialer: the embedded
+	// broker's own process reaches it in memory (Embedded.ClientSecurity).
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 }
+
+// dialTimeout bounds opening a connection to a broker.
+const dialTimeout = 5 * time.Second
 
 // process is the security every client uses unless its config names another one. The
 // composition root sets it once (UseSecurity) before it builds any client.
@@ -70,6 +77,9 @@ func (s *Security) String() string {
 	if s.SASL != nil {
 		parts = append(parts, "sasl "+s.SASL.Name())
 	}
+	if s.Dial != nil {
+		parts = append(parts, "in memory to the embedded broker")
+	}
 	return strings.Join(parts, ", ")
 }
 
@@ -77,7 +87,7 @@ func (s *Security) String() string {
 // for Readers and consumer groups.
 func (s *Security) Dialer() *kafka.Dialer {
 	s = s.orProcess()
-	return &kafka.Dialer{Timeout: 5 * time.Second, DualStack: true, TLS: s.TLS, SASLMechanism: s.SASL}
+	return &kafka.Dialer{Timeout: dialTimeout, DualStack: true, TLS: s.TLS, SASLMechanism: s.SASL, DialFunc: s.Dial}
 }
 
 // Transport returns a new kafka-go Transport with s's TLS and SASL (the process's if s is
@@ -85,7 +95,7 @@ func (s *Security) Dialer() *kafka.Dialer {
 // connections.
 func (s *Security) Transport() *kafka.Transport {
 	s = s.orProcess()
-	return &kafka.Transport{DialTimeout: 5 * time.Second, MetadataTTL: 5 * time.Second, TLS: s.TLS, SASL: s.SASL}
+	return &kafka.Transport{DialTimeout: dialTimeout, MetadataTTL: 5 * time.Second, TLS: s.TLS, SASL: s.SASL, Dial: s.Dial}
 }
 
 // Client returns a kafka-go Client for brokers with s's TLS and SASL (the process's if s is

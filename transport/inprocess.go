@@ -1,0 +1,307 @@
+package transport
+
+import (
+	"context"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"time"
+)
+
+// The embedded broker's clients in its own process (every stage, sink and producer of the
+// embedded default) reach it through in-memory connections, not loopback TCP: each Kafka
+// request and response over TCP is a write and a read system call on each side and a wake-up
+// through the network poller, and at 5,000 events/s those were a tenth of the process's CPU
+// (docs/performance.md). Clients of other processes — kcat, simulate, another instance —
+// connect over TCP to the advertised address, and the broker cannot tell the two apart: same
+// protocol, same SASL and TLS.
+//
+// The connections are written here rather than taken from grpc's test/bufconn, which was
+// tried first: it allocates both of a connection's 256 KiB buffers up front (the embedded
+// default opens about 130 connections), and a read-deadline timer that fired while it was
+// being replaced times out the next read.
+
+// listenInProcess makes the listener the broker accepts on: tcp's connections and the
+// in-memory ones of its dialMemory.
+func listenInProcess(tcp net.Listener) *bothListener {
+	l := &bothListener{tcp: tcp, conns: make(chan net.Conn), done: make(chan struct{})}
+	go l.acceptTCP()
+	return l
+}
+
+// bothListener accepts from a TCP listener and from in-memory dials. It reports the TCP
+// address, which the broker advertises.
+type bothListener struct {
+	tcp   net.Listener
+	conns chan net.Conn
+	done  chan struct{}
+
+	once sync.Once
+	err  error // why it stopped accepting, set before done is closed
+}
+
+// acceptTCP hands on tcp's connections until it fails; its failure stops the listener, as a
+// failed TCP listener stopped the broker's accepting before.
+func (l *bothListener) acceptTCP() {
+	for {
+		c, err := l.tcp.Accept()
+		if err != nil {
+			l.stop(err)
+			return
+		}
+		select {
+		case l.conns <- c:
+		case <-l.done:
+			c.Close()
+			return
+		}
+	}
+}
+
+func (l *bothListener) stop(err error) {
+	l.once.Do(func() {
+		l.err = err
+		close(l.done)
+		l.tcp.Close()
+	})
+}
+
+func (l *bothListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, l.err
+	}
+}
+
+func (l *bothListener) Close() error {
+	l.stop(net.ErrClosed)
+	return nil
+}
+
+func (l *bothListener) Addr() net.Addr { return l.tcp.Addr() }
+
+// closed reports whether the listener stopped accepting.
+func (l *bothListener) closed() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// dialMemory opens an in-memory connection that the listener's Accept returns the other end
+// of. Both ends report the broker's address: it is a loopback connection without the system
+// calls.
+func (l *bothListener) dialMemory(ctx context.Context) (net.Conn, error) {
+	client, server := memConnPair(memAddr(l.tcp.Addr().String()))
+	select {
+	case l.conns <- server:
+		return client, nil
+	case <-l.done:
+		return nil, &net.OpError{Op: "dial", Net: "memory", Addr: server.addr, Err: net.ErrClosed}
+	case <-ctx.Done():
+		return nil, &net.OpError{Op: "dial", Net: "memory", Addr: server.addr, Err: ctx.Err()}
+	}
+}
+
+// dialInProcess returns a Security.Dial that reaches the broker at addrs through l while it
+// listens, and anything else — the same address too, once this broker is closed and another
+// may serve it — over the network.
+func dialInProcess(l *bothListener, addrs []string) func(ctx context.Context, network, address string) (net.Conn, error) {
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		if slices.Contains(addrs, address) && !l.closed() {
+			return l.dialMemory(ctx)
+		}
+		return (&net.Dialer{Timeout: dialTimeout}).DialContext(ctx, network, address)
+	}
+}
+
+// memAddr is the broker's address as a net.Addr of the memory network.
+type memAddr string
+
+func (memAddr) Network() string  { return "memory" }
+func (a memAddr) String() string { return string(a) }
+
+// memPipeMax bounds what one direction of a connection holds unread; a writer past it waits
+// for the reader, as on a socket whose buffer is full. The buffer grows only as far as it is
+// used and is let go once it is read empty.
+const memPipeMax = 1 << 20
+
+// memConnPair returns the two ends of a connection.
+func memConnPair(addr memAddr) (a, b *memConn) {
+	ab, ba := newMemPipe(), newMemPipe()
+	return &memConn{r: ba, w: ab, addr: addr}, &memConn{r: ab, w: ba, addr: addr}
+}
+
+// memConn is one end of an in-memory connection: it reads one pipe and writes the other.
+type memConn struct {
+	r, w *memPipe
+	addr memAddr
+}
+
+func (c *memConn) Read(b []byte) (int, error)  { return c.r.read(b) }
+func (c *memConn) Write(b []byte) (int, error) { return c.w.write(b) }
+
+// Close ends both directions: the other end reads what was written and then EOF, and its
+// writes fail.
+func (c *memConn) Close() error {
+	c.r.close(true)
+	c.w.close(false)
+	return nil
+}
+
+func (c *memConn) LocalAddr() net.Addr  { return c.addr }
+func (c *memConn) RemoteAddr() net.Addr { return c.addr }
+
+func (c *memConn) SetDeadline(t time.Time) error {
+	c.r.setDeadline(&c.r.readBy, t)
+	c.w.setDeadline(&c.w.writeBy, t)
+	return nil
+}
+
+func (c *memConn) SetReadDeadline(t time.Time) error {
+	c.r.setDeadline(&c.r.readBy, t)
+	return nil
+}
+
+func (c *memConn) SetWriteDeadline(t time.Time) error {
+	c.w.setDeadline(&c.w.writeBy, t)
+	return nil
+}
+
+// memPipe is one direction of a connection.
+type memPipe struct {
+	mu      sync.Mutex
+	changed sync.Cond // data, room, a close or a deadline: the waiters look again
+	buf     []byte    // the unread bytes are buf[off:]
+	off     int
+
+	readerClosed bool // the reading end closed: writes fail, its reads too
+	writerClosed bool // the writing end closed: reads drain what is left, then EOF
+
+	readBy, writeBy deadline
+}
+
+// deadline is one direction's read or write deadline. A timer that fires after the deadline
+// was set again belongs to an earlier setting and changes nothing (set counts them).
+type deadline struct {
+	timer  *time.Timer
+	set    uint64
+	passed bool
+}
+
+func newMemPipe() *memPipe {
+	p := &memPipe{}
+	p.changed.L = &p.mu
+	return p
+}
+
+func (p *memPipe) setDeadline(d *deadline, t time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d.set++
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+	d.passed = false
+	switch wait := time.Until(t); {
+	case t.IsZero():
+	case wait <= 0:
+		d.passed = true
+		p.changed.Broadcast()
+	default:
+		set := d.set
+		d.timer = time.AfterFunc(wait, func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if d.set == set {
+				d.passed = true
+				p.changed.Broadcast()
+			}
+		})
+	}
+}
+
+func (p *memPipe) read(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		switch {
+		case p.readerClosed:
+			return 0, net.ErrClosed
+		case p.readBy.passed:
+			return 0, os.ErrDeadlineExceeded
+		case len(b) == 0:
+			return 0, nil
+		case p.off < len(p.buf):
+			n := copy(b, p.buf[p.off:])
+			p.off += n
+			if p.off == len(p.buf) {
+				p.off, p.buf = 0, p.buf[:0]
+				if cap(p.buf) > 64<<10 {
+					p.buf = nil // a large response is not kept for the small ones after it
+				}
+			}
+			p.changed.Broadcast()
+			return n, nil
+		case p.writerClosed:
+			return 0, io.EOF
+		}
+		p.changed.Wait()
+	}
+}
+
+func (p *memPipe) write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for {
+		switch {
+		case p.writerClosed:
+			return n, net.ErrClosed
+		case p.readerClosed:
+			return n, io.ErrClosedPipe
+		case p.writeBy.passed:
+			return n, os.ErrDeadlineExceeded
+		case len(b) == 0:
+			return n, nil
+		}
+		if room := memPipeMax - (len(p.buf) - p.off); room > 0 {
+			if p.off > 0 && len(p.buf)+min(room, len(b)) > cap(p.buf) {
+				// Move the unread bytes to the front before the buffer grows.
+				p.buf = p.buf[:copy(p.buf, p.buf[p.off:])]
+				p.off = 0
+			}
+			k := min(room, len(b))
+			p.buf = append(p.buf, b[:k]...)
+			b, n = b[k:], n+k
+			p.changed.Broadcast()
+			continue
+		}
+		p.changed.Wait()
+	}
+}
+
+// close marks the pipe closed by its reading end (reader) or its writing end.
+func (p *memPipe) close(reader bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := &p.writeBy
+	if reader {
+		p.readerClosed = true
+		p.buf, p.off = nil, 0
+		d = &p.readBy
+	} else {
+		p.writerClosed = true
+	}
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	p.changed.Broadcast()
+}
