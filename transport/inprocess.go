@@ -2,11 +2,13 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"os"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -115,7 +117,11 @@ func (l *bothListener) dialMemory(ctx context.Context) (net.Conn, error) {
 func dialInProcess(l *bothListener, addrs []string) func(ctx context.Context, network, address string) (net.Conn, error) {
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
 		if slices.Contains(addrs, address) && !l.closed() {
-			return l.dialMemory(ctx)
+			c, err := l.dialMemory(ctx)
+			if err == nil || !l.closed() {
+				return c, err
+			}
+			// It closed meanwhile: the network's, as below.
 		}
 		return (&net.Dialer{Timeout: dialTimeout}).DialContext(ctx, network, address)
 	}
@@ -159,19 +165,15 @@ func (c *memConn) LocalAddr() net.Addr  { return c.addr }
 func (c *memConn) RemoteAddr() net.Addr { return c.addr }
 
 func (c *memConn) SetDeadline(t time.Time) error {
-	c.r.setDeadline(&c.r.readBy, t)
-	c.w.setDeadline(&c.w.writeBy, t)
-	return nil
+	return errors.Join(c.SetReadDeadline(t), c.SetWriteDeadline(t))
 }
 
 func (c *memConn) SetReadDeadline(t time.Time) error {
-	c.r.setDeadline(&c.r.readBy, t)
-	return nil
+	return c.r.setDeadline(&c.r.readBy, &c.r.readerClosed, t)
 }
 
 func (c *memConn) SetWriteDeadline(t time.Time) error {
-	c.w.setDeadline(&c.w.writeBy, t)
-	return nil
+	return c.w.setDeadline(&c.w.writeBy, &c.w.writerClosed, t)
 }
 
 // memPipe is one direction of a connection.
@@ -183,6 +185,7 @@ type memPipe struct {
 
 	readerClosed bool // the reading end closed: writes fail, its reads too
 	writerClosed bool // the writing end closed: reads drain what is left, then EOF
+	writing      bool // a Write is under way: another waits for it, so writes never interleave
 
 	readBy, writeBy deadline
 }
@@ -201,9 +204,13 @@ func newMemPipe() *memPipe {
 	return p
 }
 
-func (p *memPipe) setDeadline(d *deadline, t time.Time) {
+// setDeadline sets d, the deadline of the end that closed sets when it closes.
+func (p *memPipe) setDeadline(d *deadline, closed *bool, t time.Time) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if *closed {
+		return net.ErrClosed
+	}
 	d.set++
 	if d.timer != nil {
 		d.timer.Stop()
@@ -226,6 +233,7 @@ func (p *memPipe) setDeadline(d *deadline, t time.Time) {
 			}
 		})
 	}
+	return nil
 }
 
 func (p *memPipe) read(b []byte) (int, error) {
@@ -260,21 +268,36 @@ func (p *memPipe) read(b []byte) (int, error) {
 func (p *memPipe) write(b []byte) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n := 0
+	n, mine := 0, false
+	defer func() {
+		if mine {
+			p.writing = false
+			p.changed.Broadcast()
+		}
+	}()
 	for {
 		switch {
 		case p.writerClosed:
 			return n, net.ErrClosed
 		case p.readerClosed:
-			return n, io.ErrClosedPipe
+			// As a socket whose peer is gone says: kafka-go retries this one, on a new
+			// connection, where io.ErrClosedPipe (its own clients' "closed") it does not.
+			return n, os.NewSyscallError("write", syscall.EPIPE)
 		case p.writeBy.passed:
 			return n, os.ErrDeadlineExceeded
 		case len(b) == 0:
 			return n, nil
+		case p.writing && !mine:
+			p.changed.Wait()
+			continue
 		}
+		mine, p.writing = true, true
 		if room := memPipeMax - (len(p.buf) - p.off); room > 0 {
-			if p.off > 0 && len(p.buf)+min(room, len(b)) > cap(p.buf) {
-				// Move the unread bytes to the front before the buffer grows.
+			if p.off > 0 && p.off >= len(p.buf)-p.off && len(p.buf)+min(room, len(b)) > cap(p.buf) {
+				// Move the unread bytes to the front before the buffer grows, when they are
+				// no more than what the move frees (else the buffer grows, to at most twice
+				// memPipeMax, and a reader freeing a little room at a time is not followed
+				// by a copy of all that is unread).
 				p.buf = p.buf[:copy(p.buf, p.buf[p.off:])]
 				p.off = 0
 			}

@@ -142,3 +142,52 @@ func inMemoryAndOverTCP(t *testing.T, e *transport.Embedded, overTCP, anonymous 
 		t.Errorf("dialling the closed broker: %v, want the network's refusal", err)
 	}
 }
+
+// A producer of the broker's own process that outlives it — the broker restarted on the same
+// address and data — goes on producing: the closed in-memory connection fails with an error
+// kafka-go retries, on a new connection, and the address is the network's once the broker that
+// listened in memory is closed.
+func TestInProcessProducerOutlivesABrokerRestart(t *testing.T) { // not parallel: sets the process's security
+	dir := t.TempDir()
+	e, err := transport.StartEmbedded(transport.EmbeddedConfig{DataDir: dir, Listen: "127.0.0.1:0", Partitions: 1, Topics: []string{"t"}}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := e.Addrs()[0]
+	p, err := transport.NewProducer(transport.ProducerConfig{Brokers: []string{addr}, Security: e.ClientSecurity(), MaxAttempts: 10}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(time.Second)
+	write := func(value string) error {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		return p.Write(ctx, kafka.Message{Topic: "t", Value: []byte(value)})
+	}
+	if err := write("before"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e2, err := transport.StartEmbedded(transport.EmbeddedConfig{DataDir: dir, Listen: addr, Partitions: 1, Topics: []string{"t"}}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	if err := write("after"); err != nil {
+		t.Fatalf("writing after the broker's restart: %v", err)
+	}
+	transport.UseSecurity(e2.ClientSecurity())
+	defer transport.UseSecurity(nil)
+	var got []string
+	if err := transport.ReadAll(t.Context(), e2.Addrs(), "t", func(_ string, v []byte) error {
+		got = append(got, string(v))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"before", "after"}; !slices.Equal(got, want) {
+		t.Fatalf("the topic holds %q, want %q", got, want)
+	}
+}

@@ -90,3 +90,34 @@ func TestMemConnBigWritesTimeoutsAndClose(t *testing.T) {
 		t.Fatal("a write blocked on a full pipe did not end when the reader closed")
 	}
 }
+
+// Two large writes at once arrive each in one piece, as on a socket; a deadline set after
+// Close is refused.
+func TestMemConnWritesDoNotInterleave(t *testing.T) {
+	a, b := memConnPair("127.0.0.1:9092")
+	x, y := bytes.Repeat([]byte{'x'}, memPipeMax+memPipeMax/2), bytes.Repeat([]byte{'y'}, memPipeMax+memPipeMax/2)
+	go func() {
+		done := make(chan struct{})
+		go func() { a.Write(x); close(done) }()
+		a.Write(y)
+		<-done
+		a.Close()
+	}()
+	got, err := io.ReadAll(b)
+	if err != nil || len(got) != len(x)+len(y) {
+		t.Fatalf("read %d bytes (%v), want %d", len(got), err, len(x)+len(y))
+	}
+	runs := 1
+	for i := 1; i < len(got); i++ {
+		if got[i] != got[i-1] {
+			runs++
+		}
+	}
+	if runs != 2 {
+		t.Errorf("the two writes arrived in %d runs, want 2", runs)
+	}
+	b.Close()
+	if err := b.SetReadDeadline(time.Now().Add(time.Hour)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("a deadline after Close: %v, want net.ErrClosed", err)
+	}
+}
