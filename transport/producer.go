@@ -25,7 +25,7 @@ type ProducerConfig struct {
 	// linger costs latency, never throughput: nothing waits for it but the batch itself.
 	Linger time.Duration
 
-	// BatchSize and BatchBytes cap one produce request per partition (defaults 256 records
+	// BatchSize and BatchBytes cap one produce request per partition (defaults 64 records
 	// and 1 MiB). kafka-go allocates every batch at BatchSize capacity, so a large value costs
 	// memory and clearing on every linger of every partition, busy or not.
 	BatchSize  int
@@ -51,7 +51,7 @@ func (c *ProducerConfig) setDefaults() {
 		c.Linger = 5 * time.Millisecond
 	}
 	if c.BatchSize == 0 {
-		c.BatchSize = 256
+		c.BatchSize = 64
 	}
 	if c.BatchBytes == 0 {
 		c.BatchBytes = 1 << 20
