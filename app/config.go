@@ -142,7 +142,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's profiler (net/http/pprof) on this loopback address; empty: off")
 	fs.IntVar(&c.GCPercent, "gc-percent", 200, "garbage collector target, as Go's GOGC (which wins when set): 200 spends about a tenth less CPU than Go's 100 for about a quarter more memory")
 	fs.DurationVar(&c.ProduceLinger, "produce-linger", 5*time.Millisecond, "how long a producer batch waits for more records (latency only: nothing waits for it but the batch)")
-	fs.IntVar(&c.ProduceBatch, "produce-batch", 256, "records per producer batch and partition, at most")
+	fs.IntVar(&c.ProduceBatch, "produce-batch", 64, "records per producer batch and partition, at most")
 	fs.Int64Var(&c.ProduceInFlightBytes, "produce-inflight-bytes", 64<<20, "output bytes handed to the producer and not yet acknowledged before stages wait (backpressure)")
 	fs.IntVar(&c.StageFetchBytes, "stage-fetch-bytes", 1<<20, "bytes a stage fetches per partition at once, at most (what a partition holds in memory besides its pending outputs)")
 	fs.DurationVar(&c.StageFetchPace, "stage-fetch-pace", 10*time.Millisecond, "how long a stage's partition that has caught up waits before it fetches again, so that its next fetch brings what came meanwhile (the most a record waits for its fetch; 0: fetch at once)")
