@@ -22,7 +22,9 @@ import (
 // it, or until decodedKeep later values pushed it out, whichever comes first; a consumer that
 // comes after that decodes for itself. A value is only taken for the very bytes it was decoded
 // from (the same topic, partition and offset, and equal bytes) and a CloudEvents type the
-// taker accepts, so what a consumer is handed is exactly what it would have decoded.
+// taker accepts, so what a consumer is handed is exactly what it would have decoded. The bytes
+// are kept by reference, which needs every fetched record to have buffers of its own
+// (transport.TestFetchedRecordsHaveBuffersOfTheirOwn holds kafka-go to that).
 //
 // Consumers are counted per partition, because a group shared by several instances reads
 // only the partitions it owns here while a per-instance group reads them all.

@@ -55,21 +55,13 @@ func (a *App) sign(msgs []kafka.Message) {
 	}
 }
 
-// authentic checks a record a stage or sink read from the broker on topic rec.Topic: nil for a
-// producers' topic or a record an instance signed. The consumers of this process that read
-// the same record compute its signature once between them (transport.Signer.VerifyFetched),
-// which keeps the record's bytes by reference: a handler must not change a record's key,
-// value or headers in place.
+// authentic checks a record read from topic rec.Topic: nil for a producers' topic or a
+// record an instance signed.
 func (a *App) authentic(rec kafka.Message) error {
-	return a.checkSigned(rec, a.signer.VerifyFetched)
-}
-
-// checkSigned is authentic with the check to use.
-func (a *App) checkSigned(rec kafka.Message, verify func(kafka.Message) error) error {
 	if !signedTopic(rec.Topic) {
 		return nil
 	}
-	if err := verify(rec); err != nil {
+	if err := a.signer.Verify(rec); err != nil {
 		a.forged.Add(1)
 		return err
 	}
@@ -78,11 +70,10 @@ func (a *App) checkSigned(rec kafka.Message, verify func(kafka.Message) error) e
 
 // signedOnly wraps a handler of records read straight from Kafka (a state load, a catalog
 // read): records that fail the check are skipped with a warning. The stages that consume the
-// same topic dead-letter them. A load reads each record once, so it checks each in full and
-// leaves VerifyFetched's memory to the live records the consumers share.
+// same topic dead-letter them.
 func (a *App) signedOnly(what string, fn func(kafka.Message) error) func(kafka.Message) error {
 	return func(rec kafka.Message) error {
-		if err := a.checkSigned(rec, a.signer.Verify); err != nil {
+		if err := a.authentic(rec); err != nil {
 			a.log.Warn(what+": record refused", zap.String("topic", rec.Topic), zap.Int("partition", rec.Partition),
 				zap.Int64("offset", rec.Offset), zap.Error(err), transport.RecordTraceField(rec))
 			return nil

@@ -9,22 +9,3 @@ func SetReadTimeout(d time.Duration) (restore func()) {
 	readTimeout = d
 	return func() { readTimeout = old }
 }
-
-// Checked is how many signatures s computed to check records.
-func (s *Signer) Checked() uint64 { return s.checked.Load() }
-
-// Remembered is how many passed records VerifyFetched remembers.
-func (s *Signer) Remembered() int { return s.seen.len() }
-
-// RememberedBytes is how many bytes of passed records VerifyFetched remembers.
-func (s *Signer) RememberedBytes() int {
-	s.seen.mu.Lock()
-	defer s.seen.mu.Unlock()
-	return s.seen.bytes
-}
-
-// The bounds on what VerifyFetched remembers.
-const (
-	VerifiedKeep      = verifiedKeep
-	VerifiedKeepBytes = verifiedKeepBytes
-)
