@@ -29,12 +29,16 @@ func (s *Store) HandleAudit(ctx context.Context, rec event.AuditRecord) error {
 // cannot be stored once and is skipped.
 func (s *Store) HandleAudits(ctx context.Context, recs []event.AuditRecord) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		st, err := tx.PrepareContext(ctx, insertAuditSQL)
+		rows := rowContext(ctx)
+		st, err := tx.PrepareContext(rows, insertAuditSQL)
 		if err != nil {
 			return fmt.Errorf("sqlite: prepare audit: %w", err)
 		}
 		defer st.Close()
 		for _, r := range recs {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			if r.ID == "" {
 				continue
 			}
@@ -46,7 +50,7 @@ func (s *Store) HandleAudits(ctx context.Context, recs []event.AuditRecord) erro
 			if r.OK {
 				ok = 1
 			}
-			if _, err := st.ExecContext(ctx, r.ID, r.Kind, r.IncidentID, r.CommandID, r.Action, r.Actor.Subject,
+			if _, err := st.ExecContext(rows, r.ID, r.Kind, r.IncidentID, r.CommandID, r.Action, r.Actor.Subject,
 				r.Actor.Role, ok, r.Code, string(r.From), string(r.To), canon.Millis(r.At), string(doc)); err != nil {
 				return fmt.Errorf("sqlite: store audit %s: %w", r.ID, err)
 			}

@@ -1,10 +1,14 @@
 package sqlite_test
 
 import (
+	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -220,4 +224,47 @@ func BenchmarkQueries(b *testing.B) {
 	storagetest.BenchmarkQueries(b, func(b *testing.B) storagetest.Store {
 		return openStore(b, sqlite.Config{}, zap.NewNop())
 	})
+}
+
+// endsAfter is a context without a done channel whose Err says it ended after n asks: it ends
+// in the middle of a batch's rows, where nothing but the batch's own checks can see it.
+type endsAfter struct {
+	context.Context
+	n atomic.Int64
+}
+
+func (c *endsAfter) Err() error {
+	if c.n.Add(-1) < 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// A batch's rows run without their context's cancellation (one goroutine less per row in the
+// driver), so the batch checks the context between rows: one that ends half way is rolled
+// back whole and says why.
+func TestABatchWhoseContextEndsHalfWayStoresNothing(t *testing.T) {
+	s := openStore(t, sqlite.Config{}, zaptest.NewLogger(t))
+	a := event.Area{District: "d1", Street: "s1", Grid: "g1"}
+	var events []event.Event
+	for i := range 100 {
+		events = append(events, event.Event{ID: fmt.Sprintf("half-%d", i), Type: event.TypeSensorReading, Area: a,
+			Time: time.Now().Add(-time.Minute), Sensor: &event.SensorReading{DeviceID: "dev-1", Kind: "gas"}})
+	}
+	ctx := &endsAfter{Context: context.Background()}
+	ctx.n.Store(50)
+	if err := s.HandleEvents(ctx, events); !errors.Is(err, context.Canceled) {
+		t.Fatalf("HandleEvents with a context that ended half way: %v, want %v", err, context.Canceled)
+	}
+	for _, e := range []event.Event{events[0], events[99]} {
+		if _, err := s.GetEvent(t.Context(), e.Type, e.ID); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("event %s after the batch was cut short: %v, want %v", e.ID, err, storage.ErrNotFound)
+		}
+	}
+	if err := s.HandleEvents(t.Context(), events); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetEvent(t.Context(), events[99].Type, events[99].ID); err != nil {
+		t.Errorf("the batch again, with a live context: %v", err)
+	}
 }
