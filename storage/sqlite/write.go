@@ -356,8 +356,8 @@ func point(p *event.Point) (lon, lat any) {
 
 // rowContext is what the statements of a batch's rows run with: ctx without its cancellation.
 // modernc's driver starts a goroutine for every statement whose context can be cancelled, to
-// interrupt the statement if it is: one per stored row, about 1 % of the server's CPU at
-// 5,000 events/s. A row's statement takes microseconds, so a batch checks ctx between rows
+// interrupt the statement if it is: one per stored row (setting it up was 0.66 % of the
+// server's CPU at 5,000 events/s, besides the goroutines' starts). A row's statement takes microseconds, so a batch checks ctx between rows
 // instead, and the transaction, begun with ctx, is still rolled back when ctx ends.
 func rowContext(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
