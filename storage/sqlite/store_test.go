@@ -240,17 +240,23 @@ func (c *endsAfter) Err() error {
 	return nil
 }
 
+// readings are n sensor readings in a, a minute old, with ids prefix-0 to prefix-(n-1).
+func readings(prefix string, a event.Area, n int) []event.Event {
+	events := make([]event.Event, n)
+	for i := range events {
+		events[i] = event.Event{ID: fmt.Sprintf("%s-%d", prefix, i), Type: event.TypeSensorReading, Area: a,
+			Time: time.Now().Add(-time.Minute), Sensor: &event.SensorReading{DeviceID: "dev-1", Kind: "gas"}}
+	}
+	return events
+}
+
 // A batch's rows run without their context's cancellation (one goroutine less per row in the
 // driver), so the batch checks the context between rows: one that ends half way is rolled
 // back whole and says why.
 func TestABatchWhoseContextEndsHalfWayStoresNothing(t *testing.T) {
 	s := openStore(t, sqlite.Config{}, zaptest.NewLogger(t))
 	a := event.Area{District: "d1", Street: "s1", Grid: "g1"}
-	var events []event.Event
-	for i := range 100 {
-		events = append(events, event.Event{ID: fmt.Sprintf("half-%d", i), Type: event.TypeSensorReading, Area: a,
-			Time: time.Now().Add(-time.Minute), Sensor: &event.SensorReading{DeviceID: "dev-1", Kind: "gas"}})
-	}
+	events := readings("half", a, 100)
 	ctx := &endsAfter{Context: context.Background()}
 	ctx.n.Store(50)
 	if err := s.HandleEvents(ctx, events); !errors.Is(err, context.Canceled) {
@@ -266,5 +272,48 @@ func TestABatchWhoseContextEndsHalfWayStoresNothing(t *testing.T) {
 	}
 	if _, err := s.GetEvent(t.Context(), events[99].Type, events[99].ID); err != nil {
 		t.Errorf("the batch again, with a live context: %v", err)
+	}
+
+	// An incident change is several statements (its row, its timeline entry, its report links):
+	// a batch cut after the first change keeps none of it.
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	var changes []event.IncidentChange
+	for i := range 3 {
+		inc := event.Incident{ID: fmt.Sprintf("INC-half-%d", i), Version: 1, Status: event.StatusNew, Category: "0104",
+			Area: a, CreatedAt: now, UpdatedAt: now,
+			Reports: []event.Report{{EventID: events[i].ID, EventType: events[i].Type, At: now}}}
+		changes = append(changes, event.IncidentChange{Incident: inc,
+			Change: event.Change{Action: "open", To: event.StatusNew, Actor: event.SystemActor, At: now}})
+	}
+	ctx = &endsAfter{Context: context.Background()}
+	ctx.n.Store(1)
+	if err := s.HandleIncidentChanges(ctx, changes); !errors.Is(err, context.Canceled) {
+		t.Fatalf("HandleIncidentChanges with a context that ended after one change: %v, want %v", err, context.Canceled)
+	}
+	if _, err := s.GetIncident(t.Context(), changes[0].Incident.ID); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("the first incident of the batch cut short: %v, want %v", err, storage.ErrNotFound)
+	}
+	if err := s.HandleIncidentChanges(t.Context(), changes); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.GetIncident(t.Context(), changes[0].Incident.ID)
+	if err != nil || len(d.Timeline) != 1 || len(d.Events) != 1 {
+		t.Errorf("the incident changes again, with a live context: %d timeline entries, %d events, %v; want 1, 1", len(d.Timeline), len(d.Events), err)
+	}
+}
+
+// A batch whose context is cancelled while it runs says so, whichever statement meets the
+// transaction rolled back.
+func TestABatchCancelledWhileItRunsSaysSo(t *testing.T) {
+	s := openStore(t, sqlite.Config{}, zaptest.NewLogger(t))
+	events := readings("cancel", event.Area{District: "d1", Street: "s1", Grid: "g1"}, 2000)
+	for range 20 {
+		ctx, cancel := context.WithCancel(t.Context())
+		go func() { time.Sleep(time.Millisecond); cancel() }()
+		err := s.HandleEvents(ctx, events)
+		cancel()
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("a batch cancelled while it ran: %v, want it to say %v", err, context.Canceled)
+		}
 	}
 }

@@ -354,11 +354,14 @@ func point(p *event.Point) (lon, lat any) {
 	return p.Lon, p.Lat
 }
 
-// rowContext is what the statements of a batch's rows run with: ctx without its cancellation.
-// modernc's driver starts a goroutine for every statement whose context can be cancelled, to
-// interrupt the statement if it is: one per stored row (setting it up was 0.66 % of the
-// server's CPU at 5,000 events/s, besides the goroutines' starts). A row's statement takes microseconds, so a batch checks ctx between rows
-// instead, and the transaction, begun with ctx, is still rolled back when ctx ends.
+// rowContext is what the statements of a batch's rows run with: ctx without its cancellation
+// or deadline. modernc's driver starts a goroutine for every statement whose context can end,
+// to interrupt the statement if it does: one per stored row (setting it up was 0.66 % of the
+// server's CPU at 5,000 events/s, besides the goroutines' starts). A row's statements take
+// tens of microseconds and wait for no lock (BEGIN IMMEDIATE took the write lock, and the WAL
+// checkpoint runs at COMMIT), so a batch checks ctx between rows instead; BEGIN and COMMIT
+// still run with ctx, and a transaction whose ctx ends is rolled back whole once the row's
+// statement in flight returns.
 func rowContext(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
 // inTx runs fn in one write transaction, committed if fn returns nil and rolled back if not.
@@ -370,10 +373,19 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err := fn(tx); err != nil {
 		// The error that made us roll back is the one worth reporting.
 		_ = tx.Rollback()
-		return err
+		return ended(ctx, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: commit: %w", err)
+		return ended(ctx, fmt.Errorf("sqlite: commit: %w", err))
 	}
 	return nil
+}
+
+// ended is err, saying that ctx ended if it did: a row's statement that meets the transaction
+// rolled back because ctx ended fails with sql.ErrTxDone, which does not say why.
+func ended(ctx context.Context, err error) error {
+	if cause := ctx.Err(); cause != nil && !errors.Is(err, cause) {
+		return fmt.Errorf("%w (%w)", cause, err)
+	}
+	return err
 }
