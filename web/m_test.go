@@ -470,6 +470,9 @@ func TestWorkerAppShowsARefusedQueuedAction(t *testing.T) {
 	}
 	b.Offline(false)
 	b.WaitFor("the request refused", fmt.Sprintf(`UBM.queue().some(q => q.incident === %q && q.action === 'request_extension' && q.state === 'failed')`, id), 60*time.Second)
+	// The queue's state changes when the answer comes, and its list is drawn once the item is
+	// saved: wait for the list too.
+	b.WaitFor("the refusal on the queue's list", `!!document.querySelector('#queue li[data-state="failed"]')`, 10*time.Second)
 	shown := webtest.Eval[string](b, `[...document.querySelectorAll('#queue li[data-state="failed"]')].map(li => li.innerText).join('\n')`)
 	if !strings.Contains(shown, "失败") || !strings.Contains(shown, "延期申请") || !strings.Contains(shown, "illegal_transition") {
 		t.Errorf("the queue shows %q; want the request 失败 with the API's reason", shown)
