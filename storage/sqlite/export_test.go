@@ -1,6 +1,11 @@
 package sqlite
 
-import "context"
+import (
+	"context"
+	"io/fs"
+
+	"github.com/pressly/goose/v3"
+)
 
 // AppliedMigrations lists the migration versions goose recorded, one entry per application.
 func AppliedMigrations(ctx context.Context, s *Store) ([]int64, error) {
@@ -37,5 +42,19 @@ func ReadPragma(ctx context.Context, s *Store, name string) (string, error) {
 // ReadExec runs a statement on a read connection, to prove it cannot write.
 func ReadExec(ctx context.Context, s *Store, query string) error {
 	_, err := s.r.ExecContext(ctx, query)
+	return err
+}
+
+// MigrateDownTo undoes the migrations after version, as `goose down-to` would.
+func MigrateDownTo(ctx context.Context, s *Store, version int64) error {
+	dir, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, dir, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return err
+	}
+	_, err = p.DownTo(ctx, version)
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -88,9 +89,80 @@ func TestMigrationsRunOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 00010: the audit log (issue 4); 00011: dispatches.level (issue 12); 00012: incidents'
-	// source and rule (issue 14, the report).
-	if !slices.Equal(versions, []int64{1, 10, 11, 12}) {
-		t.Fatalf("applied migrations = %v, want [1 10 11 12] once each", versions)
+	// source and rule (issue 14, the report); 00013: the timeline as a rowid table (issue 9).
+	if !slices.Equal(versions, []int64{1, 10, 11, 12, 13}) {
+		t.Fatalf("applied migrations = %v, want [1 10 11 12 13] once each", versions)
+	}
+}
+
+// A timeline stored before migration 00013 (a WITHOUT ROWID table) reads the same after it,
+// after undoing it and after doing it again; replays are still ignored and new versions added.
+func TestTimelineKeepsItsEntriesThroughItsMigration(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t, sqlite.Config{}, zaptest.NewLogger(t))
+	a := event.Area{District: "d1", Street: "s1", Grid: "g1"}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	change := func(id string, v int64) event.IncidentChange {
+		at := now.Add(time.Duration(v) * time.Second)
+		inc := event.Incident{ID: id, Version: v, Status: event.StatusNew, Category: "0104", Area: a,
+			CreatedAt: now, UpdatedAt: at, ReportCount: int(v)}
+		return event.IncidentChange{Incident: inc, Change: event.Change{Action: "link", To: event.StatusNew,
+			Actor: event.SystemActor, At: at, SignalID: fmt.Sprintf("sig-%s-%d", id, v)}}
+	}
+	var log []event.IncidentChange
+	for v := int64(1); v <= 3; v++ {
+		log = append(log, change("INC-s1-b", v), change("INC-s1-a", v))
+	}
+	if err := s.HandleIncidentChanges(ctx, log); err != nil {
+		t.Fatal(err)
+	}
+	timelines := func(s *sqlite.Store) map[string][]storage.TimelineEntry {
+		t.Helper()
+		out := map[string][]storage.TimelineEntry{}
+		for _, id := range []string{"INC-s1-a", "INC-s1-b"} {
+			d, err := s.GetIncident(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[id] = d.Timeline
+		}
+		return out
+	}
+	before := timelines(s)
+	if len(before["INC-s1-a"]) != 3 || before["INC-s1-a"][2].SignalID != "sig-INC-s1-a-3" {
+		t.Fatalf("timeline of INC-s1-a = %+v, want versions 1 to 3", before["INC-s1-a"])
+	}
+	rowid := func(s *sqlite.Store) error {
+		return sqlite.ReadExec(ctx, s, "SELECT rowid FROM incident_changes LIMIT 1")
+	}
+	if err := rowid(s); err != nil {
+		t.Fatalf("the timeline has no rowid after migration 13: %v", err)
+	}
+	if err := sqlite.MigrateDownTo(ctx, s, 12); err != nil {
+		t.Fatal(err)
+	}
+	if err := rowid(s); err == nil {
+		t.Fatal("the timeline has a rowid after undoing migration 13, want a WITHOUT ROWID table")
+	}
+	if got := timelines(s); !reflect.DeepEqual(got, before) {
+		t.Fatalf("timelines at version 12 = %+v, want %+v", got, before)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openStore(t, sqlite.Config{}, zaptest.NewLogger(t)) // migrates up again
+	if got := timelines(s); !reflect.DeepEqual(got, before) {
+		t.Fatalf("timelines after migrating again = %+v, want %+v", got, before)
+	}
+	replay := append(log, change("INC-s1-a", 4))
+	if err := s.HandleIncidentChanges(ctx, replay); err != nil {
+		t.Fatal(err)
+	}
+	after := timelines(s)
+	if len(after["INC-s1-b"]) != 3 || len(after["INC-s1-a"]) != 4 || after["INC-s1-a"][3].Version != 4 {
+		t.Fatalf("after a replay and version 4 of INC-s1-a: %d and %d entries (want 4 and 3), last %+v",
+			len(after["INC-s1-a"]), len(after["INC-s1-b"]), after["INC-s1-a"][len(after["INC-s1-a"])-1])
 	}
 }
 
@@ -316,4 +388,10 @@ func TestABatchCancelledWhileItRunsSaysSo(t *testing.T) {
 			t.Fatalf("a batch cancelled while it ran: %v, want it to say %v", err, context.Canceled)
 		}
 	}
+}
+
+func BenchmarkHandleIncidentChangesCity(b *testing.B) {
+	storagetest.BenchmarkHandleIncidentChangesCity(b, func(b *testing.B) storagetest.Store {
+		return openStore(b, sqlite.Config{}, zap.NewNop())
+	})
 }

@@ -204,3 +204,69 @@ func BenchmarkListIncidents(b *testing.B, open func(b *testing.B) Store) {
 		}
 	})
 }
+
+// BenchmarkHandleIncidentChangesCity stores a changelog shaped like the demo city's at
+// 5,000 events/s: batches of 500 records, 150 of them opening an incident and 350 linking a
+// further report to one of the last 2,000 opened, over 20 streets whose incident ids grow with
+// time (as the incidents stage names them: street, then a time-ordered suffix). Unlike
+// BenchmarkHandleIncidentChangeBatches the tables grow as they do in a running city, so the
+// cost of placing each new row among those already stored counts.
+func BenchmarkHandleIncidentChangesCity(b *testing.B, open func(b *testing.B) Store) {
+	s := open(b)
+	ctx := b.Context()
+	b.ReportAllocs()
+	const perBatch, opens, recent = 500, 150, 2000
+	// Every change of a signal carries its rule's explanation, which makes a timeline entry of
+	// the demo city about 840 bytes.
+	explained := func(c event.Change, ev string) event.Change {
+		const cond = `hotline.request_type in ["求助", "投诉", "举报"]`
+		c.RuleID, c.RuleVersion, c.EventID = "hotline-ticket", 1, ev
+		c.Explanation = &event.Explanation{Condition: cond, Terms: []event.Term{{
+			Expr: cond, Text: `hotline.request_type "投诉" in ["求助", "投诉", "举报"]`, Holds: true,
+			Left:  event.Operand{Expr: "hotline.request_type", Value: `"投诉"`},
+			Right: event.Operand{Expr: `["求助", "投诉", "举报"]`, Value: `["求助","投诉","举报"]`},
+		}}}
+		return c
+	}
+	var (
+		latest  []event.IncidentChange // the newest version of each incident, in opening order
+		opened  int
+		rows    int
+		batch   = make([]event.IncidentChange, 0, perBatch)
+		streets = 20
+	)
+	for b.Loop() {
+		batch = batch[:0]
+		for range opens {
+			street := fmt.Sprintf("s%02d", opened%streets)
+			spec := flood
+			spec.id = fmt.Sprintf("INC-%s-%012d", street, opened)
+			spec.area = area("d1", street, "c"+street, "g"+street)
+			spec.created = at(time.Duration(opened) * time.Second)
+			spec.steps = 1
+			ch := spec.changelog()[0]
+			ch.Change = explained(ch.Change, spec.id+"/e1")
+			latest = append(latest, ch)
+			batch = append(batch, ch)
+			opened++
+		}
+		for i := range perBatch - opens {
+			// A spread of the recent incidents, each at most once a batch.
+			k := len(latest) - 1 - (i*7+rows)%min(recent, len(latest))
+			c := latest[k]
+			c.Incident.Version++
+			c.Incident.UpdatedAt = c.Incident.UpdatedAt.Add(time.Second)
+			c.Incident.ReportCount++
+			c.Change.Action = "link"
+			c.Change.SignalID = fmt.Sprintf("sig-%s-%d", c.Incident.ID, c.Incident.Version)
+			c.Change = explained(c.Change, c.Change.SignalID)
+			latest[k] = c
+			batch = append(batch, c)
+		}
+		if err := s.HandleIncidentChanges(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+		rows += len(batch)
+	}
+	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "records/s")
+}
