@@ -58,3 +58,17 @@ func MigrateDownTo(ctx context.Context, s *Store, version int64) error {
 	_, err = p.DownTo(ctx, version)
 	return err
 }
+
+// WriteExec runs a statement on the write connection, for what no method does (deleting an
+// open incident).
+func WriteExec(ctx context.Context, s *Store, query string, args ...any) error {
+	_, err := s.w.ExecContext(ctx, query, args...)
+	return err
+}
+
+// Count runs a SELECT count(*) … on a read connection.
+func Count(ctx context.Context, s *Store, query string, args ...any) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, query, args...).Scan(&n)
+	return n, err
+}

@@ -95,8 +95,10 @@ func TestMigrationsRunOnce(t *testing.T) {
 	}
 }
 
-// A timeline stored before migration 00013 (a WITHOUT ROWID table) reads the same after it,
-// after undoing it and after doing it again; replays are still ignored and new versions added.
+// Migration 00013 turns the timeline into a rowid table and back without losing or changing an
+// entry: a timeline written at version 13 reads the same after undoing the migration (the
+// WITHOUT ROWID table of version 12) and after doing it again; then replays are still ignored,
+// new versions added, and an incident's deletion still takes its timeline with it.
 func TestTimelineKeepsItsEntriesThroughItsMigration(t *testing.T) {
 	ctx := t.Context()
 	s := openStore(t, sqlite.Config{}, zaptest.NewLogger(t))
@@ -155,7 +157,7 @@ func TestTimelineKeepsItsEntriesThroughItsMigration(t *testing.T) {
 	if got := timelines(s); !reflect.DeepEqual(got, before) {
 		t.Fatalf("timelines after migrating again = %+v, want %+v", got, before)
 	}
-	replay := append(log, change("INC-s1-a", 4))
+	replay := slices.Concat(log, []event.IncidentChange{change("INC-s1-a", 4)})
 	if err := s.HandleIncidentChanges(ctx, replay); err != nil {
 		t.Fatal(err)
 	}
@@ -163,6 +165,17 @@ func TestTimelineKeepsItsEntriesThroughItsMigration(t *testing.T) {
 	if len(after["INC-s1-b"]) != 3 || len(after["INC-s1-a"]) != 4 || after["INC-s1-a"][3].Version != 4 {
 		t.Fatalf("after a replay and version 4 of INC-s1-a: %d and %d entries (want 4 and 3), last %+v",
 			len(after["INC-s1-a"]), len(after["INC-s1-b"]), after["INC-s1-a"][len(after["INC-s1-a"])-1])
+	}
+	if n, err := sqlite.Count(ctx, s, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'incident_changes_reached'"); err != nil || n != 1 {
+		t.Errorf("index incident_changes_reached: %d, %v; want it", n, err)
+	}
+	if err := sqlite.WriteExec(ctx, s, "DELETE FROM incidents WHERE id = ?", "INC-s1-a"); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]int{"INC-s1-a": 0, "INC-s1-b": 3} {
+		if n, err := sqlite.Count(ctx, s, "SELECT count(*) FROM incident_changes WHERE incident_id = ?", id); err != nil || n != want {
+			t.Errorf("timeline entries of %s after INC-s1-a was deleted: %d, %v; want %d", id, n, err, want)
+		}
 	}
 }
 

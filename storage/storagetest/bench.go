@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -208,9 +209,11 @@ func BenchmarkListIncidents(b *testing.B, open func(b *testing.B) Store) {
 // BenchmarkHandleIncidentChangesCity stores a changelog shaped like the demo city's at
 // 5,000 events/s: batches of 500 records, 150 of them opening an incident and 350 linking a
 // further report to one of the last 2,000 opened, over 20 streets whose incident ids grow with
-// time (as the incidents stage names them: street, then a time-ordered suffix). Unlike
+// time (as the incidents stage names them: street, then a time-ordered suffix); a link adds a
+// report and moves the incident's updated time to now. Unlike
 // BenchmarkHandleIncidentChangeBatches the tables grow as they do in a running city, so the
-// cost of placing each new row among those already stored counts.
+// cost of placing each new row among those already stored counts, and it grows with the run:
+// compare runs of the same number of batches (-benchtime 300x).
 func BenchmarkHandleIncidentChangesCity(b *testing.B, open func(b *testing.B) Store) {
 	s := open(b)
 	ctx := b.Context()
@@ -229,7 +232,7 @@ func BenchmarkHandleIncidentChangesCity(b *testing.B, open func(b *testing.B) St
 		return c
 	}
 	var (
-		latest  []event.IncidentChange // the newest version of each incident, in opening order
+		latest  [recent]event.IncidentChange // the newest version of the last incidents opened, by opening number % recent
 		opened  int
 		rows    int
 		batch   = make([]event.IncidentChange, 0, perBatch)
@@ -237,29 +240,37 @@ func BenchmarkHandleIncidentChangesCity(b *testing.B, open func(b *testing.B) St
 	)
 	for b.Loop() {
 		batch = batch[:0]
+		now := at(time.Duration(rows) * time.Millisecond) // a running clock: 500 records a second
 		for range opens {
 			street := fmt.Sprintf("s%02d", opened%streets)
 			spec := flood
 			spec.id = fmt.Sprintf("INC-%s-%012d", street, opened)
 			spec.area = area("d1", street, "c"+street, "g"+street)
-			spec.created = at(time.Duration(opened) * time.Second)
+			spec.created = now
 			spec.steps = 1
 			ch := spec.changelog()[0]
 			ch.Change = explained(ch.Change, spec.id+"/e1")
-			latest = append(latest, ch)
+			latest[opened%recent] = ch
 			batch = append(batch, ch)
 			opened++
 		}
+		window := min(opened, recent)
 		for i := range perBatch - opens {
-			// A spread of the recent incidents, each at most once a batch.
-			k := len(latest) - 1 - (i*7+rows)%min(recent, len(latest))
+			// A spread of the recent incidents: each once a batch when there are enough of them
+			// (consecutive ones from a starting point that moves with every batch).
+			k := (opened - 1 - (rows/perBatch*131+i)%window) % recent
 			c := latest[k]
+			ev := fmt.Sprintf("%s/e%d", c.Incident.ID, c.Incident.Version+1)
 			c.Incident.Version++
-			c.Incident.UpdatedAt = c.Incident.UpdatedAt.Add(time.Second)
+			c.Incident.UpdatedAt = now
 			c.Incident.ReportCount++
+			c.Incident.Reports = append(slices.Clip(c.Incident.Reports),
+				event.Report{EventID: ev, EventType: event.TypeHotlineTicket, At: now, Summary: "积水"})
 			c.Change.Action = "link"
-			c.Change.SignalID = fmt.Sprintf("sig-%s-%d", c.Incident.ID, c.Incident.Version)
-			c.Change = explained(c.Change, c.Change.SignalID)
+			c.Change.From, c.Change.To = c.Incident.Status, c.Incident.Status
+			c.Change.At = now
+			c.Change.SignalID = "sig-" + ev
+			c.Change = explained(c.Change, ev)
 			latest[k] = c
 			batch = append(batch, c)
 		}
