@@ -46,6 +46,57 @@ func TestMemConnDeadlineResetIsNotATimeout(t *testing.T) {
 	}
 }
 
+// A deadline set again before it passes counts from its new time, later or earlier: the timer
+// each direction reuses must neither fire for the setting it replaced nor miss the new one.
+func TestMemConnDeadlineMovedLaterOrEarlier(t *testing.T) {
+	a, b := memConnPair("127.0.0.1:9092")
+	defer a.Close()
+	defer b.Close()
+	buf := make([]byte, 1)
+	a.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	a.SetReadDeadline(time.Now().Add(time.Minute))
+	go func() {
+		time.Sleep(200 * time.Millisecond) // well after the first setting would have passed
+		b.Write([]byte{7})
+	}()
+	if _, err := a.Read(buf); err != nil || buf[0] != 7 {
+		t.Fatalf("read under a deadline moved later: byte %d, %v; want 7, nil", buf[0], err)
+	}
+
+	a.SetReadDeadline(time.Now().Add(time.Hour))
+	set := time.Now()
+	a.SetReadDeadline(set.Add(20 * time.Millisecond))
+	done := make(chan error, 1)
+	go func() { _, err := a.Read(buf); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("read under a deadline moved earlier: %v, want %v", err, os.ErrDeadlineExceeded)
+		}
+		if waited := time.Since(set); waited < 20*time.Millisecond {
+			t.Fatalf("a read under a deadline 20 ms away failed after %v", waited)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a read under a deadline moved from an hour to 20 ms did not end")
+	}
+
+	// A firing of an earlier setting that was already waiting for the pipe when the deadline
+	// was moved later, or cleared, changes nothing (expire called here stands for it).
+	a.SetReadDeadline(time.Now().Add(time.Millisecond))
+	a.SetReadDeadline(time.Now().Add(time.Minute))
+	a.r.expire(&a.r.readBy)
+	b.Write([]byte{8})
+	if _, err := a.Read(buf); err != nil || buf[0] != 8 {
+		t.Fatalf("read after a stale firing of a deadline moved later: byte %d, %v; want 8, nil", buf[0], err)
+	}
+	a.SetReadDeadline(time.Time{})
+	a.r.expire(&a.r.readBy)
+	b.Write([]byte{9})
+	if _, err := a.Read(buf); err != nil || buf[0] != 9 {
+		t.Fatalf("read after a stale firing of a cleared deadline: byte %d, %v; want 9, nil", buf[0], err)
+	}
+}
+
 // A write larger than what a direction holds waits for the reader and arrives whole and in
 // order; a timeout is os.ErrDeadlineExceeded, as on a socket; the other end's Close ends a
 // blocked write, and a read after the writer's Close drains what is left, then reads EOF.

@@ -485,6 +485,35 @@ type partitionTask struct {
 	pending []*pendingRecord // in offset order
 	done    int64            // offset after the last record whose outputs, and all before, are acknowledged; -1 if none
 	freed   chan struct{}    // signalled when pending shrinks
+
+	send sendContext // only run's goroutine uses it
+}
+
+// sendContext is the context handle gives the producer a record's outputs with: not cancelled
+// with the partition, and ending DrainTimeout after it was made. One serves the records of
+// about a tenth of DrainTimeout, so every record's outputs still have at least nine tenths of
+// it; a context and timer per record were 0.7 % of the server's CPU at 5,000 events/s.
+type sendContext struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	until  time.Time
+}
+
+func (c *sendContext) get(parent context.Context, timeout time.Duration) context.Context {
+	now := time.Now()
+	if c.ctx == nil || c.until.Sub(now) < timeout-timeout/10 {
+		c.stop()
+		c.until = now.Add(timeout)
+		c.ctx, c.cancel = context.WithDeadline(context.WithoutCancel(parent), c.until)
+	}
+	return c.ctx
+}
+
+func (c *sendContext) stop() {
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.ctx, c.cancel = nil, nil
 }
 
 // pendingRecord is an input record whose outputs are not all acknowledged.
@@ -506,6 +535,7 @@ func (t *partitionTask) run(ctx context.Context) {
 
 	f := newFetcher(s.cfg.Security, s.cfg.Brokers, t.topic, t.id, t.start, s.cfg.MaxBytes, s.cfg.MaxWait, s.cfg.FetchPace)
 	defer f.close()
+	defer t.send.stop()
 	fetchRetry := backoff{min: s.cfg.RetryBackoff, max: 5 * time.Second}
 fetching:
 	for ctx.Err() == nil {
@@ -542,6 +572,7 @@ func (t *partitionTask) handle(ctx context.Context, log *zap.Logger, rec kafka.M
 	if !t.waitForRoom(ctx) {
 		return false
 	}
+	partition := ctx
 	ctx = s.cfg.TraceContext(ctx, rec)
 	if s.cfg.Tracer != nil {
 		var span trace.Span
@@ -587,10 +618,10 @@ func (t *partitionTask) handle(ctx context.Context, log *zap.Logger, rec kafka.M
 	// The outputs go to the producer even when the partition is being revoked meanwhile:
 	// dropping them would leave the handler's effects without their records (an event marked
 	// seen and never written — lost when the record is handled again as a replay). Only a
-	// producer that takes nothing for DrainTimeout stops this, and then the partition's state
-	// is marked dirty so that it is not kept into the next generation.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.DrainTimeout)
-	defer cancel()
+	// producer that takes nothing for DrainTimeout (at least nine tenths of it: sendContext)
+	// stops this, and then the partition's state is marked dirty so that it is not kept into
+	// the next generation.
+	sctx := t.send.get(partition, s.cfg.DrainTimeout)
 	for {
 		// Tracked only once the producer has the outputs: a record whose outputs never left
 		// must not hold up the drain. An answer that comes before track finds the record
