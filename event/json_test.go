@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,7 +21,8 @@ import (
 // documents, an explanation's operand values — with any strings (invalid UTF-8, control bytes,
 // HTML characters, U+2028, long enough for the encoder's vector paths), numbers (tiny, huge,
 // negative zero, NaN) and times (any year, UTC or not) in every field, nil and empty values,
-// and maps with enough keys to be sorted the long way. `make test` fuzzes it for 20 s.
+// and maps with enough keys to be sorted the long way; and Encode's data member is the same
+// bytes. `make test` fuzzes it for 20 s.
 func FuzzMarshalMatchesEncodingJSON(f *testing.F) {
 	long := func(n int) string {
 		var b strings.Builder
@@ -67,6 +69,17 @@ func FuzzMarshalMatchesEncodingJSON(f *testing.F) {
 				}
 				if werr == nil && !bytes.Equal(got, want) {
 					t.Fatalf("%T: bytes differ:\n got %s\nwant %s", v, got, want)
+				}
+				// Encode's data member (encoded into a pooled buffer, not by Marshal) too.
+				if _, isBytes := rv.Interface().([]byte); rv.Interface() == nil || isBytes {
+					continue
+				}
+				enc, eerr := event.Encode("t", "id", time.Time{}, rv.Interface())
+				if (werr != nil) != (eerr != nil) {
+					t.Fatalf("%T: encoding/json error %v, event.Encode error %v", v, werr, eerr)
+				}
+				if werr == nil && !bytes.HasSuffix(enc, slices.Concat([]byte(`,"data":`), want, []byte("}"))) {
+					t.Fatalf("%T: Encode's data differs:\n got %s\nwant %s", v, enc, want)
 				}
 			}
 		}
