@@ -21,8 +21,8 @@ import (
 // documents, an explanation's operand values — with any strings (invalid UTF-8, control bytes,
 // HTML characters, U+2028, long enough for the encoder's vector paths), numbers (tiny, huge,
 // negative zero, NaN) and times (any year, UTC or not) in every field, nil and empty values,
-// and maps with enough keys to be sorted the long way; and Encode's data member is the same
-// bytes. `make test` fuzzes it for 20 s.
+// and maps with enough keys to be sorted the long way; and MarshalString and Encode's data
+// member are the same bytes. `make test` fuzzes it for 20 s.
 func FuzzMarshalMatchesEncodingJSON(f *testing.F) {
 	long := func(n int) string {
 		var b strings.Builder
@@ -69,6 +69,9 @@ func FuzzMarshalMatchesEncodingJSON(f *testing.F) {
 				}
 				if werr == nil && !bytes.Equal(got, want) {
 					t.Fatalf("%T: bytes differ:\n got %s\nwant %s", v, got, want)
+				}
+				if str, serr := event.MarshalString(rv.Interface()); (serr != nil) != (werr != nil) || (werr == nil && str != string(want)) {
+					t.Fatalf("%T: MarshalString = %s, %v; want %s, %v", v, str, serr, want, werr)
 				}
 				// Encode's data member (encoded into a pooled buffer, not by Marshal) too.
 				if _, isBytes := rv.Interface().([]byte); rv.Interface() == nil || isBytes {

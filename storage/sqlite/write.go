@@ -218,7 +218,7 @@ const (
 // upsertIncident writes inc's row if its version is newer than the stored one.
 func (s *Store) upsertIncident(ctx context.Context, incident *sql.Stmt, inc event.Incident) (upserted, error) {
 	inc = canon.Incident(inc)
-	incDoc, err := event.Marshal(inc)
+	incDoc, err := event.MarshalString(inc)
 	if err != nil {
 		s.log.Warn("skipping unencodable incident", zap.String("incident", inc.ID),
 			zap.Int64("version", inc.Version), zap.Error(err))
@@ -230,7 +230,7 @@ func (s *Store) upsertIncident(ctx context.Context, incident *sql.Stmt, inc even
 		inc.Title, inc.CorrelationKey,
 		inc.Area.District, inc.Area.Street, inc.Area.Community, inc.Area.Grid, lon, lat,
 		inc.Assignment.WorkerID, inc.Assignment.WorkerName, inc.Assignment.Agency,
-		inc.ReportCount, canon.Millis(inc.CreatedAt), canon.Millis(inc.UpdatedAt), string(incDoc),
+		inc.ReportCount, canon.Millis(inc.CreatedAt), canon.Millis(inc.UpdatedAt), incDoc,
 		storage.IncidentSource(inc), inc.RuleID)
 	if err != nil {
 		return stale, fmt.Errorf("sqlite: store incident %s v%d: %w", inc.ID, inc.Version, err)
@@ -248,7 +248,7 @@ func (s *Store) upsertIncident(ctx context.Context, incident *sql.Stmt, inc even
 // insertChange adds the timeline entry of ch's version, if missing.
 func (s *Store) insertChange(ctx context.Context, change *sql.Stmt, ch event.IncidentChange) error {
 	inc, c := ch.Incident, canon.Change(ch.Change)
-	changeDoc, err := event.Marshal(c)
+	changeDoc, err := event.MarshalString(c)
 	if err != nil {
 		s.log.Warn("skipping unencodable incident change", zap.String("incident", inc.ID),
 			zap.Int64("version", inc.Version), zap.Error(err))
@@ -256,7 +256,7 @@ func (s *Store) insertChange(ctx context.Context, change *sql.Stmt, ch event.Inc
 	}
 	if _, err := change.ExecContext(ctx,
 		inc.ID, inc.Version, c.Action, string(c.From), string(c.To), c.Actor.Subject, c.Actor.Role,
-		c.Reason, c.Note, c.CommandID, c.SignalID, canon.Millis(c.At), string(changeDoc)); err != nil {
+		c.Reason, c.Note, c.CommandID, c.SignalID, canon.Millis(c.At), changeDoc); err != nil {
 		return fmt.Errorf("sqlite: store change %s v%d: %w", inc.ID, inc.Version, err)
 	}
 	return nil
@@ -325,14 +325,14 @@ func (s *Store) eventArgs(e event.Event) ([]any, bool) {
 		s.log.Warn("skipping event without id or type", zap.String("id", e.ID), zap.String("type", e.Type))
 		return nil, false
 	}
-	payload, err := event.Marshal(e)
+	payload, err := event.MarshalString(e)
 	if err != nil {
 		s.log.Warn("skipping unencodable event", zap.String("id", e.ID), zap.String("type", e.Type), zap.Error(err))
 		return nil, false
 	}
 	lon, lat := point(e.Location)
 	return []any{e.ID, e.Type, e.Source, canon.Millis(e.Time), canon.Millis(e.Received), lon, lat,
-		e.Area.District, e.Area.Street, e.Area.Community, e.Area.Grid, deviceID(e), string(payload)}, true
+		e.Area.District, e.Area.Street, e.Area.Community, e.Area.Grid, deviceID(e), payload}, true
 }
 
 // deviceID is the id of the device that sent e: the sensor or the camera.
