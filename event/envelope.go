@@ -17,7 +17,8 @@ import (
 // Encode wraps data in a CloudEvents 1.0 envelope in structured JSON mode, the form every
 // record on urbanbrain's own topics takes.
 //
-// It writes the envelope itself and leaves only the data to Marshal: going through the
+// It writes the envelope itself and leaves only the data to the encoder Marshal uses (into a
+// pooled buffer: payloads): going through the
 // CloudEvents SDK (build an event, encode the data into it, encode the event, which
 // encoding/json then compacts again) cost more than everything else a stage does to a record.
 // The bytes are the SDK's, byte for byte (envelope_test.go holds it to that): the attributes

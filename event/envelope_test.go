@@ -468,3 +468,68 @@ func TestEncodeTracedMatchesTheSDK(t *testing.T) {
 		t.Errorf("Decode of a traced record: %+v, %v", back, err)
 	}
 }
+
+// selfEncoding encodes itself through event.MarshalString: a value whose encoding reenters the
+// pooled buffers.
+type selfEncoding struct{ S string }
+
+func (v selfEncoding) MarshalJSON() ([]byte, error) {
+	s, err := event.MarshalString(struct{ Inner string }{v.S})
+	return []byte(s), err
+}
+
+// What Encode and MarshalString return is the caller's own: encoding more values afterwards,
+// in other goroutines, larger than the pool keeps, or reentering the encoder, changes none of
+// it (they encode into pooled buffers and must copy out of them).
+func TestEncodedBytesOutliveThePooledBuffers(t *testing.T) {
+	first, err := event.Encode(event.TypeSignal, "s-1", time.Time{}, event.Signal{ID: "s-1", RuleID: "r1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := event.MarshalString(event.Signal{ID: "s-2", RuleID: "r2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstWas, docWas := bytes.Clone(first), strings.Clone(doc)
+	huge := strings.Repeat("<清波>", 1<<18) // over 1 MiB encoded: its buffer is not kept
+	done := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			for i := range 50 {
+				var v any = event.Signal{ID: fmt.Sprintf("g%d-%d", g, i), RuleID: strings.Repeat("x", i*100)}
+				switch {
+				case i == 25 && g == 0:
+					v = event.Signal{ID: "huge", RuleID: huge}
+				case i%10 == 3:
+					v = selfEncoding{S: fmt.Sprintf("g%d-%d", g, i)}
+				}
+				want, err := json.Marshal(v)
+				if err != nil {
+					done <- err
+					return
+				}
+				got, err := event.Encode("t", "id", time.Time{}, v)
+				if err != nil || !bytes.HasSuffix(got, append(append([]byte(`,"data":`), want...), '}')) {
+					done <- fmt.Errorf("Encode %d/%d: %v, %.80s", g, i, err, got)
+					return
+				}
+				if s, err := event.MarshalString(v); err != nil || s != string(want) {
+					done <- fmt.Errorf("MarshalString %d/%d: %v, %.80s", g, i, err, s)
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(first, firstWas) {
+		t.Errorf("an encoded record changed after more encoding:\n got %s\nwant %s", first, firstWas)
+	}
+	if doc != docWas {
+		t.Errorf("a document changed after more encoding:\n got %s\nwant %s", doc, docWas)
+	}
+}
