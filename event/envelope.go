@@ -18,9 +18,9 @@ import (
 // record on urbanbrain's own topics takes.
 //
 // It writes the envelope itself and leaves only the data to the encoder Marshal uses (into a
-// pooled buffer: payloads): going through the
-// CloudEvents SDK (build an event, encode the data into it, encode the event, which
-// encoding/json then compacts again) cost more than everything else a stage does to a record.
+// pooled buffer: payloads). Going through the CloudEvents SDK (build an event, encode the data
+// into it, encode the event, which encoding/json then compacts again) cost more than
+// everything else a stage does to a record.
 // The bytes are the SDK's, byte for byte (envelope_test.go holds it to that): the attributes
 // in the SDK's order, escaped as its writer does and then as encoding/json's compaction does
 // (<, >, & and U+2028/U+2029 as \u escapes), the time in UTC with as many fractional digits

@@ -496,16 +496,16 @@ type partitionTask struct {
 type sendContext struct {
 	ctx    context.Context
 	cancel context.CancelFunc
-	until  time.Time
 }
 
 func (c *sendContext) get(parent context.Context, timeout time.Duration) context.Context {
-	now := time.Now()
-	if c.ctx == nil || c.until.Sub(now) < timeout-timeout/10 {
+	if c.ctx != nil {
+		if until, _ := c.ctx.Deadline(); time.Until(until) >= timeout-timeout/10 {
+			return c.ctx
+		}
 		c.stop()
-		c.until = now.Add(timeout)
-		c.ctx, c.cancel = context.WithDeadline(context.WithoutCancel(parent), c.until)
 	}
+	c.ctx, c.cancel = context.WithTimeout(context.WithoutCancel(parent), timeout)
 	return c.ctx
 }
 
