@@ -2,9 +2,7 @@ package sqlite
 
 import (
 	"context"
-	"io/fs"
-
-	"github.com/pressly/goose/v3"
+	"strings"
 )
 
 // AppliedMigrations lists the migration versions goose recorded, one entry per application.
@@ -47,11 +45,7 @@ func ReadExec(ctx context.Context, s *Store, query string) error {
 
 // MigrateDownTo undoes the migrations after version, as `goose down-to` would.
 func MigrateDownTo(ctx context.Context, s *Store, version int64) error {
-	dir, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, dir, goose.WithDisableGlobalRegistry(true))
+	p, err := provider(s.w)
 	if err != nil {
 		return err
 	}
@@ -72,3 +66,49 @@ func Count(ctx context.Context, s *Store, query string, args ...any) (int, error
 	err := s.r.QueryRowContext(ctx, query, args...).Scan(&n)
 	return n, err
 }
+
+// Strings runs a query of one text column on a read connection.
+func Strings(ctx context.Context, s *Store, query string, args ...any) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// QueryPlan is SQLite's plan for query on a read connection, one step per line.
+func QueryPlan(ctx context.Context, s *Store, query string, args ...any) (string, error) {
+	rows, err := s.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var plan strings.Builder
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			return "", err
+		}
+		plan.WriteString(detail + "\n")
+	}
+	return plan.String(), rows.Err()
+}
+
+// GetTicketSQL is how GetEvent finds a hotline ticket.
+const GetTicketSQL = getTicketSQL
+
+// IncidentEventsSQL is how GetIncident reads an incident's events.
+const IncidentEventsSQL = incidentEventsSQL
+
+// ReadConnsInUse is how many read connections are in use.
+func ReadConnsInUse(s *Store) int { return s.r.Stats().InUse }

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -25,7 +24,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pressly/goose/v3"
 	"go.uber.org/zap"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -164,12 +162,13 @@ func (s *Store) open(cfg Config) error {
 
 	params := url.Values{}
 	// 16 KiB pages for a new database (one that exists keeps its own size: SQLite fixes it
-	// when the first table is made, and WAL mode keeps it). Events land at random places of
-	// the unique index on (type, id), so every batch dirties most of that index's pages, and
-	// each dirty page is written to the WAL at commit: with four times fewer, larger pages a
-	// batch writes fewer frames and walks shallower trees (BenchmarkHandleEvent batch=5000,
-	// UUIDs: 50–56 → 38–41 µs a row over 300,000 rows, 72 → 58 µs over 1,500,000; 1 and 2 KiB
-	// pages were slower, 32 and 64 KiB no faster).
+	// when the first table is made, and WAL mode keeps it). When events were keyed by (type,
+	// id) (before migration 00014) they landed at random places of that index, so every batch
+	// dirtied most of its pages, each written to the WAL at commit: with four times fewer,
+	// larger pages a batch wrote fewer frames and walked shallower trees (BenchmarkHandleEvent
+	// batch=5000, UUIDs: 50–56 → 38–41 µs a row over 300,000 rows, 72 → 58 µs over 1,500,000;
+	// 1 and 2 KiB pages were slower, 32 and 64 KiB no faster). Indexes over thousands of
+	// devices and grids still take rows at many places.
 	params.Add("_pragma", fmt.Sprintf("page_size(%d)", newPageSize))
 	params.Set("_busy_timeout", strconv.FormatInt(cfg.BusyTimeout.Milliseconds(), 10))
 	params.Set("_foreign_keys", "1")
@@ -283,11 +282,7 @@ func chmodPrivate(path string) error {
 
 // migrate applies the embedded migrations the database has not seen yet, in order.
 func (s *Store) migrate(ctx context.Context) error {
-	dir, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return fmt.Errorf("sqlite: migrations: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, dir, goose.WithDisableGlobalRegistry(true))
+	p, err := provider(s.w)
 	if err != nil {
 		return fmt.Errorf("sqlite: migrations: %w", err)
 	}

@@ -3,11 +3,13 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -89,9 +91,10 @@ func TestMigrationsRunOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 00010: the audit log (issue 4); 00011: dispatches.level (issue 12); 00012: incidents'
-	// source and rule (issue 14, the report); 00013: the timeline as a rowid table (issue 9).
-	if !slices.Equal(versions, []int64{1, 10, 11, 12, 13}) {
-		t.Fatalf("applied migrations = %v, want [1 10 11 12 13] once each", versions)
+	// source and rule (issue 14, the report); 00013: the timeline as a rowid table; 00014 and
+	// 00015 (Go): events keyed by time, report links with their event's time (all issue 9).
+	if !slices.Equal(versions, []int64{1, 10, 11, 12, 13, 14, 15}) {
+		t.Fatalf("applied migrations = %v, want [1 10 11 12 13 14 15] once each", versions)
 	}
 }
 
@@ -140,14 +143,27 @@ func TestTimelineKeepsItsEntriesThroughItsMigration(t *testing.T) {
 	if err := rowid(s); err != nil {
 		t.Fatalf("the timeline has no rowid after migration 13: %v", err)
 	}
+	// The entries as stored, to compare at version 12, which today's reads do not know.
+	entries := func(s *sqlite.Store) []string {
+		t.Helper()
+		out, err := sqlite.Strings(ctx, s, "SELECT incident_id || ' ' || version || ' ' || doc FROM incident_changes ORDER BY incident_id, version")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	stored := entries(s)
+	if len(stored) != 6 {
+		t.Fatalf("%d timeline entries stored, want 6", len(stored))
+	}
 	if err := sqlite.MigrateDownTo(ctx, s, 12); err != nil {
 		t.Fatal(err)
 	}
 	if err := rowid(s); err == nil {
 		t.Fatal("the timeline has a rowid after undoing migration 13, want a WITHOUT ROWID table")
 	}
-	if got := timelines(s); !reflect.DeepEqual(got, before) {
-		t.Fatalf("timelines at version 12 = %+v, want %+v", got, before)
+	if got := entries(s); !slices.Equal(got, stored) {
+		t.Fatalf("timeline entries at version 12 = %q, want %q", got, stored)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -177,6 +193,236 @@ func TestTimelineKeepsItsEntriesThroughItsMigration(t *testing.T) {
 			t.Errorf("timeline entries of %s after INC-s1-a was deleted: %d, %v; want %d", id, n, err, want)
 		}
 	}
+}
+
+// Migration 00014 keys events by (time, type, id) and gives report links their event's time;
+// 00015 times the links whose event was not stored yet from their incident's document. Events
+// and links stored at version 13 come through both, and undoing 00014 keeps one row per
+// (type, id), the earliest.
+func TestEventsKeyedByTimeThroughTheirMigration(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t, sqlite.Config{}, zaptest.NewLogger(t))
+	if err := sqlite.MigrateDownTo(ctx, s, 13); err != nil {
+		t.Fatal(err)
+	}
+	a := event.Area{District: "d1", Street: "s1", Grid: "g1"}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	reading := sensorReading("ev-reading", a, now.Add(-time.Minute))
+	ticket := hotlineTicket("T-0001", a, now.Add(-30*time.Second))
+	timeless := sensorReading("ev-timeless", a, time.Time{})
+	late := sensorReading("ev-late", a, now.Add(-10*time.Second)) // stored after the upgrade
+	if err := s.HandleEvents(ctx, []event.Event{reading, ticket, timeless}); err != nil {
+		t.Fatal(err)
+	}
+	// At version 13 links have no time, so the incident's change is stored without reports
+	// and its links are written as version 13 wrote them.
+	inc := event.Incident{ID: "INC-s1-k", Version: 1, Status: event.StatusNew, Category: "0104", Area: a,
+		CreatedAt: now, UpdatedAt: now}
+	if err := s.HandleIncidentChanges(ctx, []event.IncidentChange{{Incident: inc,
+		Change: event.Change{Action: "open", To: event.StatusNew, Actor: event.SystemActor, At: now}}}); err != nil {
+		t.Fatal(err)
+	}
+	inc.Reports = []event.Report{
+		{EventID: reading.ID, EventType: reading.Type, At: reading.Time},
+		{EventID: ticket.ID, EventType: ticket.Type, At: ticket.Time},
+		{EventID: timeless.ID, EventType: timeless.Type, At: now}, // its signal's time
+		{EventID: "ev-first", EventType: late.Type, At: now.Add(-time.Hour), LastEventID: late.ID, LastAt: late.Time},
+	}
+	doc, err := json.Marshal(inc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlite.WriteExec(ctx, s, "UPDATE incidents SET doc = ? WHERE id = ?", string(doc), inc.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []event.Event{reading, ticket, timeless, late} {
+		if err := sqlite.WriteExec(ctx, s, "INSERT INTO incident_reports (incident_id, event_id, event_type) VALUES (?, ?, ?)",
+			inc.ID, e.ID, e.Type); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openStore(t, sqlite.Config{}, zaptest.NewLogger(t)) // migrates up to 15
+	links, err := sqlite.Strings(ctx, s, "SELECT event_id || ' ' || event_time_ms FROM incident_reports ORDER BY event_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := func(tm time.Time) string { return fmt.Sprint(tm.UnixMilli()) }
+	want := []string{"T-0001 " + ms(ticket.Time), "ev-late " + ms(late.Time), "ev-reading " + ms(reading.Time),
+		"ev-timeless " + ms(now)}
+	if !slices.Equal(links, want) {
+		t.Fatalf("report links after the migrations = %q, want %q", links, want)
+	}
+	if err := s.HandleEvents(ctx, []event.Event{late}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := incidentEventIDs(t, s, inc.ID), []string{"ev-timeless", "ev-reading", "T-0001", "ev-late"}; !slices.Equal(got, want) {
+		t.Fatalf("the incident's events after the migrations = %q, want %q", got, want)
+	}
+
+	// The same id again, later in time but stored first: undoing 00014 keeps the earliest.
+	twice := sensorReading("ev-twice", a, now)
+	earlier := sensorReading("ev-twice", a, now.Add(-time.Hour))
+	if err := s.HandleEvents(ctx, []event.Event{twice, earlier}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlite.MigrateDownTo(ctx, s, 13); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sqlite.Count(ctx, s, "SELECT count(*) FROM events WHERE id = ? AND time_ms = ?", earlier.ID, earlier.Time.UnixMilli()); err != nil || n != 1 {
+		t.Fatalf("the earliest row of %s at version 13: %d, %v; want 1", earlier.ID, n, err)
+	}
+	if n, err := sqlite.Count(ctx, s, "SELECT count(*) FROM events"); err != nil || n != 5 {
+		t.Fatalf("events at version 13: %d, %v; want 5", n, err)
+	}
+	if n, err := sqlite.Count(ctx, s, "SELECT count(*) FROM pragma_index_list('events') WHERE origin = 'pk'"); err != nil || n != 1 {
+		t.Fatalf("events' primary key at version 13: %d, %v; want (type, id)", n, err)
+	}
+}
+
+// A report link carries the time of the event it names, so the incident's detail finds the
+// event through the events' key: a report's first reading, an episode's latest, and the event
+// without a time whose report took its signal's.
+func TestReportLinksFindTheirEvents(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t, sqlite.Config{}, zaptest.NewLogger(t))
+	a := event.Area{District: "d1", Street: "s1", Grid: "g1"}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	first := sensorReading("ev-first", a, now.Add(-2*time.Minute))
+	latest := sensorReading("ev-latest", a, now.Add(-time.Minute))
+	timeless := sensorReading("ev-timeless", a, time.Time{})
+	// Decoys at the other times a link could wrongly carry.
+	decoys := []event.Event{sensorReading("ev-latest", a, first.Time), sensorReading("ev-first", a, latest.Time)}
+	if err := s.HandleEvents(ctx, append([]event.Event{first, latest, timeless}, decoys...)); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		report event.Report
+		want   []event.Event
+	}{
+		{"a report's first reading", event.Report{EventID: first.ID, EventType: first.Type, At: first.Time}, []event.Event{first}},
+		{"an episode's first and latest readings", event.Report{EventID: first.ID, EventType: first.Type, At: first.Time,
+			LastEventID: latest.ID, LastAt: latest.Time, Count: 2}, []event.Event{first, latest}},
+		{"an event without a time, reported at its signal's", event.Report{EventID: timeless.ID, EventType: timeless.Type, At: now},
+			[]event.Event{timeless}},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			inc := event.Incident{ID: fmt.Sprintf("INC-s1-%d", i), Version: 1, Status: event.StatusNew, Category: "0104",
+				Area: a, CreatedAt: now, UpdatedAt: now, Reports: []event.Report{tc.report}}
+			if err := s.HandleIncidentChanges(ctx, []event.IncidentChange{{Incident: inc,
+				Change: event.Change{Action: "open", To: event.StatusNew, Actor: event.SystemActor, At: now}}}); err != nil {
+				t.Fatal(err)
+			}
+			d, err := s.GetIncident(ctx, inc.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got, want []string
+			for _, e := range d.Events {
+				got = append(got, e.ID+"@"+e.Time.Format(time.RFC3339Nano))
+			}
+			for _, e := range tc.want {
+				want = append(want, e.ID+"@"+e.Time.UTC().Format(time.RFC3339Nano))
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("events of the incident = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// Replays of a stored event are dropped; the same id at another time is a row of its own, of
+// which GetEvent returns the earliest; a ticket lookup holds no read connection afterwards.
+func TestEventsByTimeReplaysAndRepeats(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t, sqlite.Config{}, zaptest.NewLogger(t))
+	a := event.Area{District: "d1", Street: "s1", Grid: "g1"}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	reading := sensorReading("ev-reading", a, now.Add(-time.Minute))
+	ticket := hotlineTicket("T-0002", a, now)
+	again := sensorReading(reading.ID, a, now)
+	for _, batch := range [][]event.Event{{again, reading, ticket}, {reading, ticket, again, reading}} {
+		if err := s.HandleEvents(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := sqlite.Count(ctx, s, "SELECT count(*) FROM events"); err != nil || n != 3 {
+		t.Fatalf("events after replays: %d, %v; want 3 (the reading at two times and the ticket)", n, err)
+	}
+	got, err := s.GetEvent(ctx, reading.Type, reading.ID)
+	if err != nil || !got.Time.Equal(reading.Time) {
+		t.Fatalf("GetEvent of an id stored at two times = %v, %v; want the earliest, %v", got.Time, err, reading.Time)
+	}
+	// Open311 polls for a ticket's incident with one context for the whole wait. A lookup that
+	// left its connection in use would make the fifth wait for the end of that context (the
+	// store has four read connections): the timeout only keeps such a failure from hanging.
+	poll, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for range 10 {
+		got, err := s.GetEvent(poll, ticket.Type, ticket.ID)
+		if err != nil || got.Hotline == nil || got.Hotline.TicketID != ticket.ID {
+			t.Fatalf("GetEvent of the ticket = %+v, %v", got, err)
+		}
+		if _, err := s.GetEvent(poll, ticket.Type, "T-missing"); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("GetEvent of a missing ticket: %v, want %v", err, storage.ErrNotFound)
+		}
+	}
+	if n := sqlite.ReadConnsInUse(s); n != 0 {
+		t.Fatalf("%d read connections in use after the lookups, want 0", n)
+	}
+}
+
+// The lookups by an event's id use an index: a ticket by its number, an incident's events
+// through their links' times.
+func TestEventLookupsUseIndexes(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t, sqlite.Config{}, zaptest.NewLogger(t))
+	for _, tc := range []struct {
+		query, want string
+		args        []any
+	}{
+		{sqlite.GetTicketSQL, "SEARCH events USING INDEX events_ticket (id=?)", []any{"T-0001"}},
+		{sqlite.IncidentEventsSQL, "SEARCH e USING INDEX events_time (time_ms=? AND type=? AND id=?)", []any{"INC-s1-k"}},
+	} {
+		plan, err := sqlite.QueryPlan(ctx, s, tc.query, tc.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(plan, tc.want) {
+			t.Errorf("plan of %s:\n%s\nwant it to use %s", tc.query, plan, tc.want)
+		}
+	}
+}
+
+// sensorReading is a water-level reading of dev-1 in a at tm.
+func sensorReading(id string, a event.Area, tm time.Time) event.Event {
+	return event.Event{ID: id, Type: event.TypeSensorReading, Area: a, Time: tm,
+		Sensor: &event.SensorReading{DeviceID: "dev-1", Kind: "water_level"}}
+}
+
+// hotlineTicket is 12345 work order number id in a, filed at tm.
+func hotlineTicket(id string, a event.Area, tm time.Time) event.Event {
+	return event.Event{ID: id, Type: event.TypeHotlineTicket, Area: a, Time: tm,
+		Hotline: &event.HotlineTicket{TicketID: id, Category: "0104"}}
+}
+
+// incidentEventIDs are the ids of the events of incident id's detail, in its order.
+func incidentEventIDs(t *testing.T, s *sqlite.Store, id string) []string {
+	t.Helper()
+	d, err := s.GetIncident(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, e := range d.Events {
+		ids = append(ids, e.ID)
+	}
+	return ids
 }
 
 func TestConnections(t *testing.T) {
@@ -366,7 +612,7 @@ func TestABatchWhoseContextEndsHalfWayStoresNothing(t *testing.T) {
 	for i := range 3 {
 		inc := event.Incident{ID: fmt.Sprintf("INC-half-%d", i), Version: 1, Status: event.StatusNew, Category: "0104",
 			Area: a, CreatedAt: now, UpdatedAt: now,
-			Reports: []event.Report{{EventID: events[i].ID, EventType: events[i].Type, At: now}}}
+			Reports: []event.Report{{EventID: events[i].ID, EventType: events[i].Type, At: events[i].Time}}}
 		changes = append(changes, event.IncidentChange{Incident: inc,
 			Change: event.Change{Action: "open", To: event.StatusNew, Actor: event.SystemActor, At: now}})
 	}

@@ -45,8 +45,8 @@ const (
 	 reason, note, command_id, signal_id, at_ms, doc)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-	insertReportSQL = `INSERT OR IGNORE INTO incident_reports (incident_id, event_id, event_type)
-	VALUES (?, ?, ?)`
+	insertReportSQL = `INSERT OR IGNORE INTO incident_reports (incident_id, event_id, event_type, event_time_ms)
+	VALUES (?, ?, ?, ?)`
 
 	insertDispatchSQL = `INSERT OR IGNORE INTO dispatches
 	(id, incident_id, worker_id, worker_name, grid, agency, agency_name, reason, at_ms, level)
@@ -272,13 +272,23 @@ func linkReports(ctx context.Context, report *sql.Stmt, inc event.Incident, link
 			if linked[[2]string{inc.ID, ev}] {
 				continue
 			}
-			if _, err := report.ExecContext(ctx, inc.ID, ev, r.EventType); err != nil {
+			if _, err := report.ExecContext(ctx, inc.ID, ev, r.EventType, reportedAt(r, ev)); err != nil {
 				return fmt.Errorf("sqlite: link event %s to %s: %w", ev, inc.ID, err)
 			}
 			linked[[2]string{inc.ID, ev}] = true
 		}
 	}
 	return nil
+}
+
+// reportedAt is when event ev of r happened, in the milliseconds events are keyed by: an
+// episode's latest reading at LastAt, its first (and any other report's event) at At. A report
+// of an event without a time has its signal's time instead; GetIncident's join allows for it.
+func reportedAt(r event.Report, ev string) int64 {
+	if ev == r.LastEventID && ev != r.EventID {
+		return canon.Millis(r.LastAt)
+	}
+	return canon.Millis(r.At)
 }
 
 // HandleDispatch stores a dispatch record from city.dispatch; a replayed one is ignored.

@@ -79,7 +79,7 @@ func testEventNotFound(t *testing.T, open func(t *testing.T) Store) {
 
 	_, err := s.GetEvent(ctx, event.TypeSensorReading, "missing")
 	isNotFound(t, "missing id", err)
-	// The key is (type, id): producers of different types may reuse ids.
+	// An event is known by its type and id (and time): producers of different types may reuse ids.
 	_, err = s.GetEvent(ctx, event.TypeHotlineTicket, "same-id")
 	isNotFound(t, "same id, other type", err)
 
