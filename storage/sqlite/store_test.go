@@ -399,6 +399,46 @@ func TestEventLookupsUseIndexes(t *testing.T) {
 	}
 }
 
+// Retention deletes an old closed incident with its report links; the changelog replayed after
+// it brings the incident back with its events.
+func TestReportLinksAreWrittenAgainAfterRetention(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t, sqlite.Config{}, zaptest.NewLogger(t))
+	a := event.Area{District: "d1", Street: "s1", Grid: "g1"}
+	then := time.Now().UTC().Add(-30 * 24 * time.Hour).Truncate(time.Millisecond)
+	reading := sensorReading("ev-old", a, then)
+	if err := s.HandleEvents(ctx, []event.Event{reading}); err != nil {
+		t.Fatal(err)
+	}
+	inc := event.Incident{ID: "INC-s1-old", Version: 1, Status: event.StatusNew, Category: "0104", Area: a,
+		CreatedAt: then, UpdatedAt: then, Reports: []event.Report{{EventID: reading.ID, EventType: reading.Type, At: reading.Time}}}
+	closed := inc
+	closed.Version, closed.Status, closed.UpdatedAt = 2, event.StatusClosed, then.Add(time.Hour)
+	log := []event.IncidentChange{
+		{Incident: inc, Change: event.Change{Action: "open", To: event.StatusNew, Actor: event.SystemActor, At: then}},
+		{Incident: closed, Change: event.Change{Action: "close", From: event.StatusNew, To: event.StatusClosed,
+			Actor: event.SystemActor, At: closed.UpdatedAt}},
+	}
+	for _, ch := range log {
+		if err := s.HandleIncidentChanges(ctx, []event.IncidentChange{ch}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := incidentEventIDs(t, s, inc.ID); !slices.Equal(got, []string{reading.ID}) {
+		t.Fatalf("events of the incident = %q, want [%s]", got, reading.ID)
+	}
+	removed, err := s.Retain(ctx, storage.Cutoffs{Incidents: time.Now().Add(-24 * time.Hour)})
+	if err != nil || removed.Incidents != 1 {
+		t.Fatalf("retention removed %+v, %v; want the incident", removed, err)
+	}
+	if err := s.HandleIncidentChanges(ctx, log); err != nil {
+		t.Fatal(err)
+	}
+	if got := incidentEventIDs(t, s, inc.ID); !slices.Equal(got, []string{reading.ID}) {
+		t.Fatalf("events of the incident replayed after retention = %q, want [%s]", got, reading.ID)
+	}
+}
+
 // sensorReading is a water-level reading of dev-1 in a at tm.
 func sensorReading(id string, a event.Area, tm time.Time) event.Event {
 	return event.Event{ID: id, Type: event.TypeSensorReading, Area: a, Time: tm,
