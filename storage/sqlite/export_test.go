@@ -45,7 +45,7 @@ func ReadExec(ctx context.Context, s *Store, query string) error {
 
 // MigrateDownTo undoes the migrations after version, as `goose down-to` would.
 func MigrateDownTo(ctx context.Context, s *Store, version int64) error {
-	p, err := provider(s.w)
+	p, err := provider(s.w, s.log)
 	if err != nil {
 		return err
 	}

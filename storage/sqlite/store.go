@@ -282,7 +282,7 @@ func chmodPrivate(path string) error {
 
 // migrate applies the embedded migrations the database has not seen yet, in order.
 func (s *Store) migrate(ctx context.Context) error {
-	p, err := provider(s.w)
+	p, err := provider(s.w, s.log)
 	if err != nil {
 		return fmt.Errorf("sqlite: migrations: %w", err)
 	}

@@ -241,6 +241,19 @@ func TestEventsKeyedByTimeThroughTheirMigration(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// An incident whose document cannot be read does not keep the store from opening.
+	unreadable := inc
+	unreadable.ID, unreadable.Reports = "INC-s1-unreadable", nil
+	if err := s.HandleIncidentChanges(ctx, []event.IncidentChange{{Incident: unreadable,
+		Change: event.Change{Action: "open", To: event.StatusNew, Actor: event.SystemActor, At: now}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"UPDATE incidents SET doc = '{\"reports\": [' WHERE id = ?",
+		"INSERT INTO incident_reports (incident_id, event_id, event_type) VALUES (?, 'ev-unreadable', 'city.sensor.reading')"} {
+		if err := sqlite.WriteExec(ctx, s, q, unreadable.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +265,7 @@ func TestEventsKeyedByTimeThroughTheirMigration(t *testing.T) {
 	}
 	ms := func(tm time.Time) string { return fmt.Sprint(tm.UnixMilli()) }
 	want := []string{"T-0001 " + ms(ticket.Time), "ev-late " + ms(late.Time), "ev-reading " + ms(reading.Time),
-		"ev-timeless " + ms(now)}
+		"ev-timeless " + ms(now), "ev-unreadable 0"}
 	if !slices.Equal(links, want) {
 		t.Fatalf("report links after the migrations = %q, want %q", links, want)
 	}
