@@ -7,21 +7,7 @@ import (
 
 // AppliedMigrations lists the migration versions goose recorded, one entry per application.
 func AppliedMigrations(ctx context.Context, s *Store) ([]int64, error) {
-	rows, err := s.r.QueryContext(ctx,
-		"SELECT version_id FROM goose_db_version WHERE version_id > 0 AND is_applied ORDER BY id")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []int64
-	for rows.Next() {
-		var v int64
-		if err := rows.Scan(&v); err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return column[int64](ctx, s, "SELECT version_id FROM goose_db_version WHERE version_id > 0 AND is_applied ORDER BY id")
 }
 
 // WritePragma and ReadPragma read a PRAGMA on the write connection and on a read connection.
@@ -69,14 +55,19 @@ func Count(ctx context.Context, s *Store, query string, args ...any) (int, error
 
 // Strings runs a query of one text column on a read connection.
 func Strings(ctx context.Context, s *Store, query string, args ...any) ([]string, error) {
+	return column[string](ctx, s, query, args...)
+}
+
+// column runs a query of one column on a read connection.
+func column[T any](ctx context.Context, s *Store, query string, args ...any) ([]T, error) {
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []string
+	var out []T
 	for rows.Next() {
-		var v string
+		var v T
 		if err := rows.Scan(&v); err != nil {
 			return nil, err
 		}
