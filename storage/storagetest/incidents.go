@@ -383,3 +383,32 @@ func explained(inc event.Incident, log ...event.IncidentChange) event.Incident {
 	event.ExplainReports(&inc, changes)
 	return inc
 }
+
+// Every time of an incident's reports is stored as UTC milliseconds, as every other time: an
+// episode's latest reading and the further rules' matches as well as the report's first.
+func testIncidentTimesCanonical(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	ctx := t.Context()
+	spec := flood
+	spec.steps = 1
+	log := spec.changelog()
+	// Nanoseconds and a +08:00 offset, as a producer's clock may give them.
+	odd := time.Date(2026, 3, 1, 16, 0, 0, 123_456_789, time.FixedZone("CST", 8*3600))
+	r := &log[0].Incident.Reports[0]
+	r.At = odd.Add(-time.Minute)
+	r.LastEventID, r.LastAt, r.Count = r.EventID+"-latest", odd, 2
+	r.Rules = []event.RuleMatch{{RuleID: "rule-held", SignalID: "sig-held", EventID: r.EventID, At: odd}}
+	must(t, s.HandleIncidentChanges(ctx, log))
+	got, err := s.GetIncident(ctx, spec.id)
+	must(t, err)
+	want := time.Date(2026, 3, 1, 8, 0, 0, 123_000_000, time.UTC)
+	gr := got.Incident.Reports[0]
+	if len(gr.Rules) != 1 {
+		t.Fatalf("report rules = %+v, want one", gr.Rules)
+	}
+	for name, tm := range map[string]time.Time{"at": gr.At.Add(time.Minute), "last_at": gr.LastAt, "rules[0].at": gr.Rules[0].At} {
+		if !tm.Equal(want) || tm.Location() != time.UTC {
+			t.Errorf("report %s = %s (%s), want %s in UTC", name, tm, tm.Location(), want)
+		}
+	}
+}

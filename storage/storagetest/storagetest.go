@@ -70,6 +70,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"FiltersSeeLatestVersion", testFiltersSeeLatest},
 		{"LinkedEvents", testLinkedEvents},
 		{"ReportsExplained", testReportsExplained},
+		{"IncidentTimesCanonical", testIncidentTimesCanonical},
 		{"Dispatches", testDispatches},
 		{"IncidentNotFound", testIncidentNotFound},
 		{"ListIncidentsFilters", testListIncidentsFilters},

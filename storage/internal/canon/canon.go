@@ -54,7 +54,15 @@ func Incident(inc event.Incident) event.Incident {
 	if inc.Reports != nil {
 		reports := make([]event.Report, len(inc.Reports))
 		for i, r := range inc.Reports {
-			r.At = Time(r.At)
+			r.At, r.LastAt = Time(r.At), Time(r.LastAt)
+			if r.Rules != nil {
+				rules := make([]event.RuleMatch, len(r.Rules))
+				for j, m := range r.Rules {
+					m.At = Time(m.At)
+					rules[j] = m
+				}
+				r.Rules = rules
+			}
 			reports[i] = r
 		}
 		inc.Reports = reports
