@@ -335,7 +335,7 @@ func (a *App) startBroker(ctx context.Context) error {
 			return err
 		}
 		a.brokers = a.cfg.KafkaBrokers
-		return transport.EnsureTopics(ctx, a.brokers, a.cfg.Partitions, event.AllTopics()...)
+		return transport.EnsureTopics(ctx, a.brokers, a.cfg.TopicPartitions(), event.AllTopics()...)
 	}
 	brokerTLS, err := a.cfg.embeddedTLS()
 	if err != nil {
@@ -345,7 +345,7 @@ func (a *App) startBroker(ctx context.Context) error {
 		DataDir:     filepath.Join(a.cfg.DataDir, "kafka"),
 		Listen:      a.cfg.BrokerListen,
 		SyncWrites:  a.cfg.BrokerSync,
-		Partitions:  a.cfg.Partitions,
+		Partitions:  a.cfg.TopicPartitions(),
 		Topics:      event.AllTopics(),
 		RequireSASL: a.cfg.BrokerSASL, // forced on beyond loopback
 		TLS:         brokerTLS,
@@ -375,6 +375,19 @@ func (a *App) restore(ctx context.Context) error {
 	n, err := transport.PartitionCount(ctx, a.brokers, event.TopicIncidents)
 	if err != nil {
 		return fmt.Errorf("partitions of %s: %w", event.TopicIncidents, err)
+	}
+	// A street's signals and commands are handled, and its incidents loaded, from the same
+	// partition of each topic (ownership.go): with counts that differ — topics created by
+	// different --partitions, say — a street would be split between owners.
+	for _, t := range []string{event.TopicSignals, event.TopicCommands} {
+		m, err := transport.PartitionCount(ctx, a.brokers, t)
+		if err != nil {
+			return fmt.Errorf("partitions of %s: %w", t, err)
+		}
+		if m != n {
+			return fmt.Errorf("%s has %d partitions and %s %d: the topics the incidents stage reads together must have as many (create them again with one --partitions)",
+				t, m, event.TopicIncidents, n)
+		}
 	}
 	a.partitions = n
 	if !a.cfg.Runs(CompCockpit) {

@@ -42,7 +42,7 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 		brokers    = fs.String("kafka-brokers", "", "drive the urbanbrain consuming from this cluster instead of starting one (server CPU and memory are then not measured)")
 		cockpitURL = fs.String("cockpit-url", "", "with --kafka-brokers: base URL of that urbanbrain's websockets, e.g. ws://host:8080")
 		token      = fs.String("token", "", "with --cockpit-url: a token for /ws/cockpit")
-		partitions = fs.Int("partitions", 6, "partitions per topic of the embedded server")
+		partitions = fs.Int("partitions", 0, fmt.Sprintf("partitions per topic of the embedded server (default %d, as serve's)", app.EmbeddedPartitions))
 		keep       = fs.Bool("keep", false, "keep the embedded server's data directory")
 		logLevel   = fs.String("log-level", "warn", "debug, info, warn or error")
 		cpuProfile = fs.String("server-cpuprofile", "", "write the embedded server's CPU profile to this file (go tool pprof)")
