@@ -377,15 +377,17 @@ func (a *App) restore(ctx context.Context) error {
 		return fmt.Errorf("partitions of %s: %w", event.TopicIncidents, err)
 	}
 	// A street's signals and commands are handled, and its incidents loaded, from the same
-	// partition of each topic (ownership.go): with counts that differ — topics created by
-	// different --partitions, say — a street would be split between owners.
-	for _, t := range []string{event.TopicSignals, event.TopicCommands} {
+	// partition of each topic, and the rules stage finds the streets of a partition of
+	// city.events by this count (ownership.go): with counts that differ — topics created by
+	// different --partitions, say — a street would be split between owners. Every instance
+	// checks, whatever it runs: such a deployment is broken for the instances that own streets.
+	for _, t := range []string{event.TopicEvents, event.TopicSignals, event.TopicCommands} {
 		m, err := transport.PartitionCount(ctx, a.brokers, t)
 		if err != nil {
 			return fmt.Errorf("partitions of %s: %w", t, err)
 		}
 		if m != n {
-			return fmt.Errorf("%s has %d partitions and %s %d: the topics the incidents stage reads together must have as many (create them again with one --partitions)",
+			return fmt.Errorf("%s has %d partitions and %s %d: the topics partitioned by street must have as many (create them again with one --partitions)",
 				t, m, event.TopicIncidents, n)
 		}
 	}

@@ -66,11 +66,17 @@ func TestEmbeddedDefaultCreatesItsTopicsForOneNode(t *testing.T) {
 	}
 }
 
-// Topics the incidents stage reads together, created with different partition counts, stop
-// the instance with a reason instead of splitting streets between owners.
+// Topics partitioned by street, created with different partition counts, stop the instance
+// with a reason instead of splitting streets between owners.
 func TestTopicsReadTogetherMustHaveAsManyPartitions(t *testing.T) {
+	for _, topic := range []string{event.TopicEvents, event.TopicSignals, event.TopicCommands} {
+		t.Run(topic, func(t *testing.T) { refusedWithOddTopic(t, topic) })
+	}
+}
+
+func refusedWithOddTopic(t *testing.T, topic string) {
 	emb, err := transport.StartEmbedded(transport.EmbeddedConfig{
-		DataDir: t.TempDir(), Listen: freeAddr(t), Partitions: 2, Topics: []string{event.TopicCommands},
+		DataDir: t.TempDir(), Listen: freeAddr(t), Partitions: 2, Topics: []string{topic},
 	}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +96,7 @@ func TestTopicsReadTogetherMustHaveAsManyPartitions(t *testing.T) {
 	if err == nil || ctx.Err() != nil {
 		t.Fatalf("Run on topics of 2 and %d partitions: %v, want it to stop by itself", ClusterPartitions, err)
 	}
-	if want := fmt.Sprintf("%s has 2 partitions and %s %d", event.TopicCommands, event.TopicIncidents, ClusterPartitions); !strings.Contains(err.Error(), want) {
+	if want := fmt.Sprintf("%s has 2 partitions and %s %d", topic, event.TopicIncidents, ClusterPartitions); !strings.Contains(err.Error(), want) {
 		t.Fatalf("Run: %v, want it to name the topics and their partitions", err)
 	}
 }
