@@ -135,6 +135,13 @@ func (a *App) runStorageSinks(ctx context.Context) error {
 const (
 	sinkQueueCapacity = 256     // records kafka-go prefetches into its queue
 	sinkMaxBytes      = 1 << 20 // bytes of one fetch, per partition
+	// sinkMaxWait bounds a fetch that finds nothing new. kafka-go's reader asks the broker to
+	// wait a quarter of it less than the connection waits for the answer, and a late answer is
+	// an i/o timeout that costs a new connection and a backoff: with 250 ms the margin was
+	// 62 ms, which the embedded broker's one goroutine overran while it fsynced batches under
+	// load (dozens of such warnings in a 30 s flat-out bench). A record that arrives ends the
+	// wait at once (MinBytes 1), so this costs no latency; an idle partition asks less often.
+	sinkMaxWait = time.Second
 )
 
 // sinkGroup is a storage sink's consumer group. A shared store (ClickHouse) is written once by
@@ -158,7 +165,7 @@ func (a *App) runSink(ctx context.Context, s storageSink) error {
 		QueueCapacity:     sinkQueueCapacity,
 		MinBytes:          1,
 		MaxBytes:          sinkMaxBytes,
-		MaxWait:           250 * time.Millisecond,
+		MaxWait:           sinkMaxWait,
 		ReadLagInterval:   -1,
 		CommitInterval:    0, // CommitMessages returns once the broker has the offsets
 		HeartbeatInterval: time.Second,
