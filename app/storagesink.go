@@ -141,7 +141,9 @@ const (
 	// 62 ms, which the embedded broker's one goroutine overran while it fsynced batches under
 	// load (dozens of such warnings in a 30 s flat-out bench). A record that arrives ends the
 	// wait at once (MinBytes 1), so this costs no latency; an idle partition asks less often.
-	sinkMaxWait = time.Second
+	// It must stay below 1 s: from 1 s on, kafka-go subtracts a whole second (its default
+	// round trip, time.go adjustDeadlineForRTT) and asks the broker not to wait at all.
+	sinkMaxWait = 900 * time.Millisecond
 )
 
 // sinkGroup is a storage sink's consumer group. A shared store (ClickHouse) is written once by
