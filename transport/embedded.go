@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -34,9 +35,11 @@ type EmbeddedConfig struct {
 	// Topics are created on start if they do not exist.
 	Topics []string
 
-	// SyncWrites fsyncs every produced batch. Off (the default), like Kafka's default,
-	// writes reach the disk through the page cache and at Close; a machine crash can lose
-	// the last records, a process crash cannot.
+	// SyncWrites acknowledges a produce, an offset commit or any other write only once it is
+	// on the disk (with DataDir). On Linux the flushes are shared by every write made while
+	// the last one ran (syncedacks.go); elsewhere kfake fsyncs every batch. Off, like Kafka's
+	// default, writes reach the disk through the page cache and at Close; a machine crash can
+	// lose the last records, a process crash cannot.
 	SyncWrites bool
 
 	// RequireSASL makes every client authenticate with SCRAM-SHA-512 as EmbeddedUser, with a
@@ -111,6 +114,8 @@ type Embedded struct {
 	log     *zap.Logger
 	addrs   []string
 	client  *Security // what this process's clients need to connect
+	acks    *syncedAcks
+	dirFile func() error // closes the data directory the flushes use
 
 	mu        sync.Mutex
 	closing   bool
@@ -134,6 +139,20 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 		return nil, err
 	}
 
+	if cfg.SyncWrites && cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("embedded: data directory: %w", err)
+		}
+		flush, closeDir, err := dataDirFlush(cfg.DataDir)
+		switch {
+		case err == nil:
+			e.acks, e.dirFile = newSyncedAcks(flush), closeDir
+		case errors.Is(err, errors.ErrUnsupported):
+		default:
+			return nil, fmt.Errorf("embedded: data directory: %w", err)
+		}
+	}
+
 	var both *bothListener
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
@@ -146,7 +165,14 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 				return nil, err
 			}
 			both = listenInProcess(tcp)
-			return both, nil
+			var ln net.Listener = both
+			if cfg.TLS != nil {
+				ln = tls.NewListener(ln, cfg.TLS)
+			}
+			if e.acks != nil { // above TLS: it reads the requests' headers
+				ln = e.acks.listener(ln)
+			}
+			return ln, nil
 		}),
 		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(cfg.Partitions),
@@ -156,7 +182,7 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
 	}
-	if cfg.SyncWrites {
+	if cfg.SyncWrites && e.acks == nil {
 		opts = append(opts, kfake.SyncWrites())
 	}
 	if len(cfg.Topics) > 0 {
@@ -169,6 +195,7 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 	var c *kfake.Cluster
 	pprof.Do(context.Background(), pprof.Labels("broker", "embedded"), func(context.Context) { c, err = kfake.NewCluster(opts...) })
 	if err != nil {
+		e.stopAcks()
 		return nil, fmt.Errorf("start embedded kafka on %s: %w", cfg.Listen, err)
 	}
 	e.cluster = c
@@ -203,8 +230,7 @@ func (e *Embedded) ClientSecurity() *Security {
 func (e *Embedded) secure(cfg EmbeddedConfig) ([]kfake.Opt, error) {
 	e.client = &Security{}
 	var opts []kfake.Opt
-	if cfg.TLS != nil {
-		opts = append(opts, kfake.TLS(cfg.TLS))
+	if cfg.TLS != nil { // the listener speaks TLS (StartEmbedded), below the acknowledgements
 		ct, err := trustOwnCertificate(cfg.TLS, cfg.Listen)
 		if err != nil {
 			return nil, err
@@ -246,6 +272,12 @@ func (e *Embedded) Close() error {
 	e.mu.Unlock()
 
 	e.cluster.Close()
+	if e.acks != nil { // what kfake wrote while closing reaches the disk too
+		if err := e.acks.flush(); err != nil {
+			e.recordError(err.Error())
+		}
+	}
+	e.stopAcks()
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -263,5 +295,16 @@ func (e *Embedded) recordError(msg string) {
 	defer e.mu.Unlock()
 	if e.closing {
 		e.closeErrs = append(e.closeErrs, errors.New(msg))
+	}
+}
+
+// stopAcks stops the flushes of SyncWrites, if they run.
+func (e *Embedded) stopAcks() {
+	if e.acks == nil {
+		return
+	}
+	e.acks.Close()
+	if err := e.dirFile(); err != nil {
+		e.log.Warn("close data directory", zap.Error(err))
 	}
 }

@@ -196,6 +196,7 @@ func startSecureBroker(t *testing.T, pki testPKI) (*transport.Embedded, string) 
 	dir := t.TempDir()
 	e, err := transport.StartEmbedded(transport.EmbeddedConfig{
 		DataDir: dir, Listen: "127.0.0.1:0", Partitions: 2, Topics: []string{"in", "out"},
+		SyncWrites:  true, // its acknowledgements read the requests above TLS (syncedacks.go)
 		RequireSASL: true, TLS: &tls.Config{Certificates: []tls.Certificate{pki.server}, MinVersion: tls.VersionTLS12},
 	}, zaptest.NewLogger(t))
 	if err != nil {

@@ -46,7 +46,7 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 		keep       = fs.Bool("keep", false, "keep the embedded server's data directory")
 		logLevel   = fs.String("log-level", "warn", "debug, info, warn or error")
 		cpuProfile = fs.String("server-cpuprofile", "", "write the embedded server's CPU profile to this file (go tool pprof)")
-		brokerSync = fs.Bool("broker-sync", true, "the embedded server's --broker-sync: fsync every produced batch")
+		brokerSync = fs.Bool("broker-sync", true, "the embedded server's --broker-sync: acknowledge a write only once it is on the disk")
 	)
 	var kafkaSec app.Config // with --kafka-brokers: --kafka-tls*, --kafka-sasl-*, as serve's
 	kafkaSec.RegisterKafkaClientFlags(fs)

@@ -1,0 +1,11 @@
+//go:build !linux
+
+package transport
+
+import "os"
+
+// Elsewhere there is no flush of a whole file system; the embedded broker then fsyncs every
+// batch itself (kfake's SyncWrites).
+const syncfsSupported = false
+
+func syncfs(*os.File) error { return nil }
