@@ -355,9 +355,33 @@ func (a *App) startBroker(ctx context.Context) error {
 	}
 	transport.UseSecurity(emb.ClientSecurity()) // our own clients authenticate like any other
 	a.embedded = emb
+	if _, ok := emb.FlushStats(); ok {
+		a.registerFlushMetrics(emb)
+	}
 	a.brokers = emb.Addrs()
 	a.log.Info("embedded Kafka-protocol broker started", zap.Strings("addrs", a.brokers))
 	return nil
+}
+
+// registerFlushMetrics exports what --broker-sync's shared flushes cost.
+func (a *App) registerFlushMetrics(emb *transport.Embedded) {
+	stat := func(f func(transport.FlushStats) float64) func() float64 {
+		return func() float64 { s, _ := emb.FlushStats(); return f(s) }
+	}
+	a.registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "urbanbrain_broker_flushes_total",
+			Help: "Flushes of the embedded broker's data directory (--broker-sync), each shared by the writes made while the one before ran."},
+			stat(func(s transport.FlushStats) float64 { return float64(s.Flushes) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "urbanbrain_broker_flush_failures_total",
+			Help: "Flushes that failed; the writes waiting for them were refused and their clients send again."},
+			stat(func(s transport.FlushStats) float64 { return float64(s.Failures) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "urbanbrain_broker_flushed_writes_total",
+			Help: "Writes (produce requests, offset commits) acknowledged after a flush."},
+			stat(func(s transport.FlushStats) float64 { return float64(s.Acks) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "urbanbrain_broker_flush_seconds_total",
+			Help: "Time spent flushing the embedded broker's data directory."},
+			stat(func(s transport.FlushStats) float64 { return s.Time.Seconds() })),
+	)
 }
 
 func (a *App) stopBroker() {

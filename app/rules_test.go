@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -274,6 +276,12 @@ func TestRuleAuthoringAPI(t *testing.T) {
 	for _, m := range []string{`urbanbrain_rules_quarantined{rule="water-level-high"} 0`, "urbanbrain_rules_loaded", "urbanbrain_rules_late_events_total"} {
 		if !strings.Contains(string(metrics), m) {
 			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+	// The default --broker-sync acknowledged the rule's versions after shared flushes (Linux).
+	if runtime.GOOS == "linux" {
+		if m := regexp.MustCompile(`(?m)^urbanbrain_broker_flushed_writes_total (\d+)`).FindSubmatch(metrics); m == nil || string(m[1]) == "0" {
+			t.Errorf("/metrics: no write acknowledged after a flush (%q)", m)
 		}
 	}
 

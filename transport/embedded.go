@@ -146,7 +146,7 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 		flush, closeDir, err := dataDirFlush(cfg.DataDir)
 		switch {
 		case err == nil:
-			e.acks, e.dirFile = newSyncedAcks(flush), closeDir
+			e.acks, e.dirFile = newSyncedAcks(flush, e.log), closeDir
 		case errors.Is(err, errors.ErrUnsupported):
 		default:
 			return nil, fmt.Errorf("embedded: data directory: %w", err)
@@ -296,6 +296,15 @@ func (e *Embedded) recordError(msg string) {
 	if e.closing {
 		e.closeErrs = append(e.closeErrs, errors.New(msg))
 	}
+}
+
+// FlushStats counts the shared flushes of SyncWrites; ok is false when writes are not
+// acknowledged that way (SyncWrites off, no data directory, or kfake's fsync per batch).
+func (e *Embedded) FlushStats() (s FlushStats, ok bool) {
+	if e.acks == nil {
+		return FlushStats{}, false
+	}
+	return e.acks.stats(), true
 }
 
 // stopAcks stops the flushes of SyncWrites, if they run.

@@ -6,6 +6,10 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
 )
 
 // With --broker-sync a produce is acknowledged only once its records are on the disk. kfake's
@@ -45,6 +49,10 @@ var errAcksClosed = errors.New("embedded broker stopped before the flush")
 // syncedAcks runs the flushes: each round takes every response waiting at its start.
 type syncedAcks struct {
 	flush func() error // flushes the file system of the data directory (syncfs)
+	log   *zap.Logger
+
+	flushes, failures, acks atomic.Uint64
+	flushNanos              atomic.Int64
 
 	mu      sync.Mutex
 	waiting []chan error
@@ -55,9 +63,10 @@ type syncedAcks struct {
 }
 
 // newSyncedAcks starts the flushing goroutine; Close stops it.
-func newSyncedAcks(flush func() error) *syncedAcks {
+func newSyncedAcks(flush func() error, log *zap.Logger) *syncedAcks {
 	s := &syncedAcks{
 		flush:   flush,
+		log:     log,
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -99,7 +108,16 @@ func (s *syncedAcks) run() {
 		if len(round) == 0 {
 			continue
 		}
+		start := time.Now()
 		err := s.flush()
+		s.flushNanos.Add(int64(time.Since(start)))
+		s.flushes.Add(1)
+		s.acks.Add(uint64(len(round)))
+		if err != nil {
+			s.failures.Add(1)
+			s.log.Error("flushing the data directory failed: the writes waiting for it are refused, their clients send again",
+				zap.Int("waiting", len(round)), zap.Error(err))
+		}
 		for _, w := range round {
 			w <- err
 		}
@@ -131,6 +149,19 @@ func (s *syncedAcks) wait() error {
 			return errAcksClosed
 		}
 	}
+}
+
+// FlushStats counts the flushes behind acknowledged writes (Embedded.FlushStats).
+type FlushStats struct {
+	Flushes  uint64        // flushes of the data directory's file system
+	Failures uint64        // of them failed (their writes were refused)
+	Acks     uint64        // responses to writes that waited for a flush
+	Time     time.Duration // spent flushing
+}
+
+func (s *syncedAcks) stats() FlushStats {
+	return FlushStats{Flushes: s.flushes.Load(), Failures: s.failures.Load(), Acks: s.acks.Load(),
+		Time: time.Duration(s.flushNanos.Load())}
 }
 
 // Close stops the flushes; responses still waiting get errAcksClosed, so their connections

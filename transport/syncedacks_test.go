@@ -205,6 +205,9 @@ func TestSyncWritesShareAFlush(t *testing.T) {
 	if n := g.calls.Load() - before; n > 2 {
 		t.Fatalf("%d produces took %d flushes, want at most 2", producers, n)
 	}
+	if st, ok := e.FlushStats(); !ok || st.Acks < producers || st.Failures != 0 {
+		t.Fatalf("flush stats %+v (%v): want at least %d acknowledgements, no failure", st, ok, producers)
+	}
 }
 
 // A flush that fails is not an acknowledgement: the producer gets an error, and the next
@@ -218,6 +221,9 @@ func TestSyncWritesFailedFlushFailsTheProduce(t *testing.T) {
 	hold <- errors.New("input/output error")
 	if err := <-done; err == nil {
 		t.Fatal("the produce succeeded although its flush failed")
+	}
+	if st, _ := e.FlushStats(); st.Failures != 1 {
+		t.Fatalf("flush stats %+v: want one failure", st)
 	}
 	g.open()
 	if err := w.WriteMessages(ctx, kafka.Message{Value: []byte("again")}); err != nil {
