@@ -109,6 +109,11 @@ func (a *App) pingBroker(ctx context.Context) error {
 	if len(a.brokers) == 0 {
 		return errors.New("no broker")
 	}
+	if a.embedded != nil {
+		if err := a.embedded.Err(); err != nil { // a failed flush: it refuses every write
+			return err
+		}
+	}
 	var d net.Dialer
 	var lastErr error
 	for _, b := range a.brokers {

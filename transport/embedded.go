@@ -140,6 +140,8 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 	}
 
 	if cfg.SyncWrites && cfg.DataDir != "" {
+		// The flushes need the directory open before kfake creates it; its owner's only, as
+		// with SASL (prepareDataDir): the records hold callers' personal data.
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("embedded: data directory: %w", err)
 		}
@@ -148,6 +150,7 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 		case err == nil:
 			e.acks, e.dirFile = newSyncedAcks(flush, e.log), closeDir
 		case errors.Is(err, errors.ErrUnsupported):
+			e.log.Info("the broker fsyncs every produced batch itself (slower than shared flushes)", zap.Error(err))
 		default:
 			return nil, fmt.Errorf("embedded: data directory: %w", err)
 		}
@@ -305,6 +308,15 @@ func (e *Embedded) FlushStats() (s FlushStats, ok bool) {
 		return FlushStats{}, false
 	}
 	return e.acks.stats(), true
+}
+
+// Err reports a failed flush of SyncWrites: from then on the broker refuses every write, and
+// the instance must be restarted once the disk is fixed.
+func (e *Embedded) Err() error {
+	if e.acks == nil {
+		return nil
+	}
+	return e.acks.err()
 }
 
 // stopAcks stops the flushes of SyncWrites, if they run.

@@ -3,6 +3,7 @@ package transport
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"sync"
@@ -25,26 +26,50 @@ import (
 // goroutine never waits for the disk. kfake answers a connection's requests one at a time, so
 // holding a response holds only that client, and its responses stay in order.
 
-// writeKeys are the requests whose effects kfake persists and whose answers must therefore
-// wait for the flush: records, committed offsets, transactions and producer ids, and topics.
-var writeKeys = map[int16]bool{
-	0:  true, // Produce
-	8:  true, // OffsetCommit
-	19: true, // CreateTopics
-	20: true, // DeleteTopics
-	21: true, // DeleteRecords
-	22: true, // InitProducerID
-	24: true, // AddPartitionsToTxn
-	25: true, // AddOffsetsToTxn
-	26: true, // EndTxn
-	28: true, // TxnOffsetCommit
-	33: true, // AlterConfigs
-	37: true, // CreatePartitions
-	44: true, // IncrementalAlterConfigs
+// readOnlyKeys are the requests that change nothing kfake persists, so their answers need not
+// wait for a flush. Every other answer waits — records, committed and deleted offsets, group
+// membership, transactions, topics, configs, ACLs, credentials, and any request added later.
+// Fetches above all must not wait: they are most of the requests.
+var readOnlyKeys = map[int16]bool{
+	1:  true, // Fetch
+	2:  true, // ListOffsets
+	3:  true, // Metadata
+	9:  true, // OffsetFetch
+	10: true, // FindCoordinator
+	12: true, // Heartbeat (classic groups: nothing persisted)
+	15: true, // DescribeGroups
+	16: true, // ListGroups
+	17: true, // SaslHandshake
+	18: true, // ApiVersions
+	23: true, // OffsetForLeaderEpoch
+	29: true, // DescribeAcls
+	32: true, // DescribeConfigs
+	35: true, // DescribeLogDirs
+	36: true, // SaslAuthenticate
+	46: true, // ListPartitionReassignments
+	48: true, // DescribeClientQuotas
+	50: true, // DescribeUserScramCredentials
+	60: true, // DescribeCluster
+	61: true, // DescribeProducers
+	65: true, // DescribeTransactions
+	66: true, // ListTransactions
+	69: true, // ConsumerGroupDescribe
+	75: true, // DescribeTopicPartitions
 }
 
 // errAcksClosed answers a held response when the broker stops before its flush.
 var errAcksClosed = errors.New("embedded broker stopped before the flush")
+
+// errFlushFailed wraps the first failed flush. It stays: after a failed writeback the kernel
+// may have marked the pages clean, so a later flush that succeeds proves nothing about the
+// writes before it (PostgreSQL stops on a failed fsync for the same reason). Every write from
+// then on is refused until the instance is restarted on a healthy disk.
+type errFlushFailed struct{ err error }
+
+func (e errFlushFailed) Error() string {
+	return "the embedded broker's data directory could not be flushed; it refuses writes until restarted: " + e.err.Error()
+}
+func (e errFlushFailed) Unwrap() error { return e.err }
 
 // syncedAcks runs the flushes: each round takes every response waiting at its start.
 type syncedAcks struct {
@@ -57,6 +82,7 @@ type syncedAcks struct {
 	mu      sync.Mutex
 	waiting []chan error
 	closed  bool
+	failed  error         // the first failed flush, errFlushFailed
 	kick    chan struct{} // capacity 1: a response is waiting
 	done    chan struct{}
 	stopped chan struct{} // closed when run returns
@@ -80,11 +106,19 @@ var dataDirFlush = dirFlush
 
 // dirFlush is the flush of the file system that holds dir: syncfs(2) on Linux, which writes
 // every dirty page and inode of that file system and commits its journal once, however many
-// partitions' files were written. It reports an error where there is no such call (the caller
-// then falls back to kfake's fsync per batch).
+// partitions' files were written. It reports errors.ErrUnsupported where there is no such
+// call or the file system may reorder renames (renamesOrdered); the broker then fsyncs every
+// batch itself, with kfake's SyncWrites.
 func dirFlush(dir string) (flush func() error, closeDir func() error, err error) {
 	if !syncfsSupported {
-		return nil, nil, errors.ErrUnsupported
+		return nil, nil, fmt.Errorf("%w: no syncfs(2) on this system", errors.ErrUnsupported)
+	}
+	ok, fsType, err := renamesOrdered(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: the file system of %s (type %#x) may write a rename before the renamed file's data", errors.ErrUnsupported, dir, fsType)
 	}
 	f, err := os.Open(dir)
 	if err != nil {
@@ -115,8 +149,14 @@ func (s *syncedAcks) run() {
 		s.acks.Add(uint64(len(round)))
 		if err != nil {
 			s.failures.Add(1)
-			s.log.Error("flushing the data directory failed: the writes waiting for it are refused, their clients send again",
-				zap.Int("waiting", len(round)), zap.Error(err))
+			err = errFlushFailed{err}
+			s.mu.Lock()
+			if s.failed == nil {
+				s.failed = err
+				s.log.Error("flushing the data directory failed: every write is refused from now on; restart once the disk is fixed",
+					zap.Int("waiting", len(round)), zap.Error(err))
+			}
+			s.mu.Unlock()
 		}
 		for _, w := range round {
 			w <- err
@@ -131,6 +171,10 @@ func (s *syncedAcks) wait() error {
 	if s.closed {
 		s.mu.Unlock()
 		return errAcksClosed
+	}
+	if s.failed != nil {
+		s.mu.Unlock()
+		return s.failed
 	}
 	s.waiting = append(s.waiting, w)
 	s.mu.Unlock()
@@ -149,6 +193,13 @@ func (s *syncedAcks) wait() error {
 			return errAcksClosed
 		}
 	}
+}
+
+// err is the failed flush that stops every write, if one failed.
+func (s *syncedAcks) err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failed
 }
 
 // FlushStats counts the flushes behind acknowledged writes (Embedded.FlushStats).
@@ -198,33 +249,44 @@ func (l *ackListener) Accept() (net.Conn, error) {
 }
 
 // ackConn is the broker's side of a client connection. It reads the header of each request
-// as the broker reads it, remembers the correlation ids of write requests, and holds a
-// response to one of them until a flush has finished. kfake writes each response whole, in
-// one Write.
+// as the broker reads it and holds the response to any but a read-only request until a flush
+// has finished. kfake writes each response whole, in one Write.
 type ackConn struct {
 	net.Conn
 	acks *syncedAcks
 
 	scan requestScan // read side; only Read touches it
 
-	mu      sync.Mutex
-	pending []int32 // correlation ids of write requests read and not yet answered
+	mu sync.Mutex
+	// unanswered are the last requests read, oldest first. kfake reads request k+2 only once
+	// k's response is written (or, for a produce with acks=0, skipped), so a response always
+	// answers one of the last two, and older ones need not be kept.
+	unanswered [2]request
+	n          int
+}
+
+type request struct {
+	corr int32
+	hold bool
 }
 
 func (c *ackConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.scan.feed(p[:n], func(key int16, corr int32) {
-		if writeKeys[key] {
-			c.mu.Lock()
-			c.pending = append(c.pending, corr)
-			c.mu.Unlock()
+		c.mu.Lock()
+		if c.n == len(c.unanswered) {
+			c.unanswered[0] = c.unanswered[1]
+			c.n--
 		}
+		c.unanswered[c.n] = request{corr: corr, hold: !readOnlyKeys[key]}
+		c.n++
+		c.mu.Unlock()
 	})
 	return n, err
 }
 
 func (c *ackConn) Write(b []byte) (int, error) {
-	if len(b) >= 8 && c.answersWrite(int32(binary.BigEndian.Uint32(b[4:8]))) {
+	if len(b) < 8 || c.holds(int32(binary.BigEndian.Uint32(b[4:8]))) {
 		if err := c.acks.wait(); err != nil {
 			return 0, err
 		}
@@ -232,18 +294,26 @@ func (c *ackConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
-// answersWrite reports whether a response with this correlation id answers a write request,
-// and forgets that request and any before it (a produce with acks=0 gets no response).
-func (c *ackConn) answersWrite(corr int32) bool {
+// holds reports whether the response with this correlation id must wait for a flush, and
+// forgets the requests it may answer. Clients may reuse correlation ids (responses come in
+// order) and a produce with acks=0 gets no response, so when both unanswered requests carry
+// the id the response may answer either: it waits if either must, and both are forgotten (a
+// later response that then answers no request read waits too). Waiting when unsure is the
+// safe side; the cost is a flush's wait for a client that reuses ids.
+func (c *ackConn) holds(corr int32) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i, p := range c.pending {
-		if p == corr {
-			c.pending = c.pending[i+1:]
-			return true
+	hold, found, kept := false, false, 0
+	for i := range c.n {
+		if r := c.unanswered[i]; r.corr == corr {
+			hold, found = hold || r.hold, true
+		} else {
+			c.unanswered[kept] = r
+			kept++
 		}
 	}
-	return false
+	c.n = kept
+	return hold || !found
 }
 
 // requestScan follows the Kafka request framing of a byte stream — a 4-byte size, then a body
@@ -264,7 +334,7 @@ func (s *requestScan) feed(p []byte, request func(key int16, corr int32)) {
 			s.sizeN += n
 			p = p[n:]
 			if s.sizeN == 4 {
-				s.left = int64(int32(binary.BigEndian.Uint32(s.size[:])))
+				s.left = int64(binary.BigEndian.Uint32(s.size[:])) // unsigned, as the broker reads it
 				s.headN = 0
 				if s.left <= 0 {
 					s.sizeN = 0 // an empty or nonsensical frame: the broker closes the connection

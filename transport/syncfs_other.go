@@ -9,3 +9,5 @@ import "os"
 const syncfsSupported = false
 
 func syncfs(*os.File) error { return nil }
+
+func renamesOrdered(string) (bool, int64, error) { return false, 0, nil }
