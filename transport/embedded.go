@@ -36,8 +36,9 @@ type EmbeddedConfig struct {
 	Topics []string
 
 	// SyncWrites acknowledges a produce, an offset commit or any other write only once it is
-	// on the disk (with DataDir). On Linux the flushes are shared by every write made while
-	// the last one ran (syncedacks.go); elsewhere kfake fsyncs every batch. Off, like Kafka's
+	// on the disk (with DataDir). On Linux, on ext4 or tmpfs, the flushes are shared by every
+	// write made while the last one ran (syncedacks.go; docs/performance.md says what differs
+	// from kfake's fsync of every batch, which is used elsewhere). Off, like Kafka's
 	// default, writes reach the disk through the page cache and at Close; a machine crash can
 	// lose the last records, a process crash cannot.
 	SyncWrites bool

@@ -107,18 +107,18 @@ var dataDirFlush = dirFlush
 // dirFlush is the flush of the file system that holds dir: syncfs(2) on Linux, which writes
 // every dirty page and inode of that file system and commits its journal once, however many
 // partitions' files were written. It reports errors.ErrUnsupported where there is no such
-// call or the file system may reorder renames (renamesOrdered); the broker then fsyncs every
-// batch itself, with kfake's SyncWrites.
+// call or the file system is not one it shares flushes on (flushableFS); the broker then
+// fsyncs every batch itself, with kfake's SyncWrites.
 func dirFlush(dir string) (flush func() error, closeDir func() error, err error) {
 	if !syncfsSupported {
 		return nil, nil, fmt.Errorf("%w: no syncfs(2) on this system", errors.ErrUnsupported)
 	}
-	ok, fsType, err := renamesOrdered(dir)
+	ok, fsType, err := flushableFS(dir)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !ok {
-		return nil, nil, fmt.Errorf("%w: the file system of %s (type %#x) may write a rename before the renamed file's data", errors.ErrUnsupported, dir, fsType)
+		return nil, nil, fmt.Errorf("%w: the file system of %s (type %#x) is not ext4 or tmpfs", errors.ErrUnsupported, dir, fsType)
 	}
 	f, err := os.Open(dir)
 	if err != nil {
@@ -146,18 +146,23 @@ func (s *syncedAcks) run() {
 		err := s.flush()
 		s.flushNanos.Add(int64(time.Since(start)))
 		s.flushes.Add(1)
-		s.acks.Add(uint64(len(round)))
+		s.mu.Lock()
 		if err != nil {
 			s.failures.Add(1)
-			err = errFlushFailed{err}
-			s.mu.Lock()
 			if s.failed == nil {
-				s.failed = err
+				s.failed = errFlushFailed{err}
 				s.log.Error("flushing the data directory failed: every write is refused from now on; restart once the disk is fixed",
 					zap.Int("waiting", len(round)), zap.Error(err))
 			}
-			s.mu.Unlock()
 		}
+		// A write handled while a failed flush ran joined this round; this flush may succeed
+		// only because the kernel reported the failure once, so it is refused too.
+		if s.failed != nil {
+			err = s.failed
+		} else {
+			s.acks.Add(uint64(len(round)))
+		}
+		s.mu.Unlock()
 		for _, w := range round {
 			w <- err
 		}
@@ -206,7 +211,7 @@ func (s *syncedAcks) err() error {
 type FlushStats struct {
 	Flushes  uint64        // flushes of the data directory's file system
 	Failures uint64        // of them failed (their writes were refused)
-	Acks     uint64        // responses to writes that waited for a flush
+	Acks     uint64        // responses to writes released by a flush that succeeded
 	Time     time.Duration // spent flushing
 }
 
@@ -258,9 +263,9 @@ type ackConn struct {
 	scan requestScan // read side; only Read touches it
 
 	mu sync.Mutex
-	// unanswered are the last requests read, oldest first. kfake reads request k+2 only once
-	// k's response is written (or, for a produce with acks=0, skipped), so a response always
-	// answers one of the last two, and older ones need not be kept.
+	// unanswered are the last two requests read, oldest first. kfake reads request k+2 only
+	// once k's response is written (or, for a produce with acks=0, skipped), so a response
+	// always answers one of them.
 	unanswered [2]request
 	n          int
 }
@@ -294,26 +299,25 @@ func (c *ackConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
-// holds reports whether the response with this correlation id must wait for a flush, and
-// forgets the requests it may answer. Clients may reuse correlation ids (responses come in
-// order) and a produce with acks=0 gets no response, so when both unanswered requests carry
-// the id the response may answer either: it waits if either must, and both are forgotten (a
-// later response that then answers no request read waits too). Waiting when unsure is the
-// safe side; the cost is a flush's wait for a client that reuses ids.
+// holds reports whether the response with this correlation id must wait for a flush. The
+// request it answers is one of the last two read, but clients may reuse correlation ids
+// (responses come in order) and a produce with acks=0 gets no response, so when both carry the
+// id the response may answer either: it waits if either must. Nothing is forgotten here, so
+// the request answered is always among those compared; a request the window has passed can
+// only add a wait. A response that matches no request read waits too: the safe side.
 func (c *ackConn) holds(corr int32) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	hold, found, kept := false, false, 0
-	for i := range c.n {
-		if r := c.unanswered[i]; r.corr == corr {
-			hold, found = hold || r.hold, true
-		} else {
-			c.unanswered[kept] = r
-			kept++
+	found := false
+	for _, r := range c.unanswered[:c.n] {
+		if r.corr == corr {
+			if r.hold {
+				return true
+			}
+			found = true
 		}
 	}
-	c.n = kept
-	return hold || !found
+	return !found
 }
 
 // requestScan follows the Kafka request framing of a byte stream — a 4-byte size, then a body

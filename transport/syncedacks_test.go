@@ -258,14 +258,17 @@ func TestSyncWritesMatchAnswersToRequestsInOrder(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		frames   [][]byte
-		records  int64 // in the log once all is handled
+		records  int64 // in the log once the acknowledged produce is handled
 		answered int   // responses the client gets
+		produce  int   // which of them answers the acknowledged produce
 	}{
-		{"metadata then produce, one id", [][]byte{rawRequest(metadata, 7), rawRequest(rawProduce(-1), 7)}, 1, 2},
+		{"metadata then produce, one id", [][]byte{rawRequest(metadata, 7), rawRequest(rawProduce(-1), 7)}, 1, 2, 1},
+		{"metadata, produce, metadata, one id",
+			[][]byte{rawRequest(metadata, 7), rawRequest(rawProduce(-1), 7), rawRequest(metadata, 7)}, 1, 3, 1},
 		{"produce without acks, metadata, produce, one id",
-			[][]byte{rawRequest(rawProduce(0), 5), rawRequest(metadata, 5), rawRequest(rawProduce(-1), 5)}, 2, 2},
+			[][]byte{rawRequest(rawProduce(0), 5), rawRequest(metadata, 5), rawRequest(rawProduce(-1), 5)}, 2, 2, 1},
 		{"many produces without acks, then a produce",
-			append(slices.Repeat([][]byte{rawRequest(rawProduce(0), 1)}, 50), rawRequest(rawProduce(-1), 2)), 51, 1},
+			append(slices.Repeat([][]byte{rawRequest(rawProduce(0), 1)}, 50), rawRequest(rawProduce(-1), 2)), 51, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, g := startGatedBroker(t, nil)
@@ -287,13 +290,13 @@ func TestSyncWritesMatchAnswersToRequestsInOrder(t *testing.T) {
 					answers <- readResponse(c)
 				}
 			}()
-			covered := false // a flush that began with every record in the log has ended
+			covered := false // a flush that began with the produce's record in the log has ended
 			for got := 0; got < tc.answered; {
 				select {
 				case <-g.entered:
 					// While a flush is held nothing more is handled on this connection (its
-					// response waits), so the log holds what was written before the flush.
-					if lastOffset(t.Context(), t, e, "t") == tc.records {
+					// response waits), so the log holds what was handled before the flush.
+					if lastOffset(t.Context(), t, e, "t") >= tc.records {
 						covered = true
 					}
 					hold <- nil
@@ -301,13 +304,46 @@ func TestSyncWritesMatchAnswersToRequestsInOrder(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
+					if got == tc.produce && !covered {
+						t.Fatal("the produce was answered before a flush that began after its write had ended")
+					}
 					got++
 				}
 			}
-			if !covered {
-				t.Fatal("the produce was acknowledged before a flush that began after its write had ended")
-			}
 		})
+	}
+}
+
+// A write handled while a flush that fails is running waits for the next flush, which may
+// succeed only because the kernel reported the failure once: it is refused all the same.
+func TestSyncWritesRefuseWhatWaitedDuringAFailedFlush(t *testing.T) {
+	e, g := startGatedBroker(t, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+
+	hold, first, _ := produceHeld(ctx, t, e, g)
+	w := syncedWriter(e)
+	defer w.Close()
+	second := make(chan error, 1)
+	go func() { second <- w.WriteMessages(ctx, kafka.Message{Value: []byte("during")}) }()
+	for waiting := 0; waiting == 0; { // the second produce's answer waits for the next round
+		if ctx.Err() != nil {
+			t.Fatal("the second produce's answer never waited for a flush")
+		}
+		time.Sleep(5 * time.Millisecond)
+		e.acks.mu.Lock()
+		waiting = len(e.acks.waiting)
+		e.acks.mu.Unlock()
+	}
+	g.mu.Lock()
+	g.hold = nil // the next flush succeeds
+	g.mu.Unlock()
+	hold <- errors.New("input/output error")
+	if err := <-first; err == nil {
+		t.Fatal("the produce whose flush failed was acknowledged")
+	}
+	if err := <-second; err == nil {
+		t.Fatal("a produce handled during a failed flush was acknowledged")
 	}
 }
 

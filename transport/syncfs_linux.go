@@ -8,13 +8,15 @@ import (
 
 const syncfsSupported = true
 
-// renamesOrdered reports whether the file system that holds dir writes a file's data before a
-// rename that replaces another file with it reaches the disk. kfake rewrites its groups and
-// producer-id logs into a temporary file and renames it over the old one, and fsyncs the
-// temporary file first only under its own SyncWrites: without that, on a file system that may
-// reorder the two, a power cut could leave the committed offsets empty. ext4 orders them in
-// its default data=ordered mode (auto_da_alloc); tmpfs keeps nothing over a power cut anyway.
-func renamesOrdered(dir string) (ok bool, fsType int64, err error) {
+// flushableFS reports whether the file system that holds dir is one where the broker shares
+// its flushes. kfake rewrites its log of committed offsets into a temporary file and renames it
+// over the old one, and fsyncs the temporary file first only in its own per-batch mode. ext4
+// starts writing a file's data when it replaces another by rename (auto_da_alloc), so a power
+// cut in the milliseconds before the next flush is unlikely to find the new log empty there —
+// not impossible (docs/performance.md, "Shared flushes"); other file systems keep no such
+// promise, and the broker fsyncs every batch there. tmpfs keeps nothing over a power cut
+// anyway.
+func flushableFS(dir string) (ok bool, fsType int64, err error) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
 		return false, 0, &os.PathError{Op: "statfs", Path: dir, Err: err}

@@ -10,4 +10,4 @@ const syncfsSupported = false
 
 func syncfs(*os.File) error { return nil }
 
-func renamesOrdered(string) (bool, int64, error) { return false, 0, nil }
+func flushableFS(string) (bool, int64, error) { return false, 0, nil }
