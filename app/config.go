@@ -120,7 +120,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	})
 	fs.StringVar(&c.BrokerListen, "broker-listen", "127.0.0.1:9092", "listen address of the embedded Kafka-protocol broker")
 	fs.IntVar(&c.Partitions, "partitions", 0, fmt.Sprintf("partitions per topic when topics are created (default %d on the embedded broker, %d on a Kafka cluster)", EmbeddedPartitions, ClusterPartitions))
-	fs.BoolVar(&c.BrokerSync, "broker-sync", true, "the embedded broker acknowledges a write only once it is on the disk (a power cut then loses nothing acknowledged)")
+	fs.BoolVar(&c.BrokerSync, "broker-sync", true, "the embedded broker acknowledges a write only once it is on the disk (a power cut then loses no acknowledged record)")
 	c.Components = slices.Clone(AllComponents)
 	fs.Func("components", "comma-separated components to run (default all: "+strings.Join(AllComponents, ",")+")", func(s string) error {
 		c.Components = splitList(s)

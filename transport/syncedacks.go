@@ -18,9 +18,10 @@ import (
 // its one goroutine, so every request of every client waits for each batch's two disk flushes
 // in turn: at 3,000 events/s the embedded default fell seconds behind (docs/performance.md).
 //
-// syncedAcks gives the same guarantee with group commit, as databases do for their logs: the
-// broker writes batches to the page cache without waiting, and the response to a request that
-// wrote something is held on its connection until a flush of the data directory's file system
+// syncedAcks gives that guarantee with group commit, as databases do for their logs (what
+// differs from kfake's own is in docs/performance.md, "Shared flushes"): the broker writes
+// batches to the page cache without waiting, and the response to every request but a
+// read-only one is held on its connection until a flush of the data directory's file system
 // that began after the response was made — so after the write — has finished. One flush
 // covers every batch written before it began, from every connection, and the broker's
 // goroutine never waits for the disk. kfake answers a connection's requests one at a time, so
