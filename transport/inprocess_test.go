@@ -31,13 +31,13 @@ func TestOwnProcessReachesTheEmbeddedBrokerInMemory(t *testing.T) { // not paral
 		inMemoryAndOverTCP(t, e, &transport.Security{}, nil)
 	})
 	t.Run("sasl over tls", func(t *testing.T) {
-		pki := newTestPKI(t)
+		pki := transport.NewTestPKI(t)
 		e, dir := startSecureBroker(t, pki)
 		pass, err := os.ReadFile(filepath.Join(dir, "client.secret"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		overTCP, err := transport.SecurityConfig{TLS: true, CAFile: pki.caFile, SASLMechanism: transport.SASLScramSHA512,
+		overTCP, err := transport.SecurityConfig{TLS: true, CAFile: pki.CAFile, SASLMechanism: transport.SASLScramSHA512,
 			SASLUser: transport.EmbeddedUser, SASLPassword: strings.TrimSpace(string(pass))}.Build(e.Addrs())
 		if err != nil {
 			t.Fatal(err)

@@ -3,18 +3,11 @@ package transport_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"io/fs"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -146,58 +139,15 @@ func hasField(lit *ast.CompositeLit, name string) bool {
 	return false
 }
 
-// testPKI is a CA and a server certificate for 127.0.0.1 signed by it, made for one test.
-type testPKI struct {
-	caFile string
-	server tls.Certificate
-}
-
-func newTestPKI(t *testing.T) testPKI {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "urbanbrain test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kafka"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return testPKI{caFile: caFile, server: tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key}}
-}
-
 // startSecureBroker starts the embedded broker with SASL required and TLS, and returns it with
 // its data directory.
-func startSecureBroker(t *testing.T, pki testPKI) (*transport.Embedded, string) {
+func startSecureBroker(t *testing.T, pki transport.TestPKI) (*transport.Embedded, string) {
 	t.Helper()
 	dir := t.TempDir()
 	e, err := transport.StartEmbedded(transport.EmbeddedConfig{
 		DataDir: dir, Listen: "127.0.0.1:0", Partitions: 2, Topics: []string{"in", "out"},
 		SyncWrites:  true, // its acknowledgements read the requests above TLS (syncedacks.go)
-		RequireSASL: true, TLS: &tls.Config{Certificates: []tls.Certificate{pki.server}, MinVersion: tls.VersionTLS12},
+		RequireSASL: true, TLS: &tls.Config{Certificates: []tls.Certificate{pki.Server}, MinVersion: tls.VersionTLS12},
 	}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -210,14 +160,14 @@ func startSecureBroker(t *testing.T, pki testPKI) (*transport.Embedded, string) 
 // with the right credentials (from the operator's flags: CA file, user, password), and are
 // refused with a wrong password, without credentials, and without TLS.
 func TestSASLOverTLSBrokerAdmitsOnlyTheRightCredentials(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := transport.NewTestPKI(t)
 	e, dir := startSecureBroker(t, pki)
 	addrs := e.Addrs()
 	pass, err := os.ReadFile(filepath.Join(dir, "client.secret"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	good, err := transport.SecurityConfig{TLS: true, CAFile: pki.caFile,
+	good, err := transport.SecurityConfig{TLS: true, CAFile: pki.CAFile,
 		SASLMechanism: transport.SASLScramSHA512, SASLUser: transport.EmbeddedUser, SASLPassword: strings.TrimSpace(string(pass))}.Build(addrs)
 	if err != nil {
 		t.Fatal(err)
@@ -274,13 +224,13 @@ func TestSASLOverTLSBrokerAdmitsOnlyTheRightCredentials(t *testing.T) {
 		}
 	})
 
-	wrongPass, _ := transport.SecurityConfig{TLS: true, CAFile: pki.caFile,
+	wrongPass, _ := transport.SecurityConfig{TLS: true, CAFile: pki.CAFile,
 		SASLMechanism: transport.SASLScramSHA512, SASLUser: transport.EmbeddedUser, SASLPassword: "guessed"}.Build(addrs)
-	noSASL, _ := transport.SecurityConfig{TLS: true, CAFile: pki.caFile}.Build(addrs)
+	noSASL, _ := transport.SecurityConfig{TLS: true, CAFile: pki.CAFile}.Build(addrs)
 	noTLS, _ := transport.SecurityConfig{SASLMechanism: transport.SASLScramSHA512, SASLUser: transport.EmbeddedUser,
 		SASLPassword: strings.TrimSpace(string(pass))}.Build(addrs)
-	otherCA := newTestPKI(t)
-	wrongCA, _ := transport.SecurityConfig{TLS: true, CAFile: otherCA.caFile,
+	otherCA := transport.NewTestPKI(t)
+	wrongCA, _ := transport.SecurityConfig{TLS: true, CAFile: otherCA.CAFile,
 		SASLMechanism: transport.SASLScramSHA512, SASLUser: transport.EmbeddedUser, SASLPassword: strings.TrimSpace(string(pass))}.Build(addrs)
 	for _, tc := range []struct {
 		name string

@@ -2,18 +2,12 @@ package transport
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
-	"math/big"
 	"net"
 	"slices"
 	"strings"
@@ -154,7 +148,7 @@ func TestSyncWritesAcknowledgeAProduceOnlyAfterItsFlush(t *testing.T) {
 		t.Run(fmt.Sprintf("tls=%v", withTLS), func(t *testing.T) {
 			var serverTLS *tls.Config
 			if withTLS {
-				serverTLS = selfSignedTLS(t)
+				serverTLS = &tls.Config{Certificates: []tls.Certificate{NewTestPKI(t).Server}, MinVersion: tls.VersionTLS12}
 			}
 			e, g := startGatedBroker(t, serverTLS)
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -458,22 +452,4 @@ func readResponse(c net.Conn) error {
 	}
 	_, err := io.CopyN(io.Discard, c, int64(binary.BigEndian.Uint32(size[:])))
 	return err
-}
-
-// selfSignedTLS is a server configuration with a certificate for 127.0.0.1.
-func selfSignedTLS(t *testing.T) *tls.Config {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "broker"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
 }
