@@ -17,7 +17,11 @@
 # the old sandbox budgets inputs of 20-40 ms (a map over 100,000 elements, nested loops of
 # 100,000 steps) made it far worse. Minimisation is capped at 5 s here, so a stall that
 # remains is a real one; FuzzCompile's own watchdog fails any single input over 2 s with the
-# input quoted.
+# input quoted. A report at 0 execs/s whose "new interesting" count rose counts as progress:
+# several new inputs minimised one after another, each within its 5 s, had made 9 s of zero
+# reports and failed make test on a fresh clone (FuzzMarshalMatchesEncodingJSON, 2026-12-04:
+# 483 execs from 3 s to 12 s while the interesting inputs went from 3 to 4, then on to 2,030).
+# A hung input raises nothing, so it still fails the step.
 set -o pipefail
 cd "$(dirname "$0")/../.." || exit 1
 target=${2:-FuzzCompile}
@@ -26,6 +30,9 @@ target=${2:-FuzzCompile}
 	                                  if (match(t, /[0-9]+m/)) n += 60 * substr(t, RSTART, RLENGTH - 1)
 	                                  if (match(t, /[0-9]+s/)) n += substr(t, RSTART, RLENGTH - 1); return n }
 	     { print }
-	     /^fuzz: elapsed: .*execs: / { at = secs($3); if ($0 !~ /\(0\/sec\)/) last = at
-	                                   else if (at - last >= 9) stalled = 1 }
+	     /^fuzz: elapsed: .*execs: / { at = secs($3); found = -1
+	                                   if (match($0, /new interesting: [0-9]+/)) found = substr($0, RSTART + 17, RLENGTH - 17) + 0
+	                                   if ($0 !~ /\(0\/sec\)/ || found > seen) last = at
+	                                   else if (at - last >= 9) stalled = 1
+	                                   if (found > seen) seen = found }
 	     END { if (stalled) { print "'"$target"' stalled: 0 execs/s for 9 s or more (see rules/testdata/fuzz-compile.sh)"; exit 1 } }'
