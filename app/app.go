@@ -74,7 +74,6 @@ type App struct {
 	stageLimits map[string]map[string]time.Duration
 	forged      prometheus.Counter       // records of internal topics refused for their signature
 	decodes     *sharedDecodes           // records several consumers read, decoded once (decoded.go)
-	verified    *verifiedRecords         // records several consumers read, their signatures checked once (verified.go)
 	tracing     *sdktrace.TracerProvider // spans of every record's handling (tracing.go)
 	tracer      trace.Tracer
 
@@ -102,7 +101,6 @@ func New(cfg Config, log *zap.Logger) (*App, error) {
 	a := &App{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.decodes = newSharedDecodes(a.registry)
-	a.verified = newVerifiedRecords(a.registry)
 
 	id, err := loadOrCreateInstanceID(cfg.DataDir)
 	if err != nil {

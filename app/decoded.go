@@ -90,19 +90,15 @@ func newSharedDecodes(reg prometheus.Registerer) *sharedDecodes {
 		takers:  make(map[decodedPlace]map[int]struct{}),
 		ring:    make([]ringSlot, decodedKeep),
 	}
-	registerResults(reg, "records_decoded_total",
-		"Records of internal topics handed to a consumer, decoded for it or shared from another consumer's decode.",
-		map[string]*atomic.Uint64{"shared": &d.hits, "decoded": &d.misses})
-	return d
-}
-
-// registerResults registers urbanbrain_<name>, a counter labelled by result, each result's
-// count read from its atomic counter.
-func registerResults(reg prometheus.Registerer, name, help string, results map[string]*atomic.Uint64) {
-	for result, n := range results {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "urbanbrain", Name: name, Help: help,
-			ConstLabels: prometheus.Labels{"result": result}}, func() float64 { return float64(n.Load()) }))
+	for _, c := range []struct {
+		result string
+		n      *atomic.Uint64
+	}{{"shared", &d.hits}, {"decoded", &d.misses}} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "urbanbrain", Name: "records_decoded_total",
+			Help:        "Records of internal topics handed to a consumer, decoded for it or shared from another consumer's decode.",
+			ConstLabels: prometheus.Labels{"result": c.result}}, func() float64 { return float64(c.n.Load()) }))
 	}
+	return d
 }
 
 // consumer returns a new consumer's id: one per decoding handler (typed, batchOf). A nil

@@ -179,7 +179,6 @@ func (a *App) runStages(ctx context.Context, started chan<- struct{}) error {
 			group += "." + a.instanceID
 		}
 		h := rt.handle
-		a.verified.reader(group, rt.topics...)
 		st, err := transport.NewStage(transport.StageConfig{
 			Brokers:        a.brokers,
 			GroupID:        group,

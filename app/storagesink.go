@@ -123,7 +123,6 @@ func (a *App) runStorageSinks(ctx context.Context) error {
 			s.write = a.notifyStored(s.write) // wakes commands waiting to be readable (store.go)
 		}
 		s.write = a.authenticSink(s.write) // records no instance signed are dead-lettered (signing.go)
-		a.verified.reader(a.sinkGroup(s.name), s.topic)
 		g.Go(func() error {
 			return runLabelled(gctx, "sink", s.name, func(ctx context.Context) error { return a.runSink(ctx, s) })
 		})
