@@ -176,6 +176,11 @@ func TestDemoRules(t *testing.T) {
 			}},
 		{"gas leak on a consultation still fires", H("h8", "咨询", "", "normal", "好像天然气泄漏了怎么办"),
 			[]want{{"hotline-gas-smell", "0103", "red", street + "第三网格 市民反映燃气异味（12345 Th8）", "hotline:0103:990102001001-03", "gas"}}},
+		{"an unplaced gas smell is an incident of its own ticket, with one key", withGrid(H("h11", "投诉", "0103", "normal", "楼道里有很浓的煤气味"), ""),
+			[]want{
+				{"hotline-gas-smell", "0103", "red", street + "第三网格 市民反映燃气异味（12345 Th11）", "hotline:0103:ticket-Th11", "gas"},
+				{"hotline-ticket", "0103", "blue", street + "第三网格 12345 投诉工单 Th11", "hotline:0103:ticket-Th11", ""},
+			}},
 		{"gas bill question is not a leak", H("h9", "咨询", "", "normal", "燃气费怎么缴纳"), nil},
 		{"smell without gas is not a leak", H("h10", "咨询", "", "normal", "垃圾站有异味"), nil},
 
