@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,7 +40,9 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 		drain      = fs.Duration("drain", 2*time.Minute, "how long to wait after the load for the lag to reach zero")
 		seed       = fs.Int64("seed", 1, "simulator seed")
 		jsonOut    = fs.Bool("json", false, "print the report as JSON")
-		brokers    = fs.String("kafka-brokers", "", "drive the urbanbrain consuming from this cluster instead of starting one (server CPU and memory are then not measured)")
+		brokers    = fs.String("kafka-brokers", "", "drive the urbanbrain consuming from this cluster instead of starting one (server CPU and memory are then not measured, unless --server-pid)")
+		serverPID  = fs.Int("server-pid", 0, "with --kafka-brokers: the process id of that urbanbrain, on this machine, whose CPU and peak RSS to measure (Linux /proc)")
+		metricsURL = fs.String("server-metrics", "", "with --kafka-brokers: that urbanbrain's /metrics URL, e.g. http://127.0.0.1:8080/metrics, for the stored count")
 		cockpitURL = fs.String("cockpit-url", "", "with --kafka-brokers: base URL of that urbanbrain's websockets, e.g. ws://host:8080")
 		token      = fs.String("token", "", "with --cockpit-url: a token for /ws/cockpit")
 		partitions = fs.Int("partitions", 0, fmt.Sprintf("partitions per topic of the embedded server (default %d, as serve's)", app.EmbeddedPartitions))
@@ -74,8 +77,18 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 			}
 			cfg := loadbench.Config{Rate: *rate, Duration: *duration, Clients: *clients, MaxBacklog: *maxBacklog,
 				Drain: *drain, Seed: *seed, Progress: stderr, Log: log}
+			if *brokers == "" && (*serverPID != 0 || *metricsURL != "") {
+				return errors.New("bench: --server-pid and --server-metrics measure a server given with --kafka-brokers")
+			}
 			if *brokers != "" {
 				cfg.Brokers, cfg.CockpitURL, cfg.Token = splitComma(*brokers), *cockpitURL, *token
+				if *serverPID != 0 || *metricsURL != "" {
+					srv, err := newExternalServer(*serverPID, *metricsURL)
+					if err != nil {
+						return err
+					}
+					cfg.Server = srv
+				}
 				kafkaSec.KafkaBrokers = cfg.Brokers
 				if cfg.Security, err = kafkaSec.KafkaSecurity(); err != nil {
 					return err
@@ -178,9 +191,56 @@ func startBenchServer(ctx context.Context, partitions int, logLevel, cpuProfile 
 	}
 }
 
-// Usage reads the child's CPU time (/proc/<pid>/stat) and peak RSS (VmHWM).
+// Usage reads the child's CPU time and peak RSS.
 func (s *benchServer) Usage() (time.Duration, int64, bool) {
-	pid := s.cmd.Process.Pid
+	return procUsage(s.cmd.Process.Pid, &s.peak)
+}
+
+// Metric reads one sample from the server's /metrics.
+func (s *benchServer) Metric(name, labels string) (float64, bool) {
+	return metricAt("http://"+s.http+"/metrics", name, labels)
+}
+
+// externalServer is a server bench did not start (--kafka-brokers), measured by its process id
+// (--server-pid) and its /metrics (--server-metrics), either or both.
+type externalServer struct {
+	pid     int
+	metrics string
+	peak    int64
+}
+
+func newExternalServer(pid int, metrics string) (*externalServer, error) {
+	s := &externalServer{pid: pid, metrics: metrics}
+	if pid != 0 {
+		if _, _, ok := s.Usage(); !ok {
+			return nil, fmt.Errorf("bench: --server-pid %d: no such process to measure here (/proc/%d/stat)", pid, pid)
+		}
+	}
+	if metrics != "" {
+		if u, err := url.Parse(metrics); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("bench: --server-metrics %q: want an http(s) URL of /metrics", metrics)
+		}
+	}
+	return s, nil
+}
+
+func (s *externalServer) Usage() (time.Duration, int64, bool) {
+	if s.pid == 0 {
+		return 0, 0, false
+	}
+	return procUsage(s.pid, &s.peak)
+}
+
+func (s *externalServer) Metric(name, labels string) (float64, bool) {
+	if s.metrics == "" {
+		return 0, false
+	}
+	return metricAt(s.metrics, name, labels)
+}
+
+// procUsage reads a process's CPU time (/proc/<pid>/stat) and raises *peak to its peak RSS
+// (VmHWM) so far; ok is false where there is no such process to read.
+func procUsage(pid int, peak *int64) (cpu time.Duration, peakRSS int64, ok bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, 0, false
@@ -193,22 +253,23 @@ func (s *benchServer) Usage() (time.Duration, int64, bool) {
 	ut, _ := strconv.ParseInt(f[11], 10, 64) // utime: field 14 of the line
 	st, _ := strconv.ParseInt(f[12], 10, 64) // stime: field 15
 	const ticks = 100                        // USER_HZ on Linux
-	cpu := time.Duration(ut+st) * time.Second / ticks
+	cpu = time.Duration(ut+st) * time.Second / ticks
 	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
 		sc := bufio.NewScanner(strings.NewReader(string(st)))
 		for sc.Scan() {
 			if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
 				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-				s.peak = max(s.peak, kb<<10)
+				*peak = max(*peak, kb<<10)
 			}
 		}
 	}
-	return cpu, s.peak, true
+	return cpu, *peak, true
 }
 
-// Metric reads one sample from the server's /metrics.
-func (s *benchServer) Metric(name, labels string) (float64, bool) {
-	resp, err := http.Get("http://" + s.http + "/metrics")
+// metricAt reads one sample from the Prometheus text at addr: the first line of name whose
+// labels contain labels.
+func metricAt(addr, name, labels string) (float64, bool) {
+	resp, err := http.Get(addr)
 	if err != nil {
 		return 0, false
 	}

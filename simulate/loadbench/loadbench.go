@@ -277,7 +277,7 @@ func (b *bench) run(ctx context.Context, m *city.Map) (*Report, error) {
 	if measurable {
 		rep.ServerCPU = (cpu1 - cpu0).Seconds() / loadS
 	} else {
-		rep.Notes = append(rep.Notes, "server CPU and memory not measured: the server is not ours (external cluster)")
+		rep.Notes = append(rep.Notes, "server CPU and memory not measured: the server is not ours (external cluster; bench --server-pid measures one on this machine)")
 	}
 	rep.BenchCPU = (bcpu1 - bcpu0).Seconds() / loadS
 	lagEnd, err := b.lag(ctx, atEnd)
