@@ -119,6 +119,11 @@ func (a *App) runStorageSinks(ctx context.Context) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, s := range sinks {
+		// Every sink's series exist from the start, at 0: a scraper (or bench, which reads the
+		// stored rows before and after its load) sees a count, not a missing series.
+		for _, c := range []*prometheus.CounterVec{a.sinks.rows, a.sinks.deadLettered, a.sinks.failures} {
+			c.WithLabelValues(s.name)
+		}
 		if s.topic == event.TopicIncidents {
 			s.write = a.notifyStored(s.write) // wakes commands waiting to be readable (store.go)
 		}

@@ -42,9 +42,9 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 		jsonOut    = fs.Bool("json", false, "print the report as JSON")
 		brokers    = fs.String("kafka-brokers", "", "drive the urbanbrain consuming from this cluster instead of starting one (server CPU and memory are then not measured, unless --server-pid)")
 		serverPID  = fs.Int("server-pid", 0, "with --kafka-brokers: the process id of that urbanbrain, on this machine, whose CPU and peak RSS to measure (Linux /proc)")
-		metricsURL = fs.String("server-metrics", "", "with --kafka-brokers: that urbanbrain's /metrics URL, e.g. http://127.0.0.1:8080/metrics, for the stored count")
+		metricsURL = fs.String("server-metrics", "", "with --kafka-brokers: that urbanbrain's /metrics URL, e.g. http://127.0.0.1:8080/metrics, for the stored count (with --token when it needs one)")
 		cockpitURL = fs.String("cockpit-url", "", "with --kafka-brokers: base URL of that urbanbrain's websockets, e.g. ws://host:8080")
-		token      = fs.String("token", "", "with --cockpit-url: a token for /ws/cockpit")
+		token      = fs.String("token", "", "with --cockpit-url: a token for /ws/cockpit; with --server-metrics: for /metrics too")
 		partitions = fs.Int("partitions", 0, fmt.Sprintf("partitions per topic of the embedded server (default %d, as serve's)", app.EmbeddedPartitions))
 		keep       = fs.Bool("keep", false, "keep the embedded server's data directory")
 		logLevel   = fs.String("log-level", "warn", "debug, info, warn or error")
@@ -83,7 +83,7 @@ func benchCommand(stdout, stderr io.Writer) *ffcli.Command {
 			if *brokers != "" {
 				cfg.Brokers, cfg.CockpitURL, cfg.Token = splitComma(*brokers), *cockpitURL, *token
 				if *serverPID != 0 || *metricsURL != "" {
-					srv, err := newExternalServer(*serverPID, *metricsURL)
+					srv, err := newExternalServer(*serverPID, *metricsURL, *token)
 					if err != nil {
 						return err
 					}
@@ -198,19 +198,20 @@ func (s *benchServer) Usage() (time.Duration, int64, bool) {
 
 // Metric reads one sample from the server's /metrics.
 func (s *benchServer) Metric(name, labels string) (float64, bool) {
-	return metricAt("http://"+s.http+"/metrics", name, labels)
+	v, err := metricAt("http://"+s.http+"/metrics", "", name, labels)
+	return v, err == nil
 }
 
 // externalServer is a server bench did not start (--kafka-brokers), measured by its process id
 // (--server-pid) and its /metrics (--server-metrics), either or both.
 type externalServer struct {
-	pid     int
-	metrics string
-	peak    int64
+	pid            int
+	metrics, token string
+	peak           int64
 }
 
-func newExternalServer(pid int, metrics string) (*externalServer, error) {
-	s := &externalServer{pid: pid, metrics: metrics}
+func newExternalServer(pid int, metrics, token string) (*externalServer, error) {
+	s := &externalServer{pid: pid, metrics: metrics, token: token}
 	if pid != 0 {
 		if _, _, ok := s.Usage(); !ok {
 			return nil, fmt.Errorf("bench: --server-pid %d: no such process to measure here (/proc/%d/stat)", pid, pid)
@@ -219,6 +220,11 @@ func newExternalServer(pid int, metrics string) (*externalServer, error) {
 	if metrics != "" {
 		if u, err := url.Parse(metrics); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("bench: --server-metrics %q: want an http(s) URL of /metrics", metrics)
+		}
+		// Read it once now: a wrong address, path or token is said at the start, not by a
+		// figure missing from the report. (A server without a storage sink has no such sample.)
+		if _, err := metricAt(metrics, token, "urbanbrain_storage_rows_total", ""); err != nil && !errors.Is(err, errNoSample) {
+			return nil, fmt.Errorf("bench: --server-metrics: %w", err)
 		}
 	}
 	return s, nil
@@ -235,7 +241,8 @@ func (s *externalServer) Metric(name, labels string) (float64, bool) {
 	if s.metrics == "" {
 		return 0, false
 	}
-	return metricAt(s.metrics, name, labels)
+	v, err := metricAt(s.metrics, s.token, name, labels)
+	return v, err == nil
 }
 
 // procUsage reads a process's CPU time (/proc/<pid>/stat) and raises *peak to its peak RSS
@@ -266,14 +273,34 @@ func procUsage(pid int, peak *int64) (cpu time.Duration, peakRSS int64, ok bool)
 	return cpu, *peak, true
 }
 
-// metricAt reads one sample from the Prometheus text at addr: the first line of name whose
-// labels contain labels.
-func metricAt(addr, name, labels string) (float64, bool) {
-	resp, err := http.Get(addr)
+// errNoSample: the metrics were read, and name with those labels was not among them.
+var errNoSample = errors.New("no such sample")
+
+// metricsClient reads /metrics; a server that stops answering does not hold the report up.
+var metricsClient = &http.Client{Timeout: 10 * time.Second}
+
+// metricAt reads one sample from the Prometheus text at addr (with token as a bearer token,
+// if any): the first line of name whose labels contain labels.
+func metricAt(addr, token, name, labels string) (float64, error) {
+	req, err := http.NewRequest(http.MethodGet, addr, nil)
 	if err != nil {
-		return 0, false
+		return 0, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := metricsClient.Do(req)
+	if err != nil {
+		return 0, err
 	}
 	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return 0, fmt.Errorf("GET %s: %s (a server with --metrics-token-required needs --token, of a role that may read incidents)", addr, resp.Status)
+	default:
+		return 0, fmt.Errorf("GET %s: %s", addr, resp.Status)
+	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -282,10 +309,12 @@ func metricAt(addr, name, labels string) (float64, bool) {
 			continue
 		}
 		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		return v, err == nil
+		return strconv.ParseFloat(f[len(f)-1], 64)
 	}
-	return 0, false
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, errNoSample
 }
 
 func (s *benchServer) stop(stderr io.Writer) {

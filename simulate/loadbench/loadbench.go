@@ -48,8 +48,9 @@ import (
 
 // Server is the urbanbrain under test, as far as the benchmark needs it.
 type Server interface {
-	// Usage is the server's CPU time so far and its peak resident memory; ok is false when
-	// the server is not ours to measure (an external cluster).
+	// Usage is the server's CPU time so far and its peak resident memory (over the process's
+	// life); ok is false when the server is not ours to measure (an external cluster not named
+	// by --server-pid) or its process is gone.
 	Usage() (cpu time.Duration, peakRSS int64, ok bool)
 	// Metric reads one sample of the server's /metrics ("" if unknown).
 	Metric(name, labels string) (float64, bool)
@@ -67,7 +68,7 @@ type Config struct {
 	MaxBacklog int64               // flat out: acknowledged events not yet through every stage (default 5,000)
 	Drain      time.Duration       // how long to wait after the load for the lag to reach zero (default 2 min)
 	Seed       int64
-	Server     Server    // nil: not measurable (external cluster)
+	Server     Server    // nil: not measurable (an external cluster, no --server-pid or --server-metrics)
 	Progress   io.Writer // a line every 5 s; nil: none
 	Log        *zap.Logger
 }
@@ -136,7 +137,7 @@ type Report struct {
 	Drained   bool             `json:"drained"`
 
 	Stored        int64 `json:"stored"`                   // storage sink's committed offsets on city.events
-	StoredRows    int64 `json:"stored_rows_metric"`       // urbanbrain_storage_rows_total{sink="storage.events"}, -1 if unknown
+	StoredRows    int64 `json:"stored_rows_metric"`       // urbanbrain_storage_rows_total{sink="storage.events"} gained during the run, -1 if unknown
 	Signals       int64 `json:"signals"`                  // raising signals (not shadow) on city.signals
 	ShadowSignals int64 `json:"shadow_signals"`           // recorded only
 	Opened        int64 `json:"incidents_opened"`         // open records on city.incidents
@@ -227,6 +228,7 @@ func (b *bench) run(ctx context.Context, m *city.Map) (*Report, error) {
 	}
 	cpu0, _, measurable := b.usage()
 	bcpu0 := processCPU()
+	rows0, rowsKnown := b.storedRows() // a server bench did not start has stored rows before this run
 
 	// The load.
 	sink, err := simulate.NewKafkaSink(simulate.KafkaSinkConfig{Brokers: b.cfg.Brokers, Security: b.cfg.Security}, b.cfg.Log.Named("producer"))
@@ -256,8 +258,12 @@ func (b *bench) run(ctx context.Context, m *city.Map) (*Report, error) {
 		return nil, fmt.Errorf("simulator: %w", runErr)
 	}
 	loadS := loadEnd.Sub(loadStart).Seconds()
-	cpu1, _, _ := b.usage()
+	cpu1, _, stillThere := b.usage()
 	bcpu1 := processCPU()
+	if measurable && !stillThere {
+		measurable = false // the server's process ended during the load
+		rep.Notes = append(rep.Notes, "server CPU and memory not measured: the server's process was gone by the end of the load")
+	}
 	atEnd, err := b.groupOffsets(ctx)
 	if err != nil {
 		return nil, err
@@ -274,9 +280,10 @@ func (b *bench) run(ctx context.Context, m *city.Map) (*Report, error) {
 		}
 	}
 	rep.Sustained = float64(max(least, 0)) / loadS
-	if measurable {
+	switch {
+	case measurable:
 		rep.ServerCPU = (cpu1 - cpu0).Seconds() / loadS
-	} else {
+	case b.cfg.Server == nil || stillThere:
 		rep.Notes = append(rep.Notes, "server CPU and memory not measured: the server is not ours (external cluster; bench --server-pid measures one on this machine)")
 	}
 	rep.BenchCPU = (bcpu1 - bcpu0).Seconds() / loadS
@@ -319,7 +326,7 @@ func (b *bench) run(ctx context.Context, m *city.Map) (*Report, error) {
 	stopObs()
 	obs.Wait()
 
-	if _, peak, ok := b.usage(); ok {
+	if _, peak, ok := b.usage(); ok && measurable {
 		rep.ServerPeakRSS = peak
 	}
 	for g, l := range lagFinal {
@@ -333,10 +340,10 @@ func (b *bench) run(ctx context.Context, m *city.Map) (*Report, error) {
 	} else {
 		rep.Notes = append(rep.Notes, "no storage consumer group found on city.events")
 	}
-	if b.cfg.Server != nil {
-		if v, ok := b.cfg.Server.Metric("urbanbrain_storage_rows_total", `sink="storage.events"`); ok {
-			rep.StoredRows = int64(v)
-		}
+	if rows1, ok := b.storedRows(); ok && rowsKnown {
+		rep.StoredRows = rows1 - rows0
+	} else if b.cfg.Server != nil {
+		rep.Notes = append(rep.Notes, "store rows metric not read: the server's /metrics did not answer with urbanbrain_storage_rows_total")
 	}
 	rep.Signals, rep.ShadowSignals = b.signals.Load(), b.shadows.Load()
 	rep.Opened, rep.Linked, rep.OtherChanges = b.opened.Load(), b.linked.Load(), b.other.Load()
@@ -420,6 +427,15 @@ func (b *bench) poll(ctx context.Context, start map[string]map[string]map[int]in
 				b.opened.Load()+b.linked.Load()+b.other.Load(), b.frames.Load())
 		}
 	}
+}
+
+// storedRows is the server's count of events stored so far (its /metrics).
+func (b *bench) storedRows() (int64, bool) {
+	if b.cfg.Server == nil {
+		return 0, false
+	}
+	v, ok := b.cfg.Server.Metric("urbanbrain_storage_rows_total", `sink="storage.events"`)
+	return int64(v), ok
 }
 
 func (b *bench) usage() (time.Duration, int64, bool) {
