@@ -260,10 +260,8 @@ func (b *bench) run(ctx context.Context, m *city.Map) (*Report, error) {
 	loadS := loadEnd.Sub(loadStart).Seconds()
 	cpu1, _, stillThere := b.usage()
 	bcpu1 := processCPU()
-	if measurable && !stillThere {
-		measurable = false // the server's process ended during the load
-		rep.Notes = append(rep.Notes, "server CPU and memory not measured: the server's process was gone by the end of the load")
-	}
+	gone := measurable && !stillThere // the server's process ended during the load
+	measurable = measurable && stillThere
 	atEnd, err := b.groupOffsets(ctx)
 	if err != nil {
 		return nil, err
@@ -283,7 +281,9 @@ func (b *bench) run(ctx context.Context, m *city.Map) (*Report, error) {
 	switch {
 	case measurable:
 		rep.ServerCPU = (cpu1 - cpu0).Seconds() / loadS
-	case b.cfg.Server == nil || stillThere:
+	case gone:
+		rep.Notes = append(rep.Notes, "server CPU and memory not measured: the server's process was gone by the end of the load")
+	default:
 		rep.Notes = append(rep.Notes, "server CPU and memory not measured: the server is not ours (external cluster; bench --server-pid measures one on this machine)")
 	}
 	rep.BenchCPU = (bcpu1 - bcpu0).Seconds() / loadS
@@ -343,7 +343,7 @@ func (b *bench) run(ctx context.Context, m *city.Map) (*Report, error) {
 	if rows1, ok := b.storedRows(); ok && rowsKnown {
 		rep.StoredRows = rows1 - rows0
 	} else if b.cfg.Server != nil {
-		rep.Notes = append(rep.Notes, "store rows metric not read: the server's /metrics did not answer with urbanbrain_storage_rows_total")
+		rep.Notes = append(rep.Notes, "store rows metric not read: no /metrics to read it from (bench --server-metrics), or no urbanbrain_storage_rows_total there")
 	}
 	rep.Signals, rep.ShadowSignals = b.signals.Load(), b.shadows.Load()
 	rep.Opened, rep.Linked, rep.OtherChanges = b.opened.Load(), b.linked.Load(), b.other.Load()
